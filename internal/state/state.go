@@ -1,0 +1,96 @@
+// Package state is sluice's own bookkeeping in the data dir: a SQLite
+// database (state.db) holding which local files have already produced
+// events, settings the owner recorded for other commands, and job runs.
+// It is safe for concurrent use by one process; other processes may read it
+// at the same time (WAL mode).
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// DB is the state database.
+type DB struct {
+	db *sql.DB
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS seen (
+	key TEXT PRIMARY KEY,
+	fingerprint TEXT NOT NULL,
+	seen_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+	k TEXT PRIMARY KEY,
+	v TEXT NOT NULL
+);
+`
+
+// Open opens (creating) the state database at path.
+func Open(ctx context.Context, path string) (*DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open state db %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, schema+jobsSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state db %s: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// Seen reports whether key was already emitted with this fingerprint.
+func (s *DB) Seen(ctx context.Context, key, fingerprint string) (bool, error) {
+	var fp string
+	err := s.db.QueryRowContext(ctx, `SELECT fingerprint FROM seen WHERE key = ?`, key).Scan(&fp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("state: look up %s: %w", key, err)
+	}
+	return fp == fingerprint, nil
+}
+
+// MarkSeen records that key produced an event at this fingerprint.
+func (s *DB) MarkSeen(ctx context.Context, key, fingerprint string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO seen(key, fingerprint, seen_at) VALUES(?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, seen_at = excluded.seen_at`,
+		key, fingerprint, time.Now().UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("state: mark %s seen: %w", key, err)
+	}
+	return nil
+}
+
+// Set stores a setting.
+func (s *DB) Set(ctx context.Context, k, v string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO kv(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, k, v)
+	if err != nil {
+		return fmt.Errorf("state: set %s: %w", k, err)
+	}
+	return nil
+}
+
+// Get reads a setting; "" when unset.
+func (s *DB) Get(ctx context.Context, k string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT v FROM kv WHERE k = ?`, k).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("state: get %s: %w", k, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,98 @@
+// Package driver defines the small interface a warehouse backend implements.
+// Users call warehouse.Warehouse, which validates batches and wraps errors
+// once for every backend; backends run warehouse/drivertest.
+package driver
+
+import (
+	"context"
+	"time"
+)
+
+// Type is a column type, spelled as in pipeline specs.
+type Type string
+
+// Column types. Go values in Batch.Rows: int64 for BigInt and Integer,
+// float64 for Double, string for Text and JSON (the JSON text), bool for
+// Boolean, time.Time for Timestamp (UTC) and Date (midnight UTC); nil is NULL.
+const (
+	BigInt    Type = "bigint"
+	Integer   Type = "integer"
+	Double    Type = "double"
+	Text      Type = "text"
+	Boolean   Type = "boolean"
+	Timestamp Type = "timestamp"
+	Date      Type = "date"
+	JSON      Type = "json"
+)
+
+// Column is a table column.
+type Column struct {
+	Name string
+	Type Type
+}
+
+// Table describes a target table. PrimaryKey may be empty (append-only).
+type Table struct {
+	Name       string
+	Columns    []Column
+	PrimaryKey []string
+}
+
+// Mode is how rows are written.
+type Mode string
+
+const (
+	// Append inserts every row.
+	Append Mode = "append"
+	// Merge upserts on the primary key; within one batch the last row for a
+	// key wins.
+	Merge Mode = "merge"
+)
+
+// Batch is the rows of one object version, loaded at most once per table.
+type Batch struct {
+	Table Table
+	Mode  Mode
+	// Key and ETag identify the object version; with Table.Name they are
+	// the ledger's primary key.
+	Key  string
+	ETag string
+	// Rows holds one value per Table.Columns entry, in that order.
+	Rows [][]any
+}
+
+// Result says what Load did.
+type Result struct {
+	// Loaded is false when the ledger already held this object version
+	// for this table: nothing was written.
+	Loaded bool
+	// Rows is the number of rows written.
+	Rows int64
+}
+
+// LedgerEntry is one committed object version.
+type LedgerEntry struct {
+	Table    string
+	Key      string
+	ETag     string
+	Rows     int64
+	LoadedAt time.Time
+}
+
+// Warehouse is a backend. Implementations must be safe for concurrent use.
+type Warehouse interface {
+	// EnsureTable creates the table when missing (with its primary key).
+	// An existing table is left as it is.
+	EnsureTable(ctx context.Context, t Table) error
+	// Load commits, in one transaction, a ledger row for (table, key, etag)
+	// — inserted first, so a concurrent duplicate waits or finds it — and
+	// the batch's rows. If the ledger row exists it returns Loaded=false
+	// and writes nothing. The table must exist.
+	Load(ctx context.Context, b Batch) (Result, error)
+	// Query runs a read-only SQL statement and returns column names and
+	// rows (values as the database driver returns them).
+	Query(ctx context.Context, sql string) (cols []string, rows [][]any, err error)
+	// Ledger lists committed object versions of table ("" = all tables).
+	Ledger(ctx context.Context, table string) ([]LedgerEntry, error)
+	Close() error
+}
