@@ -1,0 +1,304 @@
+package httpsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// StatusError is a non-2xx answer. Run's error wraps it (use errors.As), both
+// for an answer that failed at once and for the last answer of exhausted
+// retries.
+type StatusError struct {
+	URL    string // request URL with secrets redacted
+	Status int    // HTTP status code
+	Body   string // short excerpt of the response body, secrets scrubbed
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("GET %s: HTTP %d %s", e.URL, e.Status, http.StatusText(e.Status))
+	if e.Body != "" {
+		msg += fmt.Sprintf(": body %q", e.Body)
+	}
+	return msg
+}
+
+// response is one successful answer.
+type response struct {
+	body        []byte
+	status      int
+	header      http.Header
+	contentType string
+	attempts    int
+}
+
+// attemptError is the failure of one try.
+type attemptError struct {
+	err        error
+	retry      bool          // worth trying again
+	retryAfter time.Duration // server-requested wait, 0 if none
+}
+
+// fetch GETs rawURL, retrying as configured.
+func (r *run) fetch(ctx context.Context, rawURL string) (*response, error) {
+	cfg := &r.im.cfg
+	shown := r.redactURL(rawURL)
+	for attempt := 0; ; attempt++ {
+		resp, aerr := r.try(ctx, rawURL, shown)
+		if aerr == nil {
+			resp.attempts = attempt + 1
+			return resp, nil
+		}
+		if !aerr.retry || ctx.Err() != nil {
+			return nil, aerr.err
+		}
+		if attempt >= cfg.Retries {
+			return nil, fmt.Errorf("giving up after %d attempts (retries: %d); last error: %w",
+				attempt+1, cfg.Retries, aerr.err)
+		}
+		wait := r.im.backoff(attempt)
+		if aerr.retryAfter > wait {
+			wait = aerr.retryAfter
+		}
+		r.logf("source %q: attempt %d failed: %v; retrying in %s", cfg.Name, attempt+1, aerr.err, wait)
+		if err := r.im.sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("waiting to retry %s after %d attempts: %w (last error: %v)", shown, attempt+1, err, aerr.err)
+		}
+	}
+}
+
+// try makes one request.
+func (r *run) try(ctx context.Context, rawURL, shown string) (*response, *attemptError) {
+	cfg := &r.im.cfg
+	permanent := func(format string, args ...any) *attemptError {
+		return &attemptError{err: fmt.Errorf("GET "+shown+": "+format, args...)}
+	}
+	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, permanent("building the request: %v", err)
+	}
+	req.Header.Set("User-Agent", "sluice/"+Version)
+	if r.im.mediaType != "" {
+		req.Header.Set("Accept", r.im.mediaType)
+	}
+	for k, v := range cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	if a := cfg.Auth; a != nil {
+		secret := r.im.getenv(a.Env)
+		if secret == "" {
+			return nil, permanent("auth: environment variable %s is not set or empty; export it with the secret", a.Env)
+		}
+		value := secret
+		if a.Scheme != "" {
+			value = a.Scheme + " " + secret
+		}
+		r.addSecret(secret)
+		r.addSecret(value)
+		req.Header.Set(a.Header, value)
+	}
+
+	resp, err := r.im.client.Do(req)
+	if err != nil {
+		return nil, r.transportError(ctx, rctx, shown, "request failed", err)
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		excerpt := r.excerpt(resp.Body)
+		serr := &StatusError{URL: shown, Status: resp.StatusCode, Body: excerpt}
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+			ae := &attemptError{err: serr, retry: true}
+			if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+				if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), r.im.now()); ok {
+					ae.retryAfter = d
+				}
+			}
+			return nil, ae
+		}
+		return nil, &attemptError{err: serr}
+	}
+
+	ct := resp.Header.Get("Content-Type")
+	if r.im.mediaType != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if ct == "" || err != nil || mt != r.im.mediaType {
+			got := "no Content-Type"
+			if ct != "" {
+				got = fmt.Sprintf("Content-Type %q", ct)
+			}
+			return nil, permanent("HTTP %d with %s, expected %q; check the URL, or set the expected content type (\"*\" accepts any)",
+				resp.StatusCode, got, r.im.mediaType)
+		}
+	}
+
+	body, err := io.ReadAll(io.LimitReader(resp.Body, cfg.MaxBytes+1))
+	if err != nil {
+		return nil, r.transportError(ctx, rctx, shown, "reading the body", err)
+	}
+	if int64(len(body)) > cfg.MaxBytes {
+		return nil, permanent("response body is larger than the limit of %d bytes; raise max bytes", cfg.MaxBytes)
+	}
+	return &response{body: body, status: resp.StatusCode, header: resp.Header, contentType: ct}, nil
+}
+
+// transportError classifies a network error: retryable unless the caller's
+// context ended.
+func (r *run) transportError(ctx, rctx context.Context, shown, doing string, err error) *attemptError {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // its message repeats the URL, secrets included
+	}
+	if ctx.Err() != nil {
+		return &attemptError{err: fmt.Errorf("GET %s: %s: %w", shown, doing, ctx.Err())}
+	}
+	if errors.Is(rctx.Err(), context.DeadlineExceeded) {
+		return &attemptError{err: fmt.Errorf("GET %s: %s: timed out after %s", shown, doing, r.im.cfg.Timeout), retry: true}
+	}
+	return &attemptError{err: fmt.Errorf("GET %s: %s: %w", shown, doing, err), retry: true}
+}
+
+// excerpt reads the start of an error body as one printable line.
+func (r *run) excerpt(body io.Reader) string {
+	const max = 200
+	b, _ := io.ReadAll(io.LimitReader(body, 4096))
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	s = strings.Join(strings.FieldsFunc(s, func(c rune) bool {
+		return unicode.IsSpace(c) || !unicode.IsPrint(c)
+	}), " ")
+	s = r.scrub(s)
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// backoff returns the wait before retry number attempt (0-based): a random
+// fraction of min(MaxBackoff, Backoff*2^attempt).
+func (im *Importer) backoff(attempt int) time.Duration {
+	d := im.cfg.Backoff
+	for i := 0; i < attempt && d < im.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	if d > im.cfg.MaxBackoff {
+		d = im.cfg.MaxBackoff
+	}
+	f := im.rand()
+	if f < 0 || f != f {
+		f = 0
+	}
+	if f > 1 {
+		f = 1
+	}
+	return time.Duration(float64(d) * f)
+}
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
+// The wait is capped by MaxRetryAfter; a date in the past means no wait.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if v[0] >= '0' && v[0] <= '9' {
+		secs, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			if len(strings.Trim(v, "0123456789")) != 0 {
+				return 0, false
+			}
+			secs = uint64(MaxRetryAfter / time.Second) // overflowed: very large
+		}
+		if secs > uint64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter, true
+		}
+		d = time.Duration(secs) * time.Second
+	} else {
+		t, err := http.ParseTime(v)
+		if err != nil {
+			return 0, false
+		}
+		d = t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+	}
+	if d > MaxRetryAfter {
+		d = MaxRetryAfter
+	}
+	return d, true
+}
+
+// redactURL returns rawURL fit for messages: the user's password and every
+// query value except the pagination parameters are replaced by REDACTED, and
+// the fragment is dropped.
+func (r *run) redactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		}
+	}
+	u.Fragment, u.RawFragment = "", ""
+	if u.RawQuery != "" {
+		keep := map[string]bool{}
+		if p := r.im.cfg.Pagination; p != nil {
+			keep[p.Param], keep[p.SizeParam] = p.Param != "", p.SizeParam != ""
+		}
+		parts := strings.Split(u.RawQuery, "&")
+		for i, part := range parts {
+			k, v, found := strings.Cut(part, "=")
+			name, err := url.QueryUnescape(k)
+			if !found || v == "" || (err == nil && keep[name]) {
+				continue
+			}
+			parts[i] = k + "=REDACTED"
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	return r.scrub(u.String())
+}
+
+// withParam returns rawURL with query parameter name set to value, keeping
+// the other parameters in their order and encoding.
+func withParam(rawURL, name, value string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	if u.RawQuery != "" {
+		for _, part := range strings.Split(u.RawQuery, "&") {
+			k, _, _ := strings.Cut(part, "=")
+			if n, err := url.QueryUnescape(k); err == nil && n == name {
+				continue
+			}
+			parts = append(parts, part)
+		}
+	}
+	parts = append(parts, url.QueryEscape(name)+"="+url.QueryEscape(value))
+	u.RawQuery = strings.Join(parts, "&")
+	return u.String(), nil
+}

@@ -1,0 +1,573 @@
+// Package httpsource imports data from an HTTP API into the raw zone of an
+// object store.
+//
+// An Importer is built once from a Config (New validates it) and performs one
+// import per call to Run: it GETs the configured URL, follows the configured
+// pagination (page number, offset, cursor or RFC 8288 Link header), and lands
+// the raw bytes of each page's response, unchanged, as one object through a
+// Lander (the store). A page is landed before the next one is fetched, so an
+// import that fails half-way leaves the pages it had already landed, and Run
+// reports them in its Result next to the error.
+//
+// Requests are retried on network errors, per-request timeouts, 429 and 5xx
+// answers, with exponential backoff and full jitter, honouring Retry-After on
+// 429 and 503. Other 4xx answers fail at once.
+//
+// Secrets: the Auth header value is read from the environment when each
+// request is built, and is never written to log lines or error messages; it is
+// scrubbed even from response bodies that echo it. Query parameter values
+// other than the pagination parameters are replaced by REDACTED in every URL
+// the package reports, and so is a password in the URL's user information.
+// When Auth is set, pagination never follows a Link to another origin, and
+// redirects to another host drop the Auth header.
+//
+// Concurrency: an Importer does not change after New and is safe for
+// concurrent use; each Run keeps its own state. Time, sleeping, randomness,
+// the environment and logging are injected through Options, so retry and
+// backoff behaviour is testable without sleeping.
+//
+// Cancellation: cancelling the context passed to Run aborts the request or
+// backoff wait in progress, and Run returns the context's error (wrapped);
+// pages landed before that stay landed.
+package httpsource
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/template"
+	"time"
+
+	mrand "math/rand/v2"
+)
+
+// Version is sent in the User-Agent header as "sluice/<Version>". The build
+// sets it; it is "dev" otherwise.
+var Version = "dev"
+
+// Defaults applied by New to zero-valued Config fields.
+const (
+	DefaultTimeout     = 30 * time.Second
+	DefaultRetries     = 5
+	DefaultBackoff     = 500 * time.Millisecond
+	DefaultMaxBackoff  = 30 * time.Second
+	DefaultContentType = "application/json"
+	DefaultLand        = "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Unique}}.json"
+	DefaultMaxPages    = 1000
+	DefaultMaxBytes    = 1 << 30 // 1 GiB per response
+
+	// MaxRetryAfter caps how long a server's Retry-After can make a retry wait.
+	MaxRetryAfter = 5 * time.Minute
+)
+
+// Pagination types.
+const (
+	PageNumber = "page"
+	PageOffset = "offset"
+	PageCursor = "cursor"
+	PageLink   = "link"
+)
+
+// ErrTooManyPages is wrapped by the error Run returns when pagination did not
+// end within Pagination.MaxPages pages.
+var ErrTooManyPages = errors.New("too many pages")
+
+// Config describes one HTTP source. The zero value of every optional field
+// means its default.
+type Config struct {
+	// Name names the source in object keys ({{.Source}}) and in messages.
+	// Required; it may not contain a slash, a backslash or white space.
+	Name string
+	// URL is the http or https URL of the first request.
+	URL string
+	// Timeout bounds each request, including reading the body; default 30s.
+	Timeout time.Duration
+	// Headers are sent as they are with every request. They may override
+	// User-Agent and Accept but not the Auth header.
+	Headers map[string]string
+	// Auth, when set, adds a header whose secret value comes from the
+	// environment at request time.
+	Auth *Auth
+	// Retries is the number of retries after the first try; 0 means the
+	// default (5) and a negative value means no retries.
+	Retries int
+	// Backoff is the base of the exponential backoff (default 500ms) and
+	// MaxBackoff its cap (default 30s). The wait before retry number n
+	// (0-based) is a uniformly random fraction of min(MaxBackoff,
+	// Backoff*2^n) ("full jitter"), or the server's Retry-After when that
+	// is longer.
+	Backoff, MaxBackoff time.Duration
+	// ExpectContentType is the media type a successful response must have;
+	// parameters such as charset are ignored. Default "application/json";
+	// "*" accepts anything. It is also sent as the Accept header.
+	ExpectContentType string
+	// Pagination, when set, makes one import fetch several pages.
+	Pagination *Pagination
+	// Land is a text/template for the key of each landed page; default
+	// DefaultLand. Its fields are those of LandFields.
+	Land string
+	// MaxBytes bounds the size of one response body; default 1 GiB. A
+	// larger body fails the import (it is not retried).
+	MaxBytes int64
+}
+
+// Auth describes a secret header. Its value is Scheme + " " + $Env, or just
+// $Env when Scheme is empty.
+type Auth struct {
+	// Header is the header name; default "Authorization".
+	Header string
+	// Env names the environment variable that holds the secret. Required.
+	// It is read when each request is built; a missing or empty variable
+	// fails the import with an error naming the variable.
+	Env string
+	// Scheme is an optional prefix such as "Bearer" or "Token".
+	Scheme string
+}
+
+// Pagination describes how one import walks through pages.
+//
+// An empty page is a body that is empty or white space, "[]", "{}", a JSON
+// array of length 0, or an object whose ItemsPath array is empty, null or
+// absent. Empty pages are never landed.
+type Pagination struct {
+	// Type is one of:
+	//   - "page": sends Param=Start, Start+1, ... and stops on an empty page,
+	//     or after a page with fewer than Size items when Size is set;
+	//   - "offset": sends Param=Start, Start+Size, ... with the same stop rule;
+	//   - "cursor": reads the next cursor from the JSON body at CursorPath
+	//     and sends it as Param; stops when it is absent, null or "";
+	//   - "link": follows the RFC 8288 Link header with rel="next"
+	//     (absolute or relative to the request URL); stops when there is none.
+	Type string
+	// Param is the query parameter that carries the page number, offset or
+	// cursor; defaults "page", "offset" and "cursor". Unused by "link".
+	Param string
+	// SizeParam, when set, sends Size under this query parameter.
+	SizeParam string
+	// Size is the page size. Required by "offset" (it is the step); for
+	// "page" it is optional and enables the short-page stop rule.
+	Size int
+	// Start is the first page number ("page"; 0 means 1) or the first
+	// offset ("offset"; default 0). A zero-based page API can be walked as
+	// "offset" with Size 1 and no SizeParam.
+	Start int
+	// CursorPath is the dotted path of the next cursor in the JSON body,
+	// such as "meta.next_cursor"; a numeric segment indexes an array.
+	// Required by "cursor". The cursor may be a JSON string or number.
+	CursorPath string
+	// ItemsPath is the dotted path of the array of records when the body
+	// is a JSON object, such as "data". It lets the stop rules count items;
+	// without it only a bare JSON array is counted.
+	ItemsPath string
+	// MaxPages bounds one import; default 1000. For "page" and "offset" it
+	// counts landed pages (the request that finds the end is extra); for
+	// "cursor" and "link" it counts requests. Pagination that would go on
+	// past it fails the import with ErrTooManyPages.
+	MaxPages int
+}
+
+// LandFields are the fields of the Land template.
+type LandFields struct {
+	Source string // Config.Name
+	Date   string // import start, UTC, 2006-01-02
+	Time   string // import start, UTC, 20060102T150405Z
+	Unique string // 8 random hex characters, fresh for every page
+	Page   int    // 1-based number of the landed page
+}
+
+// Lander stores one page. It is the store's write side; it must be atomic
+// (readers never see a partial object) and must not keep body after it
+// returns.
+type Lander interface {
+	Land(ctx context.Context, key string, body []byte, contentType string) error
+}
+
+// LanderFunc adapts a function to Lander.
+type LanderFunc func(ctx context.Context, key string, body []byte, contentType string) error
+
+// Land calls f.
+func (f LanderFunc) Land(ctx context.Context, key string, body []byte, contentType string) error {
+	return f(ctx, key, body, contentType)
+}
+
+// Page reports one landed page.
+type Page struct {
+	N        int    // 1-based page number
+	URL      string // request URL with secrets redacted
+	Key      string // object key it landed at
+	Bytes    int    // body size
+	Status   int    // HTTP status
+	Attempts int    // requests made for it (1 when no retry was needed)
+}
+
+// Result reports one import.
+type Result struct {
+	Pages    []Page        // landed pages, in order
+	Bytes    int64         // total landed bytes
+	Duration time.Duration // from start to end of Run, by Options.Clock
+}
+
+// Options injects the Importer's dependencies. A nil *Options, and every nil
+// field, means the default.
+type Options struct {
+	// Client sends the requests; default a new http.Client. The Importer
+	// uses a shallow copy whose CheckRedirect drops the Auth header on
+	// redirects to another host; the client's own Timeout, if any, applies
+	// in addition to Config.Timeout.
+	Client *http.Client
+	// Clock gives the time for keys, Retry-After dates and durations;
+	// default time.Now.
+	Clock func() time.Time
+	// Sleep waits between retries; it must return ctx.Err() when ctx ends
+	// first. Default: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Rand returns a number in [0, 1) for the backoff jitter; default
+	// math/rand/v2.Float64.
+	Rand func() float64
+	// Getenv reads the Auth secret; default os.Getenv.
+	Getenv func(string) string
+	// Logf receives one line per landed page and per retry; default: discard.
+	Logf func(format string, args ...any)
+	// Unique returns the {{.Unique}} value of a key; default 8 random hex
+	// characters.
+	Unique func() string
+}
+
+// Importer imports one HTTP source. Create it with New.
+type Importer struct {
+	cfg       Config
+	base      *url.URL
+	land      *template.Template
+	mediaType string // expected media type, "" when any is accepted
+	authName  string // canonical Auth header name, "" without Auth
+
+	client *http.Client
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	rand   func() float64
+	getenv func(string) string
+	logf   func(format string, args ...any)
+	unique func() string
+}
+
+// New validates cfg, applies defaults and returns an Importer. Errors name
+// the source and the field at fault.
+func New(cfg Config, opts *Options) (*Importer, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("httpsource: source %q: "+format, append([]any{cfg.Name}, args...)...)
+	}
+	if cfg.Name == "" {
+		return nil, fail("the source has no name; give it one (it is used in object keys)")
+	}
+	if strings.ContainsAny(cfg.Name, "/\\ \t\r\n") {
+		return nil, fail("the source name may not contain slashes or white space")
+	}
+	base, err := url.Parse(cfg.URL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fail("url does not parse: %v", err)
+	}
+	if base.Scheme != "http" && base.Scheme != "https" {
+		return nil, fail("url scheme is %q; use http or https", base.Scheme)
+	}
+	if base.Host == "" {
+		return nil, fail("url has no host")
+	}
+	if cfg.Timeout < 0 {
+		return nil, fail("timeout is negative (%s)", cfg.Timeout)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	switch {
+	case cfg.Retries == 0:
+		cfg.Retries = DefaultRetries
+	case cfg.Retries < 0:
+		cfg.Retries = 0
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.Backoff {
+		return nil, fail("max backoff %s is shorter than backoff %s", cfg.MaxBackoff, cfg.Backoff)
+	}
+	var mediaType string
+	switch cfg.ExpectContentType {
+	case "":
+		cfg.ExpectContentType = DefaultContentType
+		mediaType = DefaultContentType
+	case "*":
+	default:
+		mt, _, err := mime.ParseMediaType(cfg.ExpectContentType)
+		if err != nil {
+			return nil, fail("expected content type %q is not a media type: %v", cfg.ExpectContentType, err)
+		}
+		mediaType = mt // lower-cased by ParseMediaType
+	}
+	if cfg.MaxBytes < 0 {
+		return nil, fail("max bytes is negative (%d)", cfg.MaxBytes)
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+
+	headers := make(map[string]string, len(cfg.Headers))
+	for k, v := range cfg.Headers {
+		if !isToken(k) {
+			return nil, fail("header name %q is not a valid HTTP header name", k)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, fail("header %q has a line break or NUL in its value", k)
+		}
+		headers[k] = v
+	}
+	cfg.Headers = headers
+
+	var authName string
+	if cfg.Auth != nil {
+		a := *cfg.Auth
+		if a.Env == "" {
+			return nil, fail("auth has no env: name the environment variable that holds the secret")
+		}
+		if a.Header == "" {
+			a.Header = "Authorization"
+		}
+		if !isToken(a.Header) {
+			return nil, fail("auth header %q is not a valid HTTP header name", a.Header)
+		}
+		if a.Scheme != "" && !isToken(a.Scheme) {
+			return nil, fail("auth scheme %q must be a single word such as Bearer", a.Scheme)
+		}
+		authName = http.CanonicalHeaderKey(a.Header)
+		for k := range cfg.Headers {
+			if http.CanonicalHeaderKey(k) == authName {
+				return nil, fail("header %q is set both in headers and by auth; keep only auth", k)
+			}
+		}
+		cfg.Auth = &a
+	}
+
+	if cfg.Pagination != nil {
+		p := *cfg.Pagination
+		if err := normalizePagination(&p); err != nil {
+			return nil, fail("pagination: %v", err)
+		}
+		cfg.Pagination = &p
+	}
+
+	if cfg.Land == "" {
+		cfg.Land = DefaultLand
+	}
+	land, err := template.New("land").Option("missingkey=error").Parse(cfg.Land)
+	if err != nil {
+		return nil, fail("land template does not parse: %v", err)
+	}
+
+	im := &Importer{cfg: cfg, base: base, land: land, mediaType: mediaType, authName: authName}
+	if opts == nil {
+		opts = &Options{}
+	}
+	client := &http.Client{}
+	if opts.Client != nil {
+		c := *opts.Client
+		client = &c
+	}
+	client.CheckRedirect = im.checkRedirect(client.CheckRedirect)
+	im.client = client
+	im.now, im.sleep, im.rand = time.Now, sleepCtx, mrand.Float64
+	im.getenv, im.logf, im.unique = os.Getenv, func(string, ...any) {}, randomHex8
+	if opts.Clock != nil {
+		im.now = opts.Clock
+	}
+	if opts.Sleep != nil {
+		im.sleep = opts.Sleep
+	}
+	if opts.Rand != nil {
+		im.rand = opts.Rand
+	}
+	if opts.Getenv != nil {
+		im.getenv = opts.Getenv
+	}
+	if opts.Logf != nil {
+		im.logf = opts.Logf
+	}
+	if opts.Unique != nil {
+		im.unique = opts.Unique
+	}
+
+	// Render a sample key so that a template naming an unknown field, or
+	// producing an unusable key, fails here rather than mid-import.
+	sample := LandFields{Source: cfg.Name, Date: "2006-01-02", Time: "20060102T150405Z", Unique: "0123abcd", Page: 1}
+	if _, err := im.renderKey(sample); err != nil {
+		return nil, fail("%v", err)
+	}
+	return im, nil
+}
+
+// Config returns a copy of the configuration with its defaults applied.
+func (im *Importer) Config() Config {
+	c := im.cfg
+	c.Headers = make(map[string]string, len(im.cfg.Headers))
+	for k, v := range im.cfg.Headers {
+		c.Headers[k] = v
+	}
+	if c.Auth != nil {
+		a := *c.Auth
+		c.Auth = &a
+	}
+	if c.Pagination != nil {
+		p := *c.Pagination
+		c.Pagination = &p
+	}
+	return c
+}
+
+func normalizePagination(p *Pagination) error {
+	p.Type = strings.ToLower(strings.TrimSpace(p.Type))
+	if p.MaxPages < 0 {
+		return fmt.Errorf("max pages is negative (%d)", p.MaxPages)
+	}
+	if p.MaxPages == 0 {
+		p.MaxPages = DefaultMaxPages
+	}
+	if p.Size < 0 {
+		return fmt.Errorf("size is negative (%d)", p.Size)
+	}
+	if p.SizeParam != "" && p.Size == 0 {
+		return fmt.Errorf("size param %q is set but size is 0", p.SizeParam)
+	}
+	if p.ItemsPath != "" {
+		if err := checkPath(p.ItemsPath); err != nil {
+			return fmt.Errorf("items path: %v", err)
+		}
+	}
+	if p.CursorPath != "" && p.Type != PageCursor {
+		return fmt.Errorf("cursor path is set but type is %q, not cursor", p.Type)
+	}
+	switch p.Type {
+	case PageNumber:
+		if p.Param == "" {
+			p.Param = "page"
+		}
+		if p.Start == 0 {
+			p.Start = 1
+		}
+	case PageOffset:
+		if p.Param == "" {
+			p.Param = "offset"
+		}
+		if p.Size == 0 {
+			return errors.New("offset pagination needs a size (the step between offsets)")
+		}
+		if p.Start < 0 {
+			return fmt.Errorf("start offset is negative (%d)", p.Start)
+		}
+	case PageCursor:
+		if p.Param == "" {
+			p.Param = "cursor"
+		}
+		if p.CursorPath == "" {
+			return errors.New("cursor pagination needs a cursor path (where the next cursor is in the body)")
+		}
+		if err := checkPath(p.CursorPath); err != nil {
+			return fmt.Errorf("cursor path: %v", err)
+		}
+	case PageLink:
+		if p.Param != "" || p.SizeParam != "" {
+			return errors.New("link pagination takes no param or size param (it follows the Link header)")
+		}
+	case "":
+		return errors.New("type is missing; use page, offset, cursor or link")
+	default:
+		return fmt.Errorf("unknown type %q; use page, offset, cursor or link", p.Type)
+	}
+	if p.Param != "" && p.Param == p.SizeParam {
+		return fmt.Errorf("param and size param are both %q", p.Param)
+	}
+	return nil
+}
+
+// renderKey executes the Land template and checks the key.
+func (im *Importer) renderKey(f LandFields) (string, error) {
+	var b bytes.Buffer
+	if err := im.land.Execute(&b, f); err != nil {
+		return "", fmt.Errorf("land template: %v", err)
+	}
+	key := b.String()
+	switch {
+	case strings.TrimSpace(key) == "":
+		return "", fmt.Errorf("land template %q gives an empty key", im.cfg.Land)
+	case strings.HasPrefix(key, "/"):
+		return "", fmt.Errorf("land template gives key %q, which starts with a slash; keys are relative", key)
+	case strings.ContainsAny(key, "\\\x00\r\n"):
+		return "", fmt.Errorf("land template gives key %q, which contains a backslash, NUL or line break", key)
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", fmt.Errorf("land template gives key %q, which has an empty, . or .. path segment", key)
+		}
+	}
+	return key, nil
+}
+
+// checkRedirect wraps a client's CheckRedirect so that redirects to another
+// host drop the Auth header (net/http already drops Authorization and
+// cookies, but not custom header names).
+func (im *Importer) checkRedirect(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if im.authName != "" && len(via) > 0 && !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
+			req.Header.Del(im.authName)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func randomHex8() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// isToken reports whether s is an RFC 9110 token (a valid header name).
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
