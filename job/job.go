@@ -1,0 +1,205 @@
+// Package job runs transient jobs for trigger rules: it turns matching
+// events into durable run requests, debounces them per group, deduplicates
+// runs, drives each run's lifecycle on a Runner, and records it in the
+// state database.
+//
+// # Lifecycle
+//
+// A run is STARTING when it is recorded, RUNNING once the runner reports
+// that its compute exists (NotifyStarted), and SUCCEEDED or FAILED when it
+// ends; Run.Terminated is set once its compute is gone (Runner.Run has
+// returned, which every Runner promises happens only then). A run that a
+// dead parent left STARTING or RUNNING is marked FAILED ("parent died") by
+// Recover at the next start, after any leftover compute is reaped.
+//
+// # Grouping, settling and deduplication
+//
+// Manager.Offer records a request for (rule, group) and returns once it is
+// committed; the caller acknowledges the event then. Requests are durable,
+// so an event acknowledged before a crash is never lost. The scheduler
+// (Loop) starts a run for a request once no event has refreshed it for the
+// definition's settle window (DefaultSettle, 5s): five files uploaded into
+// one folder within the window start one run with all five as inputs. One
+// run at a time per (rule, group); different groups run concurrently. An
+// event that arrives while a run is in flight keeps the request alive, so
+// it causes exactly one follow-up run once the current one ends.
+//
+// Before starting, the scheduler lists the group's inputs (key + ETag). If
+// the latest run of (rule, group) that did not fail has exactly the same
+// input set, the request is dropped: a redelivered event, or a new event for
+// an unchanged folder, never starts a duplicate. FAILED runs do not count,
+// so the next event for a failed group runs it again. Comparing with the
+// latest non-failed run (rather than any earlier success) matters when a
+// file goes back to an earlier version: the output reflects the latest
+// success, so the older set must run again. A failed run leaves the earlier
+// output in place, which is why it is skipped in that comparison.
+//
+// # Concurrency and cancellation
+//
+// A Manager is safe for concurrent use: Offer may be called from many
+// consumers while Loop runs. Cancelling Loop's ctx cancels runs in flight
+// (the runner kills their compute); they are recorded FAILED with the
+// cancellation as their error, their request is put back so the next start
+// runs them again, and Loop returns after every run is recorded.
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/state"
+	"github.com/sluicehq/sluice/trigger"
+)
+
+// State is a run's lifecycle state.
+type State string
+
+// Run states. TERMINATED is not a state: it is Run.Terminated, set once the
+// run's compute is gone.
+const (
+	Starting  State = state.RunStarting
+	Running   State = state.RunRunning
+	Succeeded State = state.RunSucceeded
+	Failed    State = state.RunFailed
+)
+
+// DefaultSettle is how long a group must go without new events before its
+// run starts, when a Definition does not say. Five seconds covers a batch
+// of uploads by one client without delaying a single file noticeably.
+const DefaultSettle = 5 * time.Second
+
+// DefaultTick is how often Loop looks for settled requests by default.
+const DefaultTick = 500 * time.Millisecond
+
+// Input is one input object version of a run.
+type Input struct {
+	Key  string `json:"key"`
+	ETag string `json:"etag"`
+}
+
+// Run is one run's record.
+type Run struct {
+	ID, Rule, Group string
+	State           State
+	Inputs          []Input
+	Outputs         []string
+	ExitCode        int
+	Error           string
+	Created         time.Time
+	Started         time.Time
+	Ended           time.Time
+	Terminated      time.Time
+	ComputeSeconds  float64
+	LogKey          string
+	PID             int // the runner's process id, when it has one (0 otherwise)
+}
+
+// Task is what a run executes. It is JSON-serialisable: the local runner
+// hands it to the child process as a file.
+type Task struct {
+	RunID    string `json:"run_id"`
+	Rule     string `json:"rule"`
+	Group    string `json:"group"`
+	StoreURL string `json:"store_url"`
+	// Kind is "curate" or "command".
+	Kind string `json:"kind"`
+	// Curate is the curate spec for kind "curate"; opaque to this package.
+	Curate json.RawMessage `json:"curate,omitempty"`
+	// Command is the argv for kind "command"; see job/local.RunCommand for
+	// the environment and arguments it receives.
+	Command []string `json:"command,omitempty"`
+	Inputs  []Input  `json:"inputs"`
+	// Timeout bounds the run; 0 means none.
+	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// Task kinds.
+const (
+	KindCurate  = "curate"
+	KindCommand = "command"
+)
+
+// Outcome is what a Runner reports once the run's compute is gone.
+type Outcome struct {
+	ExitCode       int
+	Outputs        []string
+	Err            string // why the run failed; "" with ExitCode 0 means success
+	ComputeSeconds float64
+	Log            []byte
+}
+
+// Runner executes tasks on some compute.
+type Runner interface {
+	// Run executes t and blocks until its compute is gone (terminated),
+	// including when ctx is cancelled or t.Timeout passes: then the runner
+	// kills the compute and says so in Outcome.Err. A job that fails is an
+	// Outcome with a non-zero ExitCode or an Err, not an error; the error is
+	// only for failures to start or track the compute. Runners call
+	// NotifyStarted(ctx, pid) once the compute exists.
+	Run(ctx context.Context, t Task) (Outcome, error)
+}
+
+// Reaper is an optional Runner capability: Recover calls Reap for each run
+// a dead parent left behind, so compute that outlived its parent is killed
+// before the run is marked terminated.
+type Reaper interface {
+	Reap(ctx context.Context, r Run) error
+}
+
+// RunnerFunc adapts a function to Runner.
+type RunnerFunc func(ctx context.Context, t Task) (Outcome, error)
+
+// Run calls f.
+func (f RunnerFunc) Run(ctx context.Context, t Task) (Outcome, error) { return f(ctx, t) }
+
+type startedKey struct{}
+
+// NotifyStarted tells the Manager that the compute for the run ctx belongs
+// to exists; pid is its process id (0 if it has none). Runners call it once,
+// from inside Run; it is a no-op for a ctx not from a Manager.
+func NotifyStarted(ctx context.Context, pid int) {
+	if f, ok := ctx.Value(startedKey{}).(func(int)); ok {
+		f(pid)
+	}
+}
+
+func withStarted(ctx context.Context, f func(int)) context.Context {
+	return context.WithValue(ctx, startedKey{}, f)
+}
+
+// Definition is one job: its rule and how to build its tasks.
+type Definition struct {
+	Name string
+	Rule *trigger.Compiled
+	// Settle is the quiet period before a group's run starts; 0 means
+	// DefaultSettle.
+	Settle time.Duration
+	// Inputs lists the group's input objects with their ETags. An error
+	// records a FAILED run naming it (and the next event tries again).
+	Inputs func(ctx context.Context, group string) ([]Input, error)
+	// Task builds the task for a run; the Manager fills in RunID, Rule,
+	// Group and Inputs.
+	Task func(group string, inputs []Input) (Task, error)
+}
+
+func toState(r Run) state.JobRun {
+	in := make([]state.RunInput, len(r.Inputs))
+	for i, x := range r.Inputs {
+		in[i] = state.RunInput{Key: x.Key, ETag: x.ETag}
+	}
+	return state.JobRun{ID: r.ID, Rule: r.Rule, Group: r.Group, State: string(r.State), Inputs: in, Outputs: r.Outputs,
+		ExitCode: r.ExitCode, Error: r.Error, Created: r.Created, Started: r.Started, Ended: r.Ended,
+		Terminated: r.Terminated, ComputeSeconds: r.ComputeSeconds, LogKey: r.LogKey, PID: r.PID}
+}
+
+// FromState converts a state record to a Run.
+func FromState(s state.JobRun) Run {
+	in := make([]Input, len(s.Inputs))
+	for i, x := range s.Inputs {
+		in[i] = Input{Key: x.Key, ETag: x.ETag}
+	}
+	return Run{ID: s.ID, Rule: s.Rule, Group: s.Group, State: State(s.State), Inputs: in, Outputs: s.Outputs,
+		ExitCode: s.ExitCode, Error: s.Error, Created: s.Created, Started: s.Started, Ended: s.Ended,
+		Terminated: s.Terminated, ComputeSeconds: s.ComputeSeconds, LogKey: s.LogKey, PID: s.PID}
+}

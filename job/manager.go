@@ -1,0 +1,411 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/internal/state"
+)
+
+// Options configures a Manager. State and Runner are required.
+type Options struct {
+	State  *state.DB
+	Runner Runner
+	// Clock is the time source for request and run times and for the
+	// settle window (default time.Now).
+	Clock  func() time.Time
+	Logger *slog.Logger
+	// Tick is how often Loop looks for settled requests (DefaultTick).
+	Tick time.Duration
+	// OnDone is called after a run's final state is recorded (for example
+	// to emit events for its outputs). It is not called for runs deduplicated
+	// away.
+	OnDone func(ctx context.Context, r Run)
+	// LogStore keeps a run's log (for example in the object store) and
+	// returns its key, recorded as Run.LogKey. Nil keeps no log.
+	LogStore func(ctx context.Context, runID string, log []byte) (key string, err error)
+}
+
+// Manager schedules and records runs for a set of job definitions.
+type Manager struct {
+	defs     []*Definition
+	byName   map[string]*Definition
+	st       *state.DB
+	runner   Runner
+	now      func() time.Time
+	log      *slog.Logger
+	tick     time.Duration
+	onDone   func(context.Context, Run)
+	logStore func(context.Context, string, []byte) (string, error)
+
+	mu       sync.Mutex
+	inflight map[groupKey]bool
+	wg       sync.WaitGroup
+}
+
+type groupKey struct{ rule, group string }
+
+// NewManager checks the definitions and returns a Manager for them.
+func NewManager(defs []Definition, opts Options) (*Manager, error) {
+	if opts.State == nil || opts.Runner == nil {
+		return nil, errors.New("job: NewManager needs Options.State and Options.Runner")
+	}
+	m := &Manager{byName: map[string]*Definition{}, st: opts.State, runner: opts.Runner, now: opts.Clock,
+		log: opts.Logger, tick: opts.Tick, onDone: opts.OnDone, logStore: opts.LogStore, inflight: map[groupKey]bool{}}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.tick <= 0 {
+		m.tick = DefaultTick
+	}
+	for i := range defs {
+		d := defs[i]
+		switch {
+		case d.Name == "":
+			return nil, fmt.Errorf("job: definition %d has no name", i)
+		case m.byName[d.Name] != nil:
+			return nil, fmt.Errorf("job: two jobs are named %q: job names must be unique", d.Name)
+		case d.Rule == nil || d.Inputs == nil || d.Task == nil:
+			return nil, fmt.Errorf("job %s: definition needs Rule, Inputs and Task", d.Name)
+		case d.Settle < 0:
+			return nil, fmt.Errorf("job %s: negative settle window %s", d.Name, d.Settle)
+		}
+		if d.Settle == 0 {
+			d.Settle = DefaultSettle
+		}
+		m.defs = append(m.defs, &d)
+		m.byName[d.Name] = &d
+	}
+	return m, nil
+}
+
+// Offer matches rec against every definition and, for each match, records
+// a run request for (job, group). It returns after every request is
+// committed, so the caller may acknowledge the event then. An error (a key
+// that yields no usable group, a state DB failure) means the event must not
+// be acknowledged as handled; matches for other definitions are still
+// recorded.
+func (m *Manager) Offer(ctx context.Context, rec event.Record) (matched bool, err error) {
+	var errs []error
+	for _, d := range m.defs {
+		g, ok, err := d.Rule.Match(rec)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("job %s: %w", d.Name, err))
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if err := m.st.RequestRun(ctx, d.Name, g, m.now()); err != nil {
+			errs = append(errs, fmt.Errorf("job %s: event for %s: %w", d.Name, rec.Version(), err))
+			continue
+		}
+		matched = true
+		m.log.Debug("job requested", "job", d.Name, "group", g, "object", rec.Version().String())
+	}
+	return matched, errors.Join(errs...)
+}
+
+// Recover marks runs a dead parent left STARTING or RUNNING as FAILED
+// ("parent died") and terminated, after asking the runner to reap any
+// compute they left (if it is a Reaper). Call it once at start, before Loop
+// and before any other process could start runs. Their requests are not
+// restored: the next event for the group runs it again.
+func (m *Manager) Recover(ctx context.Context) error {
+	runs, err := m.st.RunsInState(ctx, string(Starting), string(Running))
+	if err != nil {
+		return fmt.Errorf("job: recover: %w", err)
+	}
+	var errs []error
+	for _, s := range runs {
+		r := FromState(s)
+		was := r.State
+		now := m.now()
+		r.State, r.Error = Failed, fmt.Sprintf("parent died: the sluice process that ran this job exited while it was %s; the next event for group %s runs it again", was, r.Group)
+		if r.Ended.IsZero() {
+			r.Ended = now
+		}
+		r.Terminated = now
+		if rp, ok := m.runner.(Reaper); ok {
+			if err := rp.Reap(ctx, r); err != nil {
+				r.Terminated = time.Time{}
+				r.Error += fmt.Sprintf("; its leftover processes could not be killed: %v", err)
+				errs = append(errs, fmt.Errorf("job %s: reap run %s: %w", r.Rule, r.ID, err))
+			}
+		}
+		if err := m.st.UpdateRun(ctx, toState(r)); err != nil {
+			errs = append(errs, fmt.Errorf("job: recover run %s: %w", r.ID, err))
+			continue
+		}
+		m.log.Warn("job run failed: parent died", "job", r.Rule, "group", r.Group, "run", r.ID, "was", string(was))
+	}
+	return errors.Join(errs...)
+}
+
+// Loop schedules runs every Tick until ctx is cancelled (see Step). Runs in
+// flight are then cancelled, recorded FAILED and requested again, and Loop
+// returns nil once all are recorded. Scheduling errors are logged and
+// retried on the next tick.
+func (m *Manager) Loop(ctx context.Context) error {
+	t := time.NewTicker(m.tick)
+	defer t.Stop()
+	for {
+		if _, err := m.Step(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("job scheduler", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			m.Wait()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Step is one scheduling pass: for every pending request of a known job
+// that has settled and has no run in flight, it lists the group's inputs,
+// drops the request if the latest non-failed run had the same inputs, and
+// otherwise records a STARTING run and starts it in its own goroutine
+// under ctx. It returns how many runs it started.
+func (m *Manager) Step(ctx context.Context) (started int, err error) {
+	reqs, err := m.st.PendingRequests(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("job: %w", err)
+	}
+	var errs []error
+	for _, req := range reqs {
+		d := m.byName[req.Rule]
+		if d == nil {
+			continue // a job no longer in the spec; the request waits for it
+		}
+		k := groupKey{req.Rule, req.Group}
+		if m.now().Sub(req.LastAt) < d.Settle || !m.claim(k) {
+			continue
+		}
+		ok, err := m.start(ctx, d, req)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			started++
+		} else {
+			m.release(k)
+		}
+	}
+	return started, errors.Join(errs...)
+}
+
+func (m *Manager) claim(k groupKey) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.inflight[k] {
+		return false
+	}
+	m.inflight[k] = true
+	return true
+}
+
+func (m *Manager) release(k groupKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.inflight, k)
+}
+
+// start handles one settled request; ok reports whether a run goroutine
+// now owns the group's in-flight slot.
+func (m *Manager) start(ctx context.Context, d *Definition, req state.RunRequest) (ok bool, err error) {
+	inputs, lerr := d.Inputs(ctx, req.Group)
+	if lerr != nil && ctx.Err() != nil {
+		return false, nil // shutting down; the request stays
+	}
+	inputs = sortInputs(inputs)
+	if lerr == nil {
+		prev, err := m.st.ListRuns(ctx, state.RunFilter{Rule: d.Name, Group: req.Group,
+			States: []string{string(Starting), string(Running), string(Succeeded)}, Limit: 1})
+		if err != nil {
+			return false, fmt.Errorf("job %s: group %s: %w", d.Name, req.Group, err)
+		}
+		if len(prev) > 0 && sameInputs(FromState(prev[0]).Inputs, inputs) {
+			if _, err := m.st.ClearRequest(ctx, d.Name, req.Group, req.LastAt); err != nil {
+				return false, fmt.Errorf("job %s: %w", d.Name, err)
+			}
+			m.log.Info("job run not needed: inputs unchanged since run", "job", d.Name, "group", req.Group, "run", prev[0].ID)
+			return false, nil
+		}
+	}
+	now := m.now()
+	run := Run{ID: newID(), Rule: d.Name, Group: req.Group, State: Starting, Inputs: inputs, Created: now}
+	var task Task
+	if lerr != nil {
+		run.Error = fmt.Sprintf("list inputs of group %s: %v", req.Group, lerr)
+	} else if task, err = d.Task(req.Group, inputs); err != nil {
+		run.Error = fmt.Sprintf("prepare task: %v", err)
+	}
+	if run.Error != "" {
+		run.State, run.Ended, run.Terminated = Failed, now, now
+	}
+	if err := m.st.CreateRun(ctx, toState(run)); err != nil {
+		return false, fmt.Errorf("job %s: %w", d.Name, err)
+	}
+	if _, err := m.st.ClearRequest(ctx, d.Name, req.Group, req.LastAt); err != nil {
+		// The run is recorded; a surviving request only means one more
+		// (deduplicated) look at the group later.
+		m.log.Error("job request not cleared", "job", d.Name, "group", req.Group, "err", err)
+	}
+	if run.State == Failed {
+		m.log.Error("job run failed before starting", "job", d.Name, "group", req.Group, "run", run.ID, "err", run.Error)
+		m.finish(ctx, run)
+		return false, nil
+	}
+	task.RunID, task.Rule, task.Group, task.Inputs = run.ID, d.Name, req.Group, inputs
+	m.log.Info("job run starting", "job", d.Name, "group", req.Group, "run", run.ID, "inputs", len(inputs))
+	m.wg.Add(1)
+	go m.execute(ctx, run, task, req.LastAt)
+	return true, nil
+}
+
+func (m *Manager) execute(ctx context.Context, run Run, task Task, lastAt time.Time) {
+	defer m.wg.Done()
+	defer m.release(groupKey{run.Rule, run.Group})
+	rec := context.WithoutCancel(ctx)
+
+	var mu sync.Mutex
+	var once sync.Once
+	rctx := withStarted(ctx, func(pid int) {
+		once.Do(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			run.State, run.Started, run.PID = Running, m.now(), pid
+			if err := m.st.UpdateRun(rec, toState(run)); err != nil {
+				m.log.Error("job run state not recorded", "run", run.ID, "state", string(Running), "err", err)
+			}
+		})
+	})
+	out, err := m.runner.Run(rctx, task)
+	once.Do(func() {}) // a late NotifyStarted must not move the run back to RUNNING
+	mu.Lock()
+	defer mu.Unlock()
+	now := m.now()
+	run.Ended, run.Terminated = now, now
+	run.ExitCode, run.Outputs, run.ComputeSeconds = out.ExitCode, out.Outputs, out.ComputeSeconds
+	switch {
+	case err != nil:
+		run.State, run.Error = Failed, err.Error()
+	case out.Err != "":
+		run.State, run.Error = Failed, out.Err
+	case out.ExitCode != 0:
+		run.State, run.Error = Failed, fmt.Sprintf("job exited with status %d", out.ExitCode)
+	default:
+		run.State = Succeeded
+	}
+	if err := m.st.UpdateRun(rec, toState(run)); err != nil {
+		m.log.Error("job run state not recorded", "run", run.ID, "state", string(run.State), "err", err)
+	}
+	if run.State == Failed && ctx.Err() != nil {
+		// Cancelled by shutdown: ask again so the next start runs it.
+		if err := m.st.RequestRun(rec, run.Rule, run.Group, lastAt); err != nil {
+			m.log.Error("job request not restored after cancellation", "run", run.ID, "err", err)
+		}
+	}
+	if len(out.Log) > 0 && m.logStore != nil {
+		key, err := m.logStore(rec, run.ID, out.Log)
+		if err != nil {
+			m.log.Error("job log not stored", "run", run.ID, "err", err)
+		} else {
+			run.LogKey = key
+			if err := m.st.UpdateRun(rec, toState(run)); err != nil {
+				m.log.Error("job log key not recorded", "run", run.ID, "err", err)
+			}
+		}
+	}
+	lvl := slog.LevelInfo
+	if run.State == Failed {
+		lvl = slog.LevelError
+	}
+	m.log.Log(rec, lvl, "job run "+strings.ToLower(string(run.State)), "job", run.Rule, "group", run.Group, "run", run.ID,
+		"compute_seconds", run.ComputeSeconds, "outputs", len(run.Outputs), "err", run.Error)
+	m.finish(rec, run)
+}
+
+func (m *Manager) finish(ctx context.Context, run Run) {
+	if m.onDone != nil {
+		m.onDone(context.WithoutCancel(ctx), run)
+	}
+}
+
+// Wait blocks until every run started so far has been recorded.
+func (m *Manager) Wait() { m.wg.Wait() }
+
+// Idle reports whether no request of a known job is pending and no run is
+// in flight (for draining in `run --once`).
+func (m *Manager) Idle(ctx context.Context) (bool, error) {
+	m.mu.Lock()
+	busy := len(m.inflight) > 0
+	m.mu.Unlock()
+	if busy {
+		return false, nil
+	}
+	reqs, err := m.st.PendingRequests(ctx)
+	if err != nil {
+		return false, fmt.Errorf("job: %w", err)
+	}
+	for _, r := range reqs {
+		if m.byName[r.Rule] != nil {
+			return false, nil
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.inflight) == 0, nil
+}
+
+// Runs returns recorded runs, newest first (for `sluice jobs`).
+func Runs(ctx context.Context, st *state.DB, f state.RunFilter) ([]Run, error) {
+	rs, err := st.ListRuns(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Run, len(rs))
+	for i, r := range rs {
+		out[i] = FromState(r)
+	}
+	return out, nil
+}
+
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+func sortInputs(in []Input) []Input {
+	out := slices.Clone(in)
+	if out == nil {
+		out = []Input{}
+	}
+	slices.SortFunc(out, func(a, b Input) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ETag, b.ETag)
+	})
+	return slices.Compact(out)
+}
+
+func sameInputs(a, b []Input) bool {
+	return slices.Equal(sortInputs(a), sortInputs(b))
+}

@@ -1,0 +1,541 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/internal/state"
+	"github.com/sluicehq/sluice/trigger"
+)
+
+// clock is a manually advanced time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// call is one task handed to the fake runner; the test finishes it by
+// sending its outcome.
+type call struct {
+	task Task
+	done chan Outcome
+}
+
+// fakeRunner is an in-memory Runner: every Run reports its start, hands the
+// task to the test and blocks until the test sends the outcome or ctx ends.
+type fakeRunner struct {
+	calls chan *call
+}
+
+var _ Runner = (*fakeRunner)(nil)
+
+func (f *fakeRunner) Run(ctx context.Context, t Task) (Outcome, error) {
+	NotifyStarted(ctx, 4242)
+	c := &call{task: t, done: make(chan Outcome, 1)}
+	f.calls <- c
+	select {
+	case o := <-c.done:
+		return o, nil
+	case <-ctx.Done():
+		return Outcome{ExitCode: -1, Err: "killed: " + ctx.Err().Error()}, nil
+	}
+}
+
+// reaper is a fake Runner with the Reaper capability.
+type reaper struct {
+	fakeRunner
+	reaped []string
+}
+
+func (r *reaper) Reap(ctx context.Context, run Run) error {
+	r.reaped = append(r.reaped, run.ID)
+	return nil
+}
+
+// objects is the fake store the Inputs function lists.
+type objects struct {
+	mu   sync.Mutex
+	objs map[string]string // key → etag
+	fail error
+	// after runs once at the end of the next listing, outside the lock.
+	after func()
+}
+
+func (o *objects) put(key, etag string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.objs[key] = etag
+}
+
+func (o *objects) list(ctx context.Context, group string) ([]Input, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.fail != nil {
+		return nil, o.fail
+	}
+	if f := o.after; f != nil {
+		o.after = nil
+		defer func() { o.mu.Unlock(); f(); o.mu.Lock() }()
+	}
+	var in []Input
+	for k, e := range o.objs {
+		if strings.HasPrefix(k, "data/"+group+"/") {
+			in = append(in, Input{Key: k, ETag: e})
+		}
+	}
+	return in, nil
+}
+
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	st     *state.DB
+	clock  *clock
+	runner *fakeRunner
+	objs   *objects
+	m      *Manager
+	logs   map[string][]byte
+	done   chan Run
+}
+
+const settle = 5 * time.Second
+
+func newEnv(t *testing.T, runner Runner) *env {
+	t.Helper()
+	ctx := t.Context()
+	st, err := state.Open(ctx, t.TempDir()+"/state.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := &env{t: t, ctx: ctx, st: st, clock: &clock{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)},
+		objs: &objects{objs: map[string]string{}}, logs: map[string][]byte{}, done: make(chan Run, 100)}
+	if runner == nil {
+		e.runner = &fakeRunner{calls: make(chan *call, 10)}
+		runner = e.runner
+	}
+	rule, err := trigger.Compile(trigger.Rule{Name: "hydropower", Filter: event.Filter{Events: []string{"s3:ObjectCreated:*"}, Prefix: "data/", Suffix: ".csv"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	e.m, err = NewManager([]Definition{{
+		Name: "hydropower", Rule: rule, Settle: settle, Inputs: e.objs.list,
+		Task: func(group string, inputs []Input) (Task, error) {
+			return Task{Kind: KindCurate, StoreURL: "mem://"}, nil
+		},
+	}}, Options{State: st, Runner: runner, Clock: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnDone: func(ctx context.Context, r Run) { e.done <- r },
+		LogStore: func(ctx context.Context, id string, log []byte) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			e.logs[id] = log
+			return "logs/" + id + ".txt", nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// upload puts an object and offers its event, as the engine would.
+func (e *env) upload(key, etag string) {
+	e.t.Helper()
+	e.objs.put(key, etag)
+	e.offer(key, etag)
+}
+
+func (e *env) offer(key, etag string) {
+	e.t.Helper()
+	ok, err := e.m.Offer(e.ctx, event.New("lake", key, 10, etag, e.clock.Now()))
+	if err != nil || !ok {
+		e.t.Fatalf("Offer(%s) = %v, %v; want a match", key, ok, err)
+	}
+}
+
+func (e *env) step(want int) {
+	e.t.Helper()
+	n, err := e.m.Step(e.ctx)
+	if err != nil {
+		e.t.Fatalf("Step: %v", err)
+	}
+	if n != want {
+		e.t.Fatalf("Step started %d runs, want %d", n, want)
+	}
+}
+
+// next returns the next task the runner received.
+func (e *env) next() *call {
+	e.t.Helper()
+	select {
+	case c := <-e.runner.calls:
+		return c
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("no run reached the runner within 10s")
+		return nil
+	}
+}
+
+// finish completes c with o and waits until the run is recorded.
+func (e *env) finish(c *call, o Outcome) Run {
+	e.t.Helper()
+	c.done <- o
+	e.m.Wait()
+	select {
+	case r := <-e.done:
+		return r
+	default:
+		e.t.Fatal("OnDone was not called for the finished run")
+		return Run{}
+	}
+}
+
+func (e *env) runs() []Run {
+	e.t.Helper()
+	rs, err := Runs(e.ctx, e.st, state.RunFilter{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rs
+}
+
+func inputs(kv ...string) []Input {
+	var in []Input
+	for i := 0; i < len(kv); i += 2 {
+		in = append(in, Input{Key: kv[i], ETag: kv[i+1]})
+	}
+	return sortInputs(in)
+}
+
+func TestFiveUploadsWithinTheSettleWindowStartOneRunWithExactlyThoseInputs(t *testing.T) {
+	e := newEnv(t, nil)
+	var want []string
+	for i := range 5 {
+		key := fmt.Sprintf("data/2020-08-07_2PM/part%d.csv", i)
+		e.upload(key, fmt.Sprintf("e%d", i))
+		want = append(want, key, fmt.Sprintf("e%d", i))
+		e.step(0)
+		e.clock.Advance(time.Second)
+	}
+	e.clock.Advance(settle - 2*time.Second) // 4s after the last upload: still settling
+	e.step(0)
+	e.clock.Advance(time.Second)
+	e.step(1)
+	c := e.next()
+	if !slices.Equal(c.task.Inputs, inputs(want...)) || c.task.Group != "2020-08-07_2PM" || c.task.Rule != "hydropower" || c.task.RunID == "" || c.task.Kind != KindCurate {
+		t.Fatalf("task = %+v, want the five inputs of group 2020-08-07_2PM", c.task)
+	}
+	running, err := e.st.GetRun(e.ctx, c.task.RunID)
+	if err != nil || running.State != string(Running) || running.PID != 4242 || running.Started.IsZero() {
+		t.Fatalf("run while the runner works = %+v, %v; want RUNNING with pid and start time", running, err)
+	}
+	e.clock.Advance(3 * time.Second)
+	r := e.finish(c, Outcome{Outputs: []string{"curated/2020-08-07_2PM/_SUCCESS"}, ComputeSeconds: 2.5, Log: []byte("ok\n")})
+	rs := e.runs()
+	if len(rs) != 1 {
+		t.Fatalf("%d runs recorded, want 1", len(rs))
+	}
+	got := rs[0]
+	if got.State != Succeeded || !slices.Equal(got.Inputs, inputs(want...)) || got.ComputeSeconds != 2.5 ||
+		got.Terminated.IsZero() || !got.Ended.Equal(got.Started.Add(3*time.Second)) || got.LogKey != "logs/"+got.ID+".txt" ||
+		!slices.Equal(got.Outputs, []string{"curated/2020-08-07_2PM/_SUCCESS"}) {
+		t.Fatalf("recorded run = %+v", got)
+	}
+	if r.State != Succeeded || string(e.logs[got.ID]) != "ok\n" {
+		t.Errorf("OnDone got %+v and log %q", r, e.logs[got.ID])
+	}
+
+	// A sixth file afterwards gives exactly one more run, over all six.
+	e.upload("data/2020-08-07_2PM/part5.csv", "e5")
+	e.clock.Advance(settle)
+	e.step(1)
+	c = e.next()
+	if len(c.task.Inputs) != 6 {
+		t.Fatalf("second run has %d inputs, want 6", len(c.task.Inputs))
+	}
+	e.finish(c, Outcome{})
+	e.clock.Advance(time.Hour)
+	e.step(0)
+	if rs := e.runs(); len(rs) != 2 || rs[0].State != Succeeded || rs[0].ID != c.task.RunID {
+		t.Fatalf("runs = %+v, want two, the newest first", rs)
+	}
+	if idle, err := e.m.Idle(e.ctx); err != nil || !idle {
+		t.Errorf("Idle = %v, %v; want true", idle, err)
+	}
+}
+
+func TestAnEventDuringARunGetsExactlyOneFollowUpRun(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(1)
+	c := e.next()
+	e.upload("data/d/b.csv", "1")
+	e.upload("data/d/c.csv", "1")
+	e.clock.Advance(settle)
+	e.step(0) // one run at a time per group
+	if idle, _ := e.m.Idle(e.ctx); idle {
+		t.Fatal("Idle is true while a run is in flight")
+	}
+	e.finish(c, Outcome{})
+	e.step(1)
+	c = e.next()
+	if want := inputs("data/d/a.csv", "1", "data/d/b.csv", "1", "data/d/c.csv", "1"); !slices.Equal(c.task.Inputs, want) {
+		t.Fatalf("follow-up inputs = %v, want %v", c.task.Inputs, want)
+	}
+	e.finish(c, Outcome{})
+	e.clock.Advance(time.Hour)
+	e.step(0)
+	if n := len(e.runs()); n != 2 {
+		t.Fatalf("%d runs, want 2", n)
+	}
+}
+
+func TestARedeliveredEventAfterSuccessStartsNoRun(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(1)
+	e.finish(e.next(), Outcome{})
+	e.offer("data/d/a.csv", "1") // the queue delivers it again
+	e.clock.Advance(settle)
+	e.step(0)
+	if reqs, err := e.st.PendingRequests(e.ctx); err != nil || len(reqs) != 0 {
+		t.Fatalf("pending requests = %v, %v; want none", reqs, err)
+	}
+	if n := len(e.runs()); n != 1 {
+		t.Fatalf("%d runs, want 1", n)
+	}
+}
+
+func TestAFileGoingBackToAnEarlierVersionRunsAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, etag := range []string{"1", "2", "1"} {
+		e.upload("data/d/a.csv", etag)
+		e.clock.Advance(settle)
+		e.step(1)
+		e.finish(e.next(), Outcome{})
+	}
+	if n := len(e.runs()); n != 3 {
+		t.Fatalf("%d runs, want 3", n)
+	}
+}
+
+func TestAFailedRunIsRunAgainByTheNextEvent(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(1)
+	r := e.finish(e.next(), Outcome{ExitCode: 1, Err: "data/d/a.csv line 3 column Year: abc is not an int32"})
+	if r.State != Failed || !strings.Contains(r.Error, "abc") || r.ExitCode != 1 || r.Terminated.IsZero() {
+		t.Fatalf("failed run = %+v", r)
+	}
+	e.offer("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(1)
+	r = e.finish(e.next(), Outcome{})
+	if r.State != Succeeded {
+		t.Fatalf("rerun = %+v, want SUCCEEDED", r)
+	}
+	if rs := e.runs(); len(rs) != 2 || rs[1].State != Failed || rs[0].State != Succeeded {
+		t.Fatalf("runs = %+v, want FAILED then SUCCEEDED", rs)
+	}
+}
+
+func TestANonZeroExitWithoutMessageFailsTheRun(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(1)
+	if r := e.finish(e.next(), Outcome{ExitCode: 3}); r.State != Failed || r.Error != "job exited with status 3" {
+		t.Fatalf("run = %+v", r)
+	}
+}
+
+func TestGroupsRunConcurrently(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload("data/d1/a.csv", "1")
+	e.upload("data/d2/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(2)
+	a, b := e.next(), e.next()
+	if a.task.Group == b.task.Group {
+		t.Fatalf("both runs are for group %s", a.task.Group)
+	}
+	a.done <- Outcome{}
+	b.done <- Outcome{}
+	e.m.Wait()
+	for _, r := range e.runs() {
+		if r.State != Succeeded {
+			t.Errorf("run %s for %s is %s", r.ID, r.Group, r.State)
+		}
+	}
+}
+
+func TestFailingToListInputsRecordsAFailedRun(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload("data/d/a.csv", "1")
+	e.objs.fail = errors.New("store unreachable")
+	e.clock.Advance(settle)
+	e.step(0)
+	rs := e.runs()
+	if len(rs) != 1 || rs[0].State != Failed || !strings.Contains(rs[0].Error, "store unreachable") || rs[0].Terminated.IsZero() {
+		t.Fatalf("runs = %+v, want one FAILED naming the listing error", rs)
+	}
+	if idle, err := e.m.Idle(e.ctx); err != nil || !idle {
+		t.Errorf("Idle = %v, %v; want true (the request is consumed)", idle, err)
+	}
+}
+
+func TestOfferReportsKeysThatGiveNoGroup(t *testing.T) {
+	e := newEnv(t, nil)
+	ok, err := e.m.Offer(e.ctx, event.New("lake", "curated/d/x.csv", 1, "1", e.clock.Now()))
+	if ok || err != nil {
+		t.Fatalf("non-matching event: Offer = %v, %v", ok, err)
+	}
+	rule, _ := trigger.Compile(trigger.Rule{Name: "any"})
+	m, err := NewManager([]Definition{{Name: "any", Rule: rule, Inputs: e.objs.list, Task: func(string, []Input) (Task, error) { return Task{}, nil }}},
+		Options{State: e.st, Runner: e.runner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err = m.Offer(e.ctx, event.New("lake", "top.csv", 1, "1", e.clock.Now()))
+	if ok || err == nil || !strings.Contains(err.Error(), `"top.csv"`) {
+		t.Fatalf("Offer of a key without a folder = %v, %v; want an error naming the key", ok, err)
+	}
+	if reqs, _ := e.st.PendingRequests(e.ctx); len(reqs) != 0 {
+		t.Fatalf("requests = %v, want none", reqs)
+	}
+}
+
+func TestNewManagerRejectsBadDefinitions(t *testing.T) {
+	e := newEnv(t, nil)
+	rule, _ := trigger.Compile(trigger.Rule{Name: "r"})
+	ok := Definition{Name: "r", Rule: rule, Inputs: e.objs.list, Task: func(string, []Input) (Task, error) { return Task{}, nil }}
+	noTask := ok
+	noTask.Task = nil
+	neg := ok
+	neg.Settle = -time.Second
+	for name, tc := range map[string]struct {
+		defs []Definition
+		opts Options
+		want string
+	}{
+		"no state":       {[]Definition{ok}, Options{Runner: e.runner}, "Options.State"},
+		"duplicate name": {[]Definition{ok, ok}, Options{State: e.st, Runner: e.runner}, "unique"},
+		"no task":        {[]Definition{noTask}, Options{State: e.st, Runner: e.runner}, "needs Rule, Inputs and Task"},
+		"negative":       {[]Definition{neg}, Options{State: e.st, Runner: e.runner}, "negative settle"},
+	} {
+		if _, err := NewManager(tc.defs, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: NewManager error = %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestRecoverMarksRunsLeftByADeadParentFailedAndTerminated(t *testing.T) {
+	rp := &reaper{fakeRunner: fakeRunner{calls: make(chan *call, 1)}}
+	e := newEnv(t, rp)
+	t0 := e.clock.Now()
+	for _, r := range []state.JobRun{
+		{ID: "running", Rule: "hydropower", Group: "d", State: state.RunRunning, Created: t0, Started: t0, PID: 99},
+		{ID: "starting", Rule: "hydropower", Group: "e", State: state.RunStarting, Created: t0},
+		{ID: "done", Rule: "hydropower", Group: "f", State: state.RunSucceeded, Created: t0, Ended: t0, Terminated: t0},
+	} {
+		if err := e.st.CreateRun(e.ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.Advance(time.Minute)
+	if err := e.m.Recover(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"running", "starting"} {
+		r, err := e.st.GetRun(e.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != state.RunFailed || !strings.HasPrefix(r.Error, "parent died") || !r.Terminated.Equal(t0.Add(time.Minute)) {
+			t.Errorf("run %s after Recover = %+v, want FAILED, parent died, terminated now", id, r)
+		}
+	}
+	if r, _ := e.st.GetRun(e.ctx, "done"); r.State != state.RunSucceeded || !r.Terminated.Equal(t0) {
+		t.Errorf("finished run changed: %+v", r)
+	}
+	slices.Sort(rp.reaped)
+	if !slices.Equal(rp.reaped, []string{"running", "starting"}) {
+		t.Errorf("reaped %v, want the two unfinished runs", rp.reaped)
+	}
+	// The failed run does not block the group: the next event runs it.
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(1)
+	c := <-rp.calls
+	c.done <- Outcome{}
+	e.m.Wait()
+}
+
+func TestLoopCancelsRunsInFlightAndRequestsThemAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	e.m.tick = time.Millisecond
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.m.Loop(ctx) }()
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	c := e.next() // Loop started it on its own
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Loop returned %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Loop did not return within 10s of cancellation")
+	}
+	r, err := e.st.GetRun(e.ctx, c.task.RunID)
+	if err != nil || r.State != state.RunFailed || !strings.Contains(r.Error, "killed") || r.Terminated.IsZero() {
+		t.Fatalf("cancelled run = %+v, %v; want FAILED and terminated", r, err)
+	}
+	if reqs, err := e.st.PendingRequests(e.ctx); err != nil || len(reqs) != 1 || reqs[0].Group != "d" {
+		t.Fatalf("requests after cancellation = %v, %v; want the group requested again", reqs, err)
+	}
+}
+
+func TestAnEventArrivingWhileInputsAreListedGetsAFollowUpRun(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.objs.after = func() { // b lands just after the listing saw only a
+		e.clock.Advance(time.Millisecond)
+		e.upload("data/d/b.csv", "1")
+	}
+	e.step(1)
+	c := e.next()
+	if want := inputs("data/d/a.csv", "1"); !slices.Equal(c.task.Inputs, want) {
+		t.Fatalf("first run inputs = %v, want %v", c.task.Inputs, want)
+	}
+	e.finish(c, Outcome{})
+	e.clock.Advance(settle)
+	e.step(1)
+	c = e.next()
+	if want := inputs("data/d/a.csv", "1", "data/d/b.csv", "1"); !slices.Equal(c.task.Inputs, want) {
+		t.Fatalf("follow-up inputs = %v, want %v", c.task.Inputs, want)
+	}
+	e.finish(c, Outcome{})
+}
