@@ -1,0 +1,542 @@
+package curate
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sluicehq/sluice/format"
+)
+
+// Object is one object in a Store.
+type Object struct {
+	Key  string
+	Size int64
+	ETag string
+}
+
+// Store is the part of sluice's object store that curate needs; the caller
+// adapts its store to it.
+type Store interface {
+	// List returns every object whose key starts with prefix, recursively,
+	// sorted by key.
+	List(ctx context.Context, prefix string) ([]Object, error)
+	// Open opens an object for reading.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Write stores r as key; readers never see a partial object.
+	Write(ctx context.Context, key string, r io.Reader, contentType string) error
+	// Delete removes an object.
+	Delete(ctx context.Context, key string) error
+	// LocalDir is the absolute root directory of a local file store, in which
+	// key k is the file LocalDir()/k; "" for S3 and memory stores.
+	LocalDir() string
+}
+
+// Column is one output column.
+type Column struct {
+	Name string      // output name, after Spec.Rename
+	Kind format.Kind // "string", "int32", "int64", "float32", "float64", "bool", "date", "timestamp"
+}
+
+// Spec says what one curate run reads and writes.
+type Spec struct {
+	// Input is a key prefix such as "data/2020-08-07_2PM/"; every object
+	// under it (recursively) whose key ends in ".csv", case-insensitively, is
+	// read, in key order. Keys with a path segment starting with "." or "_"
+	// (staging files, _SUCCESS, Hadoop's hidden files) are ignored.
+	Input string
+	// Output is a key prefix such as "curated/2020-08-07_2PM/"; a trailing
+	// "/" is added if missing. It must not overlap Input.
+	Output string
+	// Rename maps a CSV header to its output column name. Headers not in the
+	// map keep their name.
+	Rename map[string]string
+	// Columns are the output columns, in order. Every header column of every
+	// input file must be declared (after renaming), and every declared
+	// column must be present in every file's header.
+	Columns []Column
+	// Filter is an optional row filter such as `Year >= 2000 and Code !=
+	// null`; see Filter for the language.
+	Filter string
+	// Mode is "overwrite" (the default; replaces everything under Output) or
+	// "error-if-exists" (fails before writing if any object exists under
+	// Output).
+	Mode string
+	// MaxRowsPerFile bounds the rows of one part file; default 1_000_000.
+	MaxRowsPerFile int
+	// Delimiter is the CSV field delimiter; default ','.
+	Delimiter rune
+}
+
+// Modes of Spec.Mode.
+const (
+	ModeOverwrite     = "overwrite"
+	ModeErrorIfExists = "error-if-exists"
+)
+
+// DefaultMaxRowsPerFile is used when Spec.MaxRowsPerFile is 0.
+const DefaultMaxRowsPerFile = 1_000_000
+
+// Result describes a committed run.
+type Result struct {
+	Inputs  []Object // the CSV objects read, in order
+	Outputs []Object // the part files in order, then _SUCCESS, as listed after commit
+	Rows    int64    // rows written (after the filter)
+	Files   int      // part files written
+}
+
+// Options are optional settings of Run; nil means all defaults.
+type Options struct {
+	// Clock returns the time (for logged durations); default time.Now.
+	Clock func() time.Time
+	// UUID returns the run's uuid used in part names; default a random
+	// version 4 uuid. It must be non-empty and contain no "/".
+	UUID func() string
+	// Logf logs progress; default discards.
+	Logf func(format string, args ...any)
+	// AfterPart, if set, is called after part n (0-based) is completely
+	// written to staging and before anything is committed. It is a failpoint
+	// for tests: it may cancel the run's ctx or panic to emulate a crash.
+	AfterPart func(n int)
+	// TempDir is where parts are staged for stores without LocalDir
+	// (S3, memory); default os.TempDir(). Local stores stage beside the
+	// output so the commit is a rename.
+	TempDir string
+}
+
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Clock == nil {
+		r.Clock = time.Now
+	}
+	if r.UUID == nil {
+		r.UUID = uuid.NewString
+	}
+	if r.Logf == nil {
+		r.Logf = func(string, ...any) {}
+	}
+	if r.TempDir == "" {
+		r.TempDir = os.TempDir()
+	}
+	return r
+}
+
+// ErrOutputExists is returned (wrapped) by Run in error-if-exists mode when
+// the output prefix already holds objects.
+var ErrOutputExists = errors.New("output already exists")
+
+// ErrNoInput is returned (wrapped) by Run when no CSV object exists under the
+// input prefix.
+var ErrNoInput = errors.New("no input")
+
+const successName = "_SUCCESS"
+
+// ParquetContentType is the media type of the part files.
+const ParquetContentType = "application/vnd.apache.parquet"
+
+// Run curates spec.Input into spec.Output and commits atomically (see the
+// package doc). It first calls Recover on the output. When Run returns nil
+// the output is durable (files and directories are fsynced on a local store),
+// so the caller may ack the triggering events. On any error the output is
+// left as it was before the run, except for an S3 commit that fails after it
+// started (then _SUCCESS is absent). Cancelling ctx stops the run.
+func Run(ctx context.Context, st Store, spec Spec, opts *Options) (res Result, err error) {
+	o := opts.withDefaults()
+	start := o.Clock()
+	spec, err = spec.normalize()
+	if err != nil {
+		return Result{}, err
+	}
+	filter, err := ParseFilter(spec.Filter, spec.Columns)
+	if err != nil {
+		return Result{}, fmt.Errorf("curate: spec for %q: %w", spec.Output, err)
+	}
+	id := o.UUID()
+	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
+		return Result{}, fmt.Errorf("curate: invalid run uuid %q from Options.UUID", id)
+	}
+	if err := Recover(ctx, st, spec.Output); err != nil {
+		return Result{}, err
+	}
+
+	inputs, err := listInputs(ctx, st, spec.Input)
+	if err != nil {
+		return Result{}, err
+	}
+	existing, err := st.List(ctx, spec.Output)
+	if err != nil {
+		return Result{}, fmt.Errorf("curate: list output %q: %w", spec.Output, err)
+	}
+	existing = visible(existing)
+	if spec.Mode == ModeErrorIfExists && len(existing) > 0 {
+		return Result{}, fmt.Errorf("curate: output %q holds %d objects (first %q): %w; delete it or use mode %q",
+			spec.Output, len(existing), existing[0].Key, ErrOutputExists, ModeOverwrite)
+	}
+
+	// Stage.
+	local := st.LocalDir()
+	var stageDir string
+	if local != "" {
+		parent, base := splitOutput(local, spec.Output)
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return Result{}, fmt.Errorf("curate: create parent of output %q: %w", spec.Output, err)
+		}
+		stageDir = path.Join(parent, stagingName(base, id))
+		if err := os.Mkdir(stageDir, 0o755); err != nil {
+			return Result{}, fmt.Errorf("curate: create staging dir for output %q: %w", spec.Output, err)
+		}
+	} else {
+		stageDir, err = os.MkdirTemp(o.TempDir, "sluice-curate-"+id+"-")
+		if err != nil {
+			return Result{}, fmt.Errorf("curate: create local staging dir for output %q in %q: %w (set Options.TempDir)", spec.Output, o.TempDir, err)
+		}
+	}
+	// On an error return, remove the staging dir. A panic (an emulated
+	// crash) skips this on purpose: err is still nil while panicking, so the
+	// leftovers stay for Recover, as after kill -9.
+	committed := false
+	defer func() {
+		if err != nil && !committed {
+			if rmErr := os.RemoveAll(stageDir); rmErr != nil {
+				o.Logf("curate: remove staging dir %s: %v", stageDir, rmErr)
+			}
+		}
+	}()
+
+	w := &stager{
+		dir: stageDir, id: id, cols: spec.Columns, max: spec.MaxRowsPerFile,
+		afterPart: o.AfterPart,
+	}
+	if w.schema, err = parquetSchema(spec.Columns); err != nil {
+		return Result{}, err
+	}
+	var filtered int64
+	for _, in := range inputs {
+		n, f, err := curateObject(ctx, st, spec, filter, in.Key, w)
+		if err != nil {
+			w.abort()
+			return Result{}, err
+		}
+		o.Logf("curate: read %s: %d rows, %d filtered out", in.Key, n, f)
+		filtered += f
+	}
+	if err := w.finish(); err != nil {
+		return Result{}, fmt.Errorf("curate: stage parts for %q: %w", spec.Output, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("curate: %q cancelled before commit: %w", spec.Output, err)
+	}
+
+	// Commit.
+	if local != "" {
+		if err := writeFileSync(path.Join(stageDir, successName), nil); err != nil {
+			return Result{}, fmt.Errorf("curate: stage _SUCCESS for %q: %w", spec.Output, err)
+		}
+		if err := syncDir(stageDir); err != nil {
+			return Result{}, fmt.Errorf("curate: sync staging dir for %q: %w", spec.Output, err)
+		}
+		committed = true // from here on the staging dir is the commit's business
+		if err := commitLocal(local, spec.Output, id); err != nil {
+			return Result{}, err
+		}
+	} else {
+		if err := commitRemote(ctx, st, spec.Output, stageDir, w.names); err != nil {
+			return Result{}, err
+		}
+		committed = true
+		if rmErr := os.RemoveAll(stageDir); rmErr != nil {
+			o.Logf("curate: remove staging dir %s: %v", stageDir, rmErr)
+		}
+	}
+
+	outs, err := st.List(ctx, spec.Output)
+	if err != nil {
+		return Result{}, fmt.Errorf("curate: committed %q but could not list it: %w", spec.Output, err)
+	}
+	byKey := map[string]Object{}
+	for _, ob := range outs {
+		byKey[ob.Key] = ob
+	}
+	for _, name := range append(slices.Clone(w.names), successName) {
+		ob, ok := byKey[spec.Output+name]
+		if !ok {
+			return Result{}, fmt.Errorf("curate: committed %q but %q is not listed by the store", spec.Output, spec.Output+name)
+		}
+		res.Outputs = append(res.Outputs, ob)
+	}
+	res.Inputs, res.Rows, res.Files = inputs, w.total, len(w.names)
+	o.Logf("curate: committed %s: %d rows in %d parts from %d inputs (%d filtered out) in %s",
+		spec.Output, res.Rows, res.Files, len(inputs), filtered, o.Clock().Sub(start))
+	return res, nil
+}
+
+func (s Spec) normalize() (Spec, error) {
+	if s.Output != "" && !strings.HasSuffix(s.Output, "/") {
+		s.Output += "/"
+	}
+	if err := checkPrefix("output", s.Output); err != nil {
+		return s, err
+	}
+	if err := checkPrefix("input", s.Input); err != nil {
+		return s, err
+	}
+	if strings.HasPrefix(s.Output, s.Input) || strings.HasPrefix(s.Input, s.Output) {
+		return s, fmt.Errorf("curate: input %q and output %q overlap; write the output elsewhere", s.Input, s.Output)
+	}
+	switch s.Mode {
+	case "":
+		s.Mode = ModeOverwrite
+	case ModeOverwrite, ModeErrorIfExists:
+	default:
+		return s, fmt.Errorf("curate: unknown mode %q for output %q (use %q or %q)", s.Mode, s.Output, ModeOverwrite, ModeErrorIfExists)
+	}
+	if s.MaxRowsPerFile == 0 {
+		s.MaxRowsPerFile = DefaultMaxRowsPerFile
+	}
+	if s.MaxRowsPerFile < 0 {
+		return s, fmt.Errorf("curate: MaxRowsPerFile %d for output %q is negative", s.MaxRowsPerFile, s.Output)
+	}
+	if s.Delimiter == 0 {
+		s.Delimiter = ','
+	}
+	if len(s.Columns) == 0 {
+		return s, fmt.Errorf("curate: no columns declared for output %q", s.Output)
+	}
+	seen := map[string]bool{}
+	for _, c := range s.Columns {
+		if c.Name == "" {
+			return s, fmt.Errorf("curate: an output column of %q has an empty name", s.Output)
+		}
+		if seen[c.Name] {
+			return s, fmt.Errorf("curate: column %q declared twice for output %q", c.Name, s.Output)
+		}
+		seen[c.Name] = true
+		if _, err := format.ParseKind(string(c.Kind)); err != nil {
+			return s, fmt.Errorf("curate: column %q of output %q: %w", c.Name, s.Output, err)
+		}
+	}
+	return s, nil
+}
+
+// checkPrefix rejects prefixes that could make a commit touch more than the
+// intended directory.
+func checkPrefix(what, p string) error {
+	if p == "" || p == "/" {
+		return fmt.Errorf("curate: %s prefix is empty; name a folder such as \"data/2020-08-07_2PM/\"", what)
+	}
+	if strings.HasPrefix(p, "/") || strings.Contains(p, `\`) {
+		return fmt.Errorf("curate: %s prefix %q must be a relative key prefix with \"/\" separators", what, p)
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("curate: %s prefix %q has an empty, \".\" or \"..\" segment", what, p)
+		}
+		if what == "output" && (strings.HasPrefix(seg, ".") || strings.HasPrefix(seg, "_")) {
+			return fmt.Errorf("curate: output prefix %q has a hidden segment %q (starting with \".\" or \"_\"); readers would ignore it", p, seg)
+		}
+	}
+	return nil
+}
+
+// hidden reports whether key has a path segment that Spark and Hadoop treat
+// as hidden: it starts with "." or "_".
+func hidden(key string) bool {
+	for _, seg := range strings.Split(key, "/") {
+		if strings.HasPrefix(seg, ".") || strings.HasPrefix(seg, "_") {
+			return true
+		}
+	}
+	return false
+}
+
+// visible drops staging leftovers a store might list; _SUCCESS counts as an
+// output object, so only "." segments and _temporary are dropped.
+func visible(objs []Object) []Object {
+	var out []Object
+	for _, ob := range objs {
+		skip := false
+		for _, seg := range strings.Split(ob.Key, "/") {
+			if strings.HasPrefix(seg, ".") || strings.HasPrefix(seg, "_temporary") {
+				skip = true
+			}
+		}
+		if !skip {
+			out = append(out, ob)
+		}
+	}
+	return out
+}
+
+func listInputs(ctx context.Context, st Store, prefix string) ([]Object, error) {
+	objs, err := st.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("curate: list input %q: %w", prefix, err)
+	}
+	var in []Object
+	for _, ob := range objs {
+		if strings.HasSuffix(strings.ToLower(ob.Key), ".csv") && !hidden(strings.TrimPrefix(ob.Key, prefix)) {
+			in = append(in, ob)
+		}
+	}
+	if len(in) == 0 {
+		return nil, fmt.Errorf("%w: no .csv objects under %q in the store — upload the files first", ErrNoInput, prefix)
+	}
+	sort.Slice(in, func(i, j int) bool { return in[i].Key < in[j].Key })
+	return in, nil
+}
+
+// readHeader reads the header row of a CSV object without data rows (the
+// decoder reports records, not headers), undoing gzip and a byte order mark
+// as format.DecodeCSV does.
+func readHeader(ctx context.Context, st Store, key string, delim rune) ([]string, error) {
+	rc, err := st.Open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("reopen to read the header: %w", err)
+	}
+	defer rc.Close()
+	br := bufio.NewReader(rc)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("line 1: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	br2 := bufio.NewReader(r)
+	if bom, _ := br2.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		br2.Discard(3)
+	}
+	cr := csv.NewReader(br2)
+	cr.Comma = delim
+	cr.FieldsPerRecord = -1
+	headers, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("line 1: cannot read the header row: %w", err)
+	}
+	return headers, nil
+}
+
+// curateObject decodes one CSV object into the stager; it returns the rows
+// read and the rows filtered out.
+func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key string, w *stager) (read, filtered int64, err error) {
+	rc, err := st.Open(ctx, key)
+	if err != nil {
+		return 0, 0, fmt.Errorf("curate: open input %q: %w", key, err)
+	}
+	defer rc.Close()
+
+	var (
+		sources []string // CSV header per output column
+		row     = make([]any, len(spec.Columns))
+	)
+	err = format.DecodeCSV(bufio.NewReaderSize(rc, 64<<10), format.CSVOptions{Delimiter: spec.Delimiter}, func(rec format.Record, line int) error {
+		if sources == nil {
+			headers := make([]string, 0, len(rec.Fields))
+			for h := range rec.Fields {
+				headers = append(headers, h)
+			}
+			s, herr := mapHeader(spec, headers)
+			if herr != nil {
+				return herr
+			}
+			sources = s
+		}
+		if read%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("cancelled at line %d: %w", line, err)
+			}
+		}
+		read++
+		for i, c := range spec.Columns {
+			v, err := castField(c.Kind, rec.Fields[sources[i]])
+			if err != nil {
+				return &format.RecordError{Record: rec.N, Line: line, Column: sources[i], Err: err}
+			}
+			row[i] = v
+		}
+		if !filter.Keep(row) {
+			filtered++
+			return nil
+		}
+		return w.write(row)
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("curate: input %q: %w", key, err)
+	}
+	if sources == nil {
+		// A header without data rows: still check the header.
+		headers, err := readHeader(ctx, st, key, spec.Delimiter)
+		if err != nil {
+			return 0, 0, fmt.Errorf("curate: input %q: %w", key, err)
+		}
+		if _, err := mapHeader(spec, headers); err != nil {
+			return 0, 0, fmt.Errorf("curate: input %q: %w", key, err)
+		}
+	}
+	return read, filtered, nil
+}
+
+// mapHeader checks a file's header against the declared columns and returns,
+// for each output column, the CSV header it comes from.
+func mapHeader(spec Spec, headers []string) ([]string, error) {
+	declared := map[string]int{}
+	for i, c := range spec.Columns {
+		declared[c.Name] = i
+	}
+	sources := make([]string, len(spec.Columns))
+	found := make([]bool, len(spec.Columns))
+	sort.Strings(headers)
+	for _, h := range headers {
+		name := h
+		if r, ok := spec.Rename[h]; ok {
+			name = r
+		}
+		i, ok := declared[name]
+		if !ok {
+			msg := fmt.Sprintf("header column %q", h)
+			if name != h {
+				msg += fmt.Sprintf(" (renamed to %q)", name)
+			}
+			return nil, fmt.Errorf("line 1: %s is not a declared column; declare it in columns or rename it", msg)
+		}
+		if found[i] {
+			return nil, fmt.Errorf("line 1: header columns %q and %q both map to column %q", sources[i], h, name)
+		}
+		sources[i], found[i] = h, true
+	}
+	for i, c := range spec.Columns {
+		if !found[i] {
+			return nil, fmt.Errorf("line 1: declared column %q is missing from the header (%s)", c.Name, strings.Join(headers, ", "))
+		}
+	}
+	return sources, nil
+}
+
+func castField(k format.Kind, v any) (any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return format.CastString(k, x)
+	default:
+		return nil, fmt.Errorf("unexpected %T value from the decoder", v)
+	}
+}
