@@ -1,0 +1,707 @@
+// Package drivertest is the conformance suite every warehouse backend runs.
+// A backend's own test is a few lines:
+//
+//	func TestConformance(t *testing.T) {
+//		drivertest.RunConformanceTests(t, func(t *testing.T) driver.Warehouse {
+//			w, err := mybackend.Open(t.Context(), ...fresh, isolated location...)
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			t.Cleanup(func() { w.Close() })
+//			return w
+//		})
+//	}
+//
+// Besides the driver.Warehouse contract, the suite fixes what Query returns so
+// that every backend prints the same: int64 for integer columns, float64,
+// string for text and JSON (the JSON text, compared by meaning), bool,
+// time.Time for timestamps and dates (compared as instants; dates at
+// midnight UTC), nil for NULL. It also requires Query to refuse writes.
+// Timestamps are compared at microsecond precision.
+package drivertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/warehouse"
+	"github.com/sluicehq/sluice/warehouse/driver"
+)
+
+// RunConformanceTests runs the suite. open must return a fresh, empty and
+// isolated warehouse on every call and register its own cleanup (Close, and
+// removing what it created) with t.Cleanup.
+func RunConformanceTests(t *testing.T, open func(t *testing.T) driver.Warehouse) {
+	h := func(t *testing.T) *harness {
+		d := open(t)
+		if d == nil {
+			t.Fatal("open returned a nil warehouse")
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		t.Cleanup(cancel)
+		return &harness{t: t, ctx: ctx, d: d, w: warehouse.New("drivertest", d)}
+	}
+	cases := []struct {
+		name string
+		f    func(*harness)
+	}{
+		{"CreatesTableWhenMissing", testCreatesTableWhenMissing},
+		{"EnsureTableIsIdempotent", testEnsureTableIsIdempotent},
+		{"ConcurrentEnsureTableSucceeds", testConcurrentEnsureTableSucceeds},
+		{"AppendLoadsEveryRow", testAppendLoadsEveryRow},
+		{"MergeKeepsOneRowPerKeyLastWins", testMergeKeepsOneRowPerKeyLastWins},
+		{"MergeWithCompositeKeyLastWins", testMergeWithCompositeKeyLastWins},
+		{"MergeWhenEveryColumnIsKeyKeepsOneRow", testMergeWhenEveryColumnIsKey},
+		{"SameVersionLoadsOnce", testSameVersionLoadsOnce},
+		{"NewETagLoadsAgain", testNewETagLoadsAgain},
+		{"EmptyObjectIsRecordedOnce", testEmptyObjectIsRecordedOnce},
+		{"ConcurrentDuplicateLoadsCommitOnce", testConcurrentDuplicateLoadsCommitOnce},
+		{"ConcurrentDifferentLoadsAllCommit", testConcurrentDifferentLoadsAllCommit},
+		{"FailedLoadLeavesNoLedgerRow", testFailedLoadLeavesNoLedgerRow},
+		{"CancelledLoadWritesNothing", testCancelledLoadWritesNothing},
+		{"InvalidBatchIsRejectedBeforeTheBackend", testInvalidBatchIsRejected},
+		{"AllTypesRoundTrip", testAllTypesRoundTrip},
+		{"TimestampsSortInTimeOrder", testTimestampsSortInTimeOrder},
+		{"LedgerListsVersions", testLedgerListsVersions},
+		{"QueryReturnsColumnsAndRows", testQueryReturnsColumnsAndRows},
+		{"QueryRefusesWrites", testQueryRefusesWrites},
+		{"TablesAreIndependentInLedger", testTablesAreIndependentInLedger},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.f(h(t)) })
+	}
+}
+
+type harness struct {
+	t   *testing.T
+	ctx context.Context
+	d   driver.Warehouse
+	w   *warehouse.Warehouse
+}
+
+var (
+	// items has no primary key (append only).
+	items = driver.Table{Name: "items", Columns: []driver.Column{
+		{Name: "id", Type: driver.BigInt}, {Name: "name", Type: driver.Text},
+	}}
+	// users is keyed by id.
+	users = driver.Table{Name: "users", Columns: []driver.Column{
+		{Name: "id", Type: driver.BigInt}, {Name: "name", Type: driver.Text}, {Name: "score", Type: driver.Integer},
+	}, PrimaryKey: []string{"id"}}
+)
+
+func (h *harness) ensure(t driver.Table) {
+	h.t.Helper()
+	if err := h.w.EnsureTable(h.ctx, t); err != nil {
+		h.t.Fatalf("EnsureTable(%s): %v", t.Name, err)
+	}
+}
+
+func (h *harness) load(t driver.Table, mode driver.Mode, key, etag string, rows ...[]any) driver.Result {
+	h.t.Helper()
+	res, err := h.w.Load(h.ctx, driver.Batch{Table: t, Mode: mode, Key: key, ETag: etag, Rows: rows})
+	if err != nil {
+		h.t.Fatalf("Load(%s, %s, %s): %v", t.Name, key, etag, err)
+	}
+	return res
+}
+
+func (h *harness) query(sql string) ([]string, [][]any) {
+	h.t.Helper()
+	cols, rows, err := h.w.Query(h.ctx, sql)
+	if err != nil {
+		h.t.Fatalf("Query(%q): %v", sql, err)
+	}
+	return cols, rows
+}
+
+// rows returns the query's rows with integers normalised to int64.
+func (h *harness) rows(sql string) [][]any {
+	h.t.Helper()
+	_, rows := h.query(sql)
+	return rows
+}
+
+func (h *harness) count(table string) int64 {
+	h.t.Helper()
+	rows := h.rows("SELECT count(*) FROM " + table)
+	if len(rows) != 1 || len(rows[0]) != 1 {
+		h.t.Fatalf("count(*) from %s returned %v", table, rows)
+	}
+	n, ok := rows[0][0].(int64)
+	if !ok {
+		h.t.Fatalf("count(*) from %s returned %T %v, want int64", table, rows[0][0], rows[0][0])
+	}
+	return n
+}
+
+func (h *harness) ledger(table string) []driver.LedgerEntry {
+	h.t.Helper()
+	l, err := h.w.Ledger(h.ctx, table)
+	if err != nil {
+		h.t.Fatalf("Ledger(%q): %v", table, err)
+	}
+	sort.Slice(l, func(i, j int) bool {
+		a, b := l[i], l[j]
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
+		if a.Key != b.Key {
+			return a.Key < b.Key
+		}
+		return a.ETag < b.ETag
+	})
+	return l
+}
+
+func (h *harness) wantRows(sql string, want [][]any) {
+	h.t.Helper()
+	got := h.rows(sql)
+	if !reflect.DeepEqual(got, want) {
+		if len(got) == 0 && len(want) == 0 {
+			return
+		}
+		h.t.Fatalf("%s\n got %s\nwant %s", sql, show(got), show(want))
+	}
+}
+
+func show(rows [][]any) string {
+	var b strings.Builder
+	for _, r := range rows {
+		b.WriteString("[")
+		for i, v := range r {
+			if i > 0 {
+				b.WriteString(" ")
+			}
+			fmt.Fprintf(&b, "%T(%v)", v, v)
+		}
+		b.WriteString("]")
+	}
+	return b.String()
+}
+
+func (h *harness) wantResult(got driver.Result, loaded bool, n int64) {
+	h.t.Helper()
+	if got.Loaded != loaded || got.Rows != n {
+		h.t.Fatalf("Load returned %+v, want Loaded=%v Rows=%d", got, loaded, n)
+	}
+}
+
+func testCreatesTableWhenMissing(h *harness) {
+	h.ensure(users)
+	cols, rows := h.query("SELECT id, name, score FROM users")
+	if !reflect.DeepEqual(cols, []string{"id", "name", "score"}) || len(rows) != 0 {
+		h.t.Fatalf("new table: columns %v rows %v, want [id name score] and no rows", cols, rows)
+	}
+	h.load(users, driver.Merge, "k", "e", []any{int64(1), "a", int64(2)})
+	h.wantRows("SELECT id, name, score FROM users", [][]any{{int64(1), "a", int64(2)}})
+}
+
+func testEnsureTableIsIdempotent(h *harness) {
+	h.ensure(items)
+	h.ensure(items)
+	h.load(items, driver.Append, "k", "e", []any{int64(1), "a"})
+	// An existing table is left as it is, even if the spec changed.
+	changed := items
+	changed.Columns = append([]driver.Column{}, items.Columns...)
+	changed.Columns = append(changed.Columns, driver.Column{Name: "extra", Type: driver.Text})
+	h.ensure(changed)
+	h.wantRows("SELECT id, name FROM items", [][]any{{int64(1), "a"}})
+}
+
+func testConcurrentEnsureTableSucceeds(h *harness) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := users
+			if i%2 == 1 {
+				t = items
+			}
+			errs <- h.w.EnsureTable(h.ctx, t)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			h.t.Fatalf("concurrent EnsureTable: %v", err)
+		}
+	}
+	if h.count("users")+h.count("items") != 0 {
+		h.t.Fatal("new tables are not empty")
+	}
+}
+
+func testAppendLoadsEveryRow(h *harness) {
+	h.ensure(items)
+	res := h.load(items, driver.Append, "data/a.csv", "e1",
+		[]any{int64(1), "a"}, []any{int64(1), "a"}, []any{int64(2), nil})
+	h.wantResult(res, true, 3)
+	h.wantRows("SELECT id, name FROM items ORDER BY id, name",
+		[][]any{{int64(1), "a"}, {int64(1), "a"}, {int64(2), nil}})
+	// A large batch arrives whole.
+	var many [][]any
+	for i := range 5000 {
+		many = append(many, []any{int64(i), fmt.Sprint("row", i)})
+	}
+	h.wantResult(h.load(items, driver.Append, "data/b.csv", "e1", many...), true, 5000)
+	if n := h.count("items"); n != 5003 {
+		h.t.Fatalf("items has %d rows, want 5003", n)
+	}
+	h.wantRows("SELECT min(id), max(id), count(DISTINCT id) FROM items WHERE name LIKE 'row%'",
+		[][]any{{int64(0), int64(4999), int64(5000)}})
+}
+
+func testMergeKeepsOneRowPerKeyLastWins(h *harness) {
+	h.ensure(users)
+	res := h.load(users, driver.Merge, "u.json", "v1",
+		[]any{int64(1), "a", int64(10)},
+		[]any{int64(2), "b", int64(20)},
+		[]any{int64(1), "c", nil},
+		[]any{int64(1), "d", int64(11)})
+	h.wantResult(res, true, 2)
+	h.wantRows("SELECT id, name, score FROM users ORDER BY id",
+		[][]any{{int64(1), "d", int64(11)}, {int64(2), "b", int64(20)}})
+	// A later version of the object, and another object, update by key.
+	h.load(users, driver.Merge, "u.json", "v2", []any{int64(2), "e", nil}, []any{int64(3), "f", int64(30)})
+	h.load(users, driver.Merge, "other.json", "v1", []any{int64(3), "g", int64(31)})
+	h.wantRows("SELECT id, name, score FROM users ORDER BY id",
+		[][]any{{int64(1), "d", int64(11)}, {int64(2), "e", nil}, {int64(3), "g", int64(31)}})
+}
+
+func testMergeWithCompositeKeyLastWins(h *harness) {
+	t := driver.Table{Name: "daily", Columns: []driver.Column{
+		{Name: "day", Type: driver.Date}, {Name: "site", Type: driver.Text}, {Name: "hits", Type: driver.BigInt},
+	}, PrimaryKey: []string{"site", "day"}}
+	h.ensure(t)
+	d1 := time.Date(2020, 8, 7, 0, 0, 0, 0, time.UTC)
+	d2 := d1.AddDate(0, 0, 1)
+	res := h.load(t, driver.Merge, "k", "e",
+		[]any{d1, "a", int64(1)}, []any{d1, "b", int64(2)}, []any{d2, "a", int64(3)}, []any{d1, "a", int64(4)})
+	h.wantResult(res, true, 3)
+	h.wantRows("SELECT site, hits FROM daily ORDER BY site, day",
+		[][]any{{"a", int64(4)}, {"a", int64(3)}, {"b", int64(2)}})
+}
+
+func testMergeWhenEveryColumnIsKey(h *harness) {
+	t := driver.Table{Name: "tags", Columns: []driver.Column{{Name: "tag", Type: driver.Text}}, PrimaryKey: []string{"tag"}}
+	h.ensure(t)
+	h.load(t, driver.Merge, "k", "1", []any{"x"}, []any{"y"}, []any{"x"})
+	h.load(t, driver.Merge, "k", "2", []any{"x"}, []any{"z"})
+	h.wantRows("SELECT tag FROM tags ORDER BY tag", [][]any{{"x"}, {"y"}, {"z"}})
+}
+
+func testSameVersionLoadsOnce(h *harness) {
+	h.ensure(items)
+	h.wantResult(h.load(items, driver.Append, "k", "e", []any{int64(1), "a"}), true, 1)
+	// Redelivery, even with different content, writes nothing.
+	h.wantResult(h.load(items, driver.Append, "k", "e", []any{int64(2), "b"}, []any{int64(3), "c"}), false, 0)
+	h.wantRows("SELECT id, name FROM items", [][]any{{int64(1), "a"}})
+	if l := h.ledger("items"); len(l) != 1 || l[0].Rows != 1 {
+		h.t.Fatalf("ledger = %+v, want one entry with 1 row", l)
+	}
+}
+
+func testNewETagLoadsAgain(h *harness) {
+	h.ensure(items)
+	h.load(items, driver.Append, "k", "e1", []any{int64(1), "a"})
+	h.wantResult(h.load(items, driver.Append, "k", "e2", []any{int64(1), "a"}, []any{int64(2), "b"}), true, 2)
+	if n := h.count("items"); n != 3 {
+		h.t.Fatalf("items has %d rows, want 3", n)
+	}
+	if l := h.ledger("items"); len(l) != 2 || l[0].ETag != "e1" || l[1].ETag != "e2" {
+		h.t.Fatalf("ledger = %+v, want versions e1 and e2", l)
+	}
+}
+
+func testEmptyObjectIsRecordedOnce(h *harness) {
+	h.ensure(items)
+	h.wantResult(h.load(items, driver.Append, "empty.csv", "e"), true, 0)
+	h.wantResult(h.load(items, driver.Append, "empty.csv", "e"), false, 0)
+	if l := h.ledger("items"); len(l) != 1 || l[0].Key != "empty.csv" || l[0].Rows != 0 {
+		h.t.Fatalf("ledger = %+v, want one entry for empty.csv with 0 rows", l)
+	}
+}
+
+func testConcurrentDuplicateLoadsCommitOnce(h *harness) {
+	h.ensure(items)
+	h.ensure(users)
+	var rows [][]any
+	for i := range 200 {
+		rows = append(rows, []any{int64(i), "x"})
+	}
+	for _, tc := range []struct {
+		t    driver.Table
+		mode driver.Mode
+		rows [][]any
+	}{
+		{items, driver.Append, rows},
+		{users, driver.Merge, [][]any{{int64(1), "a", nil}, {int64(2), "b", nil}}},
+	} {
+		const n = 8
+		results := make([]driver.Result, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				results[i], errs[i] = h.w.Load(h.ctx, driver.Batch{Table: tc.t, Mode: tc.mode, Key: "dup", ETag: "e", Rows: tc.rows})
+			}()
+		}
+		close(start)
+		wg.Wait()
+		loaded := 0
+		for i := range n {
+			if errs[i] != nil {
+				h.t.Fatalf("%s: concurrent Load %d: %v", tc.t.Name, i, errs[i])
+			}
+			if results[i].Loaded {
+				loaded++
+				if results[i].Rows != int64(len(tc.rows)) {
+					h.t.Fatalf("%s: winning Load wrote %d rows, want %d", tc.t.Name, results[i].Rows, len(tc.rows))
+				}
+			} else if results[i].Rows != 0 {
+				h.t.Fatalf("%s: duplicate Load reports %d rows written", tc.t.Name, results[i].Rows)
+			}
+		}
+		if loaded != 1 {
+			h.t.Fatalf("%s: %d of %d concurrent loads of one version committed, want exactly 1", tc.t.Name, loaded, n)
+		}
+		if got := h.count(tc.t.Name); got != int64(len(tc.rows)) {
+			h.t.Fatalf("%s has %d rows, want %d", tc.t.Name, got, len(tc.rows))
+		}
+		if l := h.ledger(tc.t.Name); len(l) != 1 {
+			h.t.Fatalf("%s: ledger = %+v, want one entry", tc.t.Name, l)
+		}
+	}
+}
+
+func testConcurrentDifferentLoadsAllCommit(h *harness) {
+	h.ensure(items)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = h.w.Load(h.ctx, driver.Batch{Table: items, Mode: driver.Append, Key: fmt.Sprint("obj", i), ETag: "e",
+				Rows: [][]any{{int64(i), "a"}, {int64(i), "b"}}})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			h.t.Fatalf("Load of obj%d: %v", i, err)
+		}
+	}
+	if got := h.count("items"); got != 2*n {
+		h.t.Fatalf("items has %d rows, want %d", got, 2*n)
+	}
+	if l := h.ledger(""); len(l) != n {
+		h.t.Fatalf("ledger has %d entries, want %d", len(l), n)
+	}
+}
+
+func testFailedLoadLeavesNoLedgerRow(h *harness) {
+	h.ensure(users)
+	h.ensure(items)
+	allTypes := allTypesTable()
+	h.ensure(allTypes)
+	good := make([][]any, 1000)
+	for i := range good {
+		good[i] = []any{int64(i), "ok", int64(i)}
+	}
+	withBad := func(bad []any) [][]any {
+		rows := append([][]any{}, good...)
+		rows[500] = bad // earlier rows were already sent when this one fails
+		return rows
+	}
+	nullRow := make([]any, len(allTypes.Columns))
+	cases := []struct {
+		name string
+		t    driver.Table
+		mode driver.Mode
+		rows [][]any
+	}{
+		{"null primary key", users, driver.Merge, withBad([]any{nil, "x", int64(1)})},
+		{"null primary key in append", users, driver.Append, withBad([]any{nil, "x", int64(1)})},
+		{"duplicate primary key in append", users, driver.Append, withBad([]any{int64(3), "dup", int64(1)})},
+		{"string for a bigint", items, driver.Append, [][]any{{int64(1), "a"}, {"two", "b"}}},
+		{"bigint overflowing an integer column", users, driver.Merge, withBad([]any{int64(7), "x", int64(1) << 40})},
+		{"invalid JSON", allTypes, driver.Append, [][]any{nullRow, withValue(nullRow, "j", `{"a":`)}},
+		{"float for a boolean", allTypes, driver.Append, [][]any{nullRow, withValue(nullRow, "flag", 1.0)}},
+	}
+	for _, c := range cases {
+		before := map[string]int64{"users": h.count("users"), "items": h.count("items"), "all_types": h.count("all_types")}
+		_, err := h.w.Load(h.ctx, driver.Batch{Table: c.t, Mode: c.mode, Key: "bad", ETag: "e", Rows: c.rows})
+		if err == nil {
+			h.t.Fatalf("%s: Load succeeded, want an error", c.name)
+		}
+		if !strings.Contains(err.Error(), "bad") {
+			h.t.Errorf("%s: error %q does not name the object", c.name, err)
+		}
+		for table, n := range before {
+			if got := h.count(table); got != n {
+				h.t.Fatalf("%s: failed load changed %s from %d to %d rows", c.name, table, n, got)
+			}
+		}
+		if l := h.ledger(""); len(l) != 0 {
+			h.t.Fatalf("%s: failed load left ledger rows %+v", c.name, l)
+		}
+	}
+	// A retry of the same version with good rows loads.
+	h.wantResult(h.load(users, driver.Merge, "bad", "e", good...), true, 1000)
+	h.wantResult(h.load(users, driver.Merge, "bad", "e", good...), false, 0)
+	if n := h.count("users"); n != 1000 {
+		h.t.Fatalf("users has %d rows after the retry, want 1000", n)
+	}
+}
+
+func withValue(row []any, col string, v any) []any {
+	out := append([]any{}, row...)
+	for i, c := range allTypesTable().Columns {
+		if c.Name == col {
+			out[i] = v
+		}
+	}
+	return out
+}
+
+func testCancelledLoadWritesNothing(h *harness) {
+	h.ensure(items)
+	ctx, cancel := context.WithCancel(h.ctx)
+	cancel()
+	_, err := h.w.Load(ctx, driver.Batch{Table: items, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1), "a"}}})
+	if err == nil {
+		h.t.Fatal("Load with a cancelled context succeeded")
+	}
+	if h.count("items") != 0 || len(h.ledger("")) != 0 {
+		h.t.Fatal("cancelled Load wrote rows or a ledger entry")
+	}
+	h.wantResult(h.load(items, driver.Append, "k", "e", []any{int64(1), "a"}), true, 1)
+}
+
+func testInvalidBatchIsRejected(h *harness) {
+	h.ensure(items)
+	bad := []driver.Batch{
+		{Table: items, Mode: driver.Merge, Key: "k", ETag: "e"},                             // merge without key
+		{Table: items, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1)}}}, // short row
+		{Table: items, Mode: "upsert", Key: "k", ETag: "e"},                                 // unknown mode
+		{Table: items, Mode: driver.Append, Key: "", ETag: "e"},                             // no key
+		{Table: driver.Table{Name: "bad name", Columns: items.Columns}, Mode: driver.Append, Key: "k", ETag: "e"},
+	}
+	for i, b := range bad {
+		if _, err := h.w.Load(h.ctx, b); err == nil {
+			h.t.Fatalf("invalid batch %d was accepted", i)
+		}
+	}
+	if len(h.ledger("")) != 0 {
+		h.t.Fatal("rejected batches left ledger rows")
+	}
+	if err := h.w.EnsureTable(h.ctx, driver.Table{Name: "x", Columns: []driver.Column{{Name: "a", Type: "decimal"}}}); err == nil {
+		h.t.Fatal("EnsureTable accepted an unknown column type")
+	}
+}
+
+func allTypesTable() driver.Table {
+	return driver.Table{Name: "all_types", Columns: []driver.Column{
+		{Name: "id", Type: driver.BigInt},
+		{Name: "small", Type: driver.Integer},
+		{Name: "x", Type: driver.Double},
+		{Name: "s", Type: driver.Text},
+		{Name: "flag", Type: driver.Boolean},
+		{Name: "ts", Type: driver.Timestamp},
+		{Name: "d", Type: driver.Date},
+		{Name: "j", Type: driver.JSON},
+	}}
+}
+
+func testAllTypesRoundTrip(h *harness) {
+	t := allTypesTable()
+	h.ensure(t)
+	ts := time.Date(2020, 8, 7, 14, 3, 4, 123456000, time.UTC)
+	day := time.Date(2020, 8, 7, 0, 0, 0, 0, time.UTC)
+	plus2 := time.FixedZone("+02", 2*3600)
+	in := [][]any{
+		{int64(1), int64(-2147483648), 3.25, `héllo, "world"` + "\n\t'x'", true, ts, day, `{"a":[1,2,{"b":null}],"c":"x"}`},
+		{int64(2), int64(2147483647), -1e300, "", false, ts.In(plus2), time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), `[]`},
+		{int64(1) << 62, nil, nil, nil, nil, nil, nil, nil},
+		{int64(-1) << 62, int64(0), 0.0, "0", false, time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2999, 12, 31, 0, 0, 0, 0, time.UTC), `"str"`},
+	}
+	h.wantResult(h.load(t, driver.Append, "all.json", "e", in...), true, int64(len(in)))
+	cols, got := h.query("SELECT id, small, x, s, flag, ts, d, j FROM all_types ORDER BY id")
+	want := map[int64][]any{}
+	for _, r := range in {
+		want[r[0].(int64)] = r
+	}
+	if !reflect.DeepEqual(cols, []string{"id", "small", "x", "s", "flag", "ts", "d", "j"}) {
+		h.t.Fatalf("columns %v", cols)
+	}
+	if len(got) != len(in) {
+		h.t.Fatalf("got %d rows, want %d", len(got), len(in))
+	}
+	for _, g := range got {
+		id, ok := g[0].(int64)
+		if !ok {
+			h.t.Fatalf("id came back as %T, want int64", g[0])
+		}
+		w := want[id]
+		for i, c := range t.Columns {
+			if err := sameValue(c.Type, w[i], g[i]); err != nil {
+				h.t.Errorf("row id=%d column %s (%s): %v", id, c.Name, c.Type, err)
+			}
+		}
+	}
+}
+
+// sameValue compares a loaded value with what Query returned (see the
+// package doc for the Query value contract).
+func sameValue(t driver.Type, in, out any) error {
+	if in == nil || out == nil {
+		if in != out {
+			return fmt.Errorf("got %T(%v), want %v", out, out, in)
+		}
+		return nil
+	}
+	bad := func() error { return fmt.Errorf("got %T(%v), want %T(%v)", out, out, in, in) }
+	switch t {
+	case driver.BigInt, driver.Integer, driver.Double, driver.Text, driver.Boolean:
+		if !reflect.DeepEqual(in, out) {
+			return bad()
+		}
+	case driver.Timestamp, driver.Date:
+		o, ok := out.(time.Time)
+		if !ok || !o.Equal(in.(time.Time)) {
+			return bad()
+		}
+	case driver.JSON:
+		s, ok := out.(string)
+		if !ok {
+			return bad()
+		}
+		var a, b any
+		if err := json.Unmarshal([]byte(in.(string)), &a); err != nil {
+			return err
+		}
+		if err := json.Unmarshal([]byte(s), &b); err != nil || !reflect.DeepEqual(a, b) {
+			return bad()
+		}
+	default:
+		return fmt.Errorf("unknown type %q", t)
+	}
+	return nil
+}
+
+func testTimestampsSortInTimeOrder(h *harness) {
+	t := driver.Table{Name: "events", Columns: []driver.Column{{Name: "n", Type: driver.BigInt}, {Name: "at", Type: driver.Timestamp}}}
+	h.ensure(t)
+	base := time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)
+	h.load(t, driver.Append, "k", "e",
+		[]any{int64(3), base.Add(500 * time.Millisecond)},
+		[]any{int64(1), base.Add(-time.Microsecond)},
+		[]any{int64(2), base},
+		[]any{int64(4), base.Add(time.Second)},
+		[]any{int64(0), base.Add(-time.Hour).In(time.FixedZone("-05", -5*3600))})
+	h.wantRows("SELECT n FROM events ORDER BY at", [][]any{{int64(0)}, {int64(1)}, {int64(2)}, {int64(3)}, {int64(4)}})
+}
+
+func testLedgerListsVersions(h *harness) {
+	h.ensure(items)
+	h.ensure(users)
+	before := time.Now().Add(-time.Minute)
+	h.load(items, driver.Append, "a.csv", "1", []any{int64(1), "a"}, []any{int64(2), "b"})
+	h.load(items, driver.Append, "a.csv", "2", []any{int64(3), "c"})
+	h.load(users, driver.Merge, "u.csv", "1", []any{int64(1), "a", nil}, []any{int64(1), "b", nil})
+	after := time.Now().Add(time.Minute)
+	l := h.ledger("items")
+	if len(l) != 2 {
+		h.t.Fatalf("Ledger(items) = %+v, want 2 entries", l)
+	}
+	want := []driver.LedgerEntry{
+		{Table: "items", Key: "a.csv", ETag: "1", Rows: 2},
+		{Table: "items", Key: "a.csv", ETag: "2", Rows: 1},
+		{Table: "users", Key: "u.csv", ETag: "1", Rows: 1},
+	}
+	all := h.ledger("")
+	if len(all) != len(want) {
+		h.t.Fatalf("Ledger(\"\") = %+v, want %d entries", all, len(want))
+	}
+	for i, e := range all {
+		if e.LoadedAt.Before(before) || e.LoadedAt.After(after) {
+			h.t.Errorf("entry %d loaded at %v, want between %v and %v", i, e.LoadedAt, before, after)
+		}
+		e.LoadedAt = time.Time{}
+		if e != want[i] {
+			h.t.Errorf("entry %d = %+v, want %+v", i, e, want[i])
+		}
+	}
+	if l := h.ledger("nosuchtable"); len(l) != 0 {
+		h.t.Fatalf("Ledger(nosuchtable) = %+v, want none", l)
+	}
+}
+
+func testQueryReturnsColumnsAndRows(h *harness) {
+	h.ensure(users)
+	h.load(users, driver.Merge, "k", "e", []any{int64(2), "b", int64(5)}, []any{int64(1), "a", nil})
+	cols, rows := h.query("SELECT id, name AS label, score FROM users ORDER BY id")
+	if !reflect.DeepEqual(cols, []string{"id", "label", "score"}) {
+		h.t.Fatalf("columns %v, want [id label score]", cols)
+	}
+	want := [][]any{{int64(1), "a", nil}, {int64(2), "b", int64(5)}}
+	if !reflect.DeepEqual(rows, want) {
+		h.t.Fatalf("rows %s, want %s", show(rows), show(want))
+	}
+	if _, _, err := h.w.Query(h.ctx, "SELECT nope FROM users"); err == nil {
+		h.t.Fatal("Query of a missing column succeeded")
+	}
+	if _, _, err := h.w.Query(h.ctx, "SELECT * FROM missing_table"); err == nil {
+		h.t.Fatal("Query of a missing table succeeded")
+	}
+}
+
+func testQueryRefusesWrites(h *harness) {
+	h.ensure(items)
+	h.load(items, driver.Append, "k", "e", []any{int64(1), "a"})
+	for _, sql := range []string{
+		"DELETE FROM items",
+		"INSERT INTO items (id, name) VALUES (2, 'b')",
+		"DROP TABLE items",
+		"CREATE TABLE sneaky (a integer)",
+	} {
+		if _, _, err := h.w.Query(h.ctx, sql); err == nil {
+			h.t.Errorf("Query(%q) succeeded, want it refused", sql)
+		}
+	}
+	h.wantRows("SELECT id, name FROM items", [][]any{{int64(1), "a"}})
+	h.wantResult(h.load(items, driver.Append, "k", "e2", []any{int64(2), "b"}), true, 1)
+}
+
+func testTablesAreIndependentInLedger(h *harness) {
+	h.ensure(items)
+	other := items
+	other.Name = "items_copy"
+	h.ensure(other)
+	h.wantResult(h.load(items, driver.Append, "k", "e", []any{int64(1), "a"}), true, 1)
+	h.wantResult(h.load(other, driver.Append, "k", "e", []any{int64(1), "a"}), true, 1)
+	h.wantResult(h.load(other, driver.Append, "k", "e", []any{int64(1), "a"}), false, 0)
+	if h.count("items") != 1 || h.count("items_copy") != 1 {
+		h.t.Fatal("each table should hold the object's row once")
+	}
+	if len(h.ledger("items")) != 1 || len(h.ledger("items_copy")) != 1 {
+		h.t.Fatal("each table should have its own ledger entry")
+	}
+}

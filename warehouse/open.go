@@ -1,0 +1,90 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/sluicehq/sluice/warehouse/pgwh"
+	"github.com/sluicehq/sluice/warehouse/sqlitewh"
+)
+
+const supportedURLs = "sqlite:///abs/path.db, sqlite://./relative.db, postgres://user@host:5432/db or postgresql://..."
+
+// Open opens the warehouse a URL names and checks that it is reachable:
+//
+//	sqlite:///abs/path.db, sqlite://./relative.db   sqlitewh (file and directory created when missing)
+//	postgres://... or postgresql://...               pgwh (see pgwh for the schema parameter)
+//
+// Percent escapes in a sqlite path are decoded. URL() of the result hides
+// any password.
+func Open(ctx context.Context, rawURL string) (*Warehouse, error) {
+	kind, target, shown, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "sqlite":
+		d, err := sqlitewh.Open(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("open warehouse %s: %w", shown, err)
+		}
+		return New(shown, d), nil
+	default: // postgres
+		d, err := pgwh.Open(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("open warehouse %s: %w", shown, err)
+		}
+		return New(shown, d), nil
+	}
+}
+
+// parseURL splits a warehouse URL into the backend kind ("sqlite" or
+// "postgres"), what to hand that backend (a file path, or the URL) and the
+// URL to show (password hidden).
+func parseURL(raw string) (kind, target, shown string, err error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		if strings.HasPrefix(strings.ToLower(raw), "sqlite:") {
+			return "", "", "", fmt.Errorf("invalid warehouse URL %q: write sqlite:///abs/path.db or sqlite://./relative.db", raw)
+		}
+		return "", "", "", fmt.Errorf("invalid warehouse URL: no scheme; supported: %s", supportedURLs)
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite":
+		path, query, hasQuery := strings.Cut(rest, "?")
+		if hasQuery {
+			return "", "", "", fmt.Errorf("invalid warehouse URL %q: sqlite takes no parameters (?%s)", raw, query)
+		}
+		if path, err = url.PathUnescape(path); err != nil {
+			return "", "", "", fmt.Errorf("invalid warehouse URL %q: %v", raw, err)
+		}
+		if path == "" || path == "/" {
+			return "", "", "", fmt.Errorf("invalid warehouse URL %q: no file path; write sqlite:///abs/path.db or sqlite://./relative.db", raw)
+		}
+		return "sqlite", path, raw, nil
+	case "postgres", "postgresql":
+		u, err := url.Parse(raw)
+		if err != nil {
+			// url.Error repeats the URL, password included: keep only the reason.
+			var reason error = err
+			if ue, ok := err.(*url.Error); ok {
+				reason = ue.Err
+			}
+			return "", "", "", fmt.Errorf("invalid PostgreSQL warehouse URL: %v", reason)
+		}
+		return "postgres", raw, redact(u), nil
+	}
+	return "", "", "", fmt.Errorf("unknown warehouse URL scheme %q; supported: %s", scheme, supportedURLs)
+}
+
+// redact hides the password in u's user info and in a password parameter.
+func redact(u *url.URL) string {
+	c := *u
+	if q := c.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		c.RawQuery = q.Encode()
+	}
+	return c.Redacted()
+}

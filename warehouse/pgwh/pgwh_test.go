@@ -1,0 +1,264 @@
+package pgwh_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicehq/sluice/warehouse"
+	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse/drivertest"
+	"github.com/sluicehq/sluice/warehouse/pgwh"
+)
+
+// baseURL is the test server: $SLUICE_TEST_POSTGRES or the local default.
+func baseURL() string {
+	if u := os.Getenv("SLUICE_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+const startHint = "start PostgreSQL (e.g. `pg_ctlcluster <version> main start`) or point SLUICE_TEST_POSTGRES at a server"
+
+// freshSchema creates a uniquely named schema, dropped when tb ends, and
+// returns a warehouse URL that selects it.
+func freshSchema(tb testing.TB) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, baseURL())
+	if err != nil {
+		tb.Fatalf("PostgreSQL test server unreachable: %v\n%s", err, startHint)
+	}
+	defer conn.Close(ctx)
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "sluice_test_" + hex.EncodeToString(b[:])
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, baseURL())
+		if err != nil {
+			tb.Errorf("drop test schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			tb.Errorf("drop test schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(baseURL())
+	if err != nil {
+		tb.Fatalf("SLUICE_TEST_POSTGRES: %v", err)
+	}
+	q := u.Query()
+	q.Set("schema", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func open(tb testing.TB) *pgwh.Warehouse {
+	tb.Helper()
+	w, err := pgwh.Open(context.Background(), freshSchema(tb))
+	if err != nil {
+		tb.Fatalf("%v\n%s", err, startHint)
+	}
+	tb.Cleanup(func() { w.Close() }) // runs before the schema is dropped
+	return w
+}
+
+func TestConformance(t *testing.T) {
+	drivertest.RunConformanceTests(t, func(t *testing.T) driver.Warehouse { return open(t) })
+}
+
+func TestOpenCreatesSchemaAndLedgerThatQuerySeesUnqualified(t *testing.T) {
+	w := open(t)
+	if !strings.HasPrefix(w.Schema(), "sluice_test_") {
+		t.Fatalf("Schema() = %q, want the test schema", w.Schema())
+	}
+	_, rows, err := w.Query(t.Context(), "SELECT table_schema FROM information_schema.tables WHERE table_name = '"+warehouse.LedgerTable+"' AND table_schema = current_schema()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0][0] != w.Schema() {
+		t.Fatalf("ledger table in schemas %v, want [%s]", rows, w.Schema())
+	}
+}
+
+func TestOpenTwiceOnOneSchemaSharesTheLedger(t *testing.T) {
+	u := freshSchema(t)
+	ctx := t.Context()
+	a, err := pgwh.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := pgwh.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tbl := driver.Table{Name: "t", Columns: []driver.Column{{Name: "a", Type: driver.BigInt}}}
+	if err := a.EnsureTable(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	batch := driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1)}}}
+	if r, err := a.Load(ctx, batch); err != nil || !r.Loaded {
+		t.Fatalf("first Load = %+v, %v", r, err)
+	}
+	if r, err := b.Load(ctx, batch); err != nil || r.Loaded {
+		t.Fatalf("Load of the same version through a second Open = %+v, %v; want Loaded=false", r, err)
+	}
+}
+
+func TestOpenUnreachableServerSaysWhereAndWhatToDo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	// Port 1 on loopback refuses connections immediately.
+	_, err := pgwh.Open(ctx, "postgres://bob:s3cret-pw@127.0.0.1:1/db?sslmode=disable&connect_timeout=5")
+	if err == nil {
+		t.Fatal("Open of a closed port succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"127.0.0.1:1", "is PostgreSQL running"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not contain %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "s3cret-pw") {
+		t.Errorf("error %q leaks the password", msg)
+	}
+}
+
+func TestSplitURL(t *testing.T) {
+	tests := []struct {
+		in, url, schema, err string
+	}{
+		{in: "postgres://u@h/db", url: "postgres://u@h/db", schema: "public"},
+		{in: "postgresql://u@h:5433/db?sslmode=disable&schema=raw_1", url: "postgresql://u@h:5433/db?sslmode=disable", schema: "raw_1"},
+		{in: "postgres://u@h/db?schema=Bad-Name", err: "schema must be"},
+		{in: "postgres://u@h/db?schema=a&schema=b", err: "schema must be"},
+		{in: "postgres://u@h/db?schema=", err: "schema must be"},
+		{in: "mysql://u@h/db", err: "scheme must be"},
+		{in: "postgres://u:pw@h/db?schema=1x", err: "schema must be"},
+	}
+	for _, tc := range tests {
+		u, s, err := pgwh.SplitURL(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("SplitURL(%q) error = %v, want one containing %q", tc.in, err, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), ":pw@") {
+				t.Errorf("SplitURL(%q) error %q leaks the password", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || u != tc.url || s != tc.schema {
+			t.Errorf("SplitURL(%q) = %q, %q, %v; want %q, %q", tc.in, u, s, err, tc.url, tc.schema)
+		}
+	}
+}
+
+func FuzzSplitURL(f *testing.F) {
+	for _, s := range []string{
+		"postgres://u@h/db", "postgresql://u:pw@h:1/db?schema=x&sslmode=disable",
+		"postgres://u:p%zz@h/db", "postgres://[::1", "postgres://u@h/db?schema=%",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, schema, err := pgwh.SplitURL(raw)
+		if err != nil {
+			if pw := password(raw); len(pw) >= 4 && strings.Contains(err.Error(), pw) {
+				t.Fatalf("error %q leaks password %q", err, pw)
+			}
+			return
+		}
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatalf("SplitURL(%q) returned unparsable URL %q: %v", raw, u, err)
+		}
+		if pu.Query().Has("schema") || schema == "" || strings.ContainsAny(schema, `"'.;- `) {
+			t.Fatalf("SplitURL(%q) = %q, %q: schema not split off or unsafe", raw, u, schema)
+		}
+	})
+}
+
+func password(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}
+
+// BenchmarkLoadAppend loads 100k rows per iteration, each iteration a new
+// object version. Load is the sluice path (conversion, ledger row, binary
+// COPY in one transaction); RawCopyFrom is the baseline: pgx CopyFrom of the
+// same rows into a table without the ledger. Reproduce with
+//
+//	go test -run '^$' -bench LoadAppend -benchtime 5x ./warehouse/pgwh
+func BenchmarkLoadAppend(b *testing.B) {
+	const n = 100_000
+	tbl := driver.Table{Name: "bench", Columns: []driver.Column{
+		{Name: "id", Type: driver.BigInt}, {Name: "name", Type: driver.Text}, {Name: "amount", Type: driver.Double},
+		{Name: "at", Type: driver.Timestamp}, {Name: "ok", Type: driver.Boolean},
+	}}
+	rows := make([][]any, n)
+	t0 := time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)
+	for i := range rows {
+		rows[i] = []any{int64(i), fmt.Sprintf("name-%d", i), float64(i) / 3, t0.Add(time.Duration(i) * time.Second), i%2 == 0}
+	}
+	b.Run("Load", func(b *testing.B) {
+		w := warehouse.New("bench", open(b))
+		ctx := context.Background()
+		if err := w.EnsureTable(ctx, tbl); err != nil {
+			b.Fatal(err)
+		}
+		var total int64
+		for i := 0; b.Loop(); i++ {
+			res, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: rows})
+			if err != nil || !res.Loaded || res.Rows != n {
+				b.Fatalf("Load = %+v, %v", res, err)
+			}
+			total += res.Rows
+		}
+		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
+	})
+	b.Run("RawCopyFrom", func(b *testing.B) {
+		u := freshSchema(b)
+		w, err := pgwh.Open(context.Background(), u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		schema := w.Schema()
+		if err := w.EnsureTable(context.Background(), tbl); err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, baseURL())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var total int64
+		for b.Loop() {
+			c, err := conn.CopyFrom(ctx, pgx.Identifier{schema, "bench"}, []string{"id", "name", "amount", "at", "ok"}, pgx.CopyFromRows(rows))
+			if err != nil || c != n {
+				b.Fatalf("CopyFrom = %d, %v", c, err)
+			}
+			total += c
+		}
+		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
+	})
+}

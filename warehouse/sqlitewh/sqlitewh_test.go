@@ -1,0 +1,159 @@
+package sqlitewh_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse/drivertest"
+	"github.com/sluicehq/sluice/warehouse/sqlitewh"
+)
+
+func TestConformance(t *testing.T) {
+	drivertest.RunConformanceTests(t, func(t *testing.T) driver.Warehouse {
+		w, err := sqlitewh.Open(t.Context(), filepath.Join(t.TempDir(), "wh.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := w.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		})
+		return w
+	})
+}
+
+func TestOpenRefusesInMemoryAndEmptyPaths(t *testing.T) {
+	for _, p := range []string{"", ":memory:", "file::memory:"} {
+		if w, err := sqlitewh.Open(t.Context(), p); err == nil {
+			w.Close()
+			t.Errorf("Open(%q) succeeded, want an error", p)
+		}
+	}
+}
+
+func TestOpenOnAPathWithURICharactersUsesThatFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a?b#c%20d")
+	w, err := sqlitewh.Open(t.Context(), filepath.Join(dir, "wh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := os.Stat(filepath.Join(dir, "wh.db")); err != nil {
+		t.Fatalf("database not created at the literal path: %v", err)
+	}
+}
+
+func TestTwoOpensOfOneFileShareTheLedger(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wh.db")
+	ctx := t.Context()
+	a, err := sqlitewh.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqlitewh.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tbl := driver.Table{Name: "t", Columns: []driver.Column{{Name: "a", Type: driver.BigInt}}}
+	if err := a.EnsureTable(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	batch := driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1)}}}
+	var wg sync.WaitGroup
+	results := make([]driver.Result, 8)
+	errs := make([]error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := a
+			if i%2 == 1 {
+				w = b // another connection set, as another process would have
+			}
+			results[i], errs[i] = w.Load(ctx, batch)
+		}()
+	}
+	wg.Wait()
+	loaded := 0
+	for i := range 8 {
+		if errs[i] != nil {
+			t.Fatalf("Load %d: %v", i, errs[i])
+		}
+		if results[i].Loaded {
+			loaded++
+		}
+	}
+	if loaded != 1 {
+		t.Fatalf("%d loads committed, want 1", loaded)
+	}
+	_, rows, err := b.Query(ctx, "SELECT count(*) FROM t")
+	if err != nil || rows[0][0] != int64(1) {
+		t.Fatalf("count = %v, %v; want 1", rows, err)
+	}
+}
+
+func TestTimestampsAndDatesAreStoredAsSortableUTCText(t *testing.T) {
+	w, err := sqlitewh.Open(t.Context(), filepath.Join(t.TempDir(), "wh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	tbl := driver.Table{Name: "t", Columns: []driver.Column{{Name: "ts", Type: driver.Timestamp}, {Name: "d", Type: driver.Date}, {Name: "b", Type: driver.Boolean}}}
+	if err := w.EnsureTable(t.Context(), tbl); err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2020, 8, 7, 16, 3, 4, 123456789, time.FixedZone("+02", 7200))
+	if _, err := w.Load(t.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e",
+		Rows: [][]any{{ts, time.Date(2020, 8, 7, 0, 0, 0, 0, time.UTC), true}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, rows, err := w.Query(t.Context(), "SELECT ts || '', d || '', typeof(ts), b + 0 FROM t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []any{"2020-08-07T14:03:04.123456Z", "2020-08-07", "text", int64(1)}
+	if len(rows) != 1 || !reflect.DeepEqual(rows[0], want) {
+		t.Fatalf("stored %v, want %v", rows, want)
+	}
+}
+
+// BenchmarkLoadAppend loads 100k rows per iteration into a new object
+// version: go test -run '^$' -bench LoadAppend -benchtime 5x ./warehouse/sqlitewh
+func BenchmarkLoadAppend(b *testing.B) {
+	const n = 100_000
+	w, err := sqlitewh.Open(b.Context(), filepath.Join(b.TempDir(), "wh.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	tbl := driver.Table{Name: "bench", Columns: []driver.Column{
+		{Name: "id", Type: driver.BigInt}, {Name: "name", Type: driver.Text}, {Name: "amount", Type: driver.Double},
+		{Name: "at", Type: driver.Timestamp}, {Name: "ok", Type: driver.Boolean},
+	}}
+	if err := w.EnsureTable(b.Context(), tbl); err != nil {
+		b.Fatal(err)
+	}
+	rows := make([][]any, n)
+	t0 := time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)
+	for i := range rows {
+		rows[i] = []any{int64(i), fmt.Sprintf("name-%d", i), float64(i) / 3, t0.Add(time.Duration(i) * time.Second), i%2 == 0}
+	}
+	var total int64
+	for i := 0; b.Loop(); i++ {
+		res, err := w.Load(b.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: rows})
+		if err != nil || res.Rows != n {
+			b.Fatalf("Load = %+v, %v", res, err)
+		}
+		total += res.Rows
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
+}

@@ -1,0 +1,204 @@
+package warehouse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicehq/sluice/warehouse/driver"
+)
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		in                  string
+		kind, target, shown string
+		err                 string
+	}{
+		{in: "sqlite:///var/lib/sluice/wh.db", kind: "sqlite", target: "/var/lib/sluice/wh.db", shown: "sqlite:///var/lib/sluice/wh.db"},
+		{in: "sqlite://./sluice-data/warehouse.db", kind: "sqlite", target: "./sluice-data/warehouse.db", shown: "sqlite://./sluice-data/warehouse.db"},
+		{in: "sqlite://wh.db", kind: "sqlite", target: "wh.db", shown: "sqlite://wh.db"},
+		{in: "SQLite:///a%20b.db", kind: "sqlite", target: "/a b.db", shown: "SQLite:///a%20b.db"},
+		{in: "sqlite://", err: "no file path"},
+		{in: "sqlite:///", err: "no file path"},
+		{in: "sqlite:./x.db", err: "write sqlite:///abs/path.db"},
+		{in: "sqlite://./x.db?mode=ro", err: "takes no parameters"},
+		{in: "sqlite:///bad%zz.db", err: "invalid URL escape"},
+		{in: "postgres://u@h/db", kind: "postgres", target: "postgres://u@h/db", shown: "postgres://u@h/db"},
+		{in: "postgresql://u:secret@h:5433/db?sslmode=disable", kind: "postgres", target: "postgresql://u:secret@h:5433/db?sslmode=disable", shown: "postgresql://u:xxxxx@h:5433/db?sslmode=disable"},
+		{in: "postgres://u@h/db?password=secret&schema=x", kind: "postgres", target: "postgres://u@h/db?password=secret&schema=x", shown: "postgres://u@h/db?password=xxxxx&schema=x"},
+		{in: "postgres://u:secret@h:port/db", err: "invalid PostgreSQL warehouse URL"},
+		{in: "mysql://u@h/db", err: `unknown warehouse URL scheme "mysql"; supported: sqlite:///abs/path.db`},
+		{in: "/plain/path.db", err: "no scheme; supported: sqlite://"},
+	}
+	for _, tc := range tests {
+		kind, target, shown, err := parseURL(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("parseURL(%q) error = %v, want one containing %q", tc.in, err, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Errorf("parseURL(%q) error %q leaks the password", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || kind != tc.kind || target != tc.target || shown != tc.shown {
+			t.Errorf("parseURL(%q) = %q, %q, %q, %v; want %q, %q, %q", tc.in, kind, target, shown, err, tc.kind, tc.target, tc.shown)
+		}
+	}
+}
+
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"sqlite:///a.db", "sqlite://./a.db", "postgres://u:pw@h/db?password=pw2", "postgresql://u@[::1]:5/db",
+		"postgres://u:p%zz@h/db", "x://", "", "sqlite://%", "postgres://u:pw@h:port/db",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		kind, target, shown, err := parseURL(raw)
+		if err != nil {
+			return
+		}
+		switch kind {
+		case "sqlite":
+			if target == "" || shown != raw {
+				t.Fatalf("parseURL(%q) = %q, %q", raw, target, shown)
+			}
+		case "postgres":
+			if target != raw {
+				t.Fatalf("parseURL(%q) target %q, want the URL unchanged", raw, target)
+			}
+			u, err := url.Parse(shown)
+			if err != nil {
+				t.Fatalf("shown URL %q does not parse: %v", shown, err)
+			}
+			if p, ok := u.User.Password(); ok && p != "xxxxx" {
+				t.Fatalf("shown URL %q keeps password %q", shown, p)
+			}
+			if q := u.Query(); q.Has("password") && q.Get("password") != "xxxxx" {
+				t.Fatalf("shown URL %q keeps the password parameter", shown)
+			}
+		default:
+			t.Fatalf("parseURL(%q) kind %q", raw, kind)
+		}
+	})
+}
+
+func TestOpenSQLiteURLsGiveWorkingWarehouses(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, u := range []string{"sqlite://" + filepath.Join(dir, "abs", "wh.db"), "sqlite://./rel/wh.db"} {
+		w, err := Open(t.Context(), u)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", u, err)
+		}
+		if w.URL() != u {
+			t.Errorf("URL() = %q, want %q", w.URL(), u)
+		}
+		tbl := driver.Table{Name: "t", Columns: []driver.Column{{Name: "a", Type: driver.Text}}}
+		if err := w.EnsureTable(t.Context(), tbl); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Load(t.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{"x"}}}); err != nil {
+			t.Fatal(err)
+		}
+		_, rows, err := w.Query(t.Context(), "SELECT a FROM t")
+		if err != nil || len(rows) != 1 || rows[0][0] != "x" {
+			t.Fatalf("Query = %v, %v; want [[x]]", rows, err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{filepath.Join(dir, "abs", "wh.db"), filepath.Join(dir, "rel", "wh.db")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("database file not created: %v", err)
+		}
+	}
+}
+
+func TestOpenPostgresURLHidesThePassword(t *testing.T) {
+	base := os.Getenv("SLUICE_TEST_POSTGRES")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "sluice_test_" + hex.EncodeToString(b[:])
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("SLUICE_TEST_POSTGRES: %v", err)
+	}
+	if _, ok := u.User.Password(); !ok {
+		u.User = url.UserPassword(u.User.Username(), "not-checked-by-trust-auth")
+	}
+	pw, _ := u.User.Password()
+	q := u.Query()
+	q.Set("schema", schema)
+	u.RawQuery = q.Encode()
+	w, err := Open(ctx, u.String())
+	if err != nil {
+		t.Fatalf("%v\nstart PostgreSQL (e.g. `pg_ctlcluster <version> main start`) or point SLUICE_TEST_POSTGRES at a server", err)
+	}
+	t.Cleanup(func() {
+		w.Close()
+		conn, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	if strings.Contains(w.URL(), pw) || !strings.Contains(w.URL(), "xxxxx") {
+		t.Errorf("URL() = %q shows the password", w.URL())
+	}
+	// Errors carry the URL; the password must stay out of them too.
+	_, _, err = w.Query(ctx, "SELECT * FROM no_such_table")
+	if err == nil || strings.Contains(err.Error(), pw) || !strings.Contains(err.Error(), "no_such_table") {
+		t.Errorf("Query error = %v; want it to name the table and hide the password", err)
+	}
+}
+
+func TestOpenUnreachablePostgresFailsWithHint(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err := Open(ctx, "postgres://u:topsecret@127.0.0.1:1/db?sslmode=disable&connect_timeout=5")
+	if err == nil || !strings.Contains(err.Error(), "is PostgreSQL running at 127.0.0.1:1") || strings.Contains(err.Error(), "topsecret") {
+		t.Fatalf("Open error = %v; want a hint naming 127.0.0.1:1 and no password", err)
+	}
+}
+
+func TestCheckTableRejectsBadSpecs(t *testing.T) {
+	cols := []driver.Column{{Name: "id", Type: driver.BigInt}}
+	tests := []struct {
+		name string
+		t    driver.Table
+		err  string
+	}{
+		{"valid", driver.Table{Name: "t", Columns: cols, PrimaryKey: []string{"id"}}, ""},
+		{"bad table name", driver.Table{Name: "1t", Columns: cols}, "invalid table name"},
+		{"no columns", driver.Table{Name: "t"}, "no columns"},
+		{"bad column name", driver.Table{Name: "t", Columns: []driver.Column{{Name: "a-b", Type: driver.Text}}}, "invalid column name"},
+		{"unknown type", driver.Table{Name: "t", Columns: []driver.Column{{Name: "a", Type: "uuid"}}}, "unknown type"},
+		{"duplicate column", driver.Table{Name: "t", Columns: append(cols, cols...)}, "appears twice"},
+		{"key not a column", driver.Table{Name: "t", Columns: cols, PrimaryKey: []string{"nope"}}, "not a column"},
+	}
+	for _, tc := range tests {
+		err := checkTable(tc.t)
+		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: checkTable = %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
