@@ -1,0 +1,133 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/sluicehq/sluice/job"
+)
+
+// Exec is the child side of a run (`sluice job exec TASK_FILE`): it reads
+// the task, executes it, writes result.json next to the task file
+// atomically, and returns the process exit code, 0 on success and 1 on
+// failure. Tasks of kind "command" are run by RunCommand with the child's
+// stdout and stderr; every other kind is handed to do (the engine's
+// executor, for "curate"); a nil do fails them. Errors are also printed to
+// stderr, which is the run's log.
+func Exec(ctx context.Context, taskFile string, do func(ctx context.Context, t job.Task) (outputs []string, err error)) int {
+	resultFile := filepath.Join(filepath.Dir(taskFile), ResultFile)
+	outputs, err := execTask(ctx, taskFile, do)
+	res := Result{Outputs: outputs}
+	if res.Outputs == nil {
+		res.Outputs = []string{}
+	}
+	code := 0
+	if err != nil {
+		res.Error, code = err.Error(), 1
+		fmt.Fprintln(os.Stderr, "sluice job:", err)
+	}
+	data, merr := json.Marshal(res)
+	if merr == nil {
+		merr = writeAtomic(resultFile, data)
+	}
+	if merr != nil {
+		fmt.Fprintln(os.Stderr, "sluice job: record the result:", merr)
+		return 1
+	}
+	return code
+}
+
+func execTask(ctx context.Context, taskFile string, do func(context.Context, job.Task) ([]string, error)) ([]string, error) {
+	data, err := os.ReadFile(taskFile)
+	if err != nil {
+		return nil, fmt.Errorf("read task: %w", err)
+	}
+	var t job.Task
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, fmt.Errorf("task file %s is not a job task: %w", taskFile, err)
+	}
+	switch {
+	case t.Kind == job.KindCommand:
+		return RunCommand(ctx, t, os.Stdout, os.Stderr)
+	case do == nil:
+		return nil, fmt.Errorf("run %s: no executor for job kind %q", t.RunID, t.Kind)
+	}
+	outputs, err := do(ctx, t)
+	if err != nil {
+		return outputs, fmt.Errorf("job %s, group %s: %w", t.Rule, t.Group, err)
+	}
+	return outputs, nil
+}
+
+// RunCommand runs a "command" task: t.Command with the group appended as
+// its last argument, stdout and stderr as given, and this environment on
+// top of the current one:
+//
+//	SLUICE_RUN_ID   the run id
+//	SLUICE_RULE     the job (rule) name
+//	SLUICE_GROUP    the group, e.g. 2020-08-07_2PM (also the last argument)
+//	SLUICE_INPUTS   the input objects as JSON: [{"key": "...", "etag": "..."}]
+//	SLUICE_STORE    the store URL
+//	SLUICE_OUTPUTS  a file the command may write the keys it created to,
+//	                one per line; they become the run's outputs
+//
+// A non-zero exit fails the run. On Linux the command dies with its parent.
+func RunCommand(ctx context.Context, t job.Task, stdout, stderr io.Writer) (outputs []string, err error) {
+	if len(t.Command) == 0 || t.Command[0] == "" {
+		return nil, fmt.Errorf("run %s: job %s has an empty command", t.RunID, t.Rule)
+	}
+	inputs := t.Inputs
+	if inputs == nil {
+		inputs = []job.Input{}
+	}
+	in, err := json.Marshal(inputs)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: encode inputs: %w", t.RunID, err)
+	}
+	outFile, err := os.CreateTemp("", "sluice-outputs-*")
+	if err != nil {
+		return nil, fmt.Errorf("run %s: create outputs file: %w", t.RunID, err)
+	}
+	outFile.Close()
+	defer os.Remove(outFile.Name())
+
+	cmd := exec.CommandContext(ctx, t.Command[0], append(t.Command[1:], t.Group)...)
+	cmd.Env = append(os.Environ(),
+		"SLUICE_RUN_ID="+t.RunID, "SLUICE_RULE="+t.Rule, "SLUICE_GROUP="+t.Group,
+		"SLUICE_INPUTS="+string(in), "SLUICE_STORE="+t.StoreURL, "SLUICE_OUTPUTS="+outFile.Name())
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = childAttr()
+	runtime.LockOSThread() // see Runner.Run: the parent-death signal follows the thread
+	defer runtime.UnlockOSThread()
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("command %s %s", t.Command[0], ee.ProcessState)
+		}
+		return nil, fmt.Errorf("command %s: %w", t.Command[0], err)
+	}
+	f, err := os.Open(outFile.Name())
+	if err != nil {
+		return nil, fmt.Errorf("run %s: read outputs file: %w", t.RunID, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			outputs = append(outputs, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("run %s: read outputs file: %w", t.RunID, err)
+	}
+	return outputs, nil
+}

@@ -1,0 +1,360 @@
+//go:build linux
+
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/job"
+)
+
+// The test binary is also the job child: with SLUICE_TEST_CHILD set it
+// acts as `sluice job exec TASK_FILE`, its behaviour chosen by the task.
+func TestMain(m *testing.M) {
+	if os.Getenv("SLUICE_TEST_CHILD") != "" {
+		if len(os.Args) != 4 || os.Args[1] != "job" || os.Args[2] != "exec" {
+			fmt.Fprintln(os.Stderr, "test child: want args job exec TASK_FILE, got", os.Args)
+			os.Exit(2)
+		}
+		os.Exit(Exec(context.Background(), os.Args[3], childDo))
+	}
+	os.Exit(m.Run())
+}
+
+// childSpec is the test executor's instructions, carried in Task.Curate.
+type childSpec struct {
+	Mode    string `json:"mode"`
+	PIDFile string `json:"pid_file,omitempty"`
+}
+
+func childDo(ctx context.Context, t job.Task) ([]string, error) {
+	var s childSpec
+	if err := json.Unmarshal(t.Curate, &s); err != nil {
+		return nil, err
+	}
+	fmt.Println("child stdout for", t.Group)
+	fmt.Fprintln(os.Stderr, "child stderr for", t.Group)
+	switch s.Mode {
+	case "ok":
+		return []string{"curated/" + t.Group + "/part-00000.parquet", "curated/" + t.Group + "/_SUCCESS"}, nil
+	case "fail":
+		return nil, errors.New("data/d/a.csv line 3 column Year: abc is not an int32")
+	case "exit3":
+		os.Exit(3)
+	case "noresult":
+		os.Exit(0)
+	case "spawn-and-hang", "spawn-and-leave":
+		sleep := exec.Command("sleep", "30")
+		if err := sleep.Start(); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(s.PIDFile, []byte(strconv.Itoa(sleep.Process.Pid)), 0o644); err != nil {
+			return nil, err
+		}
+		if s.Mode == "spawn-and-leave" {
+			return []string{"left"}, nil
+		}
+		time.Sleep(time.Hour)
+	case "big-log":
+		chunk := bytes.Repeat([]byte("x"), 1023)
+		for range 1500 {
+			fmt.Printf("%s\n", chunk)
+		}
+		fmt.Println("the end")
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unknown mode %q", s.Mode)
+}
+
+func newRunner(t *testing.T) *Runner {
+	t.Helper()
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Runner{Binary: bin, Env: []string{"SLUICE_TEST_CHILD=1"}, Dir: t.TempDir()}
+}
+
+var runSeq int
+
+func task(t *testing.T, s childSpec) job.Task {
+	t.Helper()
+	raw, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSeq++
+	return job.Task{RunID: fmt.Sprintf("run-%d", runSeq), Rule: "hydropower", Group: "2020-08-07_2PM", Kind: "test", Curate: raw,
+		Inputs: []job.Input{{Key: "data/2020-08-07_2PM/a.csv", ETag: "e1"}}}
+}
+
+// alive reports whether pid is a live (non-zombie) process.
+func alive(t *testing.T, pid int) bool {
+	t.Helper()
+	ps, err := procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(ps, func(p proc) bool { return p.pid == pid })
+}
+
+// ourChildren lists live processes whose parent is this test process.
+func ourChildren(t *testing.T) []int {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+		if len(f) > 2 && f[0] != "Z" && f[1] == strconv.Itoa(os.Getpid()) {
+			pid, _ := strconv.Atoi(e.Name())
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func run(t *testing.T, r *Runner, ctx context.Context, tk job.Task) job.Outcome {
+	t.Helper()
+	out, err := r.Run(ctx, tk)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if kids := ourChildren(t); len(kids) != 0 {
+		t.Fatalf("processes %v still run after Run returned", kids)
+	}
+	return out
+}
+
+func TestASucceedingChildReportsItsOutputsAndLog(t *testing.T) {
+	r := newRunner(t)
+	tk := task(t, childSpec{Mode: "ok"})
+	out := run(t, r, t.Context(), tk)
+	if out.ExitCode != 0 || out.Err != "" {
+		t.Fatalf("outcome = %+v, want success", out)
+	}
+	if want := []string{"curated/2020-08-07_2PM/part-00000.parquet", "curated/2020-08-07_2PM/_SUCCESS"}; !slices.Equal(out.Outputs, want) {
+		t.Errorf("outputs = %v, want %v", out.Outputs, want)
+	}
+	if !bytes.Contains(out.Log, []byte("child stdout for 2020-08-07_2PM")) || !bytes.Contains(out.Log, []byte("child stderr for 2020-08-07_2PM")) {
+		t.Errorf("log = %q, want the child's stdout and stderr", out.Log)
+	}
+	if out.ComputeSeconds <= 0 || out.ComputeSeconds > 60 {
+		t.Errorf("compute seconds = %v", out.ComputeSeconds)
+	}
+	var back job.Task
+	data, err := os.ReadFile(filepath.Join(r.Dir, tk.RunID, TaskFile))
+	if err != nil || json.Unmarshal(data, &back) != nil || back.RunID != tk.RunID || !slices.Equal(back.Inputs, tk.Inputs) {
+		t.Errorf("task file = %s, %v", data, err)
+	}
+}
+
+func TestAFailingChildReportsItsErrorAndExitCode(t *testing.T) {
+	r := newRunner(t)
+	for _, tc := range []struct {
+		mode     string
+		wantCode int
+		wantErr  string
+	}{
+		{"fail", 1, "abc is not an int32"},
+		{"exit3", 3, "exit status 3"},
+		{"noresult", 1, "left no usable result.json"},
+		{"nonsense", 1, `unknown mode "nonsense"`},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			out := run(t, r, t.Context(), task(t, childSpec{Mode: tc.mode}))
+			if out.ExitCode != tc.wantCode || !strings.Contains(out.Err, tc.wantErr) {
+				t.Fatalf("outcome = %+v, want exit %d and an error containing %q", out, tc.wantCode, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestTimeoutKillsTheWholeProcessGroup(t *testing.T) {
+	r := newRunner(t)
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	tk := task(t, childSpec{Mode: "spawn-and-hang", PIDFile: pidFile})
+	tk.Timeout = 3 * time.Second
+	out := run(t, r, t.Context(), tk)
+	if !strings.Contains(out.Err, "exceeded its timeout of 3s") || out.ExitCode == 0 {
+		t.Fatalf("outcome = %+v, want a timeout kill", out)
+	}
+	assertGrandchildGone(t, pidFile)
+}
+
+func TestCancellationKillsTheWholeProcessGroup(t *testing.T) {
+	r := newRunner(t)
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { // cancel once the grandchild exists
+		for ctx.Err() == nil {
+			if _, err := os.Stat(pidFile); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	out := run(t, r, ctx, task(t, childSpec{Mode: "spawn-and-hang", PIDFile: pidFile}))
+	cancel()
+	if !strings.Contains(out.Err, "cancelled") {
+		t.Fatalf("outcome = %+v, want a cancellation kill", out)
+	}
+	assertGrandchildGone(t, pidFile)
+}
+
+func TestWhatAChildLeavesBehindIsKilledWhenItExits(t *testing.T) {
+	r := newRunner(t)
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	out := run(t, r, t.Context(), task(t, childSpec{Mode: "spawn-and-leave", PIDFile: pidFile}))
+	if out.Err != "" || !slices.Equal(out.Outputs, []string{"left"}) {
+		t.Fatalf("outcome = %+v", out)
+	}
+	assertGrandchildGone(t, pidFile)
+}
+
+func assertGrandchildGone(t *testing.T, pidFile string) {
+	t.Helper()
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the child never started its grandchild: %v", err)
+	}
+	pid, err := strconv.Atoi(string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alive(t, pid) {
+		t.Fatalf("grandchild %d is still alive after Run returned", pid)
+	}
+}
+
+func TestTheLogIsCappedToItsTail(t *testing.T) {
+	r := newRunner(t)
+	out := run(t, r, t.Context(), task(t, childSpec{Mode: "big-log"}))
+	if out.Err != "" {
+		t.Fatal(out.Err)
+	}
+	if len(out.Log) > LogCap+100 || !bytes.HasPrefix(out.Log, []byte("[... ")) || !bytes.HasSuffix(out.Log, []byte("the end\n")) {
+		t.Fatalf("log of %d bytes starts %q and ends %q", len(out.Log), out.Log[:40], out.Log[len(out.Log)-20:])
+	}
+}
+
+func TestAMissingBinaryIsAnErrorNotAnOutcome(t *testing.T) {
+	r := newRunner(t)
+	r.Binary = filepath.Join(t.TempDir(), "no-such-sluice")
+	if _, err := r.Run(t.Context(), task(t, childSpec{Mode: "ok"})); err == nil || !strings.Contains(err.Error(), "no-such-sluice") {
+		t.Fatalf("Run error = %v, want one naming the binary", err)
+	}
+}
+
+func TestRunRejectsRunIDsThatAreNotDirectoryNames(t *testing.T) {
+	r := newRunner(t)
+	for _, id := range []string{"", "..", "a/b"} {
+		if _, err := r.Run(t.Context(), job.Task{RunID: id}); err == nil {
+			t.Errorf("Run accepted run id %q", id)
+		}
+	}
+}
+
+func TestCommandJobsGetTheGroupAndInputsAndReportOutputs(t *testing.T) {
+	r := newRunner(t)
+	tk := task(t, childSpec{})
+	tk.Kind = job.KindCommand
+	tk.StoreURL = "file:///lake"
+	tk.Command = []string{"sh", "-c", `echo "group=$SLUICE_GROUP arg=$1 rule=$SLUICE_RULE run=$SLUICE_RUN_ID store=$SLUICE_STORE inputs=$SLUICE_INPUTS"; echo "curated/$1/out.txt" > "$SLUICE_OUTPUTS"`, "sh"}
+	out := run(t, r, t.Context(), tk)
+	if out.Err != "" || !slices.Equal(out.Outputs, []string{"curated/2020-08-07_2PM/out.txt"}) {
+		t.Fatalf("outcome = %+v", out)
+	}
+	want := fmt.Sprintf(`group=2020-08-07_2PM arg=2020-08-07_2PM rule=hydropower run=%s store=file:///lake inputs=[{"key":"data/2020-08-07_2PM/a.csv","etag":"e1"}]`, tk.RunID)
+	if !strings.Contains(string(out.Log), want) {
+		t.Fatalf("log = %q, want it to contain %q", out.Log, want)
+	}
+
+	tk = task(t, childSpec{})
+	tk.Kind, tk.Command = job.KindCommand, []string{"sh", "-c", "echo oops >&2; exit 7"}
+	out = run(t, r, t.Context(), tk)
+	if out.ExitCode != 1 || !strings.Contains(out.Err, "exit status 7") || !strings.Contains(string(out.Log), "oops") {
+		t.Fatalf("failing command outcome = %+v", out)
+	}
+}
+
+func TestExecWithoutAnExecutorFailsClearly(t *testing.T) {
+	dir := t.TempDir()
+	tf := filepath.Join(dir, TaskFile)
+	if err := os.WriteFile(tf, []byte(`{"run_id":"r","kind":"curate"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := Exec(t.Context(), tf, nil); code != 1 {
+		t.Fatalf("Exec = %d, want 1", code)
+	}
+	res, err := readResult(filepath.Join(dir, ResultFile))
+	if err != nil || !strings.Contains(res.Error, `no executor for job kind "curate"`) {
+		t.Fatalf("result = %+v, %v", res, err)
+	}
+	if err := os.WriteFile(tf, []byte(`not json`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := Exec(t.Context(), tf, nil); code != 1 {
+		t.Fatalf("Exec of a bad task file = %d, want 1", code)
+	}
+	if res, _ := readResult(filepath.Join(dir, ResultFile)); !strings.Contains(res.Error, "is not a job task") {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
+func TestReapKillsProcessesADeadParentLeft(t *testing.T) {
+	r := newRunner(t)
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	tk := task(t, childSpec{Mode: "spawn-and-hang", PIDFile: pidFile})
+	dir := filepath.Join(r.Dir, tk.RunID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(tk)
+	if err := os.WriteFile(filepath.Join(dir, TaskFile), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An orphan as a dead parent leaves it: the child, its own group, our run id.
+	orphan := exec.Command(r.Binary, "job", "exec", filepath.Join(dir, TaskFile))
+	orphan.Env = append(os.Environ(), "SLUICE_TEST_CHILD=1", "SLUICE_RUN_ID="+tk.RunID)
+	orphan.SysProcAttr = groupAttr()
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { orphan.Wait(); close(waited) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the orphan never started its grandchild")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := r.Reap(t.Context(), job.Run{ID: tk.RunID}); err != nil {
+		t.Fatal(err)
+	}
+	<-waited
+	assertGrandchildGone(t, pidFile)
+	if err := r.Reap(t.Context(), job.Run{ID: "other-run"}); err != nil {
+		t.Fatalf("Reap of a run without processes: %v", err)
+	}
+}
