@@ -1,0 +1,563 @@
+// Package store is sluice's object store: one Store type over gocloud.dev/blob,
+// opened by URL.
+//
+//	file:///abs/dir     a local directory (created if missing); the default
+//	mem://              in memory, for tests; every Open is a new empty store
+//	s3://bucket?...     AWS S3 or any S3-compatible server (MinIO, versitygw)
+//
+// S3 URLs accept the query parameters of gocloud's s3blob (v0.47): endpoint,
+// region, profile, use_path_style (or s3ForcePathStyle), hostname_immutable,
+// disable_https, dualstack, fips, anonymous, accelerate, ssetype, kmskeyid,
+// rate_limiter_capacity, role, request_checksum_calculation,
+// response_checksum_validation. Credentials come from the standard AWS
+// environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...).
+// Example for a local versitygw:
+//
+//	s3://bucket?endpoint=http://127.0.0.1:7070&region=us-east-1&use_path_style=true
+//
+// # Versions and ETags
+//
+// An object version is identified by key plus ETag (see event.Record.Version).
+// For S3 the ETag is the server's, without quotes (event.NormalizeETag). For
+// file:// and mem:// it is the hex MD5 of the content, so equal bytes are the
+// same version on both. In a file:// store, gocloud's fileblob keeps the MD5
+// in a ".attrs" sidecar file next to each object it writes; the sidecar is
+// trusted only when it belongs to the current file: the file is still the one
+// renamed into place (its ctime) within a second after the sidecar was
+// written. Otherwise — files copied in by
+// other programs, or overwritten in place after sluice wrote them — the MD5 is
+// computed by reading the file, and remembered for as long as the file's
+// inode, size, mtime and ctime stay the same. A stale sidecar therefore never
+// lends an old ETag to new content.
+//
+// # Atomic writes
+//
+// Readers never see partial objects. mem:// and S3 publish an object only when
+// its write completes. file:// writes to a temporary file next to the final
+// path ("<name>.<16 hex digits>.tmp", in the same directory so the rename
+// cannot cross file systems) and renames it into place. Temporary files and
+// ".attrs" sidecars never appear as objects. Temporary files older than
+// StaleTempAge, left by a crashed process, are deleted when a file:// store is
+// opened; younger ones may belong to a write in progress in another process
+// and are left alone.
+//
+// # Keys
+//
+// Keys are "/"-separated paths: not empty, at most 1024 bytes of valid UTF-8,
+// no leading or trailing "/", no empty, "." or ".." segments, no backslash and
+// no control characters (see ValidateKey). In a file:// store, names ending in
+// ".attrs" and names shaped like temporary files are reserved, and a key
+// cannot be both an object and a "directory" of other keys ("a" and "a/b").
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. One process owns a file:// directory
+// and writes to it; other processes may read it at the same time.
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
+	"gocloud.dev/blob/s3blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/sluicehq/sluice/event"
+)
+
+// ErrNotFound is returned (wrapped) for a key that does not exist.
+var ErrNotFound = errors.New("object not found")
+
+// ErrInvalidKey is returned (wrapped) for a key or prefix that ValidateKey rejects.
+var ErrInvalidKey = errors.New("invalid object key")
+
+// StaleTempAge is how old a temporary file in a file:// store must be before
+// Open deletes it as a leftover of a crashed write.
+const StaleTempAge = time.Hour
+
+// MaxKeyLen is the longest key accepted, in bytes (the S3 limit).
+const MaxKeyLen = 1024
+
+// Object describes one object version.
+type Object struct {
+	Key  string
+	Size int64
+	// ETag identifies the content: the hex MD5 for file:// and mem://, the
+	// server's unquoted ETag for S3. List leaves it empty; Stat, Open,
+	// ReadAll, Put and Write always fill it.
+	ETag    string
+	ModTime time.Time
+	// ContentType is as written; for files written by other programs it is
+	// guessed from the extension. List leaves it empty.
+	ContentType string
+}
+
+// Options configure Open. A nil *Options means defaults.
+type Options struct {
+	// Clock returns the current time (default time.Now). It decides which
+	// temporary files are stale.
+	Clock func() time.Time
+	// Logf reports housekeeping, such as deleted stale temporary files
+	// (default log.Printf).
+	Logf func(format string, args ...any)
+}
+
+// Store is an object store opened by URL. See the package documentation.
+type Store struct {
+	b      *blob.Bucket
+	url    string // redacted
+	bucket string
+	dir    string // absolute directory for file://, "" otherwise
+	s3     bool
+	clock  func() time.Time
+	logf   func(string, ...any)
+	etags  *etagCache // file:// only
+}
+
+// Open opens the store at rawURL. For file:// the directory is created if it
+// is missing and stale temporary files are swept (see StaleTempAge). Opening
+// an s3:// store does not contact the server.
+func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logf == nil {
+		o.Logf = log.Printf
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a password
+		}
+		return nil, fmt.Errorf("store: %q is not a URL (write file:///abs/dir, mem:// or s3://bucket?region=...): %v", redactRaw(rawURL), err)
+	}
+	s := &Store{url: redact(rawURL, u), clock: o.Clock, logf: o.Logf}
+	switch u.Scheme {
+	case "file":
+		if err := s.openFile(u); err != nil {
+			return nil, err
+		}
+	case "mem":
+		if len(u.Query()) > 0 || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("store %s: mem:// takes no path or query parameters (write mem:// or mem://NAME)", s.url)
+		}
+		s.b = memblob.OpenBucket(nil)
+		s.bucket = u.Host
+		if s.bucket == "" {
+			s.bucket = "mem"
+		}
+	case "s3":
+		if u.Host == "" {
+			return nil, fmt.Errorf("store %s: s3 URL has no bucket name (write s3://BUCKET?region=...)", s.url)
+		}
+		if u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("store %s: s3 URL has a path %q; a store is a whole bucket (write s3://%s?...)", s.url, u.Path, u.Host)
+		}
+		b, err := (&s3blob.URLOpener{}).OpenBucketURL(ctx, u)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: open: %v", s.url, err)
+		}
+		s.b, s.bucket, s.s3 = b, u.Host, true
+	default:
+		return nil, fmt.Errorf("store %s: unsupported scheme %q (write file:///abs/dir, mem:// or s3://bucket?region=...)", s.url, u.Scheme)
+	}
+	return s, nil
+}
+
+func (s *Store) openFile(u *url.URL) error {
+	if u.Host != "" && u.Host != "localhost" {
+		return fmt.Errorf("store %s: file URL has host %q; write an absolute path as file:///abs/dir", s.url, u.Host)
+	}
+	if u.Path == "" || !filepath.IsAbs(filepath.FromSlash(u.Path)) {
+		return fmt.Errorf("store %s: file URL needs an absolute path, like file:///abs/dir", s.url)
+	}
+	q := url.Values{}
+	for k, v := range u.Query() {
+		if k != "dir_file_mode" {
+			return fmt.Errorf("store %s: unknown query parameter %q for a file:// store (only dir_file_mode is accepted)", s.url, k)
+		}
+		q[k] = v
+	}
+	q.Set("create_dir", "true")
+	q.Set("no_tmp_dir", "true") // temp files next to their target: rename never crosses file systems
+	dir := filepath.Clean(filepath.FromSlash(u.Path))
+	fu := &url.URL{Scheme: "file", Path: filepath.ToSlash(dir), RawQuery: q.Encode()}
+	b, err := (&fileblob.URLOpener{}).OpenBucketURL(context.Background(), fu)
+	if err != nil {
+		return fmt.Errorf("store %s: open directory %s: %v", s.url, dir, err)
+	}
+	s.b, s.dir, s.etags = b, dir, newETagCache()
+	s.bucket = filepath.Base(dir)
+	if err := s.sweepTemp(); err != nil {
+		_ = b.Close()
+		return err
+	}
+	return nil
+}
+
+// URL returns the URL the store was opened with, secrets redacted.
+func (s *Store) URL() string { return s.url }
+
+// Bucket returns the bucket name used in events: the S3 bucket, the base name
+// of the directory for file://, and "mem" (or the host given) for mem://.
+func (s *Store) Bucket() string { return s.bucket }
+
+// LocalDir returns the absolute directory of a file:// store, "" otherwise.
+func (s *Store) LocalDir() string { return s.dir }
+
+// Close releases the store's resources.
+func (s *Store) Close() error {
+	if err := s.b.Close(); err != nil {
+		return fmt.Errorf("store %s: close: %v", s.url, err)
+	}
+	return nil
+}
+
+// Put writes data as key, replacing any existing object, and returns the new
+// version. An empty contentType is detected from the first 512 bytes.
+func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) (Object, error) {
+	return s.Write(ctx, key, bytes.NewReader(data), contentType)
+}
+
+// Write streams r into key and returns the new version once the object is
+// complete and visible. If r fails or ctx is cancelled, nothing is written
+// and any previous object at key is untouched.
+func (s *Store) Write(ctx context.Context, key string, r io.Reader, contentType string) (Object, error) {
+	if err := s.checkKey(key); err != nil {
+		return Object{}, s.errorf("write", key, err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.b.NewWriter(wctx, key, &blob.WriterOptions{ContentType: contentType})
+	if err != nil {
+		return Object{}, s.errorf("write", key, err)
+	}
+	h := md5.New()
+	src := &recordingReader{r: r}
+	n, err := io.Copy(io.MultiWriter(w, h), src)
+	if err != nil {
+		cancel() // a cancelled writer discards the data on Close
+		_ = w.Close()
+		if err == src.err { // the caller's reader failed: keep its error for errors.Is
+			return Object{}, fmt.Errorf("store %s: write %q: reading the input after %d bytes: %w", s.url, key, n, err)
+		}
+		return Object{}, s.errorf("write", key, fmt.Errorf("after %d bytes: %w", n, err))
+	}
+	if err := w.Close(); err != nil {
+		return Object{}, s.errorf("write", key, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	o, err := s.Stat(ctx, key)
+	if err != nil {
+		return Object{}, err
+	}
+	if !s.s3 && (o.ETag != sum || o.Size != n) {
+		return Object{}, s.errorf("write", key, fmt.Errorf("object was replaced by another writer while being written (wrote %d bytes with MD5 %s, found %d bytes with MD5 %s)", n, sum, o.Size, o.ETag))
+	}
+	return o, nil
+}
+
+// Stat returns the object's current version, with ETag and ContentType.
+func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
+	if err := s.checkKey(key); err != nil {
+		return Object{}, s.errorf("stat", key, err)
+	}
+	if s.dir != "" {
+		f, o, err := s.openLocal(ctx, key)
+		if err != nil {
+			return Object{}, s.errorf("stat", key, err)
+		}
+		_ = f.Close()
+		return o, nil
+	}
+	a, err := s.b.Attributes(ctx, key)
+	if err != nil {
+		return Object{}, s.errorf("stat", key, err)
+	}
+	return s.fromAttrs(key, a), nil
+}
+
+func (s *Store) fromAttrs(key string, a *blob.Attributes) Object {
+	o := Object{Key: key, Size: a.Size, ModTime: a.ModTime, ContentType: a.ContentType}
+	if s.s3 {
+		o.ETag = event.NormalizeETag(a.ETag)
+	} else {
+		o.ETag = hex.EncodeToString(a.MD5)
+	}
+	return o
+}
+
+// Open opens key for reading; the caller must close the reader. The returned
+// Object describes exactly the version being read.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
+	if err := s.checkKey(key); err != nil {
+		return nil, Object{}, s.errorf("open", key, err)
+	}
+	if s.dir != "" {
+		f, o, err := s.openLocal(ctx, key)
+		if err != nil {
+			return nil, Object{}, s.errorf("open", key, err)
+		}
+		return f, o, nil
+	}
+	// Stat, open, and check that the reader is the version stat described;
+	// retry if the object was replaced in between.
+	var last error
+	for range 3 {
+		a, err := s.b.Attributes(ctx, key)
+		if err != nil {
+			return nil, Object{}, s.errorf("open", key, err)
+		}
+		o := s.fromAttrs(key, a)
+		r, err := s.b.NewReader(ctx, key, nil)
+		if err != nil {
+			return nil, Object{}, s.errorf("open", key, err)
+		}
+		if r.Size() == o.Size && r.ModTime().Equal(o.ModTime) {
+			return r, o, nil
+		}
+		_ = r.Close()
+		last = fmt.Errorf("object changed while being opened")
+	}
+	return nil, Object{}, s.errorf("open", key, fmt.Errorf("%w; it is being rewritten continuously, try again later", last))
+}
+
+// ReadAll reads the whole object.
+func (s *Store) ReadAll(ctx context.Context, key string) ([]byte, Object, error) {
+	r, o, err := s.Open(ctx, key)
+	if err != nil {
+		return nil, Object{}, err
+	}
+	defer r.Close()
+	buf := bytes.NewBuffer(make([]byte, 0, o.Size))
+	if _, err := io.Copy(buf, ctxReader{ctx, r}); err != nil {
+		return nil, Object{}, s.errorf("read", key, err)
+	}
+	if int64(buf.Len()) != o.Size {
+		return nil, Object{}, s.errorf("read", key, fmt.Errorf("read %d bytes, expected %d", buf.Len(), o.Size))
+	}
+	return buf.Bytes(), o, nil
+}
+
+// List returns every object whose key starts with prefix, recursively, sorted
+// by key. It fills Key, Size and ModTime; ETag and ContentType are left empty
+// (call Stat for them). In a file:// store, List is a directory walk.
+func (s *Store) List(ctx context.Context, prefix string) ([]Object, error) {
+	if prefix != "" {
+		if err := ValidateKey(prefix + "x"); err != nil {
+			return nil, fmt.Errorf("store %s: list prefix %q: %w", s.url, prefix, err)
+		}
+	}
+	if s.dir != "" {
+		objs, _, err := s.listLocal(ctx, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: list prefix %q: %w", s.url, prefix, err)
+		}
+		return objs, nil
+	}
+	var objs []Object
+	it := s.b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		lo, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store %s: list prefix %q: %v", s.url, prefix, convert(err))
+		}
+		if lo.IsDir {
+			continue
+		}
+		objs = append(objs, Object{Key: lo.Key, Size: lo.Size, ModTime: lo.ModTime})
+	}
+	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+	return objs, nil
+}
+
+// Delete removes key. Deleting a missing key returns ErrNotFound.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.checkKey(key); err != nil {
+		return s.errorf("delete", key, err)
+	}
+	if s.dir != "" {
+		// fileblob would remove an empty directory of that name.
+		fi, err := os.Stat(s.path(key))
+		if isNotExist(err) || (err == nil && !fi.Mode().IsRegular()) {
+			return s.errorf("delete", key, ErrNotFound)
+		}
+	}
+	if err := s.b.Delete(ctx, key); err != nil {
+		return s.errorf("delete", key, err)
+	}
+	return nil
+}
+
+// checkKey validates key for this store.
+func (s *Store) checkKey(key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if s.dir != "" {
+		base := key[strings.LastIndexByte(key, '/')+1:]
+		if strings.HasSuffix(base, attrsExt) || isTempName(base) {
+			return fmt.Errorf("%w: names ending in %q or shaped like %q are reserved for metadata and temporary files in a file:// store", ErrInvalidKey, attrsExt, "NAME.0123456789abcdef.tmp")
+		}
+	}
+	return nil
+}
+
+// ValidateKey reports whether key is acceptable on every backend; the error
+// wraps ErrInvalidKey and says what is wrong.
+func ValidateKey(key string) error {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidKey, key, why) }
+	switch {
+	case key == "":
+		return bad("empty key")
+	case len(key) > MaxKeyLen:
+		return bad(fmt.Sprintf("longer than %d bytes", MaxKeyLen))
+	case !utf8.ValidString(key):
+		return bad("not valid UTF-8")
+	case key[0] == '/':
+		return bad("starts with \"/\" (keys are relative, like data/2020-08-07/file.csv)")
+	case strings.HasSuffix(key, "/"):
+		return bad("ends with \"/\" (that names a prefix, not an object)")
+	case strings.ContainsRune(key, '\\'):
+		return bad("contains a backslash (separate segments with \"/\")")
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f {
+			return bad("contains a control character")
+		}
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		switch seg {
+		case "":
+			return bad("contains an empty segment (\"//\")")
+		case ".", "..":
+			return bad(fmt.Sprintf("contains a %q segment", seg))
+		}
+	}
+	return nil
+}
+
+// errorf wraps err from operation op on key, naming the store and the key,
+// mapping backend errors to ErrNotFound and context errors.
+func (s *Store) errorf(op, key string, err error) error {
+	return fmt.Errorf("store %s: %s %q: %w", s.url, op, key, convert(err))
+}
+
+// convert maps a backend error to a portable one: ErrNotFound, ErrInvalidKey
+// and context errors are kept for errors.Is; other backend errors are
+// flattened to text so SDK types do not leak.
+func convert(err error) error {
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalidKey),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound:
+		return ErrNotFound
+	case gcerrors.Canceled:
+		return fmt.Errorf("%v: %w", err, context.Canceled)
+	case gcerrors.DeadlineExceeded:
+		return fmt.Errorf("%v: %w", err, context.DeadlineExceeded)
+	}
+	return errors.New(err.Error())
+}
+
+// redact returns the URL raw (parsed as u) without passwords or
+// secret-looking query values.
+func redact(raw string, u *url.URL) string {
+	c := *u
+	q := c.Query()
+	changed := false
+	for k := range q {
+		lk := strings.ToLower(k)
+		for _, w := range []string{"secret", "password", "token", "credential"} {
+			if strings.Contains(lk, w) && !strings.HasSuffix(lk, "_path") {
+				q.Set(k, "xxxxx")
+				changed = true
+			}
+		}
+	}
+	if changed {
+		c.RawQuery = q.Encode()
+	}
+	if _, hasPW := u.User.Password(); !changed && !hasPW {
+		return redactRaw(raw)
+	}
+	return redactRaw(c.Redacted())
+}
+
+// redactRaw hides userinfo ("//user:password@") in a URL string that may not
+// parse.
+func redactRaw(raw string) string {
+	at := strings.LastIndexByte(raw, '@')
+	if at < 0 {
+		return raw
+	}
+	j := strings.LastIndex(raw[:at], "//")
+	if j < 0 || strings.ContainsAny(raw[j+2:at], "/?") {
+		return raw
+	}
+	return raw[:j+2] + "xxxxx" + raw[at:]
+}
+
+// recordingReader remembers the error its reader returned.
+type recordingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (rr *recordingReader) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	if err != nil && err != io.EOF {
+		rr.err = err
+	}
+	return n, err
+}
+
+// ctxReader stops a long copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// hashReader hashes r with MD5, stopping when ctx is done.
+func hashReader(ctx context.Context, r io.Reader) (string, int64, error) {
+	h := md5.New()
+	n, err := io.Copy(h, ctxReader{ctx, r})
+	if err != nil {
+		return "", n, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

@@ -1,0 +1,371 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/storetest"
+)
+
+func openT(t *testing.T, rawURL string, opts *store.Options) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), rawURL, opts)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", rawURL, err)
+	}
+	return s
+}
+
+func fileURL(dir string) string { return "file://" + filepath.ToSlash(dir) }
+
+func TestFileStoreConforms(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) *store.Store { return openT(t, fileURL(t.TempDir()), nil) })
+}
+
+func TestMemStoreConforms(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) *store.Store { return openT(t, "mem://", nil) })
+}
+
+func TestEqualBytesAreTheSameVersionOnFileAndMem(t *testing.T) {
+	ctx := context.Background()
+	f := openT(t, fileURL(t.TempDir()), nil)
+	m := openT(t, "mem://", nil)
+	data := []byte(`[{"userId":1,"id":1,"title":"t","body":"b"}]`)
+	fo, err := f.Put(ctx, "raw/posts.json", data, "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mo, err := m.Put(ctx, "raw/posts.json", data, "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fo.ETag != mo.ETag || fo.ETag != storetest.MD5Hex(data) {
+		t.Errorf("file ETag %q, mem ETag %q; want both %q", fo.ETag, mo.ETag, storetest.MD5Hex(data))
+	}
+}
+
+func TestOpenAcceptsAndDescribesEachScheme(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "lake")
+	f := openT(t, fileURL(dir), nil)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Errorf("file store directory was not created: %v", err)
+	}
+	if f.Bucket() != "lake" || f.LocalDir() != dir || f.URL() != fileURL(dir) {
+		t.Errorf("file store: Bucket %q LocalDir %q URL %q", f.Bucket(), f.LocalDir(), f.URL())
+	}
+	m := openT(t, "mem://", nil)
+	if m.Bucket() != "mem" || m.LocalDir() != "" {
+		t.Errorf("mem store: Bucket %q LocalDir %q", m.Bucket(), m.LocalDir())
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	raw := "s3://raw-zone?endpoint=http://127.0.0.1:7070&region=us-east-1&use_path_style=true&disable_https=true"
+	s := openT(t, raw, nil)
+	defer s.Close()
+	if s.Bucket() != "raw-zone" || s.LocalDir() != "" || s.URL() != raw {
+		t.Errorf("s3 store: Bucket %q LocalDir %q URL %q", s.Bucket(), s.LocalDir(), s.URL())
+	}
+	openT(t, "s3://b?region=eu-west-1&hostname_immutable=true&endpoint=http://localhost:9000", nil).Close()
+}
+
+func TestOpenRejectsBadURLsWithAHint(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"file://relative/dir", "absolute path"},
+		{"file:relative", "absolute path"},
+		{"file:///tmp/x?metadata=skip", "unknown query parameter"},
+		{"mem:///path", "mem://"},
+		{"mem://?x=1", "no path or query"},
+		{"s3://", "no bucket"},
+		{"s3://bucket/prefix", "whole bucket"},
+		{"s3://bucket?no_such_param=1", "no_such_param"},
+		{"s3://bucket?use_path_style=maybe", "use_path_style"},
+		{"gs://bucket", "unsupported scheme"},
+		{"/just/a/path", "unsupported scheme"},
+		{"::", "not a URL"},
+	} {
+		_, err := store.Open(context.Background(), tc.url, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%q) error = %v; want one mentioning %q", tc.url, err, tc.want)
+		}
+	}
+}
+
+func TestURLRedactsSecrets(t *testing.T) {
+	t.Setenv("AWS_REGION", "us-east-1")
+	s, err := store.Open(context.Background(), "s3://user:hunter2@bucket?region=us-east-1", nil)
+	if err == nil {
+		defer s.Close()
+		if strings.Contains(s.URL(), "hunter2") {
+			t.Errorf("URL() = %q leaks the password", s.URL())
+		}
+	} else if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error %q leaks the password", err)
+	}
+	_, err = store.Open(context.Background(), "gs://u:hunter2@b?token=s3cr3t", nil)
+	if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("error %v leaks a secret", err)
+	}
+}
+
+func TestValidateKeyAcceptsRelativeCleanPaths(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"data/2020-08-07_2PM/hydropower-consumption.csv", true},
+		{"a", true},
+		{"a b+c%20d", true},
+		{"_SUCCESS", true},
+		{"", false},
+		{"/a", false},
+		{"a/", false},
+		{"a//b", false},
+		{"a/./b", false},
+		{"a/../b", false},
+		{"..", false},
+		{"a\\b", false},
+		{"a\nb", false},
+		{"a\x7fb", false},
+		{"\xc3\x28", false},
+	} {
+		err := store.ValidateKey(tc.key)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateKey(%q) = %v; want ok=%v", tc.key, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("ValidateKey(%q) error %v does not wrap ErrInvalidKey", tc.key, err)
+		}
+	}
+}
+
+// FuzzValidateKey checks that every accepted key is a clean relative path, so
+// it maps to exactly one file inside a file:// store's directory.
+func FuzzValidateKey(f *testing.F) {
+	for _, s := range []string{"a/b.csv", "../x", "a//b", "/", "a/./b", "a\\b", "..a/b..", "ü/ß", "a/b/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		if store.ValidateKey(key) != nil {
+			return
+		}
+		if path.Clean(key) != key || strings.HasPrefix(key, "/") || key == "." {
+			t.Fatalf("accepted key %q is not a clean relative path", key)
+		}
+		p := filepath.Join("/base/dir", filepath.FromSlash(key))
+		if !strings.HasPrefix(p, "/base/dir/") {
+			t.Fatalf("accepted key %q maps outside the directory: %s", key, p)
+		}
+	})
+}
+
+// FuzzOpenNeverLeaksPasswords opens URLs with a password under an
+// unsupported scheme (so nothing is created) and checks the error never
+// contains the password.
+func FuzzOpenNeverLeaksPasswords(f *testing.F) {
+	f.Add("gs", "hunter22", "bucket")
+	f.Add("s3x", "p@ss:word/", "b")
+	f.Fuzz(func(t *testing.T, scheme, pw, host string) {
+		u := &url.URL{Scheme: scheme, User: url.UserPassword("u", pw), Host: host}
+		raw := u.String()
+		if len(pw) < 6 || strings.Contains(raw, "xxxxx") {
+			return
+		}
+		if pu, err := url.Parse(raw); err == nil && (pu.Scheme == "file" || pu.Scheme == "mem" || pu.Scheme == "s3") {
+			return
+		}
+		_, err := store.Open(context.Background(), raw, nil)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", raw)
+		}
+		msg := err.Error()
+		for _, secret := range []string{pw, url.UserPassword("u", pw).String()[2:]} {
+			if len(secret) >= 6 && strings.Contains(msg, secret) && !strings.Contains(scheme+"://xxxxx@"+host, secret) {
+				t.Fatalf("Open(%q) error %q leaks the password", raw, msg)
+			}
+		}
+	})
+}
+
+func TestFileStoreHidesTemporaryAndSidecarFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, fileURL(dir), nil)
+	if _, err := s.Put(ctx, "d/a.csv", []byte("a"), "text/csv"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "d", "a.csv.attrs")); err != nil {
+		t.Fatalf("expected fileblob's sidecar next to the object: %v", err)
+	}
+	for _, name := range []string{"d/a.csv.18c2f5e0a1b2c3d4.tmp", "d/b.csv.18c2f5e0a1b2c3d5.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || objs[0].Key != "d/a.csv" {
+		t.Errorf("List = %+v; want only d/a.csv", objs)
+	}
+}
+
+func TestFileStoreReservesSidecarAndTemporaryNames(t *testing.T) {
+	s := openT(t, fileURL(t.TempDir()), nil)
+	for _, key := range []string{"x.attrs", "d/a.csv.attrs", "a.csv.0123456789abcdef.tmp"} {
+		if _, err := s.Put(context.Background(), key, []byte("x"), ""); !errors.Is(err, store.ErrInvalidKey) || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("Put(%q) error = %v; want a reserved-name ErrInvalidKey", key, err)
+		}
+	}
+	m := openT(t, "mem://", nil)
+	if _, err := m.Put(context.Background(), "x.attrs", []byte("x"), ""); err != nil {
+		t.Errorf("mem store rejected x.attrs, which only file:// reserves: %v", err)
+	}
+}
+
+func TestOpenSweepsOnlyStaleTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "d", "a.csv.18c2f5e0a1b2c3d4.tmp")
+	fresh := filepath.Join(dir, "d", "b.csv.18c2f5e0a1b2c3d5.tmp")
+	user := filepath.Join(dir, "d", "report.tmp")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{stale, fresh, user} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	old := now.Add(-store.StaleTempAge - time.Minute)
+	for _, p := range []string{stale, user} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logged []string
+	openT(t, fileURL(dir), &store.Options{Clock: func() time.Time { return now }, Logf: func(f string, a ...any) { logged = append(logged, f) }})
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary file survived Open: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a temporary file young enough to be a write in progress was deleted: %v", err)
+	}
+	if _, err := os.Stat(user); err != nil {
+		t.Errorf("an ordinary file named *.tmp was deleted: %v", err)
+	}
+	if len(logged) != 1 {
+		t.Errorf("sweep logged %d lines; want 1", len(logged))
+	}
+}
+
+func TestFilesFromOtherProgramsGetAnMD5ETagAndAGuessedType(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, fileURL(dir), nil)
+	data := []byte("Entity,Code,Year,Hydropower (Terawatt-hours)\n")
+	if err := os.MkdirAll(filepath.Join(dir, "data", "2020-08-07"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "2020-08-07", "h.csv"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Stat(context.Background(), "data/2020-08-07/h.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ETag != storetest.MD5Hex(data) || o.Size != int64(len(data)) || !strings.HasPrefix(o.ContentType, "text/csv") {
+		t.Errorf("Stat = %+v; want MD5 ETag %s and text/csv", o, storetest.MD5Hex(data))
+	}
+}
+
+func TestAFileRewrittenByAnotherProgramGetsItsNewETag(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, fileURL(dir), nil)
+	if _, err := s.Put(ctx, "a.csv", []byte("old,content\n"), "text/csv"); err != nil {
+		t.Fatal(err)
+	}
+	// Another program overwrites the file in place a while later; the
+	// sidecar still holds the old MD5.
+	hourAgo := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "a.csv.attrs"), hourAgo, hourAgo); err != nil {
+		t.Fatal(err)
+	}
+	newData := []byte("new,content\n")
+	if err := os.WriteFile(filepath.Join(dir, "a.csv"), newData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []*store.Store{s, openT(t, fileURL(dir), nil)} { // warm cache, and after a restart
+		o, err := st.Stat(ctx, "a.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.ETag != storetest.MD5Hex(newData) {
+			t.Errorf("ETag after an outside rewrite = %s; want %s (the stale sidecar must not be trusted)", o.ETag, storetest.MD5Hex(newData))
+		}
+	}
+}
+
+func TestASidecarWrittenAfterTheFileIsNotTrusted(t *testing.T) {
+	// The window of an overwrite in progress: fileblob has written the new
+	// sidecar but not yet renamed the new file over the old one.
+	dir := t.TempDir()
+	data := []byte("current bytes")
+	if err := os.WriteFile(filepath.Join(dir, "k"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	side := filepath.Join(dir, "k.attrs")
+	if err := os.WriteFile(side, []byte(`{"user.content_type":"text/plain","md5":"AAAAAAAAAAAAAAAAAAAAAA=="}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(side, later, later); err != nil {
+		t.Fatal(err)
+	}
+	o, err := openT(t, fileURL(dir), nil).Stat(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ETag != storetest.MD5Hex(data) {
+		t.Errorf("ETag = %s; want the content's MD5 %s, not the new sidecar's", o.ETag, storetest.MD5Hex(data))
+	}
+}
+
+func TestSluiceWrittenFilesKeepTheirETagAfterARestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	w, err := openT(t, fileURL(dir), nil).Put(ctx, "p/x.json", []byte(`{"a":1}`), "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := openT(t, fileURL(dir), nil).Stat(ctx, "p/x.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ETag != w.ETag || o.ContentType != "application/json" || !o.ModTime.Equal(w.ModTime) {
+		t.Errorf("after restart Stat = %+v; want %+v", o, w)
+	}
+}
+
+func TestDeletingADirectoryNameIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, fileURL(dir), nil)
+	if err := os.Mkdir(filepath.Join(dir, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "empty"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Delete(directory) = %v; want ErrNotFound", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "empty")); err != nil {
+		t.Errorf("Delete removed a directory: %v", err)
+	}
+}
