@@ -1,0 +1,216 @@
+package pipeline
+
+import (
+	"fmt"
+	"mime"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Each check returns what is wrong with a value and what to write instead,
+// or "" when the value is fine.
+
+func checkStore(v string) string {
+	const forms = "write file://DIR (a local directory), s3://BUCKET[?region=...&endpoint=...] or mem://"
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Sprintf("%q is not a URL (%v): %s", v, err, forms)
+	}
+	switch u.Scheme {
+	case "":
+		return fmt.Sprintf("%q has no scheme: for a local directory write file://%s; otherwise %s", v, v, forms)
+	case "file":
+		if u.Host == "" && u.Path == "" && u.Opaque == "" {
+			return "file:// needs a directory, like file://./lake or file:///var/lib/sluice/lake"
+		}
+	case "s3":
+		if u.Host == "" {
+			return "s3:// needs a bucket, like s3://my-lake?region=eu-west-1"
+		}
+	case "mem":
+	default:
+		return fmt.Sprintf("store scheme %q is not supported: %s", u.Scheme, forms)
+	}
+	return ""
+}
+
+func checkQueue(v string) string {
+	const forms = "write embedded, mem://NAME or nats://HOST:PORT[?ack_wait=30s&max_deliveries=5]"
+	if v == "embedded" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Sprintf("%q is not a queue URL (%v): %s", v, err, forms)
+	}
+	switch u.Scheme {
+	case "mem":
+		return ""
+	case "nats":
+	case "":
+		if s := suggest(v, []string{"embedded"}); s != "" {
+			return fmt.Sprintf("unknown queue %q: did you mean %q?", v, s)
+		}
+		return fmt.Sprintf("unknown queue %q: %s", v, forms)
+	default:
+		return fmt.Sprintf("queue scheme %q is not supported: %s", u.Scheme, forms)
+	}
+	if u.Host == "" {
+		return "nats:// needs a server address: write nats://HOST:PORT, like nats://127.0.0.1:4222"
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("port %q is not a port number: write nats://HOST:PORT with a port from 1 to 65535", port)
+		}
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return fmt.Sprintf("the query of %q does not parse (%v): %s", v, err, forms)
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		val := q.Get(k)
+		switch k {
+		case "ack_wait":
+			if d, err := time.ParseDuration(val); err != nil || d <= 0 {
+				return fmt.Sprintf("ack_wait=%q is not a positive duration: write ack_wait=30s", val)
+			}
+		case "max_deliveries":
+			if n, err := strconv.Atoi(val); err != nil || n < 1 {
+				return fmt.Sprintf("max_deliveries=%q is not a positive whole number: write max_deliveries=5", val)
+			}
+		default:
+			opts := []string{"ack_wait", "max_deliveries"}
+			if s := suggest(k, opts); s != "" {
+				return fmt.Sprintf("unknown nats option %q: did you mean %q?", k, s)
+			}
+			return fmt.Sprintf("unknown nats option %q: the options are ack_wait and max_deliveries", k)
+		}
+	}
+	return ""
+}
+
+func checkWarehouse(v string) string {
+	const forms = "write sqlite://PATH (like sqlite://./warehouse.db) or postgres://USER@HOST:PORT/DB"
+	switch {
+	case strings.HasPrefix(v, "sqlite://"):
+		if v == "sqlite://" {
+			return "sqlite:// needs a file: write sqlite://./warehouse.db or sqlite:///abs/path/warehouse.db"
+		}
+		return ""
+	case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
+		if _, err := url.Parse(v); err != nil {
+			return fmt.Sprintf("not a valid postgres URL (%v): %s", redactErr(err), forms)
+		}
+		return ""
+	}
+	if i := strings.Index(v, "://"); i > 0 {
+		return fmt.Sprintf("warehouse scheme %q is not supported: %s", v[:i], forms)
+	}
+	return fmt.Sprintf("%q is not a warehouse URL: %s", v, forms)
+}
+
+// redactErr drops the URL from a url.Error, which may hold a password.
+func redactErr(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func checkHTTPURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Sprintf("%q is not a URL (%v): write https://HOST/PATH", v, redactErr(err))
+	}
+	switch u.Scheme {
+	case "http", "https":
+	case "":
+		return fmt.Sprintf("%q has no scheme: write https://%s", v, strings.TrimPrefix(v, "//"))
+	default:
+		return fmt.Sprintf("scheme %q is not supported: write an http:// or https:// URL", u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Sprintf("%q has no host: write %s://HOST/PATH", v, u.Scheme)
+	}
+	if u.Fragment != "" {
+		return fmt.Sprintf("%q has a #fragment, which is never sent to the server: remove it", v)
+	}
+	return ""
+}
+
+func checkMediaType(v string) string {
+	if v == "" {
+		return ""
+	}
+	if mt, _, err := mime.ParseMediaType(v); err != nil || !strings.Contains(mt, "/") {
+		return fmt.Sprintf("%q is not a media type: write one like application/json, or \"*\" (or \"\") to accept any content type", v)
+	}
+	return ""
+}
+
+// validToken reports whether s is an HTTP token (header names, auth schemes).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// slug lower-cases s and joins its runs of letters and digits with _.
+func slug(s string) string {
+	var b strings.Builder
+	under := false
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			under = false
+		} else if !under && b.Len() > 0 {
+			b.WriteByte('_')
+			under = true
+		}
+	}
+	return strings.TrimRight(b.String(), "_")
+}
+
+// sanitizeIdent turns s into a likely identifier for suggestions.
+func sanitizeIdent(s string) string {
+	out := slug(s)
+	if out == "" {
+		return "column1"
+	}
+	if out[0] >= '0' && out[0] <= '9' {
+		out = "_" + out
+	}
+	if len(out) > 63 {
+		out = strings.TrimRight(out[:63], "_")
+	}
+	return out
+}
+
+// sanitizeName turns s into a likely pipeline, source or load name.
+func sanitizeName(s string) string {
+	out := slug(s)
+	if len(out) > maxSpecName {
+		out = strings.TrimRight(out[:maxSpecName], "_")
+	}
+	if out == "" {
+		return "my-pipeline"
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+// Package pipeline reads sluice pipeline specs: one YAML file that names the
+// pipeline, says where its store, queue and warehouse are, and lists its
+// sources (HTTP importers), loads (object → warehouse table) and jobs.
+//
+// LoadFile and Parse turn a spec into a Spec with every default applied,
+// after expanding environment references and validating every key. They
+// report every problem they find, not only the first, as an ErrorList of
+// *Error values that read "file:line:col: key.path: what is wrong: what to
+// write instead", sorted by position.
+//
+// # Example
+//
+//	name: reference
+//	store: file://./lake
+//	queue: embedded
+//	warehouse: sqlite://./warehouse.db
+//
+//	sources:
+//	  posts:
+//	    http:
+//	      url: ${POSTS_URL:-https://jsonplaceholder.typicode.com/posts}
+//	      timeout: 30s
+//	      headers: {Accept: application/json}
+//	      auth: {header: Authorization, env: API_TOKEN, scheme: Bearer}
+//	      retries: 5
+//	      backoff: 1s
+//	      max_backoff: 30s
+//	      pagination: {type: page, param: _page, size_param: _limit, size: 100}
+//	    every: 1h
+//	    land: "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Page}}_{{.Unique}}.json"
+//
+//	loads:
+//	  posts:
+//	    on: {prefix: raw/posts/, suffix: .json, events: ["s3:ObjectCreated:*"], key_encoding: url}
+//	    format: json
+//	    table: posts
+//	    write: merge
+//	    primary_key: [id]
+//	    columns:
+//	      id: bigint
+//	      userId: {type: bigint, as: userid, required: true}
+//	      title: text
+//	      body: text
+//
+//	jobs: {}
+//
+// # Top level
+//
+//   - name (required): the pipeline's name; it names the queue streams.
+//     Lower-case letters, digits, - and _, starting with a letter or digit,
+//     at most 40 characters.
+//   - store (optional, default "" = the data dir's lake): file://DIR,
+//     s3://BUCKET[?region=…&endpoint=…] or mem://. The environment variable
+//     SLUICE_STORE, when set and non-empty, replaces it.
+//   - queue (optional, default "" = embedded): embedded, mem://NAME or
+//     nats://HOST:PORT[?ack_wait=30s&max_deliveries=5]. SLUICE_QUEUE replaces it.
+//   - warehouse (optional, default "" = the data dir's warehouse):
+//     sqlite://PATH, postgres://… or postgresql://…. SLUICE_WAREHOUSE replaces it.
+//   - sources, loads, jobs: mappings from a name to a definition, kept in
+//     file order. A spec needs at least one source, load or job. Source and
+//     load names use letters, digits, - and _ (at most 64 characters).
+//
+// When an override variable is set, the file's key is not read at all.
+// Other top-level keys are errors, except keys starting with "x-", which
+// are ignored and can hold anchors for aliases (x-http: &http {timeout: 10s}).
+//
+// # Sources
+//
+// A source fetches an HTTP API and lands each response page as one object.
+//
+//   - http.url (required): an http:// or https:// URL.
+//   - http.timeout (default 30s): the limit for one request.
+//   - http.headers (default none): plain headers sent with every request.
+//     They are not secrets: Authorization, Proxy-Authorization and Cookie
+//     are rejected here and belong in auth.
+//   - http.auth (default none): {header, env, scheme}. The secret is read
+//     from the environment variable env at request time, never stored in
+//     the Spec and never logged, and sent in header (default
+//     Authorization) as "scheme secret", or as the bare secret when scheme
+//     is absent. env is required.
+//   - http.retries (default 5): retries after the first try, on 429, 5xx and
+//     network errors; 0 to 100.
+//   - http.backoff (default 500ms) and http.max_backoff (default 30s): the
+//     first retry delay and its ceiling; max_backoff ≥ backoff.
+//   - http.expect_content_type (default application/json): the media type
+//     a response must have; "" or "*" turns the check off (an empty
+//     HTTP.ExpectContentType in the Spec).
+//   - http.pagination (default none = one request): type is one of
+//     page (param default "page", start default 1),
+//     offset (param default "offset", start default 0, size required: the
+//     step), cursor (param default "cursor", cursor_path required: the
+//     dotted path of the next cursor in the JSON body, like meta.next) or
+//     link (follows the Link header's rel="next"; no param, start or
+//     cursor_path). size_param (optional, needs size) sends size as the
+//     page size. max_pages (default 1000) bounds one run.
+//   - every (optional, a Go duration ≥ 1s): the schedule. Without it the
+//     source runs once per `sluice run`.
+//   - land (default "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Unique}}.json"):
+//     a Go text/template for the object key of each page, with the fields
+//     of LandVars: .Source (the source name), .Date (run start, YYYY-MM-DD
+//     UTC), .Time (run start, like 20260102T030405Z), .Unique (random, new
+//     for every object) and .Page (1-based); functions such as printf and
+//     {{if}} work, but range, with, define and template do not. It must
+//     give a relative key of at most 1024 bytes (no leading /, no empty, .
+//     or .. segment) and, with pagination, different keys for different
+//     pages. Source.LandKey renders it.
+//
+// # Loads
+//
+// A load consumes object-created events and loads each matching object
+// into a warehouse table, exactly once per object version.
+//
+//   - on (default: every ObjectCreated event for every key):
+//     events (default ["ObjectCreated:*"]; the s3: prefix is optional and
+//     dropped), prefix, suffix (default "": no filter; a load may have
+//     neither), key_encoding (url, the AWS default, or raw for servers such
+//     as versitygw that send keys unencoded).
+//   - format (default auto): json (one array of objects, or one object),
+//     ndjson (one object per line) or auto (ndjson when the key ends in
+//     .ndjson or .jsonl, else json; see Load.FormatFor). A .gz suffix is
+//     handled by the decoder.
+//   - table (required): letters, digits and _, not starting with a digit,
+//     at most 63 characters (warehouse.ValidIdent).
+//   - write (default append): append, or merge (upsert on primary_key, which
+//     it then requires).
+//   - primary_key (default none): a list of column names (after as).
+//   - columns (required, at least one, in table order): field: type, or
+//     field: {type: TYPE, as: column_name, required: true|false}. The field
+//     is the record's field name; the column name is the field unless as
+//     renames it, and must be a valid identifier; required (default false)
+//     rejects records without the field. Types: bigint, integer, double,
+//     text, boolean, timestamp, date, json.
+//
+// Loads that write the same table must declare the same column names,
+// types and primary_key.
+//
+// # Jobs
+//
+// jobs is a mapping from a job name to a definition that this version keeps
+// as YAML (RawJob.Node, env-expanded, aliases resolved) without validating
+// it.
+//
+// # Environment references
+//
+// In every value (not in keys) ${VAR} is replaced by the environment
+// variable VAR, and ${VAR:-default} by VAR or, when VAR is unset or empty,
+// by default (literal text up to the first "}"). A reference to an unset
+// variable without a default is an error naming it. $$ writes one $; any
+// other $ is kept as it is. Values under http.auth are never expanded:
+// auth.env names the variable that is read at request time.
+//
+// # YAML
+//
+// A spec is one YAML document. Anchors, aliases and merge keys (<<: *name)
+// work as in YAML 1.1; duplicate keys are errors; a null value (key: with
+// nothing after it) is an empty mapping where a mapping is expected and an
+// error where a value is expected (write "" for an empty string).
+//
+// Parse is safe for untrusted input: it never panics, and alias use is
+// bounded.
+package pipeline

@@ -1,0 +1,744 @@
+package pipeline
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/warehouse"
+	"github.com/sluicehq/sluice/warehouse/driver"
+)
+
+// LoadFile reads the spec file at path and parses it (see Parse). (It is
+// not called Load because that names the Load type.)
+func LoadFile(path string, getenv func(string) string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: read spec: %w", err)
+	}
+	return Parse(path, data, getenv)
+}
+
+// Parse parses, env-expands and validates a spec; file names it in errors.
+// getenv (nil means os.Getenv) supplies ${VAR} references and the
+// SLUICE_STORE, SLUICE_QUEUE and SLUICE_WAREHOUSE overrides. On failure the
+// error is an ErrorList holding every problem found, sorted by position,
+// and the Spec is nil.
+func Parse(file string, data []byte, getenv func(string) string) (*Spec, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	p := &parser{file: file, getenv: getenv}
+	s := p.spec(data)
+	if len(p.errs) > 0 {
+		return nil, p.errs.sorted()
+	}
+	return s, nil
+}
+
+var (
+	specNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	partNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+)
+
+const (
+	maxSpecName = 40
+	maxPartName = 64
+)
+
+var (
+	topKeys        = []string{"name", "store", "queue", "warehouse", "sources", "loads", "jobs"}
+	sourceKeys     = []string{"http", "every", "land"}
+	httpKeys       = []string{"url", "timeout", "headers", "auth", "retries", "backoff", "max_backoff", "expect_content_type", "pagination"}
+	authKeys       = []string{"header", "env", "scheme"}
+	paginationKeys = []string{"type", "param", "size_param", "size", "start", "cursor_path", "max_pages"}
+	loadKeys       = []string{"on", "format", "table", "write", "primary_key", "columns"}
+	onKeys         = []string{"events", "prefix", "suffix", "key_encoding"}
+	columnKeys     = []string{"type", "as", "required"}
+
+	formats         = []string{FormatAuto, FormatJSON, FormatNDJSON}
+	formatAliases   = map[string]string{"jsonl": FormatNDJSON, "jsonlines": FormatNDJSON, "ndjson.gz": FormatNDJSON, "json.gz": FormatJSON}
+	writeModes      = []string{string(driver.Append), string(driver.Merge)}
+	writeAliases    = map[string]string{"upsert": "merge", "insert": "append"}
+	pageTypes       = []string{PaginatePage, PaginateOffset, PaginateCursor, PaginateLink}
+	pageTypeAliases = map[string]string{"page_number": PaginatePage, "pages": PaginatePage, "limit": PaginateOffset, "next": PaginateCursor, "link_header": PaginateLink}
+	columnTypes     = []string{string(driver.BigInt), string(driver.Integer), string(driver.Double), string(driver.Text), string(driver.Boolean), string(driver.Timestamp), string(driver.Date), string(driver.JSON)}
+	typeAliases     = map[string]string{
+		"int": "integer", "int32": "integer", "int4": "integer", "smallint": "integer",
+		"int64": "bigint", "long": "bigint", "int8": "bigint",
+		"float": "double", "float32": "double", "float64": "double", "real": "double", "numeric": "double", "decimal": "double", "number": "double",
+		"string": "text", "str": "text", "varchar": "text", "char": "text",
+		"bool":     "boolean",
+		"datetime": "timestamp", "timestamptz": "timestamp", "time": "timestamp",
+		"jsonb": "json", "object": "json", "array": "json",
+	}
+)
+
+func (p *parser) spec(data []byte) *Spec {
+	root := p.decode(data)
+	if root == nil {
+		return nil
+	}
+	m := p.mapping(root, "", "start the spec with name: my-pipeline, then sources:, loads: and jobs:", nil, nil)
+	if m == nil {
+		return nil
+	}
+	for _, e := range m.entries {
+		// x-… keys hold anchors for aliases and are otherwise ignored.
+		if !contains(topKeys, e.name) && !strings.HasPrefix(e.name, "x-") {
+			p.unknownKey(e, "", topKeys, map[string]string{
+				"source": `did you mean "sources"?`, "load": `did you mean "loads"?`, "job": `did you mean "jobs"?`,
+			})
+		}
+	}
+	s := &Spec{File: p.file}
+	if e := m.get("name"); e == nil {
+		p.errorf(root, "name", "name is required: add name: my-pipeline (lower-case letters, digits, - and _; at most %d characters)", maxSpecName)
+	} else if v, ok := p.scalar(e.val, "name", true); ok {
+		if !specNameRE.MatchString(v) || len(v) > maxSpecName {
+			p.errorf(e.val, "name", "%q is not a valid pipeline name: use lower-case letters, digits, - and _, starting with a letter or digit, at most %d characters (for example %q)", v, maxSpecName, sanitizeName(v))
+		}
+		s.Name = v
+	}
+	s.Store = p.setting(m, "store", "SLUICE_STORE", checkStore)
+	s.Queue = p.setting(m, "queue", "SLUICE_QUEUE", checkQueue)
+	s.Warehouse = p.setting(m, "warehouse", "SLUICE_WAREHOUSE", checkWarehouse)
+
+	var tables []*yaml.Node
+	var loadOK []bool
+	if e := m.get("sources"); e != nil {
+		s.Sources = p.sources(e.val)
+	}
+	if e := m.get("loads"); e != nil {
+		s.Loads, tables, loadOK = p.loads(e.val)
+	}
+	if e := m.get("jobs"); e != nil {
+		s.Jobs = p.jobs(e.val)
+	}
+	p.checkSharedTables(s.Loads, tables, loadOK)
+	if len(p.errs) == 0 && len(s.Sources)+len(s.Loads)+len(s.Jobs) == 0 {
+		p.errorf(root, "", "the spec defines no sources, loads or jobs: add at least one (see the example in the pipeline package documentation)")
+	}
+	return s
+}
+
+// setting reads store, queue or warehouse. When envVar is set and
+// non-empty it replaces the file's value, which is then not read at all.
+func (p *parser) setting(m *mapping, key, envVar string, check func(string) string) string {
+	e := m.get(key)
+	if ov := p.getenv(envVar); ov != "" {
+		if msg := check(ov); msg != "" {
+			var at *yaml.Node
+			if e != nil {
+				at = e.val
+			}
+			p.errorf(at, key, "%s=%q (which replaces %s): %s", envVar, ov, key, msg)
+		}
+		return ov
+	}
+	if e == nil {
+		return ""
+	}
+	v, ok := p.scalar(e.val, key, true)
+	if !ok || v == "" {
+		return ""
+	}
+	if msg := check(v); msg != "" {
+		p.errorf(e.val, key, "%s", msg)
+	}
+	return v
+}
+
+// checkPartName reports a source or load name that cannot name queue
+// consumers and object keys.
+func (p *parser) checkPartName(e entry, path, what string) {
+	if !partNameRE.MatchString(e.name) || len(e.name) > maxPartName {
+		p.errorf(e.key, path, "%q is not a valid %s name: use letters, digits, - and _, starting with a letter or digit, at most %d characters (for example %q)", e.name, what, maxPartName, sanitizeName(e.name))
+	}
+}
+
+func (p *parser) sources(n *yaml.Node) []Source {
+	m := p.mapping(n, "sources", "write one source per name, like sources: {posts: {http: {url: https://example.com/posts}}}", nil, nil)
+	if m == nil {
+		return nil
+	}
+	var out []Source
+	for _, e := range m.entries {
+		out = append(out, p.source(e))
+	}
+	return out
+}
+
+func (p *parser) source(e entry) Source {
+	path := "sources." + e.name
+	p.checkPartName(e, path, "source")
+	s := Source{Name: e.name, Land: DefaultLand, Pos: posOf(e.key)}
+	hints := map[string]string{}
+	for _, k := range httpKeys {
+		hints[k] = fmt.Sprintf("%s belongs under http: write http: {%s: ...}", k, k)
+	}
+	hints["schedule"] = "did you mean \"every\"? (a Go duration like 1h)"
+	m := p.mapping(e.val, path, "write http: {url: https://...} under the source name", sourceKeys, hints)
+	if m == nil {
+		return s
+	}
+	if h := m.get("http"); h == nil {
+		p.errorf(e.key, path, "source %s has no http: add http: {url: https://...}", e.name)
+	} else {
+		s.HTTP = p.http(h.val, path+".http")
+	}
+	if ev := m.get("every"); ev != nil {
+		s.Every, _ = p.duration(ev.val, path+".every", time.Second)
+	}
+	if l := m.get("land"); l != nil {
+		if v, ok := p.scalar(l.val, path+".land", true); ok {
+			s.Land = v
+			p.checkLand(l.val, path+".land", s.Name, v, s.HTTP.Pagination != nil)
+		}
+	}
+	return s
+}
+
+func (p *parser) checkLand(n *yaml.Node, path, source, land string, paginated bool) {
+	if _, err := parseLand(land); err != nil {
+		p.errorf(n, path, "the template does not parse (%v): write a Go text/template such as %q", err, DefaultLand)
+		return
+	}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	k1, err := renderLand(land, newLandVars(source, start, "u1", 1))
+	if err != nil {
+		p.errorf(n, path, "the template fails (%v): use only {{.Source}}, {{.Date}}, {{.Time}}, {{.Unique}} and {{.Page}}, and produce a relative key like raw/posts/x.json", err)
+		return
+	}
+	if paginated {
+		k2, err := renderLand(land, newLandVars(source, start, "u2", 2))
+		if err == nil && k1 == k2 {
+			p.errorf(n, path, "the template gives the same key (%q) for every page, so pages would overwrite each other: add {{.Page}} or {{.Unique}}", k1)
+		}
+	}
+}
+
+func (p *parser) http(n *yaml.Node, path string) HTTP {
+	h := HTTP{
+		Timeout: DefaultTimeout, Retries: DefaultRetries, Backoff: DefaultBackoff,
+		MaxBackoff: DefaultMaxBackoff, ExpectContentType: DefaultExpectContentType,
+	}
+	m := p.mapping(n, path, "write http: {url: https://...}", httpKeys, map[string]string{
+		"header": "did you mean \"headers\"? (a mapping of header names to values)",
+		"token":  "secrets go in auth: {header: Authorization, env: VAR_WITH_TOKEN, scheme: Bearer}",
+	})
+	if m == nil {
+		return h
+	}
+	if e := m.get("url"); e == nil {
+		p.errorf(m.node, path, "url is required: add url: https://api.example.com/items")
+	} else if v, ok := p.scalar(e.val, path+".url", true); ok {
+		if msg := checkHTTPURL(v); msg != "" {
+			p.errorf(e.val, path+".url", "%s", msg)
+		}
+		h.URL = v
+	}
+	if e := m.get("timeout"); e != nil {
+		h.Timeout, _ = p.duration(e.val, path+".timeout", time.Millisecond)
+	}
+	headerKeys := map[string]*yaml.Node{}
+	if e := m.get("headers"); e != nil {
+		h.Headers, headerKeys = p.headers(e.val, path+".headers")
+	}
+	if e := m.get("auth"); e != nil {
+		h.Auth = p.auth(e.val, path+".auth")
+		if h.Auth != nil {
+			if k := headerKeys[strings.ToLower(h.Auth.Header)]; k != nil {
+				p.errorf(k, path+".headers."+k.Value, "header %s is also set by auth: remove it from headers (auth sends it)", k.Value)
+			}
+		}
+	}
+	if e := m.get("retries"); e != nil {
+		h.Retries, _ = p.integer(e.val, path+".retries", 0, 100)
+	}
+	var backoffNode, maxNode *yaml.Node
+	if e := m.get("backoff"); e != nil {
+		backoffNode = e.val
+		h.Backoff, _ = p.duration(e.val, path+".backoff", time.Millisecond)
+	}
+	if e := m.get("max_backoff"); e != nil {
+		maxNode = e.val
+		h.MaxBackoff, _ = p.duration(e.val, path+".max_backoff", time.Millisecond)
+	}
+	if h.Backoff > 0 && h.MaxBackoff > 0 && h.MaxBackoff < h.Backoff {
+		at, key := maxNode, "max_backoff"
+		if at == nil {
+			at, key = backoffNode, "backoff"
+		}
+		p.errorf(at, path+"."+key, "max_backoff (%s) is shorter than backoff (%s): raise max_backoff or lower backoff", h.MaxBackoff, h.Backoff)
+	}
+	if e := m.get("expect_content_type"); e != nil {
+		if v, ok := p.scalar(e.val, path+".expect_content_type", true); ok {
+			v = strings.TrimSpace(v)
+			if v == "*" {
+				v = ""
+			}
+			if msg := checkMediaType(v); msg != "" {
+				p.errorf(e.val, path+".expect_content_type", "%s", msg)
+			}
+			h.ExpectContentType = v
+		}
+	}
+	if e := m.get("pagination"); e != nil {
+		h.Pagination = p.pagination(e.val, path+".pagination")
+	}
+	return h
+}
+
+func (p *parser) headers(n *yaml.Node, path string) (map[string]string, map[string]*yaml.Node) {
+	keys := map[string]*yaml.Node{}
+	m := p.mapping(n, path, "write headers: {Accept: application/json}", nil, nil)
+	if m == nil || len(m.entries) == 0 {
+		return nil, keys
+	}
+	out := map[string]string{}
+	for _, e := range m.entries {
+		hp := path + "." + e.name
+		if !validToken(e.name) {
+			p.errorf(e.key, hp, "%q is not a valid header name: use letters, digits and - (like X-Api-Version)", e.name)
+		}
+		switch strings.ToLower(e.name) {
+		case "authorization", "proxy-authorization", "cookie":
+			p.errorf(e.key, hp, "%s carries a secret, which headers would keep in the spec and in logs: write auth: {header: %s, env: VAR_WITH_SECRET} instead", e.name, e.name)
+		}
+		if prev := keys[strings.ToLower(e.name)]; prev != nil {
+			p.errorf(e.key, hp, "header %s is already set at line %d (header names ignore case): keep one", e.name, prev.Line)
+		}
+		keys[strings.ToLower(e.name)] = e.key
+		if v, ok := p.scalar(e.val, hp, true); ok {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				p.errorf(e.val, hp, "a header value cannot contain line breaks: write it on one line")
+			}
+			out[e.name] = v
+		}
+	}
+	return out, keys
+}
+
+func (p *parser) auth(n *yaml.Node, path string) *Auth {
+	m := p.mapping(n, path, "write auth: {header: Authorization, env: API_TOKEN, scheme: Bearer}", authKeys, map[string]string{
+		"token":  "secrets are not written in the spec: name the environment variable that holds it, env: API_TOKEN",
+		"value":  "secrets are not written in the spec: name the environment variable that holds it, env: API_TOKEN",
+		"secret": "secrets are not written in the spec: name the environment variable that holds it, env: API_TOKEN",
+	})
+	if m == nil {
+		return nil
+	}
+	a := &Auth{Header: "Authorization"}
+	// Auth values are not env-expanded: the secret is read at request time.
+	if e := m.get("header"); e != nil {
+		if v, ok := p.scalar(e.val, path+".header", false); ok {
+			if !validToken(v) {
+				p.errorf(e.val, path+".header", "%q is not a valid header name: use letters, digits and - (like Authorization or X-Api-Key)", v)
+			}
+			a.Header = v
+		}
+	}
+	if e := m.get("env"); e == nil {
+		p.errorf(m.node, path, "env is required: add env: API_TOKEN, naming the environment variable that holds the secret")
+	} else if v, ok := p.scalar(e.val, path+".env", false); ok {
+		if !envNameRE.MatchString(v) {
+			if inner, found := strings.CutPrefix(v, "${"); found && envNameRE.MatchString(strings.TrimSuffix(inner, "}")) {
+				p.errorf(e.val, path+".env", "env names the variable, it is not expanded: write env: %s", strings.TrimSuffix(inner, "}"))
+			} else {
+				p.errorf(e.val, path+".env", "%q is not an environment variable name: use letters, digits and _, like API_TOKEN", v)
+			}
+		}
+		a.Env = v
+	}
+	if e := m.get("scheme"); e != nil {
+		if v, ok := p.scalar(e.val, path+".scheme", false); ok {
+			if v != "" && !validToken(v) {
+				p.errorf(e.val, path+".scheme", "%q is not a valid auth scheme: write one word, like Bearer, Basic or Token (or leave scheme out to send the secret as it is)", v)
+			}
+			a.Scheme = v
+		}
+	}
+	return a
+}
+
+func (p *parser) pagination(n *yaml.Node, path string) *Pagination {
+	m := p.mapping(n, path, "write pagination: {type: page, param: page}", paginationKeys, nil)
+	if m == nil {
+		return nil
+	}
+	pg := &Pagination{MaxPages: DefaultMaxPages}
+	e := m.get("type")
+	if e == nil {
+		p.errorf(m.node, path, "type is required: add type: page, offset, cursor or link")
+		return pg
+	}
+	t, ok := p.enum(e.val, path+".type", "pagination type", pageTypes, pageTypeAliases)
+	if !ok {
+		return pg
+	}
+	pg.Type = t
+	notFor := map[string][]string{
+		PaginatePage:   {"cursor_path"},
+		PaginateOffset: {"cursor_path"},
+		PaginateCursor: {"start"},
+		PaginateLink:   {"param", "start", "cursor_path"},
+	}
+	for _, k := range notFor[t] {
+		if f := m.get(k); f != nil {
+			p.errorf(f.key, path+"."+k, "%s is not used by %s pagination: remove it", k, t)
+		}
+	}
+	switch t {
+	case PaginatePage:
+		pg.Param, pg.Start = "page", 1
+	case PaginateOffset:
+		pg.Param = "offset"
+	case PaginateCursor:
+		pg.Param = "cursor"
+	}
+	if f := m.get("param"); f != nil && t != PaginateLink {
+		if v, ok := p.scalar(f.val, path+".param", true); ok {
+			if v == "" {
+				p.errorf(f.val, path+".param", "param is empty: name the query parameter, or remove the key for the default %q", pg.Param)
+			} else {
+				pg.Param = v
+			}
+		}
+	}
+	if f := m.get("size_param"); f != nil {
+		if v, ok := p.scalar(f.val, path+".size_param", true); ok {
+			pg.SizeParam = v
+			if v != "" && v == pg.Param {
+				p.errorf(f.val, path+".size_param", "size_param is the same query parameter as param (%q): use a different name, like limit", v)
+			}
+			if v != "" && m.get("size") == nil {
+				p.errorf(f.key, path+".size_param", "size_param needs size: add size: 100 (the page size to ask for)")
+			}
+		}
+	}
+	if f := m.get("size"); f != nil {
+		pg.Size, _ = p.integer(f.val, path+".size", 1, 1000000)
+	} else if t == PaginateOffset {
+		p.errorf(m.node, path, "offset pagination needs size: add size: 100 (how far each page moves the offset)")
+	}
+	if f := m.get("start"); f != nil && t != PaginateCursor && t != PaginateLink {
+		pg.Start, _ = p.integer(f.val, path+".start", 0, 1<<31-1)
+	}
+	if f := m.get("cursor_path"); f != nil && t == PaginateCursor {
+		if v, ok := p.scalar(f.val, path+".cursor_path", true); ok {
+			if v == "" || contains(strings.Split(v, "."), "") {
+				p.errorf(f.val, path+".cursor_path", "%q is not a dotted path: write the field names from the body's root, like meta.next_cursor", v)
+			}
+			pg.CursorPath = v
+		}
+	} else if t == PaginateCursor && m.get("cursor_path") == nil {
+		p.errorf(m.node, path, "cursor pagination needs cursor_path: add the dotted path of the next cursor in the response body, like cursor_path: meta.next_cursor")
+	}
+	if f := m.get("max_pages"); f != nil {
+		pg.MaxPages, _ = p.integer(f.val, path+".max_pages", 1, 1000000)
+	}
+	return pg
+}
+
+func (p *parser) loads(n *yaml.Node) ([]Load, []*yaml.Node, []bool) {
+	m := p.mapping(n, "loads", "write one load per name, like loads: {posts: {table: posts, columns: {id: bigint}}}", nil, nil)
+	if m == nil {
+		return nil, nil, nil
+	}
+	var out []Load
+	var tables []*yaml.Node
+	var ok []bool
+	for _, e := range m.entries {
+		before := len(p.errs)
+		l, t := p.load(e)
+		out = append(out, l)
+		tables = append(tables, t)
+		ok = append(ok, len(p.errs) == before)
+	}
+	return out, tables, ok
+}
+
+func (p *parser) load(e entry) (Load, *yaml.Node) {
+	path := "loads." + e.name
+	p.checkPartName(e, path, "load")
+	l := Load{
+		Name: e.name, Format: FormatAuto, Write: driver.Append, Pos: posOf(e.key),
+		On: On{Events: []string{DefaultEvent}, KeyEncoding: event.KeyURL},
+	}
+	hints := map[string]string{}
+	for _, k := range onKeys {
+		hints[k] = fmt.Sprintf("%s belongs under on: write on: {%s: ...}", k, k)
+	}
+	hints["event"] = "event filters belong under on: write on: {events: [\"s3:ObjectCreated:*\"]}"
+	hints["mode"] = "did you mean \"write\"? (append or merge)"
+	hints["primary_keys"] = "did you mean \"primary_key\"?"
+	hints["columns_as"] = "rename a column with columns: {field: {type: text, as: column}}"
+	m := p.mapping(e.val, path, "write table:, columns: and optionally on:, format:, write:, primary_key: under the load name", loadKeys, hints)
+	if m == nil {
+		return l, nil
+	}
+	if f := m.get("on"); f != nil {
+		l.On = p.on(f.val, path+".on")
+	}
+	if f := m.get("format"); f != nil {
+		l.Format, _ = p.enum(f.val, path+".format", "format", formats, formatAliases)
+	}
+	var tableNode *yaml.Node
+	if f := m.get("table"); f == nil {
+		p.errorf(e.key, path, "load %s has no table: add table: %s", e.name, sanitizeIdent(e.name))
+	} else if v, ok := p.scalar(f.val, path+".table", true); ok {
+		tableNode = f.val
+		if !warehouse.ValidIdent(v) {
+			p.errorf(f.val, path+".table", "%q is not a valid table name: use letters, digits and _, not starting with a digit, at most 63 characters (for example %q)", v, sanitizeIdent(v))
+		} else if strings.EqualFold(v, warehouse.LedgerTable) {
+			p.errorf(f.val, path+".table", "%s is sluice's ledger table: choose another name", v)
+		}
+		l.Table = v
+	}
+	var writeNode *yaml.Node
+	if f := m.get("write"); f != nil {
+		writeNode = f.val
+		if v, ok := p.enum(f.val, path+".write", "write mode", writeModes, writeAliases); ok {
+			l.Write = driver.Mode(v)
+		}
+	}
+	byField := map[string]string{}
+	columns := map[string]bool{}
+	if f := m.get("columns"); f == nil {
+		p.errorf(e.key, path, "load %s has no columns: add columns: {field: type, ...} listing the fields to load", e.name)
+	} else {
+		l.Columns = p.columns(f.val, path+".columns")
+		for _, c := range l.Columns {
+			columns[c.Name] = true
+			byField[c.Field] = c.Name
+		}
+	}
+	pk := m.get("primary_key")
+	pkOK := true
+	if pk != nil {
+		var items []item
+		items, pkOK = p.strList(pk.val, path+".primary_key", "primary_key: [id]")
+		seen := map[string]bool{}
+		for i, it := range items {
+			ip := fmt.Sprintf("%s.primary_key[%d]", path, i)
+			switch {
+			case seen[it.val]:
+				p.errorf(it.node, ip, "column %q is listed twice: list each key column once", it.val)
+			case columns[it.val]:
+			case byField[it.val] != "":
+				p.errorf(it.node, ip, "%q is a field renamed by as: write the column name %q", it.val, byField[it.val])
+			case len(columns) > 0:
+				p.errorf(it.node, ip, "%q is not a column of this load: primary_key lists column names (after as:), one of %s", it.val, strings.Join(columnNames(l.Columns), ", "))
+			}
+			seen[it.val] = true
+			l.PrimaryKey = append(l.PrimaryKey, it.val)
+		}
+	}
+	if l.Write == driver.Merge && len(l.PrimaryKey) == 0 {
+		switch {
+		case pk == nil:
+			p.errorf(writeNode, path+".write", "write: merge needs primary_key: add primary_key: [id] naming the columns that identify a row, or write: append")
+		case pkOK:
+			p.errorf(pk.val, path+".primary_key", "primary_key is empty but write: merge needs it: list the columns that identify a row, like [id]")
+		}
+	}
+	return l, tableNode
+}
+
+func columnNames(cols []Column) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = c.Name
+	}
+	return out
+}
+
+func (p *parser) on(n *yaml.Node, path string) On {
+	o := On{Events: []string{DefaultEvent}, KeyEncoding: event.KeyURL}
+	m := p.mapping(n, path, "write on: {prefix: raw/posts/, suffix: .json}", onKeys, map[string]string{
+		"event": "did you mean \"events\"? (a list, like events: [\"s3:ObjectCreated:*\"])",
+	})
+	if m == nil {
+		return o
+	}
+	if e := m.get("events"); e != nil {
+		items, ok := p.strList(e.val, path+".events", `events: ["s3:ObjectCreated:*"]`)
+		if ok && len(items) == 0 {
+			p.errorf(e.val, path+".events", "events is empty: remove it to match every ObjectCreated event, or list patterns like [\"s3:ObjectCreated:Put\"]")
+		}
+		if len(items) > 0 {
+			o.Events = nil
+		}
+		for i, it := range items {
+			if !event.ValidEventPattern(it.val) {
+				p.errorf(it.node, fmt.Sprintf("%s.events[%d]", path, i), "unknown event pattern %q: write \"s3:ObjectCreated:*\" or one of s3:ObjectCreated:Put, s3:ObjectCreated:Post, s3:ObjectCreated:Copy, s3:ObjectCreated:CompleteMultipartUpload (the s3: prefix is optional; only object-created events are supported)", it.val)
+			}
+			o.Events = append(o.Events, event.NormalizeName(it.val))
+		}
+	}
+	if e := m.get("prefix"); e != nil {
+		if v, ok := p.scalar(e.val, path+".prefix", true); ok {
+			if strings.HasPrefix(v, "/") {
+				p.errorf(e.val, path+".prefix", "keys do not start with /: write %q", strings.TrimLeft(v, "/"))
+			}
+			o.Prefix = v
+		}
+	}
+	if e := m.get("suffix"); e != nil {
+		o.Suffix, _ = p.scalar(e.val, path+".suffix", true)
+	}
+	if e := m.get("key_encoding"); e != nil {
+		if v, ok := p.scalar(e.val, path+".key_encoding", true); ok {
+			enc, err := event.ParseKeyEncoding(v)
+			if err != nil {
+				p.errorf(e.val, path+".key_encoding", "%v", err)
+			}
+			o.KeyEncoding = enc
+		}
+	}
+	return o
+}
+
+func (p *parser) columns(n *yaml.Node, path string) []Column {
+	m := p.mapping(n, path, "write columns: {id: bigint, title: text} (field: type, in table order)", nil, nil)
+	if m == nil {
+		return nil
+	}
+	if len(m.entries) == 0 {
+		p.errorf(m.node, path, "columns is empty: list the fields to load, like columns: {id: bigint, title: text}")
+		return nil
+	}
+	var out []Column
+	byName := map[string]entry{}
+	for _, e := range m.entries {
+		cp := path + "." + e.name
+		c := Column{Field: e.name, Name: e.name}
+		var typeNode, asNode *yaml.Node
+		r := p.resolve(e.val)
+		if r == nil {
+			continue
+		}
+		switch r.Kind {
+		case yaml.ScalarNode:
+			typeNode = e.val
+		case yaml.MappingNode:
+			cm := p.mapping(r, cp, "", columnKeys, map[string]string{
+				"name":     "did you mean \"as\"? (the column name, when it differs from the field)",
+				"rename":   "did you mean \"as\"? (the column name, when it differs from the field)",
+				"nullable": "did you mean \"required\"? (true rejects records without the field)",
+			})
+			if cm == nil {
+				continue
+			}
+			if t := cm.get("type"); t == nil {
+				p.errorf(e.key, cp, "column %s has no type: add type: one of %s", e.name, strings.Join(columnTypes, ", "))
+			} else {
+				typeNode = t.val
+			}
+			if a := cm.get("as"); a != nil {
+				if v, ok := p.scalar(a.val, cp+".as", true); ok {
+					asNode, c.Name = a.val, v
+				}
+			}
+			if rq := cm.get("required"); rq != nil {
+				c.Required, _ = p.boolean(rq.val, cp+".required")
+			}
+		default:
+			p.errorf(e.val, cp, "expected a type or {type: ..., as: ..., required: ...}, found %s: write %s: text or %s: {type: text, as: column_name}", kindName(r), e.name, e.name)
+			continue
+		}
+		if typeNode != nil {
+			tp := cp
+			if r.Kind == yaml.MappingNode {
+				tp += ".type"
+			}
+			if v, ok := p.enum(typeNode, tp, "column type", columnTypes, typeAliases); ok {
+				c.Type = driver.Type(v)
+			}
+		}
+		switch {
+		case warehouse.ValidIdent(c.Name):
+		case asNode != nil:
+			p.errorf(asNode, cp+".as", "%q is not a valid column name: use letters, digits and _, not starting with a digit, at most 63 characters (for example %q)", c.Name, sanitizeIdent(c.Name))
+		default:
+			p.errorf(e.key, cp, "field %q is not a valid column name: keep the field and name the column with {type: ..., as: %s}", c.Field, sanitizeIdent(c.Field))
+		}
+		if prev, dup := byName[c.Name]; dup {
+			at := e.key
+			if asNode != nil {
+				at = asNode
+			}
+			p.errorf(at, cp, "column %q is already defined by field %q at line %d: rename one with as:", c.Name, prev.name, prev.key.Line)
+		} else {
+			byName[c.Name] = e
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (p *parser) jobs(n *yaml.Node) []RawJob {
+	m := p.mapping(n, "jobs", "write one job per name, like jobs: {hydropower: {...}}", nil, nil)
+	if m == nil {
+		return nil
+	}
+	var out []RawJob
+	for _, e := range m.entries {
+		out = append(out, RawJob{Name: e.name, Node: p.copyJob(e.val, "jobs."+e.name, false), Pos: posOf(e.key)})
+	}
+	return out
+}
+
+// checkSharedTables reports loads that write the same table with
+// different columns or primary keys. Loads with other errors are skipped.
+func (p *parser) checkSharedTables(loads []Load, tables []*yaml.Node, ok []bool) {
+	first := map[string]int{}
+	for i, l := range loads {
+		if !ok[i] || l.Table == "" {
+			continue
+		}
+		j, seen := first[l.Table]
+		if !seen {
+			first[l.Table] = i
+			continue
+		}
+		if d := tableDiff(loads[j], l); d != "" {
+			p.errorf(tables[i], "loads."+l.Name+".table", "table %s is also written by load %s (line %d) and %s: loads writing the same table must declare the same column names, types and primary_key", l.Table, loads[j].Name, loads[j].Pos.Line, d)
+		}
+	}
+}
+
+// tableDiff describes the first difference between the tables a and b
+// write, from b's point of view, or returns "".
+func tableDiff(a, b Load) string {
+	at := map[string]driver.Type{}
+	for _, c := range a.Columns {
+		at[c.Name] = c.Type
+	}
+	bt := map[string]driver.Type{}
+	for _, c := range b.Columns {
+		bt[c.Name] = c.Type
+		t, ok := at[c.Name]
+		if !ok {
+			return fmt.Sprintf("column %s here is not a column there", c.Name)
+		}
+		if t != c.Type {
+			return fmt.Sprintf("column %s is %s here but %s there", c.Name, c.Type, t)
+		}
+	}
+	for _, c := range a.Columns {
+		if _, ok := bt[c.Name]; !ok {
+			return fmt.Sprintf("its column %s is missing here", c.Name)
+		}
+	}
+	if strings.Join(a.PrimaryKey, ",") != strings.Join(b.PrimaryKey, ",") {
+		return fmt.Sprintf("primary_key is [%s] here but [%s] there", strings.Join(b.PrimaryKey, ", "), strings.Join(a.PrimaryKey, ", "))
+	}
+	return ""
+}
