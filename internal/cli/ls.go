@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+)
+
+func init() {
+	register(command{name: "ls", args: "[PREFIX]",
+		summary: "list objects in the store", run: runLs})
+}
+
+func runLs(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("ls")
+	storeURL := fs.String("store", "", "store URL (default $SLUICE_STORE, else the data dir's lake)")
+	long := fs.Bool("l", false, "long listing: size, modification time and ETag")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return fmt.Errorf("at most one PREFIX: %w", errUsage)
+	}
+	prefix := ""
+	if len(pos) == 1 {
+		prefix = pos[0]
+	}
+	st, err := a.openStore(ctx, *storeURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	objs, err := st.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	if !*long {
+		for _, o := range objs {
+			fmt.Fprintln(a.stdout, o.Key)
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	for _, o := range objs {
+		etag := o.ETag
+		if etag == "" {
+			if s, err := st.Stat(ctx, o.Key); err == nil {
+				etag = s.ETag
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t\n", o.Size, o.ModTime.UTC().Format(time.RFC3339), etag, o.Key)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,224 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/queue"
+	"github.com/sluicehq/sluice/source/httpsource"
+	"github.com/sluicehq/sluice/store"
+)
+
+// Result is what Run did, for reports.
+type Result struct {
+	Started, Finished time.Time
+	// SourceErrors holds one error per failed source run.
+	SourceErrors []error
+	// Failures holds the reasons of messages dead-lettered during the run
+	// (by this process, or by the queue after too many deliveries).
+	Failures []string
+}
+
+// Err summarises a once-run: nil only if every source and every event succeeded.
+func (r Result) Err() error {
+	var errs []error
+	errs = append(errs, r.SourceErrors...)
+	for _, f := range r.Failures {
+		errs = append(errs, errors.New(f))
+	}
+	return errors.Join(errs...)
+}
+
+// Run runs the pipeline. With once, each source runs once, the local store
+// is scanned once, every pending event is processed, and Run returns; else
+// it runs until ctx is cancelled (sources on their schedules, a watcher on
+// local stores, consumers).
+func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
+	res := Result{Started: e.now()}
+	spec := e.cfg.Spec
+	var loaders []*loader
+	for _, l := range spec.Loads {
+		ld, err := e.newLoader(l)
+		if err != nil {
+			return res, err
+		}
+		if err := e.WH.EnsureTable(ctx, ld.table); err != nil {
+			return res, err
+		}
+		loaders = append(loaders, ld)
+	}
+	var importers []*httpsource.Importer
+	for _, s := range spec.Sources {
+		im, err := e.newImporter(s)
+		if err != nil {
+			return res, err
+		}
+		importers = append(importers, im)
+	}
+
+	dlBefore := e.deadLetterCount(ctx)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var subs []*queue.Subscription
+	for _, ld := range loaders {
+		for i := 0; i < e.cfg.Workers; i++ {
+			sub, err := e.Topic.Subscribe(ctx, ld.subscription(), &e.qopts)
+			if err != nil {
+				return res, err
+			}
+			defer sub.Close()
+			if i == 0 {
+				subs = append(subs, sub)
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); ld.consume(runCtx, sub) }()
+		}
+	}
+	defer wg.Wait()
+	defer stop()
+
+	watchOpts := &store.WatchOptions{Interval: e.cfg.ScanInterval, Settle: e.cfg.Settle, Clock: e.now,
+		Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...)) }}
+	local := e.Store.LocalDir() != ""
+	if once {
+		if local {
+			if _, err := e.Store.ScanOnce(ctx, e.State, watchOpts, e.emitFound); err != nil {
+				return res, fmt.Errorf("scan local store: %w", err)
+			}
+		}
+		for i, im := range importers {
+			if err := e.runSource(ctx, spec.Sources[i].Name, im); err != nil {
+				res.SourceErrors = append(res.SourceErrors, err)
+			}
+		}
+		if err := e.drain(ctx, subs); err != nil {
+			return res, err
+		}
+		stop()
+		wg.Wait()
+		res.Failures = e.Failures()
+		if n := e.deadLetterCount(ctx) - dlBefore; dlBefore >= 0 && n > int(e.Stats.DeadLettered.Load()) {
+			res.Failures = append(res.Failures, fmt.Sprintf("%d message(s) dead-lettered after too many deliveries; see `sluice dlq ls`", n-int(e.Stats.DeadLettered.Load())))
+		}
+		res.Finished = e.now()
+		return res, nil
+	}
+
+	if local {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.Store.Watch(runCtx, e.State, watchOpts, e.emitFound); err != nil && runCtx.Err() == nil {
+				e.log.Error("store watcher stopped", "err", err)
+			}
+		}()
+	}
+	for i, im := range importers {
+		s := spec.Sources[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if err := e.runSource(runCtx, s.Name, im); err != nil && runCtx.Err() == nil {
+					e.log.Error("source run failed", "source", s.Name, "err", err)
+				}
+				if s.Every <= 0 {
+					return
+				}
+				select {
+				case <-runCtx.Done():
+					return
+				case <-time.After(s.Every):
+				}
+			}
+		}()
+	}
+	<-ctx.Done()
+	res.Finished = e.now()
+	return res, nil
+}
+
+// deadLetterCount counts the topic's dead letters (-1 if unknown).
+func (e *Engine) deadLetterCount(ctx context.Context) int {
+	dl, err := e.Topic.DeadLetters(ctx)
+	if err != nil {
+		return -1
+	}
+	return len(dl)
+}
+
+// drain waits until no subscription has pending messages, twice in a row.
+func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription) error {
+	quiet := 0
+	for quiet < 2 {
+		n := 0
+		for _, s := range subs {
+			p, err := s.Pending(ctx)
+			if err != nil {
+				return err
+			}
+			n += p
+		}
+		if n == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// lander lands source pages into the store and emits their events.
+type lander struct{ e *Engine }
+
+func (l lander) Land(ctx context.Context, key string, body []byte, contentType string) error {
+	o, err := l.e.Store.Put(ctx, key, body, contentType)
+	if err != nil {
+		return err
+	}
+	l.e.Stats.Landed.Add(1)
+	if err := l.e.Emit(ctx, o); err != nil {
+		return err
+	}
+	if l.e.Store.LocalDir() != "" {
+		// The watcher need not announce it again.
+		if st, err := l.e.Store.Stat(ctx, key); err == nil {
+			_ = l.e.State.MarkSeen(ctx, key, store.Fingerprint(st))
+		}
+	}
+	return nil
+}
+
+func (e *Engine) runSource(ctx context.Context, name string, im *httpsource.Importer) error {
+	r, err := im.Run(ctx, lander{e})
+	if err != nil {
+		return fmt.Errorf("source %s: %w", name, err)
+	}
+	e.log.Info("source run done", "source", name, "pages", len(r.Pages), "bytes", r.Bytes, "took", r.Duration.Round(time.Millisecond))
+	return nil
+}
+
+func (e *Engine) newImporter(s pipeline.Source) (*httpsource.Importer, error) {
+	h := s.HTTP
+	cfg := httpsource.Config{
+		Name: s.Name, URL: h.URL, Timeout: h.Timeout, Headers: h.Headers, Retries: h.Retries,
+		Backoff: h.Backoff, MaxBackoff: h.MaxBackoff, ExpectContentType: h.ExpectContentType, Land: s.Land,
+	}
+	if h.Auth != nil {
+		cfg.Auth = &httpsource.Auth{Header: h.Auth.Header, Env: h.Auth.Env, Scheme: h.Auth.Scheme}
+	}
+	if p := h.Pagination; p != nil {
+		cfg.Pagination = &httpsource.Pagination{Type: p.Type, Param: p.Param, SizeParam: p.SizeParam, Size: p.Size, Start: p.Start, CursorPath: p.CursorPath, MaxPages: p.MaxPages}
+	}
+	return httpsource.New(cfg, &httpsource.Options{Clock: e.now, Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "source", s.Name) }})
+}
