@@ -38,19 +38,16 @@ func checkStore(v string) string {
 }
 
 func checkQueue(v string) string {
-	const forms = "write embedded, mem://NAME or nats://HOST:PORT[?ack_wait=30s&max_deliveries=5]"
-	if v == "embedded" {
-		return ""
-	}
+	const forms = "write embedded, mem://NAME or nats://HOST:PORT, each optionally with ?ack_wait=30s&max_deliveries=5"
 	u, err := url.Parse(v)
 	if err != nil {
 		return fmt.Sprintf("%q is not a queue URL (%v): %s", v, err, forms)
 	}
-	switch u.Scheme {
-	case "mem":
-		return ""
-	case "nats":
-	case "":
+	switch {
+	case u.Scheme == "mem", u.Scheme == "" && u.Path == "embedded":
+		return checkQueueOptions(v, u, forms)
+	case u.Scheme == "nats":
+	case u.Scheme == "":
 		if s := suggest(v, []string{"embedded"}); s != "" {
 			return fmt.Sprintf("unknown queue %q: did you mean %q?", v, s)
 		}
@@ -66,6 +63,11 @@ func checkQueue(v string) string {
 			return fmt.Sprintf("port %q is not a port number: write nats://HOST:PORT with a port from 1 to 65535", port)
 		}
 	}
+	return checkQueueOptions(v, u, forms)
+}
+
+// checkQueueOptions checks the options every queue URL accepts.
+func checkQueueOptions(v string, u *url.URL, forms string) string {
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return fmt.Sprintf("the query of %q does not parse (%v): %s", v, err, forms)
@@ -89,9 +91,9 @@ func checkQueue(v string) string {
 		default:
 			opts := []string{"ack_wait", "max_deliveries"}
 			if s := suggest(k, opts); s != "" {
-				return fmt.Sprintf("unknown nats option %q: did you mean %q?", k, s)
+				return fmt.Sprintf("unknown queue option %q: did you mean %q?", k, s)
 			}
-			return fmt.Sprintf("unknown nats option %q: the options are ack_wait and max_deliveries", k)
+			return fmt.Sprintf("unknown queue option %q: the options are ack_wait and max_deliveries", k)
 		}
 	}
 	return ""

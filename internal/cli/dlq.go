@@ -54,7 +54,7 @@ func runDLQ(ctx context.Context, a *app, args []string) error {
 		}
 	}
 	var lock *datadir.Lock
-	if _, owned := dir.Owned(); !owned && queueURL == "embedded" {
+	if _, owned := dir.Owned(); !owned && engine.IsEmbedded(queueURL) {
 		// Nobody runs the embedded queue: start it here, briefly.
 		if lock, err = dir.Acquire("dlq"); err != nil {
 			return err

@@ -193,7 +193,7 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 	switch {
 	case u.Scheme == "mem":
 		return queue.NewTopic(rawURL, memqueue.New()), opts, nil
-	case u.Scheme == "" && u.Path == "embedded":
+	case IsEmbedded(rawURL):
 		if lock == nil {
 			o, owned := dir.Owned()
 			if !owned || o.QueueURL == "" {
@@ -306,4 +306,10 @@ func permanent(err error) error { return errPermanent{err} }
 func isPermanent(err error) bool {
 	var p errPermanent
 	return errors.As(err, &p)
+}
+
+// IsEmbedded reports whether a queue URL names the embedded queue.
+func IsEmbedded(queueURL string) bool {
+	u, err := url.Parse(queueURL)
+	return err == nil && u.Scheme == "" && u.Path == "embedded"
 }
