@@ -1,0 +1,132 @@
+package format
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// CSVOptions configures DecodeCSV. The zero value reads comma-separated
+// values.
+type CSVOptions struct {
+	// Delimiter separates fields; 0 means ','.
+	Delimiter rune
+}
+
+// DecodeCSV reads a header row and then data records (RFC 4180: quoted
+// fields may hold delimiters, doubled quotes and newlines) and calls fn for
+// each record, in order, with Record{N: 1 for the first data row, Line,
+// Fields: header name → string value} and the 1-based line where the
+// record starts. Input that starts with the gzip magic bytes is
+// decompressed first; a UTF-8 byte order mark is skipped; CRLF line ends,
+// blank lines and a missing final newline are fine. A file with a header
+// and no rows is zero records.
+//
+// Errors about the data are *RecordError with Line (and Column where one
+// value is at fault), and Record 0: an empty file, empty or duplicate
+// header names, a row whose field count differs from the header's, a bare
+// or unbalanced quote, invalid UTF-8. An error returned by fn stops
+// decoding and is returned unchanged. An invalid delimiter is a plain
+// error.
+func DecodeCSV(r io.Reader, opts CSVOptions, fn func(rec Record, line int) error) error {
+	delim := opts.Delimiter
+	if delim == 0 {
+		delim = ','
+	}
+	if delim == '"' || delim == '\r' || delim == '\n' || delim == utf8.RuneError || !utf8.ValidRune(delim) {
+		return fmt.Errorf("format: invalid CSV delimiter %q", delim)
+	}
+	src, _, err := openInput(r)
+	if err != nil {
+		return err
+	}
+	cr := csv.NewReader(src)
+	cr.Comma = delim
+	cr.FieldsPerRecord = -1 // checked below, with a clearer message
+	cr.ReuseRecord = true
+
+	head, err := cr.Read()
+	if err == io.EOF {
+		return &RecordError{Err: errors.New("empty file: no header row")}
+	}
+	if err != nil {
+		return csvErr(err)
+	}
+	header, err := checkHeader(cr, head)
+	if err != nil {
+		return err
+	}
+	for n := 1; ; n++ {
+		fields, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return csvErr(err)
+		}
+		line, _ := cr.FieldPos(0)
+		if len(fields) != len(header) {
+			return &RecordError{Line: line, Err: fmt.Errorf("%s, header has %d", plural(len(fields), "field"), len(header))}
+		}
+		rec := Record{N: n, Line: line, Fields: make(map[string]any, len(header))}
+		for i, v := range fields {
+			if !utf8.ValidString(v) {
+				at, _ := cr.FieldPos(i)
+				return &RecordError{Line: at, Column: header[i], Err: errors.New("not valid UTF-8; convert the file to UTF-8")}
+			}
+			rec.Fields[header[i]] = v
+		}
+		if err := fn(rec, line); err != nil {
+			return err
+		}
+	}
+}
+
+// checkHeader copies the header row and checks its names.
+func checkHeader(cr *csv.Reader, head []string) ([]string, error) {
+	header := make([]string, len(head))
+	seen := make(map[string]int, len(head))
+	for i, name := range head {
+		line, _ := cr.FieldPos(i)
+		switch j, dup := seen[name]; {
+		case !utf8.ValidString(name):
+			return nil, &RecordError{Line: line, Err: fmt.Errorf("header field %d is not valid UTF-8; convert the file to UTF-8", i+1)}
+		case strings.TrimSpace(name) == "":
+			return nil, &RecordError{Line: line, Err: fmt.Errorf("header field %d has an empty name; every column needs a name", i+1)}
+		case dup:
+			return nil, &RecordError{Line: line, Column: name, Err: fmt.Errorf("duplicate header name (fields %d and %d)", j+1, i+1)}
+		}
+		seen[name] = i
+		header[i] = name
+	}
+	return header, nil
+}
+
+// csvErr turns an encoding/csv error into a *RecordError.
+func csvErr(err error) error {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return &RecordError{Err: err}
+	}
+	switch {
+	case errors.Is(pe.Err, csv.ErrBareQuote):
+		return &RecordError{Line: pe.Line, Err: fmt.Errorf(`bare " in an unquoted field (character %d); quote the whole field and double the quotes inside it`, pe.Column)}
+	case errors.Is(pe.Err, csv.ErrQuote):
+		where := ""
+		if pe.StartLine != pe.Line {
+			where = fmt.Sprintf("; the record starts on line %d", pe.StartLine)
+		}
+		return &RecordError{Line: pe.Line, Err: fmt.Errorf(`extraneous or missing " in a quoted field (character %d)%s; a quoted field must close with " right before a delimiter or line end`, pe.Column, where)}
+	}
+	return &RecordError{Line: pe.Line, Err: pe.Err}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

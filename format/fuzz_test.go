@@ -1,0 +1,256 @@
+package format
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/warehouse/driver"
+)
+
+var jsonKinds = []string{InputJSON, InputNDJSON, InputAuto}
+
+// FuzzDecodeJSON checks that DecodeJSON never panics, that its errors are
+// *RecordError, that a valid array of objects decodes to exactly what
+// encoding/json (with UseNumber) makes of it and vice versa, and that gzip
+// changes nothing.
+func FuzzDecodeJSON(f *testing.F) {
+	posts, err := os.ReadFile("testdata/posts.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{
+		string(posts[:2000]), `[{"a":1},{"b":[1,{"c":"]}"}]}]`, "{\"a\":1}\n\n{\"a\":2}\n", `{"a":1}`, `[]`, `[`, `{`,
+		`[{"a":1},]`, `[{"a":1} {"b":2}]`, `[1]`, `"x"`, ``, "\ufeff[{}]", "[{\"a\":\"\xff\"}]", `[{"a":[}]`, `{"a":1}]`,
+		`[{"a":"\u00e9\ud800"}]`, `[{"a":1e999999999}]`, "[{}]\n]", `[{"a" 1}]`, "\x1f\x8b\x08",
+	} {
+		for k := range jsonKinds {
+			f.Add([]byte(s), uint8(k))
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, k uint8) {
+		kind := jsonKinds[int(k)%len(jsonKinds)]
+		recs, err := decodeAll(t, bytes.NewReader(data), kind)
+		var re *RecordError
+		if err != nil && !errors.As(err, &re) {
+			t.Fatalf("error is %T, not *RecordError: %v", err, err)
+		}
+		for i, r := range recs {
+			if r.N != i+1 || r.Line < 1 || r.Fields == nil {
+				t.Fatalf("record %d: N=%d Line=%d Fields=%v", i+1, r.N, r.Line, r.Fields)
+			}
+		}
+
+		if bytes.HasPrefix(data, gzipMagic) {
+			return
+		}
+		zrecs, zerr := decodeAll(t, bytes.NewReader(storedGzip(t, data)), kind)
+		if fmt.Sprint(zerr) != fmt.Sprint(err) || len(zrecs) != len(recs) {
+			t.Fatalf("gzip changes the result: %d records, %v; plain: %d records, %v", len(zrecs), zerr, len(recs), err)
+		}
+
+		// Oracle: a JSON array of objects, as encoding/json sees it.
+		body := bytes.TrimPrefix(data, utf8BOM)
+		if kind != InputJSON || !utf8.Valid(body) || !bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("[")) {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		var all []any
+		oerr := dec.Decode(&all)
+		if oerr == nil {
+			if _, tokErr := dec.Token(); tokErr == nil || tokErr.Error() != "EOF" {
+				oerr = errors.New("trailing data")
+			}
+		}
+		for _, v := range all {
+			if _, ok := v.(map[string]any); !ok {
+				oerr = errors.New("non-object element")
+			}
+		}
+		switch {
+		case oerr == nil && err != nil:
+			t.Fatalf("encoding/json accepts the array, DecodeJSON says %v", err)
+		case oerr != nil && err == nil:
+			t.Fatalf("DecodeJSON accepts what encoding/json rejects (%v)", oerr)
+		case oerr == nil:
+			if len(all) != len(recs) {
+				t.Fatalf("%d records, encoding/json has %d", len(recs), len(all))
+			}
+			for i := range all {
+				if !reflect.DeepEqual(all[i], recs[i].Fields) {
+					t.Fatalf("record %d = %v, encoding/json has %v", i+1, recs[i].Fields, all[i])
+				}
+			}
+		}
+	})
+}
+
+// FuzzDecodeCSV checks that DecodeCSV never panics, that its errors are
+// *RecordError, and that every record it delivers is consistent.
+func FuzzDecodeCSV(f *testing.F) {
+	hydro, err := os.ReadFile("testdata/hydropower-consumption.csv")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{
+		string(hydro[:3000]), "a,b\n1,2\n", "a,b\r\n1,2", "\ufeffa\n1\n", "", "a,a\n", "a,,b\n", "a,b\n1\n",
+		"a\n\"x\ny\"\n", "a\n\"x\n", "a\nx\"y\n", "a\n\xff\n", "\xff\n1\n", "a;b\n1;2\n",
+	} {
+		f.Add([]byte(s), uint8(0))
+		f.Add([]byte(s), uint8(1))
+	}
+	delims := []rune{',', ';', '\t', '|'}
+	f.Fuzz(func(t *testing.T, data []byte, d uint8) {
+		width, prevLine := -1, 0
+		err := DecodeCSV(bytes.NewReader(data), CSVOptions{Delimiter: delims[int(d)%len(delims)]}, func(rec Record, line int) error {
+			if width == -1 {
+				width = len(rec.Fields)
+			}
+			if len(rec.Fields) != width || line <= prevLine || rec.Line != line {
+				return fmt.Errorf("record %d: %d fields (first had %d), line %d after %d", rec.N, len(rec.Fields), width, line, prevLine)
+			}
+			for k, v := range rec.Fields {
+				if s, ok := v.(string); !ok || !utf8.ValidString(s) || !utf8.ValidString(k) {
+					return fmt.Errorf("record %d: field %q = %#v", rec.N, k, v)
+				}
+			}
+			prevLine = line
+			return nil
+		})
+		var re *RecordError
+		if err != nil && !errors.As(err, &re) {
+			t.Fatalf("error is %T, not *RecordError: %v", err, err)
+		}
+	})
+}
+
+// FuzzCastString checks that CastString never panics, returns nil only
+// for "", returns the Go type of its kind, and agrees with strconv.
+func FuzzCastString(f *testing.F) {
+	for _, s := range []string{"", "1965", "-1", "14.27", "1e39", "NaN", "true", "2020-08-07", "2020-08-07T14:00:00Z", "abc", "+0", "0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, k := range kinds {
+			v, err := CastString(k, s)
+			if err != nil {
+				if v != nil || !strings.HasPrefix(err.Error(), "want "+string(k)) {
+					t.Fatalf("CastString(%s, %q) = %v, %v", k, s, v, err)
+				}
+				continue
+			}
+			if (v == nil) != (s == "") {
+				t.Fatalf("CastString(%s, %q) = %v", k, s, v)
+			}
+			if v == nil {
+				continue
+			}
+			want := map[Kind]string{String: "string", Int32: "int32", Int64: "int64", Float32: "float32", Float64: "float64", Bool: "bool", Date: "time.Time", Timestamp: "time.Time"}[k]
+			if got := fmt.Sprintf("%T", v); got != want {
+				t.Fatalf("CastString(%s, %q) is a %s", k, s, got)
+			}
+			switch k {
+			case Int32:
+				if n, _ := strconv.ParseInt(s, 10, 32); int32(n) != v.(int32) {
+					t.Fatalf("CastString(int32, %q) = %v", s, v)
+				}
+			case Date, Timestamp:
+				if v.(time.Time).Location() != time.UTC {
+					t.Fatalf("CastString(%s, %q) is not UTC", k, s)
+				}
+			}
+		}
+	})
+}
+
+// FuzzMapperCasts checks that the JSON casts never panic, that errors are
+// *RecordError, and that whole numbers cast to bigint exactly.
+func FuzzMapperCasts(f *testing.F) {
+	for _, s := range []string{"0", "-0.0", "1.5", "1e3", "12.50e1", "9223372036854775808", "1e999999999", "1e-999999999", "1709634030.5", "-1.5", "abc", "2024-03-05"} {
+		f.Add(s)
+	}
+	types := []driver.Type{driver.BigInt, driver.Integer, driver.Double, driver.Text, driver.Boolean, driver.Timestamp, driver.Date, driver.JSON}
+	cols := make([]Column, len(types))
+	for i, typ := range types {
+		cols[i] = Column{Field: "f", Name: string(typ), Type: typ}
+	}
+	m, err := NewMapper(cols)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		values := []any{s}
+		isNumber := false
+		var n json.Number
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		if err := dec.Decode(&n); err == nil && n.String() == s {
+			values = append(values, n)
+			isNumber = true
+		}
+		for _, v := range values {
+			for i := range types {
+				row, err := mapOne(m, i, v)
+				var re *RecordError
+				if err != nil && !errors.As(err, &re) {
+					t.Fatalf("%s from %#v: error %T %v", types[i], v, err, err)
+				}
+				if err == nil && types[i] == driver.BigInt && isNumber && v == any(n) && smallExponent(s) {
+					r, _ := new(big.Rat).SetString(s)
+					if !r.IsInt() || r.Num().Int64() != row.(int64) || !r.Num().IsInt64() {
+						t.Fatalf("bigint from %s = %v", s, row)
+					}
+				}
+			}
+		}
+	})
+}
+
+// mapOne maps v through column i of m.
+func mapOne(m *Mapper, i int, v any) (any, error) {
+	one := &Mapper{cols: m.cols[i : i+1]}
+	row, err := one.Row(Record{N: 1, Fields: map[string]any{"f": v}})
+	if err != nil {
+		return nil, err
+	}
+	return row[0], nil
+}
+
+// smallExponent reports whether s has no exponent beyond ±1000, so that
+// big.Rat can parse it cheaply.
+func smallExponent(s string) bool {
+	i := strings.IndexAny(s, "eE")
+	if i < 0 {
+		return true
+	}
+	e, err := strconv.Atoi(s[i+1:])
+	return err == nil && e > -1000 && e < 1000
+}
+
+// storedGzip wraps b in a gzip stream without compressing it: cheap
+// enough to run on every fuzz input.
+func storedGzip(t *testing.T, b []byte) []byte {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.NoCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
