@@ -1,6 +1,7 @@
 // Package pipeline reads sluice pipeline specs: one YAML file that names the
 // pipeline, says where its store, queue and warehouse are, and lists its
-// sources (HTTP importers), loads (object → warehouse table) and jobs.
+// sources (HTTP importers), loads (object → warehouse table) and jobs
+// (transient runs that object-created events start).
 //
 // LoadFile and Parse turn a spec into a Spec with every default applied,
 // after expanding environment references and validating every key. They
@@ -42,7 +43,20 @@
 //	      title: text
 //	      body: text
 //
-//	jobs: {}
+//	jobs:
+//	  hydropower:
+//	    on: {events: ["s3:ObjectCreated:*"], prefix: data/, suffix: .csv}
+//	    group: "{{.Key.Parent}}"
+//	    settle: 5s
+//	    runner: local
+//	    timeout: 30m
+//	    curate:
+//	      input: "data/{{.Group}}/"
+//	      format: csv
+//	      rename: {"Hydropower (Terawatt-hours)": consumption}
+//	      columns: {Entity: string, Code: string, Year: int32, consumption: float32}
+//	      output: "curated/{{.Group}}/"
+//	      mode: overwrite
 //
 // # Top level
 //
@@ -57,8 +71,9 @@
 //   - warehouse (optional, default "" = the data dir's warehouse):
 //     sqlite://PATH, postgres://… or postgresql://…. SLUICE_WAREHOUSE replaces it.
 //   - sources, loads, jobs: mappings from a name to a definition, kept in
-//     file order. A spec needs at least one source, load or job. Source and
-//     load names use letters, digits, - and _ (at most 64 characters).
+//     file order. A spec needs at least one source, load or job. Source,
+//     load and job names use letters, digits, - and _, starting with a
+//     letter or digit (at most 64 characters).
 //
 // When an override variable is set, the file's key is not read at all.
 // Other top-level keys are errors, except keys starting with "x-", which
@@ -136,9 +151,84 @@
 //
 // # Jobs
 //
-// jobs is a mapping from a job name to a definition that this version keeps
-// as YAML (RawJob.Node, env-expanded, aliases resolved) without validating
-// it.
+// A job is a trigger rule and the work it starts. Object-created events
+// that match on are grouped by group; once a group has had no new event for
+// settle, one transient run processes the whole group (see packages
+// trigger and job). A job runs either the built-in curate job or a command.
+//
+//   - on (default: every ObjectCreated event for every key): the same keys
+//     as a load's on (events, prefix, suffix, key_encoding).
+//   - group (default "{{.Key.Parent}}", the key's parent folder): a Go
+//     text/template over the key with .Key.Path, .Key.Dir, .Key.Parent,
+//     .Key.Base and .Key.Ext; range, with, define and template are not
+//     allowed. The group names the unit of work (JOB_DATE in the
+//     hydropower reference) and is what .Group means below.
+//   - settle (default 0 = the job package's 5s; at most 1h): how long a
+//     group must be quiet before its run starts.
+//   - runner (default local): local runs each job as a fresh sluice
+//     process. emr and kubernetes are reserved and refused for now.
+//   - timeout (default 1h, at least 1s): the limit for one run.
+//   - curate or command, exactly one of them.
+//   - output (command jobs only, optional): a template over .Group for the
+//     key prefix the command writes under, like "reports/{{.Group}}/". It
+//     is used for the re-trigger check below; declare it whenever the
+//     command writes to the store.
+//
+// curate reads every CSV object under input, renames and casts its
+// columns, filters its rows and writes snappy Parquet under output in the
+// Spark layout (output/part-NNNNN-<uuid>-c000.snappy.parquet, then
+// output/_SUCCESS), committed atomically (package curate):
+//
+//   - input (required): a template over .Group naming the folder to read,
+//     like "data/{{.Group}}/"; it ends with "/".
+//   - output (required): a template over .Group naming the folder to write,
+//     like "curated/{{.Group}}/"; it ends with "/", has no folder starting
+//     with . or _, and must not overlap input (curate replaces everything
+//     under it).
+//   - format (default csv): csv, the only input format so far.
+//   - delimiter (default ","): one character; write "\t" (double-quoted)
+//     for tabs.
+//   - rename (default none): CSV header: column name. Each target must be a
+//     declared column, and no two headers may be renamed to one column.
+//   - columns (required, at least one, in output order): name: kind, where
+//     name is the column name after rename and kind is string, int32,
+//     int64, float32, float64, bool, date or timestamp (format.Kind). Every
+//     CSV column must be declared; empty values are null.
+//   - filter (default none): a row filter over the declared columns such as
+//     "Year >= 2000 and Code != null" (see curate.Filter).
+//   - mode (default overwrite): overwrite or error-if-exists.
+//   - max_rows_per_file (default 1000000, at least 1): rows per part file.
+//
+// command is the program and its arguments as a list (command: [python3,
+// clean.py]), run without a shell; the program must not be empty.
+//
+// Input and output templates are checked with the sample group
+// "2020-08-07_2PM": they must parse, use only .Group, and give a relative
+// key prefix without empty, . or .. segments.
+//
+// # Jobs must not re-trigger themselves
+//
+// A job's outputs are objects, and sluice emits an s3:ObjectCreated:Put
+// event for each of them, so they can trigger jobs; that is how pipelines
+// chain. Parse refuses a job whose output would trigger itself, and jobs
+// that trigger each other in a cycle (a → b → a, or longer), reporting
+// each cycle once at the output of its first job in file order. The rule:
+//
+//   - The keys a curate job writes are O + "part-NNNNN-<uuid>-c000.snappy.parquet"
+//     and O + "_SUCCESS", where O is its output template; a command job with
+//     an output may write O + anything. A command job without output is
+//     assumed to write nothing.
+//   - The text of O before its first {{ is literal; the action and all
+//     that follows can be any text (for curate, the literal text after the
+//     last }} and the file names above still end the key).
+//   - Job A triggers job B when B's events accept ObjectCreated:Put and some
+//     key A may write starts with B's prefix and ends with B's suffix.
+//
+// So a job on {prefix: data/} must not write to data/{{.Group}}/out/ nor to
+// data/{{.Group}}-curated/, while a job on {prefix: data/, suffix: .csv}
+// may write to data/{{.Group}}-curated/ (Parquet and _SUCCESS do not end in
+// .csv). A job without on matches every key, so a curate job needs on.
+// Loads only read, so they take no part in the check.
 //
 // # Environment references
 //

@@ -18,9 +18,13 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	for _, c := range badSpecs {
+	for _, c := range append(badSpecs, badJobSpecs...) {
 		f.Add([]byte(c.yaml))
 	}
+	for _, c := range retriggerCases {
+		f.Add([]byte(c.yaml))
+	}
+	f.Add([]byte(hydropower))
 	f.Add([]byte("name: t\nx: &a [*a]\n"))
 	f.Add([]byte("name: t\nloads:\n  l: {<<: {<<: {table: t}}, columns: {id: bigint}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -117,10 +117,12 @@ func (p *parser) spec(data []byte) *Spec {
 	if e := m.get("loads"); e != nil {
 		s.Loads, tables, loadOK = p.loads(e.val)
 	}
+	var jobInfos []jobInfo
 	if e := m.get("jobs"); e != nil {
-		s.Jobs = p.jobs(e.val)
+		s.Jobs, jobInfos = p.jobs(e.val)
 	}
 	p.checkSharedTables(s.Loads, tables, loadOK)
+	p.checkRetrigger(s.Jobs, jobInfos)
 	if len(p.errs) == 0 && len(s.Sources)+len(s.Loads)+len(s.Jobs) == 0 {
 		p.errorf(root, "", "the spec defines no sources, loads or jobs: add at least one (see the example in the pipeline package documentation)")
 	}
@@ -679,18 +681,6 @@ func (p *parser) columns(n *yaml.Node, path string) []Column {
 			byName[c.Name] = e
 		}
 		out = append(out, c)
-	}
-	return out
-}
-
-func (p *parser) jobs(n *yaml.Node) []RawJob {
-	m := p.mapping(n, "jobs", "write one job per name, like jobs: {hydropower: {...}}", nil, nil)
-	if m == nil {
-		return nil
-	}
-	var out []RawJob
-	for _, e := range m.entries {
-		out = append(out, RawJob{Name: e.name, Node: p.copyJob(e.val, "jobs."+e.name, false), Pos: posOf(e.key)})
 	}
 	return out
 }

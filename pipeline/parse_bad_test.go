@@ -22,15 +22,19 @@ const (
 	loadOK   = "    table: t\n    columns: {id: bigint}\n"
 )
 
-// badSpecs are specs Parse must reject, with where and what it must say.
-// They also seed FuzzParse.
-var badSpecs = []struct {
+// badSpec is a spec Parse must reject, with where (line, col, key path)
+// and what (a fragment of the message) it must say.
+type badSpec struct {
 	name      string
 	yaml      string
 	line, col int
 	path      string
 	frag      string
-}{
+}
+
+// badSpecs are specs Parse must reject, with where and what it must say.
+// They also seed FuzzParse.
+var badSpecs = []badSpec{
 	// YAML itself.
 	{"an unclosed list reports the line it starts on", "name: t\nsources:\n  s: [a, b\nloads: {}\n", 3, 0, "", "invalid YAML: did not find expected ',' or ']'"},
 	{"bad indentation reports the offending line", "name: t\nloads:\n  a:\n    table: t\n   columns: {}\n", 5, 0, "", "invalid YAML: did not find expected key"},
@@ -158,37 +162,42 @@ var badSpecs = []struct {
 	{"an unset variable is named", srcHead + "    http: {url: \"${API_URL}\"}\n", 4, 17, "sources.s.http.url", "environment variable API_URL is not set: set it, or write ${API_URL:-default}"},
 	{"a malformed reference is explained", srcHead + "    http: {url: \"${API_URL-x}\"}\n", 4, 17, "sources.s.http.url", "${API_URL-x} is not a variable reference: write ${VAR} or ${VAR:-default}"},
 	{"an unterminated reference is explained", "name: t\nstore: \"file://${DIR\"\njobs: {}\n", 2, 8, "store", "unterminated ${"},
-	{"unset variables in jobs are errors", "name: t\njobs:\n  j:\n    cmd: [run, \"${JOB_ARG}\"]\n", 4, 16, "jobs.j.cmd[1]", "environment variable JOB_ARG is not set"},
+	{"unset variables in jobs are errors", "name: t\njobs:\n  j:\n    command: [run, \"${JOB_ARG}\"]\n", 4, 20, "jobs.j.command[1]", "environment variable JOB_ARG is not set"},
 	{"a bad SLUICE_QUEUE is reported", "name: t\njobs: {}\n", 0, 0, "queue", `SLUICE_QUEUE="kafka://x" (which replaces queue): queue scheme "kafka" is not supported`},
 }
 
 func TestParseRejectsBadSpecsAtTheirPosition(t *testing.T) {
 	for _, c := range badSpecs {
-		t.Run(c.name, func(t *testing.T) {
-			getenv := noEnv
-			if strings.Contains(c.name, "SLUICE_QUEUE") {
-				getenv = env(map[string]string{"SLUICE_QUEUE": "kafka://x"})
-			}
-			spec, err := Parse("p.yaml", []byte(c.yaml), getenv)
-			if err == nil {
-				t.Fatalf("Parse accepted the spec:\n%s", c.yaml)
-			}
-			if spec != nil {
-				t.Errorf("Parse returned a spec with an error")
-			}
-			var list ErrorList
-			if !errors.As(err, &list) {
-				t.Fatalf("error is %T, want ErrorList: %v", err, err)
-			}
-			for _, e := range list {
-				if e.Line == c.line && e.Col == c.col && e.Path == c.path && strings.Contains(e.Msg, c.frag) {
-					if e.File != "p.yaml" {
-						t.Errorf("error names file %q, want p.yaml", e.File)
-					}
-					return
-				}
-			}
-			t.Errorf("no error at %d:%d %s containing %q; got:\n%v", c.line, c.col, c.path, c.frag, err)
-		})
+		t.Run(c.name, func(t *testing.T) { checkBadSpec(t, c) })
 	}
+}
+
+// checkBadSpec asserts that Parse rejects c.yaml with an error at c's
+// position and path whose message contains c.frag.
+func checkBadSpec(t *testing.T, c badSpec) {
+	t.Helper()
+	getenv := noEnv
+	if strings.Contains(c.name, "SLUICE_QUEUE") {
+		getenv = env(map[string]string{"SLUICE_QUEUE": "kafka://x"})
+	}
+	spec, err := Parse("p.yaml", []byte(c.yaml), getenv)
+	if err == nil {
+		t.Fatalf("Parse accepted the spec:\n%s", c.yaml)
+	}
+	if spec != nil {
+		t.Errorf("Parse returned a spec with an error")
+	}
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("error is %T, want ErrorList: %v", err, err)
+	}
+	for _, e := range list {
+		if e.Line == c.line && e.Col == c.col && e.Path == c.path && strings.Contains(e.Msg, c.frag) {
+			if e.File != "p.yaml" {
+				t.Errorf("error names file %q, want p.yaml", e.File)
+			}
+			return
+		}
+	}
+	t.Errorf("no error at %d:%d %s containing %q; got:\n%v", c.line, c.col, c.path, c.frag, err)
 }

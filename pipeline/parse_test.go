@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
@@ -107,8 +106,43 @@ func TestParseReadsEveryKeyOfTheFullExample(t *testing.T) {
 	if s.Loads[1].Table != "users" || s.Loads[1].Format != "ndjson" {
 		t.Errorf("second load = %+v", s.Loads[1])
 	}
-	if len(s.Jobs) != 1 || s.Jobs[0].Name != "hydropower" || s.Jobs[0].Pos != (Pos{Line: 55, Col: 3}) {
+	if len(s.Jobs) != 2 {
 		t.Fatalf("jobs = %+v", s.Jobs)
+	}
+	wantJob := Job{
+		Name:    "hydropower",
+		On:      On{Events: []string{"ObjectCreated:*"}, Prefix: "data/", Suffix: ".csv", KeyEncoding: event.KeyURL},
+		Group:   "{{.Key.Parent}}",
+		Settle:  10 * time.Second,
+		Runner:  "local",
+		Timeout: 30 * time.Minute,
+		Curate: &Curate{
+			Input: "data/{{.Group}}/", Output: "curated/{{.Group}}/", Format: "csv", Delimiter: ";",
+			Rename: map[string]string{"Hydropower (Terawatt-hours)": "consumption"},
+			Columns: []CurateColumn{
+				{Name: "Entity", Kind: format.String}, {Name: "Code", Kind: format.String},
+				{Name: "Year", Kind: format.Int32}, {Name: "consumption", Kind: format.Float32},
+			},
+			Filter: "Year >= 2000 and Code != null", Mode: "error-if-exists", MaxRowsPerFile: 500000,
+		},
+		Output: "curated/{{.Group}}/",
+		Pos:    Pos{Line: 55, Col: 3},
+	}
+	if !reflect.DeepEqual(s.Jobs[0], wantJob) {
+		t.Errorf("job\n got %+v\nwant %+v\ncurate\n got %+v\nwant %+v", s.Jobs[0], wantJob, s.Jobs[0].Curate, wantJob.Curate)
+	}
+	wantReport := Job{
+		Name:    "report",
+		On:      On{Events: []string{"ObjectCreated:Put"}, Prefix: "curated/", Suffix: "_SUCCESS", KeyEncoding: event.KeyRaw},
+		Group:   "{{.Key.Parent}}",
+		Runner:  "local",
+		Timeout: time.Hour,
+		Command: []string{"python3", "report.py", "today"},
+		Output:  "reports/{{.Group}}/",
+		Pos:     Pos{Line: 72, Col: 3},
+	}
+	if !reflect.DeepEqual(s.Jobs[1], wantReport) {
+		t.Errorf("job\n got %+v\nwant %+v", s.Jobs[1], wantReport)
 	}
 	if strings.Contains(strings.ReplaceAll(stringify(s), "EXAMPLE_API_KEY", ""), "not-in-the-spec") {
 		t.Errorf("the auth secret was read into the spec")
@@ -271,7 +305,7 @@ func TestAuthValuesAreNeverExpandedNorRead(t *testing.T) {
 }
 
 func TestEnvironmentOverridesReplaceStoreQueueAndWarehouse(t *testing.T) {
-	src := "name: t\nstore: file://./a\nqueue: embedded\nwarehouse: sqlite://./w.db\njobs: {j: 1}\n"
+	src := "name: t\nstore: file://./a\nqueue: embedded\nwarehouse: sqlite://./w.db\njobs: {j: {command: [\"true\"]}}\n"
 	s := mustParse(t, src, env(map[string]string{
 		"SLUICE_STORE": "s3://bucket", "SLUICE_QUEUE": "nats://127.0.0.1:4222", "SLUICE_WAREHOUSE": "postgres://postgres@127.0.0.1/test",
 	}))
@@ -283,7 +317,7 @@ func TestEnvironmentOverridesReplaceStoreQueueAndWarehouse(t *testing.T) {
 		t.Errorf("an empty SLUICE_STORE replaced store: %q", s.Store)
 	}
 	// The file's value is not read when an override is set.
-	s = mustParse(t, "name: t\nqueue: ${UNSET}\njobs: {j: 1}\n", env(map[string]string{"SLUICE_QUEUE": "mem://q"}))
+	s = mustParse(t, "name: t\nqueue: ${UNSET}\njobs: {j: {command: [\"true\"]}}\n", env(map[string]string{"SLUICE_QUEUE": "mem://q"}))
 	if s.Queue != "mem://q" {
 		t.Errorf("queue = %q", s.Queue)
 	}
@@ -295,7 +329,7 @@ func TestEnvironmentOverridesReplaceStoreQueueAndWarehouse(t *testing.T) {
 }
 
 func TestOptionalSettingsDefaultToEmpty(t *testing.T) {
-	s := mustParse(t, "name: t\nstore: \"\"\njobs: {j: 1}\n", noEnv)
+	s := mustParse(t, "name: t\nstore: \"\"\njobs: {j: {command: [\"true\"]}}\n", noEnv)
 	if s.Store != "" || s.Queue != "" || s.Warehouse != "" {
 		t.Errorf("store/queue/warehouse = %q %q %q", s.Store, s.Queue, s.Warehouse)
 	}
@@ -375,49 +409,21 @@ loads:
 	}
 }
 
-func TestJobsAreKeptAsExpandedYAML(t *testing.T) {
-	s := mustParse(t, `name: t
-x-on: &on {prefix: data/}
-jobs:
-  hydro:
-    on: *on
-    group: "{{.Key.Parent}}"
-    args: ["${DATE:-today}", "$$HOME", "${USER}"]
-  other: 5
-`, env(map[string]string{"USER": "ada"}))
-	if len(s.Jobs) != 2 || s.Jobs[0].Name != "hydro" || s.Jobs[1].Name != "other" || s.Jobs[0].Pos != (Pos{4, 3}) {
-		t.Fatalf("jobs = %+v", s.Jobs)
-	}
-	var got struct {
-		On    map[string]string
-		Group string
-		Args  []string
-	}
-	if err := s.Jobs[0].Node.Decode(&got); err != nil {
-		t.Fatal(err)
-	}
-	if got.On["prefix"] != "data/" || got.Group != "{{.Key.Parent}}" || !reflect.DeepEqual(got.Args, []string{"today", "$HOME", "ada"}) {
-		t.Errorf("job = %+v", got)
-	}
-	if s.Jobs[1].Node.Kind != yaml.ScalarNode || s.Jobs[1].Node.Value != "5" {
-		t.Errorf("job other = %+v", s.Jobs[1].Node)
-	}
-}
-
 func TestAliasBombsAreRefusedQuickly(t *testing.T) {
 	var b strings.Builder
-	b.WriteString("name: t\nx-0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	// Each level merges ten copies of the one below: 10^9 merges if expanded.
+	b.WriteString("name: t\nx-0: &a0 {command: [x]}\n")
 	for i := 1; i < 10; i++ {
-		b.WriteString("x-" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " [")
+		b.WriteString("x-" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " {<<: [")
 		for j := 0; j < 10; j++ {
 			if j > 0 {
 				b.WriteString(", ")
 			}
 			b.WriteString("*a" + string(rune('0'+i-1)))
 		}
-		b.WriteString("]\n")
+		b.WriteString("]}\n")
 	}
-	b.WriteString("jobs:\n  bomb: *a9\nloads:\n  l: {table: t, columns: {id: bigint}, primary_key: *a9}\n")
+	b.WriteString("jobs:\n  bomb: *a9\n")
 	start := time.Now()
 	_, err := Parse("p.yaml", []byte(b.String()), noEnv)
 	if err == nil || !strings.Contains(err.Error(), "aliases (*name) are used more than") {
@@ -598,5 +604,8 @@ func TestThePackageDocExampleParses(t *testing.T) {
 	}
 	if s.Loads[0].Columns[1] != (Column{Field: "userId", Name: "userid", Type: driver.BigInt, Required: true}) {
 		t.Errorf("example columns = %+v", s.Loads[0].Columns)
+	}
+	if len(s.Jobs) != 1 || s.Jobs[0].Curate == nil || s.Jobs[0].Curate.Rename["Hydropower (Terawatt-hours)"] != "consumption" {
+		t.Errorf("example jobs = %+v", s.Jobs)
 	}
 }

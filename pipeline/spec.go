@@ -9,9 +9,8 @@ import (
 	"text/template/parse"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
@@ -24,9 +23,27 @@ const (
 	DefaultExpectContentType = "application/json"
 	DefaultMaxPages          = 1000
 	DefaultLand              = "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Unique}}.json"
-	// DefaultEvent is the event pattern a load matches when on.events is absent.
+	// DefaultEvent is the event pattern a load or job matches when
+	// on.events is absent.
 	DefaultEvent = "ObjectCreated:*"
+	// DefaultJobTimeout bounds a job run when timeout is absent.
+	DefaultJobTimeout = time.Hour
+	// MaxSettle is the longest settle window a job may ask for.
+	MaxSettle = time.Hour
+	// DefaultDelimiter is a curate job's CSV delimiter when absent.
+	DefaultDelimiter = ","
 )
+
+// Job runners (Job.Runner). Only RunnerLocal is available; the others are
+// recognised so that a spec written for them gets a clear refusal.
+const (
+	RunnerLocal      = "local"
+	RunnerEMR        = "emr"
+	RunnerKubernetes = "kubernetes"
+)
+
+// CurateCSV is the curate input format (Curate.Format).
+const CurateCSV = "csv"
 
 // Load formats (Load.Format).
 const (
@@ -57,7 +74,7 @@ type Spec struct {
 	// Sources, Loads and Jobs are in file order.
 	Sources []Source
 	Loads   []Load
-	Jobs    []RawJob
+	Jobs    []Job
 }
 
 // Source is an importer: an HTTP API whose responses land in the store.
@@ -153,12 +170,67 @@ type Column struct {
 	Required bool
 }
 
-// RawJob is a job definition kept as YAML until jobs have a schema. Node is
-// the job's value with env references expanded and aliases resolved.
-type RawJob struct {
+// Job is a trigger rule plus the work it starts: events matching On are
+// grouped by Group, and once a group has been quiet for Settle one
+// transient run of Curate or Command processes it on Runner.
+type Job struct {
 	Name string
-	Node *yaml.Node
-	Pos  Pos
+	// On selects the events that trigger the job (as for a load); the
+	// default is every ObjectCreated event.
+	On On
+	// Group is a text/template over the key (see package trigger) naming
+	// the unit of work; default trigger.DefaultGroup, the parent folder.
+	Group string
+	// Settle is how long a group must go without new events before its run
+	// starts; 0 means the job package's default (job.DefaultSettle).
+	Settle time.Duration
+	// Runner is RunnerLocal, the only runner available so far.
+	Runner string
+	// Timeout bounds one run (default DefaultJobTimeout).
+	Timeout time.Duration
+	// Exactly one of Curate and Command is set.
+	Curate *Curate
+	// Command is the argv of a command job; Command[0] is the program.
+	Command []string
+	// Output is the template over .Group of the key prefix the job writes
+	// under: Curate.Output for curate jobs, the optional output key for
+	// command jobs ("" when a command job declares none). Parse checks that
+	// no job's output triggers itself, directly or through other jobs.
+	Output string
+	// Pos is where the job's name is written.
+	Pos Pos
+}
+
+// Curate configures the built-in curate job (package curate): every CSV
+// object under Input is renamed, cast, filtered and written as snappy
+// Parquet under Output. Input and Output are templates over .Group
+// (trigger.Expand).
+type Curate struct {
+	// Input is the folder read, like "data/{{.Group}}/"; it ends with "/".
+	Input string
+	// Output is the folder written, like "curated/{{.Group}}/"; it ends
+	// with "/" and does not overlap Input.
+	Output string
+	// Format is CurateCSV, the only input format so far.
+	Format string
+	// Delimiter is the CSV field delimiter, one character (default ",").
+	Delimiter string
+	// Rename maps a CSV header to its column name; nil when empty.
+	Rename map[string]string
+	// Columns are the output columns in order, named after Rename.
+	Columns []CurateColumn
+	// Filter is a row filter (curate.ParseFilter), "" for none.
+	Filter string
+	// Mode is curate.ModeOverwrite (default) or curate.ModeErrorIfExists.
+	Mode string
+	// MaxRowsPerFile bounds the rows of one Parquet part file.
+	MaxRowsPerFile int
+}
+
+// CurateColumn is one output column of a curate job.
+type CurateColumn struct {
+	Name string
+	Kind format.Kind
 }
 
 // Pos is a 1-based line and column in the spec file.
@@ -244,30 +316,33 @@ func parseLand(land string) (*template.Template, error) {
 	if len(t.Templates()) > 1 {
 		return nil, fmt.Errorf("define and block are not allowed in a land template")
 	}
-	if err := checkLandNodes(t.Tree.Root); err != nil {
+	if err := checkTemplateNodes(t.Tree.Root, "land", "{{.Date}}"); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-func checkLandNodes(n parse.Node) error {
+// checkTemplateNodes rejects the actions that could make a key without
+// bound (range, with, template, break, continue) in a template of kind what;
+// field is an example field for the message.
+func checkTemplateNodes(n parse.Node, what, field string) error {
 	switch n := n.(type) {
 	case *parse.ListNode:
 		if n == nil {
 			return nil
 		}
 		for _, c := range n.Nodes {
-			if err := checkLandNodes(c); err != nil {
+			if err := checkTemplateNodes(c, what, field); err != nil {
 				return err
 			}
 		}
 	case *parse.IfNode:
-		if err := checkLandNodes(n.List); err != nil {
+		if err := checkTemplateNodes(n.List, what, field); err != nil {
 			return err
 		}
-		return checkLandNodes(n.ElseList)
+		return checkTemplateNodes(n.ElseList, what, field)
 	case *parse.RangeNode, *parse.WithNode, *parse.TemplateNode, *parse.BreakNode, *parse.ContinueNode:
-		return fmt.Errorf("%s is not allowed in a land template: use fields such as {{.Date}}, functions such as printf, and if", n)
+		return fmt.Errorf("%s is not allowed in a %s template: use fields such as %s, functions such as printf, and if", n, what, field)
 	}
 	return nil
 }

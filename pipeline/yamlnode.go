@@ -17,7 +17,6 @@ import (
 const (
 	maxAliasUses  = 10000
 	maxMergeDepth = 16
-	maxJobNodes   = 100000
 )
 
 // parser walks the yaml.Node tree and collects every error it meets.
@@ -27,7 +26,6 @@ type parser struct {
 	errs      ErrorList
 	aliasUses int
 	overused  bool
-	jobNodes  int
 }
 
 func (p *parser) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -496,50 +494,6 @@ func (p *parser) enum(n *yaml.Node, path, what string, options []string, aliases
 	}
 	p.errorf(n, path, "%s (allowed: %s)", msg, strings.Join(options, ", "))
 	return "", false
-}
-
-// copyJob returns a deep copy of n with aliases resolved and scalar values
-// (not keys) env-expanded.
-func (p *parser) copyJob(n *yaml.Node, path string, isKey bool) *yaml.Node {
-	r := p.resolve(n)
-	if r == nil {
-		return nil
-	}
-	p.jobNodes++
-	if p.jobNodes > maxJobNodes {
-		if p.jobNodes == maxJobNodes+1 {
-			p.errorf(n, path, "jobs hold more than %d YAML nodes (counting aliases each time they are used): write smaller jobs", maxJobNodes)
-		}
-		return nil
-	}
-	c := *r
-	c.Anchor, c.Alias, c.Content = "", nil, nil
-	if r.Kind == yaml.ScalarNode && !isKey && !isNull(r) {
-		v, err := expand(r.Value, p.getenv)
-		if err != nil {
-			p.errorf(n, path, "%v", err)
-		}
-		c.Value = v
-	}
-	for i, ch := range r.Content {
-		cp := path
-		switch r.Kind {
-		case yaml.MappingNode:
-			if i%2 == 1 {
-				if k := p.resolve(r.Content[i-1]); k != nil {
-					cp = join(path, k.Value)
-				}
-			}
-		case yaml.SequenceNode:
-			cp = fmt.Sprintf("%s[%d]", path, i)
-		}
-		cc := p.copyJob(ch, cp, r.Kind == yaml.MappingNode && i%2 == 0)
-		if cc == nil {
-			return nil
-		}
-		c.Content = append(c.Content, cc)
-	}
-	return &c
 }
 
 func contains(list []string, s string) bool {

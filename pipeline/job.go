@@ -1,0 +1,495 @@
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluicehq/sluice/curate"
+	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/format"
+	"github.com/sluicehq/sluice/trigger"
+)
+
+var (
+	jobKeys    = []string{"on", "group", "settle", "runner", "timeout", "curate", "command", "output"}
+	curateKeys = []string{"input", "output", "format", "delimiter", "rename", "columns", "filter", "mode", "max_rows_per_file"}
+
+	runners       = []string{RunnerLocal, RunnerEMR, RunnerKubernetes}
+	runnerAliases = map[string]string{"k8s": RunnerKubernetes, "kube": RunnerKubernetes, "process": RunnerLocal, "subprocess": RunnerLocal}
+	curateFormats = []string{CurateCSV}
+	curateModes   = []string{curate.ModeOverwrite, curate.ModeErrorIfExists}
+	modeAliases   = map[string]string{
+		"error_if_exists": curate.ModeErrorIfExists, "errorifexists": curate.ModeErrorIfExists, "error": curate.ModeErrorIfExists, "fail": curate.ModeErrorIfExists,
+		"replace": curate.ModeOverwrite, "overwrite_all": curate.ModeOverwrite,
+	}
+	// kindNames are the format.Kind spellings, for messages.
+	kindNames   = []string{"string", "int32", "int64", "float32", "float64", "bool", "date", "timestamp"}
+	kindAliases = map[string]string{
+		"text": "string", "str": "string", "varchar": "string", "char": "string",
+		"int": "int32", "integer": "int32", "int4": "int32", "smallint": "int32",
+		"bigint": "int64", "long": "int64", "int8": "int64",
+		"float": "float32", "real": "float32", "float4": "float32",
+		"double": "float64", "float8": "float64", "number": "float64", "numeric": "float64", "decimal": "float64",
+		"boolean":  "bool",
+		"datetime": "timestamp", "timestamptz": "timestamp", "time": "timestamp",
+	}
+)
+
+// sampleGroup is the group job templates are tried with.
+const sampleGroup = "2020-08-07_2PM"
+
+// maxTemplateLen bounds group, input and output templates (keys are at
+// most maxKeyLen bytes; a longer template is a mistake or an attack).
+const maxTemplateLen = 4096
+
+// jobInfo is what the re-trigger check needs beyond the Job.
+type jobInfo struct {
+	// outNode and outPath locate the output template (nil without one).
+	outNode *yaml.Node
+	outPath string
+	// ok is false when the job had errors; such jobs are left out of the
+	// re-trigger check.
+	ok bool
+}
+
+func (p *parser) jobs(n *yaml.Node) ([]Job, []jobInfo) {
+	m := p.mapping(n, "jobs", "write one job per name, like jobs: {hydropower: {on: {prefix: data/}, curate: {...}}}", nil, nil)
+	if m == nil {
+		return nil, nil
+	}
+	var out []Job
+	var infos []jobInfo
+	for _, e := range m.entries {
+		before := len(p.errs)
+		j, info := p.job(e)
+		info.ok = len(p.errs) == before
+		out = append(out, j)
+		infos = append(infos, info)
+	}
+	return out, infos
+}
+
+func (p *parser) job(e entry) (Job, jobInfo) {
+	path := "jobs." + e.name
+	p.checkPartName(e, path, "job")
+	j := Job{
+		Name: e.name, On: On{Events: []string{DefaultEvent}, KeyEncoding: event.KeyURL},
+		Group: trigger.DefaultGroup, Runner: RunnerLocal, Timeout: DefaultJobTimeout, Pos: posOf(e.key),
+	}
+	var info jobInfo
+	hints := map[string]string{}
+	for _, k := range onKeys {
+		hints[k] = fmt.Sprintf("%s belongs under on: write on: {%s: ...}", k, k)
+	}
+	for _, k := range []string{"input", "columns", "rename", "filter", "mode", "format", "delimiter"} {
+		hints[k] = fmt.Sprintf("%s belongs under curate: write curate: {%s: ...}", k, k)
+	}
+	for _, k := range []string{"cmd", "run", "exec", "args", "argv", "program"} {
+		hints[k] = "did you mean \"command\"? (the program and its arguments as a list, like command: [python3, clean.py])"
+	}
+	for _, k := range []string{"type", "kind"} {
+		hints[k] = "a job's kind is the key it has: write curate: {...} or command: [...]"
+	}
+	for _, k := range []string{"every", "schedule", "cron"} {
+		hints[k] = "jobs start on events, not on a schedule: select the events with on: {prefix: ..., suffix: ...}"
+	}
+	for _, k := range []string{"debounce", "window", "settle_time", "quiet"} {
+		hints[k] = "did you mean \"settle\"? (how long a group must be quiet before its run starts, like settle: 5s)"
+	}
+	hints["event"] = "event filters belong under on: write on: {events: [\"s3:ObjectCreated:*\"]}"
+	hints["group_by"] = "did you mean \"group\"? (a template over the key, like group: \"{{.Key.Parent}}\")"
+	m := p.mapping(e.val, path, "write on:, group: and curate: {...} or command: [...] under the job name", jobKeys, hints)
+	if m == nil {
+		return j, info
+	}
+	if f := m.get("on"); f != nil {
+		j.On = p.on(f.val, path+".on")
+	}
+	if f := m.get("group"); f != nil {
+		if v, ok := p.scalar(f.val, path+".group", true); ok {
+			j.Group = v
+			p.checkGroup(f.val, path+".group", e.name, v)
+		}
+	}
+	if f := m.get("settle"); f != nil {
+		if d, ok := p.duration(f.val, path+".settle", 0); ok {
+			if d > MaxSettle {
+				p.errorf(f.val, path+".settle", "%s is too long: write at most 1h (settle is how long a group must be quiet before its run starts; 0 or no settle means the default, 5s)", d)
+			}
+			j.Settle = d
+		}
+	}
+	if f := m.get("runner"); f != nil {
+		j.Runner = p.runner(f.val, path+".runner")
+	}
+	if f := m.get("timeout"); f != nil {
+		j.Timeout, _ = p.duration(f.val, path+".timeout", time.Second)
+	}
+	cur, cmd, out := m.get("curate"), m.get("command"), m.get("output")
+	switch {
+	case cur == nil && cmd == nil:
+		p.errorf(e.key, path, "job %s has neither curate nor command: add curate: {input: \"data/{{.Group}}/\", columns: {...}, output: \"curated/{{.Group}}/\"} or command: [program, args...]", e.name)
+	case cur != nil && cmd != nil:
+		p.errorf(cmd.key, path+".command", "job %s has both curate and command, but a job runs one of them: remove one, or split it into two jobs", e.name)
+	}
+	if cur != nil {
+		var outNode *yaml.Node
+		j.Curate, outNode = p.curate(cur, path+".curate")
+		j.Output = j.Curate.Output
+		if outNode != nil {
+			info.outNode, info.outPath = outNode, path+".curate.output"
+		}
+	}
+	if cmd != nil {
+		j.Command = p.command(cmd.val, path+".command")
+	}
+	if out != nil {
+		if cur != nil {
+			p.errorf(out.key, path+".output", "a curate job writes where curate.output says: remove output here")
+		} else if v, ok := p.keyTemplate(out.val, path+".output", "output", false); ok {
+			j.Output = v
+			info.outNode, info.outPath = out.val, path+".output"
+		}
+	}
+	return j, info
+}
+
+func (p *parser) runner(n *yaml.Node, path string) string {
+	v, ok := p.enum(n, path, "runner", runners, runnerAliases)
+	if !ok {
+		return RunnerLocal
+	}
+	if v != RunnerLocal {
+		p.errorf(n, path, "runner %s is not available yet; use local (or leave runner out)", v)
+		return RunnerLocal
+	}
+	return v
+}
+
+// checkGroup checks a group template: it must be a bounded template over
+// .Key that trigger.Compile accepts.
+func (p *parser) checkGroup(n *yaml.Node, path, name, v string) {
+	const fields = "fields: .Key.Path, .Key.Dir, .Key.Parent, .Key.Base, .Key.Ext"
+	if v == "" {
+		p.errorf(n, path, "group is empty: remove it for the default %q (the key's parent folder), or write a template over the key", trigger.DefaultGroup)
+		return
+	}
+	// The dry run is bounded; trigger.Compile executes the template on
+	// the same sample key without a bound, so it runs only after.
+	if _, err := dryRun(v, "group", "{{.Key.Parent}}", struct{ Key trigger.Key }{trigger.SplitKey("a/b/c.csv")}); err != nil {
+		p.errorf(n, path, "the group template does not work (%v): write a template over the key, like %q (%s)", err, trigger.DefaultGroup, fields)
+		return
+	}
+	if strings.TrimSpace(name) == "" {
+		name = "job"
+	}
+	if _, err := trigger.Compile(trigger.Rule{Name: name, Group: v}); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "trigger: rule "+name+": ")
+		p.errorf(n, path, "%s: write a template over the key, like %q", msg, trigger.DefaultGroup)
+	}
+}
+
+// dryRun parses tmpl as trigger does, refuses actions that could run
+// without bound, and executes it on data with its output bounded to
+// maxKeyLen bytes.
+func dryRun(tmpl, what, field string, data any) (string, error) {
+	if len(tmpl) > maxTemplateLen {
+		return "", fmt.Errorf("the template is longer than %d bytes", maxTemplateLen)
+	}
+	t, err := template.New(what).Option("missingkey=error").Parse(tmpl)
+	if err != nil {
+		return "", err
+	}
+	if len(t.Templates()) > 1 {
+		return "", fmt.Errorf("define and block are not allowed in a %s template", what)
+	}
+	if t.Tree != nil {
+		if err := checkTemplateNodes(t.Tree.Root, what, field); err != nil {
+			return "", err
+		}
+	}
+	var b limitBuffer
+	if err := t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// keyTemplate reads an input or output template over .Group, checks that
+// it works for a sample group and gives a usable key prefix (a folder,
+// ending in "/", when folder is set), and returns it.
+func (p *parser) keyTemplate(n *yaml.Node, path, what string, folder bool) (string, bool) {
+	v, ok := p.scalar(n, path, true)
+	if !ok {
+		return "", false
+	}
+	example := "curated/{{.Group}}/"
+	if what == "input" {
+		example = "data/{{.Group}}/"
+	}
+	if v == "" {
+		p.errorf(n, path, "%s is empty: write a folder template, like %q", what, example)
+		return "", false
+	}
+	if folder && !strings.HasSuffix(v, "/") {
+		p.errorf(n, path, "%q does not end with \"/\": the %s is a folder; write %q", v, what, v+"/")
+		return "", false
+	}
+	key, err := dryRun(v, what, "{{.Group}}", struct{ Group string }{sampleGroup})
+	if err != nil {
+		p.errorf(n, path, "the template does not work (%v): use {{.Group}}, its only field, like %q", err, example)
+		return "", false
+	}
+	if _, err := trigger.Expand(v, sampleGroup); err != nil {
+		p.errorf(n, path, "%s: write a template like %q", strings.TrimPrefix(err.Error(), "trigger: "), example)
+		return "", false
+	}
+	if msg := checkPrefixKey(key, folder && what == "output"); msg != "" {
+		if key == v {
+			p.errorf(n, path, "%q %s", v, msg)
+		} else {
+			p.errorf(n, path, "for group %q the template gives %q, which %s", sampleGroup, key, msg)
+		}
+		return "", false
+	}
+	return v, true
+}
+
+// checkPrefixKey returns why prefix is not a usable key prefix, or "".
+// Output folders may not have hidden segments, which readers skip.
+func checkPrefixKey(prefix string, output bool) string {
+	switch {
+	case prefix == "":
+		return "is empty: name a folder, like \"curated/2020-08-07_2PM/\""
+	case strings.HasPrefix(prefix, "/"):
+		return "starts with /: keys are relative to the store; leave out the leading /"
+	case strings.Contains(prefix, `\`):
+		return `contains \: separate folders with /`
+	case strings.IndexFunc(prefix, unicode.IsControl) >= 0 || !utf8.ValidString(prefix):
+		return "contains a control character or invalid UTF-8"
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(prefix, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "has an empty, . or .. path segment: write folder names separated by single /"
+		}
+		if output && (strings.HasPrefix(seg, ".") || strings.HasPrefix(seg, "_")) {
+			return fmt.Sprintf("has a folder %q starting with . or _, which Spark, DuckDB and sluice treat as hidden: rename it", seg)
+		}
+	}
+	return ""
+}
+
+func (p *parser) command(n *yaml.Node, path string) []string {
+	if r := p.resolve(n); r != nil && r.Kind == yaml.ScalarNode && !isNull(r) {
+		p.errorf(n, path, "expected a list, found %s: command is the program and its arguments, one per item, like command: [%s] (no shell splits it)", kindName(r), strings.Join(strings.Fields(r.Value), ", "))
+		return nil
+	}
+	items, ok := p.strList(n, path, "command: [python3, clean.py]")
+	if !ok {
+		return nil
+	}
+	if len(items) == 0 {
+		p.errorf(n, path, "command is empty: write the program and its arguments, like command: [python3, clean.py]")
+		return nil
+	}
+	if items[0].val == "" {
+		p.errorf(items[0].node, path+"[0]", "the program name is empty: write the program to run first, like command: [python3, clean.py]")
+	}
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.val
+	}
+	return out
+}
+
+// curate reads a curate job. It returns a non-nil Curate and the node of
+// its output template when that is valid.
+func (p *parser) curate(e *entry, path string) (*Curate, *yaml.Node) {
+	c := &Curate{Format: CurateCSV, Delimiter: DefaultDelimiter, Mode: curate.ModeOverwrite, MaxRowsPerFile: curate.DefaultMaxRowsPerFile}
+	hints := map[string]string{
+		"schema": "did you mean \"columns\"? (name: kind, like columns: {Year: int32})",
+		"types":  "did you mean \"columns\"? (name: kind, like columns: {Year: int32})",
+		"where":  "did you mean \"filter\"? (like filter: \"Year >= 2000\")",
+		"write":  "did you mean \"mode\"? (overwrite or error-if-exists)",
+		"prefix": "did you mean \"input\"? (the folder to read, like input: \"data/{{.Group}}/\")",
+		"source": "did you mean \"input\"? (the folder to read, like input: \"data/{{.Group}}/\")",
+		"dest":   "did you mean \"output\"? (the folder to write, like output: \"curated/{{.Group}}/\")",
+		"sep":    "did you mean \"delimiter\"?",
+	}
+	for _, k := range []string{"max_rows", "rows_per_file", "max_records_per_file"} {
+		hints[k] = "did you mean \"max_rows_per_file\"?"
+	}
+	m := p.mapping(e.val, path, `write curate: {input: "data/{{.Group}}/", columns: {...}, output: "curated/{{.Group}}/"}`, curateKeys, hints)
+	if m == nil {
+		return c, nil
+	}
+	var inSample string
+	if f := m.get("input"); f == nil {
+		p.errorf(e.key, path, "curate has no input: add input: \"data/{{.Group}}/\", the folder whose CSV files it reads")
+	} else if v, ok := p.keyTemplate(f.val, path+".input", "input", true); ok {
+		c.Input = v
+		inSample, _ = trigger.Expand(v, sampleGroup)
+	}
+	var outNode *yaml.Node
+	if f := m.get("output"); f == nil {
+		p.errorf(e.key, path, "curate has no output: add output: \"curated/{{.Group}}/\", the folder it writes Parquet to")
+	} else if v, ok := p.keyTemplate(f.val, path+".output", "output", true); ok {
+		c.Output = v
+		outSample, _ := trigger.Expand(v, sampleGroup)
+		if inSample != "" && (strings.HasPrefix(outSample, inSample) || strings.HasPrefix(inSample, outSample)) {
+			p.errorf(f.val, path+".output", "the output %q overlaps the input %q (for group %q: %q and %q): curate replaces everything under its output, so write it outside the input, like %q", v, c.Input, sampleGroup, outSample, inSample, "curated/{{.Group}}/")
+		} else {
+			outNode = f.val
+		}
+	}
+	if f := m.get("format"); f != nil {
+		if v, ok := p.enum(f.val, path+".format", "curate format", curateFormats, map[string]string{"tsv": "csv", "text/csv": "csv"}); ok {
+			c.Format = v
+		}
+	}
+	if f := m.get("delimiter"); f != nil {
+		if v, ok := p.scalar(f.val, path+".delimiter", true); ok {
+			r, size := utf8.DecodeRuneInString(v)
+			switch {
+			case size != len(v) || v == "" || r == utf8.RuneError:
+				p.errorf(f.val, path+".delimiter", "%q is not one character: write one, like delimiter: \";\" (or \"\\t\" in double quotes for a tab)", v)
+			case r == '"' || r == '\r' || r == '\n':
+				p.errorf(f.val, path+".delimiter", "%q cannot separate CSV fields (it quotes or ends records): write another character, like \";\"", v)
+			default:
+				c.Delimiter = v
+			}
+		}
+	}
+	if f := m.get("mode"); f != nil {
+		if v, ok := p.enum(f.val, path+".mode", "mode", curateModes, modeAliases); ok {
+			c.Mode = v
+		}
+	}
+	if f := m.get("max_rows_per_file"); f != nil {
+		if v, ok := p.integer(f.val, path+".max_rows_per_file", 1, 1<<31-1); ok {
+			c.MaxRowsPerFile = v
+		}
+	}
+	var colNodes map[string]*yaml.Node
+	colsOK := false
+	if f := m.get("columns"); f == nil {
+		p.errorf(e.key, path, "curate has no columns: add columns: {name: kind, ...} declaring every CSV column (after rename), with kinds %s", strings.Join(kindNames, ", "))
+	} else {
+		before := len(p.errs)
+		c.Columns, colNodes = p.curateColumns(f.val, path+".columns")
+		colsOK = len(p.errs) == before && len(c.Columns) > 0
+	}
+	if f := m.get("rename"); f != nil {
+		c.Rename = p.rename(f.val, path+".rename", c.Columns, colNodes, colsOK)
+	}
+	if f := m.get("filter"); f != nil {
+		if v, ok := p.scalar(f.val, path+".filter", true); ok {
+			c.Filter = v
+			if colsOK && strings.TrimSpace(v) != "" {
+				cols := make([]curate.Column, len(c.Columns))
+				for i, col := range c.Columns {
+					cols[i] = curate.Column{Name: col.Name, Kind: col.Kind}
+				}
+				if _, err := curate.ParseFilter(v, cols); err != nil {
+					p.errorf(f.val, path+".filter", "%s: a filter compares declared columns (after rename) with literals, like \"Year >= 2000 and Code != null\"", strings.TrimPrefix(err.Error(), "filter: "))
+				}
+			}
+		}
+	}
+	return c, outNode
+}
+
+// curateColumns reads name: kind pairs in order; it also returns the key
+// node of each name.
+func (p *parser) curateColumns(n *yaml.Node, path string) ([]CurateColumn, map[string]*yaml.Node) {
+	nodes := map[string]*yaml.Node{}
+	m := p.mapping(n, path, "write columns: {Entity: string, Year: int32} (name: kind, in file order)", nil, nil)
+	if m == nil {
+		return nil, nodes
+	}
+	if len(m.entries) == 0 {
+		p.errorf(m.node, path, "columns is empty: declare every CSV column (after rename), like columns: {Entity: string, Year: int32}")
+		return nil, nodes
+	}
+	var out []CurateColumn
+	for _, e := range m.entries {
+		cp := path + "." + e.name
+		if strings.TrimSpace(e.name) == "" {
+			p.errorf(e.key, cp, "a column name is empty: write the CSV header's name (or its new name from rename)")
+			continue
+		}
+		nodes[e.name] = e.key
+		if r := p.resolve(e.val); r != nil && r.Kind == yaml.MappingNode {
+			p.errorf(e.val, cp, "expected a kind, found a mapping: write %s: KIND with KIND one of %s (rename columns with curate.rename)", e.name, strings.Join(kindNames, ", "))
+			continue
+		}
+		v, ok := p.enum(e.val, cp, "column kind", kindNames, kindAliases)
+		if !ok {
+			continue
+		}
+		k, err := format.ParseKind(v)
+		if err != nil {
+			p.errorf(e.val, cp, "%v", err)
+			continue
+		}
+		out = append(out, CurateColumn{Name: e.name, Kind: k})
+	}
+	return out, nodes
+}
+
+// rename reads header: column pairs. Targets must be declared columns
+// (checked when colsOK), and no column may be the target of two headers;
+// a declared column that is renamed away is an error.
+func (p *parser) rename(n *yaml.Node, path string, cols []CurateColumn, colNodes map[string]*yaml.Node, colsOK bool) map[string]string {
+	m := p.mapping(n, path, `write rename: {"Hydropower (Terawatt-hours)": consumption} (CSV header: column name)`, nil, nil)
+	if m == nil || len(m.entries) == 0 {
+		return nil
+	}
+	declared := map[string]bool{}
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		declared[c.Name], names[i] = true, c.Name
+	}
+	out := map[string]string{}
+	from := map[string]entry{} // target → the header renamed to it
+	for _, e := range m.entries {
+		rp := path + "." + e.name
+		v, ok := p.scalar(e.val, rp, true)
+		if !ok {
+			continue
+		}
+		switch {
+		case v == "":
+			p.errorf(e.val, rp, "the new name is empty: write the column name, like %q: %s", e.name, sanitizeIdent(e.name))
+			continue
+		case colsOK && !declared[v]:
+			hint := "add it to columns"
+			if s := suggest(v, names); s != "" {
+				hint = fmt.Sprintf("did you mean %q? Otherwise add it to columns", s)
+			}
+			p.errorf(e.val, rp, "%q is not a declared column: rename targets are column names; %s (declared: %s)", v, hint, strings.Join(names, ", "))
+		}
+		if prev, dup := from[v]; dup {
+			p.errorf(e.val, rp, "column %q is already the new name of %q (line %d): rename one header to each column", v, prev.name, prev.key.Line)
+		} else {
+			from[v] = e
+		}
+		out[e.name] = v
+	}
+	if colsOK {
+		for _, c := range cols {
+			if to, renamed := out[c.Name]; renamed && to != c.Name {
+				if _, isTarget := from[c.Name]; !isTarget {
+					p.errorf(colNodes[c.Name], path[:strings.LastIndex(path, ".")]+".columns."+c.Name, "header %q is renamed to %q, so the column is called %q: declare %s instead", c.Name, to, to, to)
+				}
+			}
+		}
+	}
+	return out
+}
