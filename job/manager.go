@@ -100,22 +100,36 @@ func NewManager(defs []Definition, opts Options) (*Manager, error) {
 func (m *Manager) Offer(ctx context.Context, rec event.Record) (matched bool, err error) {
 	var errs []error
 	for _, d := range m.defs {
-		g, ok, err := d.Rule.Match(rec)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("job %s: %w", d.Name, err))
-			continue
-		}
-		if !ok {
-			continue
-		}
-		if err := m.st.RequestRun(ctx, d.Name, g, m.now()); err != nil {
-			errs = append(errs, fmt.Errorf("job %s: event for %s: %w", d.Name, rec.Version(), err))
-			continue
-		}
-		matched = true
-		m.log.Debug("job requested", "job", d.Name, "group", g, "object", rec.Version().String())
+		ok, err := m.offer(ctx, d, rec)
+		errs = append(errs, err)
+		matched = matched || ok
 	}
 	return matched, errors.Join(errs...)
+}
+
+// OfferTo is Offer for the one definition name: for consumers that
+// subscribe per job (each job sets its own key encoding).
+func (m *Manager) OfferTo(ctx context.Context, name string, rec event.Record) (matched bool, err error) {
+	d := m.byName[name]
+	if d == nil {
+		return false, fmt.Errorf("job: no job named %q", name)
+	}
+	return m.offer(ctx, d, rec)
+}
+
+func (m *Manager) offer(ctx context.Context, d *Definition, rec event.Record) (bool, error) {
+	g, ok, err := d.Rule.Match(rec)
+	if err != nil {
+		return false, fmt.Errorf("job %s: %w", d.Name, err)
+	}
+	if !ok {
+		return false, nil
+	}
+	if err := m.st.RequestRun(ctx, d.Name, g, m.now()); err != nil {
+		return false, fmt.Errorf("job %s: event for %s: %w", d.Name, rec.Version(), err)
+	}
+	m.log.Debug("job requested", "job", d.Name, "group", g, "object", rec.Version().String())
+	return true, nil
 }
 
 // Recover marks runs a dead parent left STARTING or RUNNING as FAILED

@@ -19,6 +19,7 @@ import (
 // command is one subcommand.
 type command struct {
 	name, args, summary string
+	hidden              bool // left out of the usage text
 	run                 func(ctx context.Context, a *app, args []string) error
 }
 
@@ -158,7 +159,10 @@ func (a *app) logger(def slog.Level) *slog.Logger {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "sluice — event-driven data pipelines\n\nusage: sluice [--data-dir DIR] COMMAND [flags] [args]\n\ncommands:")
 	names := make([]string, 0, len(commands))
-	for n := range commands {
+	for n, c := range commands {
+		if c.hidden {
+			continue
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"fmt"
@@ -10,7 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/state"
+	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -24,9 +30,18 @@ func init() {
 //go:embed demodata/posts.json
 var demoPosts []byte
 
-// demoSpec is the blog-posts reference pipeline; the demo fills in its
-// local API's URL. examples/posts/pipeline.yaml is the same pipeline
-// against the public API.
+// demoHydropower is Our World in Data's hydropower consumption CSV, the
+// hydropower reference pipeline's input.
+//
+//go:embed demodata/hydropower-consumption.csv
+var demoHydropower []byte
+
+// demoJobDate is the reference's JOB_DATE folder.
+const demoJobDate = "2020-08-07_2PM"
+
+// demoSpec holds both reference pipelines; the demo fills in its local
+// API's URL. examples/posts and examples/hydropower are the same pipelines
+// for `sluice run`.
 const demoSpec = `name: demo
 sources:
   posts:
@@ -46,6 +61,19 @@ loads:
       userId: {type: bigint, as: userid}
       title: text
       body: text
+jobs:
+  hydropower:
+    on: {events: ["s3:ObjectCreated:*"], prefix: data/, suffix: .csv}
+    group: "{{.Key.Parent}}"
+    settle: 1s
+    runner: local
+    curate:
+      input: "data/{{.Group}}/"
+      format: csv
+      rename: {"Hydropower (Terawatt-hours)": consumption}
+      columns: {Entity: string, Code: string, Year: int32, consumption: float32}
+      output: "curated/{{.Group}}/"
+      mode: overwrite
 `
 
 // serveDemoAPI serves demoPosts at /posts on a free loopback port.
@@ -84,10 +112,15 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	out := a.stdout
-	fmt.Fprintf(out, "sluice demo — the blog-posts reference pipeline, on embedded defaults\n")
+	fmt.Fprintf(out, "sluice demo — both reference pipelines, on embedded defaults\n")
 	fmt.Fprintf(out, "  data dir    %s\n", dir.Path)
 	fmt.Fprintf(out, "  API         %s/posts (a local copy of JSONPlaceholder's 100 posts)\n", api)
-	res, e, err := a.runEngine(ctx, spec, "demo", true, 1, a.logger(slog.LevelWarn))
+	csvKey := "data/" + demoJobDate + "/hydropower-consumption.csv"
+	upload := func(ctx context.Context, e *engine.Engine) error {
+		_, err := e.Put(ctx, csvKey, demoHydropower, "text/csv")
+		return err
+	}
+	res, e, err := a.runEngine(ctx, spec, "demo", true, 1, a.logger(slog.LevelWarn), upload)
 	if err != nil {
 		return err
 	}
@@ -104,12 +137,16 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	if n, err := a.count(ctx, whURL, "posts"); err == nil {
 		fmt.Fprintf(out, "  posts now   %d row(s) (write mode merge on id: re-runs keep one row per post)\n", n)
 	}
-	fmt.Fprintf(out, "  took        %s\n", time.Since(start).Round(time.Millisecond))
+	if err := a.demoJobReport(ctx, dir, csvKey); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n  took        %s\n", time.Since(start).Round(time.Millisecond))
 	dd := ""
 	if a.dataDir != "" {
 		dd = " --data-dir " + a.dataDir
 	}
-	fmt.Fprintf(out, "\nLook around:\n  sluice%s ls raw/posts/\n  sluice%s sql \"select id, userid, title from posts order by id limit 5\"\n  sluice%s dlq ls\n", dd, dd, dd)
+	fmt.Fprintf(out, "\nLook around:\n  sluice%s ls raw/posts/\n  sluice%s sql \"select id, userid, title from posts order by id limit 5\"\n", dd, dd)
+	fmt.Fprintf(out, "  sluice%s jobs\n  sluice%s ls curated/%s/\n  sluice%s dlq ls\n", dd, dd, demoJobDate, dd)
 	return nil
 }
 
@@ -135,4 +172,53 @@ func redact(u string) string {
 		}
 	}
 	return u
+}
+
+// demoJobReport prints the hydropower run this demo caused (or the earlier
+// run that already curated the same input).
+func (a *app) demoJobReport(ctx context.Context, dir datadir.Dir, csvKey string) error {
+	out := a.stdout
+	st, err := state.Open(ctx, dir.State())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	runs, err := job.Runs(ctx, st, state.RunFilter{Rule: "hydropower", Group: demoJobDate, Limit: 1})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nobject-created event → transient job → curated Parquet\n")
+	fmt.Fprintf(out, "  uploaded    %s (%d bytes)\n", csvKey, len(demoHydropower))
+	if len(runs) == 0 {
+		return fmt.Errorf("the hydropower job did not run; see `sluice jobs`")
+	}
+	r := runs[0]
+	if r.State != job.Succeeded || r.Terminated.IsZero() {
+		return fmt.Errorf("hydropower run %s is %s (terminated: %v): %s; see `sluice jobs %s`", r.ID, r.State, !r.Terminated.IsZero(), r.Error, r.ID)
+	}
+	fmt.Fprintf(out, "  run         %s %s, then TERMINATED (no job process remains)\n", r.ID, r.State)
+	fmt.Fprintf(out, "  timings     created %s, RUNNING after %s, done after %s; %.2f compute-seconds\n",
+		r.Created.UTC().Format("15:04:05.000"), r.Started.Sub(r.Created).Round(time.Millisecond), r.Ended.Sub(r.Created).Round(time.Millisecond), r.ComputeSeconds)
+	s, err := a.openStore(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var rows int64
+	for _, k := range r.Outputs {
+		fmt.Fprintf(out, "  output      %s\n", k)
+		if strings.HasSuffix(k, ".parquet") {
+			b, _, err := s.ReadAll(ctx, k)
+			if err != nil {
+				return err
+			}
+			f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+			if err != nil {
+				return fmt.Errorf("read back %s: %w", k, err)
+			}
+			rows += f.NumRows()
+		}
+	}
+	fmt.Fprintf(out, "  rows        %d in snappy Parquet (Entity string, Code string, Year int32, consumption float32)\n", rows)
+	return nil
 }

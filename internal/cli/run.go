@@ -30,7 +30,7 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, e, err := a.runEngine(ctx, spec, "run", *once, *workers, a.logger(slog.LevelInfo))
+	res, e, err := a.runEngine(ctx, spec, "run", *once, *workers, a.logger(slog.LevelInfo), nil)
 	if err != nil {
 		return err
 	}
@@ -42,7 +42,8 @@ func runRun(ctx context.Context, a *app, args []string) error {
 }
 
 // runEngine owns the data dir and runs spec.
-func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, once bool, workers int, log *slog.Logger) (engine.Result, *engine.Engine, error) {
+// before, if set, runs once everything is open and before the pipeline starts.
+func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, once bool, workers int, log *slog.Logger, before func(context.Context, *engine.Engine) error) (engine.Result, *engine.Engine, error) {
 	dir, err := a.dir()
 	if err != nil {
 		return engine.Result{}, nil, err
@@ -57,6 +58,11 @@ func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, on
 		return engine.Result{}, nil, err
 	}
 	defer e.Close()
+	if before != nil {
+		if err := before(ctx, e); err != nil {
+			return engine.Result{}, e, err
+		}
+	}
 	log.Info("sluice running", "pipeline", spec.Name, "data_dir", dir.Path, "store", e.Store.URL(), "queue", e.Topic.Name(), "warehouse", e.WH.URL(), "once", once)
 	res, err := e.Run(ctx, once)
 	return res, e, err

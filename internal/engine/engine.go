@@ -56,6 +56,9 @@ type Config struct {
 	Workers int
 	// ScanInterval and Settle tune the local store watcher (defaults 1s, 2s).
 	ScanInterval, Settle time.Duration
+	// JobBinary is the sluice binary local job runs start ("" = this
+	// executable; tests set the built binary).
+	JobBinary string
 }
 
 // Stats counts what a run did.
@@ -81,6 +84,9 @@ type Engine struct {
 	State  *state.DB
 	Stats  Stats
 	qopts  queue.SubscriptionOptions
+	// storeURL is the store URL as configured (with credentials), for job
+	// processes; Store.URL() is redacted.
+	storeURL string
 	closer []func()
 
 	mu       sync.Mutex
@@ -130,6 +136,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.closer = append(e.closer, func() { e.State.Close() })
+	e.storeURL = storeURL
 	if e.Store, err = store.Open(ctx, storeURL, &store.Options{Clock: cfg.Clock}); err != nil {
 		return nil, err
 	}
@@ -275,14 +282,15 @@ func (e *Engine) emitFound(ctx context.Context, o store.Object) error {
 }
 
 // skipKey reports keys that never produce events: staging areas of
-// committing writers (a path segment beginning with "." or "_temporary").
+// committing writers (a path segment beginning with "." or "_temporary")
+// and sluice's own job logs.
 func skipKey(key string) bool {
 	for _, seg := range strings.Split(key, "/") {
 		if strings.HasPrefix(seg, ".") || strings.HasPrefix(seg, "_temporary") {
 			return true
 		}
 	}
-	return false
+	return strings.HasPrefix(key, LogPrefix)
 }
 
 func (e *Engine) fail(reason string) {

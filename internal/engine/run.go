@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/source/httpsource"
@@ -60,11 +61,40 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 		importers = append(importers, im)
 	}
 
+	jobs, err := e.newJobManager()
+	if err != nil {
+		return res, err
+	}
+	if jobs != nil {
+		if err := jobs.Recover(ctx); err != nil {
+			return res, err
+		}
+	}
+
 	dlBefore := e.deadLetterCount(ctx)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
 	var subs []*queue.Subscription
+	if jobs != nil {
+		for _, j := range spec.Jobs {
+			sub, err := e.Topic.Subscribe(ctx, "job-"+j.Name, &e.qopts)
+			if err != nil {
+				return res, err
+			}
+			defer sub.Close()
+			subs = append(subs, sub)
+			wg.Add(1)
+			go func() { defer wg.Done(); e.consumeJob(runCtx, j, jobs, sub) }()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := jobs.Loop(runCtx); err != nil && runCtx.Err() == nil {
+				e.log.Error("job scheduler stopped", "err", err)
+			}
+		}()
+	}
 	for _, ld := range loaders {
 		for i := 0; i < e.cfg.Workers; i++ {
 			sub, err := e.Topic.Subscribe(ctx, ld.subscription(), &e.qopts)
@@ -96,7 +126,7 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 				res.SourceErrors = append(res.SourceErrors, err)
 			}
 		}
-		if err := e.drain(ctx, subs); err != nil {
+		if err := e.drain(ctx, subs, jobs); err != nil {
 			return res, err
 		}
 		stop()
@@ -152,11 +182,21 @@ func (e *Engine) deadLetterCount(ctx context.Context) int {
 	return len(dl)
 }
 
-// drain waits until no subscription has pending messages, twice in a row.
-func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription) error {
+// drain waits until no subscription has pending messages and no job is
+// pending or running, twice in a row.
+func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription, jobs *job.Manager) error {
 	quiet := 0
 	for quiet < 2 {
 		n := 0
+		if jobs != nil {
+			idle, err := jobs.Idle(ctx)
+			if err != nil {
+				return err
+			}
+			if !idle {
+				n++
+			}
+		}
 		for _, s := range subs {
 			p, err := s.Pending(ctx)
 			if err != nil {
@@ -182,21 +222,28 @@ func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription) error {
 type lander struct{ e *Engine }
 
 func (l lander) Land(ctx context.Context, key string, body []byte, contentType string) error {
-	o, err := l.e.Store.Put(ctx, key, body, contentType)
-	if err != nil {
+	if _, err := l.e.Put(ctx, key, body, contentType); err != nil {
 		return err
 	}
 	l.e.Stats.Landed.Add(1)
-	if err := l.e.Emit(ctx, o); err != nil {
-		return err
-	}
-	if l.e.Store.LocalDir() != "" {
-		// The watcher need not announce it again.
-		if st, err := l.e.Store.Stat(ctx, key); err == nil {
-			_ = l.e.State.MarkSeen(ctx, key, store.Fingerprint(st))
-		}
-	}
 	return nil
+}
+
+// Put writes an object and publishes its event, as the owner does for
+// every object it writes.
+func (e *Engine) Put(ctx context.Context, key string, body []byte, contentType string) (store.Object, error) {
+	o, err := e.Store.Put(ctx, key, body, contentType)
+	if err != nil {
+		return o, err
+	}
+	if err := e.Emit(ctx, o); err != nil {
+		return o, err
+	}
+	if e.Store.LocalDir() != "" {
+		// The watcher need not announce it again.
+		_ = e.State.MarkSeen(ctx, key, store.Fingerprint(o))
+	}
+	return o, nil
 }
 
 func (e *Engine) runSource(ctx context.Context, name string, im *httpsource.Importer) error {

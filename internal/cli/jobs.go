@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/state"
+	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/job/local"
+)
+
+func init() {
+	register(command{name: "jobs", args: "[RUN_ID]",
+		summary: "list job runs, or show one run's detail and log", run: runJobs})
+}
+
+func runJobs(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("jobs")
+	limit := fs.Int("n", 50, "show at most this many runs")
+	rule := fs.String("job", "", "only runs of this job")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return fmt.Errorf("at most one RUN_ID: %w", errUsage)
+	}
+	dir, err := a.dir()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir.State()); err != nil {
+		return fmt.Errorf("no sluice state in %s: nothing has run there yet", dir.Path)
+	}
+	st, err := state.Open(ctx, dir.State())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if len(pos) == 1 {
+		return a.showRun(ctx, st, dir.Path, pos[0])
+	}
+	runs, err := job.Runs(ctx, st, state.RunFilter{Rule: *rule, Limit: *limit})
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(a.stdout, "no job runs yet")
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tJOB\tGROUP\tSTATE\tCOMPUTE\tCREATED\tTOOK\tINPUTS\tOUTPUTS")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Rule, r.Group, r.State, compute(r),
+			r.Created.UTC().Format(time.RFC3339), took(r), len(r.Inputs), len(r.Outputs))
+	}
+	return tw.Flush()
+}
+
+// compute says whether the run's compute is gone.
+func compute(r job.Run) string {
+	if !r.Terminated.IsZero() {
+		return "TERMINATED"
+	}
+	if r.PID > 0 {
+		return fmt.Sprintf("pid %d", r.PID)
+	}
+	return "-"
+}
+
+func took(r job.Run) string {
+	if r.Ended.IsZero() {
+		return "-"
+	}
+	return r.Ended.Sub(r.Created).Round(time.Millisecond).String()
+}
+
+func (a *app) showRun(ctx context.Context, st *state.DB, dataDir, id string) error {
+	s, err := st.GetRun(ctx, id)
+	if errors.Is(err, state.ErrRunNotFound) {
+		return fmt.Errorf("no run %q: `sluice jobs` lists the runs", id)
+	}
+	if err != nil {
+		return err
+	}
+	r := job.FromState(s)
+	w := a.stdout
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02T15:04:05.000Z")
+	}
+	fmt.Fprintf(w, "run        %s\njob        %s\ngroup      %s\nstate      %s\ncompute    %s\n", r.ID, r.Rule, r.Group, r.State, compute(r))
+	fmt.Fprintf(w, "created    %s\nstarted    %s  (RUNNING)\nended      %s  (%s)\nterminated %s\n", ts(r.Created), ts(r.Started), ts(r.Ended), r.State, ts(r.Terminated))
+	fmt.Fprintf(w, "took       %s\ncompute s  %.3f\nexit code  %d\n", took(r), r.ComputeSeconds, r.ExitCode)
+	if r.Error != "" {
+		fmt.Fprintf(w, "error      %s\n", r.Error)
+	}
+	fmt.Fprintf(w, "inputs     %d\n", len(r.Inputs))
+	for _, in := range r.Inputs {
+		fmt.Fprintf(w, "  %s  (ETag %s)\n", in.Key, in.ETag)
+	}
+	fmt.Fprintf(w, "outputs    %d\n", len(r.Outputs))
+	for _, o := range r.Outputs {
+		fmt.Fprintf(w, "  %s\n", o)
+	}
+	log := []byte(nil)
+	src := ""
+	if r.LogKey != "" {
+		if stObj, err := a.openStore(ctx, ""); err == nil {
+			if b, _, err := stObj.ReadAll(ctx, r.LogKey); err == nil {
+				log, src = b, r.LogKey
+			}
+			stObj.Close()
+		}
+	}
+	if log == nil {
+		p := filepath.Join(dataDir, "jobs", r.ID, local.LogFile)
+		if b, err := os.ReadFile(p); err == nil {
+			log, src = b, p
+		}
+	}
+	if log != nil {
+		fmt.Fprintf(w, "log        %s\n%s", src, indent(string(log)))
+	}
+	return nil
+}
+
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return "  | " + strings.Join(lines, "\n  | ") + "\n"
+}

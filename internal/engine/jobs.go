@@ -1,0 +1,292 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/curate"
+	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/job/local"
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/queue"
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/trigger"
+)
+
+// LogPrefix is where job logs are kept in the store. Keys under it raise
+// no events.
+const LogPrefix = "_sluice/jobs/"
+
+// newJobManager builds the job manager for the spec's jobs (nil if none).
+func (e *Engine) newJobManager() (*job.Manager, error) {
+	if len(e.cfg.Spec.Jobs) == 0 {
+		return nil, nil
+	}
+	var defs []job.Definition
+	for _, j := range e.cfg.Spec.Jobs {
+		rule, err := trigger.Compile(trigger.Rule{Name: j.Name, Filter: j.On.Filter(), Group: j.Group})
+		if err != nil {
+			return nil, err
+		}
+		defs = append(defs, job.Definition{
+			Name:   j.Name,
+			Rule:   rule,
+			Settle: j.Settle,
+			Inputs: func(ctx context.Context, group string) ([]job.Input, error) { return e.jobInputs(ctx, j, rule, group) },
+			Task:   func(group string, _ []job.Input) (job.Task, error) { return e.jobTask(j, group) },
+		})
+	}
+	runner := &local.Runner{Binary: e.cfg.JobBinary, Dir: filepath.Join(e.cfg.DataDir.Path, "jobs"), Logger: e.log}
+	return job.NewManager(defs, job.Options{
+		State:  e.State,
+		Runner: runner,
+		Clock:  e.now,
+		Logger: e.log,
+		OnDone: e.jobDone,
+		LogStore: func(ctx context.Context, runID string, log []byte) (string, error) {
+			key := LogPrefix + runID + ".log"
+			_, err := e.Store.Put(ctx, key, log, "text/plain; charset=utf-8")
+			return key, err
+		},
+	})
+}
+
+// jobInputs lists a group's inputs with their ETags: for curate jobs the
+// CSV objects under the expanded input prefix (what the job will read), for
+// command jobs every object under the rule's prefix that the rule maps to
+// the group.
+func (e *Engine) jobInputs(ctx context.Context, j pipeline.Job, rule *trigger.Compiled, group string) ([]job.Input, error) {
+	prefix := j.On.Prefix
+	if j.Curate != nil {
+		p, err := trigger.Expand(j.Curate.Input, group)
+		if err != nil {
+			return nil, err
+		}
+		prefix = p
+	}
+	objs, err := e.Store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var in []job.Input
+	for _, o := range objs {
+		if skipKey(o.Key) || hiddenKey(o.Key[len(prefix):]) {
+			continue
+		}
+		if j.Curate != nil {
+			if !strings.HasSuffix(strings.ToLower(o.Key), ".csv") {
+				continue
+			}
+		} else {
+			g, ok, err := rule.Match(event.New(e.Store.Bucket(), o.Key, o.Size, "x", e.now()))
+			if err != nil || !ok || g != group {
+				continue
+			}
+		}
+		st, err := e.Store.Stat(ctx, o.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		in = append(in, job.Input{Key: st.Key, ETag: st.ETag})
+	}
+	return in, nil
+}
+
+// hiddenKey reports a path with a segment starting with "_" or "." (Hadoop
+// readers skip those; so does curate).
+func hiddenKey(rel string) bool {
+	for _, seg := range strings.Split(rel, "/") {
+		if strings.HasPrefix(seg, "_") || strings.HasPrefix(seg, ".") {
+			return true
+		}
+	}
+	return false
+}
+
+// curateTask is the curate part of a task, as the child reads it.
+type curateTask struct {
+	Spec curate.Spec `json:"spec"`
+}
+
+func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
+	t := job.Task{StoreURL: e.storeURL, Timeout: j.Timeout}
+	if j.Curate == nil {
+		t.Kind = job.KindCommand
+		t.Command = j.Command
+		return t, nil
+	}
+	c := j.Curate
+	in, err := trigger.Expand(c.Input, group)
+	if err != nil {
+		return t, err
+	}
+	out, err := trigger.Expand(c.Output, group)
+	if err != nil {
+		return t, err
+	}
+	spec := curate.Spec{Input: in, Output: out, Rename: c.Rename, Filter: c.Filter, Mode: c.Mode, MaxRowsPerFile: c.MaxRowsPerFile}
+	if c.Delimiter != "" {
+		spec.Delimiter = []rune(c.Delimiter)[0]
+	}
+	for _, col := range c.Columns {
+		spec.Columns = append(spec.Columns, curate.Column{Name: col.Name, Kind: col.Kind})
+	}
+	raw, err := json.Marshal(curateTask{Spec: spec})
+	if err != nil {
+		return t, err
+	}
+	t.Kind = job.KindCurate
+	t.Curate = raw
+	return t, nil
+}
+
+// jobDone emits events for a successful run's outputs (at commit, once).
+func (e *Engine) jobDone(ctx context.Context, r job.Run) {
+	if r.State != job.Succeeded {
+		e.fail(fmt.Sprintf("job %s run %s for group %s FAILED: %s", r.Rule, r.ID, r.Group, r.Error))
+		return
+	}
+	for _, key := range r.Outputs {
+		o, err := e.Store.Stat(ctx, key)
+		if err != nil {
+			e.log.Error("output vanished before its event", "job", r.Rule, "run", r.ID, "key", key, "err", err)
+			continue
+		}
+		if err := e.Emit(ctx, o); err != nil {
+			e.log.Error("emit output event", "job", r.Rule, "run", r.ID, "key", key, "err", err)
+			continue
+		}
+		if e.Store.LocalDir() != "" {
+			_ = e.State.MarkSeen(ctx, key, store.Fingerprint(o))
+		}
+	}
+}
+
+// consumeJob feeds one job's events to the manager; the event is acked once
+// the run request is durably recorded.
+func (e *Engine) consumeJob(ctx context.Context, j pipeline.Job, m *job.Manager, sub *queue.Subscription) {
+	for {
+		msg, err := sub.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Error("receive failed", "job", j.Name, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		recs, err := event.Parse(msg.Body, j.On.KeyEncoding)
+		if errors.Is(err, event.ErrNoRecords) {
+			_ = msg.Ack(ctx)
+			continue
+		}
+		if err != nil {
+			e.deadLetter(ctx, msg, fmt.Sprintf("job %s: message %s: %v", j.Name, msg.ID, err))
+			continue
+		}
+		var errs []error
+		for _, r := range recs {
+			if skipKey(r.S3.Object.Key) {
+				continue
+			}
+			if _, err := m.OfferTo(ctx, j.Name, r); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if strings.Contains(err.Error(), "group") {
+				e.deadLetter(ctx, msg, err.Error())
+			} else {
+				_ = msg.Nack(ctx, backoff(msg.Deliveries), err.Error())
+			}
+			continue
+		}
+		if err := msg.Ack(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("ack failed; the event will be redelivered and deduplicated", "job", j.Name, "err", err)
+		}
+	}
+}
+
+func (e *Engine) deadLetter(ctx context.Context, m *queue.Message, reason string) {
+	e.log.Error("dead-lettering message", "reason", reason)
+	if err := m.DeadLetter(ctx, reason); err != nil {
+		e.log.Error("dead-letter failed; the message will be redelivered", "err", err)
+		return
+	}
+	e.Stats.DeadLettered.Add(1)
+	e.fail(reason)
+}
+
+// ExecTask is the child side of a curate run (`sluice job exec`): it opens
+// the store and runs curate. failAfterPart, if ≥ 0, is a failpoint: the
+// process kills itself with SIGKILL after that part (0-based) is written.
+func ExecTask(ctx context.Context, t job.Task, afterPart func(n int)) ([]string, error) {
+	if t.Kind != job.KindCurate {
+		return nil, fmt.Errorf("unknown job kind %q", t.Kind)
+	}
+	var ct curateTask
+	if err := json.Unmarshal(t.Curate, &ct); err != nil {
+		return nil, fmt.Errorf("read curate spec: %w", err)
+	}
+	st, err := store.Open(ctx, t.StoreURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	res, err := curate.Run(ctx, curateStore{st}, ct.Spec, &curate.Options{AfterPart: afterPart,
+		Logf: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("curated %d row(s) from %d input(s) into %d part file(s) under %s\n", res.Rows, len(res.Inputs), res.Files, ct.Spec.Output)
+	out := make([]string, len(res.Outputs))
+	for i, o := range res.Outputs {
+		out[i] = o.Key
+	}
+	return out, nil
+}
+
+// curateStore adapts *store.Store to curate.Store.
+type curateStore struct{ s *store.Store }
+
+func (c curateStore) List(ctx context.Context, prefix string) ([]curate.Object, error) {
+	objs, err := c.s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]curate.Object, len(objs))
+	for i, o := range objs {
+		out[i] = curate.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
+	}
+	return out, nil
+}
+
+func (c curateStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, _, err := c.s.Open(ctx, key)
+	return rc, err
+}
+
+func (c curateStore) Write(ctx context.Context, key string, r io.Reader, contentType string) error {
+	_, err := c.s.Write(ctx, key, r, contentType)
+	return err
+}
+
+func (c curateStore) Delete(ctx context.Context, key string) error { return c.s.Delete(ctx, key) }
+func (c curateStore) LocalDir() string                             { return c.s.LocalDir() }
