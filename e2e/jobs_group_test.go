@@ -137,7 +137,7 @@ func TestAJobKilledAfterItsFirstPartLeavesThePreviousOutputAndRunsAgain(t *testi
 		t.Fatalf("rerun: %+v\n%s", rs[2], d.logTail())
 	}
 	after := curated(t, dataDir, group)
-	if slices.Equal(after, good) || len(after) < 2 || after[len(after)-1] != "curated/"+group+"/_SUCCESS" {
+	if slices.Equal(after, good) || len(after) < 2 || after[0] != "curated/"+group+"/_SUCCESS" {
 		t.Fatalf("output after the rerun = %v", after)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(dataDir, "lake", "curated")); len(entries) != 1 {

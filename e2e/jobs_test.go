@@ -196,7 +196,8 @@ func TestAnUploadStartsOneTransientJobThatLeavesNoProcessBehind(t *testing.T) {
 		}
 	}
 	out := curated(t, dataDir, "2020-08-07_2PM")
-	if len(out) != 2 || !strings.HasPrefix(out[0], "curated/2020-08-07_2PM/part-00000-") || !strings.HasSuffix(out[0], "-c000.snappy.parquet") || out[1] != "curated/2020-08-07_2PM/_SUCCESS" {
+	// ls sorts by key: "_SUCCESS" before "part-".
+	if len(out) != 2 || out[0] != "curated/2020-08-07_2PM/_SUCCESS" || !strings.HasPrefix(out[1], "curated/2020-08-07_2PM/part-00000-") || !strings.HasSuffix(out[1], "-c000.snappy.parquet") {
 		t.Fatalf("curated output = %v", out)
 	}
 	jobs := mustRun(t, nil, "jobs", "--data-dir="+dataDir)

@@ -75,19 +75,19 @@ type Stats struct {
 
 // Engine is an opened pipeline.
 type Engine struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	Store  *store.Store
-	Topic  *queue.Topic
-	WH     *warehouse.Warehouse
-	State  *state.DB
-	Stats  Stats
-	qopts  queue.SubscriptionOptions
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	Store *store.Store
+	Topic *queue.Topic
+	WH    *warehouse.Warehouse
+	State *state.DB
+	Stats Stats
+	qopts queue.SubscriptionOptions
 	// storeURL is the store URL as configured (with credentials), for job
 	// processes; Store.URL() is redacted.
 	storeURL string
-	closer []func()
+	closer   []func()
 
 	mu       sync.Mutex
 	failures []string // reasons of messages this process dead-lettered
