@@ -135,7 +135,7 @@
 //     .ndjson or .jsonl, else json; see Load.FormatFor). A .gz suffix is
 //     handled by the decoder.
 //   - table (required): letters, digits and _, not starting with a digit,
-//     at most 63 characters (warehouse.ValidIdent).
+//     at most 63 characters (warehouse/driver.ValidIdent).
 //   - write (default append): append, or merge (upsert on primary_key, which
 //     it then requires).
 //   - primary_key (default none): a list of column names (after as).

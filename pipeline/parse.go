@@ -10,7 +10,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicehq/sluice/event"
-	"github.com/sluicehq/sluice/warehouse"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
@@ -496,9 +495,9 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 		p.errorf(e.key, path, "load %s has no table: add table: %s", e.name, sanitizeIdent(e.name))
 	} else if v, ok := p.scalar(f.val, path+".table", true); ok {
 		tableNode = f.val
-		if !warehouse.ValidIdent(v) {
+		if !driver.ValidIdent(v) {
 			p.errorf(f.val, path+".table", "%q is not a valid table name: use letters, digits and _, not starting with a digit, at most 63 characters (for example %q)", v, sanitizeIdent(v))
-		} else if strings.EqualFold(v, warehouse.LedgerTable) {
+		} else if strings.EqualFold(v, driver.LedgerTable) {
 			p.errorf(f.val, path+".table", "%s is sluice's ledger table: choose another name", v)
 		}
 		l.Table = v
@@ -665,7 +664,7 @@ func (p *parser) columns(n *yaml.Node, path string) []Column {
 			}
 		}
 		switch {
-		case warehouse.ValidIdent(c.Name):
+		case driver.ValidIdent(c.Name):
 		case asNode != nil:
 			p.errorf(asNode, cp+".as", "%q is not a valid column name: use letters, digits and _, not starting with a digit, at most 63 characters (for example %q)", c.Name, sanitizeIdent(c.Name))
 		default:

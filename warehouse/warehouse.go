@@ -14,13 +14,12 @@ package warehouse
 import (
 	"context"
 	"fmt"
-	"regexp"
 
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
 // LedgerTable is the name of the ledger table in every backend.
-const LedgerTable = "_sluice_ledger"
+const LedgerTable = driver.LedgerTable
 
 // Warehouse wraps a backend.
 type Warehouse struct {
@@ -34,24 +33,8 @@ func New(url string, d driver.Warehouse) *Warehouse { return &Warehouse{url: url
 // URL returns the warehouse URL the Warehouse was opened with.
 func (w *Warehouse) URL() string { return w.url }
 
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-
-// ValidIdent reports whether s can be a table or column name. sluice quotes
-// identifiers, but keeps them to this portable set so that the same spec
-// works on every backend.
-func ValidIdent(s string) bool { return identRE.MatchString(s) }
-
-// ValidType reports whether t is a known column type.
-func ValidType(t driver.Type) bool {
-	switch t {
-	case driver.BigInt, driver.Integer, driver.Double, driver.Text, driver.Boolean, driver.Timestamp, driver.Date, driver.JSON:
-		return true
-	}
-	return false
-}
-
 func checkTable(t driver.Table) error {
-	if !ValidIdent(t.Name) {
+	if !driver.ValidIdent(t.Name) {
 		return fmt.Errorf("invalid table name %q (letters, digits and _, not starting with a digit)", t.Name)
 	}
 	if len(t.Columns) == 0 {
@@ -59,10 +42,10 @@ func checkTable(t driver.Table) error {
 	}
 	seen := map[string]bool{}
 	for _, c := range t.Columns {
-		if !ValidIdent(c.Name) {
+		if !driver.ValidIdent(c.Name) {
 			return fmt.Errorf("table %s: invalid column name %q", t.Name, c.Name)
 		}
-		if !ValidType(c.Type) {
+		if !c.Type.Valid() {
 			return fmt.Errorf("table %s: column %s: unknown type %q", t.Name, c.Name, c.Type)
 		}
 		if seen[c.Name] {

@@ -5,6 +5,7 @@ package driver
 
 import (
 	"context"
+	"regexp"
 	"time"
 )
 
@@ -24,6 +25,25 @@ const (
 	Date      Type = "date"
 	JSON      Type = "json"
 )
+
+// Valid reports whether t is a known column type.
+func (t Type) Valid() bool {
+	switch t {
+	case BigInt, Integer, Double, Text, Boolean, Timestamp, Date, JSON:
+		return true
+	}
+	return false
+}
+
+// LedgerTable is the name of the ledger table in every backend.
+const LedgerTable = "_sluice_ledger"
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// ValidIdent reports whether s can be a table or column name. sluice quotes
+// identifiers, but keeps them to this portable set so that the same spec
+// works on every backend.
+func ValidIdent(s string) bool { return identRE.MatchString(s) }
 
 // Column is a table column.
 type Column struct {

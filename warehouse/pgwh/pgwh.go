@@ -41,7 +41,7 @@ import (
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
-const ledgerTable = "_sluice_ledger" // = warehouse.LedgerTable (warehouse imports this package)
+const ledgerTable = driver.LedgerTable
 
 // ddlLockKey is the advisory lock key that serialises sluice's DDL
 // (CREATE SCHEMA / CREATE TABLE IF NOT EXISTS race on the catalogs).

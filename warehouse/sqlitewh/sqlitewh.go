@@ -51,7 +51,7 @@ const TimestampLayout = "2006-01-02T15:04:05.000000Z"
 // DateLayout is how date values are stored as text.
 const DateLayout = "2006-01-02"
 
-const ledgerTable = "_sluice_ledger" // = warehouse.LedgerTable (warehouse imports this package)
+const ledgerTable = driver.LedgerTable
 
 // Warehouse is a SQLite database file used as a warehouse. It is safe for
 // concurrent use.
