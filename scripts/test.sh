@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test set-up: checks, installs (Debian and npm packages) and starts
 # what the tests need — PostgreSQL, NATS with JetStream, DuckDB's npm package
-# (an independent Parquet reader) — then runs every Go test with the race
-# detector. A service that cannot be started fails the run; no test skips.
+# (an independent Parquet reader), versitygw (a real S3-compatible server) —
+# then runs every Go test with the race detector. A service that cannot be started fails the run; no test skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +50,15 @@ if ! port_open 4222; then
   as_root start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server)" -- \
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_port 4222 || die "nats-server did not start on 127.0.0.1:4222 (see /var/log/nats-server.log)"
+fi
+echo ok
+
+say "versitygw (a real S3-compatible server) for the s3:// store tests"
+VGW_VERSION=v1.8.0
+gobin=$(go env GOBIN); [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+if ! command -v versitygw >/dev/null && [ ! -x "$gobin/versitygw" ]; then
+  echo "installing versitygw $VGW_VERSION with go install"
+  go install "github.com/versity/versitygw/cmd/versitygw@$VGW_VERSION" || die "could not install versitygw"
 fi
 echo ok
 
