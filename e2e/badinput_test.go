@@ -46,10 +46,19 @@ func TestMalformedObjectsAreDeadLetteredAndTheRestLoad(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("run --once exited 0 despite bad objects:\n%s\n%s", r.stdout, r.stderr)
 	}
+	// The final error (after the log lines) names each bad object.
+	i := strings.LastIndex(r.stderr, "sluice run: ")
+	if i < 0 {
+		t.Fatalf("run --once printed no final error:\n%s", tail(r.stderr, 3000))
+	}
+	final := r.stderr[i:]
 	for _, obj := range []string{"in/truncated.json", "in/wrong-type.json"} {
-		if !strings.Contains(r.stderr, obj) {
-			t.Errorf("run --once's error does not name %s:\n%s", obj, tail(r.stderr, 3000))
+		if !strings.Contains(final, obj) {
+			t.Errorf("run --once's final error does not name %s:\n%s", obj, final)
 		}
+	}
+	if !strings.Contains(r.stdout, "2 dead-lettered") {
+		t.Errorf("run --once's summary does not count 2 dead letters:\n%s", r.stdout)
 	}
 	count := mustRun(t, nil, "sql", dd, "--format=csv", "--no-header", "select count(*) from posts")
 	if count.stdout != "3\n" {

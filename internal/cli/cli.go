@@ -35,8 +35,13 @@ type app struct {
 	logLevel       string
 }
 
-// errUsage marks errors that should print the command's usage.
-var errUsage = errors.New("usage")
+// usageError is a mistake in how a command was called: it prints the
+// command's usage line and exits 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
 // exitError carries a specific exit status.
 type exitError struct {
@@ -54,6 +59,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	global.SetOutput(io.Discard)
 	a.globalFlags(global)
 	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return 0
+		}
 		fmt.Fprintf(stderr, "sluice: %v\n\n", err)
 		usage(stderr)
 		return 2
@@ -85,8 +94,9 @@ func (a *app) runCommand(ctx context.Context, c command, args []string) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	if errors.Is(err, errUsage) {
-		fmt.Fprintf(a.stderr, "sluice %s: %v\nusage: sluice %s %s\n", c.name, err, c.name, c.args)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(a.stderr, "sluice %s: %v\nusage: sluice %s %s\n(`sluice %s --help` lists its flags)\n", c.name, err, c.name, c.args, c.name)
 		return 2
 	}
 	fmt.Fprintf(a.stderr, "sluice %s: %v\n", c.name, err)
@@ -106,7 +116,7 @@ func (a *app) globalFlags(fs *flag.FlagSet) {
 // usage text; parse with a.parse.
 func (a *app) flags(c string) *flag.FlagSet {
 	fs := flag.NewFlagSet("sluice "+c, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
+	fs.SetOutput(io.Discard) // parse reports errors itself
 	a.globalFlags(fs)
 	fs.Usage = func() {
 		cmd := commands[c]
@@ -124,11 +134,15 @@ func (a *app) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				fs.SetOutput(a.stdout)
 				fs.Usage()
+				return nil, err
 			}
-			return nil, err
+			return nil, usageError{err.Error()}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
+			if _, ok := logLevels[strings.ToLower(a.logLevel)]; !ok && a.logLevel != "" {
+				return nil, usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
+			}
 			return pos, nil
 		}
 		if args[0] == "--" {
@@ -141,19 +155,28 @@ func (a *app) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func (a *app) dir() (datadir.Dir, error) { return datadir.Resolve(a.dataDir, a.getenv) }
 
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "warning": slog.LevelWarn, "error": slog.LevelError}
+
+// logger logs to stderr at --log-level, else at def.
 func (a *app) logger(def slog.Level) *slog.Logger {
-	lvl := def
-	switch strings.ToLower(a.logLevel) {
-	case "debug":
-		lvl = slog.LevelDebug
-	case "info":
-		lvl = slog.LevelInfo
-	case "warn", "warning":
-		lvl = slog.LevelWarn
-	case "error":
-		lvl = slog.LevelError
+	lvl, ok := logLevels[strings.ToLower(a.logLevel)]
+	if !ok {
+		lvl = def
 	}
 	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// existingDir is the data dir for commands that only read it: a missing
+// one is an error (a typo in --data-dir must not look like an empty lake).
+func (a *app) existingDir() (datadir.Dir, error) {
+	dir, err := a.dir()
+	if err != nil {
+		return dir, err
+	}
+	if _, err := os.Stat(dir.Path); err != nil {
+		return dir, fmt.Errorf("no data dir at %s: run `sluice demo` or `sluice run -f PIPELINE.yaml` first, or pass --data-dir DIR (or set SLUICE_DATA)", dir.Path)
+	}
+	return dir, nil
 }
 
 func usage(w io.Writer) {

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -116,11 +118,15 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintf(out, "  data dir    %s\n", dir.Path)
 	fmt.Fprintf(out, "  API         %s/posts (a local copy of JSONPlaceholder's 100 posts)\n", api)
 	csvKey := "data/" + demoJobDate + "/hydropower-consumption.csv"
+	var jobsFrom time.Time
 	upload := func(ctx context.Context, e *engine.Engine) error {
 		_, err := e.Put(ctx, csvKey, demoHydropower, "text/csv")
 		return err
 	}
 	res, e, err := a.runEngine(ctx, spec, "demo", true, 1, a.logger(slog.LevelWarn), upload)
+	if e != nil {
+		jobsFrom = res.Started
+	}
 	if err != nil {
 		return err
 	}
@@ -137,16 +143,23 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	if n, err := a.count(ctx, whURL, "posts"); err == nil {
 		fmt.Fprintf(out, "  posts now   %d row(s) (write mode merge on id: re-runs keep one row per post)\n", n)
 	}
-	if err := a.demoJobReport(ctx, dir, csvKey); err != nil {
+	if err := a.demoJobReport(ctx, dir, csvKey, jobsFrom); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\n  took        %s\n", time.Since(start).Round(time.Millisecond))
-	dd := ""
+	self := selfCommand()
 	if a.dataDir != "" {
-		dd = " --data-dir " + a.dataDir
+		self += " --data-dir " + a.dataDir
 	}
-	fmt.Fprintf(out, "\nLook around:\n  sluice%s ls raw/posts/\n  sluice%s sql \"select id, userid, title from posts order by id limit 5\"\n", dd, dd)
-	fmt.Fprintf(out, "  sluice%s jobs\n  sluice%s ls curated/%s/\n  sluice%s dlq ls\n", dd, dd, demoJobDate, dd)
+	sqlSelf := self
+	if a.getenv("SLUICE_WAREHOUSE") != "" {
+		sqlSelf = "SLUICE_WAREHOUSE=... " + self + "   # the same SLUICE_WAREHOUSE as this demo"
+		sqlSelf = strings.Replace(sqlSelf, "   #", ` sql "select id, userid, title from posts order by id limit 5"   #`, 1)
+	} else {
+		sqlSelf += ` sql "select id, userid, title from posts order by id limit 5"`
+	}
+	fmt.Fprintf(out, "\nLook around:\n  %s ls raw/posts/\n  %s\n", self, sqlSelf)
+	fmt.Fprintf(out, "  %s jobs\n  %s ls curated/%s/\n  %s dlq ls\n", self, self, demoJobDate, self)
 	return nil
 }
 
@@ -176,7 +189,7 @@ func redact(u string) string {
 
 // demoJobReport prints the hydropower run this demo caused (or the earlier
 // run that already curated the same input).
-func (a *app) demoJobReport(ctx context.Context, dir datadir.Dir, csvKey string) error {
+func (a *app) demoJobReport(ctx context.Context, dir datadir.Dir, csvKey string, since time.Time) error {
 	out := a.stdout
 	st, err := state.Open(ctx, dir.State())
 	if err != nil {
@@ -196,10 +209,15 @@ func (a *app) demoJobReport(ctx context.Context, dir datadir.Dir, csvKey string)
 	if r.State != job.Succeeded || r.Terminated.IsZero() {
 		return fmt.Errorf("hydropower run %s is %s (terminated: %v): %s; see `sluice jobs %s`", r.ID, r.State, !r.Terminated.IsZero(), r.Error, r.ID)
 	}
+	if r.Created.Before(since) {
+		fmt.Fprintf(out, "  run         none: the input is unchanged since run %s (%s at %s);\n", r.ID, r.State, r.Ended.UTC().Format(time.RFC3339))
+		fmt.Fprintf(out, "              runs are deduplicated on their inputs' keys and ETags\n")
+		return nil
+	}
 	fmt.Fprintf(out, "  run         %s %s, then TERMINATED (no job process remains)\n", r.ID, r.State)
 	fmt.Fprintf(out, "  timings     created %s, RUNNING after %s, done after %s; %.2f compute-seconds\n",
 		r.Created.UTC().Format("15:04:05.000"), r.Started.Sub(r.Created).Round(time.Millisecond), r.Ended.Sub(r.Created).Round(time.Millisecond), r.ComputeSeconds)
-	s, err := a.openStore(ctx, "")
+	s, err := a.openStore(ctx, "", false)
 	if err != nil {
 		return err
 	}
@@ -221,4 +239,13 @@ func (a *app) demoJobReport(ctx context.Context, dir datadir.Dir, csvKey string)
 	}
 	fmt.Fprintf(out, "  rows        %d in snappy Parquet (Entity string, Code string, Year int32, consumption float32)\n", rows)
 	return nil
+}
+
+// selfCommand is how the user ran sluice: "go run ./cmd/sluice" when the
+// binary is go run's temporary build, else "sluice".
+func selfCommand() string {
+	if exe, err := os.Executable(); err == nil && strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/sluice"
+	}
+	return "sluice"
 }

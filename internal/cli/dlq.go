@@ -27,9 +27,9 @@ func runDLQ(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	if len(pos) != 1 || pos[0] != "ls" {
-		return fmt.Errorf("want the subcommand ls: %w", errUsage)
+		return usagef("want the subcommand ls")
 	}
-	dir, err := a.dir()
+	dir, err := a.existingDir()
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func runJob(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	if len(pos) != 2 || pos[0] != "exec" {
-		return fmt.Errorf("want exec TASK_FILE: %w", errUsage)
+		return usagef("want exec TASK_FILE")
 	}
 	afterPart := failpoint(a.getenv(FailpointEnv))
 	code := local.Exec(ctx, pos[1], func(ctx context.Context, t job.Task) ([]string, error) {

@@ -29,7 +29,7 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	if len(pos) > 1 {
-		return fmt.Errorf("at most one RUN_ID: %w", errUsage)
+		return usagef("at most one RUN_ID")
 	}
 	dir, err := a.dir()
 	if err != nil {
@@ -114,7 +114,7 @@ func (a *app) showRun(ctx context.Context, st *state.DB, dataDir, id string) err
 	log := []byte(nil)
 	src := ""
 	if r.LogKey != "" {
-		if stObj, err := a.openStore(ctx, ""); err == nil {
+		if stObj, err := a.openStore(ctx, "", false); err == nil {
 			if b, _, err := stObj.ReadAll(ctx, r.LogKey); err == nil {
 				log, src = b, r.LogKey
 			}

@@ -3,8 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
 )
 
 func init() {
@@ -16,25 +19,32 @@ func runLs(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("ls")
 	storeURL := fs.String("store", "", "store URL (default $SLUICE_STORE, else the data dir's lake)")
 	long := fs.Bool("l", false, "long listing: size, modification time and ETag")
+	showAll := fs.Bool("a", false, "also list sluice's own objects (job logs under "+engine.LogPrefix+")")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 1 {
-		return fmt.Errorf("at most one PREFIX: %w", errUsage)
+		return usagef("at most one PREFIX")
 	}
 	prefix := ""
 	if len(pos) == 1 {
 		prefix = pos[0]
 	}
-	st, err := a.openStore(ctx, *storeURL)
+	st, err := a.openStore(ctx, *storeURL, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	objs, err := st.List(ctx, prefix)
+	all, err := st.List(ctx, prefix)
 	if err != nil {
 		return err
+	}
+	objs := all[:0:0]
+	for _, o := range all {
+		if *showAll || strings.HasPrefix(prefix, "_sluice") || !strings.HasPrefix(o.Key, "_sluice/") {
+			objs = append(objs, o)
+		}
 	}
 	if !*long {
 		for _, o := range objs {

@@ -7,12 +7,13 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/store"
 )
 
 func init() {
 	register(command{name: "put", args: "LOCALFILE KEY",
-		summary: "upload a file into the store (the owning sluice process emits its event)", run: runPut})
+		summary: "upload a file into the store (its event comes from the owning sluice process on a local store, from the server's bucket notifications on s3://)", run: runPut})
 }
 
 func runPut(ctx context.Context, a *app, args []string) error {
@@ -24,14 +25,14 @@ func runPut(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	if len(pos) != 2 {
-		return fmt.Errorf("want LOCALFILE and KEY: %w", errUsage)
+		return usagef("want LOCALFILE and KEY")
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {
 		return fmt.Errorf("read %s: %w", pos[0], err)
 	}
 	defer f.Close()
-	st, err := a.openStore(ctx, *storeURL)
+	st, err := a.openStore(ctx, *storeURL, true)
 	if err != nil {
 		return err
 	}
@@ -43,19 +44,23 @@ func runPut(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	if !engine.RaisesEvents(o.Key) {
+		fmt.Fprintf(a.stderr, "note: %s raises no event (keys under %s, or with a path segment starting with \".\" or \"_temporary\", are sluice's own), so no pipeline will see it\n", o.Key, engine.LogPrefix)
+	}
 	fmt.Fprintf(a.stdout, "put %s (%d bytes, ETag %s) into %s\n", o.Key, o.Size, o.ETag, st.URL())
 	return nil
 }
 
-// openStore opens the store named by the flag, $SLUICE_STORE or the data dir.
-func (a *app) openStore(ctx context.Context, flagURL string) (*store.Store, error) {
+// openStore opens the store named by the flag, $SLUICE_STORE or the data
+// dir, which is created when create is set and must exist otherwise.
+func (a *app) openStore(ctx context.Context, flagURL string, create bool) (*store.Store, error) {
 	u := a.envOr(flagURL, "SLUICE_STORE")
 	if u == "" {
-		dir, err := a.dir()
-		if err != nil {
-			return nil, err
+		dir, err := a.existingDir()
+		if create {
+			err = dir.Ensure()
 		}
-		if err := dir.Ensure(); err != nil {
+		if err != nil {
 			return nil, err
 		}
 		u = dir.StoreURL()

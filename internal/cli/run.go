@@ -24,7 +24,7 @@ func runRun(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	if *file == "" {
-		return fmt.Errorf("-f PIPELINE.yaml is required: %w", errUsage)
+		return usagef("-f PIPELINE.yaml is required")
 	}
 	spec, err := pipeline.LoadFile(*file, a.getenv)
 	if err != nil {

@@ -28,20 +28,17 @@ func runSQL(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("want exactly one QUERY argument (quote it): %w", errUsage)
+		return usagef("want exactly one QUERY argument (quote it)")
 	}
 	switch *format {
 	case "table", "csv", "json":
 	default:
-		return fmt.Errorf("--format %q: want table, csv or json: %w", *format, errUsage)
+		return usagef("--format %q: want table, csv or json", *format)
 	}
 	u := a.envOr(*whURL, "SLUICE_WAREHOUSE")
 	if u == "" {
-		dir, err := a.dir()
+		dir, err := a.existingDir()
 		if err != nil {
-			return err
-		}
-		if err := dir.Ensure(); err != nil {
 			return err
 		}
 		u = dir.WarehouseURL()
@@ -53,6 +50,9 @@ func runSQL(ctx context.Context, a *app, args []string) error {
 	defer wh.Close()
 	cols, rows, err := wh.Query(ctx, pos[0])
 	if err != nil {
+		if msg := err.Error(); strings.Contains(msg, "readonly database") || strings.Contains(msg, "read-only transaction") {
+			return fmt.Errorf("%w\nsluice sql runs read-only queries; change data through a pipeline, or with the database's own client", err)
+		}
 		return err
 	}
 	return writeRows(a.stdout, *format, !*noHeader, cols, rows)

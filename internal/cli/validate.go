@@ -23,7 +23,7 @@ func runValidate(ctx context.Context, a *app, args []string) error {
 		*file = pos[0]
 	}
 	if *file == "" {
-		return fmt.Errorf("-f PIPELINE.yaml is required: %w", errUsage)
+		return usagef("-f PIPELINE.yaml is required")
 	}
 	spec, err := pipeline.LoadFile(*file, a.getenv)
 	if err != nil {

@@ -321,3 +321,7 @@ func IsEmbedded(queueURL string) bool {
 	u, err := url.Parse(queueURL)
 	return err == nil && u.Scheme == "" && u.Path == "embedded"
 }
+
+// RaisesEvents reports whether an object at key produces events (staging
+// areas and sluice's own job logs do not).
+func RaisesEvents(key string) bool { return !skipKey(key) }

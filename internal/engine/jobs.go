@@ -24,17 +24,20 @@ import (
 // no events.
 const LogPrefix = "_sluice/jobs/"
 
-// newJobManager builds the job manager for the spec's jobs (nil if none).
-func (e *Engine) newJobManager() (*job.Manager, error) {
+// newJobManager builds the job manager for the spec's jobs (nil if none),
+// and the jobs' compiled rules by name.
+func (e *Engine) newJobManager() (*job.Manager, map[string]*trigger.Compiled, error) {
 	if len(e.cfg.Spec.Jobs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
+	rules := map[string]*trigger.Compiled{}
 	var defs []job.Definition
 	for _, j := range e.cfg.Spec.Jobs {
 		rule, err := trigger.Compile(trigger.Rule{Name: j.Name, Filter: j.On.Filter(), Group: j.Group})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		rules[j.Name] = rule
 		defs = append(defs, job.Definition{
 			Name:   j.Name,
 			Rule:   rule,
@@ -44,7 +47,7 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 		})
 	}
 	runner := &local.Runner{Binary: e.cfg.JobBinary, Dir: filepath.Join(e.cfg.DataDir.Path, "jobs"), Logger: e.log}
-	return job.NewManager(defs, job.Options{
+	m, err := job.NewManager(defs, job.Options{
 		State:  e.State,
 		Runner: runner,
 		Clock:  e.now,
@@ -56,6 +59,7 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 			return key, err
 		},
 	})
+	return m, rules, err
 }
 
 // jobInputs lists a group's inputs with their ETags: for curate jobs the
@@ -174,7 +178,7 @@ func (e *Engine) jobDone(ctx context.Context, r job.Run) {
 
 // consumeJob feeds one job's events to the manager; the event is acked once
 // the run request is durably recorded.
-func (e *Engine) consumeJob(ctx context.Context, j pipeline.Job, m *job.Manager, sub *queue.Subscription) {
+func (e *Engine) consumeJob(ctx context.Context, j pipeline.Job, rule *trigger.Compiled, m *job.Manager, sub *queue.Subscription) {
 	for {
 		msg, err := sub.Receive(ctx)
 		if err != nil {
@@ -198,24 +202,32 @@ func (e *Engine) consumeJob(ctx context.Context, j pipeline.Job, m *job.Manager,
 			e.deadLetter(ctx, msg, fmt.Sprintf("job %s: message %s: %v", j.Name, msg.ID, err))
 			continue
 		}
-		var errs []error
+		var bad, transient []error
 		for _, r := range recs {
 			if skipKey(r.S3.Object.Key) {
 				continue
 			}
+			// A key the rule cannot group is bad input; a failure to record
+			// the request is worth a retry.
+			if _, ok, err := rule.Match(r); err != nil {
+				bad = append(bad, fmt.Errorf("job %s: %w", j.Name, err))
+				continue
+			} else if !ok {
+				continue
+			}
 			if _, err := m.OfferTo(ctx, j.Name, r); err != nil {
-				errs = append(errs, err)
+				transient = append(transient, err)
 			}
 		}
-		if err := errors.Join(errs...); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if strings.Contains(err.Error(), "group") {
-				e.deadLetter(ctx, msg, err.Error())
-			} else {
-				_ = msg.Nack(ctx, backoff(msg.Deliveries), err.Error())
-			}
+		if ctx.Err() != nil {
+			return
+		}
+		if err := errors.Join(transient...); err != nil {
+			_ = msg.Nack(ctx, backoff(msg.Deliveries), err.Error())
+			continue
+		}
+		if err := errors.Join(bad...); err != nil {
+			e.deadLetter(ctx, msg, err.Error())
 			continue
 		}
 		if err := msg.Ack(ctx); err != nil && ctx.Err() == nil {

@@ -61,7 +61,7 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 		importers = append(importers, im)
 	}
 
-	jobs, err := e.newJobManager()
+	jobs, rules, err := e.newJobManager()
 	if err != nil {
 		return res, err
 	}
@@ -85,7 +85,7 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 			defer sub.Close()
 			subs = append(subs, sub)
 			wg.Add(1)
-			go func() { defer wg.Done(); e.consumeJob(runCtx, j, jobs, sub) }()
+			go func() { defer wg.Done(); e.consumeJob(runCtx, j, rules[j.Name], jobs, sub) }()
 		}
 		wg.Add(1)
 		go func() {
