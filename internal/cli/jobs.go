@@ -99,7 +99,11 @@ func (a *app) showRun(ctx context.Context, st *state.DB, dataDir, id string) err
 	}
 	fmt.Fprintf(w, "run        %s\njob        %s\ngroup      %s\nstate      %s\ncompute    %s\n", r.ID, r.Rule, r.Group, r.State, compute(r))
 	fmt.Fprintf(w, "created    %s\nstarted    %s  (RUNNING)\nended      %s  (%s)\nterminated %s\n", ts(r.Created), ts(r.Started), ts(r.Ended), r.State, ts(r.Terminated))
-	fmt.Fprintf(w, "took       %s\ncompute s  %.3f\nexit code  %d\n", took(r), r.ComputeSeconds, r.ExitCode)
+	exit := fmt.Sprint(r.ExitCode)
+	if r.ExitCode < 0 {
+		exit = "unknown (the parent died)"
+	}
+	fmt.Fprintf(w, "took       %s\ncompute s  %.3f\nexit code  %s\n", took(r), r.ComputeSeconds, exit)
 	if r.Error != "" {
 		fmt.Fprintf(w, "error      %s\n", r.Error)
 	}
