@@ -71,8 +71,8 @@ func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, on
 func summary(e *engine.Engine, r engine.Result) string {
 	s := &e.Stats
 	var b strings.Builder
-	fmt.Fprintf(&b, "landed %d object(s), found %d, published %d event(s); loaded %d object(s), %d row(s); %d duplicate(s) skipped, %d retried, %d dead-lettered; took %s",
+	fmt.Fprintf(&b, "landed %d object(s), found %d, published %d event(s); loaded %d object(s), %d row(s); %d duplicate(s) skipped, %d retried, %d dead-lettered; job runs: %d succeeded, %d failed; took %s",
 		s.Landed.Load(), s.Found.Load(), s.Events.Load(), s.ObjectsLoaded.Load(), s.Rows.Load(), s.Duplicates.Load(), s.Retried.Load(), s.DeadLettered.Load(),
-		r.Finished.Sub(r.Started).Round(1e6))
+		s.JobsSucceeded.Load(), s.JobsFailed.Load(), r.Finished.Sub(r.Started).Round(1e6))
 	return b.String()
 }

@@ -71,6 +71,8 @@ type Stats struct {
 	Rows          atomic.Int64 // rows committed
 	DeadLettered  atomic.Int64 // messages dead-lettered by this process
 	Retried       atomic.Int64 // messages nacked for a retry
+	JobsSucceeded atomic.Int64 // job runs that succeeded
+	JobsFailed    atomic.Int64 // job runs that failed
 }
 
 // Engine is an opened pipeline.

@@ -157,9 +157,11 @@ func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
 // jobDone emits events for a successful run's outputs (at commit, once).
 func (e *Engine) jobDone(ctx context.Context, r job.Run) {
 	if r.State != job.Succeeded {
+		e.Stats.JobsFailed.Add(1)
 		e.fail(fmt.Sprintf("job %s run %s for group %s FAILED: %s", r.Rule, r.ID, r.Group, r.Error))
 		return
 	}
+	e.Stats.JobsSucceeded.Add(1)
 	for _, key := range r.Outputs {
 		o, err := e.Store.Stat(ctx, key)
 		if err != nil {

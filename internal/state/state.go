@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS kv (
 
 // Open opens (creating) the state database at path.
 func Open(ctx context.Context, path string) (*DB, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	// synchronous(FULL): in WAL mode NORMAL can roll back the last commits on an OS crash or power loss, after callers already acted on them (events emitted, messages acked).
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
