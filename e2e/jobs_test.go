@@ -290,3 +290,27 @@ func csvSum(t *testing.T, path string) float64 {
 	}
 	return sum
 }
+
+func TestRunOnceWaitsForJobsAndFailsWhenARunFails(t *testing.T) {
+	dataDir := t.TempDir()
+	spec := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(spec, []byte(fmt.Sprintf(hydroSpec, "1s", 1000000)), 0o644)
+	dd := "--data-dir=" + dataDir
+	put(t, dataDir, "testdata/hydropower-consumption.csv", "data/good/h.csv")
+	r := mustRun(t, nil, "run", dd, "-f", spec, "--once")
+	if !strings.Contains(r.stdout, "job runs: 1 succeeded, 0 failed") {
+		t.Fatalf("run --once summary: %s", r.stdout)
+	}
+	if got := curated(t, dataDir, "good"); len(got) != 2 {
+		t.Fatalf("run --once returned before the job committed: %v", got)
+	}
+	put(t, dataDir, writeFile(t, "Entity,Code,Year,Hydropower (Terawatt-hours)\nA,B,abc,1\n"), "data/bad/h.csv")
+	r = sluice(t, nil, "run", dd, "-f", spec, "--once")
+	if r.code == 0 {
+		t.Fatalf("run --once exited 0 although the job failed:\n%s", r.stdout)
+	}
+	final := r.stderr[strings.LastIndex(r.stderr, "sluice run: "):]
+	if !strings.Contains(final, "hydropower") || !strings.Contains(final, "data/bad/h.csv") || !strings.Contains(final, "FAILED") {
+		t.Fatalf("run --once's error does not name the failed run and object:\n%s", final)
+	}
+}
