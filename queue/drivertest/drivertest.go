@@ -70,6 +70,7 @@ func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 		{"CompetingConsumers", testCompetingConsumers},
 		{"IndependentSubscriptions", testIndependentSubscriptions},
 		{"Pending", testPending},
+		{"OperationsWorkWithoutADeadline", testOperationsWorkWithoutADeadline},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -614,4 +615,97 @@ func testPending(t *testing.T, f *fixture) {
 	}
 	f.pending(s, 0, "after every message was acked or dead-lettered")
 	f.pending(other, 4, "of a subscription that received nothing")
+}
+
+// Every operation works with a context that has no deadline, as a CLI's
+// signal-cancelled context has none: a backend bounds its own round trips
+// and never asks the caller for a deadline. Receive gets a context that is
+// only cancelled, by a timer, as a safety net.
+func testOperationsWorkWithoutADeadline(t *testing.T, f *fixture) {
+	// The ack wait is longer than patience, so only the nack can bring the
+	// message back within the test. Errors of InProgress, Nack and
+	// DeadLetter do not stop the test, so one run reports each of them.
+	const longWait = 2 * patience
+	bg := context.Background()
+	receive := func(s driver.Subscription, what string) *driver.Message {
+		t.Helper()
+		ctx, cancel := context.WithCancel(bg)
+		defer cancel()
+		if _, ok := ctx.Deadline(); ok {
+			t.Fatal("the receive context has a deadline; this test needs one without")
+		}
+		timer := time.AfterFunc(patience, cancel) // safety net, not a deadline
+		defer timer.Stop()
+		m, err := s.Receive(ctx)
+		if err != nil {
+			t.Fatalf("receive %s with a context without deadline: %v", what, err)
+		}
+		if m == nil {
+			t.Fatalf("receive %s returned neither a message nor an error", what)
+		}
+		return m
+	}
+	pending := func(s driver.Subscription, want int, when string) {
+		t.Helper()
+		got, err := s.Pending(bg)
+		if err != nil {
+			t.Fatalf("Pending %s with a context without deadline: %v", when, err)
+		}
+		if got != want {
+			t.Fatalf("Pending %s = %d, want %d", when, got, want)
+		}
+	}
+
+	s, err := f.top.Subscribe(bg, "loader", driver.SubscriptionOptions{AckWait: longWait})
+	if err != nil {
+		t.Fatalf("subscribe with a context without deadline: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	pending(s, 0, "of an empty topic")
+	if err := f.top.Publish(bg, []byte("retry me"), map[string]string{"K": "v"}); err != nil {
+		t.Fatalf("publish with a context without deadline: %v", err)
+	}
+	pending(s, 1, "after a publish")
+
+	m := receive(s, "the published message")
+	if string(m.Body) != "retry me" || m.Deliveries != 1 {
+		t.Fatalf("received %s %q delivery %d, want %q delivery 1", m.ID, m.Body, m.Deliveries, "retry me")
+	}
+	if err := s.InProgress(bg, m); err != nil {
+		t.Errorf("InProgress on message %s with a context without deadline: %v", m.ID, err)
+	}
+	if err := s.Nack(bg, m, 0); err != nil {
+		t.Errorf("nack message %s with a context without deadline: %v", m.ID, err)
+	}
+	again := receive(s, "the nacked message")
+	if again.ID != m.ID || again.Deliveries != 2 {
+		t.Fatalf("after Nack got %s %q delivery %d, want %s delivery 2", again.ID, again.Body, again.Deliveries, m.ID)
+	}
+	if err := s.Ack(bg, again); err != nil {
+		t.Fatalf("ack message %s with a context without deadline: %v", again.ID, err)
+	}
+	pending(s, 0, "after the ack")
+
+	if err := f.top.Publish(bg, []byte("poison"), nil); err != nil {
+		t.Fatalf("publish with a context without deadline: %v", err)
+	}
+	p := receive(s, "the message to dead-letter")
+	if string(p.Body) != "poison" {
+		t.Fatalf("received %s %q, want %q", p.ID, p.Body, "poison")
+	}
+	const reason = "dead-lettered with a context without deadline"
+	if err := s.DeadLetter(bg, p, reason); err != nil {
+		t.Errorf("dead-letter message %s with a context without deadline: %v", p.ID, err)
+	}
+	pending(s, 0, "after the dead letter")
+	dls, err := f.top.DeadLetters(bg)
+	if err != nil {
+		t.Fatalf("dead letters with a context without deadline: %v", err)
+	}
+	if len(dls) != 1 {
+		t.Fatalf("DeadLetters lists %d messages, want 1: %+v", len(dls), dls)
+	}
+	if dl := dls[0]; dl.ID != p.ID || string(dl.Body) != "poison" || dl.Reason != reason || dl.Subscription != "loader" {
+		t.Errorf("dead letter = %+v, want message %s %q of subscription loader with reason %q", dl, p.ID, "poison", reason)
+	}
 }

@@ -23,6 +23,13 @@
 // an acked message is not delivered again even if the process stops right
 // after. Nack, InProgress and the dead-letter Term are sent and flushed.
 //
+// No call needs a deadline on ctx (a CLI's signal-cancelled context has
+// none). A JetStream request (publish, double ack, consumer info, message
+// get) waits until ctx's deadline when it has one, and 5 seconds when it has
+// none; the flush after a nack, in-progress or term waits at most 5 seconds
+// or until ctx ends, whichever is sooner (nats.Conn.FlushWithContext alone
+// would refuse a context without a deadline).
+//
 // Topic and Subscription are safe for concurrent use. Topic does not own the
 // *nats.Conn: closing a Topic leaves the connection open.
 package natsqueue
@@ -56,6 +63,10 @@ const (
 
 // pollWait bounds one pull request; Receive issues another until ctx is done.
 const pollWait = 5 * time.Second
+
+// opTimeout bounds a JetStream request whose ctx has no deadline, and every
+// flush.
+const opTimeout = 5 * time.Second
 
 var (
 	_ driver.Topic        = (*Topic)(nil)
@@ -97,7 +108,9 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Topic, error) {
 	if err := checkSubject(opts.Subject); err != nil {
 		return nil, fmt.Errorf("natsqueue: open stream %s: Options.Subject %q: %w", opts.Stream, opts.Subject, err)
 	}
-	js, err := jetstream.New(nc)
+	// The default timeout applies to every JetStream request whose ctx has
+	// no deadline; callers need not set one.
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(opTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: open stream %s: %w", opts.Stream, err)
 	}
@@ -428,10 +441,13 @@ func (s *subscription) msg(op string, m *driver.Message) (jetstream.Msg, error) 
 
 // flushed sends what is buffered on the connection and waits for the
 // server to have read it, so a fire-and-forget acknowledgement is not lost
-// in the client buffer.
+// in the client buffer. The wait is bounded by opTimeout, so ctx needs no
+// deadline (FlushWithContext alone would refuse one without).
 func (s *subscription) flushed(ctx context.Context, op string, m *driver.Message, err error) error {
 	if err == nil {
-		err = s.t.nc.FlushWithContext(ctx)
+		fctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		err = s.t.nc.FlushWithContext(fctx)
 	}
 	if err != nil {
 		return fmt.Errorf("natsqueue: %s message %s on consumer %s of stream %s: %w", op, m.ID, s.cname, s.t.name, err)
