@@ -9,8 +9,10 @@
 // that its compute exists (NotifyStarted), and SUCCEEDED or FAILED when it
 // ends; Run.Terminated is set once its compute is gone (Runner.Run has
 // returned, which every Runner promises happens only then). A run that a
-// dead parent left STARTING or RUNNING is marked FAILED ("parent died") by
-// Recover at the next start, after any leftover compute is reaped.
+// dead parent left STARTING or RUNNING is marked FAILED ("parent died",
+// exit code -1) by Recover at the next start, after any leftover compute is
+// reaped, and its group is requested again so the scheduler reruns it once
+// settled: the event that caused it was acknowledged long ago.
 //
 // # Grouping, settling and deduplication
 //

@@ -132,11 +132,22 @@ func (m *Manager) offer(ctx context.Context, d *Definition, rec event.Record) (b
 	return true, nil
 }
 
-// Recover marks runs a dead parent left STARTING or RUNNING as FAILED
-// ("parent died") and terminated, after asking the runner to reap any
-// compute they left (if it is a Reaper). Call it once at start, before Loop
-// and before any other process could start runs. Their requests are not
-// restored: the next event for the group runs it again.
+// Recover handles runs a dead parent left STARTING or RUNNING. For each it
+// asks the runner to reap any compute the run left (if it is a Reaper),
+// records a run request for its (rule, group) at the recovery time, and
+// marks the run FAILED ("parent died ..., recovered at ...") with
+// ExitCode -1 (unknown), Ended and Terminated at the recovery time. The
+// event that caused the run was acknowledged long ago, so the request is
+// what runs the group again: Loop starts it once the settle window has
+// passed, and deduplication does not drop it because FAILED runs do not
+// count. The request is committed before the run is marked, so a failure
+// between the two leaves the run STARTING or RUNNING for the next Recover.
+//
+// If reaping fails the run is still marked FAILED and requested again, but
+// Terminated stays unset and Recover returns an error naming the run:
+// whatever survived SIGKILL can no longer run code, yet the caller should
+// not start until someone has looked. Call Recover once at start, before
+// Loop and before any other process could start runs.
 func (m *Manager) Recover(ctx context.Context) error {
 	runs, err := m.st.RunsInState(ctx, string(Starting), string(Running))
 	if err != nil {
@@ -147,7 +158,9 @@ func (m *Manager) Recover(ctx context.Context) error {
 		r := FromState(s)
 		was := r.State
 		now := m.now()
-		r.State, r.Error = Failed, fmt.Sprintf("parent died: the sluice process that ran this job exited while it was %s; the next event for group %s runs it again", was, r.Group)
+		r.State, r.ExitCode = Failed, -1
+		r.Error = fmt.Sprintf("parent died: the sluice process that ran this job exited while it was %s; recovered at %s, which requested group %s again",
+			was, now.UTC().Format(time.RFC3339), r.Group)
 		if r.Ended.IsZero() {
 			r.Ended = now
 		}
@@ -159,11 +172,15 @@ func (m *Manager) Recover(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("job %s: reap run %s: %w", r.Rule, r.ID, err))
 			}
 		}
+		if err := m.st.RequestRun(ctx, r.Rule, r.Group, now); err != nil {
+			errs = append(errs, fmt.Errorf("job %s: recover run %s: request group %s again (the run stays %s for the next start): %w", r.Rule, r.ID, r.Group, was, err))
+			continue
+		}
 		if err := m.st.UpdateRun(ctx, toState(r)); err != nil {
 			errs = append(errs, fmt.Errorf("job: recover run %s: %w", r.ID, err))
 			continue
 		}
-		m.log.Warn("job run failed: parent died", "job", r.Rule, "group", r.Group, "run", r.ID, "was", string(was))
+		m.log.Warn("job run failed: parent died; group requested again", "job", r.Rule, "group", r.Group, "run", r.ID, "was", string(was))
 	}
 	return errors.Join(errs...)
 }

@@ -61,11 +61,12 @@ func (f *fakeRunner) Run(ctx context.Context, t Task) (Outcome, error) {
 type reaper struct {
 	fakeRunner
 	reaped []string
+	fail   error // returned by every Reap
 }
 
 func (r *reaper) Reap(ctx context.Context, run Run) error {
 	r.reaped = append(r.reaped, run.ID)
-	return nil
+	return r.fail
 }
 
 // objects is the fake store the Inputs function lists.
@@ -448,7 +449,7 @@ func TestNewManagerRejectsBadDefinitions(t *testing.T) {
 	}
 }
 
-func TestRecoverMarksRunsLeftByADeadParentFailedAndTerminated(t *testing.T) {
+func TestRecoverMarksRunsLeftByADeadParentFailedAndRequestsTheirGroupsAgain(t *testing.T) {
 	rp := &reaper{fakeRunner: fakeRunner{calls: make(chan *call, 1)}}
 	e := newEnv(t, rp)
 	t0 := e.clock.Now()
@@ -462,6 +463,7 @@ func TestRecoverMarksRunsLeftByADeadParentFailedAndTerminated(t *testing.T) {
 		}
 	}
 	e.clock.Advance(time.Minute)
+	recovered := e.clock.Now()
 	if err := e.m.Recover(e.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -470,8 +472,10 @@ func TestRecoverMarksRunsLeftByADeadParentFailedAndTerminated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.State != state.RunFailed || !strings.HasPrefix(r.Error, "parent died") || !r.Terminated.Equal(t0.Add(time.Minute)) {
-			t.Errorf("run %s after Recover = %+v, want FAILED, parent died, terminated now", id, r)
+		if r.State != state.RunFailed || !strings.HasPrefix(r.Error, "parent died") || r.ExitCode != -1 ||
+			!r.Ended.Equal(recovered) || !r.Terminated.Equal(recovered) ||
+			!strings.Contains(r.Error, "recovered at "+recovered.Format(time.RFC3339)) {
+			t.Errorf("run %s after Recover = %+v, want FAILED, exit -1, parent died, recovered, ended and terminated at %s", id, r, recovered)
 		}
 	}
 	if r, _ := e.st.GetRun(e.ctx, "done"); r.State != state.RunSucceeded || !r.Terminated.Equal(t0) {
@@ -481,13 +485,90 @@ func TestRecoverMarksRunsLeftByADeadParentFailedAndTerminated(t *testing.T) {
 	if !slices.Equal(rp.reaped, []string{"running", "starting"}) {
 		t.Errorf("reaped %v, want the two unfinished runs", rp.reaped)
 	}
-	// The failed run does not block the group: the next event runs it.
-	e.upload("data/d/a.csv", "1")
+	// The events behind the two runs were acknowledged long ago: Recover
+	// itself asks for their groups again, at the recovery time.
+	reqs, err := e.st.PendingRequests(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range reqs {
+		if r.Rule != "hydropower" || !r.LastAt.Equal(recovered) {
+			t.Errorf("request %+v, want job hydropower requested at %s", r, recovered)
+		}
+		got = append(got, r.Group)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"d", "e"}) {
+		t.Fatalf("pending groups after Recover = %v, want [d e]", got)
+	}
+}
+
+func TestRecoverThatCannotReapStillRequestsTheGroupButLeavesTheRunUnterminated(t *testing.T) {
+	rp := &reaper{fakeRunner: fakeRunner{calls: make(chan *call, 1)}, fail: errors.New("pid 99 survived SIGKILL")}
+	e := newEnv(t, rp)
+	t0 := e.clock.Now()
+	if err := e.st.CreateRun(e.ctx, state.JobRun{ID: "stuck", Rule: "hydropower", Group: "d", State: state.RunRunning, Created: t0, Started: t0, PID: 99}); err != nil {
+		t.Fatal(err)
+	}
+	err := e.m.Recover(e.ctx)
+	if err == nil || !strings.Contains(err.Error(), "stuck") || !strings.Contains(err.Error(), "survived SIGKILL") {
+		t.Fatalf("Recover = %v, want an error naming run stuck and the reap failure", err)
+	}
+	r, err := e.st.GetRun(e.ctx, "stuck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != state.RunFailed || !r.Terminated.IsZero() || !strings.Contains(r.Error, "could not be killed") {
+		t.Errorf("run after a failed reap = %+v, want FAILED, not terminated, saying its processes could not be killed", r)
+	}
+	if reqs, err := e.st.PendingRequests(e.ctx); err != nil || len(reqs) != 1 || reqs[0].Group != "d" {
+		t.Errorf("requests = %v, %v; want group d requested again", reqs, err)
+	}
+}
+
+func TestLoopRunsAGroupRecoveredFromADeadParentToSuccessWithoutANewEvent(t *testing.T) {
+	rp := &reaper{fakeRunner: fakeRunner{calls: make(chan *call, 1)}}
+	e := newEnv(t, rp)
+	e.runner = &rp.fakeRunner
+	e.m.tick = time.Millisecond
+	e.objs.put("data/d/a.csv", "1") // its event was acknowledged before the crash
+	t0 := e.clock.Now()
+	if err := e.st.CreateRun(e.ctx, state.JobRun{ID: "dead", Rule: "hydropower", Group: "d", State: state.RunRunning,
+		Inputs: []state.RunInput{{Key: "data/d/a.csv", ETag: "1"}}, Created: t0, Started: t0, PID: 99}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Recover(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.m.Step(e.ctx); err != nil || n != 0 {
+		t.Fatalf("Step before the settle window = %d, %v; want nothing started yet", n, err)
+	}
 	e.clock.Advance(settle)
-	e.step(1)
-	c := <-rp.calls
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.m.Loop(ctx) }()
+	c := e.next() // Loop started it on its own: the FAILED run does not deduplicate it
+	if want := inputs("data/d/a.csv", "1"); c.task.Group != "d" || !slices.Equal(c.task.Inputs, want) {
+		t.Fatalf("rerun task = group %q inputs %v, want group d with %v", c.task.Group, c.task.Inputs, want)
+	}
 	c.done <- Outcome{}
-	e.m.Wait()
+	var r Run
+	select {
+	case r = <-e.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rerun was not recorded within 10s")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Loop returned %v", err)
+	}
+	if r.State != Succeeded || r.ID == "dead" || r.Terminated.IsZero() {
+		t.Fatalf("rerun = %+v, want a new SUCCEEDED, terminated run", r)
+	}
+	if reqs, err := e.st.PendingRequests(e.ctx); err != nil || len(reqs) != 0 {
+		t.Fatalf("requests after the rerun = %v, %v; want none", reqs, err)
+	}
 }
 
 func TestLoopCancelsRunsInFlightAndRequestsThemAgain(t *testing.T) {
