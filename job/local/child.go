@@ -23,7 +23,14 @@ import (
 // stdout and stderr; every other kind is handed to do (the engine's
 // executor, for "curate"); a nil do fails them. Errors are also printed to
 // stderr, which is the run's log.
+//
+// When this process leads its own process group (the runner starts it with
+// Setpgid), SIGTERM or SIGINT, including the parent-death signal the
+// runner sets on Linux, makes Exec kill the whole group with SIGKILL: the
+// child and everything it started die at once, with no result written.
 func Exec(ctx context.Context, taskFile string, do func(ctx context.Context, t job.Task) (outputs []string, err error)) int {
+	stop := killGroupOnSignal()
+	defer stop()
 	resultFile := filepath.Join(filepath.Dir(taskFile), ResultFile)
 	outputs, err := execTask(ctx, taskFile, do)
 	res := Result{Outputs: outputs}

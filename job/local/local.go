@@ -17,9 +17,11 @@
 // whatever it left behind in its group is killed too. Run returns only
 // once no live process remains in the group (on Linux it checks /proc;
 // zombies waiting for a reaper count as gone, they use no compute). On
-// Linux the child also gets a parent-death signal, so a parent that dies
-// takes its job with it; Reap (called by job.Manager.Recover) kills any
-// process still carrying the dead run's SLUICE_RUN_ID.
+// Linux the child also gets SIGTERM as its parent-death signal; Exec, the
+// child side, answers SIGTERM or SIGINT by killing its whole process group
+// with SIGKILL, so a parent that dies takes the job and everything the job
+// started with it. Reap (called by job.Manager.Recover) kills any process
+// still carrying the dead run's SLUICE_RUN_ID, for whatever escaped.
 //
 // Processes that leave the group themselves (setsid, setpgid) escape the
 // group kill; sluice's own children never do.

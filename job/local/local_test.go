@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +31,36 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(Exec(context.Background(), os.Args[3], childDo))
 	}
+	if spec := os.Getenv("SLUICE_TEST_PARENT"); spec != "" {
+		os.Exit(parentMain(spec))
+	}
 	os.Exit(m.Run())
+}
+
+// parentSpec is what the test binary does as a job's parent (with
+// SLUICE_TEST_PARENT set to it as JSON): run Task under a Runner whose
+// child is the test binary again.
+type parentSpec struct {
+	Dir  string   `json:"dir"`
+	Task job.Task `json:"task"`
+}
+
+// parentMain runs one task as `sluice run` would; the test kills it midway.
+func parentMain(spec string) int {
+	var s parentSpec
+	if err := json.Unmarshal([]byte(spec), &s); err != nil {
+		fmt.Fprintln(os.Stderr, "test parent:", err)
+		return 2
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test parent:", err)
+		return 2
+	}
+	r := &Runner{Binary: bin, Env: []string{"SLUICE_TEST_CHILD=1"}, Dir: s.Dir}
+	out, err := r.Run(context.Background(), s.Task)
+	fmt.Fprintf(os.Stderr, "test parent: run ended: %+v, %v\n", out, err)
+	return 0
 }
 
 // childSpec is the test executor's instructions, carried in Task.Curate.
@@ -357,4 +387,79 @@ func TestReapKillsProcessesADeadParentLeft(t *testing.T) {
 	if err := r.Reap(t.Context(), job.Run{ID: "other-run"}); err != nil {
 		t.Fatalf("Reap of a run without processes: %v", err)
 	}
+}
+
+func TestAJobAndEverythingItStartedDieWhenItsParentIsKilled(t *testing.T) {
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	tk := task(t, childSpec{Mode: "spawn-and-hang", PIDFile: pidFile})
+	tk.RunID = fmt.Sprintf("parent-death-%d-%d", os.Getpid(), time.Now().UnixNano())
+	spec, err := json.Marshal(parentSpec{Dir: t.TempDir(), Task: tk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reapRun(context.Background(), tk.RunID, 10*time.Second) }) // whatever a failure leaves
+	parent := exec.Command(bin)
+	parent.Env = append(os.Environ(), "SLUICE_TEST_PARENT="+string(spec))
+	var stderr bytes.Buffer
+	parent.Stderr = &stderr
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { parent.Wait(); close(waited) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			parent.Process.Kill()
+			<-waited
+			t.Fatalf("the job never started its grandchild; parent's stderr:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p := runProcesses(t, tk.RunID); len(p) != 2 {
+		t.Fatalf("processes of run %s before the kill = %v, want the child and its sleep", tk.RunID, p)
+	}
+	if err := parent.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-waited
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		p := runProcesses(t, tk.RunID)
+		if len(p) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes of run %s outlived its killed parent by 5s: %v", tk.RunID, p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runProcesses lists live (non-zombie) processes whose environment has
+// SLUICE_RUN_ID=id, as "pid:cmdline".
+func runProcesses(t *testing.T, id string) []string {
+	t.Helper()
+	ps, err := procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range ps {
+		dir := "/proc/" + strconv.Itoa(p.pid)
+		env, err := os.ReadFile(dir + "/environ")
+		if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), "SLUICE_RUN_ID="+id) {
+			continue
+		}
+		cmd, _ := os.ReadFile(dir + "/cmdline")
+		out = append(out, strconv.Itoa(p.pid)+":"+strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "))
+	}
+	return out
 }

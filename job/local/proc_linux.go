@@ -11,10 +11,11 @@ import (
 	"time"
 )
 
-// groupAttr puts the child in its own process group and kills it if the
-// parent dies.
+// groupAttr puts the child in its own process group and sends it SIGTERM
+// if the parent dies; the child (Exec) then kills its whole group with
+// SIGKILL, so its descendants die too (killGroupOnSignal).
 func groupAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
 
 // childAttr makes a command die with the job process that started it.

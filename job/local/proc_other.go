@@ -22,3 +22,5 @@ func waitGroupGone(pgid int, timeout time.Duration) error { return errNoGroups }
 func reapRun(ctx context.Context, id string, timeout time.Duration) error { return nil }
 
 func supported() error { return errNoGroups }
+
+func killGroupOnSignal() (stop func()) { return func() {} }
