@@ -170,22 +170,25 @@ func modTime(e os.DirEntry) int64 {
 	return info.ModTime().UnixNano()
 }
 
-// commitRemote follows Spark's contract on stores without rename: delete
-// _SUCCESS, upload the staged parts, write _SUCCESS last, then delete every
-// other object under output.
+// commitRemote commits on stores without rename (see package doc): delete
+// _SUCCESS, upload the staged parts, delete every other object under output
+// (the previous run's parts), and write _SUCCESS last. So whenever _SUCCESS
+// exists, the output holds exactly one run's parts; a failure or crash at
+// any step leaves no _SUCCESS.
 func commitRemote(ctx context.Context, st Store, output, stageDir string, names []string) error {
 	before, err := st.List(ctx, output)
 	if err != nil {
 		return fmt.Errorf("curate: commit %q: list: %w", output, err)
 	}
+	success := output + successName
 	for _, ob := range before {
-		if ob.Key == output+successName {
+		if ob.Key == success {
 			if err := st.Delete(ctx, ob.Key); err != nil {
 				return fmt.Errorf("curate: commit %q: delete previous _SUCCESS: %w", output, err)
 			}
 		}
 	}
-	keep := map[string]bool{output + successName: true}
+	keep := map[string]bool{success: true}
 	for _, name := range names {
 		key := output + name
 		keep[key] = true
@@ -199,16 +202,16 @@ func commitRemote(ctx context.Context, st Store, output, stageDir string, names 
 			return fmt.Errorf("curate: commit %q: upload %q: %w (the output has no _SUCCESS until a run succeeds)", output, key, err)
 		}
 	}
-	if err := st.Write(ctx, output+successName, strings.NewReader(""), "application/octet-stream"); err != nil {
-		return fmt.Errorf("curate: commit %q: write _SUCCESS: %w (the output has no _SUCCESS until a run succeeds)", output, err)
-	}
 	for _, ob := range before {
 		if keep[ob.Key] {
 			continue
 		}
 		if err := st.Delete(ctx, ob.Key); err != nil {
-			return fmt.Errorf("curate: committed %q but could not delete the previous object %q: %w", output, ob.Key, err)
+			return fmt.Errorf("curate: commit %q: delete the previous object %q: %w (the output has no _SUCCESS until a run succeeds; the next run deletes it)", output, ob.Key, err)
 		}
+	}
+	if err := st.Write(ctx, success, strings.NewReader(""), "application/octet-stream"); err != nil {
+		return fmt.Errorf("curate: commit %q: write _SUCCESS: %w (the output has no _SUCCESS until a run succeeds)", output, err)
 	}
 	return nil
 }

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -585,7 +587,7 @@ func TestRenameExchangeSwapsTwoDirectoriesOnThisSystem(t *testing.T) {
 	}
 }
 
-func TestRemoteCommitFollowsSparksOrderSuccessLast(t *testing.T) {
+func TestRemoteCommitDeletesThePreviousPartsBeforeWritingSuccessLast(t *testing.T) {
 	st := newMemStore()
 	st.put(t, "data/x/h.csv", hydroCSV(t))
 	spec := hydroSpec("data/x/", "curated/x/")
@@ -601,11 +603,50 @@ func TestRemoteCommitFollowsSparksOrderSuccessLast(t *testing.T) {
 		"delete curated/x/_SUCCESS",
 		"write curated/x/part-00000-" + uuidB + "-c000.snappy.parquet",
 		"write curated/x/part-00001-" + uuidB + "-c000.snappy.parquet",
-		"write curated/x/_SUCCESS",
 		"delete curated/x/part-00000-" + uuidA + "-c000.snappy.parquet",
+		"write curated/x/_SUCCESS",
 	}
 	if got := strings.Join(st.ops, "\n"); got != strings.Join(want, "\n") {
 		t.Fatalf("operations:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+func TestWheneverARemoteOutputHasSuccessItHoldsExactlyOneRunsParts(t *testing.T) {
+	st := newMemStore()
+	st.put(t, "data/x/h.csv", hydroCSV(t))
+	spec := hydroSpec("data/x/", "curated/x/")
+	spec.MaxRowsPerFile = 3000
+	if _, err := Run(context.Background(), st, spec, optsWithUUID(uuidA)); err != nil {
+		t.Fatal(err)
+	}
+	// A crash after any store operation leaves the state seen here; a
+	// reader waiting for _SUCCESS must then see one run's parts only.
+	var states int
+	st.afterOp = func(op string, objects map[string][]byte) {
+		states++
+		if _, ok := objects["curated/x/_SUCCESS"]; !ok {
+			return
+		}
+		runs := map[string]bool{}
+		for k := range objects {
+			if strings.HasPrefix(k, "curated/x/part-") {
+				runs[strings.TrimSuffix(strings.SplitN(strings.TrimPrefix(k, "curated/x/part-"), "-", 2)[1], "-c000.snappy.parquet")] = true
+			}
+		}
+		if len(runs) != 1 {
+			t.Errorf("after %q the output has _SUCCESS and the parts of runs %v, want exactly one run's", op, slices.Sorted(maps.Keys(runs)))
+		}
+	}
+	spec.MaxRowsPerFile = 0
+	if _, err := Run(context.Background(), st, spec, optsWithUUID(uuidB)); err != nil {
+		t.Fatal(err)
+	}
+	if states < 4 {
+		t.Fatalf("saw %d store operations, want at least 4 (delete _SUCCESS, write part, delete old parts, write _SUCCESS)", states)
+	}
+	want := "curated/x/_SUCCESS curated/x/part-00000-" + uuidB + "-c000.snappy.parquet"
+	if got := strings.Join(sortedKeys(st.snapshot(t, "curated/x/")), " "); got != want {
+		t.Fatalf("final output %s, want %s", got, want)
 	}
 }
 

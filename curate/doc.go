@@ -64,14 +64,23 @@
 //
 // # Commit on S3 and other stores without rename (Store.LocalDir() == "")
 //
-// Object stores have no rename, so the contract is Spark's: parts are staged
-// in a local temporary directory (Options.TempDir), and only after every row
-// validated does the commit delete _SUCCESS, upload the parts, write _SUCCESS
-// LAST, and then delete every other object under the output prefix (the
-// previous run's parts). During a commit readers must wait for _SUCCESS; a
-// commit that crashes or fails half-way leaves no _SUCCESS (the output is then
-// incomplete until the next successful run, which removes the leftovers).
-// Data errors never reach this phase, so they never touch the output.
+// Object stores have no rename, so the contract is Spark's _SUCCESS marker:
+// parts are staged in a local temporary directory (Options.TempDir), and only
+// after every row validated does the commit
+//
+//  1. delete _SUCCESS,
+//  2. upload the new parts,
+//  3. delete every other object under the output prefix (the previous run's
+//     parts, and any parts a crashed run left),
+//  4. write _SUCCESS LAST.
+//
+// So whenever _SUCCESS exists, the output holds exactly one run's parts:
+// a reader that waits for _SUCCESS never sees old and new parts together
+// (which would duplicate rows). During a commit readers must wait for
+// _SUCCESS; a commit that crashes or fails at any step leaves no _SUCCESS
+// (the output is then incomplete until the next successful run, which
+// removes the leftovers). Data errors never reach this phase, so they never
+// touch the output.
 //
 // # Why parquet-go, not arrow-go
 //

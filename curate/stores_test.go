@@ -139,6 +139,9 @@ type memStore struct {
 	mu      sync.Mutex
 	objects map[string][]byte
 	ops     []string // "write key" / "delete key"
+	// afterOp, if set, is called under the lock after each write or delete
+	// with the operation and the objects as they are then.
+	afterOp func(op string, objects map[string][]byte)
 }
 
 var _ Store = (*memStore)(nil)
@@ -180,6 +183,9 @@ func (s *memStore) Write(ctx context.Context, key string, r io.Reader, contentTy
 	defer s.mu.Unlock()
 	s.objects[key] = data
 	s.ops = append(s.ops, "write "+key)
+	if s.afterOp != nil {
+		s.afterOp("write "+key, s.objects)
+	}
 	return nil
 }
 
@@ -191,6 +197,9 @@ func (s *memStore) Delete(ctx context.Context, key string) error {
 	}
 	delete(s.objects, key)
 	s.ops = append(s.ops, "delete "+key)
+	if s.afterOp != nil {
+		s.afterOp("delete "+key, s.objects)
+	}
 	return nil
 }
 
