@@ -44,11 +44,11 @@ func TestAParentKilledDuringARunLeavesNoComputeAndTheRunIsMarkedFailedAtRestart(
 	}
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	d.cmd.Wait()
-	// The job's process group dies with its parent.
+	// The job, and everything it started, dies with its parent.
 	deadline = time.Now().Add(10 * time.Second)
-	for len(jobProcesses(t, dataDir)) > 0 {
+	for len(jobProcesses(t, dataDir)) > 0 || len(runProcesses(t, r.ID)) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("job process %v outlived its killed parent", jobProcesses(t, dataDir))
+			t.Fatalf("processes of run %s outlived its killed parent: %v", r.ID, runProcesses(t, r.ID))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -77,12 +77,18 @@ func TestAParentKilledDuringARunLeavesNoComputeAndTheRunIsMarkedFailedAtRestart(
 	if p := runProcesses(t, r.ID); len(p) != 0 {
 		t.Fatalf("processes of run %s remain after recovery: %v", r.ID, p)
 	}
-	// The next event for the group runs the command job again, to SUCCEEDED.
-	put(t, dataDir, writeFile(t, "again"), "in/g1/b.txt")
+	// Recovery requested the group again: it runs to SUCCEEDED with no new event.
 	rs := waitRuns(t, d, 2)
 	last := rs[len(rs)-1]
+	if last.State != job.Succeeded || len(last.Inputs) != 1 || last.Inputs[0].Key != "in/g1/a.txt" {
+		t.Fatalf("rerun after recovery: %+v\n%s", last, d.logTail())
+	}
+	// And a new event for the group runs it once more, with both inputs.
+	put(t, dataDir, writeFile(t, "again"), "in/g1/b.txt")
+	rs = waitRuns(t, d, 3)
+	last = rs[len(rs)-1]
 	if last.State != job.Succeeded || len(last.Inputs) != 2 {
-		t.Fatalf("rerun: %+v\n%s", last, d.logTail())
+		t.Fatalf("run after a new event: %+v\n%s", last, d.logTail())
 	}
 	detail := mustRun(t, nil, "jobs", "--data-dir="+dataDir, last.ID)
 	if !strings.Contains(detail.stdout, "group=g1 inputs=") || !strings.Contains(detail.stdout, "in/g1/b.txt") {
