@@ -79,14 +79,15 @@ func (m *Mapper) Columns() []Column { return append([]Column(nil), m.cols...) }
 //   - double: a JSON number or a string holding a finite decimal number.
 //   - text: a string; a number as written in the JSON (1.50 stays "1.50");
 //     a boolean as "true" or "false". Objects and arrays are rejected (use
-//     a json column).
+//     a json column), and so is a string with a NUL character (\u0000),
+//     which PostgreSQL cannot store.
 //   - boolean: true, false, or the strings "true" and "false".
 //   - timestamp: an RFC 3339 string (2006-01-02T15:04:05Z07:00, fraction
 //     optional) or a number of seconds since the Unix epoch (fraction
 //     allowed), years 0001 to 9999; the result is in UTC.
 //   - date: a "YYYY-MM-DD" string, at midnight UTC.
 //   - json: any value, as compact JSON text (object keys sorted, no HTML
-//     escaping).
+//     escaping), without NUL characters in its strings and keys.
 //
 // A value that cannot be cast gives a *RecordError with Record and Line
 // from rec and Column set to the field name, for example
@@ -124,6 +125,9 @@ func castValue(t driver.Type, v any) (any, error) {
 	case driver.Double:
 		return castDouble(v)
 	case driver.Text:
+		if s, ok := v.(string); ok && strings.IndexByte(s, 0) >= 0 {
+			return nil, fmt.Errorf("text %w", errNUL)
+		}
 		return castText(v)
 	case driver.Boolean:
 		switch v := v.(type) {
@@ -149,9 +153,41 @@ func castValue(t driver.Type, v any) (any, error) {
 		}
 		return nil, wantGot(t, v, "")
 	case driver.JSON:
-		return compactJSON(v)
+		out, err := compactJSON(v)
+		// The encoder spells NUL as \u0000; look closer only then.
+		if err == nil && strings.Contains(out.(string), `\u0000`) && hasNUL(v) {
+			return nil, fmt.Errorf("json %w", errNUL)
+		}
+		return out, err
 	}
 	return nil, fmt.Errorf("unknown column type %q", t)
+}
+
+// errNUL refuses NUL characters in text and json values: PostgreSQL cannot
+// store them (SQLite can), so the same data would load into one warehouse
+// and not into the other.
+var errNUL = errors.New("contains a NUL character (\\u0000), which PostgreSQL cannot store")
+
+// hasNUL reports whether a decoded JSON value holds a string or object key
+// with a NUL character.
+func hasNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.IndexByte(v, 0) >= 0
+	case []any:
+		for _, x := range v {
+			if hasNUL(x) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, x := range v {
+			if hasNUL(k) || hasNUL(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // castInt casts v to an int64 within [lo, hi].

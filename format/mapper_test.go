@@ -60,6 +60,9 @@ func TestMapperCastsEachTypeFromTheValuesItAccepts(t *testing.T) {
 		{driver.JSON, "text", `"text"`},
 		{driver.JSON, json.Number("12"), `12`},
 		{driver.JSON, false, `false`},
+		// A backslash followed by u0000 is not a NUL character.
+		{driver.Text, `a\u0000b`, `a\u0000b`},
+		{driver.JSON, `a\u0000b`, `"a\\u0000b"`},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s from %T %v", tt.typ, tt.in, tt.in), func(t *testing.T) {
@@ -116,6 +119,11 @@ func TestMapperRejectsValuesThatCannotBeCast(t *testing.T) {
 		{driver.Date, "2024-03-05T00:00:00Z", `want date, got string "2024-03-05T00:00:00Z" (want YYYY-MM-DD)`},
 		{driver.Date, json.Number("20240305"), `want date, got number 20240305`},
 		{driver.BigInt, strings.Repeat("x", 100), `got string "` + strings.Repeat("x", 40) + `…"`},
+		{driver.Text, "a\x00b", `column f: text contains a NUL character (\u0000), which PostgreSQL cannot store`},
+		{driver.Text, "\x00", `column f: text contains a NUL character (\u0000), which PostgreSQL cannot store`},
+		{driver.JSON, "a\x00b", `column f: json contains a NUL character (\u0000), which PostgreSQL cannot store`},
+		{driver.JSON, map[string]any{"k": []any{"ok", "x\x00"}}, `column f: json contains a NUL character`},
+		{driver.JSON, map[string]any{"k\x00": true}, `column f: json contains a NUL character`},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s from %T %.20v", tt.typ, tt.in, tt.in), func(t *testing.T) {
@@ -131,7 +139,7 @@ func TestMapperRejectsValuesThatCannotBeCast(t *testing.T) {
 			if re.Record != 7 || re.Line != 30 || re.Column != "f" {
 				t.Errorf("record/line/column = %d/%d/%q, want 7/30/\"f\"", re.Record, re.Line, re.Column)
 			}
-			if !strings.HasPrefix(err.Error(), "record 7 (line 30): column f: want ") || !strings.Contains(err.Error(), tt.msg) {
+			if !strings.HasPrefix(err.Error(), "record 7 (line 30): column f: ") || !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("err = %q, want it to contain %q", err, tt.msg)
 			}
 		})
@@ -232,5 +240,21 @@ func TestRecordErrorMessagesLeadWithThePosition(t *testing.T) {
 	wrapped := fmt.Errorf("object raw/x.json: %w", &RecordError{Record: 1, Err: e})
 	if !errors.Is(wrapped, e) {
 		t.Error("RecordError does not unwrap to Err")
+	}
+}
+
+func TestMapperRejectsAJSONEscapedNULInATitleNamingTheColumn(t *testing.T) {
+	m, err := NewMapper([]Column{{Field: "id", Type: driver.BigInt}, {Field: "title", Type: driver.Text}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = DecodeJSON(strings.NewReader(`[{"id":1,"title":"ok"},`+"\n"+`{"id":2,"title":"a\u0000b"}]`), InputJSON, func(rec Record) error {
+		_, err := m.Row(rec)
+		return err
+	})
+	want := `record 2 (line 2): column title: text contains a NUL character (\u0000), which PostgreSQL cannot store`
+	var re *RecordError
+	if !errors.As(err, &re) || err.Error() != want {
+		t.Fatalf("err = %v, want *RecordError %q", err, want)
 	}
 }

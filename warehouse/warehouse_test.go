@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -199,6 +201,87 @@ func TestCheckTableRejectsBadSpecs(t *testing.T) {
 		err := checkTable(tc.t)
 		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: checkTable = %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
+
+func TestCheckRowsAcceptsCanonicalValuesAndConvertsTheOthers(t *testing.T) {
+	ts := time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)
+	tests := []struct {
+		typ     driver.Type
+		in, out any
+	}{
+		{driver.BigInt, int64(1) << 40, int64(1) << 40},
+		{driver.BigInt, int(7), int64(7)},
+		{driver.Integer, int32(-5), int64(-5)},
+		{driver.Integer, int64(2147483647), int64(2147483647)},
+		{driver.Double, 0.5, 0.5},
+		{driver.Double, float32(0.25), 0.25},
+		{driver.Text, "héllo", "héllo"},
+		{driver.Text, `a\u0000b`, `a\u0000b`}, // a backslash, not a NUL
+		{driver.JSON, `{"a":[1,"\\u0000"]}`, `{"a":[1,"\\u0000"]}`},
+		{driver.JSON, []byte(`[1]`), `[1]`},
+		{driver.Boolean, true, true},
+		{driver.Timestamp, ts, ts},
+		{driver.Date, ts, ts},
+		{driver.Text, nil, nil},
+	}
+	for _, tc := range tests {
+		tbl := driver.Table{Name: "t", Columns: []driver.Column{{Name: "c", Type: tc.typ}}}
+		in := [][]any{{tc.in}}
+		out, err := checkRows(tbl, in)
+		if err != nil {
+			t.Errorf("%s from %T %v: %v", tc.typ, tc.in, tc.in, err)
+			continue
+		}
+		if fmt.Sprintf("%T %v", out[0][0], out[0][0]) != fmt.Sprintf("%T %v", tc.out, tc.out) {
+			t.Errorf("%s from %T %v = %T %v, want %T %v", tc.typ, tc.in, tc.in, out[0][0], out[0][0], tc.out, tc.out)
+		}
+		if fmt.Sprintf("%T", in[0][0]) != fmt.Sprintf("%T", tc.in) {
+			t.Errorf("%s: checkRows changed the caller's row to %T", tc.typ, in[0][0])
+		}
+		if canonical := fmt.Sprintf("%T", tc.in) == fmt.Sprintf("%T", tc.out); canonical && &out[0][0] != &in[0][0] {
+			t.Errorf("%s from %T: checkRows copied a row that was already canonical", tc.typ, tc.in)
+		}
+	}
+}
+
+func TestCheckRowsRejectsBadValuesAsErrInvalidData(t *testing.T) {
+	tbl := driver.Table{Name: "t", Columns: []driver.Column{
+		{Name: "id", Type: driver.BigInt}, {Name: "n", Type: driver.Integer}, {Name: "x", Type: driver.Double},
+		{Name: "s", Type: driver.Text}, {Name: "j", Type: driver.JSON}, {Name: "b", Type: driver.Boolean},
+		{Name: "ts", Type: driver.Timestamp}, {Name: "d", Type: driver.Date},
+	}, PrimaryKey: []string{"id"}}
+	row := func(col int, v any) []any {
+		r := []any{int64(1), nil, nil, nil, nil, nil, nil, nil}
+		r[col] = v
+		return r
+	}
+	tests := []struct {
+		name string
+		row  []any
+		msg  string
+	}{
+		{"short row", []any{int64(1)}, "row 2 has 1 values for 8 columns"},
+		{"null primary key", row(0, nil), "row 2, column id (bigint): primary key column is null"},
+		{"string for a bigint", row(0, "1"), "row 2, column id (bigint): want an integer, got string"},
+		{"integer out of 32 bits", row(1, int64(1)<<31), "row 2, column n (integer): 2147483648 does not fit a 32-bit integer"},
+		{"int for a double", row(2, 1), "column x (double): want a float64, got int"},
+		{"bytes for text", row(3, []byte("a")), "column s (text): want a string, got []uint8"},
+		{"NUL in text", row(3, "a\x00"), `column s (text): text contains a NUL character (\u0000), which PostgreSQL cannot store`},
+		{"invalid UTF-8 in text", row(3, "a\xff"), "is not valid UTF-8"},
+		{"invalid JSON", row(4, `{"a":`), `column j (json): invalid JSON`},
+		{"NUL in JSON", row(4, `{"a\u0000":1}`), `column j (json): JSON contains a NUL character`},
+		{"invalid UTF-8 in JSON", row(4, "\"\xff\""), "is not valid UTF-8"},
+		{"string for a boolean", row(5, "true"), "column b (boolean): want a bool, got string"},
+		{"string for a timestamp", row(6, "2020-01-01T00:00:00Z"), "column ts (timestamp): want a time.Time, got string"},
+		{"int64 for a date", row(7, int64(0)), "column d (date): want a time.Time, got int64"},
+	}
+	for _, tc := range tests {
+		good := []any{int64(0), int64(1), 1.5, "ok", `{}`, true, time.Now(), time.Now()}
+		_, err := checkRows(tbl, [][]any{good, tc.row})
+		if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: checkRows error = %v, want ErrInvalidData containing %q", tc.name, err, tc.msg)
 		}
 	}
 }

@@ -5,6 +5,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"time"
 )
@@ -15,6 +16,11 @@ type Type string
 // Column types. Go values in Batch.Rows: int64 for BigInt and Integer,
 // float64 for Double, string for Text and JSON (the JSON text), bool for
 // Boolean, time.Time for Timestamp (UTC) and Date (midnight UTC); nil is NULL.
+//
+// warehouse.Warehouse checks every value before a backend's Load sees it
+// (its type, Integer within 32 bits, valid JSON, no NUL character in Text
+// and JSON, no NULL in a primary key column) and hands backends only these
+// canonical types, so backends convert values without checking them again.
 const (
 	BigInt    Type = "bigint"
 	Integer   Type = "integer"
@@ -34,6 +40,16 @@ func (t Type) Valid() bool {
 	}
 	return false
 }
+
+// ErrInvalidData means the batch itself is bad: retrying cannot help. Match
+// it with errors.Is. warehouse.Warehouse returns it for rows it rejects
+// before the backend sees them, and backends wrap it around the database's
+// own rejections of the data (constraint violations such as a NULL or
+// duplicate primary key, values the column cannot hold), keeping the
+// database's message. Errors that a retry can cure — connection failures,
+// timeouts, cancellation, serialization failures, deadlocks, a busy
+// database — never wrap it.
+var ErrInvalidData = errors.New("invalid data")
 
 // LedgerTable is the name of the ledger table in every backend.
 const LedgerTable = "_sluice_ledger"

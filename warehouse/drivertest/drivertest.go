@@ -16,13 +16,17 @@
 // that every backend prints the same: int64 for integer columns, float64,
 // string for text and JSON (the JSON text, compared by meaning), bool,
 // time.Time for timestamps and dates (compared as instants; dates at
-// midnight UTC), nil for NULL. It also requires Query to refuse writes.
+// midnight UTC), nil for NULL. It also requires Query to refuse writes, and
+// Load to wrap driver.ErrInvalidData around the database's rejections of
+// rows (a NULL primary key, a duplicate primary key in append mode) but
+// not around other failures.
 // Timestamps are compared at microsecond precision.
 package drivertest
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -65,6 +69,7 @@ func RunConformanceTests(t *testing.T, open func(t *testing.T) driver.Warehouse)
 		{"ConcurrentDuplicateLoadsCommitOnce", testConcurrentDuplicateLoadsCommitOnce},
 		{"ConcurrentDifferentLoadsAllCommit", testConcurrentDifferentLoadsAllCommit},
 		{"FailedLoadLeavesNoLedgerRow", testFailedLoadLeavesNoLedgerRow},
+		{"BadDataIsErrInvalidData", testBadDataIsErrInvalidData},
 		{"CancelledLoadWritesNothing", testCancelledLoadWritesNothing},
 		{"InvalidBatchIsRejectedBeforeTheBackend", testInvalidBatchIsRejected},
 		{"AllTypesRoundTrip", testAllTypesRoundTrip},
@@ -471,6 +476,79 @@ func testFailedLoadLeavesNoLedgerRow(h *harness) {
 	}
 }
 
+// testBadDataIsErrInvalidData checks that rows which can never load — those
+// warehouse.Load rejects and those the database itself rejects when they
+// reach the backend — fail with driver.ErrInvalidData and write nothing,
+// while a load that fails for another reason does not claim bad data.
+func testBadDataIsErrInvalidData(h *harness) {
+	h.ensure(users)
+	h.ensure(items)
+	allTypes := allTypesTable()
+	h.ensure(allTypes)
+	good := make([][]any, 600)
+	for i := range good {
+		good[i] = []any{int64(i), "ok", int64(i)}
+	}
+	withBad := func(bad []any) [][]any {
+		rows := append([][]any{}, good...)
+		rows[300] = bad // earlier rows were already sent when this one fails
+		return rows
+	}
+	nullRow := make([]any, len(allTypes.Columns))
+	type load func(context.Context, driver.Batch) (driver.Result, error)
+	cases := []struct {
+		name string
+		via  load
+		t    driver.Table
+		mode driver.Mode
+		rows [][]any
+	}{
+		// Rejected by warehouse.Load before the backend sees them.
+		{"null primary key", h.w.Load, users, driver.Merge, withBad([]any{nil, "x", int64(1)})},
+		{"row length mismatch", h.w.Load, items, driver.Append, [][]any{{int64(1), "a"}, {int64(2)}}},
+		{"string for a bigint", h.w.Load, items, driver.Append, [][]any{{int64(1), "a"}, {"two", "b"}}},
+		{"bigint overflowing an integer column", h.w.Load, users, driver.Append, withBad([]any{int64(7000), "x", int64(1) << 40})},
+		{"invalid JSON", h.w.Load, allTypes, driver.Append, [][]any{nullRow, withValue(nullRow, "j", `{"a":`)}},
+		{"NUL character in text", h.w.Load, items, driver.Append, [][]any{{int64(1), "a"}, {int64(2), "b\x00c"}}},
+		{"NUL character in JSON", h.w.Load, allTypes, driver.Append, [][]any{nullRow, withValue(nullRow, "j", `{"a":"\u0000"}`)}},
+		{"invalid UTF-8 in text", h.w.Load, items, driver.Append, [][]any{{int64(1), "a"}, {int64(2), "b\xffc"}}},
+		// Passed straight to the backend: the database rejects them.
+		{"null primary key in append, at the backend", h.d.Load, users, driver.Append, withBad([]any{nil, "x", int64(1)})},
+		{"null primary key in merge, at the backend", h.d.Load, users, driver.Merge, withBad([]any{nil, "x", int64(1)})},
+		{"duplicate primary key in append, at the backend", h.d.Load, users, driver.Append, withBad([]any{int64(3), "dup", int64(1)})},
+		{"duplicate primary key in append, through the warehouse", h.w.Load, users, driver.Append, withBad([]any{int64(3), "dup", int64(1)})},
+	}
+	for _, c := range cases {
+		before := map[string]int64{"users": h.count("users"), "items": h.count("items"), "all_types": h.count("all_types")}
+		_, err := c.via(h.ctx, driver.Batch{Table: c.t, Mode: c.mode, Key: "bad", ETag: "e", Rows: c.rows})
+		if err == nil {
+			h.t.Fatalf("%s: Load succeeded, want an error", c.name)
+		}
+		if !errors.Is(err, driver.ErrInvalidData) || !errors.Is(err, warehouse.ErrInvalidData) {
+			h.t.Errorf("%s: error %q is not ErrInvalidData", c.name, err)
+		}
+		for table, n := range before {
+			if got := h.count(table); got != n {
+				h.t.Fatalf("%s: failed load changed %s from %d to %d rows", c.name, table, n, got)
+			}
+		}
+		if l := h.ledger(""); len(l) != 0 {
+			h.t.Fatalf("%s: failed load left ledger rows %+v", c.name, l)
+		}
+	}
+	// A load that fails for another reason is not bad data.
+	missing := driver.Table{Name: "not_created", Columns: items.Columns}
+	for _, via := range []load{h.w.Load, h.d.Load} {
+		_, err := via(h.ctx, driver.Batch{Table: missing, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1), "a"}}})
+		if err == nil || errors.Is(err, driver.ErrInvalidData) {
+			h.t.Errorf("Load into a missing table: error %v, want one that is not ErrInvalidData", err)
+		}
+	}
+	if l := h.ledger(""); len(l) != 0 {
+		h.t.Fatalf("failed loads left ledger rows %+v", l)
+	}
+}
+
 func withValue(row []any, col string, v any) []any {
 	out := append([]any{}, row...)
 	for i, c := range allTypesTable().Columns {
@@ -488,6 +566,9 @@ func testCancelledLoadWritesNothing(h *harness) {
 	_, err := h.w.Load(ctx, driver.Batch{Table: items, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1), "a"}}})
 	if err == nil {
 		h.t.Fatal("Load with a cancelled context succeeded")
+	}
+	if errors.Is(err, driver.ErrInvalidData) {
+		h.t.Fatalf("Load with a cancelled context: error %q claims the data is bad", err)
 	}
 	if h.count("items") != 0 || len(h.ledger("")) != 0 {
 		h.t.Fatal("cancelled Load wrote rows or a ledger entry")

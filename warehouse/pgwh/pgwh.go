@@ -15,6 +15,11 @@
 // until the first commits, then finds the row and writes nothing), then
 // appends with binary COPY, or for merge COPYs into a temporary staging table
 // and upserts the last row of each key from it. Cancelling ctx rolls back.
+// Errors of SQLSTATE class 22 (data exception, e.g. a NUL character in
+// text) and 23 (integrity constraint violation, e.g. a duplicate primary
+// key) wrap driver.ErrInvalidData, keeping PostgreSQL's message with the
+// COPY line and column when it gives them; other errors (connection,
+// timeout, serialization failure, deadlock) do not.
 //
 // Query runs in a READ ONLY transaction and returns int64 (any integer
 // column), float64, string (text, JSON text, numeric as decimal text), bool,
@@ -26,7 +31,6 @@ package pgwh
 import (
 	"context"
 	sqldriver "database/sql/driver"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -316,6 +320,9 @@ func (w *Warehouse) Load(ctx context.Context, b driver.Batch) (driver.Result, er
 	if errors.Is(err, errAlreadyLoaded) {
 		return driver.Result{Loaded: false}, nil
 	}
+	if isDataError(err) {
+		err = fmt.Errorf("%w: %w", driver.ErrInvalidData, err)
+	}
 	if err != nil {
 		return driver.Result{}, w.connErr("load", err)
 	}
@@ -394,24 +401,19 @@ func columnNames(t driver.Table) []string {
 	return cols
 }
 
+// convertRows turns rows that warehouse.Load checked into what pgx encodes
+// for each column, each with room for merge's ordinal.
 func convertRows(b driver.Batch) ([][]any, error) {
-	pk := map[string]bool{}
-	for _, k := range b.Table.PrimaryKey {
-		pk[k] = true
-	}
 	out := make([][]any, len(b.Rows))
 	for i, r := range b.Rows {
 		if len(r) != len(b.Table.Columns) {
-			return nil, fmt.Errorf("row %d has %d values for %d columns", i+1, len(r), len(b.Table.Columns))
+			return nil, fmt.Errorf("%w: row %d has %d values for %d columns", driver.ErrInvalidData, i+1, len(r), len(b.Table.Columns))
 		}
-		vals := make([]any, len(r), len(r)+1) // room for merge's ordinal
+		vals := make([]any, len(r), len(r)+1)
 		for j, c := range b.Table.Columns {
-			v, err := convert(c.Type, r[j])
-			if err == nil && v == nil && pk[c.Name] {
-				err = errors.New("primary key column is null")
-			}
-			if err != nil {
-				return nil, fmt.Errorf("row %d, column %s (%s): %w", i+1, c.Name, c.Type, err)
+			v, ok := convert(c.Type, r[j])
+			if !ok {
+				return nil, fmt.Errorf("%w: row %d, column %s (%s): unexpected %T value %.40v (warehouse.Load checks and converts values)", driver.ErrInvalidData, i+1, c.Name, c.Type, r[j], r[j])
 			}
 			vals[j] = v
 		}
@@ -420,76 +422,49 @@ func convertRows(b driver.Batch) ([][]any, error) {
 	return out, nil
 }
 
-// convert checks a driver value and returns what pgx encodes for the column.
-func convert(t driver.Type, v any) (any, error) {
-	if v == nil {
-		return nil, nil
-	}
-	switch t {
-	case driver.BigInt, driver.Integer:
-		var n int64
-		switch x := v.(type) {
-		case int64:
-			n = x
-		case int:
-			n = int64(x)
-		case int32:
-			n = int64(x)
-		default:
-			return nil, fmt.Errorf("want an integer, got %T", v)
+// convert returns what pgx encodes for v, a value of column type t in the
+// Go type driver.Type documents; false for any other value.
+func convert(t driver.Type, v any) (any, bool) {
+	switch x := v.(type) {
+	case nil:
+		return nil, true
+	case int64:
+		switch t {
+		case driver.BigInt:
+			return x, true
+		case driver.Integer:
+			return int32(x), x >= math.MinInt32 && x <= math.MaxInt32
 		}
-		if t == driver.Integer {
-			if n < math.MinInt32 || n > math.MaxInt32 {
-				return nil, fmt.Errorf("%d does not fit a 32-bit integer (use bigint)", n)
-			}
-			return int32(n), nil
-		}
-		return n, nil
-	case driver.Double:
-		switch x := v.(type) {
-		case float64:
-			return x, nil
-		case float32:
-			return float64(x), nil
-		}
-		return nil, fmt.Errorf("want a float64, got %T", v)
-	case driver.Text:
-		if s, ok := v.(string); ok {
-			return s, nil
-		}
-		return nil, fmt.Errorf("want a string, got %T", v)
-	case driver.JSON:
-		var s string
-		switch x := v.(type) {
-		case string:
-			s = x
-		case []byte:
-			s = string(x)
-		default:
-			return nil, fmt.Errorf("want JSON text as a string, got %T", v)
-		}
-		if !json.Valid([]byte(s)) {
-			return nil, fmt.Errorf("invalid JSON %.40q", s)
-		}
-		return s, nil
-	case driver.Boolean:
-		if x, ok := v.(bool); ok {
-			return x, nil
-		}
-		return nil, fmt.Errorf("want a bool, got %T", v)
-	case driver.Timestamp:
-		if x, ok := v.(time.Time); ok {
-			return x.UTC(), nil
-		}
-		return nil, fmt.Errorf("want a time.Time, got %T", v)
-	case driver.Date:
-		if x, ok := v.(time.Time); ok {
+	case float64:
+		return x, t == driver.Double
+	case string:
+		return x, t == driver.Text || t == driver.JSON
+	case bool:
+		return x, t == driver.Boolean
+	case time.Time:
+		switch t {
+		case driver.Timestamp:
+			return x.UTC(), true
+		case driver.Date:
 			y, m, d := x.UTC().Date()
-			return pgtype.Date{Time: time.Date(y, m, d, 0, 0, 0, 0, time.UTC), Valid: true}, nil
+			return pgtype.Date{Time: time.Date(y, m, d, 0, 0, 0, 0, time.UTC), Valid: true}, true
 		}
-		return nil, fmt.Errorf("want a time.Time, got %T", v)
 	}
-	return nil, fmt.Errorf("unknown column type %q", t)
+	return nil, false
+}
+
+// isDataError reports whether err is PostgreSQL rejecting the data itself:
+// SQLSTATE class 22 (data exception, e.g. 22021 for a NUL character in
+// text) or 23 (integrity constraint violation, e.g. 23502 for a NULL or
+// 23505 for a duplicate primary key). Serialization failures (40001),
+// deadlocks (40P01), cancellation and connection errors are not.
+func isDataError(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) != 5 {
+		return false
+	}
+	class := pe.Code[:2]
+	return class == "22" || class == "23"
 }
 
 // Query implements driver.Warehouse in a READ ONLY transaction.

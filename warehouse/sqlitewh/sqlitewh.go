@@ -1,7 +1,8 @@
 // Package sqlitewh is the embedded SQLite warehouse backend (modernc.org/sqlite,
 // pure Go). It implements warehouse/driver and passes warehouse/drivertest.
 //
-// The database file is opened in WAL mode with a 10 s busy timeout. Writes
+// The database file is opened in WAL mode with synchronous=FULL (a
+// committed load survives an OS crash) and a 10 s busy timeout. Writes
 // (EnsureTable, Load) go through one connection and are serialised in the
 // process; every Load is one BEGIN IMMEDIATE transaction holding the ledger
 // row and the rows, so other processes that write the same file wait (up to
@@ -12,16 +13,20 @@
 // Column types are stored as follows (declared type, storage):
 //
 //	bigint     BIGINT     integer
-//	integer    INTEGER    integer, checked to fit 32 bits like PostgreSQL's
+//	integer    INTEGER    integer (warehouse.Load checks it fits 32 bits)
 //	double     REAL       real
 //	text       TEXT       text
-//	json       TEXT       text, checked to be valid JSON
+//	json       TEXT       text (warehouse.Load checks it is valid JSON)
 //	boolean    BOOLEAN    integer 0 or 1
 //	timestamp  TIMESTAMP  text "2006-01-02T15:04:05.000000Z": UTC, fixed
 //	                      width with microseconds (PostgreSQL's precision;
 //	                      finer digits are truncated), so text order is
 //	                      time order
 //	date       DATE       text "2006-01-02"
+//
+// Load wraps driver.ErrInvalidData around SQLite's rejections of the rows
+// (constraint violations such as a NULL or duplicate primary key, datatype
+// mismatch, too big); other errors, such as a busy database, are not.
 //
 // Query returns int64, float64, string, bool (BOOLEAN columns), time.Time in
 // UTC (TIMESTAMP and DATE columns) or nil. Expressions over a column lose its
@@ -32,7 +37,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -42,7 +46,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/warehouse/driver"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // TimestampLayout is how timestamp values are stored as text.
@@ -79,7 +84,10 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 		return nil, fmt.Errorf("sqlite warehouse %s: create its directory: %w", abs, err)
 	}
 	base := "file:" + escapePath(abs) + "?_pragma=busy_timeout(10000)"
-	wdb, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	// synchronous(FULL): in WAL mode NORMAL can roll back the last commits
+	// on an OS crash or power loss, after the caller acknowledged the
+	// message that carried the object; FULL syncs the WAL on every commit.
+	wdb, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite warehouse %s: %w", abs, err)
 	}
@@ -259,6 +267,9 @@ func (w *Warehouse) Load(ctx context.Context, b driver.Batch) (driver.Result, er
 		} else {
 			_, err = tx.ExecContext(ctx, insertStatement(b.Table, b.Mode, len(part)), args...)
 		}
+		if isDataError(err) {
+			return driver.Result{}, fmt.Errorf("sqlite %s: insert rows %d to %d into %s: %w: %w", w.path, part[0].n, part[len(part)-1].n, b.Table.Name, driver.ErrInvalidData, err)
+		}
 		if err != nil {
 			return driver.Result{}, fmt.Errorf("sqlite %s: insert rows %d to %d into %s: %w", w.path, part[0].n, part[len(part)-1].n, b.Table.Name, err)
 		}
@@ -313,24 +324,19 @@ type row struct {
 	vals []any
 }
 
+// convertRows turns rows that warehouse.Load checked into the values
+// SQLite stores.
 func convertRows(b driver.Batch) ([]row, error) {
-	pk := map[string]bool{}
-	for _, k := range b.Table.PrimaryKey {
-		pk[k] = true
-	}
 	out := make([]row, len(b.Rows))
 	for i, r := range b.Rows {
 		if len(r) != len(b.Table.Columns) {
-			return nil, fmt.Errorf("row %d has %d values for %d columns", i+1, len(r), len(b.Table.Columns))
+			return nil, fmt.Errorf("%w: row %d has %d values for %d columns", driver.ErrInvalidData, i+1, len(r), len(b.Table.Columns))
 		}
 		vals := make([]any, len(r))
 		for j, c := range b.Table.Columns {
-			v, err := convert(c.Type, r[j])
-			if err == nil && v == nil && pk[c.Name] {
-				err = errors.New("primary key column is null")
-			}
-			if err != nil {
-				return nil, fmt.Errorf("row %d, column %s (%s): %w", i+1, c.Name, c.Type, err)
+			v, ok := convert(c.Type, r[j])
+			if !ok {
+				return nil, fmt.Errorf("%w: row %d, column %s (%s): unexpected %T value %.40v (warehouse.Load checks and converts values)", driver.ErrInvalidData, i+1, c.Name, c.Type, r[j], r[j])
 			}
 			vals[j] = v
 		}
@@ -339,75 +345,55 @@ func convertRows(b driver.Batch) ([]row, error) {
 	return out, nil
 }
 
-// convert turns a driver value into the value stored by SQLite.
-func convert(t driver.Type, v any) (any, error) {
-	if v == nil {
-		return nil, nil
-	}
-	switch t {
-	case driver.BigInt, driver.Integer:
-		var n int64
-		switch x := v.(type) {
-		case int64:
-			n = x
-		case int:
-			n = int64(x)
-		case int32:
-			n = int64(x)
-		default:
-			return nil, fmt.Errorf("want an integer, got %T", v)
+// convert returns the value SQLite stores for v, a value of column type t
+// in the Go type driver.Type documents; false for any other value.
+func convert(t driver.Type, v any) (any, bool) {
+	switch x := v.(type) {
+	case nil:
+		return nil, true
+	case int64:
+		switch t {
+		case driver.BigInt:
+			return x, true
+		case driver.Integer:
+			return x, x >= math.MinInt32 && x <= math.MaxInt32
 		}
-		if t == driver.Integer && (n < math.MinInt32 || n > math.MaxInt32) {
-			return nil, fmt.Errorf("%d does not fit a 32-bit integer (use bigint)", n)
-		}
-		return n, nil
-	case driver.Double:
-		switch x := v.(type) {
-		case float64:
-			return x, nil
-		case float32:
-			return float64(x), nil
-		}
-		return nil, fmt.Errorf("want a float64, got %T", v)
-	case driver.Text:
-		if s, ok := v.(string); ok {
-			return s, nil
-		}
-		return nil, fmt.Errorf("want a string, got %T", v)
-	case driver.JSON:
-		var s string
-		switch x := v.(type) {
-		case string:
-			s = x
-		case []byte:
-			s = string(x)
-		default:
-			return nil, fmt.Errorf("want JSON text as a string, got %T", v)
-		}
-		if !json.Valid([]byte(s)) {
-			return nil, fmt.Errorf("invalid JSON %.40q", s)
-		}
-		return s, nil
-	case driver.Boolean:
-		if x, ok := v.(bool); ok {
+	case float64:
+		return x, t == driver.Double
+	case string:
+		return x, t == driver.Text || t == driver.JSON
+	case bool:
+		if t == driver.Boolean {
 			if x {
-				return int64(1), nil
+				return int64(1), true
 			}
-			return int64(0), nil
+			return int64(0), true
 		}
-		return nil, fmt.Errorf("want a bool, got %T", v)
-	case driver.Timestamp:
-		if x, ok := v.(time.Time); ok {
-			return x.UTC().Truncate(time.Microsecond).Format(TimestampLayout), nil
+	case time.Time:
+		switch t {
+		case driver.Timestamp:
+			return x.UTC().Truncate(time.Microsecond).Format(TimestampLayout), true
+		case driver.Date:
+			return x.UTC().Format(DateLayout), true
 		}
-		return nil, fmt.Errorf("want a time.Time, got %T", v)
-	case driver.Date:
-		if x, ok := v.(time.Time); ok {
-			return x.UTC().Format(DateLayout), nil
-		}
-		return nil, fmt.Errorf("want a time.Time, got %T", v)
 	}
-	return nil, fmt.Errorf("unknown column type %q", t)
+	return nil, false
+}
+
+// isDataError reports whether err is SQLite rejecting the data itself: a
+// constraint violation (NOT NULL, UNIQUE, PRIMARY KEY, CHECK), a datatype
+// mismatch or a value too big. A busy or locked database, I/O errors and
+// interruption are not.
+func isDataError(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff { // the primary result code of an extended one
+	case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG:
+		return true
+	}
+	return false
 }
 
 // lastPerKey keeps, for every primary key, only the last row that has it,

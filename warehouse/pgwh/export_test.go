@@ -1,0 +1,4 @@
+package pgwh
+
+// IsDataError exposes isDataError to the external tests.
+var IsDataError = isDataError

@@ -1,0 +1,4 @@
+package sqlitewh
+
+// IsDataError exposes isDataError to the external tests.
+var IsDataError = isDataError
