@@ -31,6 +31,8 @@ func TestMalformedObjectsAreDeadLetteredAndTheRestLoad(t *testing.T) {
 		"good-2.json":     `[{"id": 3, "userId": 2, "title": "c"}]`,
 		"truncated.json":  `[{"id": 4, "userId": 2, "title": "d"}, {"id": 5, "userId": 2, "ti`,
 		"wrong-type.json": `[{"id": 6, "userId": 3, "title": "e"}, {"id": 7, "userId": "seven", "title": "f"}]`,
+		// Rejected by the warehouse, not the decoder: a primary key of null.
+		"null-key.json": `[{"id": 8, "userId": 3, "title": "g"}, {"id": null, "userId": 3, "title": "h"}]`,
 	}
 	old := time.Now().Add(-time.Minute)
 	for name, body := range files {
@@ -52,13 +54,14 @@ func TestMalformedObjectsAreDeadLetteredAndTheRestLoad(t *testing.T) {
 		t.Fatalf("run --once printed no final error:\n%s", tail(r.stderr, 3000))
 	}
 	final := r.stderr[i:]
-	for _, obj := range []string{"in/truncated.json", "in/wrong-type.json"} {
+	for _, obj := range []string{"in/truncated.json", "in/wrong-type.json", "in/null-key.json"} {
 		if !strings.Contains(final, obj) {
 			t.Errorf("run --once's final error does not name %s:\n%s", obj, final)
 		}
 	}
-	if !strings.Contains(r.stdout, "2 dead-lettered") {
-		t.Errorf("run --once's summary does not count 2 dead letters:\n%s", r.stdout)
+	// Bad data is dead-lettered at its first delivery, never retried.
+	if !strings.Contains(r.stdout, "0 retried, 3 dead-lettered") {
+		t.Errorf("run --once's summary does not count 3 dead letters and no retries:\n%s", r.stdout)
 	}
 	count := mustRun(t, nil, "sql", dd, "--format=csv", "--no-header", "select count(*) from posts")
 	if count.stdout != "3\n" {
@@ -66,8 +69,8 @@ func TestMalformedObjectsAreDeadLetteredAndTheRestLoad(t *testing.T) {
 	}
 	dlq := mustRun(t, nil, "dlq", "ls", dd)
 	lines := strings.Split(strings.TrimSpace(dlq.stdout), "\n")
-	if len(lines) != 3 { // header + 2
-		t.Fatalf("dlq ls shows %d lines, want a header and 2 dead letters:\n%s", len(lines), dlq.stdout)
+	if len(lines) != 4 { // header + 3
+		t.Fatalf("dlq ls shows %d lines, want a header and 3 dead letters:\n%s", len(lines), dlq.stdout)
 	}
 	var trunc, wrong string
 	for _, l := range lines[1:] {

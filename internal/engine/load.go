@@ -195,6 +195,9 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		return fmt.Errorf("object %s: read: %w", key, err)
 	}
 	res, err := ld.e.WH.Load(ctx, driver.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag, Rows: rows})
+	if errors.Is(err, driver.ErrInvalidData) {
+		return permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
+	}
 	if err != nil {
 		return err
 	}
