@@ -365,18 +365,30 @@ func hidden(key string) bool {
 	return false
 }
 
-// visible drops staging leftovers a store might list; _SUCCESS counts as an
-// output object, so only "." segments and _temporary are dropped.
+// IsInput reports whether key, listed under the input prefix, is an input
+// curate reads: a .csv object without a hidden segment below the prefix.
+// The engine records exactly these as a run's inputs.
+func IsInput(prefix, key string) bool {
+	return strings.HasPrefix(key, prefix) && strings.HasSuffix(strings.ToLower(key), ".csv") && !hidden(strings.TrimPrefix(key, prefix))
+}
+
+// IsStaging reports whether key lies in a committer's staging area (a path
+// segment starting with "." or "_temporary"): such keys are never outputs
+// and raise no events. _SUCCESS is an output.
+func IsStaging(key string) bool {
+	for _, seg := range strings.Split(key, "/") {
+		if strings.HasPrefix(seg, ".") || strings.HasPrefix(seg, "_temporary") {
+			return true
+		}
+	}
+	return false
+}
+
+// visible drops staging leftovers a store might list.
 func visible(objs []Object) []Object {
 	var out []Object
 	for _, ob := range objs {
-		skip := false
-		for _, seg := range strings.Split(ob.Key, "/") {
-			if strings.HasPrefix(seg, ".") || strings.HasPrefix(seg, "_temporary") {
-				skip = true
-			}
-		}
-		if !skip {
+		if !IsStaging(ob.Key) {
 			out = append(out, ob)
 		}
 	}
@@ -390,7 +402,7 @@ func listInputs(ctx context.Context, st Store, prefix string) ([]Object, error) 
 	}
 	var in []Object
 	for _, ob := range objs {
-		if strings.HasSuffix(strings.ToLower(ob.Key), ".csv") && !hidden(strings.TrimPrefix(ob.Key, prefix)) {
+		if IsInput(prefix, ob.Key) {
 			in = append(in, ob)
 		}
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -61,7 +60,7 @@ func runDLQ(ctx context.Context, a *app, args []string) error {
 		}
 		defer lock.Release()
 	}
-	topic, _, err := engine.OpenQueue(ctx, queueURL, name, dir, lock, slog.New(slog.DiscardHandler))
+	topic, _, err := engine.OpenQueue(ctx, queueURL, name, dir, lock)
 	if err != nil {
 		return err
 	}

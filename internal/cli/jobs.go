@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/job/local"
@@ -44,7 +45,7 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 	}
 	defer st.Close()
 	if len(pos) == 1 {
-		return a.showRun(ctx, st, dir.Path, pos[0])
+		return a.showRun(ctx, st, dir, pos[0])
 	}
 	runs, err := job.Runs(ctx, st, state.RunFilter{Rule: *rule, Limit: *limit})
 	if err != nil {
@@ -81,7 +82,7 @@ func took(r job.Run) string {
 	return r.Ended.Sub(r.Created).Round(time.Millisecond).String()
 }
 
-func (a *app) showRun(ctx context.Context, st *state.DB, dataDir, id string) error {
+func (a *app) showRun(ctx context.Context, st *state.DB, dataDir datadir.Dir, id string) error {
 	s, err := st.GetRun(ctx, id)
 	if errors.Is(err, state.ErrRunNotFound) {
 		return fmt.Errorf("no run %q: `sluice jobs` lists the runs", id)
@@ -126,7 +127,7 @@ func (a *app) showRun(ctx context.Context, st *state.DB, dataDir, id string) err
 		}
 	}
 	if log == nil {
-		p := filepath.Join(dataDir, "jobs", r.ID, local.LogFile)
+		p := filepath.Join(dataDir.Jobs(), r.ID, local.LogFile)
 		if b, err := os.ReadFile(p); err == nil {
 			log, src = b, p
 		}

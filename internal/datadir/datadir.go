@@ -1,7 +1,7 @@
 // Package datadir resolves and locks sluice's data directory: one directory
 // per installation holding the local store (lake/), the embedded warehouse
 // (warehouse.db), the embedded queue (queue/), the state database (state.db)
-// and job logs. One process owns it at a time — the one that runs the
+// and the local job runs (jobs/). One process owns it at a time — the one that runs the
 // embedded queue and emits events for files it finds — and records how to
 // reach it in owner.json; other commands read the store and warehouse
 // directly.
@@ -42,7 +42,7 @@ func Resolve(flag string, getenv func(string) string) (Dir, error) {
 
 // Ensure creates the data dir and its lake.
 func (d Dir) Ensure() error {
-	for _, p := range []string{d.Path, d.Lake(), d.Logs()} {
+	for _, p := range []string{d.Path, d.Lake(), d.Jobs()} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
 		}
@@ -67,8 +67,8 @@ func (d Dir) Queue() string { return filepath.Join(d.Path, "queue") }
 // State is the state database file.
 func (d Dir) State() string { return filepath.Join(d.Path, "state.db") }
 
-// Logs is where job logs are staged before they go to the store.
-func (d Dir) Logs() string { return filepath.Join(d.Path, "logs") }
+// Jobs holds one directory per local job run (task, log, result).
+func (d Dir) Jobs() string { return filepath.Join(d.Path, "jobs") }
 
 // Owner describes the process owning the data dir.
 type Owner struct {
@@ -97,7 +97,16 @@ func (d Dir) Acquire(command string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock data dir %s: %w", d.Path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	// Owned probes the lock for an instant; a few quick retries keep such a
+	// probe from looking like an owner.
+	var err2 error
+	for try := 0; try < 5; try++ {
+		if err2 = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err2 == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err2 != nil {
 		f.Close()
 		who := "another process"
 		if o, err := d.ReadOwner(); err == nil {
@@ -156,7 +165,8 @@ func (d Dir) Owned() (Owner, bool) {
 		return Owner{}, false
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+	// A shared probe: it fails only while an owner holds the exclusive lock.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		return Owner{}, false
 	}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/sluicehq/sluice/curate"
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/state"
@@ -143,7 +144,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.closer = append(e.closer, func() { e.Store.Close() })
-	if e.Topic, e.qopts, err = OpenQueue(ctx, queueURL, cfg.Spec.Name, cfg.DataDir, cfg.Lock, cfg.Logger); err != nil {
+	if e.Topic, e.qopts, err = OpenQueue(ctx, queueURL, cfg.Spec.Name, cfg.DataDir, cfg.Lock); err != nil {
 		return nil, err
 	}
 	e.closer = append(e.closer, func() { e.Topic.Close() })
@@ -176,21 +177,22 @@ var streamSafe = regexp.MustCompile(`[^A-Za-z0-9_]`)
 // For embedded, lock must be the data dir's ownership: the queue's client
 // URL is published in owner.json so other commands (dlq ls) can reach it.
 // Without a lock, an embedded queue is reached through the owner's URL.
-func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *datadir.Lock, log *slog.Logger) (*queue.Topic, queue.SubscriptionOptions, error) {
+func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *datadir.Lock) (*queue.Topic, queue.SubscriptionOptions, error) {
 	var opts queue.SubscriptionOptions
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, opts, fmt.Errorf("queue URL %q: %w", rawURL, err)
+		return nil, opts, fmt.Errorf("queue URL %q does not parse; write embedded, nats://HOST:PORT or mem://", redactURL(rawURL))
 	}
+	shown := u.Redacted() // for messages: never a password
 	q := u.Query()
 	if v := q.Get("ack_wait"); v != "" {
 		if opts.AckWait, err = time.ParseDuration(v); err != nil || opts.AckWait < 100*time.Millisecond {
-			return nil, opts, fmt.Errorf("queue URL %q: ack_wait=%q: want a duration of at least 100ms, such as 30s", rawURL, v)
+			return nil, opts, fmt.Errorf("queue URL %q: ack_wait=%q: want a duration of at least 100ms, such as 30s", shown, v)
 		}
 	}
 	if v := q.Get("max_deliveries"); v != "" {
 		if opts.MaxDeliveries, err = strconv.Atoi(v); err != nil || opts.MaxDeliveries < 1 {
-			return nil, opts, fmt.Errorf("queue URL %q: max_deliveries=%q: want a whole number ≥ 1", rawURL, v)
+			return nil, opts, fmt.Errorf("queue URL %q: max_deliveries=%q: want a whole number ≥ 1", shown, v)
 		}
 	}
 	nopts := natsqueue.Options{
@@ -201,7 +203,7 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 	var cleanup func()
 	switch {
 	case u.Scheme == "mem":
-		return queue.NewTopic(rawURL, memqueue.New()), opts, nil
+		return queue.NewTopic(shown, memqueue.New()), opts, nil
 	case IsEmbedded(rawURL):
 		if lock == nil {
 			o, owned := dir.Owned()
@@ -234,14 +236,14 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 		}
 		cleanup = nc.Close
 	default:
-		return nil, opts, fmt.Errorf("queue URL %q: unsupported; write embedded, nats://HOST:PORT or mem://", rawURL)
+		return nil, opts, fmt.Errorf("queue URL %q: unsupported; write embedded, nats://HOST:PORT or mem://", shown)
 	}
 	t, err := natsqueue.Open(ctx, nc, nopts)
 	if err != nil {
 		cleanup()
 		return nil, opts, err
 	}
-	return queue.NewTopic(rawURL, &closingTopic{Topic: t, after: cleanup}), opts, nil
+	return queue.NewTopic(shown, &closingTopic{Topic: t, after: cleanup}), opts, nil
 }
 
 // closingTopic closes the NATS connection (and embedded server) after the topic.
@@ -287,12 +289,7 @@ func (e *Engine) emitFound(ctx context.Context, o store.Object) error {
 // committing writers (a path segment beginning with "." or "_temporary")
 // and sluice's own job logs.
 func skipKey(key string) bool {
-	for _, seg := range strings.Split(key, "/") {
-		if strings.HasPrefix(seg, ".") || strings.HasPrefix(seg, "_temporary") {
-			return true
-		}
-	}
-	return strings.HasPrefix(key, LogPrefix)
+	return curate.IsStaging(key) || strings.HasPrefix(key, LogPrefix)
 }
 
 func (e *Engine) fail(reason string) {
@@ -327,3 +324,14 @@ func IsEmbedded(queueURL string) bool {
 // RaisesEvents reports whether an object at key produces events (staging
 // areas and sluice's own job logs do not).
 func RaisesEvents(key string) bool { return !skipKey(key) }
+
+// redactURL hides a password in a URL that may not parse.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	if i := strings.Index(raw, "@"); i >= 0 {
+		return "…" + raw[i:]
+	}
+	return raw
+}

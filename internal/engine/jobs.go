@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/curate"
@@ -46,7 +44,7 @@ func (e *Engine) newJobManager() (*job.Manager, map[string]*trigger.Compiled, er
 			Task:   func(group string, _ []job.Input) (job.Task, error) { return e.jobTask(j, group) },
 		})
 	}
-	runner := &local.Runner{Binary: e.cfg.JobBinary, Dir: filepath.Join(e.cfg.DataDir.Path, "jobs"), Logger: e.log}
+	runner := &local.Runner{Binary: e.cfg.JobBinary, Dir: e.cfg.DataDir.Jobs(), Logger: e.log}
 	m, err := job.NewManager(defs, job.Options{
 		State:  e.State,
 		Runner: runner,
@@ -81,14 +79,14 @@ func (e *Engine) jobInputs(ctx context.Context, j pipeline.Job, rule *trigger.Co
 	}
 	var in []job.Input
 	for _, o := range objs {
-		if skipKey(o.Key) || hiddenKey(o.Key[len(prefix):]) {
-			continue
-		}
 		if j.Curate != nil {
-			if !strings.HasSuffix(strings.ToLower(o.Key), ".csv") {
+			if !curate.IsInput(prefix, o.Key) {
 				continue
 			}
 		} else {
+			if skipKey(o.Key) {
+				continue
+			}
 			g, ok, err := rule.Match(event.New(e.Store.Bucket(), o.Key, o.Size, "x", e.now()))
 			if err != nil || !ok || g != group {
 				continue
@@ -104,22 +102,6 @@ func (e *Engine) jobInputs(ctx context.Context, j pipeline.Job, rule *trigger.Co
 		in = append(in, job.Input{Key: st.Key, ETag: st.ETag})
 	}
 	return in, nil
-}
-
-// hiddenKey reports a path with a segment starting with "_" or "." (Hadoop
-// readers skip those; so does curate).
-func hiddenKey(rel string) bool {
-	for _, seg := range strings.Split(rel, "/") {
-		if strings.HasPrefix(seg, "_") || strings.HasPrefix(seg, ".") {
-			return true
-		}
-	}
-	return false
-}
-
-// curateTask is the curate part of a task, as the child reads it.
-type curateTask struct {
-	Spec curate.Spec `json:"spec"`
 }
 
 func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
@@ -145,7 +127,7 @@ func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
 	for _, col := range c.Columns {
 		spec.Columns = append(spec.Columns, curate.Column{Name: col.Name, Kind: col.Kind})
 	}
-	raw, err := json.Marshal(curateTask{Spec: spec})
+	raw, err := json.Marshal(spec)
 	if err != nil {
 		return t, err
 	}
@@ -178,16 +160,61 @@ func (e *Engine) jobDone(ctx context.Context, r job.Run) {
 	}
 }
 
-// consumeJob feeds one job's events to the manager; the event is acked once
-// the run request is durably recorded.
-func (e *Engine) consumeJob(ctx context.Context, j pipeline.Job, rule *trigger.Compiled, m *job.Manager, sub *queue.Subscription) {
+// handleJobEvent feeds one job's event to the manager; the event is acked
+// once the run request is durably recorded.
+func (e *Engine) handleJobEvent(ctx context.Context, j pipeline.Job, rule *trigger.Compiled, m *job.Manager, msg *queue.Message) {
+	recs, err := event.Parse(msg.Body, j.On.KeyEncoding)
+	if errors.Is(err, event.ErrNoRecords) {
+		_ = msg.Ack(ctx)
+		return
+	}
+	if err != nil {
+		e.deadLetter(ctx, msg, fmt.Sprintf("job %s: message %s: %v", j.Name, msg.ID, err))
+		return
+	}
+	var bad, transient []error
+	for _, r := range recs {
+		if skipKey(r.S3.Object.Key) {
+			continue
+		}
+		// A key the rule cannot group is bad input; a failure to record
+		// the request is worth a retry.
+		if _, ok, err := rule.Match(r); err != nil {
+			bad = append(bad, fmt.Errorf("job %s: %w", j.Name, err))
+			continue
+		} else if !ok {
+			continue
+		}
+		if _, err := m.OfferTo(ctx, j.Name, r); err != nil {
+			transient = append(transient, err)
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err := errors.Join(transient...); err != nil {
+		_ = msg.Nack(ctx, backoff(msg.Deliveries), err.Error())
+		return
+	}
+	if err := errors.Join(bad...); err != nil {
+		e.deadLetter(ctx, msg, err.Error())
+		return
+	}
+	if err := msg.Ack(ctx); err != nil && ctx.Err() == nil {
+		e.log.Warn("ack failed; the event will be redelivered and deduplicated", "job", j.Name, "err", err)
+	}
+}
+
+// consume receives from sub until ctx is done and hands each message to
+// handle, which settles it. Receive errors are logged and retried.
+func (e *Engine) consume(ctx context.Context, sub *queue.Subscription, handle func(context.Context, *queue.Message)) {
 	for {
-		msg, err := sub.Receive(ctx)
+		m, err := sub.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			e.log.Error("receive failed", "job", j.Name, "err", err)
+			e.log.Error("receive failed", "subscription", sub.Name(), "err", err)
 			select {
 			case <-ctx.Done():
 				return
@@ -195,49 +222,11 @@ func (e *Engine) consumeJob(ctx context.Context, j pipeline.Job, rule *trigger.C
 			}
 			continue
 		}
-		recs, err := event.Parse(msg.Body, j.On.KeyEncoding)
-		if errors.Is(err, event.ErrNoRecords) {
-			_ = msg.Ack(ctx)
-			continue
-		}
-		if err != nil {
-			e.deadLetter(ctx, msg, fmt.Sprintf("job %s: message %s: %v", j.Name, msg.ID, err))
-			continue
-		}
-		var bad, transient []error
-		for _, r := range recs {
-			if skipKey(r.S3.Object.Key) {
-				continue
-			}
-			// A key the rule cannot group is bad input; a failure to record
-			// the request is worth a retry.
-			if _, ok, err := rule.Match(r); err != nil {
-				bad = append(bad, fmt.Errorf("job %s: %w", j.Name, err))
-				continue
-			} else if !ok {
-				continue
-			}
-			if _, err := m.OfferTo(ctx, j.Name, r); err != nil {
-				transient = append(transient, err)
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err := errors.Join(transient...); err != nil {
-			_ = msg.Nack(ctx, backoff(msg.Deliveries), err.Error())
-			continue
-		}
-		if err := errors.Join(bad...); err != nil {
-			e.deadLetter(ctx, msg, err.Error())
-			continue
-		}
-		if err := msg.Ack(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("ack failed; the event will be redelivered and deduplicated", "job", j.Name, "err", err)
-		}
+		handle(ctx, m)
 	}
 }
 
+// deadLetter gives up on m for reason, which names the object at fault.
 func (e *Engine) deadLetter(ctx context.Context, m *queue.Message, reason string) {
 	e.log.Error("dead-lettering message", "reason", reason)
 	if err := m.DeadLetter(ctx, reason); err != nil {
@@ -249,14 +238,15 @@ func (e *Engine) deadLetter(ctx context.Context, m *queue.Message, reason string
 }
 
 // ExecTask is the child side of a curate run (`sluice job exec`): it opens
-// the store and runs curate. failAfterPart, if ≥ 0, is a failpoint: the
-// process kills itself with SIGKILL after that part (0-based) is written.
+// the store, runs curate and returns the committed output keys. afterPart,
+// if not nil, is called after each part file (0-based) is written: the
+// CLI's failpoint kills the process there.
 func ExecTask(ctx context.Context, t job.Task, afterPart func(n int)) ([]string, error) {
 	if t.Kind != job.KindCurate {
 		return nil, fmt.Errorf("unknown job kind %q", t.Kind)
 	}
-	var ct curateTask
-	if err := json.Unmarshal(t.Curate, &ct); err != nil {
+	var spec curate.Spec
+	if err := json.Unmarshal(t.Curate, &spec); err != nil {
 		return nil, fmt.Errorf("read curate spec: %w", err)
 	}
 	st, err := store.Open(ctx, t.StoreURL, nil)
@@ -264,12 +254,12 @@ func ExecTask(ctx context.Context, t job.Task, afterPart func(n int)) ([]string,
 		return nil, err
 	}
 	defer st.Close()
-	res, err := curate.Run(ctx, curateStore{st}, ct.Spec, &curate.Options{AfterPart: afterPart,
+	res, err := curate.Run(ctx, curateStore{st}, spec, &curate.Options{AfterPart: afterPart,
 		Logf: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
 	if err != nil {
 		return nil, err
 	}
-	fmt.Printf("curated %d row(s) from %d input(s) into %d part file(s) under %s\n", res.Rows, len(res.Inputs), res.Files, ct.Spec.Output)
+	fmt.Printf("curated %d row(s) from %d input(s) into %d part file(s) under %s\n", res.Rows, len(res.Inputs), res.Files, spec.Output)
 	out := make([]string, len(res.Outputs))
 	for i, o := range res.Outputs {
 		out[i] = o.Key

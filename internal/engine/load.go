@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/sluicehq/sluice/event"
@@ -25,10 +26,8 @@ type loader struct {
 
 func (e *Engine) newLoader(l pipeline.Load) (*loader, error) {
 	cols := make([]format.Column, len(l.Columns))
-	tcols := make([]driver.Column, len(l.Columns))
 	for i, c := range l.Columns {
 		cols[i] = format.Column{Field: c.Field, Name: c.Name, Type: c.Type, Required: c.Required}
-		tcols[i] = driver.Column{Name: c.Name, Type: c.Type}
 	}
 	m, err := format.NewMapper(cols)
 	if err != nil {
@@ -37,34 +36,14 @@ func (e *Engine) newLoader(l pipeline.Load) (*loader, error) {
 	return &loader{
 		e:      e,
 		spec:   l,
-		filter: event.Filter{Events: l.On.Events, Prefix: l.On.Prefix, Suffix: l.On.Suffix},
+		filter: l.On.Filter(),
 		mapper: m,
-		table:  driver.Table{Name: l.Table, Columns: tcols, PrimaryKey: l.PrimaryKey},
+		table:  l.TableDef(),
 	}, nil
 }
 
 // subscription is the durable subscription name of a load.
 func (ld *loader) subscription() string { return "load-" + ld.spec.Name }
-
-// consume receives until ctx is done.
-func (ld *loader) consume(ctx context.Context, sub *queue.Subscription) {
-	for {
-		m, err := sub.Receive(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			ld.e.log.Error("receive failed", "load", ld.spec.Name, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		ld.handle(ctx, m)
-	}
-}
 
 // handle processes one message and settles it: ack after commit, dead
 // letter for bad input, nack with backoff for anything else.
@@ -118,11 +97,7 @@ func (ld *loader) keepAlive(ctx context.Context, m *queue.Message) func() {
 	return func() { close(done) }
 }
 
-func (ld *loader) settle(ctx context.Context, m *queue.Message, err error, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-	Error(string, ...any)
-}) {
+func (ld *loader) settle(ctx context.Context, m *queue.Message, err error, log *slog.Logger) {
 	switch {
 	case err == nil:
 		if aerr := m.Ack(ctx); aerr != nil && ctx.Err() == nil {
@@ -131,14 +106,7 @@ func (ld *loader) settle(ctx context.Context, m *queue.Message, err error, log i
 	case ctx.Err() != nil:
 		// Shutting down: leave the message unacked; it is redelivered.
 	case isPermanent(err):
-		reason := err.Error()
-		log.Error("dead-lettering message", "reason", reason)
-		if derr := m.DeadLetter(ctx, reason); derr != nil {
-			log.Error("dead-letter failed; the message will be redelivered", "err", derr)
-			return
-		}
-		ld.e.Stats.DeadLettered.Add(1)
-		ld.e.fail(reason)
+		ld.e.deadLetter(ctx, m, err.Error())
 	default:
 		delay := backoff(m.Deliveries)
 		log.Warn("load failed; will retry", "in", delay, "err", err)
@@ -174,7 +142,7 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	if etag == "" {
 		etag = obj.ETag
 	}
-	kind := ld.spec.Format
+	kind := ld.spec.FormatFor(key)
 	var rows [][]any
 	err = format.DecodeJSON(rc, kind, func(rec format.Record) error {
 		row, err := ld.mapper.Row(rec)

@@ -85,7 +85,10 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 			defer sub.Close()
 			subs = append(subs, sub)
 			wg.Add(1)
-			go func() { defer wg.Done(); e.consumeJob(runCtx, j, rules[j.Name], jobs, sub) }()
+			go func() {
+				defer wg.Done()
+				e.consume(runCtx, sub, func(ctx context.Context, m *queue.Message) { e.handleJobEvent(ctx, j, rules[j.Name], jobs, m) })
+			}()
 		}
 		wg.Add(1)
 		go func() {
@@ -106,7 +109,7 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 				subs = append(subs, sub)
 			}
 			wg.Add(1)
-			go func() { defer wg.Done(); ld.consume(runCtx, sub) }()
+			go func() { defer wg.Done(); e.consume(runCtx, sub, ld.handle) }()
 		}
 	}
 	defer wg.Wait()
