@@ -88,7 +88,7 @@ func runs(t *testing.T, dataDir string) []job.Run {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rs, err := job.Runs(context.Background(), st, state.RunFilter{Limit: 1000})
+	rs, err := st.ListRuns(context.Background(), state.RunFilter{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

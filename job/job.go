@@ -55,15 +55,15 @@ import (
 )
 
 // State is a run's lifecycle state.
-type State string
+type State = state.RunState
 
 // Run states. TERMINATED is not a state: it is Run.Terminated, set once the
 // run's compute is gone.
 const (
-	Starting  State = state.RunStarting
-	Running   State = state.RunRunning
-	Succeeded State = state.RunSucceeded
-	Failed    State = state.RunFailed
+	Starting  = state.RunStarting
+	Running   = state.RunRunning
+	Succeeded = state.RunSucceeded
+	Failed    = state.RunFailed
 )
 
 // DefaultSettle is how long a group must go without new events before its
@@ -74,28 +74,11 @@ const DefaultSettle = 5 * time.Second
 // DefaultTick is how often Loop looks for settled requests by default.
 const DefaultTick = 500 * time.Millisecond
 
-// Input is one input object version of a run.
-type Input struct {
-	Key  string `json:"key"`
-	ETag string `json:"etag"`
-}
+// Input is one input object version of a run: key and ETag.
+type Input = state.RunInput
 
-// Run is one run's record.
-type Run struct {
-	ID, Rule, Group string
-	State           State
-	Inputs          []Input
-	Outputs         []string
-	ExitCode        int
-	Error           string
-	Created         time.Time
-	Started         time.Time
-	Ended           time.Time
-	Terminated      time.Time
-	ComputeSeconds  float64
-	LogKey          string
-	PID             int // the runner's process id, when it has one (0 otherwise)
-}
+// Run is one run's record, as the state DB keeps it.
+type Run = state.JobRun
 
 // Task is what a run executes. It is JSON-serialisable: the local runner
 // hands it to the child process as a file.
@@ -183,25 +166,4 @@ type Definition struct {
 	// Task builds the task for a run; the Manager fills in RunID, Rule,
 	// Group and Inputs.
 	Task func(group string, inputs []Input) (Task, error)
-}
-
-func toState(r Run) state.JobRun {
-	in := make([]state.RunInput, len(r.Inputs))
-	for i, x := range r.Inputs {
-		in[i] = state.RunInput{Key: x.Key, ETag: x.ETag}
-	}
-	return state.JobRun{ID: r.ID, Rule: r.Rule, Group: r.Group, State: string(r.State), Inputs: in, Outputs: r.Outputs,
-		ExitCode: r.ExitCode, Error: r.Error, Created: r.Created, Started: r.Started, Ended: r.Ended,
-		Terminated: r.Terminated, ComputeSeconds: r.ComputeSeconds, LogKey: r.LogKey, PID: r.PID}
-}
-
-// FromState converts a state record to a Run.
-func FromState(s state.JobRun) Run {
-	in := make([]Input, len(s.Inputs))
-	for i, x := range s.Inputs {
-		in[i] = Input{Key: x.Key, ETag: x.ETag}
-	}
-	return Run{ID: s.ID, Rule: s.Rule, Group: s.Group, State: State(s.State), Inputs: in, Outputs: s.Outputs,
-		ExitCode: s.ExitCode, Error: s.Error, Created: s.Created, Started: s.Started, Ended: s.Ended,
-		Terminated: s.Terminated, ComputeSeconds: s.ComputeSeconds, LogKey: s.LogKey, PID: s.PID}
 }

@@ -149,13 +149,13 @@ func (m *Manager) offer(ctx context.Context, d *Definition, rec event.Record) (b
 // not start until someone has looked. Call Recover once at start, before
 // Loop and before any other process could start runs.
 func (m *Manager) Recover(ctx context.Context) error {
-	runs, err := m.st.RunsInState(ctx, string(Starting), string(Running))
+	runs, err := m.st.ListRuns(ctx, state.RunFilter{States: []State{Starting, Running}})
 	if err != nil {
 		return fmt.Errorf("job: recover: %w", err)
 	}
 	var errs []error
 	for _, s := range runs {
-		r := FromState(s)
+		r := s
 		was := r.State
 		now := m.now()
 		r.State, r.ExitCode = Failed, -1
@@ -176,11 +176,11 @@ func (m *Manager) Recover(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("job %s: recover run %s: request group %s again (the run stays %s for the next start): %w", r.Rule, r.ID, r.Group, was, err))
 			continue
 		}
-		if err := m.st.UpdateRun(ctx, toState(r)); err != nil {
+		if err := m.st.UpdateRun(ctx, r); err != nil {
 			errs = append(errs, fmt.Errorf("job: recover run %s: %w", r.ID, err))
 			continue
 		}
-		m.log.Warn("job run failed: parent died; group requested again", "job", r.Rule, "group", r.Group, "run", r.ID, "was", string(was))
+		m.log.Warn("job run failed: parent died; group requested again", "job", r.Rule, "group", r.Group, "run", r.ID, "was", was)
 	}
 	return errors.Join(errs...)
 }
@@ -264,11 +264,11 @@ func (m *Manager) start(ctx context.Context, d *Definition, req state.RunRequest
 	inputs = sortInputs(inputs)
 	if lerr == nil {
 		prev, err := m.st.ListRuns(ctx, state.RunFilter{Rule: d.Name, Group: req.Group,
-			States: []string{string(Starting), string(Running), string(Succeeded)}, Limit: 1})
+			States: []State{Starting, Running, Succeeded}, Limit: 1})
 		if err != nil {
 			return false, fmt.Errorf("job %s: group %s: %w", d.Name, req.Group, err)
 		}
-		if len(prev) > 0 && sameInputs(FromState(prev[0]).Inputs, inputs) {
+		if len(prev) > 0 && sameInputs(prev[0].Inputs, inputs) {
 			if _, err := m.st.ClearRequest(ctx, d.Name, req.Group, req.LastAt); err != nil {
 				return false, fmt.Errorf("job %s: %w", d.Name, err)
 			}
@@ -287,7 +287,7 @@ func (m *Manager) start(ctx context.Context, d *Definition, req state.RunRequest
 	if run.Error != "" {
 		run.State, run.Ended, run.Terminated = Failed, now, now
 	}
-	if err := m.st.CreateRun(ctx, toState(run)); err != nil {
+	if err := m.st.CreateRun(ctx, run); err != nil {
 		return false, fmt.Errorf("job %s: %w", d.Name, err)
 	}
 	if _, err := m.st.ClearRequest(ctx, d.Name, req.Group, req.LastAt); err != nil {
@@ -319,8 +319,8 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, lastAt time.T
 			mu.Lock()
 			defer mu.Unlock()
 			run.State, run.Started, run.PID = Running, m.now(), pid
-			if err := m.st.UpdateRun(rec, toState(run)); err != nil {
-				m.log.Error("job run state not recorded", "run", run.ID, "state", string(Running), "err", err)
+			if err := m.st.UpdateRun(rec, run); err != nil {
+				m.log.Error("job run state not recorded", "run", run.ID, "state", Running, "err", err)
 			}
 		})
 	})
@@ -341,7 +341,7 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, lastAt time.T
 	default:
 		run.State = Succeeded
 	}
-	if err := m.st.UpdateRun(rec, toState(run)); err != nil {
+	if err := m.st.UpdateRun(rec, run); err != nil {
 		m.log.Error("job run state not recorded", "run", run.ID, "state", string(run.State), "err", err)
 	}
 	if run.State == Failed && ctx.Err() != nil {
@@ -356,7 +356,7 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, lastAt time.T
 			m.log.Error("job log not stored", "run", run.ID, "err", err)
 		} else {
 			run.LogKey = key
-			if err := m.st.UpdateRun(rec, toState(run)); err != nil {
+			if err := m.st.UpdateRun(rec, run); err != nil {
 				m.log.Error("job log key not recorded", "run", run.ID, "err", err)
 			}
 		}
@@ -400,19 +400,6 @@ func (m *Manager) Idle(ctx context.Context) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.inflight) == 0, nil
-}
-
-// Runs returns recorded runs, newest first (for `sluice jobs`).
-func Runs(ctx context.Context, st *state.DB, f state.RunFilter) ([]Run, error) {
-	rs, err := st.ListRuns(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Run, len(rs))
-	for i, r := range rs {
-		out[i] = FromState(r)
-	}
-	return out, nil
 }
 
 func newID() string {

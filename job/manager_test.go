@@ -209,7 +209,7 @@ func (e *env) finish(c *call, o Outcome) Run {
 
 func (e *env) runs() []Run {
 	e.t.Helper()
-	rs, err := Runs(e.ctx, e.st, state.RunFilter{})
+	rs, err := e.st.ListRuns(e.ctx, state.RunFilter{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestFiveUploadsWithinTheSettleWindowStartOneRunWithExactlyThoseInputs(t *te
 		t.Fatalf("task = %+v, want the five inputs of group 2020-08-07_2PM", c.task)
 	}
 	running, err := e.st.GetRun(e.ctx, c.task.RunID)
-	if err != nil || running.State != string(Running) || running.PID != 4242 || running.Started.IsZero() {
+	if err != nil || running.State != Running || running.PID != 4242 || running.Started.IsZero() {
 		t.Fatalf("run while the runner works = %+v, %v; want RUNNING with pid and start time", running, err)
 	}
 	e.clock.Advance(3 * time.Second)

@@ -196,7 +196,7 @@ func (a *app) demoJobReport(ctx context.Context, dir datadir.Dir, csvKey string,
 		return err
 	}
 	defer st.Close()
-	runs, err := job.Runs(ctx, st, state.RunFilter{Rule: "hydropower", Group: demoJobDate, Limit: 1})
+	runs, err := st.ListRuns(ctx, state.RunFilter{Rule: "hydropower", Group: demoJobDate, Limit: 1})
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 	if len(pos) == 1 {
 		return a.showRun(ctx, st, dir, pos[0])
 	}
-	runs, err := job.Runs(ctx, st, state.RunFilter{Rule: *rule, Limit: *limit})
+	runs, err := st.ListRuns(ctx, state.RunFilter{Rule: *rule, Limit: *limit})
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (a *app) showRun(ctx context.Context, st *state.DB, dataDir datadir.Dir, id
 	if err != nil {
 		return err
 	}
-	r := job.FromState(s)
+	r := s
 	w := a.stdout
 	ts := func(t time.Time) string {
 		if t.IsZero() {

@@ -45,12 +45,16 @@ CREATE TABLE IF NOT EXISTS job_requests (
 // timeFormat is fixed-width so that text order is time order.
 const timeFormat = "2006-01-02T15:04:05.000000000Z"
 
-// Run states as stored. The job package defines the same values.
+// RunState is a run's lifecycle state, as stored. TERMINATED is not a
+// state: it is JobRun.Terminated, set once the run's compute is gone.
+type RunState string
+
+// Run states.
 const (
-	RunStarting  = "STARTING"
-	RunRunning   = "RUNNING"
-	RunSucceeded = "SUCCEEDED"
-	RunFailed    = "FAILED"
+	RunStarting  RunState = "STARTING"
+	RunRunning   RunState = "RUNNING"
+	RunSucceeded RunState = "SUCCEEDED"
+	RunFailed    RunState = "FAILED"
 )
 
 // ErrRunNotFound is returned for a run id that has no record.
@@ -69,7 +73,7 @@ type RunInput struct {
 // JobRun is one job run's record.
 type JobRun struct {
 	ID, Rule, Group string
-	State           string
+	State           RunState
 	Inputs          []RunInput
 	Outputs         []string
 	ExitCode        int
@@ -86,7 +90,7 @@ type JobRun struct {
 // RunFilter selects runs for ListRuns; zero fields select everything.
 type RunFilter struct {
 	Rule, Group string
-	States      []string
+	States      []RunState
 	Limit       int // 0 means no limit
 }
 
@@ -99,14 +103,14 @@ type RunRequest struct {
 
 // transitions lists the allowed state changes; a state may always be
 // rewritten to itself (to add Terminated, a log key, ...).
-var transitions = map[string][]string{
+var transitions = map[RunState][]RunState{
 	RunStarting:  {RunRunning, RunSucceeded, RunFailed},
 	RunRunning:   {RunSucceeded, RunFailed},
 	RunSucceeded: nil,
 	RunFailed:    nil,
 }
 
-func validState(s string) bool { _, ok := transitions[s]; return ok }
+func validState(s RunState) bool { _, ok := transitions[s]; return ok }
 
 func fmtTime(t time.Time) any {
 	if t.IsZero() {
@@ -181,7 +185,7 @@ func (s *DB) UpdateRun(ctx context.Context, r JobRun) error {
 		return fmt.Errorf("state: update job run %s: %w", r.ID, err)
 	}
 	defer tx.Rollback()
-	var cur string
+	var cur RunState
 	err = tx.QueryRowContext(ctx, `SELECT state FROM job_runs WHERE id = ?`, r.ID).Scan(&cur)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("update job run %s: %w", r.ID, ErrRunNotFound)
@@ -205,7 +209,7 @@ func (s *DB) UpdateRun(ctx context.Context, r JobRun) error {
 	return nil
 }
 
-func allowed(from, to string) bool {
+func allowed(from, to RunState) bool {
 	for _, s := range transitions[from] {
 		if s == to {
 			return true
@@ -295,14 +299,6 @@ func (s *DB) ListRuns(ctx context.Context, f RunFilter) ([]JobRun, error) {
 		return nil, fmt.Errorf("state: list job runs: %w", err)
 	}
 	return out, nil
-}
-
-// RunsInState returns the runs in any of states, newest first.
-func (s *DB) RunsInState(ctx context.Context, states ...string) ([]JobRun, error) {
-	if len(states) == 0 {
-		return nil, nil
-	}
-	return s.ListRuns(ctx, RunFilter{States: states})
 }
 
 // RequestRun records durably that an event asks for a run of (rule, grp)

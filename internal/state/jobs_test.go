@@ -88,15 +88,15 @@ func TestListRunsFiltersAndPutsTheNewestFirst(t *testing.T) {
 		{RunFilter{}, []string{"d", "c", "b", "a"}},
 		{RunFilter{Rule: "x"}, []string{"d", "b", "a"}},
 		{RunFilter{Rule: "x", Group: "g1"}, []string{"d", "a"}},
-		{RunFilter{Rule: "x", Group: "g1", States: []string{RunSucceeded, RunRunning}}, []string{"a"}},
+		{RunFilter{Rule: "x", Group: "g1", States: []RunState{RunSucceeded, RunRunning}}, []string{"a"}},
 		{RunFilter{Limit: 2}, []string{"d", "c"}},
 	} {
 		if got := ids(db.ListRuns(ctx, tc.f)); !slices.Equal(got, tc.want) {
 			t.Errorf("ListRuns(%+v) = %v, want %v", tc.f, got, tc.want)
 		}
 	}
-	if got := ids(db.RunsInState(ctx, RunRunning, RunFailed)); !slices.Equal(got, []string{"d", "c", "b"}) {
-		t.Errorf("RunsInState = %v", got)
+	if got := ids(db.ListRuns(ctx, RunFilter{States: []RunState{RunRunning, RunFailed}})); !slices.Equal(got, []string{"d", "c", "b"}) {
+		t.Errorf("ListRuns by state = %v", got)
 	}
 }
 
