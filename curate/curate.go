@@ -2,10 +2,7 @@ package curate
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -413,39 +410,6 @@ func listInputs(ctx context.Context, st Store, prefix string) ([]Object, error) 
 	return in, nil
 }
 
-// readHeader reads the header row of a CSV object without data rows (the
-// decoder reports records, not headers), undoing gzip and a byte order mark
-// as format.DecodeCSV does.
-func readHeader(ctx context.Context, st Store, key string, delim rune) ([]string, error) {
-	rc, err := st.Open(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("reopen to read the header: %w", err)
-	}
-	defer rc.Close()
-	br := bufio.NewReader(rc)
-	var r io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("line 1: %w", err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	br2 := bufio.NewReader(r)
-	if bom, _ := br2.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
-		br2.Discard(3)
-	}
-	cr := csv.NewReader(br2)
-	cr.Comma = delim
-	cr.FieldsPerRecord = -1
-	headers, err := cr.Read()
-	if err != nil {
-		return nil, fmt.Errorf("line 1: cannot read the header row: %w", err)
-	}
-	return headers, nil
-}
-
 // curateObject decodes one CSV object into the stager; it returns the rows
 // read and the rows filtered out.
 func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key string, w *stager) (read, filtered int64, err error) {
@@ -459,28 +423,21 @@ func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key s
 		sources []string // CSV header per output column
 		row     = make([]any, len(spec.Columns))
 	)
-	err = format.DecodeCSV(bufio.NewReaderSize(rc, 64<<10), format.CSVOptions{Delimiter: spec.Delimiter}, func(rec format.Record, line int) error {
-		if sources == nil {
-			headers := make([]string, 0, len(rec.Fields))
-			for h := range rec.Fields {
-				headers = append(headers, h)
-			}
-			s, herr := mapHeader(spec, headers)
-			if herr != nil {
-				return herr
-			}
-			sources = s
-		}
+	opts := format.CSVOptions{Delimiter: spec.Delimiter, OnHeader: func(header []string) (err error) {
+		sources, err = mapHeader(spec, header)
+		return err
+	}}
+	err = format.DecodeCSV(bufio.NewReaderSize(rc, 64<<10), opts, func(rec format.Record) error {
 		if read%1024 == 0 {
 			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("cancelled at line %d: %w", line, err)
+				return fmt.Errorf("cancelled at line %d: %w", rec.Line, err)
 			}
 		}
 		read++
 		for i, c := range spec.Columns {
 			v, err := castField(c.Kind, rec.Fields[sources[i]])
 			if err != nil {
-				return &format.RecordError{Record: rec.N, Line: line, Column: sources[i], Err: err}
+				return &format.RecordError{Record: rec.N, Line: rec.Line, Column: sources[i], Err: err}
 			}
 			row[i] = v
 		}
@@ -493,21 +450,11 @@ func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key s
 	if err != nil {
 		return 0, 0, fmt.Errorf("curate: input %q: %w", key, err)
 	}
-	if sources == nil {
-		// A header without data rows: still check the header.
-		headers, err := readHeader(ctx, st, key, spec.Delimiter)
-		if err != nil {
-			return 0, 0, fmt.Errorf("curate: input %q: %w", key, err)
-		}
-		if _, err := mapHeader(spec, headers); err != nil {
-			return 0, 0, fmt.Errorf("curate: input %q: %w", key, err)
-		}
-	}
 	return read, filtered, nil
 }
 
-// mapHeader checks a file's header against the declared columns and returns,
-// for each output column, the CSV header it comes from.
+// mapHeader checks a file's header (in file order) against the declared
+// columns and returns, for each output column, the CSV header it comes from.
 func mapHeader(spec Spec, headers []string) ([]string, error) {
 	declared := map[string]int{}
 	for i, c := range spec.Columns {
@@ -515,7 +462,6 @@ func mapHeader(spec Spec, headers []string) ([]string, error) {
 	}
 	sources := make([]string, len(spec.Columns))
 	found := make([]bool, len(spec.Columns))
-	sort.Strings(headers)
 	for _, h := range headers {
 		name := h
 		if r, ok := spec.Rename[h]; ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -14,24 +15,29 @@ import (
 type CSVOptions struct {
 	// Delimiter separates fields; 0 means ','.
 	Delimiter rune
+	// OnHeader, if set, is called once with the header row (in file
+	// order; the slice is the caller's to keep) after the header checks
+	// pass and before any record, so a file with no rows still shows its
+	// header. An error from it stops decoding and is returned unchanged.
+	OnHeader func(header []string) error
 }
 
 // DecodeCSV reads a header row and then data records (RFC 4180: quoted
 // fields may hold delimiters, doubled quotes and newlines) and calls fn for
-// each record, in order, with Record{N: 1 for the first data row, Line,
-// Fields: header name → string value} and the 1-based line where the
-// record starts. Input that starts with the gzip magic bytes is
+// each record, in order, with Record{N: 1 for the first data row, Line: the
+// 1-based line where the record starts, Fields: header name → string
+// value}. Input that starts with the gzip magic bytes is
 // decompressed first; a UTF-8 byte order mark is skipped; CRLF line ends,
 // blank lines and a missing final newline are fine. A file with a header
-// and no rows is zero records.
+// and no rows is zero records (see CSVOptions.OnHeader to see its header).
 //
 // Errors about the data are *RecordError with Line (and Column where one
 // value is at fault), and Record 0: an empty file, empty or duplicate
 // header names, a row whose field count differs from the header's, a bare
-// or unbalanced quote, invalid UTF-8. An error returned by fn stops
-// decoding and is returned unchanged. An invalid delimiter is a plain
-// error.
-func DecodeCSV(r io.Reader, opts CSVOptions, fn func(rec Record, line int) error) error {
+// or unbalanced quote, invalid UTF-8. An error returned by fn or OnHeader
+// stops decoding and is returned unchanged. An invalid delimiter is a
+// plain error.
+func DecodeCSV(r io.Reader, opts CSVOptions, fn func(rec Record) error) error {
 	delim := opts.Delimiter
 	if delim == 0 {
 		delim = ','
@@ -59,6 +65,11 @@ func DecodeCSV(r io.Reader, opts CSVOptions, fn func(rec Record, line int) error
 	if err != nil {
 		return err
 	}
+	if opts.OnHeader != nil {
+		if err := opts.OnHeader(slices.Clone(header)); err != nil {
+			return err
+		}
+	}
 	for n := 1; ; n++ {
 		fields, err := cr.Read()
 		if err == io.EOF {
@@ -79,7 +90,7 @@ func DecodeCSV(r io.Reader, opts CSVOptions, fn func(rec Record, line int) error
 			}
 			rec.Fields[header[i]] = v
 		}
-		if err := fn(rec, line); err != nil {
+		if err := fn(rec); err != nil {
 			return err
 		}
 	}

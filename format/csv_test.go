@@ -11,16 +11,11 @@ import (
 	"testing/iotest"
 )
 
-type csvRow struct {
-	rec  Record
-	line int
-}
-
-func decodeCSVAll(t testing.TB, r io.Reader, opts CSVOptions) ([]csvRow, error) {
+func decodeCSVAll(t testing.TB, r io.Reader, opts CSVOptions) ([]Record, error) {
 	t.Helper()
-	var rows []csvRow
-	err := DecodeCSV(r, opts, func(rec Record, line int) error {
-		rows = append(rows, csvRow{rec, line})
+	var rows []Record
+	err := DecodeCSV(r, opts, func(rec Record) error {
+		rows = append(rows, rec)
 		return nil
 	})
 	return rows, err
@@ -53,9 +48,9 @@ func TestDecodeCSVDeliversHeaderKeyedRecordsWithLines(t *testing.T) {
 			}
 			var got []string
 			for i, r := range rows {
-				got = append(got, fmt.Sprint(r.rec.Fields))
-				if r.rec.N != i+1 || r.line != tt.lines[i] || r.rec.Line != r.line {
-					t.Errorf("row %d: N=%d line=%d rec.Line=%d, want N=%d line=%d", i, r.rec.N, r.line, r.rec.Line, i+1, tt.lines[i])
+				got = append(got, fmt.Sprint(r.Fields))
+				if r.N != i+1 || r.Line != tt.lines[i] {
+					t.Errorf("row %d: N=%d Line=%d, want N=%d Line=%d", i, r.N, r.Line, i+1, tt.lines[i])
 				}
 			}
 			if s := strings.Join(got, " | "); s != tt.recs {
@@ -117,13 +112,13 @@ func TestDecodeCSVReadsTheHydropowerFile(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rows, emptyCodes := 0, 0
 			var first Record
-			err := DecodeCSV(bytes.NewReader(in), CSVOptions{}, func(rec Record, line int) error {
+			err := DecodeCSV(bytes.NewReader(in), CSVOptions{}, func(rec Record) error {
 				rows++
 				if rows == 1 {
 					first = rec
 				}
-				if line != rec.N+1 {
-					return fmt.Errorf("record %d on line %d", rec.N, line)
+				if rec.Line != rec.N+1 {
+					return fmt.Errorf("record %d on line %d", rec.N, rec.Line)
 				}
 				if rec.Fields["Code"] == "" {
 					emptyCodes++
@@ -153,7 +148,7 @@ func TestDecodeCSVReadsTheHydropowerFile(t *testing.T) {
 func TestDecodeCSVStopsWithTheErrorReturnedByFn(t *testing.T) {
 	stop := errors.New("stop")
 	n := 0
-	err := DecodeCSV(strings.NewReader("a\n1\n2\n3\n"), CSVOptions{}, func(Record, int) error {
+	err := DecodeCSV(strings.NewReader("a\n1\n2\n3\n"), CSVOptions{}, func(Record) error {
 		n++
 		if n == 2 {
 			return stop
@@ -177,9 +172,64 @@ func TestDecodeCSVReportsReadFailures(t *testing.T) {
 
 func TestDecodeCSVRejectsAnInvalidDelimiter(t *testing.T) {
 	for _, d := range []rune{'"', '\n', '\r', 0xFFFD, -1} {
-		err := DecodeCSV(strings.NewReader("a\n"), CSVOptions{Delimiter: d}, func(Record, int) error { return nil })
+		err := DecodeCSV(strings.NewReader("a\n"), CSVOptions{Delimiter: d}, func(Record) error { return nil })
 		if err == nil || !strings.Contains(err.Error(), "invalid CSV delimiter") {
 			t.Errorf("delimiter %q: err = %v", d, err)
+		}
+	}
+}
+
+func TestDecodeCSVShowsTheHeaderOnceBeforeAnyRecord(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+		recs int
+	}{
+		{"with rows", []byte("b,a\n1,2\n3,4\n"), "[b a]", 2},
+		{"header only", []byte("b,a\n"), "[b a]", 0},
+		{"gzip and byte order mark, header only", gzipBytes(t, []byte("\ufeffb,a\r\n")), "[b a]", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var events []string
+			opts := CSVOptions{OnHeader: func(h []string) error {
+				events = append(events, fmt.Sprint(h))
+				h[0] = "changed" // the slice is the caller's; decoding must not see this
+				return nil
+			}}
+			rows, err := decodeCSVAll(t, bytes.NewReader(tt.in), opts)
+			if err != nil {
+				t.Fatalf("DecodeCSV: %v", err)
+			}
+			if len(events) != 1 || events[0] != tt.want {
+				t.Errorf("OnHeader calls = %q, want one with %s", events, tt.want)
+			}
+			if len(rows) != tt.recs {
+				t.Fatalf("got %d records, want %d", len(rows), tt.recs)
+			}
+			if tt.recs > 0 && fmt.Sprint(rows[0].Fields) != "map[a:2 b:1]" {
+				t.Errorf("first record = %v, want map[a:2 b:1]", rows[0].Fields)
+			}
+		})
+	}
+}
+
+func TestDecodeCSVStopsWithTheErrorReturnedByOnHeader(t *testing.T) {
+	stop := errors.New("stop")
+	rows, err := decodeCSVAll(t, strings.NewReader("a\n1\n2\n"), CSVOptions{OnHeader: func([]string) error { return stop }})
+	if err != stop || len(rows) != 0 {
+		t.Errorf("err = %v after %d records, want the OnHeader error unchanged before any record", err, len(rows))
+	}
+}
+
+func TestDecodeCSVDoesNotShowABadHeader(t *testing.T) {
+	for _, in := range []string{"", "a,a\n1,2\n", "a,,b\n"} {
+		called := false
+		_, err := decodeCSVAll(t, strings.NewReader(in), CSVOptions{OnHeader: func([]string) error { called = true; return nil }})
+		var re *RecordError
+		if !errors.As(err, &re) || called {
+			t.Errorf("%q: err = %v, OnHeader called = %v; want a *RecordError and no call", in, err, called)
 		}
 	}
 }

@@ -97,7 +97,8 @@ func FuzzDecodeJSON(f *testing.F) {
 }
 
 // FuzzDecodeCSV checks that DecodeCSV never panics, that its errors are
-// *RecordError, and that every record it delivers is consistent.
+// *RecordError, that OnHeader comes once before any record, and that every
+// record it delivers is consistent.
 func FuzzDecodeCSV(f *testing.F) {
 	hydro, err := os.ReadFile("testdata/hydropower-consumption.csv")
 	if err != nil {
@@ -113,19 +114,26 @@ func FuzzDecodeCSV(f *testing.F) {
 	delims := []rune{',', ';', '\t', '|'}
 	f.Fuzz(func(t *testing.T, data []byte, d uint8) {
 		width, prevLine := -1, 0
-		err := DecodeCSV(bytes.NewReader(data), CSVOptions{Delimiter: delims[int(d)%len(delims)]}, func(rec Record, line int) error {
-			if width == -1 {
-				width = len(rec.Fields)
+		opts := CSVOptions{Delimiter: delims[int(d)%len(delims)], OnHeader: func(h []string) error {
+			if width != -1 {
+				return fmt.Errorf("OnHeader called again with %q", h)
 			}
-			if len(rec.Fields) != width || line <= prevLine || rec.Line != line {
-				return fmt.Errorf("record %d: %d fields (first had %d), line %d after %d", rec.N, len(rec.Fields), width, line, prevLine)
+			width = len(h)
+			return nil
+		}}
+		err := DecodeCSV(bytes.NewReader(data), opts, func(rec Record) error {
+			if width == -1 {
+				return fmt.Errorf("record %d before OnHeader", rec.N)
+			}
+			if len(rec.Fields) != width || rec.Line <= prevLine {
+				return fmt.Errorf("record %d: %d fields (header has %d), line %d after %d", rec.N, len(rec.Fields), width, rec.Line, prevLine)
 			}
 			for k, v := range rec.Fields {
 				if s, ok := v.(string); !ok || !utf8.ValidString(s) || !utf8.ValidString(k) {
 					return fmt.Errorf("record %d: field %q = %#v", rec.N, k, v)
 				}
 			}
-			prevLine = line
+			prevLine = rec.Line
 			return nil
 		})
 		var re *RecordError
