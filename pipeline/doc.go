@@ -94,31 +94,38 @@
 //     Authorization) as "scheme secret", or as the bare secret when scheme
 //     is absent. env is required.
 //   - http.retries (default 5): retries after the first try, on 429, 5xx and
-//     network errors; 0 to 100.
+//     network errors; 0 to 100 (0 is HTTP.Retries -1 in the Spec, as
+//     httpsource.Config spells "none").
 //   - http.backoff (default 500ms) and http.max_backoff (default 30s): the
 //     first retry delay and its ceiling; max_backoff ≥ backoff.
 //   - http.expect_content_type (default application/json): the media type
-//     a response must have; "" or "*" turns the check off (an empty
-//     HTTP.ExpectContentType in the Spec).
+//     a response must have; "" or "*" turns the check off ("*" in the
+//     Spec).
 //   - http.pagination (default none = one request): type is one of
-//     page (param default "page", start default 1),
+//     page (param default "page", start default 1; at least 1),
 //     offset (param default "offset", start default 0, size required: the
 //     step), cursor (param default "cursor", cursor_path required: the
 //     dotted path of the next cursor in the JSON body, like meta.next) or
 //     link (follows the Link header's rel="next"; no param, start or
 //     cursor_path). size_param (optional, needs size) sends size as the
-//     page size. max_pages (default 1000) bounds one run.
+//     page size (with link, in the first request only). max_pages (default
+//     1000) bounds one run.
 //   - every (optional, a Go duration ≥ 1s): the schedule. Without it the
 //     source runs once per `sluice run`.
 //   - land (default "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Unique}}.json"):
 //     a Go text/template for the object key of each page, with the fields
-//     of LandVars: .Source (the source name), .Date (run start, YYYY-MM-DD
-//     UTC), .Time (run start, like 20260102T030405Z), .Unique (random, new
-//     for every object) and .Page (1-based); functions such as printf and
-//     {{if}} work, but range, with, define and template do not. It must
-//     give a relative key of at most 1024 bytes (no leading /, no empty, .
-//     or .. segment) and, with pagination, different keys for different
-//     pages. Source.LandKey renders it.
+//     of httpsource.LandFields: .Source (the source name), .Date (run
+//     start, YYYY-MM-DD UTC), .Time (run start, like 20260102T030405Z),
+//     .Unique (random, new for every object) and .Page (1-based);
+//     functions such as printf and {{if}} work, but range, with, define
+//     and template do not. It must give a relative key of at most 1024
+//     bytes naming a file (no leading or trailing /, no empty, . or ..
+//     segment, no backslash) and, with pagination, different keys for
+//     different pages (httpsource.CheckLand).
+//
+// The http defaults are httpsource's; Parse builds each source's importer
+// with httpsource.New, so a spec that parses has an importer that starts,
+// and Source.HTTP is its Config.
 //
 // # Loads
 //

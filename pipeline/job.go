@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -219,6 +221,45 @@ func dryRun(tmpl, what, field string, data any) (string, error) {
 		return "", err
 	}
 	return b.String(), nil
+}
+
+// maxKeyLen is the longest object key S3 accepts, in bytes.
+const maxKeyLen = 1024
+
+// checkTemplateNodes rejects the actions that could make a key without
+// bound (range, with, template, break, continue) in a template of kind what;
+// field is an example field for the message. (Land templates have the same
+// rule in httpsource.CheckLand.)
+func checkTemplateNodes(n parse.Node, what, field string) error {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Nodes {
+			if err := checkTemplateNodes(c, what, field); err != nil {
+				return err
+			}
+		}
+	case *parse.IfNode:
+		if err := checkTemplateNodes(n.List, what, field); err != nil {
+			return err
+		}
+		return checkTemplateNodes(n.ElseList, what, field)
+	case *parse.RangeNode, *parse.WithNode, *parse.TemplateNode, *parse.BreakNode, *parse.ContinueNode:
+		return fmt.Errorf("%s is not allowed in a %s template: use fields such as %s, functions such as printf, and if", n, what, field)
+	}
+	return nil
+}
+
+// limitBuffer fails writes past maxKeyLen bytes.
+type limitBuffer struct{ bytes.Buffer }
+
+func (b *limitBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > maxKeyLen {
+		return 0, fmt.Errorf("the key is longer than %d bytes", maxKeyLen)
+	}
+	return b.Buffer.Write(p)
 }
 
 // keyTemplate reads an input or output template over .Group, checks that

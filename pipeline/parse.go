@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/source/httpsource"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
@@ -64,8 +66,8 @@ var (
 	formatAliases   = map[string]string{"jsonl": FormatNDJSON, "jsonlines": FormatNDJSON, "ndjson.gz": FormatNDJSON, "json.gz": FormatJSON}
 	writeModes      = []string{string(driver.Append), string(driver.Merge)}
 	writeAliases    = map[string]string{"upsert": "merge", "insert": "append"}
-	pageTypes       = []string{PaginatePage, PaginateOffset, PaginateCursor, PaginateLink}
-	pageTypeAliases = map[string]string{"page_number": PaginatePage, "pages": PaginatePage, "limit": PaginateOffset, "next": PaginateCursor, "link_header": PaginateLink}
+	pageTypes       = []string{httpsource.PageNumber, httpsource.PageOffset, httpsource.PageCursor, httpsource.PageLink}
+	pageTypeAliases = map[string]string{"page_number": httpsource.PageNumber, "pages": httpsource.PageNumber, "limit": httpsource.PageOffset, "next": httpsource.PageCursor, "link_header": httpsource.PageLink}
 	columnTypes     = []string{string(driver.BigInt), string(driver.Integer), string(driver.Double), string(driver.Text), string(driver.Boolean), string(driver.Timestamp), string(driver.Date), string(driver.JSON)}
 	typeAliases     = map[string]string{
 		"int": "integer", "int32": "integer", "int4": "integer", "smallint": "integer",
@@ -177,8 +179,9 @@ func (p *parser) sources(n *yaml.Node) []Source {
 
 func (p *parser) source(e entry) Source {
 	path := "sources." + e.name
+	before := len(p.errs)
 	p.checkPartName(e, path, "source")
-	s := Source{Name: e.name, Land: DefaultLand, Pos: posOf(e.key)}
+	s := Source{Name: e.name, HTTP: httpsource.Config{Name: e.name}, Pos: posOf(e.key)}
 	hints := map[string]string{}
 	for _, k := range httpKeys {
 		hints[k] = fmt.Sprintf("%s belongs under http: write http: {%s: ...}", k, k)
@@ -188,53 +191,47 @@ func (p *parser) source(e entry) Source {
 	if m == nil {
 		return s
 	}
-	if h := m.get("http"); h == nil {
+	h := m.get("http")
+	if h == nil {
 		p.errorf(e.key, path, "source %s has no http: add http: {url: https://...}", e.name)
 	} else {
-		s.HTTP = p.http(h.val, path+".http")
+		p.http(h.val, path+".http", &s.HTTP)
 	}
 	if ev := m.get("every"); ev != nil {
 		s.Every, _ = p.duration(ev.val, path+".every", time.Second)
 	}
 	if l := m.get("land"); l != nil {
 		if v, ok := p.scalar(l.val, path+".land", true); ok {
-			s.Land = v
-			p.checkLand(l.val, path+".land", s.Name, v, s.HTTP.Pagination != nil)
+			s.HTTP.Land = v
+			if err := httpsource.CheckLand(s.Name, v, s.HTTP.Pagination != nil); err != nil {
+				p.errorf(l.val, path+".land", "%v", err)
+			}
 		}
 	}
+	if len(p.errs) > before {
+		return s
+	}
+	// The checks above place each mistake at its key; New applies the
+	// defaults, and refuses anything they missed.
+	im, err := httpsource.New(s.HTTP, nil)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("httpsource: source %q: ", s.Name))
+		p.errorf(h.val, path+".http", "%s", msg)
+		return s
+	}
+	s.HTTP = im.Config()
 	return s
 }
 
-func (p *parser) checkLand(n *yaml.Node, path, source, land string, paginated bool) {
-	if _, err := parseLand(land); err != nil {
-		p.errorf(n, path, "the template does not parse (%v): write a Go text/template such as %q", err, DefaultLand)
-		return
-	}
-	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	k1, err := renderLand(land, newLandVars(source, start, "u1", 1))
-	if err != nil {
-		p.errorf(n, path, "the template fails (%v): use only {{.Source}}, {{.Date}}, {{.Time}}, {{.Unique}} and {{.Page}}, and produce a relative key like raw/posts/x.json", err)
-		return
-	}
-	if paginated {
-		k2, err := renderLand(land, newLandVars(source, start, "u2", 2))
-		if err == nil && k1 == k2 {
-			p.errorf(n, path, "the template gives the same key (%q) for every page, so pages would overwrite each other: add {{.Page}} or {{.Unique}}", k1)
-		}
-	}
-}
-
-func (p *parser) http(n *yaml.Node, path string) HTTP {
-	h := HTTP{
-		Timeout: DefaultTimeout, Retries: DefaultRetries, Backoff: DefaultBackoff,
-		MaxBackoff: DefaultMaxBackoff, ExpectContentType: DefaultExpectContentType,
-	}
+// http reads a source's http mapping into h, leaving absent keys zero for
+// httpsource.New to default.
+func (p *parser) http(n *yaml.Node, path string, h *httpsource.Config) {
 	m := p.mapping(n, path, "write http: {url: https://...}", httpKeys, map[string]string{
 		"header": "did you mean \"headers\"? (a mapping of header names to values)",
 		"token":  "secrets go in auth: {header: Authorization, env: VAR_WITH_TOKEN, scheme: Bearer}",
 	})
 	if m == nil {
-		return h
+		return
 	}
 	if e := m.get("url"); e == nil {
 		p.errorf(m.node, path, "url is required: add url: https://api.example.com/items")
@@ -260,31 +257,41 @@ func (p *parser) http(n *yaml.Node, path string) HTTP {
 		}
 	}
 	if e := m.get("retries"); e != nil {
-		h.Retries, _ = p.integer(e.val, path+".retries", 0, 100)
+		if r, ok := p.integer(e.val, path+".retries", 0, 100); ok {
+			h.Retries = r
+			if r == 0 {
+				h.Retries = -1 // httpsource: none (0 is its default)
+			}
+		}
 	}
 	var backoffNode, maxNode *yaml.Node
+	okB, okM := true, true
 	if e := m.get("backoff"); e != nil {
 		backoffNode = e.val
-		h.Backoff, _ = p.duration(e.val, path+".backoff", time.Millisecond)
+		h.Backoff, okB = p.duration(e.val, path+".backoff", time.Millisecond)
 	}
 	if e := m.get("max_backoff"); e != nil {
 		maxNode = e.val
-		h.MaxBackoff, _ = p.duration(e.val, path+".max_backoff", time.Millisecond)
+		h.MaxBackoff, okM = p.duration(e.val, path+".max_backoff", time.Millisecond)
 	}
-	if h.Backoff > 0 && h.MaxBackoff > 0 && h.MaxBackoff < h.Backoff {
-		at, key := maxNode, "max_backoff"
-		if at == nil {
-			at, key = backoffNode, "backoff"
+	if (backoffNode != nil || maxNode != nil) && okB && okM {
+		// A key left out has httpsource's default.
+		b, mb := cmp.Or(h.Backoff, httpsource.DefaultBackoff), cmp.Or(h.MaxBackoff, httpsource.DefaultMaxBackoff)
+		if mb < b {
+			at, key := maxNode, "max_backoff"
+			if at == nil {
+				at, key = backoffNode, "backoff"
+			}
+			p.errorf(at, path+"."+key, "max_backoff (%s) is shorter than backoff (%s): raise max_backoff or lower backoff", mb, b)
 		}
-		p.errorf(at, path+"."+key, "max_backoff (%s) is shorter than backoff (%s): raise max_backoff or lower backoff", h.MaxBackoff, h.Backoff)
 	}
 	if e := m.get("expect_content_type"); e != nil {
 		if v, ok := p.scalar(e.val, path+".expect_content_type", true); ok {
 			v = strings.TrimSpace(v)
-			if v == "*" {
-				v = ""
+			if v == "" {
+				v = "*" // no check ("" would mean httpsource's default)
 			}
-			if msg := checkMediaType(v); msg != "" {
+			if msg := checkMediaType(v); v != "*" && msg != "" {
 				p.errorf(e.val, path+".expect_content_type", "%s", msg)
 			}
 			h.ExpectContentType = v
@@ -293,7 +300,6 @@ func (p *parser) http(n *yaml.Node, path string) HTTP {
 	if e := m.get("pagination"); e != nil {
 		h.Pagination = p.pagination(e.val, path+".pagination")
 	}
-	return h
 }
 
 func (p *parser) headers(n *yaml.Node, path string) (map[string]string, map[string]*yaml.Node) {
@@ -326,7 +332,7 @@ func (p *parser) headers(n *yaml.Node, path string) (map[string]string, map[stri
 	return out, keys
 }
 
-func (p *parser) auth(n *yaml.Node, path string) *Auth {
+func (p *parser) auth(n *yaml.Node, path string) *httpsource.Auth {
 	m := p.mapping(n, path, "write auth: {header: Authorization, env: API_TOKEN, scheme: Bearer}", authKeys, map[string]string{
 		"token":  "secrets are not written in the spec: name the environment variable that holds it, env: API_TOKEN",
 		"value":  "secrets are not written in the spec: name the environment variable that holds it, env: API_TOKEN",
@@ -335,7 +341,7 @@ func (p *parser) auth(n *yaml.Node, path string) *Auth {
 	if m == nil {
 		return nil
 	}
-	a := &Auth{Header: "Authorization"}
+	a := &httpsource.Auth{}
 	// Auth values are not env-expanded: the secret is read at request time.
 	if e := m.get("header"); e != nil {
 		if v, ok := p.scalar(e.val, path+".header", false); ok {
@@ -368,12 +374,12 @@ func (p *parser) auth(n *yaml.Node, path string) *Auth {
 	return a
 }
 
-func (p *parser) pagination(n *yaml.Node, path string) *Pagination {
+func (p *parser) pagination(n *yaml.Node, path string) *httpsource.Pagination {
 	m := p.mapping(n, path, "write pagination: {type: page, param: page}", paginationKeys, nil)
 	if m == nil {
 		return nil
 	}
-	pg := &Pagination{MaxPages: DefaultMaxPages}
+	pg := &httpsource.Pagination{}
 	e := m.get("type")
 	if e == nil {
 		p.errorf(m.node, path, "type is required: add type: page, offset, cursor or link")
@@ -385,37 +391,33 @@ func (p *parser) pagination(n *yaml.Node, path string) *Pagination {
 	}
 	pg.Type = t
 	notFor := map[string][]string{
-		PaginatePage:   {"cursor_path"},
-		PaginateOffset: {"cursor_path"},
-		PaginateCursor: {"start"},
-		PaginateLink:   {"param", "start", "cursor_path"},
+		httpsource.PageNumber: {"cursor_path"},
+		httpsource.PageOffset: {"cursor_path"},
+		httpsource.PageCursor: {"start"},
+		httpsource.PageLink:   {"param", "start", "cursor_path"},
 	}
 	for _, k := range notFor[t] {
 		if f := m.get(k); f != nil {
 			p.errorf(f.key, path+"."+k, "%s is not used by %s pagination: remove it", k, t)
 		}
 	}
-	switch t {
-	case PaginatePage:
-		pg.Param, pg.Start = "page", 1
-	case PaginateOffset:
-		pg.Param = "offset"
-	case PaginateCursor:
-		pg.Param = "cursor"
-	}
-	if f := m.get("param"); f != nil && t != PaginateLink {
+	if f := m.get("param"); f != nil && t != httpsource.PageLink {
 		if v, ok := p.scalar(f.val, path+".param", true); ok {
 			if v == "" {
-				p.errorf(f.val, path+".param", "param is empty: name the query parameter, or remove the key for the default %q", pg.Param)
-			} else {
-				pg.Param = v
+				// httpsource names the default param after the type.
+				p.errorf(f.val, path+".param", "param is empty: name the query parameter, or remove the key for the default %q", t)
 			}
+			pg.Param = v
 		}
+	}
+	param := pg.Param
+	if param == "" {
+		param = t
 	}
 	if f := m.get("size_param"); f != nil {
 		if v, ok := p.scalar(f.val, path+".size_param", true); ok {
 			pg.SizeParam = v
-			if v != "" && v == pg.Param {
+			if v != "" && v == param {
 				p.errorf(f.val, path+".size_param", "size_param is the same query parameter as param (%q): use a different name, like limit", v)
 			}
 			if v != "" && m.get("size") == nil {
@@ -425,20 +427,29 @@ func (p *parser) pagination(n *yaml.Node, path string) *Pagination {
 	}
 	if f := m.get("size"); f != nil {
 		pg.Size, _ = p.integer(f.val, path+".size", 1, 1000000)
-	} else if t == PaginateOffset {
+	} else if t == httpsource.PageOffset {
 		p.errorf(m.node, path, "offset pagination needs size: add size: 100 (how far each page moves the offset)")
 	}
-	if f := m.get("start"); f != nil && t != PaginateCursor && t != PaginateLink {
+	switch f := m.get("start"); {
+	case f == nil:
+	case t == httpsource.PageNumber:
+		// httpsource reads start 0 as its default, 1.
+		if v, ok := p.integer(f.val, path+".start", 0, 1<<31-1); ok && v == 0 {
+			p.errorf(f.val, path+".start", "page numbers start at 1: for an API whose first page is 0, write type: offset with size: 1 and no size_param")
+		} else {
+			pg.Start = v
+		}
+	case t == httpsource.PageOffset:
 		pg.Start, _ = p.integer(f.val, path+".start", 0, 1<<31-1)
 	}
-	if f := m.get("cursor_path"); f != nil && t == PaginateCursor {
+	if f := m.get("cursor_path"); f != nil && t == httpsource.PageCursor {
 		if v, ok := p.scalar(f.val, path+".cursor_path", true); ok {
 			if v == "" || contains(strings.Split(v, "."), "") {
 				p.errorf(f.val, path+".cursor_path", "%q is not a dotted path: write the field names from the body's root, like meta.next_cursor", v)
 			}
 			pg.CursorPath = v
 		}
-	} else if t == PaginateCursor && m.get("cursor_path") == nil {
+	} else if t == httpsource.PageCursor && m.get("cursor_path") == nil {
 		p.errorf(m.node, path, "cursor pagination needs cursor_path: add the dotted path of the next cursor in the response body, like cursor_path: meta.next_cursor")
 	}
 	if f := m.get("max_pages"); f != nil {

@@ -110,11 +110,15 @@ var badSpecs = []badSpec{
 	{"link pagination takes no param", srcHead + "    http:\n      url: https://x\n      pagination: {type: link, param: p}\n", 6, 32, "sources.s.http.pagination.param", "param is not used by link pagination: remove it"},
 	{"size_param needs size", srcHead + "    http:\n      url: https://x\n      pagination: {type: page, size_param: limit}\n", 6, 32, "sources.s.http.pagination.size_param", "size_param needs size"},
 	{"size_param differs from param", srcHead + "    http:\n      url: https://x\n      pagination: {type: page, param: p, size_param: p, size: 5}\n", 6, 54, "sources.s.http.pagination.size_param", "same query parameter as param"},
+	{"page numbers start at 1", srcHead + "    http:\n      url: https://x\n      pagination: {type: page, start: 0}\n", 6, 39, "sources.s.http.pagination.start", "page numbers start at 1: for an API whose first page is 0, write type: offset with size: 1"},
 	{"max_pages is positive", srcHead + "    http:\n      url: https://x\n      pagination: {type: page, max_pages: 0}\n", 6, 43, "sources.s.http.pagination.max_pages", "0 is out of range"},
-	{"land must parse as a template", srcHead + "    http: {url: https://x}\n    land: \"raw/{{.Source\"\n", 5, 11, "sources.s.land", "the template does not parse"},
+	{"land must parse as a template", srcHead + "    http: {url: https://x}\n    land: \"raw/{{.Source\"\n", 5, 11, "sources.s.land", `land template does not parse (template: land:1: unclosed action): write a Go text/template such as "raw/{{.Source}}`},
 	{"land may use only the documented fields", srcHead + "    http: {url: https://x}\n    land: \"raw/{{.Name}}.json\"\n", 5, 11, "sources.s.land", "use only {{.Source}}, {{.Date}}, {{.Time}}, {{.Unique}} and {{.Page}}"},
 	{"land keys are relative", srcHead + "    http: {url: https://x}\n    land: \"/raw/{{.Unique}}.json\"\n", 5, 11, "sources.s.land", "starts with /"},
-	{"land keys have no empty segments", srcHead + "    http: {url: https://x}\n    land: \"raw//{{.Unique}}.json\"\n", 5, 11, "sources.s.land", `clean form: "raw/u1.json"`},
+	{"land keys have no empty segments", srcHead + "    http: {url: https://x}\n    land: \"raw//{{.Unique}}.json\"\n", 5, 11, "sources.s.land", `write the clean form ("raw/u1.json")`},
+	{"land keys name a file", srcHead + "    http: {url: https://x}\n    land: \"{{.Source}}/\"\n", 5, 11, "sources.s.land", `key "s/", which ends with /: name a file`},
+	{"land templates cannot loop", srcHead + "    http: {url: https://x}\n    land: \"raw/{{range .Source}}x{{end}}\"\n", 5, 11, "sources.s.land", "{{range .Source}}x{{end}} is not allowed: use fields such as {{.Date}}, functions such as printf, and if"},
+	{"land keys are bounded", srcHead + "    http: {url: https://x}\n    land: \"raw/{{printf \\\"%2000d\\\" .Page}}\"\n", 5, 11, "sources.s.land", "longer than 1024 bytes: shorten it"},
 	{"paginated land keys differ per page", srcHead + "    http: {url: https://x, pagination: {type: link}}\n    land: \"raw/{{.Date}}.json\"\n", 5, 11, "sources.s.land", "the same key (\"raw/2026-01-02.json\") for every page"},
 
 	// Loads.

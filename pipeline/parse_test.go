@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/format"
+	"github.com/sluicehq/sluice/source/httpsource"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
@@ -34,7 +35,8 @@ func TestParseAppliesEveryDefaultToThePostsExample(t *testing.T) {
 		Store: "file://./lake", Queue: "embedded", Warehouse: "sqlite://./warehouse.db",
 		Sources: []Source{{
 			Name: "posts",
-			HTTP: HTTP{
+			HTTP: httpsource.Config{
+				Name:              "posts",
 				URL:               "https://jsonplaceholder.typicode.com/posts",
 				Timeout:           30 * time.Second,
 				Headers:           map[string]string{"Accept": "application/json"},
@@ -42,9 +44,10 @@ func TestParseAppliesEveryDefaultToThePostsExample(t *testing.T) {
 				Backoff:           500 * time.Millisecond,
 				MaxBackoff:        30 * time.Second,
 				ExpectContentType: "application/json",
+				Land:              "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Unique}}.json",
+				MaxBytes:          1 << 30,
 			},
 			Every: time.Hour,
-			Land:  "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Unique}}.json",
 			Pos:   Pos{Line: 9, Col: 3},
 		}},
 		Loads: []Load{{
@@ -80,21 +83,20 @@ func TestParseReadsEveryKeyOfTheFullExample(t *testing.T) {
 	if h.Backoff != 250*time.Millisecond || h.MaxBackoff != 5*time.Second {
 		t.Errorf("backoff %v..%v, want 250ms..5s", h.Backoff, h.MaxBackoff)
 	}
-	if h.ExpectContentType != "" {
-		t.Errorf("expect_content_type \"*\" gave %q, want \"\" (no check)", h.ExpectContentType)
+	if h.ExpectContentType != "*" {
+		t.Errorf("expect_content_type \"*\" gave %q, want \"*\" (no check)", h.ExpectContentType)
 	}
-	if want := (&Auth{Header: "X-Api-Key", Env: "EXAMPLE_API_KEY"}); !reflect.DeepEqual(h.Auth, want) {
+	if want := (&httpsource.Auth{Header: "X-Api-Key", Env: "EXAMPLE_API_KEY"}); !reflect.DeepEqual(h.Auth, want) {
 		t.Errorf("auth %+v, want %+v", h.Auth, want)
 	}
-	if want := (&Pagination{Type: "cursor", Param: "after", SizeParam: "limit", Size: 500, CursorPath: "meta.next_cursor", MaxPages: 50}); !reflect.DeepEqual(h.Pagination, want) {
+	if want := (&httpsource.Pagination{Type: "cursor", Param: "after", SizeParam: "limit", Size: 500, CursorPath: "meta.next_cursor", MaxPages: 50}); !reflect.DeepEqual(h.Pagination, want) {
 		t.Errorf("pagination %+v, want %+v", h.Pagination, want)
 	}
 	if s.Sources[0].Every != 15*time.Minute {
 		t.Errorf("every %v, want 15m", s.Sources[0].Every)
 	}
-	key, err := s.Sources[0].LandKey(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), "abc", 7)
-	if err != nil || key != "raw/users/2026-01-02/page-00007-abc.ndjson" {
-		t.Errorf("LandKey = %q, %v", key, err)
+	if h.Name != "users" || h.Land != `raw/{{.Source}}/{{.Date}}/page-{{printf "%05d" .Page}}-{{.Unique}}.ndjson` {
+		t.Errorf("name %q, land %q", h.Name, h.Land)
 	}
 	l := s.Loads[0]
 	if !reflect.DeepEqual(l.On.Events, []string{"ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload"}) || l.On.KeyEncoding != event.KeyRaw {
@@ -262,8 +264,8 @@ loads:
 	if src0.HTTP.URL != "https://api.example.com/posts" || src0.HTTP.Retries != 3 || src0.HTTP.Timeout != 2*time.Second {
 		t.Errorf("http = %+v", src0.HTTP)
 	}
-	if src0.Land != "raw/${literal}/{{.Unique}}.json" {
-		t.Errorf("land = %q", src0.Land)
+	if src0.HTTP.Land != "raw/${literal}/{{.Unique}}.json" {
+		t.Errorf("land = %q", src0.HTTP.Land)
 	}
 }
 
@@ -299,7 +301,7 @@ func TestAuthValuesAreNeverExpandedNorRead(t *testing.T) {
 			t.Errorf("Parse read the auth variable TOKEN")
 		}
 	}
-	if *s.Sources[0].HTTP.Auth != (Auth{Header: "Authorization", Env: "TOKEN"}) {
+	if *s.Sources[0].HTTP.Auth != (httpsource.Auth{Header: "Authorization", Env: "TOKEN"}) {
 		t.Errorf("auth = %+v", s.Sources[0].HTTP.Auth)
 	}
 }
@@ -338,15 +340,15 @@ func TestOptionalSettingsDefaultToEmpty(t *testing.T) {
 func TestPaginationDefaultsDependOnTheType(t *testing.T) {
 	cases := []struct {
 		yaml string
-		want Pagination
+		want httpsource.Pagination
 	}{
-		{"{type: page}", Pagination{Type: "page", Param: "page", Start: 1, MaxPages: 1000}},
-		{"{type: page, param: _page, size_param: _limit, size: 10, start: 0}", Pagination{Type: "page", Param: "_page", SizeParam: "_limit", Size: 10, Start: 0, MaxPages: 1000}},
-		{"{type: offset, size: 50}", Pagination{Type: "offset", Param: "offset", Size: 50, MaxPages: 1000}},
-		{"{type: offset, param: skip, size: 50, start: 100, max_pages: 3}", Pagination{Type: "offset", Param: "skip", Size: 50, Start: 100, MaxPages: 3}},
-		{"{type: cursor, cursor_path: next}", Pagination{Type: "cursor", Param: "cursor", CursorPath: "next", MaxPages: 1000}},
-		{"{type: link}", Pagination{Type: "link", MaxPages: 1000}},
-		{"{type: link, size_param: per_page, size: 100}", Pagination{Type: "link", SizeParam: "per_page", Size: 100, MaxPages: 1000}},
+		{"{type: page}", httpsource.Pagination{Type: "page", Param: "page", Start: 1, MaxPages: 1000}},
+		{"{type: page, param: _page, size_param: _limit, size: 10, start: 2}", httpsource.Pagination{Type: "page", Param: "_page", SizeParam: "_limit", Size: 10, Start: 2, MaxPages: 1000}},
+		{"{type: offset, size: 50}", httpsource.Pagination{Type: "offset", Param: "offset", Size: 50, MaxPages: 1000}},
+		{"{type: offset, param: skip, size: 50, start: 100, max_pages: 3}", httpsource.Pagination{Type: "offset", Param: "skip", Size: 50, Start: 100, MaxPages: 3}},
+		{"{type: cursor, cursor_path: next}", httpsource.Pagination{Type: "cursor", Param: "cursor", CursorPath: "next", MaxPages: 1000}},
+		{"{type: link}", httpsource.Pagination{Type: "link", MaxPages: 1000}},
+		{"{type: link, size_param: per_page, size: 100}", httpsource.Pagination{Type: "link", SizeParam: "per_page", Size: 100, MaxPages: 1000}},
 	}
 	for _, c := range cases {
 		s := mustParse(t, "name: t\nsources:\n  s:\n    http:\n      url: https://x\n      pagination: "+c.yaml+"\n", noEnv)
@@ -441,19 +443,21 @@ func TestNullSectionsAreEmpty(t *testing.T) {
 	}
 }
 
-func TestLandKeyRendersTheDefaultTemplate(t *testing.T) {
-	start := time.Date(2026, 1, 2, 0, 4, 5, 0, time.FixedZone("X", 3600))
-	key, err := Source{Name: "posts"}.LandKey(start, "u9", 1)
-	if err != nil || key != "raw/posts/dt=2026-01-01/posts_20260101T230405Z_u9.json" {
-		t.Errorf("LandKey = %q, %v", key, err)
+func TestASourcesHTTPConfigIsTheImporterConfigWithHTTPSourceDefaults(t *testing.T) {
+	s := mustParse(t, "name: t\nsources:\n  s:\n    http: {url: https://x, retries: 0, expect_content_type: \"\"}\n", noEnv)
+	h := s.Sources[0].HTTP
+	if h.Name != "s" || h.Land != httpsource.DefaultLand || h.Timeout != httpsource.DefaultTimeout || h.MaxBackoff != httpsource.DefaultMaxBackoff {
+		t.Errorf("http = %+v, want httpsource's defaults", h)
 	}
-	key, err = Source{Name: "p", Land: "{{.Source}}/{{.Page}}/{{.Unique}}"}.LandKey(start, "u", 3)
-	if err != nil || key != "p/3/u" {
-		t.Errorf("LandKey = %q, %v", key, err)
+	if h.Retries >= 0 || h.ExpectContentType != "*" {
+		t.Errorf("retries %d, expect_content_type %q: want no retries (negative) and no content type check (*)", h.Retries, h.ExpectContentType)
 	}
-	_, err = Source{Name: "x", Land: "{{.Source}}/"}.LandKey(start, "u", 1)
-	if err == nil || !strings.Contains(err.Error(), "source x: land template: key \"x/\" ends with /") {
-		t.Errorf("err = %v", err)
+	im, err := httpsource.New(h, nil)
+	if err != nil {
+		t.Fatalf("httpsource.New refuses the parsed config: %v", err)
+	}
+	if got := im.Config(); !reflect.DeepEqual(got, h) {
+		t.Errorf("httpsource.New changed the parsed config:\n got %+v\nwant %+v", got, h)
 	}
 }
 

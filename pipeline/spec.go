@@ -1,28 +1,20 @@
 package pipeline
 
 import (
-	"bytes"
 	"fmt"
-	"path"
 	"strings"
-	"text/template"
-	"text/template/parse"
 	"time"
 
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/format"
+	"github.com/sluicehq/sluice/source/httpsource"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
-// Defaults applied by Parse when a key is absent.
+// Defaults applied by Parse when a key is absent. A source's defaults are
+// httpsource's (httpsource.DefaultTimeout and the others), applied by
+// httpsource.New.
 const (
-	DefaultTimeout           = 30 * time.Second
-	DefaultRetries           = 5
-	DefaultBackoff           = 500 * time.Millisecond
-	DefaultMaxBackoff        = 30 * time.Second
-	DefaultExpectContentType = "application/json"
-	DefaultMaxPages          = 1000
-	DefaultLand              = "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Unique}}.json"
 	// DefaultEvent is the event pattern a load or job matches when
 	// on.events is absent.
 	DefaultEvent = "ObjectCreated:*"
@@ -52,14 +44,6 @@ const (
 	FormatNDJSON = "ndjson"
 )
 
-// Pagination types (Pagination.Type).
-const (
-	PaginatePage   = "page"
-	PaginateOffset = "offset"
-	PaginateCursor = "cursor"
-	PaginateLink   = "link"
-)
-
 // Spec is a parsed, env-expanded and validated pipeline spec with every
 // default applied. See the package doc for the file format.
 type Spec struct {
@@ -80,57 +64,16 @@ type Spec struct {
 // Source is an importer: an HTTP API whose responses land in the store.
 type Source struct {
 	Name string
-	HTTP HTTP
+	// HTTP is the importer's configuration as httpsource.New takes it, with
+	// httpsource's defaults applied (it is the Config of an Importer that
+	// Parse built): HTTP.Name is Name and HTTP.Land the land template. Auth
+	// names the environment variable of the secret, which Parse never
+	// reads.
+	HTTP httpsource.Config
 	// Every is the schedule; 0 means run once per `sluice run`.
 	Every time.Duration
-	// Land is the text/template of the key each response lands under
-	// (see LandKey).
-	Land string
 	// Pos is where the source's name is written.
 	Pos Pos
-}
-
-// HTTP configures an HTTP source.
-type HTTP struct {
-	URL     string
-	Timeout time.Duration
-	// Headers are sent with every request. They are not secrets; secrets
-	// come from Auth.
-	Headers map[string]string
-	// Auth is nil when the source sends no credentials.
-	Auth *Auth
-	// Retries is the number of retries after the first try.
-	Retries             int
-	Backoff, MaxBackoff time.Duration
-	// ExpectContentType is the media type responses must have; "" means
-	// no check.
-	ExpectContentType string
-	// Pagination is nil for a single request.
-	Pagination *Pagination
-}
-
-// Auth says where a source's secret comes from: the environment variable
-// Env, read at request time (never stored in a Spec, never logged), sent
-// in Header as "Scheme value" (or just "value" when Scheme is empty).
-type Auth struct {
-	Header, Env, Scheme string
-}
-
-// Pagination configures how a source walks pages.
-type Pagination struct {
-	// Type is PaginatePage, PaginateOffset, PaginateCursor or PaginateLink.
-	Type string
-	// Param is the query parameter carrying the page number, offset or
-	// cursor ("" for link). SizeParam, when set, carries Size.
-	Param, SizeParam string
-	// Size is the page size (0 = not sent); Start the first page number or
-	// offset.
-	Size, Start int
-	// CursorPath is the dotted path of the next cursor in a JSON response
-	// body (cursor only).
-	CursorPath string
-	// MaxPages bounds one run.
-	MaxPages int
 }
 
 // Load moves objects matching On into the warehouse table Table.
@@ -267,128 +210,4 @@ func (l Load) FormatFor(key string) string {
 		return FormatNDJSON
 	}
 	return FormatJSON
-}
-
-// LandVars are the fields a land template can use (see Source.LandKey).
-type LandVars struct {
-	// Source is the source name.
-	Source string
-	// Date is the run's start date, YYYY-MM-DD in UTC.
-	Date string
-	// Time is the run's start time, like 20260102T030405Z (UTC).
-	Time string
-	// Unique is random and new for every landed object.
-	Unique string
-	// Page is the 1-based page number within the run.
-	Page int
-}
-
-func newLandVars(source string, start time.Time, unique string, page int) LandVars {
-	u := start.UTC()
-	return LandVars{Source: source, Date: u.Format("2006-01-02"), Time: u.Format("20060102T150405Z"), Unique: unique, Page: page}
-}
-
-// LandKey renders the source's land template into the object key for page
-// (1-based) of a run that started at start; unique must be new for every
-// object (a random string such as a UUID).
-func (s Source) LandKey(start time.Time, unique string, page int) (string, error) {
-	land := s.Land
-	if land == "" {
-		land = DefaultLand
-	}
-	key, err := renderLand(land, newLandVars(s.Name, start, unique, page))
-	if err != nil {
-		return "", fmt.Errorf("source %s: land template: %w", s.Name, err)
-	}
-	return key, nil
-}
-
-// maxKeyLen is the longest object key S3 accepts, in bytes.
-const maxKeyLen = 1024
-
-// parseLand parses a land template. Only fields, functions and if are
-// allowed: range, with, define and template could make a key without bound.
-func parseLand(land string) (*template.Template, error) {
-	t, err := template.New("land").Option("missingkey=error").Parse(land)
-	if err != nil {
-		return nil, err
-	}
-	if len(t.Templates()) > 1 {
-		return nil, fmt.Errorf("define and block are not allowed in a land template")
-	}
-	if err := checkTemplateNodes(t.Tree.Root, "land", "{{.Date}}"); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-// checkTemplateNodes rejects the actions that could make a key without
-// bound (range, with, template, break, continue) in a template of kind what;
-// field is an example field for the message.
-func checkTemplateNodes(n parse.Node, what, field string) error {
-	switch n := n.(type) {
-	case *parse.ListNode:
-		if n == nil {
-			return nil
-		}
-		for _, c := range n.Nodes {
-			if err := checkTemplateNodes(c, what, field); err != nil {
-				return err
-			}
-		}
-	case *parse.IfNode:
-		if err := checkTemplateNodes(n.List, what, field); err != nil {
-			return err
-		}
-		return checkTemplateNodes(n.ElseList, what, field)
-	case *parse.RangeNode, *parse.WithNode, *parse.TemplateNode, *parse.BreakNode, *parse.ContinueNode:
-		return fmt.Errorf("%s is not allowed in a %s template: use fields such as %s, functions such as printf, and if", n, what, field)
-	}
-	return nil
-}
-
-func renderLand(land string, v LandVars) (string, error) {
-	t, err := parseLand(land)
-	if err != nil {
-		return "", err
-	}
-	var b limitBuffer
-	if err := t.Execute(&b, v); err != nil {
-		return "", err
-	}
-	key := b.String()
-	if msg := checkKey(key); msg != "" {
-		return "", fmt.Errorf("key %q %s", key, msg)
-	}
-	return key, nil
-}
-
-// limitBuffer fails writes past maxKeyLen bytes.
-type limitBuffer struct{ bytes.Buffer }
-
-func (b *limitBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > maxKeyLen {
-		return 0, fmt.Errorf("the key is longer than %d bytes", maxKeyLen)
-	}
-	return b.Buffer.Write(p)
-}
-
-// checkKey returns why key is not a usable object key, or "".
-func checkKey(key string) string {
-	switch {
-	case key == "":
-		return "is empty"
-	case strings.HasPrefix(key, "/"):
-		return "starts with /: keys are relative to the store"
-	case strings.HasSuffix(key, "/"):
-		return "ends with /: name a file, not a folder"
-	case strings.ContainsAny(key, "\x00\r\n"):
-		return "contains a control character"
-	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return fmt.Sprintf("has an empty, . or .. path segment (clean form: %q)", path.Clean(key))
-		}
-	}
-	return ""
 }

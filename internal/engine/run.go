@@ -259,16 +259,5 @@ func (e *Engine) runSource(ctx context.Context, name string, im *httpsource.Impo
 }
 
 func (e *Engine) newImporter(s pipeline.Source) (*httpsource.Importer, error) {
-	h := s.HTTP
-	cfg := httpsource.Config{
-		Name: s.Name, URL: h.URL, Timeout: h.Timeout, Headers: h.Headers, Retries: h.Retries,
-		Backoff: h.Backoff, MaxBackoff: h.MaxBackoff, ExpectContentType: h.ExpectContentType, Land: s.Land,
-	}
-	if h.Auth != nil {
-		cfg.Auth = &httpsource.Auth{Header: h.Auth.Header, Env: h.Auth.Env, Scheme: h.Auth.Scheme}
-	}
-	if p := h.Pagination; p != nil {
-		cfg.Pagination = &httpsource.Pagination{Type: p.Type, Param: p.Param, SizeParam: p.SizeParam, Size: p.Size, Start: p.Start, CursorPath: p.CursorPath, MaxPages: p.MaxPages}
-	}
-	return httpsource.New(cfg, &httpsource.Options{Clock: e.now, Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "source", s.Name) }})
+	return httpsource.New(s.HTTP, &httpsource.Options{Clock: e.now, Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "source", s.Name) }})
 }

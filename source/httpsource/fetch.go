@@ -61,9 +61,9 @@ func (r *run) fetch(ctx context.Context, rawURL string) (*response, error) {
 		if !aerr.retry || ctx.Err() != nil {
 			return nil, aerr.err
 		}
-		if attempt >= cfg.Retries {
+		if retries := max(cfg.Retries, 0); attempt >= retries {
 			return nil, fmt.Errorf("giving up after %d attempts (retries: %d); last error: %w",
-				attempt+1, cfg.Retries, aerr.err)
+				attempt+1, retries, aerr.err)
 		}
 		wait := r.im.backoff(attempt)
 		if aerr.retryAfter > wait {

@@ -32,12 +32,12 @@
 package httpsource
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -97,7 +97,8 @@ type Config struct {
 	// environment at request time.
 	Auth *Auth
 	// Retries is the number of retries after the first try; 0 means the
-	// default (5) and a negative value means no retries.
+	// default (5) and a negative value means no retries (Config keeps it
+	// negative, so that New(im.Config()) behaves as im).
 	Retries int
 	// Backoff is the base of the exponential backoff (default 500ms) and
 	// MaxBackoff its cap (default 30s). The wait before retry number n
@@ -112,7 +113,8 @@ type Config struct {
 	// Pagination, when set, makes one import fetch several pages.
 	Pagination *Pagination
 	// Land is a text/template for the key of each landed page; default
-	// DefaultLand. Its fields are those of LandFields.
+	// DefaultLand. Its fields are those of LandFields; CheckLand says what
+	// it may contain.
 	Land string
 	// MaxBytes bounds the size of one response body; default 1 GiB. A
 	// larger body fails the import (it is not retried).
@@ -150,7 +152,9 @@ type Pagination struct {
 	// Param is the query parameter that carries the page number, offset or
 	// cursor; defaults "page", "offset" and "cursor". Unused by "link".
 	Param string
-	// SizeParam, when set, sends Size under this query parameter.
+	// SizeParam, when set, sends Size under this query parameter: in every
+	// request for "page", "offset" and "cursor", and in the first request
+	// for "link" (the next links carry their own query).
 	SizeParam string
 	// Size is the page size. Required by "offset" (it is the step); for
 	// "page" it is optional and enables the short-page stop rule.
@@ -172,15 +176,6 @@ type Pagination struct {
 	// "cursor" and "link" it counts requests. Pagination that would go on
 	// past it fails the import with ErrTooManyPages.
 	MaxPages int
-}
-
-// LandFields are the fields of the Land template.
-type LandFields struct {
-	Source string // Config.Name
-	Date   string // import start, UTC, 2006-01-02
-	Time   string // import start, UTC, 20060102T150405Z
-	Unique string // 8 random hex characters, fresh for every page
-	Page   int    // 1-based number of the landed page
 }
 
 // Lander stores one page. It is the store's write side; it must be atomic
@@ -294,7 +289,7 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 	case cfg.Retries == 0:
 		cfg.Retries = DefaultRetries
 	case cfg.Retries < 0:
-		cfg.Retries = 0
+		cfg.Retries = -1
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = DefaultBackoff
@@ -325,7 +320,10 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
 
-	headers := make(map[string]string, len(cfg.Headers))
+	var headers map[string]string // nil when there are none
+	if len(cfg.Headers) > 0 {
+		headers = make(map[string]string, len(cfg.Headers))
+	}
 	for k, v := range cfg.Headers {
 		if !isToken(k) {
 			return nil, fail("header name %q is not a valid HTTP header name", k)
@@ -372,9 +370,9 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 	if cfg.Land == "" {
 		cfg.Land = DefaultLand
 	}
-	land, err := template.New("land").Option("missingkey=error").Parse(cfg.Land)
+	land, err := compileLand(cfg.Name, cfg.Land, cfg.Pagination != nil)
 	if err != nil {
-		return nil, fail("land template does not parse: %v", err)
+		return nil, fail("%v", err)
 	}
 
 	im := &Importer{cfg: cfg, base: base, land: land, mediaType: mediaType, authName: authName}
@@ -408,23 +406,13 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 	if opts.Unique != nil {
 		im.unique = opts.Unique
 	}
-
-	// Render a sample key so that a template naming an unknown field, or
-	// producing an unusable key, fails here rather than mid-import.
-	sample := LandFields{Source: cfg.Name, Date: "2006-01-02", Time: "20060102T150405Z", Unique: "0123abcd", Page: 1}
-	if _, err := im.renderKey(sample); err != nil {
-		return nil, fail("%v", err)
-	}
 	return im, nil
 }
 
 // Config returns a copy of the configuration with its defaults applied.
 func (im *Importer) Config() Config {
 	c := im.cfg
-	c.Headers = make(map[string]string, len(im.cfg.Headers))
-	for k, v := range im.cfg.Headers {
-		c.Headers[k] = v
-	}
+	c.Headers = maps.Clone(im.cfg.Headers)
 	if c.Auth != nil {
 		a := *c.Auth
 		c.Auth = &a
@@ -487,8 +475,8 @@ func normalizePagination(p *Pagination) error {
 			return fmt.Errorf("cursor path: %v", err)
 		}
 	case PageLink:
-		if p.Param != "" || p.SizeParam != "" {
-			return errors.New("link pagination takes no param or size param (it follows the Link header)")
+		if p.Param != "" {
+			return errors.New("link pagination takes no param (it follows the Link header); remove it")
 		}
 	case "":
 		return errors.New("type is missing; use page, offset, cursor or link")
@@ -499,29 +487,6 @@ func normalizePagination(p *Pagination) error {
 		return fmt.Errorf("param and size param are both %q", p.Param)
 	}
 	return nil
-}
-
-// renderKey executes the Land template and checks the key.
-func (im *Importer) renderKey(f LandFields) (string, error) {
-	var b bytes.Buffer
-	if err := im.land.Execute(&b, f); err != nil {
-		return "", fmt.Errorf("land template: %v", err)
-	}
-	key := b.String()
-	switch {
-	case strings.TrimSpace(key) == "":
-		return "", fmt.Errorf("land template %q gives an empty key", im.cfg.Land)
-	case strings.HasPrefix(key, "/"):
-		return "", fmt.Errorf("land template gives key %q, which starts with a slash; keys are relative", key)
-	case strings.ContainsAny(key, "\\\x00\r\n"):
-		return "", fmt.Errorf("land template gives key %q, which contains a backslash, NUL or line break", key)
-	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return "", fmt.Errorf("land template gives key %q, which has an empty, . or .. path segment", key)
-		}
-	}
-	return key, nil
 }
 
 // checkRedirect wraps a client's CheckRedirect so that redirects to another

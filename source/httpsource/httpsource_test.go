@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -229,7 +230,11 @@ func TestLandTemplateThatRepeatsAKeyFailsTheImport(t *testing.T) {
 		}
 		writeJSON(w, 200, "[1]")
 	})
-	im := mustNew(t, Config{URL: srv.URL, Pagination: &Pagination{Type: "page"}, Land: "raw/{{.Source}}/{{.Date}}.json"}, newHarness().options())
+	// New refuses a template that gives every page the same key, so the
+	// repeat comes from a Unique source that repeats itself.
+	opts := newHarness().options()
+	opts.Unique = func() string { return "same" }
+	im := mustNew(t, Config{URL: srv.URL, Pagination: &Pagination{Type: "page"}, Land: "raw/{{.Source}}/{{.Unique}}.json"}, opts)
 	var l memLander
 	res, err := im.Run(context.Background(), &l)
 	if err == nil || !strings.Contains(err.Error(), "again") || !strings.Contains(err.Error(), "{{.Unique}}") {
@@ -642,6 +647,56 @@ func TestExhaustedRetriesReportAttemptsAndTheLastCause(t *testing.T) {
 	}
 }
 
+func TestNewGivesTheSameConfigWhenGivenItsOwnConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{Name: "a", URL: "https://x", Retries: -1},
+		{Name: "b", URL: "https://x", Headers: map[string]string{"X-A": "1"}, Auth: &Auth{Env: "T"}, ExpectContentType: "*",
+			Pagination: &Pagination{Type: "page", SizeParam: "n", Size: 5}},
+	} {
+		c1 := mustNew(t, cfg, nil).Config()
+		c2 := mustNew(t, c1, nil).Config()
+		if !reflect.DeepEqual(c1, c2) {
+			t.Errorf("New(Config()) changed the config:\n got %+v\nwant %+v", c2, c1)
+		}
+		if cfg.Retries < 0 && c1.Retries >= 0 {
+			t.Errorf("Config().Retries = %d for no retries; a second New would apply the default", c1.Retries)
+		}
+	}
+}
+
+func TestSizeParamGoesWithEveryCursorRequestAndTheFirstLinkRequest(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		mu.Lock()
+		got = append(got, r.URL.RawQuery)
+		mu.Unlock()
+		switch {
+		case r.URL.Path == "/cursor" && n == 1:
+			writeJSON(w, 200, `{"items":[1],"next":"c2"}`)
+		case r.URL.Path == "/cursor":
+			writeJSON(w, 200, `{"items":[2],"next":null}`)
+		case n == 3:
+			w.Header().Set("Link", `</link?page=2&per_page=10>; rel="next"`)
+			writeJSON(w, 200, `[1]`)
+		default:
+			writeJSON(w, 200, `[2]`)
+		}
+	})
+	im := mustNew(t, Config{URL: srv.URL + "/cursor", Pagination: &Pagination{Type: "cursor", CursorPath: "next", SizeParam: "limit", Size: 10}}, newHarness().options())
+	if _, err := im.Run(context.Background(), &memLander{}); err != nil {
+		t.Fatalf("cursor: Run: %v", err)
+	}
+	im = mustNew(t, Config{URL: srv.URL + "/link", Pagination: &Pagination{Type: "link", SizeParam: "per_page", Size: 10}}, newHarness().options())
+	if _, err := im.Run(context.Background(), &memLander{}); err != nil {
+		t.Fatalf("link: Run: %v", err)
+	}
+	want := []string{"limit=10", "cursor=c2&limit=10", "per_page=10", "page=2&per_page=10"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("queries = %q, want %q", got, want)
+	}
+}
+
 func TestNegativeRetriesMeansASingleTry(t *testing.T) {
 	srv, count := server(t, func(w http.ResponseWriter, r *http.Request, n int) { writeJSON(w, 500, `{}`) })
 	im := mustNew(t, Config{URL: srv.URL, Retries: -1}, newHarness().options())
@@ -909,7 +964,12 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"negative max pages", with(func(c *Config) { c.Pagination = &Pagination{Type: "page", MaxPages: -1} }), "max pages is negative"},
 		{"template does not parse", with(func(c *Config) { c.Land = "raw/{{.Source" }), "does not parse"},
 		{"template unknown field", with(func(c *Config) { c.Land = "raw/{{.Nope}}" }), "Nope"},
-		{"template absolute key", with(func(c *Config) { c.Land = "/raw/{{.Source}}" }), "starts with a slash"},
+		{"template absolute key", with(func(c *Config) { c.Land = "/raw/{{.Source}}" }), "starts with /"},
+		{"template with range", with(func(c *Config) { c.Land = "raw/{{range .Source}}x{{end}}" }), "{{range .Source}}x{{end}} is not allowed"},
+		{"paginated template with one key", with(func(c *Config) {
+			c.Pagination = &Pagination{Type: "link"}
+			c.Land = "raw/{{.Date}}.json"
+		}), "same key"},
 		{"template dot-dot", with(func(c *Config) { c.Land = "raw/../{{.Source}}" }), ".. path segment"},
 		{"negative max bytes", with(func(c *Config) { c.MaxBytes = -1 }), "max bytes is negative"},
 	} {

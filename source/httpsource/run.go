@@ -25,16 +25,7 @@ type run struct {
 // secret. Cancelling ctx stops the request or retry wait in progress.
 func (im *Importer) Run(ctx context.Context, l Lander) (Result, error) {
 	start := im.now()
-	utc := start.UTC()
-	r := &run{
-		im: im,
-		fields: LandFields{
-			Source: im.cfg.Name,
-			Date:   utc.Format("2006-01-02"),
-			Time:   utc.Format("20060102T150405Z"),
-		},
-		keys: map[string]int{},
-	}
+	r := &run{im: im, fields: newLandFields(im.cfg.Name, start, "", 0), keys: map[string]int{}}
 	var res Result
 	err := r.pages(ctx, l, &res)
 	res.Duration = im.now().Sub(start)
@@ -140,15 +131,17 @@ func (r *run) requestURL(p *Pagination, base, next string, req int) (string, err
 	if p == nil {
 		return base, nil
 	}
-	var u string
+	u := next // cursor, link
 	var err error
 	switch p.Type {
 	case PageNumber:
 		u, err = withParam(base, p.Param, strconv.Itoa(p.Start+req-1))
 	case PageOffset:
 		u, err = withParam(base, p.Param, strconv.Itoa(p.Start+(req-1)*p.Size))
-	default: // cursor, link
-		return next, nil
+	case PageLink:
+		if req > 1 {
+			return next, nil // the server's link carries its own query
+		}
 	}
 	if err == nil && p.SizeParam != "" {
 		u, err = withParam(u, p.SizeParam, strconv.Itoa(p.Size))
@@ -224,7 +217,7 @@ func (r *run) key(n int) (string, error) {
 		f := r.fields
 		f.Unique, f.Page = r.im.unique(), n
 		var err error
-		if key, err = r.im.renderKey(f); err != nil {
+		if key, err = renderLand(r.im.land, f); err != nil {
 			return "", err
 		}
 		if _, dup := r.keys[key]; !dup {
