@@ -65,7 +65,10 @@ echo ok
 say "DuckDB (npm @duckdb/node-api) for reading curated Parquet independently"
 if [ -f tools/duckcheck/package.json ]; then
   command -v node >/dev/null || { echo "installing Node.js from Debian's packages"; apt_install nodejs npm; }
-  (cd tools/duckcheck && { [ -d node_modules/@duckdb/node-api ] || npm ci --no-audit --no-fund --loglevel=error; }) \
+  # npm install, not npm ci: with this machine's npm settings the lock file
+  # omits other platforms' optional DuckDB bindings, which npm ci rejects.
+  # Versions are pinned exactly in package.json and the lock.
+  (cd tools/duckcheck && { [ -d node_modules/@duckdb/node-api ] || npm install --no-audit --no-fund --loglevel=error; }) \
     || die "npm could not install tools/duckcheck's packages"
   echo ok
 fi
