@@ -107,6 +107,10 @@ func (m *Manager) Offer(ctx context.Context, rec event.Record) (matched bool, er
 	return matched, errors.Join(errs...)
 }
 
+// ErrUngroupable marks an event whose key the job's rule cannot turn into a
+// group: bad input that no retry fixes (the consumer dead-letters it).
+var ErrUngroupable = errors.New("the key yields no usable group")
+
 // OfferTo is Offer for the one definition name: for consumers that
 // subscribe per job (each job sets its own key encoding).
 func (m *Manager) OfferTo(ctx context.Context, name string, rec event.Record) (matched bool, err error) {
@@ -120,7 +124,7 @@ func (m *Manager) OfferTo(ctx context.Context, name string, rec event.Record) (m
 func (m *Manager) offer(ctx context.Context, d *Definition, rec event.Record) (bool, error) {
 	g, ok, err := d.Rule.Match(rec)
 	if err != nil {
-		return false, fmt.Errorf("job %s: %w", d.Name, err)
+		return false, fmt.Errorf("job %s: %w: %w", d.Name, ErrUngroupable, err)
 	}
 	if !ok {
 		return false, nil

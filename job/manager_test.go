@@ -417,8 +417,11 @@ func TestOfferReportsKeysThatGiveNoGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok, err = m.Offer(e.ctx, event.New("lake", "top.csv", 1, "1", e.clock.Now()))
-	if ok || err == nil || !strings.Contains(err.Error(), `"top.csv"`) {
-		t.Fatalf("Offer of a key without a folder = %v, %v; want an error naming the key", ok, err)
+	if ok || !errors.Is(err, ErrUngroupable) || !strings.Contains(err.Error(), `"top.csv"`) {
+		t.Fatalf("Offer of a key without a folder = %v, %v; want ErrUngroupable naming the key", ok, err)
+	}
+	if _, err := m.OfferTo(e.ctx, "any", event.New("lake", "top.csv", 1, "1", e.clock.Now())); !errors.Is(err, ErrUngroupable) {
+		t.Fatalf("OfferTo of a key without a folder: %v, want ErrUngroupable", err)
 	}
 	if reqs, _ := e.st.PendingRequests(e.ctx); len(reqs) != 0 {
 		t.Fatalf("requests = %v, want none", reqs)

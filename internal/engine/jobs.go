@@ -22,20 +22,17 @@ import (
 // no events.
 const LogPrefix = "_sluice/jobs/"
 
-// newJobManager builds the job manager for the spec's jobs (nil if none),
-// and the jobs' compiled rules by name.
-func (e *Engine) newJobManager() (*job.Manager, map[string]*trigger.Compiled, error) {
+// newJobManager builds the job manager for the spec's jobs (nil if none).
+func (e *Engine) newJobManager() (*job.Manager, error) {
 	if len(e.cfg.Spec.Jobs) == 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
-	rules := map[string]*trigger.Compiled{}
 	var defs []job.Definition
 	for _, j := range e.cfg.Spec.Jobs {
 		rule, err := trigger.Compile(trigger.Rule{Name: j.Name, Filter: j.On.Filter(), Group: j.Group})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		rules[j.Name] = rule
 		defs = append(defs, job.Definition{
 			Name:   j.Name,
 			Rule:   rule,
@@ -45,7 +42,7 @@ func (e *Engine) newJobManager() (*job.Manager, map[string]*trigger.Compiled, er
 		})
 	}
 	runner := &local.Runner{Binary: e.cfg.JobBinary, Dir: e.cfg.DataDir.Jobs(), Logger: e.log}
-	m, err := job.NewManager(defs, job.Options{
+	return job.NewManager(defs, job.Options{
 		State:  e.State,
 		Runner: runner,
 		Clock:  e.now,
@@ -57,7 +54,6 @@ func (e *Engine) newJobManager() (*job.Manager, map[string]*trigger.Compiled, er
 			return key, err
 		},
 	})
-	return m, rules, err
 }
 
 // jobInputs lists a group's inputs with their ETags: for curate jobs the
@@ -162,7 +158,7 @@ func (e *Engine) jobDone(ctx context.Context, r job.Run) {
 
 // handleJobEvent feeds one job's event to the manager; the event is acked
 // once the run request is durably recorded.
-func (e *Engine) handleJobEvent(ctx context.Context, j pipeline.Job, rule *trigger.Compiled, m *job.Manager, msg *queue.Message) {
+func (e *Engine) handleJobEvent(ctx context.Context, j pipeline.Job, m *job.Manager, msg *queue.Message) {
 	recs, err := event.Parse(msg.Body, j.On.KeyEncoding)
 	if errors.Is(err, event.ErrNoRecords) {
 		_ = msg.Ack(ctx)
@@ -177,15 +173,13 @@ func (e *Engine) handleJobEvent(ctx context.Context, j pipeline.Job, rule *trigg
 		if skipKey(r.S3.Object.Key) {
 			continue
 		}
-		// A key the rule cannot group is bad input; a failure to record
-		// the request is worth a retry.
-		if _, ok, err := rule.Match(r); err != nil {
-			bad = append(bad, fmt.Errorf("job %s: %w", j.Name, err))
-			continue
-		} else if !ok {
-			continue
-		}
-		if _, err := m.OfferTo(ctx, j.Name, r); err != nil {
+		// A key the rule cannot group is bad input; a failure to record the
+		// request is worth a retry.
+		_, err := m.OfferTo(ctx, j.Name, r)
+		switch {
+		case errors.Is(err, job.ErrUngroupable):
+			bad = append(bad, err)
+		case err != nil:
 			transient = append(transient, err)
 		}
 	}

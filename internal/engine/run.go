@@ -61,7 +61,7 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 		importers = append(importers, im)
 	}
 
-	jobs, rules, err := e.newJobManager()
+	jobs, err := e.newJobManager()
 	if err != nil {
 		return res, err
 	}
@@ -87,7 +87,7 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				e.consume(runCtx, sub, func(ctx context.Context, m *queue.Message) { e.handleJobEvent(ctx, j, rules[j.Name], jobs, m) })
+				e.consume(runCtx, sub, func(ctx context.Context, m *queue.Message) { e.handleJobEvent(ctx, j, jobs, m) })
 			}()
 		}
 		wg.Add(1)
