@@ -351,9 +351,9 @@ func checkPrefix(what, p string) error {
 	return nil
 }
 
-// hidden reports whether key has a path segment that Spark and Hadoop treat
-// as hidden: it starts with "." or "_".
-func hidden(key string) bool {
+// Hidden reports whether key has a path segment that Spark and Hadoop treat
+// as hidden: it starts with "." or "_". Jobs never take such keys as inputs.
+func Hidden(key string) bool {
 	for _, seg := range strings.Split(key, "/") {
 		if strings.HasPrefix(seg, ".") || strings.HasPrefix(seg, "_") {
 			return true
@@ -366,7 +366,7 @@ func hidden(key string) bool {
 // curate reads: a .csv object without a hidden segment below the prefix.
 // The engine records exactly these as a run's inputs.
 func IsInput(prefix, key string) bool {
-	return strings.HasPrefix(key, prefix) && strings.HasSuffix(strings.ToLower(key), ".csv") && !hidden(strings.TrimPrefix(key, prefix))
+	return strings.HasPrefix(key, prefix) && strings.HasSuffix(strings.ToLower(key), ".csv") && !Hidden(strings.TrimPrefix(key, prefix))
 }
 
 // IsStaging reports whether key lies in a committer's staging area (a path

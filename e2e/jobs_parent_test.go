@@ -83,6 +83,13 @@ func TestAParentKilledDuringARunLeavesNoComputeAndTheRunIsMarkedFailedAtRestart(
 	if last.State != job.Succeeded || len(last.Inputs) != 1 || last.Inputs[0].Key != "in/g1/a.txt" {
 		t.Fatalf("rerun after recovery: %+v\n%s", last, d.logTail())
 	}
+	// A hidden file (a segment starting with "_") is no input: its event
+	// finds the inputs unchanged, so no run starts.
+	put(t, dataDir, writeFile(t, "scratch"), "in/g1/_scratch.txt")
+	time.Sleep(4 * time.Second)
+	if rs := runs(t, dataDir); len(rs) != 2 {
+		t.Fatalf("a hidden file started a run: %+v", rs[len(rs)-1])
+	}
 	// And a new event for the group runs it once more, with both inputs.
 	put(t, dataDir, writeFile(t, "again"), "in/g1/b.txt")
 	rs = waitRuns(t, d, 3)

@@ -435,7 +435,7 @@ func (p *parser) pagination(n *yaml.Node, path string) *httpsource.Pagination {
 	case t == httpsource.PageNumber:
 		// httpsource reads start 0 as its default, 1.
 		if v, ok := p.integer(f.val, path+".start", 0, 1<<31-1); ok && v == 0 {
-			p.errorf(f.val, path+".start", "page numbers start at 1: for an API whose first page is 0, write type: offset with size: 1 and no size_param")
+			p.errorf(f.val, path+".start", "page numbers start at 1: for an API whose first page is 0, write type: offset, param: page, size: 1 (and no size_param)")
 		} else {
 			pg.Start = v
 		}

@@ -120,7 +120,7 @@ func (a *app) flags(c string) *flag.FlagSet {
 	a.globalFlags(fs)
 	fs.Usage = func() {
 		cmd := commands[c]
-		fmt.Fprintf(fs.Output(), "usage: sluice %s %s\n\n%s\n\nflags:\n", c, cmd.args, cmd.summary)
+		fmt.Fprintf(fs.Output(), "usage: %s\n\n%s\n\nflags:\n", strings.TrimSpace("sluice "+c+" "+cmd.args), cmd.summary)
 		fs.PrintDefaults()
 	}
 	return fs

@@ -100,6 +100,13 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	start := time.Now()
+	dir, err := a.dir()
+	if err != nil {
+		return err
+	}
+	if o, owned := dir.Owned(); owned {
+		return fmt.Errorf("data dir %s is in use by pid %d (sluice %s): stop it, or pass another --data-dir", dir.Path, o.PID, o.Command)
+	}
 	api, stop, err := serveDemoAPI()
 	if err != nil {
 		return err
@@ -108,10 +115,6 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	spec, err := pipeline.Parse("demo.yaml", []byte(fmt.Sprintf(demoSpec, api)), a.getenv)
 	if err != nil {
 		return fmt.Errorf("demo spec: %w", err)
-	}
-	dir, err := a.dir()
-	if err != nil {
-		return err
 	}
 	out := a.stdout
 	fmt.Fprintf(out, "sluice demo — both reference pipelines, on embedded defaults\n")

@@ -46,7 +46,10 @@ func runDLQ(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		name, _ = st.Get(ctx, "pipeline")
-		queueURL, _ = st.Get(ctx, "queue")
+		queueURL, _ = st.Get(ctx, "queue") // recorded without its password
+		if u := a.getenv("SLUICE_QUEUE"); u != "" {
+			queueURL = u
+		}
 		st.Close()
 		if name == "" {
 			return fmt.Errorf("no pipeline has run in %s yet; pass -f PIPELINE.yaml", dir.Path)

@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(command{name: "jobs", args: "[RUN_ID]",
+	register(command{name: "jobs", args: "[--job NAME] [-n N] [RUN_ID]",
 		summary: "list job runs, or show one run's detail and log", run: runJobs})
 }
 
@@ -44,8 +44,9 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer st.Close()
+	_, alive := dir.Owned()
 	if len(pos) == 1 {
-		return a.showRun(ctx, st, dir, pos[0])
+		return a.showRun(ctx, st, dir, alive, pos[0])
 	}
 	runs, err := st.ListRuns(ctx, state.RunFilter{Rule: *rule, Limit: *limit})
 	if err != nil {
@@ -58,18 +59,22 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tJOB\tGROUP\tSTATE\tCOMPUTE\tCREATED\tTOOK\tINPUTS\tOUTPUTS")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Rule, r.Group, r.State, compute(r),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Rule, r.Group, r.State, compute(r, alive),
 			r.Created.UTC().Format(time.RFC3339), took(r), len(r.Inputs), len(r.Outputs))
 	}
 	return tw.Flush()
 }
 
-// compute says whether the run's compute is gone.
-func compute(r job.Run) string {
-	if !r.Terminated.IsZero() {
+// compute says whether the run's compute is gone. ownerAlive is false when
+// no sluice process owns the data dir: a run it left unfinished is marked
+// FAILED at the next start.
+func compute(r job.Run, ownerAlive bool) string {
+	switch {
+	case !r.Terminated.IsZero():
 		return "TERMINATED"
-	}
-	if r.PID > 0 {
+	case !ownerAlive:
+		return "owner gone (FAILED at next start)"
+	case r.PID > 0:
 		return fmt.Sprintf("pid %d", r.PID)
 	}
 	return "-"
@@ -82,7 +87,7 @@ func took(r job.Run) string {
 	return r.Ended.Sub(r.Created).Round(time.Millisecond).String()
 }
 
-func (a *app) showRun(ctx context.Context, st *state.DB, dataDir datadir.Dir, id string) error {
+func (a *app) showRun(ctx context.Context, st *state.DB, dataDir datadir.Dir, alive bool, id string) error {
 	s, err := st.GetRun(ctx, id)
 	if errors.Is(err, state.ErrRunNotFound) {
 		return fmt.Errorf("no run %q: `sluice jobs` lists the runs", id)
@@ -98,7 +103,7 @@ func (a *app) showRun(ctx context.Context, st *state.DB, dataDir datadir.Dir, id
 		}
 		return t.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	fmt.Fprintf(w, "run        %s\njob        %s\ngroup      %s\nstate      %s\ncompute    %s\n", r.ID, r.Rule, r.Group, r.State, compute(r))
+	fmt.Fprintf(w, "run        %s\njob        %s\ngroup      %s\nstate      %s\ncompute    %s\n", r.ID, r.Rule, r.Group, r.State, compute(r, alive))
 	fmt.Fprintf(w, "created    %s\nstarted    %s  (RUNNING)\nended      %s  (%s)\nterminated %s\n", ts(r.Created), ts(r.Started), ts(r.Ended), r.State, ts(r.Terminated))
 	exit := fmt.Sprint(r.ExitCode)
 	if r.ExitCode < 0 {

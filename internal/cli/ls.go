@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(command{name: "ls", args: "[PREFIX]",
+	register(command{name: "ls", args: "[-l] [-a] [PREFIX]",
 		summary: "list objects in the store", run: runLs})
 }
 

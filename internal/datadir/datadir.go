@@ -80,8 +80,9 @@ type Owner struct {
 
 // Lock is held by the owning process.
 type Lock struct {
-	f   *os.File
-	dir Dir
+	f       *os.File
+	dir     Dir
+	command string
 }
 
 // ErrOwned means another live process owns the data dir.
@@ -97,10 +98,11 @@ func (d Dir) Acquire(command string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock data dir %s: %w", d.Path, err)
 	}
-	// Owned probes the lock for an instant; a few quick retries keep such a
-	// probe from looking like an owner.
+	// Owned probes the lock for an instant, and `dlq ls` owns the dir for
+	// the second it takes to read the embedded queue: retries for up to 2 s
+	// keep either from looking like a long-lived owner.
 	var err2 error
-	for try := 0; try < 5; try++ {
+	for try := 0; try < 100; try++ {
 		if err2 = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err2 == nil {
 			break
 		}
@@ -114,7 +116,7 @@ func (d Dir) Acquire(command string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("data dir %s is in use by %s: stop it, or pass another --data-dir: %w", d.Path, who, ErrOwned)
 	}
-	l := &Lock{f: f, dir: d}
+	l := &Lock{f: f, dir: d, command: command}
 	if err := l.Publish(Owner{Command: command}); err != nil {
 		l.Release()
 		return nil, err
@@ -122,9 +124,13 @@ func (d Dir) Acquire(command string) (*Lock, error) {
 	return l, nil
 }
 
-// Publish records how to reach the owner (PID and start are filled in).
+// Publish records how to reach the owner (PID, start and, when empty, the
+// command given to Acquire are filled in).
 func (l *Lock) Publish(o Owner) error {
 	o.PID = os.Getpid()
+	if o.Command == "" {
+		o.Command = l.command
+	}
 	if o.Started.IsZero() {
 		o.Started = time.Now().UTC()
 	}

@@ -44,3 +44,19 @@ func TestSecondOwnerIsRefusedWithTheFirstOwnersPID(t *testing.T) {
 	}
 	l2.Release()
 }
+
+func TestPublishingTheQueueURLKeepsTheOwnersCommand(t *testing.T) {
+	d := Dir{Path: t.TempDir()}
+	l, err := d.Acquire("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if err := l.Publish(Owner{QueueURL: "nats://127.0.0.1:1234"}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := d.ReadOwner()
+	if err != nil || o.Command != "demo" || o.QueueURL != "nats://127.0.0.1:1234" {
+		t.Fatalf("owner = %+v, %v; want command demo with the queue URL", o, err)
+	}
+}

@@ -153,7 +153,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.closer = append(e.closer, func() { e.WH.Close() })
 	_ = e.State.Set(ctx, "pipeline", cfg.Spec.Name)
-	_ = e.State.Set(ctx, "queue", queueURL)
+	// Recorded for `dlq ls`, without a password (which comes from
+	// SLUICE_QUEUE or -f when needed).
+	_ = e.State.Set(ctx, "queue", redactURL(queueURL))
 	ok = true
 	return e, nil
 }
@@ -225,7 +227,7 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 			return nil, opts, fmt.Errorf("connect to embedded queue: %w", err)
 		}
 		cleanup = func() { nc.Close(); emb.Shutdown() }
-		if err := lock.Publish(datadir.Owner{Command: "run", QueueURL: emb.ClientURL()}); err != nil {
+		if err := lock.Publish(datadir.Owner{QueueURL: emb.ClientURL()}); err != nil {
 			cleanup()
 			return nil, opts, err
 		}

@@ -80,7 +80,7 @@ func (e *Engine) jobInputs(ctx context.Context, j pipeline.Job, rule *trigger.Co
 				continue
 			}
 		} else {
-			if skipKey(o.Key) {
+			if skipKey(o.Key) || curate.Hidden(o.Key[len(prefix):]) {
 				continue
 			}
 			g, ok, err := rule.Match(event.New(e.Store.Bucket(), o.Key, o.Size, "x", e.now()))
