@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 func init() {
@@ -167,7 +168,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 }
 
 func (a *app) count(ctx context.Context, whURL, table string) (int64, error) {
-	e, err := openWarehouse(ctx, whURL)
+	e, err := warehouse.Open(ctx, whURL)
 	if err != nil {
 		return 0, err
 	}

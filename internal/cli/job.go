@@ -18,11 +18,11 @@ func init() {
 		summary: "execute one job run (started by the local job runner, not by hand)", run: runJob})
 }
 
-// FailpointEnv names the failpoint variable the job child honours:
+// failpointEnv names the failpoint variable the job child honours:
 // "curate-after-part=N" makes the process SIGKILL itself once part N
 // (0-based) of a curate run is written. Tests use it to prove that a job
 // dying mid-write leaves the previous output intact.
-const FailpointEnv = "SLUICE_FAILPOINT"
+const failpointEnv = "SLUICE_FAILPOINT"
 
 func runJob(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("job")
@@ -33,7 +33,7 @@ func runJob(ctx context.Context, a *app, args []string) error {
 	if len(pos) != 2 || pos[0] != "exec" {
 		return usagef("want exec TASK_FILE")
 	}
-	afterPart := failpoint(a.getenv(FailpointEnv))
+	afterPart := failpoint(a.getenv(failpointEnv))
 	code := local.Exec(ctx, pos[1], func(ctx context.Context, t job.Task) ([]string, error) {
 		return engine.ExecTask(ctx, t, afterPart)
 	})

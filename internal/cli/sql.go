@@ -43,7 +43,7 @@ func runSQL(ctx context.Context, a *app, args []string) error {
 		}
 		u = dir.WarehouseURL()
 	}
-	wh, err := openWarehouse(ctx, u)
+	wh, err := warehouse.Open(ctx, u)
 	if err != nil {
 		return err
 	}
