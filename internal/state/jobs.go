@@ -58,11 +58,11 @@ const (
 )
 
 // ErrRunNotFound is returned for a run id that has no record.
-var ErrRunNotFound = errors.New("state: no such job run")
+var ErrRunNotFound = errors.New("no such job run")
 
 // ErrBadTransition is returned by UpdateRun for a state change the run
 // lifecycle does not allow (for example SUCCEEDED back to RUNNING).
-var ErrBadTransition = errors.New("state: job run state change not allowed")
+var ErrBadTransition = errors.New("job run state change not allowed")
 
 // RunInput is one input object version of a run.
 type RunInput struct {
@@ -188,13 +188,13 @@ func (s *DB) UpdateRun(ctx context.Context, r JobRun) error {
 	var cur RunState
 	err = tx.QueryRowContext(ctx, `SELECT state FROM job_runs WHERE id = ?`, r.ID).Scan(&cur)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("update job run %s: %w", r.ID, ErrRunNotFound)
+		return fmt.Errorf("state: update job run %s: %w", r.ID, ErrRunNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("state: update job run %s: %w", r.ID, err)
 	}
 	if cur != r.State && !allowed(cur, r.State) {
-		return fmt.Errorf("update job run %s from %s to %s: %w", r.ID, cur, r.State, ErrBadTransition)
+		return fmt.Errorf("state: update job run %s from %s to %s: %w", r.ID, cur, r.State, ErrBadTransition)
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE job_runs SET state=?, outputs_json=?, exit_code=?, error=?, started=?, ended=?,
 		terminated=?, compute_seconds=?, log_key=?, pid=? WHERE id=?`,
@@ -250,7 +250,7 @@ func scanRun(sc interface{ Scan(...any) error }) (JobRun, error) {
 func (s *DB) GetRun(ctx context.Context, id string) (JobRun, error) {
 	r, err := scanRun(s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM job_runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return JobRun{}, fmt.Errorf("job run %s: %w (list runs with `sluice jobs`)", id, ErrRunNotFound)
+		return JobRun{}, fmt.Errorf("state: get job run %s: %w", id, ErrRunNotFound)
 	}
 	if err != nil {
 		return JobRun{}, fmt.Errorf("state: get job run %s: %w", id, err)
