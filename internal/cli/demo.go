@@ -143,7 +143,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintf(out, "  landed      %d raw object(s) under raw/posts/\n", st.Landed.Load())
 	fmt.Fprintf(out, "  events      %d published, %d found in the lake\n", st.Events.Load(), st.Found.Load())
 	fmt.Fprintf(out, "  loaded      %d object(s), %d row(s) into table posts (%s); %d duplicate delivery(ies) skipped\n",
-		st.ObjectsLoaded.Load(), st.Rows.Load(), redact(whURL), st.Duplicates.Load())
+		st.ObjectsLoaded.Load(), st.Rows.Load(), e.WH.URL(), st.Duplicates.Load())
 	if n, err := a.count(ctx, whURL, "posts"); err == nil {
 		fmt.Fprintf(out, "  posts now   %d row(s) (write mode merge on id: re-runs keep one row per post)\n", n)
 	}
@@ -180,15 +180,6 @@ func (a *app) count(ctx context.Context, whURL, table string) (int64, error) {
 	var n int64
 	fmt.Sscan(cell(rows[0][0]), &n)
 	return n, nil
-}
-
-func redact(u string) string {
-	if i := strings.Index(u, "@"); i > 0 && strings.Contains(u[:i], ":") {
-		if j := strings.Index(u, "://"); j > 0 {
-			return u[:j+3] + "…" + u[i:]
-		}
-	}
-	return u
 }
 
 // demoJobReport prints the hydropower run this demo caused (or the earlier
