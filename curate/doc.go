@@ -8,8 +8,11 @@
 //	curated/2020-08-07_2PM/_SUCCESS        (empty, written last)
 //
 // One uuid names all parts of a run, like Spark's job id. Every column is
-// OPTIONAL (nullable), as Spark writes it. Rows keep input order: input
-// objects sorted by key, then file order.
+// OPTIONAL (nullable), as Spark writes it. String columns are
+// dictionary-encoded, as Spark's writer does by default, falling back to
+// PLAIN within a row group once a column's dictionary passes 1 MiB (Spark's
+// limit too); other columns use parquet-go's default encodings. Rows keep
+// input order: input objects sorted by key, then file order.
 //
 // # Validation before commit
 //
@@ -88,8 +91,11 @@
 // stays CGO_ENABLED=0), a much smaller dependency than
 // github.com/apache/arrow-go/v18 (which brings the whole Arrow memory model,
 // compute and IPC), and it writes rows directly (parquet.Row values with
-// definition levels) without building Arrow record batches first. A measured
-// comparison of both writers on the hydropower data is future work.
+// definition levels) without building Arrow record batches first.
+// bench/parquet measures both writers on the hydropower data: arrow-go's
+// default writer is 1.2x faster than curate's stager was, but with its rows
+// reused parquet-go is faster than arrow-go's default, for a fifth of the
+// modules and a third of the binary growth.
 //
 // # Cancellation
 //

@@ -6,6 +6,7 @@ import (
 	"path"
 	"reflect"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -19,6 +20,12 @@ const rowGroupRows = 128 * 1024
 
 // batchRows is how many rows are handed to the parquet writer at once.
 const batchRows = 1024
+
+// dictionaryMaxBytes bounds each column's dictionary per row group, as
+// parquet-mr's parquet.dictionary.page.size (1 MiB) does for Spark: past it,
+// the column falls back to PLAIN for the rest of the row group, so a column
+// of mostly distinct values does not carry a dictionary as large as its data.
+const dictionaryMaxBytes = 1 << 20
 
 // leafNode returns the Parquet type of a column kind, as Spark writes it.
 func leafNode(k format.Kind) (parquet.Node, error) {
@@ -46,12 +53,24 @@ func leafNode(k format.Kind) (parquet.Node, error) {
 // parquetSchema builds a schema whose columns keep the declared order
 // (parquet.Group sorts its fields by name), all OPTIONAL, named
 // "spark_schema" as Spark names it.
+//
+// String columns are dictionary-encoded (RLE_DICTIONARY), as Spark's writer
+// does by default; on the hydropower reference file (one part) Entity and
+// Code shrink from 3,356 and 1,043 bytes to 1,446 and 932. Other kinds keep
+// parquet-go's default encodings: parquet-mr drops a dictionary that does
+// not pay off after the first page, parquet-go does not, and a dictionary on
+// the mostly distinct consumption floats grows that column from 14,765 to
+// 19,589 bytes (the whole part from 20,955 to 23,179 bytes, against 18,947
+// with string dictionaries only).
 func parquetSchema(cols []Column) (*parquet.Schema, error) {
 	g := orderedGroup{group: parquet.Group{}}
 	for _, c := range cols {
 		n, err := leafNode(c.Kind)
 		if err != nil {
 			return nil, fmt.Errorf("curate: column %q: %w", c.Name, err)
+		}
+		if c.Kind == "string" {
+			n = parquet.Encoded(n, &parquet.RLEDictionary)
 		}
 		n = parquet.Optional(n)
 		g.group[c.Name] = n
@@ -99,10 +118,15 @@ type stager struct {
 	names []string // part file names, in order
 	total int64    // rows written to all parts
 
-	f     *os.File
-	w     *parquet.Writer
-	rows  int // rows in the current part
+	f    *os.File
+	w    *parquet.Writer
+	rows int // rows in the current part
+
+	// batch holds batchRows rows allocated once and reused: write fills
+	// batch[n] in every column and WriteRows copies the values out, so no
+	// row keeps anything of the row written before it in the same slot.
 	batch []parquet.Row
+	n     int // rows of batch filled since the last WriteRows
 }
 
 func partName(n int, id string) string {
@@ -121,34 +145,44 @@ func (s *stager) open() error {
 	s.w = parquet.NewWriter(f, s.schema,
 		parquet.Compression(&parquet.Snappy),
 		parquet.MaxRowsPerRowGroup(rowGroupRows),
+		parquet.DictionaryMaxBytes(dictionaryMaxBytes),
 		parquet.CreatedBy("sluice", "", ""),
 	)
 	return nil
 }
 
-// write appends one row of cast values (nil for null).
+// write appends one row of cast values (nil for null). It allocates
+// nothing per row: the row goes into a reused slot of s.batch.
 func (s *stager) write(row []any) error {
 	if s.w == nil {
 		if err := s.open(); err != nil {
 			return err
 		}
 	}
-	r := make(parquet.Row, len(row))
+	if s.batch == nil {
+		ncol := len(s.cols)
+		values := make([]parquet.Value, batchRows*ncol)
+		s.batch = make([]parquet.Row, batchRows)
+		for i := range s.batch {
+			s.batch[i] = values[i*ncol : (i+1)*ncol : (i+1)*ncol]
+		}
+	}
+	r := s.batch[s.n]
 	for i, v := range row {
+		if v == nil {
+			r[i] = parquet.NullValue().Level(0, 0, i)
+			continue
+		}
 		pv, err := toValue(s.cols[i].Kind, v)
 		if err != nil {
 			return fmt.Errorf("column %q: %w", s.cols[i].Name, err)
 		}
-		if v == nil {
-			r[i] = pv.Level(0, 0, i)
-		} else {
-			r[i] = pv.Level(0, 1, i)
-		}
+		r[i] = pv.Level(0, 1, i)
 	}
-	s.batch = append(s.batch, r)
+	s.n++ // only a fully converted row counts
 	s.rows++
 	s.total++
-	if len(s.batch) >= batchRows {
+	if s.n == batchRows {
 		if err := s.flushBatch(); err != nil {
 			return err
 		}
@@ -160,13 +194,13 @@ func (s *stager) write(row []any) error {
 }
 
 func (s *stager) flushBatch() error {
-	if len(s.batch) == 0 {
+	if s.n == 0 {
 		return nil
 	}
-	if _, err := s.w.WriteRows(s.batch); err != nil {
+	if _, err := s.w.WriteRows(s.batch[:s.n]); err != nil {
 		return fmt.Errorf("stage part %s: %w", s.names[len(s.names)-1], err)
 	}
-	s.batch = s.batch[:0]
+	s.n = 0
 	return nil
 }
 
@@ -214,6 +248,9 @@ func (s *stager) abort() {
 }
 
 // toValue converts a cast value to a Parquet value of the column's type.
+// A string value points at the string's own bytes instead of a copy: the
+// writer only reads them, copying them into its column buffer or dictionary
+// during WriteRows, and a Go string is never modified.
 func toValue(k format.Kind, v any) (parquet.Value, error) {
 	if v == nil {
 		return parquet.NullValue(), nil
@@ -221,7 +258,7 @@ func toValue(k format.Kind, v any) (parquet.Value, error) {
 	switch x := v.(type) {
 	case string:
 		if k == "string" {
-			return parquet.ByteArrayValue([]byte(x)), nil
+			return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(x), len(x))), nil
 		}
 	case int32:
 		if k == "int32" {
