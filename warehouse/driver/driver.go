@@ -6,6 +6,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -131,4 +132,27 @@ type Warehouse interface {
 	// Ledger lists committed object versions of table ("" = all tables).
 	Ledger(ctx context.Context, table string) ([]LedgerEntry, error)
 	Close() error
+}
+
+// ConvertRows turns the rows of b, which warehouse.Load has checked, into a
+// backend's own values with convert (false: a value the backend cannot
+// store, reported as ErrInvalidData naming the row and column). Each row
+// gets spare capacity for extra trailing values.
+func ConvertRows(b Batch, extra int, convert func(Type, any) (any, bool)) ([][]any, error) {
+	out := make([][]any, len(b.Rows))
+	for i, r := range b.Rows {
+		if len(r) != len(b.Table.Columns) {
+			return nil, fmt.Errorf("%w: row %d has %d values for %d columns", ErrInvalidData, i+1, len(r), len(b.Table.Columns))
+		}
+		vals := make([]any, len(r), len(r)+extra)
+		for j, c := range b.Table.Columns {
+			v, ok := convert(c.Type, r[j])
+			if !ok {
+				return nil, fmt.Errorf("%w: row %d, column %s (%s): unexpected %T value %.40v (warehouse.Load checks and converts values)", ErrInvalidData, i+1, c.Name, c.Type, r[j], r[j])
+			}
+			vals[j] = v
+		}
+		out[i] = vals
+	}
+	return out, nil
 }

@@ -283,7 +283,7 @@ func (w *Warehouse) Load(ctx context.Context, b driver.Batch) (driver.Result, er
 	if len(b.Table.Columns) == 0 {
 		return driver.Result{}, fmt.Errorf("table %s has no columns", b.Table.Name)
 	}
-	rows, err := convertRows(b)
+	rows, err := driver.ConvertRows(b, 1, convert) // room for merge's ordinal
 	if err != nil {
 		return driver.Result{}, err
 	}
@@ -399,27 +399,6 @@ func columnNames(t driver.Table) []string {
 		cols[i] = c.Name
 	}
 	return cols
-}
-
-// convertRows turns rows that warehouse.Load checked into what pgx encodes
-// for each column, each with room for merge's ordinal.
-func convertRows(b driver.Batch) ([][]any, error) {
-	out := make([][]any, len(b.Rows))
-	for i, r := range b.Rows {
-		if len(r) != len(b.Table.Columns) {
-			return nil, fmt.Errorf("%w: row %d has %d values for %d columns", driver.ErrInvalidData, i+1, len(r), len(b.Table.Columns))
-		}
-		vals := make([]any, len(r), len(r)+1)
-		for j, c := range b.Table.Columns {
-			v, ok := convert(c.Type, r[j])
-			if !ok {
-				return nil, fmt.Errorf("%w: row %d, column %s (%s): unexpected %T value %.40v (warehouse.Load checks and converts values)", driver.ErrInvalidData, i+1, c.Name, c.Type, r[j], r[j])
-			}
-			vals[j] = v
-		}
-		out[i] = vals
-	}
-	return out, nil
 }
 
 // convert returns what pgx encodes for v, a value of column type t in the

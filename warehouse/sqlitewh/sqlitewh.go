@@ -325,22 +325,15 @@ type row struct {
 }
 
 // convertRows turns rows that warehouse.Load checked into the values
-// SQLite stores.
+// SQLite stores, numbered for messages (merge drops and reorders rows).
 func convertRows(b driver.Batch) ([]row, error) {
-	out := make([]row, len(b.Rows))
-	for i, r := range b.Rows {
-		if len(r) != len(b.Table.Columns) {
-			return nil, fmt.Errorf("%w: row %d has %d values for %d columns", driver.ErrInvalidData, i+1, len(r), len(b.Table.Columns))
-		}
-		vals := make([]any, len(r))
-		for j, c := range b.Table.Columns {
-			v, ok := convert(c.Type, r[j])
-			if !ok {
-				return nil, fmt.Errorf("%w: row %d, column %s (%s): unexpected %T value %.40v (warehouse.Load checks and converts values)", driver.ErrInvalidData, i+1, c.Name, c.Type, r[j], r[j])
-			}
-			vals[j] = v
-		}
-		out[i] = row{n: i + 1, vals: vals}
+	vals, err := driver.ConvertRows(b, 0, convert)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]row, len(vals))
+	for i, v := range vals {
+		out[i] = row{n: i + 1, vals: v}
 	}
 	return out, nil
 }
