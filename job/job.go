@@ -107,9 +107,13 @@ const (
 
 // Outcome is what a Runner reports once the run's compute is gone.
 type Outcome struct {
-	ExitCode       int
-	Outputs        []string
-	Err            string // why the run failed; "" with ExitCode 0 means success
+	ExitCode int
+	Outputs  []string
+	Err      string // why the run failed; "" with ExitCode 0 means success
+	// Transient says the failure was caused by an unavailable service
+	// (the job exited with fault.ExitTempFail, 75): the run is retried with
+	// backoff instead of being dead-lettered.
+	Transient      bool
 	ComputeSeconds float64
 	Log            []byte
 }

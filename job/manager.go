@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/state"
 )
 
@@ -33,6 +34,9 @@ type Options struct {
 	// LogStore keeps a run's log (for example in the object store) and
 	// returns its key, recorded as Run.LogKey. Nil keeps no log.
 	LogStore func(ctx context.Context, runID string, log []byte) (key string, err error)
+	// Retry is the policy for runs that fail transiently (zero: fault's
+	// defaults).
+	Retry fault.Retry
 }
 
 // Manager schedules and records runs for a set of job definitions.
@@ -46,6 +50,7 @@ type Manager struct {
 	tick     time.Duration
 	onDone   func(context.Context, Run)
 	logStore func(context.Context, string, []byte) (string, error)
+	retry    fault.Retry
 
 	mu       sync.Mutex
 	inflight map[groupKey]bool
@@ -60,7 +65,7 @@ func NewManager(defs []Definition, opts Options) (*Manager, error) {
 		return nil, errors.New("job: NewManager needs Options.State and Options.Runner")
 	}
 	m := &Manager{byName: map[string]*Definition{}, st: opts.State, runner: opts.Runner, now: opts.Clock,
-		log: opts.Logger, tick: opts.Tick, onDone: opts.OnDone, logStore: opts.LogStore, inflight: map[groupKey]bool{}}
+		log: opts.Logger, tick: opts.Tick, onDone: opts.OnDone, logStore: opts.LogStore, retry: opts.Retry, inflight: map[groupKey]bool{}}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -186,7 +191,73 @@ func (m *Manager) Recover(ctx context.Context) error {
 		}
 		m.log.Warn("job run failed: parent died; group requested again", "job", r.Rule, "group", r.Group, "run", r.ID, "was", was)
 	}
+	if err := m.rerunFailed(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// rerunFailed requests again every group of a known job whose latest run
+// FAILED and that is not dead-lettered: a run failed by an outage, a
+// shutdown or a dead parent runs again at the next start, without waiting
+// for a new event. Dead-lettered groups (a permanent failure, or retries
+// that ran out) wait for `sluice dlq replay` or new input.
+func (m *Manager) rerunFailed(ctx context.Context) error {
+	failed, err := m.st.ListRuns(ctx, state.RunFilter{States: []State{Failed}})
+	if err != nil {
+		return fmt.Errorf("job: recover: %w", err)
+	}
+	seen := map[groupKey]bool{}
+	var errs []error
+	for _, f := range failed {
+		k := groupKey{f.Rule, f.Group}
+		if seen[k] || m.byName[f.Rule] == nil {
+			continue
+		}
+		seen[k] = true
+		latest, err := m.st.ListRuns(ctx, state.RunFilter{Rule: f.Rule, Group: f.Group, Limit: 1})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if len(latest) == 0 || latest[0].State != Failed {
+			continue
+		}
+		if _, dead, err := m.st.DeadLetterFor(ctx, Target(f.Rule), f.Group, ""); err != nil || dead {
+			errs = append(errs, err)
+			continue
+		}
+		if err := m.st.RequestRun(ctx, f.Rule, f.Group, m.now()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		m.log.Info("job group requested again: its last run failed", "job", f.Rule, "group", f.Group, "run", latest[0].ID)
+	}
+	return errors.Join(errs...)
+}
+
+// Target is the dead-letter target of job name ("job-NAME"), the same as
+// its queue subscription.
+func Target(name string) string { return "job-" + name }
+
+// Retrying returns the groups whose runs are being retried after a
+// transient failure ("job/group"), and the earliest first failure among
+// them (zero when none is).
+func (m *Manager) Retrying(ctx context.Context) (keys []string, since time.Time) {
+	reqs, err := m.st.PendingRequests(ctx)
+	if err != nil {
+		return nil, time.Time{}
+	}
+	for _, r := range reqs {
+		if r.Attempts == 0 || m.byName[r.Rule] == nil {
+			continue
+		}
+		keys = append(keys, r.Rule+"/"+r.Group)
+		if since.IsZero() || r.FirstFailure.Before(since) {
+			since = r.FirstFailure
+		}
+	}
+	return keys, since
 }
 
 // Loop schedules runs every Tick until ctx is cancelled (see Step). Runs in
@@ -226,7 +297,7 @@ func (m *Manager) Step(ctx context.Context) (started int, err error) {
 			continue // a job no longer in the spec; the request waits for it
 		}
 		k := groupKey{req.Rule, req.Group}
-		if m.now().Sub(req.LastAt) < d.Settle || !m.claim(k) {
+		if m.now().Sub(req.LastAt) < d.Settle || m.now().Before(req.NotBefore) || !m.claim(k) {
 			continue
 		}
 		ok, err := m.start(ctx, d, req)
@@ -307,11 +378,12 @@ func (m *Manager) start(ctx context.Context, d *Definition, req state.RunRequest
 	task.RunID, task.Rule, task.Group, task.Inputs = run.ID, d.Name, req.Group, inputs
 	m.log.Info("job run starting", "job", d.Name, "group", req.Group, "run", run.ID, "inputs", len(inputs))
 	m.wg.Add(1)
-	go m.execute(ctx, run, task, req.LastAt)
+	go m.execute(ctx, run, task, req)
 	return true, nil
 }
 
-func (m *Manager) execute(ctx context.Context, run Run, task Task, lastAt time.Time) {
+func (m *Manager) execute(ctx context.Context, run Run, task Task, req state.RunRequest) {
+	lastAt := req.LastAt
 	defer m.wg.Done()
 	defer m.release(groupKey{run.Rule, run.Group})
 	rec := context.WithoutCancel(ctx)
@@ -348,10 +420,19 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, lastAt time.T
 	if err := m.st.UpdateRun(rec, run); err != nil {
 		m.log.Error("job run state not recorded", "run", run.ID, "state", string(run.State), "err", err)
 	}
-	if run.State == Failed && ctx.Err() != nil {
+	switch {
+	case run.State == Failed && ctx.Err() != nil:
 		// Cancelled by shutdown: ask again so the next start runs it.
 		if err := m.st.RequestRun(rec, run.Rule, run.Group, lastAt); err != nil {
 			m.log.Error("job request not restored after cancellation", "run", run.ID, "err", err)
+		}
+	case run.State == Failed && (err != nil || out.Transient):
+		m.retryLater(rec, run, req)
+	case run.State == Failed:
+		m.deadLetter(rec, run, req.Attempts+1, req.FirstFailure, run.Error)
+	default:
+		if _, err := m.st.ResolveDeadLetter(rec, Target(run.Rule), run.Group, ""); err != nil {
+			m.log.Warn("could not clear the dead letter of a group that now succeeded", "job", run.Rule, "group", run.Group, "err", err)
 		}
 	}
 	if len(out.Log) > 0 && m.logStore != nil {
@@ -372,6 +453,42 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, lastAt time.T
 	m.log.Log(rec, lvl, "job run "+strings.ToLower(string(run.State)), "job", run.Rule, "group", run.Group, "run", run.ID,
 		"compute_seconds", run.ComputeSeconds, "outputs", len(run.Outputs), "err", run.Error)
 	m.finish(rec, run)
+}
+
+// retryLater keeps the request of a run that failed transiently, to run
+// again after a backoff, or dead-letters the group once retries have run
+// out (Options.Retry).
+func (m *Manager) retryLater(ctx context.Context, run Run, req state.RunRequest) {
+	attempts, first := req.Attempts+1, req.FirstFailure
+	if first.IsZero() {
+		first = run.Ended
+	}
+	now := m.now()
+	if m.retry.GiveUp(first, now) {
+		m.deadLetter(ctx, run, attempts, first, fmt.Sprintf("still failing after %d attempts over %s (retry_for %s): %s",
+			attempts, now.Sub(first).Round(time.Second), m.retry.Budget(), run.Error))
+		return
+	}
+	delay := m.retry.Delay(attempts)
+	if err := m.st.RetryRequest(ctx, run.Rule, run.Group, req.LastAt, now.Add(delay), first, attempts); err != nil {
+		m.log.Error("job retry not recorded; the next start runs the group again", "run", run.ID, "err", err)
+		return
+	}
+	m.log.Warn("job run failed transiently; retrying", "job", run.Rule, "group", run.Group, "run", run.ID, "attempt", attempts, "in", delay.Round(time.Millisecond))
+}
+
+// deadLetter records the group of a run that failed for good.
+func (m *Manager) deadLetter(ctx context.Context, run Run, attempts int, first time.Time, reason string) {
+	if first.IsZero() {
+		first = run.Ended
+	}
+	id, err := m.st.AddDeadLetter(ctx, state.DeadLetter{Target: Target(run.Rule), Kind: state.DeadJob, Name: run.Rule,
+		Key: run.Group, Reason: fmt.Sprintf("run %s: %s", run.ID, reason), Attempts: attempts, FirstFailure: first, LastFailure: m.now()})
+	if err != nil {
+		m.log.Error("job dead letter not recorded; the next start runs the group again", "run", run.ID, "err", err)
+		return
+	}
+	m.log.Error("job group dead-lettered", "id", id, "job", run.Rule, "group", run.Group, "run", run.ID)
 }
 
 func (m *Manager) finish(ctx context.Context, run Run) {

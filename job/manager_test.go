@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/trigger"
 )
@@ -622,4 +623,95 @@ func TestAnEventArrivingWhileInputsAreListedGetsAFollowUpRun(t *testing.T) {
 		t.Fatalf("follow-up inputs = %v, want %v", c.task.Inputs, want)
 	}
 	e.finish(c, Outcome{})
+}
+
+func TestATransientFailureIsRetriedAfterABackoffWithoutANewEvent(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(1)
+	r := e.finish(e.next(), Outcome{ExitCode: fault.ExitTempFail, Err: "store s3://lake: connection refused", Transient: true})
+	if r.State != Failed {
+		t.Fatalf("run = %+v, want FAILED", r)
+	}
+	e.step(0) // the backoff has not passed
+	if keys, since := e.m.Retrying(e.ctx); len(keys) != 1 || keys[0] != "hydropower/d" || !since.Equal(r.Ended) {
+		t.Fatalf("Retrying = %v since %v, want [hydropower/d] since %v", keys, since, r.Ended)
+	}
+	e.clock.Advance(fault.DefaultBackoff)
+	e.step(1)
+	if r := e.finish(e.next(), Outcome{}); r.State != Succeeded {
+		t.Fatalf("retry = %+v, want SUCCEEDED", r)
+	}
+	if keys, _ := e.m.Retrying(e.ctx); len(keys) != 0 {
+		t.Fatalf("Retrying after success = %v, want none", keys)
+	}
+	if dls, err := e.st.DeadLetters(e.ctx); err != nil || len(dls) != 0 {
+		t.Fatalf("dead letters = %+v, %v; want none", dls, err)
+	}
+}
+
+func TestTransientFailuresPastRetryForAreDeadLettered(t *testing.T) {
+	e := newEnv(t, nil)
+	e.m.retry = fault.Retry{For: 10 * time.Second}
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(1)
+	e.finish(e.next(), Outcome{ExitCode: fault.ExitTempFail, Err: "warehouse down", Transient: true})
+	e.clock.Advance(11 * time.Second)
+	e.step(1)
+	e.finish(e.next(), Outcome{ExitCode: fault.ExitTempFail, Err: "warehouse still down", Transient: true})
+	dls, err := e.st.DeadLetters(e.ctx)
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("dead letters = %+v, %v; want one", dls, err)
+	}
+	if d := dls[0]; d.Target != "job-hydropower" || d.Key != "d" || d.Attempts != 2 || !strings.Contains(d.Reason, "retry_for 10s") || !strings.Contains(d.Reason, "warehouse still down") {
+		t.Fatalf("dead letter = %+v", d)
+	}
+	e.clock.Advance(time.Hour)
+	e.step(0) // given up: no more runs until a replay or new input
+}
+
+func TestAPermanentFailureIsDeadLetteredAtOnceAndClearedBySuccess(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload("data/d/a.csv", "1")
+	e.clock.Advance(settle)
+	e.step(1)
+	e.finish(e.next(), Outcome{ExitCode: 1, Err: "data/d/a.csv line 3 column Year: abc is not an int32"})
+	dls, err := e.st.DeadLetters(e.ctx)
+	if err != nil || len(dls) != 1 || dls[0].Kind != state.DeadJob || !strings.Contains(dls[0].Reason, "abc is not an int32") {
+		t.Fatalf("dead letters = %+v, %v; want the group", dls, err)
+	}
+	e.upload("data/d/a.csv", "2") // fixed
+	e.clock.Advance(settle)
+	e.step(1)
+	e.finish(e.next(), Outcome{})
+	if dls, err := e.st.DeadLetters(e.ctx); err != nil || len(dls) != 0 {
+		t.Fatalf("dead letters after success = %+v, %v; want none", dls, err)
+	}
+}
+
+func TestRecoverRunsAgainAGroupWhoseLastRunFailedUnlessDeadLettered(t *testing.T) {
+	e := newEnv(t, nil)
+	now := e.clock.Now()
+	for _, r := range []Run{
+		{ID: "a", Rule: "hydropower", Group: "outage", State: Failed, Created: now, Ended: now, Error: "store unavailable"},
+		{ID: "b", Rule: "hydropower", Group: "bad", State: Failed, Created: now, Ended: now, Error: "abc is not an int32"},
+		{ID: "c", Rule: "hydropower", Group: "fine", State: Failed, Created: now, Ended: now, Error: "old failure"},
+		{ID: "d", Rule: "hydropower", Group: "fine", State: Succeeded, Created: now.Add(time.Second), Ended: now},
+	} {
+		if err := e.st.CreateRun(e.ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.st.AddDeadLetter(e.ctx, state.DeadLetter{Target: Target("hydropower"), Kind: state.DeadJob, Name: "hydropower", Key: "bad", Reason: "abc", LastFailure: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Recover(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	reqs, err := e.st.PendingRequests(e.ctx)
+	if err != nil || len(reqs) != 1 || reqs[0].Group != "outage" {
+		t.Fatalf("requests after Recover = %+v, %v; want only group outage", reqs, err)
+	}
 }

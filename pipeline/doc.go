@@ -70,6 +70,13 @@
 //     nats://HOST:PORT[?ack_wait=30s&max_deliveries=5]. SLUICE_QUEUE replaces it.
 //   - warehouse (optional, default "" = the data dir's warehouse):
 //     sqlite://PATH, postgres://… or postgresql://…. SLUICE_WAREHOUSE replaces it.
+//   - retry (optional): the policy for transient failures (a warehouse,
+//     store, queue or disk that is unavailable) of loads and jobs:
+//     {for: 6h, backoff: 1s, max_backoff: 1m}. Work that fails
+//     transiently is retried in place with capped exponential backoff (with
+//     jitter) for as long as for allows (default 6h), then dead-lettered;
+//     work that fails permanently (bad data) is dead-lettered at once. See
+//     package fault.
 //   - sources, loads, jobs: mappings from a name to a definition, kept in
 //     file order. A spec needs at least one source, load or job. Source,
 //     load and job names use letters, digits, - and _, starting with a

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/source/httpsource"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
@@ -53,7 +54,8 @@ const (
 )
 
 var (
-	topKeys        = []string{"name", "store", "queue", "warehouse", "sources", "loads", "jobs"}
+	topKeys        = []string{"name", "store", "queue", "warehouse", "retry", "sources", "loads", "jobs"}
+	retryKeys      = []string{"for", "backoff", "max_backoff"}
 	sourceKeys     = []string{"http", "every", "land"}
 	httpKeys       = []string{"url", "timeout", "headers", "auth", "retries", "backoff", "max_backoff", "expect_content_type", "pagination"}
 	authKeys       = []string{"header", "env", "scheme"}
@@ -109,6 +111,9 @@ func (p *parser) spec(data []byte) *Spec {
 	s.Store = p.setting(m, "store", "SLUICE_STORE", checkStore)
 	s.Queue = p.setting(m, "queue", "SLUICE_QUEUE", checkQueue)
 	s.Warehouse = p.setting(m, "warehouse", "SLUICE_WAREHOUSE", checkWarehouse)
+	if e := m.get("retry"); e != nil {
+		s.Retry = p.retry(e.val)
+	}
 
 	var tables []*yaml.Node
 	var loadOK []bool
@@ -741,4 +746,27 @@ func tableDiff(a, b Load) string {
 		return fmt.Sprintf("primary_key is [%s] here but [%s] there", strings.Join(b.PrimaryKey, ", "), strings.Join(a.PrimaryKey, ", "))
 	}
 	return ""
+}
+
+// retry reads the top-level retry policy for transient failures.
+func (p *parser) retry(n *yaml.Node) fault.Retry {
+	var r fault.Retry
+	m := p.mapping(n, "retry", "write retry: {for: 6h, backoff: 1s, max_backoff: 1m}", retryKeys, map[string]string{
+		"retry_for": `write retry: {for: 6h}`, "max_deliveries": "deliveries are not limited here: transient failures are retried for retry.for, then dead-lettered",
+	})
+	if m == nil {
+		return r
+	}
+	if e := m.get("for"); e != nil {
+		r.For, _ = p.duration(e.val, "retry.for", time.Second)
+	}
+	if e := m.get("backoff"); e != nil {
+		r.Backoff, _ = p.duration(e.val, "retry.backoff", time.Millisecond)
+	}
+	if e := m.get("max_backoff"); e != nil {
+		if r.MaxBackoff, _ = p.duration(e.val, "retry.max_backoff", time.Millisecond); r.MaxBackoff > 0 && r.MaxBackoff < cmp.Or(r.Backoff, fault.DefaultBackoff) {
+			p.errorf(e.val, "retry.max_backoff", "max_backoff (%s) is shorter than backoff (%s): raise max_backoff or lower backoff", r.MaxBackoff, cmp.Or(r.Backoff, fault.DefaultBackoff))
+		}
+	}
+	return r
 }

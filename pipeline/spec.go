@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/source/httpsource"
 	"github.com/sluicehq/sluice/warehouse/driver"
@@ -55,6 +56,10 @@ type Spec struct {
 	// The environment variables SLUICE_STORE, SLUICE_QUEUE and
 	// SLUICE_WAREHOUSE, when set and non-empty, have replaced the file's values.
 	Store, Queue, Warehouse string
+	// Retry is the policy for transient failures of loads and jobs: how
+	// long (For, default six hours) and how often they are retried before
+	// they are dead-lettered.
+	Retry fault.Retry
 	// Sources, Loads and Jobs are in file order.
 	Sources []Source
 	Loads   []Load

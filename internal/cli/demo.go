@@ -127,7 +127,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		_, err := e.Put(ctx, csvKey, demoHydropower, "text/csv")
 		return err
 	}
-	res, e, err := a.runEngine(ctx, spec, "demo", true, 1, a.logger(slog.LevelWarn), upload)
+	res, e, err := a.runEngine(ctx, spec, "demo", engine.RunOptions{Once: true}, 1, a.logger(slog.LevelWarn), upload)
 	if e != nil {
 		jobsFrom = res.Started
 	}

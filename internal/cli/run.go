@@ -1,17 +1,21 @@
 package cli
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
 func init() {
-	register(command{name: "run", args: "-f PIPELINE.yaml [--once] [--workers N]",
+	register(command{name: "run", args: "-f PIPELINE.yaml [--once [--max-wait D]] [--workers N]",
 		summary: "run a pipeline: sources, watcher and loads (--once: run each source once, drain, exit)", run: runRun})
 }
 
@@ -20,30 +24,47 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	file := fs.String("f", "", "pipeline spec file (required)")
 	once := fs.Bool("once", false, "run each source once, process every pending event, then exit (0 only if all succeeded)")
 	workers := fs.Int("workers", 1, "concurrent consumers per load")
+	maxWait := fs.Duration("max-wait", engine.DefaultMaxWait, "with --once: how long to wait for an unavailable service (warehouse, store, queue) before exiting 75 with the work still queued")
 	if _, err := a.parse(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
 		return usagef("-f PIPELINE.yaml is required")
 	}
+	if *maxWait <= 0 {
+		return usagef("--max-wait %s: want a positive duration such as 10m", *maxWait)
+	}
 	spec, err := pipeline.LoadFile(*file, a.getenv)
 	if err != nil {
 		return err
 	}
-	res, e, err := a.runEngine(ctx, spec, "run", *once, *workers, a.logger(slog.LevelInfo), nil)
+	res, e, err := a.runEngine(ctx, spec, "run", engine.RunOptions{Once: *once, MaxWait: *maxWait}, *workers, a.logger(slog.LevelInfo), nil)
 	if err != nil {
 		return err
 	}
 	if *once {
 		fmt.Fprintln(a.stdout, summary(e, res))
-		return res.Err()
+		return onceErr(res)
 	}
 	return nil
 }
 
+// onceErr is the exit error of a once-run: status 75 (EX_TEMPFAIL) when
+// work is only waiting for a service, 1 when something failed.
+func onceErr(res engine.Result) error {
+	err := res.Err()
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, engine.ErrStillPending) && len(res.Failures) == 0 && len(res.SourceErrors) == 0 {
+		return exitError{fault.ExitTempFail, err}
+	}
+	return err
+}
+
 // runEngine owns the data dir and runs spec.
 // before, if set, runs once everything is open and before the pipeline starts.
-func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, once bool, workers int, log *slog.Logger, before func(context.Context, *engine.Engine) error) (engine.Result, *engine.Engine, error) {
+func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, opts engine.RunOptions, workers int, log *slog.Logger, before func(context.Context, *engine.Engine) error) (engine.Result, *engine.Engine, error) {
 	dir, err := a.dir()
 	if err != nil {
 		return engine.Result{}, nil, err
@@ -53,7 +74,7 @@ func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, on
 		return engine.Result{}, nil, err
 	}
 	defer lock.Release()
-	e, err := engine.Open(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers})
+	e, err := openEngine(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers}, opts)
 	if err != nil {
 		return engine.Result{}, nil, err
 	}
@@ -63,8 +84,8 @@ func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, on
 			return engine.Result{}, e, err
 		}
 	}
-	log.Info("sluice running", "pipeline", spec.Name, "data_dir", dir.Path, "store", e.Store.URL(), "queue", e.Topic.Name(), "warehouse", e.WH.URL(), "once", once)
-	res, err := e.Run(ctx, once)
+	log.Info("sluice running", "pipeline", spec.Name, "data_dir", dir.Path, "store", e.Store.URL(), "queue", e.Topic.Name(), "warehouse", e.WH.URL(), "once", opts.Once)
+	res, err := e.Run(ctx, opts)
 	return res, e, err
 }
 
@@ -75,4 +96,33 @@ func summary(e *engine.Engine, r engine.Result) string {
 		s.Landed.Load(), s.Found.Load(), s.Events.Load(), s.ObjectsLoaded.Load(), s.Rows.Load(), s.Duplicates.Load(), s.Retried.Load(), s.DeadLettered.Load(),
 		s.JobsSucceeded.Load(), s.JobsFailed.Load(), r.Finished.Sub(r.Started).Round(1e6))
 	return b.String()
+}
+
+// openEngine opens the engine, waiting while a service it needs (the
+// warehouse, a queue server) is unavailable: up to opts.MaxWait for a
+// once-run, which then exits 75, and up to the retry budget otherwise.
+// Permanent errors (a spec the services reject) return at once.
+func openEngine(ctx context.Context, cfg engine.Config, opts engine.RunOptions) (*engine.Engine, error) {
+	retry := cfg.Spec.Retry
+	budget := retry.Budget()
+	if opts.Once {
+		budget = cmp.Or(opts.MaxWait, engine.DefaultMaxWait)
+	}
+	first := time.Now()
+	for attempt := 1; ; attempt++ {
+		e, err := engine.Open(ctx, cfg)
+		if err == nil || fault.IsPermanent(err) || ctx.Err() != nil {
+			return e, err
+		}
+		if time.Since(first) >= budget {
+			return nil, exitError{fault.ExitTempFail, fmt.Errorf("%w: cannot start: %w (still unavailable after %s; nothing was dead-lettered — run again once it is back)", engine.ErrStillPending, err, time.Since(first).Round(time.Second))}
+		}
+		delay := min(retry.Delay(attempt), budget-time.Since(first))
+		cfg.Logger.Warn("cannot start: a service is unavailable; retrying", "attempt", attempt, "in", delay.Round(time.Millisecond), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
 }

@@ -6,10 +6,18 @@
 //
 // Delivery: a load acknowledges an event only after the object's rows and
 // ledger row are committed (warehouse.Load), so a crash at any point means a
-// redelivery, which the ledger turns into a no-op. Bad objects (malformed
-// JSON, wrong types) are dead-lettered at once with a reason naming the
-// object and the record; other failures (warehouse unreachable) are retried
-// with backoff until the subscription's max deliveries, then dead-lettered.
+// redelivery, which the ledger turns into a no-op.
+//
+// Failure (package fault decides which kind): bad objects (malformed JSON,
+// wrong types, limits, rows the warehouse rejects, a missing table) are
+// dead-lettered at once with a reason naming the object and the record;
+// transient failures (warehouse, store, queue or disk unavailable) are
+// retried in place with capped exponential backoff for as long as
+// Config.Retry allows — the worker holds its message and keeps its ack
+// deadline fresh, so consumption pauses during an outage instead of burning
+// deliveries — and are dead-lettered only after that. Dead letters are
+// sluice's own: records in the state database (state.DeadLetter), written
+// before the message is acked, listable and replayable on every queue.
 //
 // Cancellation: cancelling Run's ctx stops sources between requests and
 // consumers between messages; an object being loaded is either committed
@@ -18,11 +26,14 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +44,7 @@ import (
 
 	"github.com/sluicehq/sluice/curate"
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/pipeline"
@@ -60,7 +72,22 @@ type Config struct {
 	// JobBinary is the sluice binary local job runs start ("" = this
 	// executable; tests set the built binary).
 	JobBinary string
+	// Retry is the retry policy for transient failures of loads and jobs
+	// (zero: fault's defaults, six hours).
+	Retry fault.Retry
 }
+
+// DefaultMaxDeliveries is the crash-loop guard when the queue URL sets no
+// max_deliveries: a message delivered this many times without being acked
+// (each time the process died or its ack deadline passed while working on
+// it) is dead-lettered. Transient failures do not count: they are retried
+// within one delivery.
+const DefaultMaxDeliveries = 50
+
+// HeaderTarget is the message header of a replayed event: the one
+// subscription ("load-NAME" or "job-NAME") that should process it. Other
+// subscriptions acknowledge it without doing anything.
+const HeaderTarget = "Sluice-Target"
 
 // Stats counts what a run did.
 type Stats struct {
@@ -87,13 +114,17 @@ type Engine struct {
 	State *state.DB
 	Stats Stats
 	qopts queue.SubscriptionOptions
+	// maxDeliveries is the crash-loop guard: a message delivered more often
+	// than this without being settled is dead-lettered.
+	maxDeliveries int
 	// storeURL is the store URL as configured (with credentials), for job
 	// processes; Store.URL() is redacted.
 	storeURL string
 	closer   []func()
 
 	mu       sync.Mutex
-	failures []string // reasons of messages this process dead-lettered
+	failures []string             // reasons of work this process dead-lettered
+	stalled  map[string]time.Time // work being retried → its first failure
 }
 
 // URLs resolves the store, queue and warehouse URLs of spec against the
@@ -123,6 +154,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 	}
+	if cfg.Retry == (fault.Retry{}) {
+		cfg.Retry = cfg.Spec.Retry
+	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Clock}
 	ok := false
 	defer func() {
@@ -147,12 +181,23 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.Topic, e.qopts, err = OpenQueue(ctx, queueURL, cfg.Spec.Name, cfg.DataDir, cfg.Lock); err != nil {
 		return nil, err
 	}
+	// sluice owns dead letters: the queue must never give up on a message
+	// by itself. max_deliveries becomes the engine's crash-loop guard (see
+	// consume).
+	e.maxDeliveries = e.qopts.MaxDeliveries
+	if e.maxDeliveries <= 0 {
+		e.maxDeliveries = DefaultMaxDeliveries
+	}
+	e.qopts.MaxDeliveries = math.MaxInt32
 	e.closer = append(e.closer, func() { e.Topic.Close() })
 	if e.WH, err = warehouse.Open(ctx, whURL); err != nil {
 		return nil, err
 	}
 	e.closer = append(e.closer, func() { e.WH.Close() })
 	_ = e.State.Set(ctx, "pipeline", cfg.Spec.Name)
+	if abs, err := filepath.Abs(cfg.Spec.File); err == nil && fileExists(abs) {
+		_ = e.State.Set(ctx, "spec_file", abs) // for replay commands without -f
+	}
 	// Recorded for `dlq ls`, without a password (which comes from
 	// SLUICE_QUEUE or -f when needed).
 	_ = e.State.Set(ctx, "queue", redactURL(queueURL))
@@ -307,16 +352,6 @@ func (e *Engine) Failures() []string {
 	return append([]string(nil), e.failures...)
 }
 
-// errPermanent marks failures a retry cannot fix.
-type errPermanent struct{ error }
-
-func permanent(err error) error { return errPermanent{err} }
-
-func isPermanent(err error) bool {
-	var p errPermanent
-	return errors.As(err, &p)
-}
-
 // IsEmbedded reports whether a queue URL names the embedded queue.
 func IsEmbedded(queueURL string) bool {
 	u, err := url.Parse(queueURL)
@@ -336,4 +371,120 @@ func redactURL(raw string) string {
 		return "…" + raw[i:]
 	}
 	return raw
+}
+
+// retrying runs do until it succeeds, fails permanently, fails
+// transiently past the retry budget, or ctx ends; between transient
+// failures it waits with capped exponential backoff, and the work counts as
+// stalled (see Stalled). key names the work in logs. It returns nil on
+// success, ctx.Err() on shutdown, else the last error — marked permanent
+// when the retry budget ran out — with the number of attempts and the time
+// of the first failure.
+func (e *Engine) retrying(ctx context.Context, key string, log *slog.Logger, do func() error) (err error, attempts int, first time.Time) {
+	retry := e.cfg.Retry
+	stalled := false
+	defer func() {
+		if stalled {
+			e.mu.Lock()
+			delete(e.stalled, key)
+			e.mu.Unlock()
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		err := do()
+		if err == nil {
+			if attempt > 1 {
+				log.Info("succeeded after retries", "key", key, "attempts", attempt)
+			}
+			return nil, attempt, first
+		}
+		if ctx.Err() != nil {
+			return ctx.Err(), attempt, first
+		}
+		now := e.now()
+		if attempt == 1 {
+			first = now
+		}
+		if fault.IsPermanent(err) {
+			return err, attempt, first
+		}
+		if retry.GiveUp(first, now) {
+			return fault.Permanent(fmt.Errorf("still failing after %d attempts over %s (retry_for %s): %w",
+				attempt, now.Sub(first).Round(time.Second), retry.Budget(), err)), attempt, first
+		}
+		if !stalled {
+			stalled = true
+			e.mu.Lock()
+			if e.stalled == nil {
+				e.stalled = map[string]time.Time{}
+			}
+			e.stalled[key] = first
+			e.mu.Unlock()
+		}
+		delay := retry.Delay(attempt)
+		e.Stats.Retried.Add(1)
+		log.Warn("failed; retrying (a service it needs is unavailable)", "key", key, "attempt", attempt, "in", delay.Round(time.Millisecond), "err", err)
+		if sleepCtx(ctx, delay) != nil {
+			return ctx.Err(), attempt, first
+		}
+	}
+}
+
+// Stalled returns the work being retried after a transient failure, and
+// when the oldest of it first failed (zero when none is).
+func (e *Engine) Stalled() (keys []string, since time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, t := range e.stalled {
+		keys = append(keys, k)
+		if since.IsZero() || t.Before(since) {
+			since = t
+		}
+	}
+	sort.Strings(keys)
+	return keys, since
+}
+
+// ack acknowledges m, which may then never be delivered again.
+func (e *Engine) ack(ctx context.Context, m *queue.Message, log *slog.Logger) {
+	if err := m.Ack(ctx); err != nil && ctx.Err() == nil {
+		log.Warn("ack failed; the message will be redelivered and skipped by the ledger", "err", err)
+	}
+}
+
+// deadLetter records d in sluice's dead letters and reports whether it is
+// committed (then the message that carried the work may be acked). When it
+// cannot be recorded, the work must stay unacknowledged: it is redelivered
+// later and fails, or succeeds, again.
+func (e *Engine) deadLetter(ctx context.Context, d state.DeadLetter) bool {
+	now := e.now()
+	if d.LastFailure.IsZero() {
+		d.LastFailure = now
+	}
+	id, err := e.State.AddDeadLetter(ctx, d)
+	if err != nil {
+		e.log.Error("could not record a dead letter; the work will be retried", "target", d.Target, "key", d.Key, "err", err)
+		return false
+	}
+	e.log.Error("dead-lettered", "id", id, "target", d.Target, "key", d.Key, "etag", d.ETag, "attempts", d.Attempts, "reason", d.Reason)
+	e.Stats.DeadLettered.Add(1)
+	e.fail(fmt.Sprintf("dead letter %d (%s): %s", id, d.Target, d.Reason))
+	return true
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

@@ -77,7 +77,7 @@ loads:
     primary_key: [id]
     columns: {id: bigint, name: text}
 `, filepath.Join(t.TempDir(), "wh.db"), api.URL))
-	res, err := e.Run(context.Background(), true)
+	res, err := e.Run(context.Background(), RunOptions{Once: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ loads:
 		}
 	}
 	e.cfg.Spec.Sources = nil
-	if _, err := e.Run(context.Background(), true); err != nil {
+	if _, err := e.Run(context.Background(), RunOptions{Once: true}); err != nil {
 		t.Fatal(err)
 	}
 	if e.Stats.Duplicates.Load() != 3 || count(t, e, "select count(*) from items") != "12" {
@@ -140,7 +140,7 @@ loads:
 `, filepath.Join(t.TempDir(), "wh.db"), api.URL))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { _, err := e.Run(ctx, false); done <- err }()
+	go func() { _, err := e.Run(ctx, RunOptions{}); done <- err }()
 	deadline := time.Now().Add(20 * time.Second)
 	for e.Stats.ObjectsLoaded.Load() < 3 {
 		if time.Now().After(deadline) {

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/curate"
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/job/local"
 	"github.com/sluicehq/sluice/pipeline"
@@ -43,6 +46,7 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 	}
 	runner := &local.Runner{Binary: e.cfg.JobBinary, Dir: e.cfg.DataDir.Jobs(), Logger: e.log}
 	return job.NewManager(defs, job.Options{
+		Retry:  e.cfg.Retry,
 		State:  e.State,
 		Runner: runner,
 		Clock:  e.now,
@@ -157,46 +161,51 @@ func (e *Engine) jobDone(ctx context.Context, r job.Run) {
 }
 
 // handleJobEvent feeds one job's event to the manager; the event is acked
-// once the run request is durably recorded.
+// once the run request is durably recorded (or the event dead-lettered).
+// A failure to record the request (the state database unavailable) is
+// retried in place, like a load's.
 func (e *Engine) handleJobEvent(ctx context.Context, j pipeline.Job, m *job.Manager, msg *queue.Message) {
+	log := e.log.With("job", j.Name, "message", msg.ID)
+	sub := "job-" + j.Name
+	if t := msg.Header[HeaderTarget]; t != "" && t != sub {
+		e.ack(ctx, msg, log)
+		return
+	}
 	recs, err := event.Parse(msg.Body, j.On.KeyEncoding)
 	if errors.Is(err, event.ErrNoRecords) {
-		_ = msg.Ack(ctx)
+		e.ack(ctx, msg, log)
 		return
 	}
 	if err != nil {
-		e.deadLetter(ctx, msg, fmt.Sprintf("job %s: message %s: %v", j.Name, msg.ID, err))
+		if e.deadLetter(ctx, state.DeadLetter{Target: sub, Kind: state.DeadJob, Name: j.Name, Key: "message-" + msg.ID,
+			Event: msg.Body, Reason: fmt.Sprintf("job %s: message %s is not an S3 event: %v", j.Name, msg.ID, err)}) {
+			e.ack(ctx, msg, log)
+		}
 		return
 	}
-	var bad, transient []error
 	for _, r := range recs {
 		if skipKey(r.S3.Object.Key) {
 			continue
 		}
-		// A key the rule cannot group is bad input; a failure to record the
-		// request is worth a retry.
-		_, err := m.OfferTo(ctx, j.Name, r)
+		err, attempts, first := e.retrying(ctx, r.S3.Object.Key, log, func() error {
+			_, err := m.OfferTo(ctx, j.Name, r)
+			if errors.Is(err, job.ErrUngroupable) {
+				return fault.Permanent(err) // a key the rule cannot group: bad input
+			}
+			return err
+		})
 		switch {
-		case errors.Is(err, job.ErrUngroupable):
-			bad = append(bad, err)
-		case err != nil:
-			transient = append(transient, err)
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		default:
+			if !e.deadLetter(ctx, state.DeadLetter{Target: sub, Kind: state.DeadJob, Name: j.Name, Key: r.S3.Object.Key,
+				ETag: r.S3.Object.ETag, Event: msg.Body, Reason: err.Error(), Attempts: attempts, FirstFailure: first}) {
+				return
+			}
 		}
 	}
-	if ctx.Err() != nil {
-		return
-	}
-	if err := errors.Join(transient...); err != nil {
-		_ = msg.Nack(ctx, backoff(msg.Deliveries), err.Error())
-		return
-	}
-	if err := errors.Join(bad...); err != nil {
-		e.deadLetter(ctx, msg, err.Error())
-		return
-	}
-	if err := msg.Ack(ctx); err != nil && ctx.Err() == nil {
-		e.log.Warn("ack failed; the event will be redelivered and deduplicated", "job", j.Name, "err", err)
-	}
+	e.ack(ctx, msg, log)
 }
 
 // consume receives from sub until ctx is done and hands each message to
@@ -216,19 +225,24 @@ func (e *Engine) consume(ctx context.Context, sub *queue.Subscription, handle fu
 			}
 			continue
 		}
+		if m.Deliveries > e.maxDeliveries {
+			log := e.log.With("subscription", sub.Name(), "message", m.ID)
+			kind, name := state.DeadLoad, strings.TrimPrefix(sub.Name(), "load-")
+			if strings.HasPrefix(sub.Name(), "job-") {
+				kind, name = state.DeadJob, strings.TrimPrefix(sub.Name(), "job-")
+			}
+			key, etag := "message-"+m.ID, ""
+			if recs, err := event.Parse(m.Body, event.KeyURL); err == nil && len(recs) > 0 {
+				key, etag = recs[0].S3.Object.Key, recs[0].S3.Object.ETag
+			}
+			if e.deadLetter(ctx, state.DeadLetter{Target: sub.Name(), Kind: kind, Name: name, Key: key, ETag: etag, Event: m.Body,
+				Attempts: m.Deliveries, Reason: fmt.Sprintf("delivered %d times without being settled (max_deliveries %d): sluice crashed, was killed or ran past the ack deadline while working on it each time", m.Deliveries, e.maxDeliveries)}) {
+				e.ack(ctx, m, log)
+			}
+			continue
+		}
 		handle(ctx, m)
 	}
-}
-
-// deadLetter gives up on m for reason, which names the object at fault.
-func (e *Engine) deadLetter(ctx context.Context, m *queue.Message, reason string) {
-	e.log.Error("dead-lettering message", "reason", reason)
-	if err := m.DeadLetter(ctx, reason); err != nil {
-		e.log.Error("dead-letter failed; the message will be redelivered", "err", err)
-		return
-	}
-	e.Stats.DeadLettered.Add(1)
-	e.fail(reason)
 }
 
 // ExecTask is the child side of a curate run (`sluice job exec`): it opens
@@ -237,11 +251,11 @@ func (e *Engine) deadLetter(ctx context.Context, m *queue.Message, reason string
 // CLI's failpoint kills the process there.
 func ExecTask(ctx context.Context, t job.Task, afterPart func(n int)) ([]string, error) {
 	if t.Kind != job.KindCurate {
-		return nil, fmt.Errorf("unknown job kind %q", t.Kind)
+		return nil, fault.Permanent(fmt.Errorf("unknown job kind %q", t.Kind))
 	}
 	var spec curate.Spec
 	if err := json.Unmarshal(t.Curate, &spec); err != nil {
-		return nil, fmt.Errorf("read curate spec: %w", err)
+		return nil, fault.Permanent(fmt.Errorf("read curate spec: %w", err))
 	}
 	st, err := store.Open(ctx, t.StoreURL, nil)
 	if err != nil {
@@ -250,8 +264,11 @@ func ExecTask(ctx context.Context, t job.Task, afterPart func(n int)) ([]string,
 	defer st.Close()
 	res, err := curate.Run(ctx, curateStore{st}, spec, &curate.Options{AfterPart: afterPart,
 		Logf: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
+	if errors.Is(err, curate.ErrNoInput) || errors.Is(err, curate.ErrOutputExists) {
+		return nil, fault.Permanent(err) // data errors (*format.RecordError) are permanent by themselves
+	}
 	if err != nil {
-		return nil, err
+		return nil, err // a store or disk failure: transient, the run is retried
 	}
 	fmt.Printf("curated %d row(s) from %d input(s) into %d part file(s) under %s\n", res.Rows, len(res.Inputs), res.Files, spec.Output)
 	out := make([]string, len(res.Outputs))

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/format"
+	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/store"
@@ -45,32 +47,63 @@ func (e *Engine) newLoader(l pipeline.Load) (*loader, error) {
 // subscription is the durable subscription name of a load.
 func (ld *loader) subscription() string { return "load-" + ld.spec.Name }
 
-// handle processes one message and settles it: ack after commit, dead
-// letter for bad input, nack with backoff for anything else.
+// handle processes one message and settles it. Each matching object
+// version is loaded; a transient failure (warehouse, store or disk
+// unavailable) is retried in place with capped exponential backoff while
+// the message's ack deadline is kept fresh, so this worker pauses instead
+// of burning deliveries, and later messages wait behind it (which keeps
+// their order); a permanent failure, or a transient one past retry_for, is
+// recorded in sluice's dead letters. The message is acked only once every
+// object version in it is committed or dead-lettered; when recording a
+// dead letter fails, or on shutdown, it stays unacked and is redelivered.
 func (ld *loader) handle(ctx context.Context, m *queue.Message) {
 	log := ld.e.log.With("load", ld.spec.Name, "message", m.ID, "delivery", m.Deliveries)
+	if t := m.Header[HeaderTarget]; t != "" && t != ld.subscription() {
+		ld.e.ack(ctx, m, log) // a replay meant for another load or job
+		return
+	}
 	recs, err := event.Parse(m.Body, ld.spec.On.KeyEncoding)
 	if errors.Is(err, event.ErrNoRecords) {
-		ld.settle(ctx, m, nil, log) // e.g. s3:TestEvent: nothing to do
+		ld.e.ack(ctx, m, log) // e.g. s3:TestEvent: nothing to do
 		return
 	}
 	if err != nil {
-		ld.settle(ctx, m, permanent(fmt.Errorf("message %s: %w", m.ID, err)), log)
+		reason := fmt.Sprintf("load %s: message %s is not an S3 event: %v", ld.spec.Name, m.ID, err)
+		if ld.e.deadLetter(ctx, state.DeadLetter{Target: ld.subscription(), Kind: state.DeadLoad, Name: ld.spec.Name,
+			Key: "message-" + m.ID, Event: m.Body, Reason: reason}) {
+			ld.e.ack(ctx, m, log)
+		}
 		return
 	}
-	// Keep the deadline fresh while a big object loads.
+	// Keep the deadline fresh while a big object loads or retries wait.
 	stop := ld.keepAlive(ctx, m)
 	defer stop()
 	for _, r := range recs {
 		if !ld.filter.Match(r) {
 			continue
 		}
-		if err := ld.loadObject(ctx, r); err != nil {
-			ld.settle(ctx, m, err, log)
-			return
+		if !ld.loadWithRetry(ctx, r, m.Body, log) {
+			return // shutting down, or the dead letter could not be recorded: redelivered later
 		}
 	}
-	ld.settle(ctx, m, nil, log)
+	ld.e.ack(ctx, m, log)
+}
+
+// loadWithRetry loads one object version, retrying transient failures in
+// place (Engine.retrying). It returns true once the version is committed
+// (or was already) or dead-lettered, false when ctx ended or the dead
+// letter could not be recorded.
+func (ld *loader) loadWithRetry(ctx context.Context, r event.Record, body []byte, log *slog.Logger) bool {
+	key, etag := r.S3.Object.Key, r.S3.Object.ETag
+	err, attempts, first := ld.e.retrying(ctx, key, log, func() error { return ld.loadObject(ctx, r) })
+	switch {
+	case err == nil:
+		return true
+	case ctx.Err() != nil:
+		return false
+	}
+	return ld.e.deadLetter(ctx, state.DeadLetter{Target: ld.subscription(), Kind: state.DeadLoad, Name: ld.spec.Name,
+		Key: key, ETag: etag, Event: body, Reason: err.Error(), Attempts: attempts, FirstFailure: first})
 }
 
 func (ld *loader) keepAlive(ctx context.Context, m *queue.Message) func() {
@@ -97,38 +130,12 @@ func (ld *loader) keepAlive(ctx context.Context, m *queue.Message) func() {
 	return func() { close(done) }
 }
 
-func (ld *loader) settle(ctx context.Context, m *queue.Message, err error, log *slog.Logger) {
-	switch {
-	case err == nil:
-		if aerr := m.Ack(ctx); aerr != nil && ctx.Err() == nil {
-			log.Warn("ack failed; the message will be redelivered and skipped by the ledger", "err", aerr)
-		}
-	case ctx.Err() != nil:
-		// Shutting down: leave the message unacked; it is redelivered.
-	case isPermanent(err):
-		ld.e.deadLetter(ctx, m, err.Error())
-	default:
-		delay := backoff(m.Deliveries)
-		log.Warn("load failed; will retry", "in", delay, "err", err)
-		ld.e.Stats.Retried.Add(1)
-		if nerr := m.Nack(ctx, delay, err.Error()); nerr != nil {
-			log.Warn("nack failed; the message is redelivered after its ack deadline", "err", nerr)
-		}
-	}
-}
-
-// backoff is 1s, 2s, 4s, ... capped at one minute.
-func backoff(deliveries int) time.Duration {
-	d := time.Second << min(max(deliveries-1, 0), 6)
-	return min(d, time.Minute)
-}
-
 // loadObject loads one object version exactly once.
 func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	key, etag := r.S3.Object.Key, r.S3.Object.ETag
 	rc, obj, err := ld.e.Store.Open(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		return permanent(fmt.Errorf("object %s (ETag %s): not found in store %s; it was deleted after its event — upload it again to load it", key, etag, ld.e.Store.URL()))
+		return fault.Permanent(fmt.Errorf("object %s (ETag %s): not found in store %s; it was deleted after its event — upload it again to load it", key, etag, ld.e.Store.URL()))
 	}
 	if err != nil {
 		return fmt.Errorf("object %s: %w", key, err)
@@ -155,7 +162,7 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	if err != nil {
 		var re *format.RecordError
 		if errors.As(err, &re) {
-			return permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
+			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -164,10 +171,13 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	}
 	res, err := ld.e.WH.Load(ctx, driver.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag, Rows: rows})
 	if errors.Is(err, driver.ErrInvalidData) {
-		return permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
+		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("object %s (ETag %s): %w", key, etag, err)
+	}
+	if _, err := ld.e.State.ResolveDeadLetter(ctx, ld.subscription(), key, etag); err != nil {
+		ld.e.log.Warn("could not clear the dead letter of a loaded object", "key", key, "err", err)
 	}
 	if !res.Loaded {
 		ld.e.Stats.Duplicates.Add(1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,26 +20,69 @@ type Result struct {
 	Started, Finished time.Time
 	// SourceErrors holds one error per failed source run.
 	SourceErrors []error
-	// Failures holds the reasons of messages dead-lettered during the run
-	// (by this process, or by the queue after too many deliveries).
+	// Failures holds the reasons of work dead-lettered during the run.
 	Failures []string
+	// Pending, after a once-run that stopped at MaxWait, names the work
+	// still waiting for an unavailable service (nothing of it was
+	// dead-lettered); Waiting is how much more the queues held.
+	Pending []string
+	Waiting int
 }
 
-// Err summarises a once-run: nil only if every source and every event succeeded.
+// ErrStillPending is Result.Err's error when a once-run stopped at its
+// MaxWait with work still waiting for a service; the CLI exits with
+// fault.ExitTempFail (75) for it.
+var ErrStillPending = errors.New("work is still waiting for an unavailable service")
+
+// Err summarises a once-run: nil only if every source and every event
+// succeeded and nothing is left pending.
 func (r Result) Err() error {
 	var errs []error
 	errs = append(errs, r.SourceErrors...)
 	for _, f := range r.Failures {
 		errs = append(errs, errors.New(f))
 	}
+	if len(r.Pending) > 0 || r.Waiting > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d object(s) or group(s) being retried (%s) and %d more message(s) queued; nothing was dead-lettered — run again once the service is back",
+			ErrStillPending, len(r.Pending), abbreviate(r.Pending, 5), r.Waiting))
+	}
 	return errors.Join(errs...)
 }
 
-// Run runs the pipeline. With once, each source runs once, the local store
-// is scanned once, every pending event is processed, and Run returns; else
-// it runs until ctx is cancelled (sources on their schedules, a watcher on
-// local stores, consumers).
-func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
+func abbreviate(keys []string, n int) string {
+	if len(keys) <= n {
+		return strings.Join(keys, ", ")
+	}
+	return strings.Join(keys[:n], ", ") + fmt.Sprintf(" and %d more", len(keys)-n)
+}
+
+// DefaultMaxWait bounds how long a once-run waits for an unavailable
+// service before it exits, leaving the work queued.
+const DefaultMaxWait = 10 * time.Minute
+
+// RunOptions configure Run.
+type RunOptions struct {
+	// Once runs each source once, scans the local store once, processes
+	// every pending event and returns; otherwise Run runs until ctx is
+	// cancelled.
+	Once bool
+	// MaxWait bounds how long a once-run waits while work is being retried
+	// for an unavailable service (default DefaultMaxWait); then Run returns
+	// with Result.Pending set and that work still queued.
+	MaxWait time.Duration
+	// DrainOnly runs no sources and does not scan the store: a once-run
+	// then only processes what is queued or requested (replays).
+	DrainOnly bool
+}
+
+// Run runs the pipeline (see RunOptions): sources on their schedules, a
+// watcher on local stores, the loads' and jobs' consumers and the job
+// scheduler.
+func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
+	once := opts.Once
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = DefaultMaxWait
+	}
 	res := Result{Started: e.now()}
 	spec := e.cfg.Spec
 	var loaders []*loader
@@ -71,7 +115,6 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 		}
 	}
 
-	dlBefore := e.deadLetterCount(ctx)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -119,25 +162,27 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 		Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...)) }}
 	local := e.Store.LocalDir() != ""
 	if once {
-		if local {
+		if local && !opts.DrainOnly {
 			if _, err := e.Store.ScanOnce(ctx, e.State, watchOpts, e.emitFound); err != nil {
 				return res, fmt.Errorf("scan local store: %w", err)
 			}
 		}
 		for i, im := range importers {
+			if opts.DrainOnly {
+				break
+			}
 			if err := e.runSource(ctx, spec.Sources[i].Name, im); err != nil {
 				res.SourceErrors = append(res.SourceErrors, err)
 			}
 		}
-		if err := e.drain(ctx, subs, jobs); err != nil {
+		pending, waiting, err := e.drain(ctx, subs, jobs, opts.MaxWait)
+		if err != nil {
 			return res, err
 		}
+		res.Pending, res.Waiting = pending, waiting
 		stop()
 		wg.Wait()
 		res.Failures = e.Failures()
-		if n := e.deadLetterCount(ctx) - dlBefore; dlBefore >= 0 && n > int(e.Stats.DeadLettered.Load()) {
-			res.Failures = append(res.Failures, fmt.Sprintf("%d message(s) dead-lettered after too many deliveries; see `sluice dlq ls`", n-int(e.Stats.DeadLettered.Load())))
-		}
 		res.Finished = e.now()
 		return res, nil
 	}
@@ -176,25 +221,18 @@ func (e *Engine) Run(ctx context.Context, once bool) (Result, error) {
 	return res, nil
 }
 
-// deadLetterCount counts the topic's dead letters (-1 if unknown).
-func (e *Engine) deadLetterCount(ctx context.Context) int {
-	dl, err := e.Topic.DeadLetters(ctx)
-	if err != nil {
-		return -1
-	}
-	return len(dl)
-}
-
 // drain waits until no subscription has pending messages and no job is
-// pending or running, twice in a row.
-func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription, jobs *job.Manager) error {
+// pending or running, twice in a row. When work has been retried for an
+// unavailable service for longer than maxWait, it stops waiting and
+// returns that work and how many more messages are queued.
+func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription, jobs *job.Manager, maxWait time.Duration) (pending []string, waiting int, err error) {
 	quiet := 0
 	for quiet < 2 {
 		n := 0
 		if jobs != nil {
 			idle, err := jobs.Idle(ctx)
 			if err != nil {
-				return err
+				return nil, 0, err
 			}
 			if !idle {
 				n++
@@ -203,7 +241,7 @@ func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription, jobs *jo
 		for _, s := range subs {
 			p, err := s.Pending(ctx)
 			if err != nil {
-				return err
+				return nil, 0, err
 			}
 			n += p
 		}
@@ -212,13 +250,25 @@ func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription, jobs *jo
 		} else {
 			quiet = 0
 		}
+		keys, since := e.Stalled()
+		if jobs != nil {
+			jk, js := jobs.Retrying(ctx)
+			keys = append(keys, jk...)
+			if !js.IsZero() && (since.IsZero() || js.Before(since)) {
+				since = js
+			}
+		}
+		if n > 0 && !since.IsZero() && e.now().Sub(since) >= maxWait {
+			e.log.Warn("stopping: work is still waiting for an unavailable service", "waited", e.now().Sub(since).Round(time.Second), "max_wait", maxWait, "retrying", len(keys))
+			return keys, max(n-len(keys), 0), nil
+		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, 0, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return nil
+	return nil, 0, nil
 }
 
 // lander lands source pages into the store and emits their events.

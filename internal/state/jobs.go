@@ -99,6 +99,12 @@ type RunFilter struct {
 type RunRequest struct {
 	Rule, Group     string
 	FirstAt, LastAt time.Time
+	// NotBefore delays a retry after a transient failure (zero: none).
+	NotBefore time.Time
+	// Attempts counts the runs of this request that failed transiently,
+	// the first of them at FirstFailure.
+	Attempts     int
+	FirstFailure time.Time
 }
 
 // transitions lists the allowed state changes; a state may always be
@@ -317,7 +323,7 @@ func (s *DB) RequestRun(ctx context.Context, rule, grp string, at time.Time) err
 
 // PendingRequests returns every pending run request, oldest last_at first.
 func (s *DB) PendingRequests(ctx context.Context) ([]RunRequest, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT rule, grp, first_at, last_at FROM job_requests ORDER BY last_at, rule, grp`)
+	rows, err := s.db.QueryContext(ctx, `SELECT rule, grp, first_at, last_at, not_before, attempts, first_failure FROM job_requests ORDER BY last_at, rule, grp`)
 	if err != nil {
 		return nil, fmt.Errorf("state: list pending run requests: %w", err)
 	}
@@ -325,12 +331,16 @@ func (s *DB) PendingRequests(ctx context.Context) ([]RunRequest, error) {
 	var out []RunRequest
 	for rows.Next() {
 		var r RunRequest
-		var first, last sql.NullString
-		if err := rows.Scan(&r.Rule, &r.Group, &first, &last); err != nil {
+		var first, last, notBefore, firstFailure sql.NullString
+		if err := rows.Scan(&r.Rule, &r.Group, &first, &last, &notBefore, &r.Attempts, &firstFailure); err != nil {
 			return nil, fmt.Errorf("state: list pending run requests: %w", err)
 		}
 		if r.FirstAt, err = parseTime(first); err == nil {
-			r.LastAt, err = parseTime(last)
+			if r.LastAt, err = parseTime(last); err == nil {
+				if r.NotBefore, err = parseTime(notBefore); err == nil {
+					r.FirstFailure, err = parseTime(firstFailure)
+				}
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("state: run request %s/%s: %w", r.Rule, r.Group, err)
@@ -341,6 +351,20 @@ func (s *DB) PendingRequests(ctx context.Context) ([]RunRequest, error) {
 		return nil, fmt.Errorf("state: list pending run requests: %w", err)
 	}
 	return out, nil
+}
+
+// RetryRequest records that a run of (rule, grp) failed transiently: the
+// request is kept (or put back) with its attempts, first failure and the
+// time before which it must not run again. Events that refresh the
+// request meanwhile keep it.
+func (s *DB) RetryRequest(ctx context.Context, rule, grp string, lastAt, notBefore, firstFailure time.Time, attempts int) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO job_requests(rule, grp, first_at, last_at, not_before, attempts, first_failure) VALUES(?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(rule, grp) DO UPDATE SET not_before = excluded.not_before, attempts = excluded.attempts, first_failure = excluded.first_failure`,
+		rule, grp, fmtTime(lastAt), fmtTime(lastAt), fmtTime(notBefore), attempts, fmtTime(firstFailure))
+	if err != nil {
+		return fmt.Errorf("state: retry run of job %s for group %s: %w", rule, grp, err)
+	}
+	return nil
 }
 
 // ClearRequest deletes the request for (rule, grp) if its last_at is not

@@ -32,7 +32,26 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 `
 
-// Open opens (creating) the state database at path.
+// migrations bring a state database forward, one schema version each
+// (PRAGMA user_version counts the ones applied). A database written by an
+// older sluice is migrated at Open; one written by a newer sluice is
+// refused. Append only: never edit a migration that has shipped.
+var migrations = []string{
+	// 1: seen files, settings, job runs and requests.
+	schema + jobsSchema,
+	// 2: sluice's own dead letters; job requests learn retries.
+	deadLettersSchema + `
+ALTER TABLE job_requests ADD COLUMN not_before TEXT;
+ALTER TABLE job_requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE job_requests ADD COLUMN first_failure TEXT;
+`,
+}
+
+// SchemaVersion is the state schema this sluice writes.
+var SchemaVersion = len(migrations)
+
+// Open opens (creating) the state database at path and migrates it to
+// SchemaVersion.
 func Open(ctx context.Context, path string) (*DB, error) {
 	// synchronous(FULL): in WAL mode NORMAL can roll back the last commits on an OS crash or power loss, after callers already acted on them (events emitted, messages acked).
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate")
@@ -40,11 +59,61 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, schema+jobsSchema); err != nil {
+	if err := migrate(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
 	return &DB{db: db}, nil
+}
+
+// OpenReadOnly opens an existing state database for reading only (for
+// commands such as `dlq ls`, which must work on a full disk). It does not
+// migrate; a database older than SchemaVersion may lack newer tables.
+func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	if err != nil {
+		return nil, fmt.Errorf("open state db %s read-only: %w", path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state db %s read-only: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	// Each step reads the version inside its own write transaction
+	// (BEGIN IMMEDIATE), so processes opening the same database at once
+	// apply every migration exactly once.
+	for {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		var v int
+		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if v > len(migrations) {
+			tx.Rollback()
+			return fmt.Errorf("it has schema version %d, newer than this sluice's %d: upgrade sluice", v, len(migrations))
+		}
+		if v == len(migrations) {
+			return tx.Rollback()
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to schema version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to schema version %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate to schema version %d: %w", v+1, err)
+		}
+	}
 }
 
 // Close closes the database.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/fault"
 	"io"
 	"os"
 	"os/exec"
@@ -18,8 +19,10 @@ import (
 
 // Exec is the child side of a run (`sluice job exec TASK_FILE`): it reads
 // the task, executes it, writes result.json next to the task file
-// atomically, and returns the process exit code, 0 on success and 1 on
-// failure. Tasks of kind "command" are run by RunCommand with the child's
+// atomically, and returns the process exit code: 0 on success,
+// fault.ExitTempFail (75) when the failure is transient (fault.KindOf: a
+// service was unavailable, or a command job itself exited 75) and 1 on
+// any other failure. Tasks of kind "command" are run by RunCommand with the child's
 // stdout and stderr; every other kind is handed to do (the engine's
 // executor, for "curate"); a nil do fails them. Errors are also printed to
 // stderr, which is the run's log.
@@ -40,6 +43,9 @@ func Exec(ctx context.Context, taskFile string, do func(ctx context.Context, t j
 	code := 0
 	if err != nil {
 		res.Error, code = err.Error(), 1
+		if fault.IsTransient(err) {
+			code = fault.ExitTempFail
+		}
 		fmt.Fprintln(os.Stderr, "sluice job:", err)
 	}
 	data, merr := json.Marshal(res)
@@ -60,13 +66,13 @@ func execTask(ctx context.Context, taskFile string, do func(context.Context, job
 	}
 	var t job.Task
 	if err := json.Unmarshal(data, &t); err != nil {
-		return nil, fmt.Errorf("task file %s is not a job task: %w", taskFile, err)
+		return nil, fault.Permanent(fmt.Errorf("task file %s is not a job task: %w", taskFile, err))
 	}
 	switch {
 	case t.Kind == job.KindCommand:
 		return RunCommand(ctx, t, os.Stdout, os.Stderr)
 	case do == nil:
-		return nil, fmt.Errorf("run %s: no executor for job kind %q", t.RunID, t.Kind)
+		return nil, fault.Permanent(fmt.Errorf("run %s: no executor for job kind %q", t.RunID, t.Kind))
 	}
 	outputs, err := do(ctx, t)
 	if err != nil {
@@ -87,7 +93,9 @@ func execTask(ctx context.Context, taskFile string, do func(context.Context, job
 //	SLUICE_OUTPUTS  a file the command may write the keys it created to,
 //	                one per line; they become the run's outputs
 //
-// A non-zero exit fails the run. On Linux the command dies with its parent.
+// A non-zero exit fails the run: exit status 75 (EX_TEMPFAIL) as a
+// transient failure that is retried with backoff, any other as a permanent
+// one that is dead-lettered. On Linux the command dies with its parent.
 func RunCommand(ctx context.Context, t job.Task, stdout, stderr io.Writer) (outputs []string, err error) {
 	if len(t.Command) == 0 || t.Command[0] == "" {
 		return nil, fmt.Errorf("run %s: job %s has an empty command", t.RunID, t.Rule)
@@ -118,9 +126,13 @@ func RunCommand(ctx context.Context, t job.Task, stdout, stderr io.Writer) (outp
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("command %s %s", t.Command[0], ee.ProcessState)
+			err := fmt.Errorf("command %s %s", t.Command[0], ee.ProcessState)
+			if ee.ExitCode() == fault.ExitTempFail {
+				return nil, fault.Transient(fmt.Errorf("%w (EX_TEMPFAIL: it will be retried)", err))
+			}
+			return nil, fault.Permanent(err)
 		}
-		return nil, fmt.Errorf("command %s: %w", t.Command[0], err)
+		return nil, fault.Permanent(fmt.Errorf("command %s: %w", t.Command[0], err))
 	}
 	f, err := os.Open(outFile.Name())
 	if err != nil {

@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/fault"
 	"io"
 	"log/slog"
 	"os"
@@ -200,6 +201,7 @@ func (r *Runner) Run(ctx context.Context, t job.Task) (job.Outcome, error) {
 	if out.Err != "" && out.ExitCode == 0 {
 		out.ExitCode = 1
 	}
+	out.Transient = killed == "" && out.ExitCode == fault.ExitTempFail
 	logger.Info("job process ended", "run", t.RunID, "pid", pgid, "exit", out.ExitCode, "seconds", compute, "err", out.Err)
 	if goneErr != nil {
 		return out, fmt.Errorf("local runner: run %s: %w", t.RunID, goneErr)

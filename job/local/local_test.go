@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/fault"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,7 +81,9 @@ func childDo(ctx context.Context, t job.Task) ([]string, error) {
 	case "ok":
 		return []string{"curated/" + t.Group + "/part-00000.parquet", "curated/" + t.Group + "/_SUCCESS"}, nil
 	case "fail":
-		return nil, errors.New("data/d/a.csv line 3 column Year: abc is not an int32")
+		return nil, fault.Permanent(errors.New("data/d/a.csv line 3 column Year: abc is not an int32"))
+	case "unavailable":
+		return nil, errors.New("store s3://lake: connection refused") // unclassified: transient
 	case "exit3":
 		os.Exit(3)
 	case "noresult":
@@ -105,7 +108,7 @@ func childDo(ctx context.Context, t job.Task) ([]string, error) {
 		fmt.Println("the end")
 		return nil, nil
 	}
-	return nil, fmt.Errorf("unknown mode %q", s.Mode)
+	return nil, fault.Permanent(fmt.Errorf("unknown mode %q", s.Mode))
 }
 
 func newRunner(t *testing.T) *Runner {
@@ -197,19 +200,21 @@ func TestASucceedingChildReportsItsOutputsAndLog(t *testing.T) {
 func TestAFailingChildReportsItsErrorAndExitCode(t *testing.T) {
 	r := newRunner(t)
 	for _, tc := range []struct {
-		mode     string
-		wantCode int
-		wantErr  string
+		mode          string
+		wantCode      int
+		wantErr       string
+		wantTransient bool
 	}{
-		{"fail", 1, "abc is not an int32"},
-		{"exit3", 3, "exit status 3"},
-		{"noresult", 1, "left no usable result.json"},
-		{"nonsense", 1, `unknown mode "nonsense"`},
+		{"fail", 1, "abc is not an int32", false},
+		{"exit3", 3, "exit status 3", false},
+		{"noresult", 1, "left no usable result.json", false},
+		{"nonsense", 1, `unknown mode "nonsense"`, false},
+		{"unavailable", fault.ExitTempFail, "connection refused", true},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			out := run(t, r, t.Context(), task(t, childSpec{Mode: tc.mode}))
-			if out.ExitCode != tc.wantCode || !strings.Contains(out.Err, tc.wantErr) {
-				t.Fatalf("outcome = %+v, want exit %d and an error containing %q", out, tc.wantCode, tc.wantErr)
+			if out.ExitCode != tc.wantCode || !strings.Contains(out.Err, tc.wantErr) || out.Transient != tc.wantTransient {
+				t.Fatalf("outcome = %+v, want exit %d, transient %v and an error containing %q", out, tc.wantCode, tc.wantTransient, tc.wantErr)
 			}
 		})
 	}

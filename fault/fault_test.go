@@ -1,0 +1,69 @@
+package fault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/format"
+	"github.com/sluicehq/sluice/warehouse/driver"
+)
+
+func TestKindOfClassifiesErrors(t *testing.T) {
+	refused := errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	tests := []struct {
+		name string
+		err  error
+		want Kind
+	}{
+		{"an unknown failure is retried", refused, KindTransient},
+		{"a wrapped unknown failure is retried", fmt.Errorf("load x: %w", refused), KindTransient},
+		{"a decode error is permanent", fmt.Errorf("object a.json: %w", &format.RecordError{Record: 2, Err: errors.New("truncated")}), KindPermanent},
+		{"rows the warehouse rejects are permanent", fmt.Errorf("load: %w: null key", driver.ErrInvalidData), KindPermanent},
+		{"an explicit mark is permanent", Permanent(refused), KindPermanent},
+		{"transient overrides a permanent cause", Transient(fmt.Errorf("x: %w", driver.ErrInvalidData)), KindTransient},
+		{"the outermost mark wins", Permanent(Transient(refused)), KindPermanent},
+		{"cancellation is transient", fmt.Errorf("load: %w", context.Canceled), KindTransient},
+		{"a deadline is transient", context.DeadlineExceeded, KindTransient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := KindOf(tt.err); got != tt.want {
+				t.Errorf("KindOf(%v) = %s, want %s", tt.err, got, tt.want)
+			}
+			if IsPermanent(tt.err) != (tt.want == KindPermanent) || IsTransient(tt.err) != (tt.want == KindTransient) {
+				t.Errorf("IsPermanent/IsTransient disagree with KindOf for %v", tt.err)
+			}
+		})
+	}
+	if IsPermanent(nil) || IsTransient(nil) || Permanent(nil) != nil || Transient(nil) != nil {
+		t.Error("nil must be neither permanent nor transient, and marks of nil must stay nil")
+	}
+	if err := Permanent(refused); !errors.Is(err, refused) || err.Error() != refused.Error() {
+		t.Errorf("Permanent changes the error: %v", err)
+	}
+}
+
+func TestRetryBacksOffExponentiallyUpToTheCapWithJitter(t *testing.T) {
+	r := Retry{Backoff: time.Second, MaxBackoff: 8 * time.Second}
+	for attempt, full := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 8 * time.Second, 60: 8 * time.Second} {
+		for range 50 {
+			if d := r.Delay(attempt); d < full/2 || d > full {
+				t.Fatalf("Delay(%d) = %s, want within [%s, %s]", attempt, d, full/2, full)
+			}
+		}
+	}
+}
+
+func TestRetryGivesUpAfterItsBudget(t *testing.T) {
+	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := Retry{For: time.Hour}
+	if r.GiveUp(first, first.Add(59*time.Minute)) || !r.GiveUp(first, first.Add(time.Hour)) {
+		t.Error("a one-hour budget must allow retries for 59m and stop at 1h")
+	}
+	if (Retry{}).Budget() != DefaultRetryFor || DefaultRetryFor < time.Hour {
+		t.Errorf("default budget %s: want hours, not seconds", (Retry{}).Budget())
+	}
+}

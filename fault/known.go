@@ -1,0 +1,23 @@
+package fault
+
+import (
+	"errors"
+
+	"github.com/sluicehq/sluice/format"
+	"github.com/sluicehq/sluice/warehouse/driver"
+)
+
+// knownPermanent lists the errors of sluice's packages that mean the data
+// or the configuration is wrong:
+//
+//   - *format.RecordError: the object does not decode or cast (including
+//     limits hit);
+//   - driver.ErrInvalidData: the warehouse rejects the rows.
+//
+// fault imports only these small packages; other producers of permanent
+// errors (a deleted object, a missing table) mark them with Permanent where
+// they know the meaning.
+func knownPermanent(err error) bool {
+	var re *format.RecordError
+	return errors.As(err, &re) || errors.Is(err, driver.ErrInvalidData)
+}
