@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -108,7 +109,7 @@ func TestOpenSQLiteURLsGiveWorkingWarehouses(t *testing.T) {
 		if err := w.EnsureTable(t.Context(), tbl); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.Load(t.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{"x"}}}); err != nil {
+		if _, err := w.Load(t.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{"x"}})}); err != nil {
 			t.Fatal(err)
 		}
 		_, rows, err := w.Query(t.Context(), "SELECT a FROM t")
@@ -262,7 +263,7 @@ func TestCheckRowsRejectsBadValuesAsErrInvalidData(t *testing.T) {
 		row  []any
 		msg  string
 	}{
-		{"short row", []any{int64(1)}, "row 2 has 1 values for 8 columns"},
+		{"short row", []any{int64(1)}, "row 2: 1 values for 8 columns"},
 		{"null primary key", row(0, nil), "row 2, column id (bigint): primary key column is null"},
 		{"string for a bigint", row(0, "1"), "row 2, column id (bigint): want an integer, got string"},
 		{"integer out of 32 bits", row(1, int64(1)<<31), "row 2, column n (integer): 2147483648 does not fit a 32-bit integer"},
@@ -283,5 +284,21 @@ func TestCheckRowsRejectsBadValuesAsErrInvalidData(t *testing.T) {
 		if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: checkRows error = %v, want ErrInvalidData containing %q", tc.name, err, tc.msg)
 		}
+	}
+}
+
+// checkRows runs rows through Load's checks, as Load would stream them.
+func checkRows(t driver.Table, rows [][]any) ([][]any, error) {
+	s := newCheckedSource(driver.Batch{Table: t, Mode: driver.Append, Rows: driver.SliceSource(rows)})
+	var out [][]any
+	for {
+		r, err := s.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r.Values)
 	}
 }

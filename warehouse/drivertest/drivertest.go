@@ -89,6 +89,7 @@ type harness struct {
 	ctx context.Context
 	d   driver.Warehouse
 	w   *warehouse.Warehouse
+	seq int // versions handed out by load
 }
 
 var (
@@ -109,9 +110,12 @@ func (h *harness) ensure(t driver.Table) {
 	}
 }
 
+// load loads rows as the next object version: each call's Version is
+// greater than the previous call's.
 func (h *harness) load(t driver.Table, mode driver.Mode, key, etag string, rows ...[]any) driver.Result {
 	h.t.Helper()
-	res, err := h.w.Load(h.ctx, driver.Batch{Table: t, Mode: mode, Key: key, ETag: etag, Rows: rows})
+	h.seq++
+	res, err := h.w.Load(h.ctx, driver.Batch{Table: t, Mode: mode, Key: key, ETag: etag, Version: fmt.Sprintf("v%08d", h.seq), Rows: driver.SliceSource(rows)})
 	if err != nil {
 		h.t.Fatalf("Load(%s, %s, %s): %v", t.Name, key, etag, err)
 	}
@@ -363,7 +367,7 @@ func testConcurrentDuplicateLoadsCommitOnce(h *harness) {
 			go func() {
 				defer wg.Done()
 				<-start
-				results[i], errs[i] = h.w.Load(h.ctx, driver.Batch{Table: tc.t, Mode: tc.mode, Key: "dup", ETag: "e", Rows: tc.rows})
+				results[i], errs[i] = h.w.Load(h.ctx, driver.Batch{Table: tc.t, Mode: tc.mode, Key: "dup", ETag: "e", Version: "v1", Rows: driver.SliceSource(tc.rows)})
 			}()
 		}
 		close(start)
@@ -404,7 +408,7 @@ func testConcurrentDifferentLoadsAllCommit(h *harness) {
 		go func() {
 			defer wg.Done()
 			_, errs[i] = h.w.Load(h.ctx, driver.Batch{Table: items, Mode: driver.Append, Key: fmt.Sprint("obj", i), ETag: "e",
-				Rows: [][]any{{int64(i), "a"}, {int64(i), "b"}}})
+				Rows: driver.SliceSource([][]any{{int64(i), "a"}, {int64(i), "b"}})})
 		}()
 	}
 	wg.Wait()
@@ -452,7 +456,7 @@ func testFailedLoadLeavesNoLedgerRow(h *harness) {
 	}
 	for _, c := range cases {
 		before := map[string]int64{"users": h.count("users"), "items": h.count("items"), "all_types": h.count("all_types")}
-		_, err := h.w.Load(h.ctx, driver.Batch{Table: c.t, Mode: c.mode, Key: "bad", ETag: "e", Rows: c.rows})
+		_, err := h.w.Load(h.ctx, driver.Batch{Table: c.t, Mode: c.mode, Key: "bad", ETag: "e", Version: "v1", Rows: driver.SliceSource(c.rows)})
 		if err == nil {
 			h.t.Fatalf("%s: Load succeeded, want an error", c.name)
 		}
@@ -520,7 +524,7 @@ func testBadDataIsErrInvalidData(h *harness) {
 	}
 	for _, c := range cases {
 		before := map[string]int64{"users": h.count("users"), "items": h.count("items"), "all_types": h.count("all_types")}
-		_, err := c.via(h.ctx, driver.Batch{Table: c.t, Mode: c.mode, Key: "bad", ETag: "e", Rows: c.rows})
+		_, err := c.via(h.ctx, driver.Batch{Table: c.t, Mode: c.mode, Key: "bad", ETag: "e", Version: "v1", Rows: driver.SliceSource(c.rows)})
 		if err == nil {
 			h.t.Fatalf("%s: Load succeeded, want an error", c.name)
 		}
@@ -539,7 +543,7 @@ func testBadDataIsErrInvalidData(h *harness) {
 	// A load that fails for another reason is not bad data.
 	missing := driver.Table{Name: "not_created", Columns: items.Columns}
 	for _, via := range []load{h.w.Load, h.d.Load} {
-		_, err := via(h.ctx, driver.Batch{Table: missing, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1), "a"}}})
+		_, err := via(h.ctx, driver.Batch{Table: missing, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1), "a"}})})
 		if err == nil || errors.Is(err, driver.ErrInvalidData) {
 			h.t.Errorf("Load into a missing table: error %v, want one that is not ErrInvalidData", err)
 		}
@@ -563,7 +567,7 @@ func testCancelledLoadWritesNothing(h *harness) {
 	h.ensure(items)
 	ctx, cancel := context.WithCancel(h.ctx)
 	cancel()
-	_, err := h.w.Load(ctx, driver.Batch{Table: items, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1), "a"}}})
+	_, err := h.w.Load(ctx, driver.Batch{Table: items, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1), "a"}})})
 	if err == nil {
 		h.t.Fatal("Load with a cancelled context succeeded")
 	}
@@ -579,10 +583,10 @@ func testCancelledLoadWritesNothing(h *harness) {
 func testInvalidBatchIsRejected(h *harness) {
 	h.ensure(items)
 	bad := []driver.Batch{
-		{Table: items, Mode: driver.Merge, Key: "k", ETag: "e"},                             // merge without key
-		{Table: items, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1)}}}, // short row
-		{Table: items, Mode: "upsert", Key: "k", ETag: "e"},                                 // unknown mode
-		{Table: items, Mode: driver.Append, Key: "", ETag: "e"},                             // no key
+		{Table: items, Mode: driver.Merge, Key: "k", ETag: "e"},                                                 // merge without key
+		{Table: items, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1)}})}, // short row
+		{Table: items, Mode: "upsert", Key: "k", ETag: "e"},                                                     // unknown mode
+		{Table: items, Mode: driver.Append, Key: "", ETag: "e"},                                                 // no key
 		{Table: driver.Table{Name: "bad name", Columns: items.Columns}, Mode: driver.Append, Key: "k", ETag: "e"},
 	}
 	for i, b := range bad {
@@ -726,6 +730,10 @@ func testLedgerListsVersions(h *harness) {
 			h.t.Errorf("entry %d loaded at %v, want between %v and %v", i, e.LoadedAt, before, after)
 		}
 		e.LoadedAt = time.Time{}
+		if e.Version == "" {
+			h.t.Errorf("entry %d has no Version", i)
+		}
+		e.Version = ""
 		if e != want[i] {
 			h.t.Errorf("entry %d = %+v, want %+v", i, e, want[i])
 		}

@@ -110,11 +110,13 @@ func TestOpenTwiceOnOneSchemaSharesTheLedger(t *testing.T) {
 	if err := a.EnsureTable(ctx, tbl); err != nil {
 		t.Fatal(err)
 	}
-	batch := driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1)}}}
-	if r, err := a.Load(ctx, batch); err != nil || !r.Loaded {
+	batch := func() driver.Batch {
+		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1)}})}
+	}
+	if r, err := a.Load(ctx, batch()); err != nil || !r.Loaded {
 		t.Fatalf("first Load = %+v, %v", r, err)
 	}
-	if r, err := b.Load(ctx, batch); err != nil || r.Loaded {
+	if r, err := b.Load(ctx, batch()); err != nil || r.Loaded {
 		t.Fatalf("Load of the same version through a second Open = %+v, %v; want Loaded=false", r, err)
 	}
 }
@@ -226,7 +228,7 @@ func BenchmarkLoadAppend(b *testing.B) {
 		}
 		var total int64
 		for i := 0; b.Loop(); i++ {
-			res, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: rows})
+			res, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: driver.SliceSource(rows)})
 			if err != nil || !res.Loaded || res.Rows != n {
 				b.Fatalf("Load = %+v, %v", res, err)
 			}

@@ -67,7 +67,9 @@ func TestTwoOpensOfOneFileShareTheLedger(t *testing.T) {
 	if err := a.EnsureTable(ctx, tbl); err != nil {
 		t.Fatal(err)
 	}
-	batch := driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1)}}}
+	batch := func() driver.Batch {
+		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1)}})}
+	}
 	var wg sync.WaitGroup
 	results := make([]driver.Result, 8)
 	errs := make([]error, 8)
@@ -79,7 +81,7 @@ func TestTwoOpensOfOneFileShareTheLedger(t *testing.T) {
 			if i%2 == 1 {
 				w = b // another connection set, as another process would have
 			}
-			results[i], errs[i] = w.Load(ctx, batch)
+			results[i], errs[i] = w.Load(ctx, batch())
 		}()
 	}
 	wg.Wait()
@@ -113,7 +115,7 @@ func TestTimestampsAndDatesAreStoredAsSortableUTCText(t *testing.T) {
 	}
 	ts := time.Date(2020, 8, 7, 16, 3, 4, 123456789, time.FixedZone("+02", 7200))
 	if _, err := w.Load(t.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e",
-		Rows: [][]any{{ts, time.Date(2020, 8, 7, 0, 0, 0, 0, time.UTC), true}}}); err != nil {
+		Rows: driver.SliceSource([][]any{{ts, time.Date(2020, 8, 7, 0, 0, 0, 0, time.UTC), true}})}); err != nil {
 		t.Fatal(err)
 	}
 	_, rows, err := w.Query(t.Context(), "SELECT ts || '', d || '', typeof(ts), b + 0 FROM t")
@@ -149,7 +151,7 @@ func BenchmarkLoadAppend(b *testing.B) {
 	}
 	var total int64
 	for i := 0; b.Loop(); i++ {
-		res, err := w.Load(b.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: rows})
+		res, err := w.Load(b.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: driver.SliceSource(rows)})
 		if err != nil || res.Rows != n {
 			b.Fatalf("Load = %+v, %v", res, err)
 		}
