@@ -9,6 +9,58 @@
 // one transaction, so a redelivered or concurrent duplicate is a no-op.
 // Callers acknowledge the message that carried the object only after Load
 // returns without error.
+//
+// Streaming: Batch.Rows is a driver.RowSource. Load checks each row as it
+// passes and the backend writes it inside the one transaction (PostgreSQL:
+// binary COPY; SQLite: chunks of prepared multi-row INSERTs), so memory
+// does not grow with the number of rows. The ledger row's rows column holds
+// the rows actually written.
+//
+// Write modes:
+//
+//   - append inserts every row.
+//   - merge upserts on the primary key, conditionally: a row replaces the
+//     stored row of its key only if its (Table.OrderBy value, when declared,
+//     then Batch.Version) is not smaller than the stored row's. So a newer
+//     object version never loses to an older one that commits later (after
+//     retries, say). Merge tables carry the hidden text column
+//     _sluice_version; rows stored before it existed hold the empty string and lose to
+//     any version. Within one object the row with the greatest OrderBy per
+//     key wins, ties (and no OrderBy) going to the later row.
+//   - replace makes the table hold exactly the rows of the newest loaded
+//     version of each object key: hidden columns _sluice_key and
+//     _sluice_version; loading version V of key K deletes K's rows and
+//     inserts V's, unless a version of K not older than V was loaded already
+//     (kept in the table _sluice_current); then only V's ledger row is
+//     written and Result.Superseded is set. No primary key is needed.
+//
+// Hidden columns are ordinary columns: Query (and sluice sql) shows them
+// in SELECT *. Spec columns may not start with _sluice_.
+//
+// Bad rows: by default (driver.DeadLetter) the first row that fails the
+// checks, or that the source marked Reject, fails the load with
+// ErrInvalidData naming the object, the row (record number and line) and
+// the column. With driver.Quarantine such rows are written, with record
+// number, line, reason and raw record, to <table>__rejected (columns
+// _sluice_key, _sluice_etag, record, line, reason, raw, rejected_at;
+// created when needed) in the same transaction as the good rows and the
+// ledger row, so they commit exactly once together; Result.Rejected counts
+// them.
+//
+// Schema evolution: EnsureTable adds the columns a spec gained (ALTER TABLE
+// ADD COLUMN; existing rows get NULL) and refuses a column whose type
+// changed, naming the table, the column and both types. The first Load of a
+// table (per spec, mode and on_bad_row) in a process runs the same check
+// inside its transaction, adding the hidden columns its mode needs, so a
+// load never writes a table missing a column. sluice's own tables
+// (_sluice_ledger, _sluice_current, _sluice_meta) carry a schema version
+// (driver.SchemaVersion) in _sluice_meta: opening a warehouse migrates an
+// older one forward in one transaction and refuses a newer one.
+//
+// Errors: ErrInvalidData (the data; permanent), ErrNoTable (the table does
+// not exist; permanent until it is created: dead-letter and replay later);
+// anything else — connection failures, timeouts, serialization failures,
+// deadlocks, a busy or full disk — is transient: retry.
 package warehouse
 
 import (
@@ -35,6 +87,10 @@ const LedgerTable = driver.LedgerTable
 // primary key in append mode). Connection failures, timeouts, cancellation,
 // serialization failures and deadlocks are never ErrInvalidData.
 var ErrInvalidData = driver.ErrInvalidData
+
+// ErrNoTable means the target table does not exist (see driver.ErrNoTable):
+// a retry cannot help until the table is created.
+var ErrNoTable = driver.ErrNoTable
 
 // Warehouse wraps a backend.
 type Warehouse struct {

@@ -197,6 +197,8 @@ func TestCheckTableRejectsBadSpecs(t *testing.T) {
 		{"unknown type", driver.Table{Name: "t", Columns: []driver.Column{{Name: "a", Type: "uuid"}}}, "unknown type"},
 		{"duplicate column", driver.Table{Name: "t", Columns: append(cols, cols...)}, "appears twice"},
 		{"key not a column", driver.Table{Name: "t", Columns: cols, PrimaryKey: []string{"nope"}}, "not a column"},
+		{"order_by not a column", driver.Table{Name: "t", Columns: cols, PrimaryKey: []string{"id"}, OrderBy: "seq"}, "order_by column seq is not a column"},
+		{"reserved column name", driver.Table{Name: "t", Columns: []driver.Column{{Name: "_sluice_version", Type: driver.Text}}}, "reserved for sluice's hidden columns"},
 	}
 	for _, tc := range tests {
 		err := checkTable(tc.t)
@@ -300,5 +302,31 @@ func checkRows(t driver.Table, rows [][]any) ([][]any, error) {
 			return nil, err
 		}
 		out = append(out, r.Values)
+	}
+}
+
+func TestLoadRefusesBatchesItCannotHonour(t *testing.T) {
+	w, err := Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "wh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	keyed := driver.Table{Name: "t", Columns: []driver.Column{{Name: "id", Type: driver.BigInt}}, PrimaryKey: []string{"id"}}
+	long := driver.Table{Name: strings.Repeat("x", 60), Columns: keyed.Columns}
+	tests := []struct {
+		name string
+		b    driver.Batch
+		msg  string
+	}{
+		{"merge without a version", driver.Batch{Table: keyed, Mode: driver.Merge, Key: "k", ETag: "e"}, "merge needs the object version's order"},
+		{"replace without a version", driver.Batch{Table: keyed, Mode: driver.Replace, Key: "k", ETag: "e"}, "replace needs the object version's order"},
+		{"unknown on_bad_row", driver.Batch{Table: keyed, Mode: driver.Append, Key: "k", ETag: "e", OnBadRow: "skip"}, `unknown on_bad_row "skip"`},
+		{"quarantine table name too long", driver.Batch{Table: long, Mode: driver.Append, Key: "k", ETag: "e", OnBadRow: driver.Quarantine}, "shorten the table name"},
+	}
+	for _, tc := range tests {
+		_, err := w.Load(t.Context(), tc.b)
+		if err == nil || !strings.Contains(err.Error(), tc.msg) || !strings.Contains(err.Error(), "object k") {
+			t.Errorf("%s: Load error = %v, want one naming the object and containing %q", tc.name, err, tc.msg)
+		}
 	}
 }

@@ -1,6 +1,14 @@
 // Package driver defines the small interface a warehouse backend implements.
-// Users call warehouse.Warehouse, which validates batches and wraps errors
-// once for every backend; backends run warehouse/drivertest.
+// Users call warehouse.Warehouse, which validates batches, checks rows as
+// they stream and wraps errors once for every backend; backends run
+// warehouse/drivertest.
+//
+// A backend's Load reads Batch.Rows (a RowSource) once, writing rows as it
+// reads them, never collecting the object; rows marked Reject go to the
+// quarantine table (Quarantine) or fail the load with ErrInvalidData. The
+// semantics of the write modes, hidden columns, quarantine tables, schema
+// evolution and error classes are the package warehouse's (see its doc);
+// the names sluice uses in the database are the constants below.
 package driver
 
 import (

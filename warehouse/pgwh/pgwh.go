@@ -13,13 +13,24 @@
 // Load runs in one transaction: it inserts the ledger row first (a
 // concurrent load of the same version blocks on the ledger's primary key
 // until the first commits, then finds the row and writes nothing), then
-// appends with binary COPY, or for merge COPYs into a temporary staging table
-// and upserts the last row of each key from it. Cancelling ctx rolls back.
+// streams the rows with binary COPY from a pgx.CopyFromSource over the
+// RowSource: appended (replace: after deleting the key's rows, and with the
+// hidden columns), or for merge into a temporary staging table with their
+// record numbers, from which INSERT ... SELECT DISTINCT ON (key) upserts
+// the greatest (order_by, record) row of each key where (EXCLUDED.order_by,
+// EXCLUDED._sluice_version) >= the stored row's. Rejected rows are kept
+// aside, at most 1000 at a time: the COPY ends when that many are pending,
+// they are COPYed into <table>__rejected, and another COPY continues the
+// stream. The first load of a table in a process checks and extends its
+// columns under sluice's DDL advisory lock, held until that load commits.
+// Cancelling ctx rolls back.
+//
 // Errors of SQLSTATE class 22 (data exception, e.g. a NUL character in
 // text) and 23 (integrity constraint violation, e.g. a duplicate primary
 // key) wrap driver.ErrInvalidData, keeping PostgreSQL's message with the
-// COPY line and column when it gives them; other errors (connection,
-// timeout, serialization failure, deadlock) do not.
+// COPY line and column when it gives them; 42P01 (undefined_table) wraps
+// driver.ErrNoTable; other errors (connection, timeout, serialization
+// failure, deadlock, disk full) are not classified.
 //
 // Query runs in a READ ONLY transaction and returns int64 (any integer
 // column), float64, string (text, JSON text, numeric as decimal text), bool,

@@ -24,9 +24,23 @@
 //	                      time order
 //	date       DATE       text "2006-01-02"
 //
+// Load streams the rows in chunks of prepared multi-row INSERTs (at most
+// 256 rows; only one chunk is in memory). Merge is an INSERT ... ON
+// CONFLICT DO UPDATE ... WHERE (excluded.order_by, excluded._sluice_version)
+// >= (stored), which SQLite applies row by row, so the later row of a key
+// wins within an object without buffering; its Rows result is the number of
+// rows holding the object's version afterwards, counted through an index on
+// _sluice_version. Replace deletes the key's rows through an index on
+// _sluice_key. Rejected rows are inserted into <table>__rejected as they
+// come.
+//
 // Load wraps driver.ErrInvalidData around SQLite's rejections of the rows
 // (constraint violations such as a NULL or duplicate primary key, datatype
-// mismatch, too big); other errors, such as a busy database, are not.
+// mismatch, too big) and driver.ErrNoTable around "no such table"; other
+// errors, such as a busy database or a full disk, are not classified.
+//
+// Schema: column types are compared by declared type (PRAGMA table_info),
+// so text and json, both TEXT, cannot be told apart.
 //
 // Query returns int64, float64, string, bool (BOOLEAN columns), time.Time in
 // UTC (TIMESTAMP and DATE columns) or nil. Expressions over a column lose its
