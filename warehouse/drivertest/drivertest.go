@@ -84,6 +84,7 @@ func RunConformanceTests(t *testing.T, open func(t *testing.T) driver.Warehouse)
 		{"MergeNewerVersionWinsWhateverTheCommitOrder", testMergeNewerVersionWinsWhateverTheCommitOrder},
 		{"ReplaceSwapsExactlyThePreviousVersionsRows", testReplaceSwapsExactlyThePreviousVersionsRows},
 		{"ReplaceIgnoresAnOlderVersion", testReplaceIgnoresAnOlderVersion},
+		{"ConcurrentVersionsLeaveTheNewest", testConcurrentVersionsLeaveTheNewest},
 		{"EnsureTableAddsANewColumn", testEnsureTableAddsANewColumn},
 		{"EnsureTableRefusesAChangedType", testEnsureTableRefusesAChangedType},
 		{"QuarantineKeepsGoodRowsAndRejectsBadOnes", testQuarantineKeepsGoodRowsAndRejectsBadOnes},
@@ -1130,4 +1131,39 @@ func testMissingTableIsErrNoTable(h *harness) {
 	if l := h.ledger(""); len(l) != 0 {
 		h.t.Fatalf("failed loads left ledger rows %+v", l)
 	}
+}
+
+func testConcurrentVersionsLeaveTheNewest(h *harness) {
+	h.ensure(items)
+	h.ensure(users)
+	const n = 12
+	var wg sync.WaitGroup
+	errs := make([]error, 2*n)
+	start := make(chan struct{})
+	for v := 1; v <= n; v++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			rows := [][]any{{int64(v), fmt.Sprint("v", v)}, {int64(v), fmt.Sprint("v", v)}}
+			_, errs[v-1] = h.w.Load(h.ctx, driver.Batch{Table: items, Mode: driver.Replace, Key: "a.csv", ETag: fmt.Sprint(v),
+				Version: fmt.Sprintf("%04d", v), Rows: driver.SliceSource(rows)})
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[n+v-1] = h.w.Load(h.ctx, driver.Batch{Table: users, Mode: driver.Merge, Key: fmt.Sprint("u", v), ETag: "e",
+				Version: fmt.Sprintf("%04d", v), Rows: driver.SliceSource([][]any{{int64(1), fmt.Sprint("v", v), int64(v)}})})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			h.t.Fatalf("concurrent load %d: %v", i, err)
+		}
+	}
+	last := fmt.Sprint("v", n)
+	h.wantRows("SELECT id, name FROM items", [][]any{{int64(n), last}, {int64(n), last}})
+	h.wantRows("SELECT id, name FROM users", [][]any{{int64(1), last}})
 }

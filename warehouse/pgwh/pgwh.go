@@ -389,22 +389,37 @@ func (w *Warehouse) prepareTable(ctx context.Context, tx pgx.Tx, b driver.Batch)
 	if !exists {
 		return fmt.Errorf("%w: table %s.%s is missing; create it (sluice creates the tables of a pipeline when it starts) and replay the object", driver.ErrNoTable, w.schema, t.Name)
 	}
-	var stmts []string
+	// DDL runs only for what is missing: CREATE ... IF NOT EXISTS would
+	// lock the table even when there is nothing to do, and a load holding
+	// that lock while it waits for another load's row lock deadlocks with
+	// it (ConcurrentVersionsLeaveTheNewest).
+	type object struct{ name, create string }
+	var need []object
 	if b.Mode == driver.Replace {
-		stmts = append(stmts, "CREATE INDEX IF NOT EXISTS "+pgx.Identifier{t.Name + "__sluice_key"}.Sanitize()+" ON "+w.ident(t.Name)+" ("+pgx.Identifier{driver.KeyColumn}.Sanitize()+")")
+		idx := t.Name + "__sluice_key"
+		idx = idx[:min(len(idx), 63)] // as PostgreSQL would truncate it
+		need = append(need, object{idx, "CREATE INDEX " + pgx.Identifier{idx}.Sanitize() +
+			" ON " + w.ident(t.Name) + " (" + pgx.Identifier{driver.KeyColumn}.Sanitize() + ")"})
 	}
 	if b.OnBadRow == driver.Quarantine {
-		stmts = append(stmts, "CREATE TABLE IF NOT EXISTS "+w.ident(t.Name+driver.RejectedSuffix)+` (
+		need = append(need, object{t.Name + driver.RejectedSuffix, "CREATE TABLE " + w.ident(t.Name+driver.RejectedSuffix) + ` (
 			_sluice_key text NOT NULL,
 			_sluice_etag text NOT NULL,
 			record bigint NOT NULL,
 			line bigint,
 			reason text NOT NULL,
 			raw text NOT NULL,
-			rejected_at timestamptz NOT NULL DEFAULT now())`)
+			rejected_at timestamptz NOT NULL DEFAULT now())`})
 	}
-	for _, st := range stmts {
-		if _, err := tx.Exec(ctx, st); err != nil {
+	for _, o := range need {
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", w.ident(o.name)).Scan(&exists); err != nil {
+			return fmt.Errorf("prepare table %s.%s: look for %s: %w", w.schema, t.Name, o.name, err)
+		}
+		if exists {
+			continue
+		}
+		if _, err := tx.Exec(ctx, o.create); err != nil {
 			return fmt.Errorf("prepare table %s.%s: %w", w.schema, t.Name, err)
 		}
 	}
