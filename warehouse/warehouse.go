@@ -9,6 +9,58 @@
 // one transaction, so a redelivered or concurrent duplicate is a no-op.
 // Callers acknowledge the message that carried the object only after Load
 // returns without error.
+//
+// Streaming: Batch.Rows is a driver.RowSource. Load checks each row as it
+// passes and the backend writes it inside the one transaction (PostgreSQL:
+// binary COPY; SQLite: chunks of prepared multi-row INSERTs), so memory
+// does not grow with the number of rows. The ledger row's rows column holds
+// the rows actually written.
+//
+// Write modes:
+//
+//   - append inserts every row.
+//   - merge upserts on the primary key, conditionally: a row replaces the
+//     stored row of its key only if its (Table.OrderBy value, when declared,
+//     then Batch.Version) is not smaller than the stored row's. So a newer
+//     object version never loses to an older one that commits later (after
+//     retries, say). Merge tables carry the hidden text column
+//     _sluice_version; rows stored before it existed hold the empty string and lose to
+//     any version. Within one object the row with the greatest OrderBy per
+//     key wins, ties (and no OrderBy) going to the later row.
+//   - replace makes the table hold exactly the rows of the newest loaded
+//     version of each object key: hidden columns _sluice_key and
+//     _sluice_version; loading version V of key K deletes K's rows and
+//     inserts V's, unless a version of K not older than V was loaded already
+//     (kept in the table _sluice_current); then only V's ledger row is
+//     written and Result.Superseded is set. No primary key is needed.
+//
+// Hidden columns are ordinary columns: Query (and sluice sql) shows them
+// in SELECT *. Spec columns may not start with _sluice_.
+//
+// Bad rows: by default (driver.DeadLetter) the first row that fails the
+// checks, or that the source marked Reject, fails the load with
+// ErrInvalidData naming the object, the row (record number and line) and
+// the column. With driver.Quarantine such rows are written, with record
+// number, line, reason and raw record, to <table>__rejected (columns
+// _sluice_key, _sluice_etag, record, line, reason, raw, rejected_at;
+// created when needed) in the same transaction as the good rows and the
+// ledger row, so they commit exactly once together; Result.Rejected counts
+// them.
+//
+// Schema evolution: EnsureTable adds the columns a spec gained (ALTER TABLE
+// ADD COLUMN; existing rows get NULL) and refuses a column whose type
+// changed, naming the table, the column and both types. The first Load of a
+// table (per spec, mode and on_bad_row) in a process runs the same check
+// inside its transaction, adding the hidden columns its mode needs, so a
+// load never writes a table missing a column. sluice's own tables
+// (_sluice_ledger, _sluice_current, _sluice_meta) carry a schema version
+// (driver.SchemaVersion) in _sluice_meta: opening a warehouse migrates an
+// older one forward in one transaction and refuses a newer one.
+//
+// Errors: ErrInvalidData (the data; permanent), ErrNoTable (the table does
+// not exist; permanent until it is created: dead-letter and replay later);
+// anything else — connection failures, timeouts, serialization failures,
+// deadlocks, a busy or full disk — is transient: retry.
 package warehouse
 
 import (
@@ -35,6 +87,10 @@ const LedgerTable = driver.LedgerTable
 // primary key in append mode). Connection failures, timeouts, cancellation,
 // serialization failures and deadlocks are never ErrInvalidData.
 var ErrInvalidData = driver.ErrInvalidData
+
+// ErrNoTable means the target table does not exist (see driver.ErrNoTable):
+// a retry cannot help until the table is created.
+var ErrNoTable = driver.ErrNoTable
 
 // Warehouse wraps a backend.
 type Warehouse struct {
@@ -63,6 +119,9 @@ func checkTable(t driver.Table) error {
 		if !c.Type.Valid() {
 			return fmt.Errorf("table %s: column %s: unknown type %q", t.Name, c.Name, c.Type)
 		}
+		if strings.HasPrefix(strings.ToLower(c.Name), "_sluice_") {
+			return fmt.Errorf("table %s: column %s: names starting with _sluice_ are reserved for sluice's hidden columns; rename it", t.Name, c.Name)
+		}
 		if seen[c.Name] {
 			return fmt.Errorf("table %s: column %s appears twice", t.Name, c.Name)
 		}
@@ -73,10 +132,15 @@ func checkTable(t driver.Table) error {
 			return fmt.Errorf("table %s: primary key column %s is not a column", t.Name, k)
 		}
 	}
+	if t.OrderBy != "" && !seen[t.OrderBy] {
+		return fmt.Errorf("table %s: order_by column %s is not a column", t.Name, t.OrderBy)
+	}
 	return nil
 }
 
-// EnsureTable creates t when it is missing.
+// EnsureTable creates t when it is missing. On an existing table it adds
+// the columns t has and the table lacks, and fails with an error naming the
+// table, the column and both types when a column's type differs.
 func (w *Warehouse) EnsureTable(ctx context.Context, t driver.Table) error {
 	if err := checkTable(t); err != nil {
 		return fmt.Errorf("warehouse %s: %w", w.url, err)
@@ -87,35 +151,54 @@ func (w *Warehouse) EnsureTable(ctx context.Context, t driver.Table) error {
 	return nil
 }
 
-// Load commits b exactly once (see the package doc). It first checks every
-// row against b.Table — one value per column, of the Go type driver.Type
-// documents (int and int32 are taken for integers, float32 for double,
-// []byte for JSON), Integer within 32 bits, well-formed JSON, text and JSON
-// in valid UTF-8 without NUL characters (PostgreSQL cannot store either,
-// SQLite would), no NULL in a primary key column — and returns an error
-// wrapping ErrInvalidData that names the row and column of the first bad
-// value. b.Rows is not modified.
+// Load commits b exactly once (see the package doc), streaming b.Rows into
+// the backend: memory does not grow with the number of rows. It checks
+// every row as it passes against b.Table — one value per column, of the Go
+// type driver.Type documents (int and int32 are taken for integers,
+// float32 for double, []byte for JSON), Integer within 32 bits,
+// well-formed JSON, text and JSON in valid UTF-8 without NUL characters
+// (PostgreSQL cannot store either, SQLite would), no NULL in a primary key
+// or OrderBy column. A bad row, or one the stream marked Reject, fails the
+// load with an error wrapping ErrInvalidData that names the object, the row
+// (record number and line) and the column — or, with b.OnBadRow
+// Quarantine, goes to the table's quarantine table in the same transaction.
+// The slices the source returns are not modified.
 func (w *Warehouse) Load(ctx context.Context, b driver.Batch) (driver.Result, error) {
 	if err := checkTable(b.Table); err != nil {
 		return driver.Result{}, fmt.Errorf("warehouse %s: %w", w.url, err)
 	}
+	fail := func(format string, args ...any) (driver.Result, error) {
+		return driver.Result{}, fmt.Errorf("warehouse %s: load object %s into %s: %s", w.url, b.Key, b.Table.Name, fmt.Sprintf(format, args...))
+	}
 	if b.Key == "" || b.ETag == "" {
-		return driver.Result{}, fmt.Errorf("warehouse %s: load into %s: object key and ETag are required", w.url, b.Table.Name)
+		return fail("object key and ETag are required")
 	}
 	switch b.Mode {
 	case driver.Append:
 	case driver.Merge:
 		if len(b.Table.PrimaryKey) == 0 {
-			return driver.Result{}, fmt.Errorf("warehouse %s: load into %s: write mode merge needs a primary key", w.url, b.Table.Name)
+			return fail("write mode merge needs a primary key")
+		}
+		if b.Version == "" {
+			return fail("write mode merge needs the object version's order (Batch.Version)")
+		}
+	case driver.Replace:
+		if b.Version == "" {
+			return fail("write mode replace needs the object version's order (Batch.Version)")
 		}
 	default:
-		return driver.Result{}, fmt.Errorf("warehouse %s: load into %s: unknown write mode %q (append or merge)", w.url, b.Table.Name, b.Mode)
+		return fail("unknown write mode %q (append, merge or replace)", b.Mode)
 	}
-	rows, err := checkRows(b.Table, b.Rows)
-	if err != nil {
-		return driver.Result{}, fmt.Errorf("warehouse %s: load object %s (ETag %s) into %s: %w", w.url, b.Key, b.ETag, b.Table.Name, err)
+	switch b.OnBadRow {
+	case "", driver.DeadLetter:
+	case driver.Quarantine:
+		if n := len(b.Table.Name) + len(driver.RejectedSuffix); n > 63 {
+			return fail("quarantine table %s%s would be %d characters, more than the 63 PostgreSQL allows; shorten the table name", b.Table.Name, driver.RejectedSuffix, n)
+		}
+	default:
+		return fail("unknown on_bad_row %q (dead_letter or quarantine)", b.OnBadRow)
 	}
-	b.Rows = rows
+	b.Rows = newCheckedSource(b)
 	res, err := w.d.Load(ctx, b)
 	if err != nil {
 		return res, fmt.Errorf("warehouse %s: load object %s (ETag %s) into %s: %w", w.url, b.Key, b.ETag, b.Table.Name, err)
@@ -123,43 +206,69 @@ func (w *Warehouse) Load(ctx context.Context, b driver.Batch) (driver.Result, er
 	return res, nil
 }
 
-// checkRows checks rows against t (see Load) and returns them with every
-// value in its canonical Go type. Rows that already are canonical are
-// passed on without copying.
-func checkRows(t driver.Table, rows [][]any) ([][]any, error) {
-	pk := make([]bool, len(t.Columns))
-	for j, c := range t.Columns {
-		pk[j] = slices.Contains(t.PrimaryKey, c.Name)
+// checkedSource checks the rows of a batch as they stream by (see Load).
+type checkedSource struct {
+	src        driver.RowSource
+	t          driver.Table
+	notNull    []bool // primary key and OrderBy columns
+	quarantine bool
+}
+
+func newCheckedSource(b driver.Batch) *checkedSource {
+	s := &checkedSource{src: driver.Numbered(b.Rows), t: b.Table, quarantine: b.OnBadRow == driver.Quarantine}
+	s.notNull = make([]bool, len(b.Table.Columns))
+	for j, c := range b.Table.Columns {
+		s.notNull[j] = slices.Contains(b.Table.PrimaryKey, c.Name) || c.Name == b.Table.OrderBy && b.Mode == driver.Merge
 	}
-	out, copied := rows, false
-	for i, r := range rows {
-		if len(r) != len(t.Columns) {
-			return nil, fmt.Errorf("%w: row %d has %d values for %d columns", ErrInvalidData, i+1, len(r), len(t.Columns))
-		}
-		var fixed []any // a copy of r, once a value needs converting
-		for j, c := range t.Columns {
-			v, converted, err := checkValue(c.Type, r[j])
-			if err == nil && v == nil && pk[j] {
+	return s
+}
+
+func (s *checkedSource) Next(ctx context.Context) (driver.Row, error) {
+	r, err := s.src.Next(ctx)
+	if err != nil {
+		return r, err
+	}
+	if r.Reject == "" {
+		r.Values, r.Reject = checkRow(s.t, s.notNull, r.Values)
+	}
+	if r.Reject != "" && !s.quarantine {
+		return driver.Row{}, fmt.Errorf("%w: %s (set on_bad_row: quarantine to load the good rows and keep the bad ones in %s%s)", ErrInvalidData, driver.RejectReason(r), s.t.Name, driver.RejectedSuffix)
+	}
+	return r, nil
+}
+
+// checkRow checks values against t (see Load) and returns them with every
+// value in its canonical Go type, or why the row is bad (naming the
+// column). Values that already are canonical are passed on without
+// copying.
+func checkRow(t driver.Table, notNull []bool, values []any) ([]any, string) {
+	if len(values) != len(t.Columns) {
+		return values, fmt.Sprintf("%d values for %d columns", len(values), len(t.Columns))
+	}
+	var fixed []any // a copy of values, once a value needs converting
+	for j, c := range t.Columns {
+		v, converted, err := checkValue(c.Type, values[j])
+		if err == nil && v == nil && notNull[j] {
+			if c.Name == t.OrderBy {
+				err = errors.New("order_by column is null")
+			} else {
 				err = errors.New("primary key column is null")
 			}
-			if err != nil {
-				return nil, fmt.Errorf("%w: row %d, column %s (%s): %v", ErrInvalidData, i+1, c.Name, c.Type, err)
-			}
-			if converted {
-				if fixed == nil {
-					fixed = slices.Clone(r)
-				}
-				fixed[j] = v
-			}
 		}
-		if fixed != nil {
-			if !copied {
-				out, copied = slices.Clone(rows), true
+		if err != nil {
+			return values, fmt.Sprintf("column %s (%s): %v", c.Name, c.Type, err)
+		}
+		if converted {
+			if fixed == nil {
+				fixed = slices.Clone(values)
 			}
-			out[i] = fixed
+			fixed[j] = v
 		}
 	}
-	return out, nil
+	if fixed != nil {
+		return fixed, ""
+	}
+	return values, ""
 }
 
 // errNUL explains why text with a NUL character is refused on every backend.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -108,7 +109,7 @@ func TestOpenSQLiteURLsGiveWorkingWarehouses(t *testing.T) {
 		if err := w.EnsureTable(t.Context(), tbl); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.Load(t.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{"x"}}}); err != nil {
+		if _, err := w.Load(t.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{"x"}})}); err != nil {
 			t.Fatal(err)
 		}
 		_, rows, err := w.Query(t.Context(), "SELECT a FROM t")
@@ -196,6 +197,8 @@ func TestCheckTableRejectsBadSpecs(t *testing.T) {
 		{"unknown type", driver.Table{Name: "t", Columns: []driver.Column{{Name: "a", Type: "uuid"}}}, "unknown type"},
 		{"duplicate column", driver.Table{Name: "t", Columns: append(cols, cols...)}, "appears twice"},
 		{"key not a column", driver.Table{Name: "t", Columns: cols, PrimaryKey: []string{"nope"}}, "not a column"},
+		{"order_by not a column", driver.Table{Name: "t", Columns: cols, PrimaryKey: []string{"id"}, OrderBy: "seq"}, "order_by column seq is not a column"},
+		{"reserved column name", driver.Table{Name: "t", Columns: []driver.Column{{Name: "_sluice_version", Type: driver.Text}}}, "reserved for sluice's hidden columns"},
 	}
 	for _, tc := range tests {
 		err := checkTable(tc.t)
@@ -262,7 +265,7 @@ func TestCheckRowsRejectsBadValuesAsErrInvalidData(t *testing.T) {
 		row  []any
 		msg  string
 	}{
-		{"short row", []any{int64(1)}, "row 2 has 1 values for 8 columns"},
+		{"short row", []any{int64(1)}, "row 2: 1 values for 8 columns"},
 		{"null primary key", row(0, nil), "row 2, column id (bigint): primary key column is null"},
 		{"string for a bigint", row(0, "1"), "row 2, column id (bigint): want an integer, got string"},
 		{"integer out of 32 bits", row(1, int64(1)<<31), "row 2, column n (integer): 2147483648 does not fit a 32-bit integer"},
@@ -282,6 +285,48 @@ func TestCheckRowsRejectsBadValuesAsErrInvalidData(t *testing.T) {
 		_, err := checkRows(tbl, [][]any{good, tc.row})
 		if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: checkRows error = %v, want ErrInvalidData containing %q", tc.name, err, tc.msg)
+		}
+	}
+}
+
+// checkRows runs rows through Load's checks, as Load would stream them.
+func checkRows(t driver.Table, rows [][]any) ([][]any, error) {
+	s := newCheckedSource(driver.Batch{Table: t, Mode: driver.Append, Rows: driver.SliceSource(rows)})
+	var out [][]any
+	for {
+		r, err := s.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r.Values)
+	}
+}
+
+func TestLoadRefusesBatchesItCannotHonour(t *testing.T) {
+	w, err := Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "wh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	keyed := driver.Table{Name: "t", Columns: []driver.Column{{Name: "id", Type: driver.BigInt}}, PrimaryKey: []string{"id"}}
+	long := driver.Table{Name: strings.Repeat("x", 60), Columns: keyed.Columns}
+	tests := []struct {
+		name string
+		b    driver.Batch
+		msg  string
+	}{
+		{"merge without a version", driver.Batch{Table: keyed, Mode: driver.Merge, Key: "k", ETag: "e"}, "merge needs the object version's order"},
+		{"replace without a version", driver.Batch{Table: keyed, Mode: driver.Replace, Key: "k", ETag: "e"}, "replace needs the object version's order"},
+		{"unknown on_bad_row", driver.Batch{Table: keyed, Mode: driver.Append, Key: "k", ETag: "e", OnBadRow: "skip"}, `unknown on_bad_row "skip"`},
+		{"quarantine table name too long", driver.Batch{Table: long, Mode: driver.Append, Key: "k", ETag: "e", OnBadRow: driver.Quarantine}, "shorten the table name"},
+	}
+	for _, tc := range tests {
+		_, err := w.Load(t.Context(), tc.b)
+		if err == nil || !strings.Contains(err.Error(), tc.msg) || !strings.Contains(err.Error(), "object k") {
+			t.Errorf("%s: Load error = %v, want one naming the object and containing %q", tc.name, err, tc.msg)
 		}
 	}
 }

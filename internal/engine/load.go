@@ -169,7 +169,9 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		}
 		return fmt.Errorf("object %s: read: %w", key, err)
 	}
-	res, err := ld.e.WH.Load(ctx, driver.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag, Rows: rows})
+	// Interim Version (the lead replaces it): event time, sequencer, key.
+	version := r.EventTime.UTC().Format("2006-01-02T15:04:05.000000000Z") + "|" + r.S3.Object.Sequencer + "|" + key
+	res, err := ld.e.WH.Load(ctx, driver.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag, Version: version, Rows: driver.SliceSource(rows)})
 	if errors.Is(err, driver.ErrInvalidData) {
 		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
 	}

@@ -1,20 +1,32 @@
 // Package driver defines the small interface a warehouse backend implements.
-// Users call warehouse.Warehouse, which validates batches and wraps errors
-// once for every backend; backends run warehouse/drivertest.
+// Users call warehouse.Warehouse, which validates batches, checks rows as
+// they stream and wraps errors once for every backend; backends run
+// warehouse/drivertest.
+//
+// A backend's Load reads Batch.Rows (a RowSource) once, writing rows as it
+// reads them, never collecting the object; rows marked Reject go to the
+// quarantine table (Quarantine) or fail the load with ErrInvalidData. The
+// semantics of the write modes, hidden columns, quarantine tables, schema
+// evolution and error classes are the package warehouse's (see its doc);
+// the names sluice uses in the database are the constants below.
 package driver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
 
 // Type is a column type, spelled as in pipeline specs.
 type Type string
 
-// Column types. Go values in Batch.Rows: int64 for BigInt and Integer,
+// Column types. Go values in Row.Values: int64 for BigInt and Integer,
 // float64 for Double, string for Text and JSON (the JSON text), bool for
 // Boolean, time.Time for Timestamp (UTC) and Date (midnight UTC); nil is NULL.
 //
@@ -47,13 +59,53 @@ func (t Type) Valid() bool {
 // before the backend sees them, and backends wrap it around the database's
 // own rejections of the data (constraint violations such as a NULL or
 // duplicate primary key, values the column cannot hold), keeping the
-// database's message. Errors that a retry can cure — connection failures,
-// timeouts, cancellation, serialization failures, deadlocks, a busy
-// database — never wrap it.
+// database's message.
+//
+// The classification rule every backend follows:
+//
+//   - ErrInvalidData: the data (a row, a value); permanent.
+//   - ErrNoTable: the target table does not exist (PostgreSQL SQLSTATE
+//     42P01, SQLite "no such table"); permanent until someone creates the
+//     table, so callers dead-letter the object and replay it later.
+//   - everything else — connection failures, timeouts, cancellation,
+//     serialization failures, deadlocks, a busy or full database — is
+//     unclassified and transient: retry with backoff.
 var ErrInvalidData = errors.New("invalid data")
+
+// ErrNoTable means the target table does not exist (see ErrInvalidData for
+// the classification rule). A retry cannot help until the table is created.
+var ErrNoTable = errors.New("table does not exist")
 
 // LedgerTable is the name of the ledger table in every backend.
 const LedgerTable = "_sluice_ledger"
+
+// MetaTable holds sluice's own settings, among them the ledger schema
+// version ("schema_version").
+const MetaTable = "_sluice_meta"
+
+// CurrentTable records, for write mode replace, which version of each
+// object key a table currently holds.
+const CurrentTable = "_sluice_current"
+
+// SchemaVersion is the version of sluice's own tables (ledger, meta,
+// current) this code writes. Version 1 had only the ledger (table_name,
+// object_key, etag, rows, loaded_at); version 2 adds the ledger columns
+// version and rejected, and the tables _sluice_meta and _sluice_current.
+// Open migrates older versions forward and refuses newer ones.
+const SchemaVersion = 2
+
+// Hidden columns sluice adds to tables for merge and replace. Users see
+// them in Query (and sluice sql); spec columns may not start with _sluice_.
+const (
+	// VersionColumn holds Batch.Version of the object version that wrote
+	// the row (merge and replace).
+	VersionColumn = "_sluice_version"
+	// KeyColumn holds the object key that wrote the row (replace).
+	KeyColumn = "_sluice_key"
+)
+
+// RejectedSuffix is appended to a table's name for its quarantine table.
+const RejectedSuffix = "__rejected"
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
@@ -73,6 +125,10 @@ type Table struct {
 	Name       string
 	Columns    []Column
 	PrimaryKey []string
+	// OrderBy optionally names a column that orders the versions of a row
+	// in merge mode: a row replaces the stored row of its key only if its
+	// (OrderBy, object Version) is not smaller. Its values must not be NULL.
+	OrderBy string
 }
 
 // Mode is how rows are written.
@@ -81,10 +137,72 @@ type Mode string
 const (
 	// Append inserts every row.
 	Append Mode = "append"
-	// Merge upserts on the primary key; within one batch the last row for a
-	// key wins.
+	// Merge upserts on the primary key. A row replaces the stored row of
+	// its key only when its object Version (after Table.OrderBy, when set)
+	// is not older than the stored row's, whatever the commit order; within
+	// one object the row with the greatest OrderBy per key wins, ties (and
+	// no OrderBy) going to the later row.
 	Merge Mode = "merge"
+	// Replace makes the table hold exactly the rows of the newest loaded
+	// version of each object key: loading a version deletes the rows the
+	// key's previous version wrote and inserts its own, unless a newer
+	// version of the key was loaded already (then only its ledger row is
+	// written and Result.Superseded is set). No primary key is needed.
+	Replace Mode = "replace"
 )
+
+// OnBadRow says what Load does with a row that fails its checks or that
+// the stream marked Reject.
+type OnBadRow string
+
+const (
+	// DeadLetter (the default, also for "") fails the whole load with an
+	// error wrapping ErrInvalidData naming the row and column.
+	DeadLetter OnBadRow = "dead_letter"
+	// Quarantine writes bad rows, with their record number, line, reason
+	// and raw record, to the table <table>__rejected in the same
+	// transaction as the good rows and the ledger row.
+	Quarantine OnBadRow = "quarantine"
+)
+
+// Row is one record of an object on its way to a table.
+type Row struct {
+	// Values holds one value per Table.Columns entry, in that order.
+	Values []any
+	// N is the 1-based record number in the object (0: counted by Load).
+	N int
+	// Line is the 1-based line of the record in the object, 0 if unknown.
+	Line int
+	// Reject, when not empty, says why the decoder or mapper already
+	// rejected this record; Values is then ignored.
+	Reject string
+	// Raw is the record as text (JSON), kept for quarantine.
+	Raw string
+}
+
+// RowSource streams the rows of one object. Next returns io.EOF after the
+// last row. Load reads a source once, from one goroutine at a time, and
+// does not keep the rows it returned.
+type RowSource interface {
+	Next(ctx context.Context) (Row, error)
+}
+
+// SliceSource streams rows held in memory, numbered from 1. It is for
+// tests and small batches; real loads stream from the object.
+func SliceSource(rows [][]any) RowSource { return &sliceSource{rows: rows} }
+
+type sliceSource struct {
+	rows [][]any
+	i    int
+}
+
+func (s *sliceSource) Next(context.Context) (Row, error) {
+	if s.i >= len(s.rows) {
+		return Row{}, io.EOF
+	}
+	s.i++
+	return Row{Values: s.rows[s.i-1], N: s.i}, nil
+}
 
 // Batch is the rows of one object version, loaded at most once per table.
 type Batch struct {
@@ -94,8 +212,17 @@ type Batch struct {
 	// the ledger's primary key.
 	Key  string
 	ETag string
-	// Rows holds one value per Table.Columns entry, in that order.
-	Rows [][]any
+	// Version orders the versions of one object (and, for merge, the
+	// objects writing one key): an opaque string compared byte-wise, the
+	// greater being the newer. The caller builds it (event time, then the
+	// store's sequencer, then the key). Required for replace; for merge an
+	// empty Version loses to every other (it is what rows written before
+	// versions existed hold).
+	Version string
+	// Rows streams the rows; nil means no rows.
+	Rows RowSource
+	// OnBadRow is DeadLetter ("" too) or Quarantine.
+	OnBadRow OnBadRow
 }
 
 // Result says what Load did.
@@ -103,8 +230,14 @@ type Result struct {
 	// Loaded is false when the ledger already held this object version
 	// for this table: nothing was written.
 	Loaded bool
-	// Rows is the number of rows written.
+	// Superseded is true when write mode replace found a newer version of
+	// the object already loaded: only the ledger row was written.
+	Superseded bool
+	// Rows is the number of rows written: inserted (append, replace), or
+	// inserted or updated by this version and still holding it (merge).
 	Rows int64
+	// Rejected is the number of rows written to the quarantine table.
+	Rejected int64
 }
 
 // LedgerEntry is one committed object version.
@@ -112,19 +245,27 @@ type LedgerEntry struct {
 	Table    string
 	Key      string
 	ETag     string
+	Version  string
 	Rows     int64
+	Rejected int64
 	LoadedAt time.Time
 }
 
 // Warehouse is a backend. Implementations must be safe for concurrent use.
 type Warehouse interface {
 	// EnsureTable creates the table when missing (with its primary key).
-	// An existing table is left as it is.
+	// On an existing table it adds the columns t has and the table lacks,
+	// and fails, naming the table, the column and both types, when a
+	// column exists with another type.
 	EnsureTable(ctx context.Context, t Table) error
 	// Load commits, in one transaction, a ledger row for (table, key, etag)
-	// — inserted first, so a concurrent duplicate waits or finds it — and
-	// the batch's rows. If the ledger row exists it returns Loaded=false
-	// and writes nothing. The table must exist.
+	// — inserted first, so a concurrent duplicate waits or finds it — the
+	// batch's rows and, with Quarantine, its rejected rows. If the ledger
+	// row exists it returns Loaded=false and writes nothing. The table
+	// must exist (else ErrNoTable); the first Load of a table in a process
+	// adds missing columns as EnsureTable does, plus the hidden columns
+	// the mode needs, in the same transaction. Rows are streamed: memory
+	// does not grow with their number.
 	Load(ctx context.Context, b Batch) (Result, error)
 	// Query runs a read-only SQL statement and returns column names and
 	// rows (values as the database driver returns them).
@@ -134,25 +275,126 @@ type Warehouse interface {
 	Close() error
 }
 
-// ConvertRows turns the rows of b, which warehouse.Load has checked, into a
-// backend's own values with convert (false: a value the backend cannot
-// store, reported as ErrInvalidData naming the row and column). Each row
-// gets spare capacity for extra trailing values.
-func ConvertRows(b Batch, extra int, convert func(Type, any) (any, bool)) ([][]any, error) {
-	out := make([][]any, len(b.Rows))
-	for i, r := range b.Rows {
-		if len(r) != len(b.Table.Columns) {
-			return nil, fmt.Errorf("%w: row %d has %d values for %d columns", ErrInvalidData, i+1, len(r), len(b.Table.Columns))
-		}
-		vals := make([]any, len(r), len(r)+extra)
-		for j, c := range b.Table.Columns {
-			v, ok := convert(c.Type, r[j])
-			if !ok {
-				return nil, fmt.Errorf("%w: row %d, column %s (%s): unexpected %T value %.40v (warehouse.Load checks and converts values)", ErrInvalidData, i+1, c.Name, c.Type, r[j], r[j])
-			}
-			vals[j] = v
-		}
-		out[i] = vals
+// ConvertRow turns the values of r, which warehouse.Load has checked, into
+// a backend's own values with convert (false: a value the backend cannot
+// store, reported as ErrInvalidData naming the row and column), appended to
+// dst[:0]. Callers reuse dst only when the backend does not keep it.
+func ConvertRow(t Table, r Row, dst []any, convert func(Type, any) (any, bool)) ([]any, error) {
+	if len(r.Values) != len(t.Columns) {
+		return nil, fmt.Errorf("%w: row %d has %d values for %d columns", ErrInvalidData, r.N, len(r.Values), len(t.Columns))
 	}
-	return out, nil
+	dst = dst[:0]
+	for j, c := range t.Columns {
+		v, ok := convert(c.Type, r.Values[j])
+		if !ok {
+			return nil, fmt.Errorf("%w: row %d, column %s (%s): unexpected %T value %.40v (warehouse.Load checks and converts values)", ErrInvalidData, r.N, c.Name, c.Type, r.Values[j], r.Values[j])
+		}
+		dst = append(dst, v)
+	}
+	return dst, nil
+}
+
+// Numbered numbers the rows of src that come without a record number N,
+// counting from 1, so that every row a backend sees can be named.
+func Numbered(src RowSource) RowSource {
+	if src == nil {
+		return SliceSource(nil)
+	}
+	return &numbered{src: src}
+}
+
+type numbered struct {
+	src RowSource
+	n   int
+}
+
+func (s *numbered) Next(ctx context.Context) (Row, error) {
+	r, err := s.src.Next(ctx)
+	if err != nil {
+		return r, err
+	}
+	s.n++
+	if r.N == 0 {
+		r.N = s.n
+	}
+	return r, nil
+}
+
+// RejectReason describes a bad row for a quarantine table, or for the
+// error that fails a dead-lettering load.
+// A reason that names a column follows the row after a comma:
+// "row 7 (line 8), column id (bigint): want an integer, got string".
+func RejectReason(r Row) string {
+	sep := ": "
+	if strings.HasPrefix(r.Reject, "column ") {
+		sep = ", "
+	}
+	if r.Line > 0 {
+		return fmt.Sprintf("row %d (line %d)%s%s", r.N, r.Line, sep, r.Reject)
+	}
+	return fmt.Sprintf("row %d%s%s", r.N, sep, r.Reject)
+}
+
+// RawText returns r.Raw, or when empty the values as JSON, made storable
+// everywhere: valid UTF-8 without NUL characters.
+func RawText(r Row) string {
+	s := r.Raw
+	if s == "" && r.Values != nil {
+		if b, err := json.Marshal(r.Values); err == nil {
+			s = string(b)
+		} else {
+			s = fmt.Sprint(r.Values)
+		}
+	}
+	return Storable(s)
+}
+
+// Storable makes s valid UTF-8 without NUL characters (PostgreSQL stores
+// neither), spelling a NUL as \u0000.
+func Storable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", `\u0000`)
+}
+
+// ColumnDiff compares the columns a table has (name → the backend's type
+// name, as typeName spells it) with those it needs: t's columns and hidden,
+// all of which typeName maps. It returns the columns to add, or an error
+// naming the table, the column and both types when one differs.
+func ColumnDiff(t Table, have map[string]string, hidden []Column, typeName func(Type) string) ([]Column, error) {
+	var add []Column
+	for _, c := range append(slices.Clip(t.Columns), hidden...) {
+		got, ok := have[c.Name]
+		if !ok {
+			add = append(add, c)
+			continue
+		}
+		if want := typeName(c.Type); !strings.EqualFold(got, want) {
+			return nil, fmt.Errorf("table %s: column %s is %s in the table but %s in the spec; change the spec back, or migrate the table yourself",
+				t.Name, c.Name, strings.ToLower(got), c.Type)
+		}
+	}
+	return add, nil
+}
+
+// HiddenColumns returns the hidden columns write mode m keeps in a table.
+func HiddenColumns(m Mode) []Column {
+	switch m {
+	case Merge:
+		return []Column{{Name: VersionColumn, Type: Text}}
+	case Replace:
+		return []Column{{Name: KeyColumn, Type: Text}, {Name: VersionColumn, Type: Text}}
+	}
+	return nil
+}
+
+// Signature identifies what a Load of b needs of its table (name, columns,
+// mode, quarantine), so a backend can run its schema check once per
+// process for each.
+func Signature(b Batch) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s|%s|%s|%s|%v|", b.Table.Name, b.Mode, b.OnBadRow, b.Table.OrderBy, b.Table.PrimaryKey)
+	for _, c := range b.Table.Columns {
+		sb.WriteString(c.Name + " " + string(c.Type) + ",")
+	}
+	return sb.String()
 }

@@ -13,13 +13,24 @@
 // Load runs in one transaction: it inserts the ledger row first (a
 // concurrent load of the same version blocks on the ledger's primary key
 // until the first commits, then finds the row and writes nothing), then
-// appends with binary COPY, or for merge COPYs into a temporary staging table
-// and upserts the last row of each key from it. Cancelling ctx rolls back.
+// streams the rows with binary COPY from a pgx.CopyFromSource over the
+// RowSource: appended (replace: after deleting the key's rows, and with the
+// hidden columns), or for merge into a temporary staging table with their
+// record numbers, from which INSERT ... SELECT DISTINCT ON (key) upserts
+// the greatest (order_by, record) row of each key where (EXCLUDED.order_by,
+// EXCLUDED._sluice_version) >= the stored row's. Rejected rows are kept
+// aside, at most 1000 at a time: the COPY ends when that many are pending,
+// they are COPYed into <table>__rejected, and another COPY continues the
+// stream. The first load of a table in a process checks and extends its
+// columns under sluice's DDL advisory lock, held until that load commits.
+// Cancelling ctx rolls back.
+//
 // Errors of SQLSTATE class 22 (data exception, e.g. a NUL character in
 // text) and 23 (integrity constraint violation, e.g. a duplicate primary
 // key) wrap driver.ErrInvalidData, keeping PostgreSQL's message with the
-// COPY line and column when it gives them; other errors (connection,
-// timeout, serialization failure, deadlock) do not.
+// COPY line and column when it gives them; 42P01 (undefined_table) wraps
+// driver.ErrNoTable; other errors (connection, timeout, serialization
+// failure, deadlock, disk full) are not classified.
 //
 // Query runs in a READ ONLY transaction and returns int64 (any integer
 // column), float64, string (text, JSON text, numeric as decimal text), bool,
@@ -33,9 +44,11 @@ import (
 	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,6 +70,9 @@ type Warehouse struct {
 	pool   *pgxpool.Pool
 	schema string
 	where  string // "host:port/db" for messages, no secrets
+	// prepared holds the driver.Signature of every batch whose table Load
+	// checked (and extended) in a committed transaction.
+	prepared sync.Map
 }
 
 var _ driver.Warehouse = (*Warehouse)(nil)
@@ -144,17 +160,7 @@ func Open(ctx context.Context, rawURL string) (*Warehouse, error) {
 		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
 			return fmt.Errorf("create schema %s: %w", schema, err)
 		}
-		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+w.ident(ledgerTable)+` (
-			table_name text NOT NULL,
-			object_key text NOT NULL,
-			etag text NOT NULL,
-			rows bigint NOT NULL,
-			loaded_at timestamptz NOT NULL DEFAULT now(),
-			PRIMARY KEY (table_name, object_key, etag))`)
-		if err != nil {
-			return fmt.Errorf("create ledger table %s.%s: %w", schema, ledgerTable, err)
-		}
-		return nil
+		return w.migrate(ctx, tx)
 	})
 	if err != nil {
 		w.pool.Close()
@@ -240,6 +246,105 @@ func pgType(t driver.Type) (string, error) {
 	return "", fmt.Errorf("unknown column type %q", t)
 }
 
+// migrate brings sluice's own tables to driver.SchemaVersion in tx (see
+// driver.SchemaVersion), refusing a newer schema.
+func (w *Warehouse) migrate(ctx context.Context, tx pgx.Tx) error {
+	meta := w.ident(driver.MetaTable)
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+meta+` (key text PRIMARY KEY, value text NOT NULL)`); err != nil {
+		return fmt.Errorf("create %s.%s: %w", w.schema, driver.MetaTable, err)
+	}
+	var v int
+	err := tx.QueryRow(ctx, `SELECT value::int FROM `+meta+` WHERE key = 'schema_version'`).Scan(&v)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > driver.SchemaVersion {
+		return fmt.Errorf("schema %s: its sluice tables have schema version %d, newer than the %d this sluice knows: a newer sluice wrote them; upgrade sluice", w.schema, v, driver.SchemaVersion)
+	}
+	if v == driver.SchemaVersion {
+		return nil
+	}
+	ledger := w.ident(ledgerTable)
+	steps := []string{
+		// Version 1: the ledger (which existed before _sluice_meta did).
+		`CREATE TABLE IF NOT EXISTS ` + ledger + ` (
+			table_name text NOT NULL,
+			object_key text NOT NULL,
+			etag text NOT NULL,
+			rows bigint NOT NULL,
+			loaded_at timestamptz NOT NULL DEFAULT now(),
+			PRIMARY KEY (table_name, object_key, etag))`,
+		// Version 2.
+		`ALTER TABLE ` + ledger + ` ADD COLUMN IF NOT EXISTS version text NOT NULL DEFAULT '',
+			ADD COLUMN IF NOT EXISTS rejected bigint NOT NULL DEFAULT 0`,
+		`CREATE TABLE IF NOT EXISTS ` + w.ident(driver.CurrentTable) + ` (
+			table_name text NOT NULL,
+			object_key text NOT NULL,
+			version text NOT NULL,
+			etag text NOT NULL,
+			PRIMARY KEY (table_name, object_key))`,
+	}
+	for _, st := range steps[min(v, 1):] {
+		if _, err := tx.Exec(ctx, st); err != nil {
+			return fmt.Errorf("migrate sluice tables from schema version %d to %d: %w", v, driver.SchemaVersion, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+meta+` (key, value) VALUES ('schema_version', $1)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, fmt.Sprint(driver.SchemaVersion)); err != nil {
+		return fmt.Errorf("record schema version: %w", err)
+	}
+	return nil
+}
+
+// typeName is how format_type spells the type of a column of type t.
+func typeName(t driver.Type) string {
+	if t == driver.Timestamp {
+		return "timestamp with time zone"
+	}
+	n, _ := pgType(t)
+	return n
+}
+
+// columns returns the types (as format_type spells them) of the columns of
+// table, none when it does not exist.
+func (w *Warehouse) columns(ctx context.Context, tx pgx.Tx, table string) (map[string]string, error) {
+	rs, err := tx.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, w.ident(table))
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s.%s: %w", w.schema, table, err)
+	}
+	have := map[string]string{}
+	var n, t string
+	if _, err := pgx.ForEachRow(rs, []any{&n, &t}, func() error { have[n] = t; return nil }); err != nil {
+		return nil, fmt.Errorf("read columns of %s.%s: %w", w.schema, table, err)
+	}
+	return have, nil
+}
+
+// addColumns adds to table t the columns it lacks of t.Columns and hidden,
+// and fails naming both types when one has another type. It reports
+// whether the table exists. The caller holds the DDL lock.
+func (w *Warehouse) addColumns(ctx context.Context, tx pgx.Tx, t driver.Table, hidden []driver.Column) (bool, error) {
+	have, err := w.columns(ctx, tx, t.Name)
+	if err != nil || len(have) == 0 {
+		return false, err
+	}
+	add, err := driver.ColumnDiff(t, have, hidden, typeName)
+	if err != nil {
+		return true, err
+	}
+	for _, c := range add {
+		def := pgx.Identifier{c.Name}.Sanitize() + " " + typeName(c.Type)
+		if c.Name == driver.VersionColumn || c.Name == driver.KeyColumn {
+			def += " NOT NULL DEFAULT ''" // rows written before: any version is newer
+		}
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+w.ident(t.Name)+" ADD COLUMN "+def); err != nil {
+			return true, fmt.Errorf("table %s: add column %s: %w", t.Name, c.Name, err)
+		}
+	}
+	return true, nil
+}
+
 // EnsureTable implements driver.Warehouse.
 func (w *Warehouse) EnsureTable(ctx context.Context, t driver.Table) error {
 	var defs []string
@@ -253,13 +358,70 @@ func (w *Warehouse) EnsureTable(ctx context.Context, t driver.Table) error {
 	if len(t.PrimaryKey) > 0 {
 		defs = append(defs, "PRIMARY KEY ("+identList(t.PrimaryKey)+")")
 	}
-	stmt := "CREATE TABLE IF NOT EXISTS " + w.ident(t.Name) + " (" + strings.Join(defs, ", ") + ")"
 	err := w.ddl(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, stmt)
+		exists, err := w.addColumns(ctx, tx, t, nil)
+		if err != nil || exists {
+			return err
+		}
+		_, err = tx.Exec(ctx, "CREATE TABLE "+w.ident(t.Name)+" ("+strings.Join(defs, ", ")+")")
 		return err
 	})
 	if err != nil {
-		return w.connErr("create table "+w.schema+"."+t.Name, err)
+		return w.connErr("ensure table "+w.schema+"."+t.Name, err)
+	}
+	return nil
+}
+
+// prepareTable makes b.Table ready for b inside the load's transaction,
+// holding the DDL lock until it commits: the table must exist (else
+// driver.ErrNoTable); columns the spec added and the hidden columns of the
+// mode are added, with their index, and with Quarantine the quarantine
+// table is created.
+func (w *Warehouse) prepareTable(ctx context.Context, tx pgx.Tx, b driver.Batch) error {
+	t := b.Table
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(ddlLockKey)); err != nil {
+		return fmt.Errorf("take DDL lock: %w", err)
+	}
+	exists, err := w.addColumns(ctx, tx, t, driver.HiddenColumns(b.Mode))
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("%w: table %s.%s is missing; create it (sluice creates the tables of a pipeline when it starts) and replay the object", driver.ErrNoTable, w.schema, t.Name)
+	}
+	// DDL runs only for what is missing: CREATE ... IF NOT EXISTS would
+	// lock the table even when there is nothing to do, and a load holding
+	// that lock while it waits for another load's row lock deadlocks with
+	// it (ConcurrentVersionsLeaveTheNewest).
+	type object struct{ name, create string }
+	var need []object
+	if b.Mode == driver.Replace {
+		idx := t.Name + "__sluice_key"
+		idx = idx[:min(len(idx), 63)] // as PostgreSQL would truncate it
+		need = append(need, object{idx, "CREATE INDEX " + pgx.Identifier{idx}.Sanitize() +
+			" ON " + w.ident(t.Name) + " (" + pgx.Identifier{driver.KeyColumn}.Sanitize() + ")"})
+	}
+	if b.OnBadRow == driver.Quarantine {
+		need = append(need, object{t.Name + driver.RejectedSuffix, "CREATE TABLE " + w.ident(t.Name+driver.RejectedSuffix) + ` (
+			_sluice_key text NOT NULL,
+			_sluice_etag text NOT NULL,
+			record bigint NOT NULL,
+			line bigint,
+			reason text NOT NULL,
+			raw text NOT NULL,
+			rejected_at timestamptz NOT NULL DEFAULT now())`})
+	}
+	for _, o := range need {
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", w.ident(o.name)).Scan(&exists); err != nil {
+			return fmt.Errorf("prepare table %s.%s: look for %s: %w", w.schema, t.Name, o.name, err)
+		}
+		if exists {
+			continue
+		}
+		if _, err := tx.Exec(ctx, o.create); err != nil {
+			return fmt.Errorf("prepare table %s.%s: %w", w.schema, t.Name, err)
+		}
 	}
 	return nil
 }
@@ -274,95 +436,206 @@ func identList(names []string) string {
 
 // Load implements driver.Warehouse (see the package doc).
 func (w *Warehouse) Load(ctx context.Context, b driver.Batch) (driver.Result, error) {
-	if b.Mode != driver.Append && b.Mode != driver.Merge {
-		return driver.Result{}, fmt.Errorf("unknown write mode %q (append or merge)", b.Mode)
-	}
-	if b.Mode == driver.Merge && len(b.Table.PrimaryKey) == 0 {
+	switch {
+	case b.Mode != driver.Append && b.Mode != driver.Merge && b.Mode != driver.Replace:
+		return driver.Result{}, fmt.Errorf("unknown write mode %q (append, merge or replace)", b.Mode)
+	case b.Mode == driver.Merge && len(b.Table.PrimaryKey) == 0:
 		return driver.Result{}, fmt.Errorf("write mode merge needs a primary key")
-	}
-	if len(b.Table.Columns) == 0 {
+	case len(b.Table.Columns) == 0:
 		return driver.Result{}, fmt.Errorf("table %s has no columns", b.Table.Name)
 	}
-	rows, err := driver.ConvertRows(b, 1, convert) // room for merge's ordinal
-	if err != nil {
-		return driver.Result{}, err
-	}
+	sig := driver.Signature(b)
 	var res driver.Result
-	err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO `+w.ident(ledgerTable)+` (table_name, object_key, etag, rows)
-			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, b.Table.Name, b.Key, b.ETag, int64(len(rows)))
+	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO `+w.ident(ledgerTable)+` (table_name, object_key, etag, rows, version)
+			VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING`, b.Table.Name, b.Key, b.ETag, b.Version)
 		if err != nil {
 			return fmt.Errorf("insert ledger row: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
 			return errAlreadyLoaded
 		}
-		var n int64
-		if b.Mode == driver.Append {
-			n, err = tx.CopyFrom(ctx, pgx.Identifier{w.schema, b.Table.Name}, columnNames(b.Table), pgx.CopyFromRows(rows))
-			if err != nil {
-				return fmt.Errorf("copy rows into %s.%s: %w", w.schema, b.Table.Name, err)
-			}
-		} else {
-			if n, err = w.merge(ctx, tx, b.Table, rows); err != nil {
+		if _, ok := w.prepared.Load(sig); !ok {
+			if err := w.prepareTable(ctx, tx, b); err != nil {
 				return err
 			}
-			if n != int64(len(rows)) {
-				if _, err := tx.Exec(ctx, `UPDATE `+w.ident(ledgerTable)+` SET rows = $4
-					WHERE table_name = $1 AND object_key = $2 AND etag = $3`, b.Table.Name, b.Key, b.ETag, n); err != nil {
-					return fmt.Errorf("update ledger row: %w", err)
-				}
+		}
+		if b.Mode == driver.Replace {
+			var one int
+			err := tx.QueryRow(ctx, `INSERT INTO `+w.ident(driver.CurrentTable)+` AS c (table_name, object_key, version, etag) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (table_name, object_key) DO UPDATE SET version = excluded.version, etag = excluded.etag
+				WHERE excluded.version > c.version RETURNING 1`, b.Table.Name, b.Key, b.Version, b.ETag).Scan(&one)
+			if errors.Is(err, pgx.ErrNoRows) { // a newer version is loaded: keep only the ledger row
+				res = driver.Result{Loaded: true, Superseded: true}
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("record the current version of %s: %w", b.Key, err)
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM "+w.ident(b.Table.Name)+" WHERE "+pgx.Identifier{driver.KeyColumn}.Sanitize()+" = $1", b.Key); err != nil {
+				return fmt.Errorf("delete the rows of the previous version of %s from %s.%s: %w", b.Key, w.schema, b.Table.Name, err)
 			}
 		}
-		res = driver.Result{Loaded: true, Rows: n}
+		if res, err = w.writeRows(ctx, tx, b); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE `+w.ident(ledgerTable)+` SET rows = $4, rejected = $5
+			WHERE table_name = $1 AND object_key = $2 AND etag = $3`, b.Table.Name, b.Key, b.ETag, res.Rows, res.Rejected); err != nil {
+			return fmt.Errorf("update ledger row: %w", err)
+		}
+		res.Loaded = true
 		return nil
 	})
 	if errors.Is(err, errAlreadyLoaded) {
 		return driver.Result{Loaded: false}, nil
 	}
-	if isDataError(err) {
+	switch {
+	case err == nil:
+		w.prepared.Store(sig, true)
+		return res, nil
+	case isDataError(err):
 		err = fmt.Errorf("%w: %w", driver.ErrInvalidData, err)
+	case isNoTable(err):
+		err = fmt.Errorf("%w: %w", driver.ErrNoTable, err)
 	}
-	if err != nil {
-		return driver.Result{}, w.connErr("load", err)
-	}
-	return res, nil
+	return driver.Result{}, w.connErr("load", err)
 }
 
 var errAlreadyLoaded = errors.New("object version already loaded")
 
 const stagingTable = "_sluice_staging"
 
-// merge copies rows into a staging table with their batch order, then
-// upserts the last row of each key into t. It returns the rows written.
-func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, t driver.Table, rows [][]any) (int64, error) {
-	cols := columnNames(t)
-	ord := "_sluice_ordinal"
-	for taken := true; taken; {
-		taken = false
-		for _, c := range cols {
-			if c == ord {
-				ord += "_"
-				taken = true
+// maxPendingRejects is how many rejected rows a COPY collects before it
+// ends, so that they are written and memory stays bounded.
+const maxPendingRejects = 1000
+
+// copySource adapts a driver.RowSource to pgx.CopyFromSource. It ends a
+// COPY early when maxPendingRejects rejected rows are pending (more is
+// then true), so that the caller writes them and starts another COPY.
+type copySource struct {
+	ctx     context.Context
+	src     driver.RowSource
+	b       driver.Batch
+	extra   []any // values appended to every row: hidden columns, or merge's ordinal
+	ordinal bool  // append the record number (merge staging)
+	vals    []any
+	err     error
+	done    bool
+	rejects [][]any
+}
+
+func (s *copySource) Next() bool {
+	for len(s.rejects) < maxPendingRejects {
+		r, err := s.src.Next(s.ctx)
+		if errors.Is(err, io.EOF) {
+			s.done = true
+			return false
+		}
+		if err != nil {
+			s.err = fmt.Errorf("read rows: %w", err)
+			return false
+		}
+		if r.Reject != "" {
+			if s.b.OnBadRow != driver.Quarantine {
+				s.err = fmt.Errorf("%w: %s", driver.ErrInvalidData, driver.RejectReason(r))
+				return false
 			}
+			var line any
+			if r.Line > 0 {
+				line = int64(r.Line)
+			}
+			s.rejects = append(s.rejects, []any{s.b.Key, s.b.ETag, int64(r.N), line, driver.Storable(r.Reject), driver.RawText(r)})
+			continue
+		}
+		// pgx encodes the values before it asks for the next row, so
+		// one slice serves every row.
+		if s.vals, s.err = driver.ConvertRow(s.b.Table, r, s.vals, convert); s.err != nil {
+			return false
+		}
+		s.vals = append(s.vals, s.extra...)
+		if s.ordinal {
+			s.vals = append(s.vals, int64(r.N))
+		}
+		return true
+	}
+	return false
+}
+
+func (s *copySource) Values() ([]any, error) { return s.vals, nil }
+func (s *copySource) Err() error             { return s.err }
+
+// copyRows streams b.Rows into table (columns cols) with COPY, and their
+// rejected rows into the quarantine table. It returns the rows copied and
+// rejected.
+func (w *Warehouse) copyRows(ctx context.Context, tx pgx.Tx, b driver.Batch, table pgx.Identifier, cols []string, s *copySource) (rows, rejected int64, err error) {
+	for !s.done {
+		n, err := tx.CopyFrom(ctx, table, cols, s)
+		if s.err != nil { // the COPY failed because the source did
+			return 0, 0, s.err
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("copy rows into %s: %w", table.Sanitize(), err)
+		}
+		rows += n
+		if len(s.rejects) > 0 {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{w.schema, b.Table.Name + driver.RejectedSuffix},
+				[]string{"_sluice_key", "_sluice_etag", "record", "line", "reason", "raw"}, pgx.CopyFromRows(s.rejects))
+			if err != nil {
+				return 0, 0, fmt.Errorf("copy rejected rows into %s.%s%s: %w", w.schema, b.Table.Name, driver.RejectedSuffix, err)
+			}
+			rejected += int64(len(s.rejects))
+			s.rejects = s.rejects[:0]
 		}
 	}
+	return rows, rejected, nil
+}
+
+// writeRows streams b.Rows into the table: appended with COPY, or for merge
+// COPYed into a temporary staging table with their record numbers, then
+// upserted from it (see merge).
+func (w *Warehouse) writeRows(ctx context.Context, tx pgx.Tx, b driver.Batch) (driver.Result, error) {
+	s := &copySource{ctx: ctx, src: driver.Numbered(b.Rows), b: b}
+	cols := columnNames(b.Table)
+	var res driver.Result
+	var err error
+	switch b.Mode {
+	case driver.Append, driver.Replace:
+		if b.Mode == driver.Replace {
+			cols = append(cols, driver.KeyColumn, driver.VersionColumn)
+			s.extra = []any{b.Key, b.Version}
+		}
+		res.Rows, res.Rejected, err = w.copyRows(ctx, tx, b, pgx.Identifier{w.schema, b.Table.Name}, cols, s)
+		return res, err
+	}
+	var defs []string
+	for _, c := range b.Table.Columns {
+		pt, _ := pgType(c.Type)
+		defs = append(defs, pgx.Identifier{c.Name}.Sanitize()+" "+pt)
+	}
 	staging := pgx.Identifier{stagingTable}.Sanitize()
-	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+staging+" (LIKE "+w.ident(t.Name)+", "+
-		pgx.Identifier{ord}.Sanitize()+" bigint) ON COMMIT DROP"); err != nil {
-		return 0, fmt.Errorf("create staging table for %s.%s: %w", w.schema, t.Name, err)
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+staging+" ("+strings.Join(defs, ", ")+", _sluice_ordinal bigint) ON COMMIT DROP"); err != nil {
+		return res, fmt.Errorf("create staging table for %s.%s: %w", w.schema, b.Table.Name, err)
 	}
-	for i := range rows {
-		rows[i] = append(rows[i], int64(i))
+	s.ordinal = true
+	if _, res.Rejected, err = w.copyRows(ctx, tx, b, pgx.Identifier{stagingTable}, append(cols, "_sluice_ordinal"), s); err != nil {
+		return res, err
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{stagingTable}, append(cols, ord), pgx.CopyFromRows(rows)); err != nil {
-		return 0, fmt.Errorf("copy rows into staging for %s.%s: %w", w.schema, t.Name, err)
-	}
+	res.Rows, err = w.merge(ctx, tx, b)
+	return res, err
+}
+
+// merge upserts, for each key, the staged row with the greatest OrderBy
+// (the later of equals) into the table, where the stored row of the key is
+// not newer (see driver.Merge). It returns the rows written.
+func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch) (int64, error) {
+	t := b.Table
+	cols := columnNames(t)
 	pk := map[string]bool{}
 	for _, k := range t.PrimaryKey {
 		pk[k] = true
 	}
-	var set []string
+	ver := pgx.Identifier{driver.VersionColumn}.Sanitize()
+	set := []string{ver + " = EXCLUDED." + ver}
 	for _, c := range cols {
 		if !pk[c] {
 			q := pgx.Identifier{c}.Sanitize()
@@ -371,24 +644,19 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, t driver.Table, rows [
 	}
 	keys := identList(t.PrimaryKey)
 	colList := identList(cols)
-	q := "INSERT INTO " + w.ident(t.Name) + " (" + colList + ") SELECT DISTINCT ON (" + keys + ") " + colList +
-		" FROM " + staging + " ORDER BY " + keys + ", " + pgx.Identifier{ord}.Sanitize() + " DESC ON CONFLICT (" + keys + ") "
-	if len(set) == 0 {
-		q += "DO NOTHING"
-	} else {
-		q += "DO UPDATE SET " + strings.Join(set, ", ")
+	order := keys + ", "
+	cond := "EXCLUDED." + ver + " >= t." + ver
+	if t.OrderBy != "" {
+		ob := pgx.Identifier{t.OrderBy}.Sanitize()
+		order += ob + " DESC NULLS LAST, "
+		cond = "(EXCLUDED." + ob + ", EXCLUDED." + ver + ") >= (t." + ob + ", t." + ver + ")"
 	}
-	tag, err := tx.Exec(ctx, q)
+	q := "INSERT INTO " + w.ident(t.Name) + " AS t (" + colList + ", " + ver + ") SELECT DISTINCT ON (" + keys + ") " + colList + ", $1::text" +
+		" FROM " + pgx.Identifier{stagingTable}.Sanitize() + " ORDER BY " + order + "_sluice_ordinal DESC" +
+		" ON CONFLICT (" + keys + ") DO UPDATE SET " + strings.Join(set, ", ") + " WHERE " + cond
+	tag, err := tx.Exec(ctx, q, b.Version)
 	if err != nil {
 		return 0, fmt.Errorf("merge staged rows into %s.%s: %w", w.schema, t.Name, err)
-	}
-	if len(set) == 0 {
-		// DO NOTHING does not count keys that were already present.
-		var n int64
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM (SELECT DISTINCT "+keys+" FROM "+staging+") k").Scan(&n); err != nil {
-			return 0, fmt.Errorf("count staged keys for %s.%s: %w", w.schema, t.Name, err)
-		}
-		return n, nil
 	}
 	return tag.RowsAffected(), nil
 }
@@ -444,6 +712,12 @@ func isDataError(err error) bool {
 	}
 	class := pe.Code[:2]
 	return class == "22" || class == "23"
+}
+
+// isNoTable reports whether err is PostgreSQL's undefined_table (42P01).
+func isNoTable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P01"
 }
 
 // Query implements driver.Warehouse in a READ ONLY transaction.
@@ -520,7 +794,7 @@ func display(fd pgconn.FieldDescription, raw []byte, v any) any {
 
 // Ledger implements driver.Warehouse, oldest first.
 func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEntry, error) {
-	q := `SELECT table_name, object_key, etag, rows, loaded_at FROM ` + w.ident(ledgerTable)
+	q := `SELECT table_name, object_key, etag, version, rows, rejected, loaded_at FROM ` + w.ident(ledgerTable)
 	var args []any
 	if table != "" {
 		q += ` WHERE table_name = $1`
@@ -533,7 +807,7 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 	}
 	out, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (driver.LedgerEntry, error) {
 		var e driver.LedgerEntry
-		err := r.Scan(&e.Table, &e.Key, &e.ETag, &e.Rows, &e.LoadedAt)
+		err := r.Scan(&e.Table, &e.Key, &e.ETag, &e.Version, &e.Rows, &e.Rejected, &e.LoadedAt)
 		e.LoadedAt = e.LoadedAt.UTC()
 		return e, err
 	})

@@ -110,11 +110,13 @@ func TestOpenTwiceOnOneSchemaSharesTheLedger(t *testing.T) {
 	if err := a.EnsureTable(ctx, tbl); err != nil {
 		t.Fatal(err)
 	}
-	batch := driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1)}}}
-	if r, err := a.Load(ctx, batch); err != nil || !r.Loaded {
+	batch := func() driver.Batch {
+		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1)}})}
+	}
+	if r, err := a.Load(ctx, batch()); err != nil || !r.Loaded {
 		t.Fatalf("first Load = %+v, %v", r, err)
 	}
-	if r, err := b.Load(ctx, batch); err != nil || r.Loaded {
+	if r, err := b.Load(ctx, batch()); err != nil || r.Loaded {
 		t.Fatalf("Load of the same version through a second Open = %+v, %v; want Loaded=false", r, err)
 	}
 }
@@ -226,7 +228,7 @@ func BenchmarkLoadAppend(b *testing.B) {
 		}
 		var total int64
 		for i := 0; b.Loop(); i++ {
-			res, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: rows})
+			res, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: driver.SliceSource(rows)})
 			if err != nil || !res.Loaded || res.Rows != n {
 				b.Fatalf("Load = %+v, %v", res, err)
 			}
@@ -261,4 +263,69 @@ func BenchmarkLoadAppend(b *testing.B) {
 		}
 		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
 	})
+}
+
+func TestOpenMigratesAVersion1LedgerAndRefusesANewerSchema(t *testing.T) {
+	ctx := t.Context()
+	u := freshSchema(t)
+	_, schema, err := pgwh.SplitURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, baseURL())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, startHint)
+	}
+	defer conn.Close(context.Background())
+	s := pgx.Identifier{schema}.Sanitize()
+	// The ledger as sluice wrote it before schema versions existed.
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+s+`;
+		CREATE TABLE `+s+`._sluice_ledger (table_name text NOT NULL, object_key text NOT NULL, etag text NOT NULL,
+			rows bigint NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (table_name, object_key, etag));
+		INSERT INTO `+s+`._sluice_ledger (table_name, object_key, etag, rows) VALUES ('t', 'old.csv', 'e1', 7)`); err != nil {
+		t.Fatal(err)
+	}
+	w, err := pgwh.Open(ctx, u)
+	if err != nil {
+		t.Fatalf("Open of a version 1 ledger: %v", err)
+	}
+	l, err := w.Ledger(ctx, "")
+	if err != nil || len(l) != 1 || l[0].Key != "old.csv" || l[0].Rows != 7 || l[0].Version != "" || l[0].Rejected != 0 {
+		t.Fatalf("ledger after migration = %+v, %v; want the old entry", l, err)
+	}
+	_, rows, err := w.Query(ctx, "SELECT value FROM _sluice_meta WHERE key = 'schema_version'")
+	if err != nil || len(rows) != 1 || rows[0][0] != fmt.Sprint(driver.SchemaVersion) {
+		t.Fatalf("schema version after migration = %v, %v; want %d", rows, err, driver.SchemaVersion)
+	}
+	tbl := driver.Table{Name: "t", Columns: []driver.Column{{Name: "a", Type: driver.BigInt}}}
+	if err := w.EnsureTable(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Replace, Key: "old.csv", ETag: "e2", Version: "2", Rows: driver.SliceSource([][]any{{int64(1)}})}); err != nil || r.Rows != 1 {
+		t.Fatalf("replace after migration = %+v, %v", r, err)
+	}
+	w.Close()
+	if w, err = pgwh.Open(ctx, u); err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	w.Close()
+	if _, err := conn.Exec(ctx, `UPDATE `+s+`._sluice_meta SET value = '99' WHERE key = 'schema_version'`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pgwh.Open(ctx, u)
+	if err == nil || !strings.Contains(err.Error(), "schema version 99, newer than") || !strings.Contains(err.Error(), "upgrade sluice") {
+		t.Fatalf("Open of a newer schema: error %v, want one naming version 99 and saying to upgrade sluice", err)
+	}
+}
+
+func TestUndefinedTableIsErrNoTableAndNotBadData(t *testing.T) {
+	err := pgError("42P01")
+	if !pgwh.IsNoTable(err) || pgwh.IsDataError(err) {
+		t.Fatalf("SQLSTATE 42P01: IsNoTable = %v, IsDataError = %v; want true, false", pgwh.IsNoTable(err), pgwh.IsDataError(err))
+	}
+	for _, code := range []string{"40001", "40P01", "08006", "53100", "23505"} {
+		if pgwh.IsNoTable(pgError(code)) {
+			t.Errorf("SQLSTATE %s is IsNoTable", code)
+		}
+	}
 }

@@ -1,10 +1,12 @@
 package sqlitewh_test
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,7 +69,9 @@ func TestTwoOpensOfOneFileShareTheLedger(t *testing.T) {
 	if err := a.EnsureTable(ctx, tbl); err != nil {
 		t.Fatal(err)
 	}
-	batch := driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: [][]any{{int64(1)}}}
+	batch := func() driver.Batch {
+		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1)}})}
+	}
 	var wg sync.WaitGroup
 	results := make([]driver.Result, 8)
 	errs := make([]error, 8)
@@ -79,7 +83,7 @@ func TestTwoOpensOfOneFileShareTheLedger(t *testing.T) {
 			if i%2 == 1 {
 				w = b // another connection set, as another process would have
 			}
-			results[i], errs[i] = w.Load(ctx, batch)
+			results[i], errs[i] = w.Load(ctx, batch())
 		}()
 	}
 	wg.Wait()
@@ -113,7 +117,7 @@ func TestTimestampsAndDatesAreStoredAsSortableUTCText(t *testing.T) {
 	}
 	ts := time.Date(2020, 8, 7, 16, 3, 4, 123456789, time.FixedZone("+02", 7200))
 	if _, err := w.Load(t.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e",
-		Rows: [][]any{{ts, time.Date(2020, 8, 7, 0, 0, 0, 0, time.UTC), true}}}); err != nil {
+		Rows: driver.SliceSource([][]any{{ts, time.Date(2020, 8, 7, 0, 0, 0, 0, time.UTC), true}})}); err != nil {
 		t.Fatal(err)
 	}
 	_, rows, err := w.Query(t.Context(), "SELECT ts || '', d || '', typeof(ts), b + 0 FROM t")
@@ -149,11 +153,64 @@ func BenchmarkLoadAppend(b *testing.B) {
 	}
 	var total int64
 	for i := 0; b.Loop(); i++ {
-		res, err := w.Load(b.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: rows})
+		res, err := w.Load(b.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: driver.SliceSource(rows)})
 		if err != nil || res.Rows != n {
 			b.Fatalf("Load = %+v, %v", res, err)
 		}
 		total += res.Rows
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
+}
+
+func TestOpenMigratesAVersion1LedgerAndRefusesANewerSchema(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ledger as sluice wrote it before schema versions existed.
+	if _, err := db.ExecContext(ctx, `CREATE TABLE _sluice_ledger (table_name TEXT NOT NULL, object_key TEXT NOT NULL,
+		etag TEXT NOT NULL, rows INTEGER NOT NULL, loaded_at TEXT NOT NULL, PRIMARY KEY (table_name, object_key, etag));
+		INSERT INTO _sluice_ledger VALUES ('t', 'old.csv', 'e1', 7, '2020-08-07T14:00:00.000000Z')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	w, err := sqlitewh.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open of a version 1 ledger: %v", err)
+	}
+	l, err := w.Ledger(ctx, "")
+	if err != nil || len(l) != 1 || l[0].Key != "old.csv" || l[0].Rows != 7 || l[0].Version != "" || l[0].Rejected != 0 {
+		t.Fatalf("ledger after migration = %+v, %v; want the old entry", l, err)
+	}
+	_, rows, err := w.Query(ctx, "SELECT value FROM _sluice_meta WHERE key = 'schema_version'")
+	if err != nil || len(rows) != 1 || rows[0][0] != fmt.Sprint(driver.SchemaVersion) {
+		t.Fatalf("schema version after migration = %v, %v; want %d", rows, err, driver.SchemaVersion)
+	}
+	tbl := driver.Table{Name: "t", Columns: []driver.Column{{Name: "a", Type: driver.BigInt}}}
+	if err := w.EnsureTable(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Replace, Key: "old.csv", ETag: "e2", Version: "2", Rows: driver.SliceSource([][]any{{int64(1)}})}); err != nil || r.Rows != 1 {
+		t.Fatalf("replace after migration = %+v, %v", r, err)
+	}
+	w.Close()
+	// Opening again is a no-op; a schema from a newer sluice is refused.
+	if w, err = sqlitewh.Open(ctx, path); err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	w.Close()
+	db, err = sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `UPDATE _sluice_meta SET value = '99' WHERE key = 'schema_version'`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sqlitewh.Open(ctx, path)
+	if err == nil || !strings.Contains(err.Error(), "schema version 99, newer than") || !strings.Contains(err.Error(), "upgrade sluice") {
+		t.Fatalf("Open of a newer schema: error %v, want one naming version 99 and saying to upgrade sluice", err)
+	}
 }
