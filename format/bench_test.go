@@ -60,14 +60,14 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	b.Run("DecodeJSON", func(b *testing.B) {
 		run(b, func() (int, error) {
 			count := 0
-			err := DecodeJSON(bytes.NewReader(in), InputJSON, func(Record) error { count++; return nil })
+			err := DecodeJSON(bytes.NewReader(in), InputJSON, nil, func(Record) error { count++; return nil })
 			return count, err
 		})
 	})
 	b.Run("DecodeJSON+Row", func(b *testing.B) {
 		run(b, func() (int, error) {
 			count := 0
-			err := DecodeJSON(bytes.NewReader(in), InputJSON, func(r Record) error {
+			err := DecodeJSON(bytes.NewReader(in), InputJSON, nil, func(r Record) error {
 				_, err := mapper.Row(r)
 				count++
 				return err

@@ -157,7 +157,7 @@ func TestMapperMapsThePostsRecordsToTheirTableColumns(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rows [][]any
-	err = DecodeJSON(strings.NewReader(`[{"userId":1,"id":1,"title":"t","body":"b","extra":[1]}, {"id":2}]`), InputJSON, func(rec Record) error {
+	err = DecodeJSON(strings.NewReader(`[{"userId":1,"id":1,"title":"t","body":"b","extra":[1]}, {"id":2}]`), InputJSON, nil, func(rec Record) error {
 		row, err := m.Row(rec)
 		rows = append(rows, row)
 		return err
@@ -248,7 +248,7 @@ func TestMapperRejectsAJSONEscapedNULInATitleNamingTheColumn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = DecodeJSON(strings.NewReader(`[{"id":1,"title":"ok"},`+"\n"+`{"id":2,"title":"a\u0000b"}]`), InputJSON, func(rec Record) error {
+	err = DecodeJSON(strings.NewReader(`[{"id":1,"title":"ok"},`+"\n"+`{"id":2,"title":"a\u0000b"}]`), InputJSON, nil, func(rec Record) error {
 		_, err := m.Row(rec)
 		return err
 	})

@@ -144,7 +144,7 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	}
 	kind := ld.spec.FormatFor(key)
 	var rows [][]any
-	err = format.DecodeJSON(rc, kind, func(rec format.Record) error {
+	err = format.DecodeJSON(rc, kind, nil, func(rec format.Record) error {
 		row, err := ld.mapper.Row(rec)
 		if err != nil {
 			return err
