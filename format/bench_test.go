@@ -37,7 +37,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 		{Field: "userId", Name: "userid", Type: driver.BigInt},
 		{Field: "title", Type: driver.Text},
 		{Field: "body", Type: driver.Text},
-	})
+	}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,6 +72,26 @@ func BenchmarkDecodeJSON(b *testing.B) {
 				count++
 				return err
 			})
+			return count, err
+		})
+	})
+	b.Run("DecodeJSON+ObjectRow", func(b *testing.B) {
+		// The loader's path: per-object bookkeeping of missing and
+		// undeclared fields (extra: warn, the default).
+		run(b, func() (int, error) {
+			count := 0
+			om := mapper.Object()
+			err := DecodeJSON(bytes.NewReader(in), InputJSON, nil, func(r Record) error {
+				_, err := om.Row(r)
+				count++
+				return err
+			})
+			if err == nil {
+				var rep Report
+				if rep, err = om.Finish(); err == nil && rep.Warning() != "" {
+					err = fmt.Errorf("unexpected findings: %s", rep.Warning())
+				}
+			}
 			return count, err
 		})
 	})

@@ -193,7 +193,7 @@ func FuzzMapperCasts(f *testing.F) {
 	for i, typ := range types {
 		cols[i] = Column{Field: "f", Name: string(typ), Type: typ}
 	}
-	m, err := NewMapper(cols)
+	m, err := NewMapper(cols, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -227,7 +227,10 @@ func FuzzMapperCasts(f *testing.F) {
 
 // mapOne maps v through column i of m.
 func mapOne(m *Mapper, i int, v any) (any, error) {
-	one := &Mapper{cols: m.cols[i : i+1]}
+	one, err := NewMapper(m.cols[i:i+1], nil)
+	if err != nil {
+		return nil, err
+	}
 	row, err := one.Row(Record{N: 1, Fields: map[string]any{"f": v}})
 	if err != nil {
 		return nil, err

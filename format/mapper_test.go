@@ -66,7 +66,7 @@ func TestMapperCastsEachTypeFromTheValuesItAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s from %T %v", tt.typ, tt.in, tt.in), func(t *testing.T) {
-			m, err := NewMapper([]Column{{Field: "f", Type: tt.typ}})
+			m, err := NewMapper([]Column{{Field: "f", Type: tt.typ}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,7 +127,7 @@ func TestMapperRejectsValuesThatCannotBeCast(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s from %T %.20v", tt.typ, tt.in, tt.in), func(t *testing.T) {
-			m, err := NewMapper([]Column{{Field: "other", Type: driver.Text}, {Field: "f", Name: "col", Type: tt.typ}})
+			m, err := NewMapper([]Column{{Field: "other", Type: driver.Text}, {Field: "f", Name: "col", Type: tt.typ}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +152,7 @@ func TestMapperMapsThePostsRecordsToTheirTableColumns(t *testing.T) {
 		{Field: "userId", Name: "userid", Type: driver.BigInt},
 		{Field: "title", Type: driver.Text},
 		{Field: "body", Type: driver.Text},
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestMapperMapsThePostsRecordsToTheirTableColumns(t *testing.T) {
 }
 
 func TestMapperTreatsMissingAndNullAsNilUnlessRequired(t *testing.T) {
-	m, err := NewMapper([]Column{{Field: "a", Type: driver.BigInt}, {Field: "b", Type: driver.JSON, Required: true}})
+	m, err := NewMapper([]Column{{Field: "a", Type: driver.BigInt}, {Field: "b", Type: driver.JSON, Required: true}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestNewMapperRejectsBadColumns(t *testing.T) {
 		{[]Column{{Field: "a", Name: "x", Type: driver.Text}, {Field: "x", Type: driver.Text}}, `column name "x" is used by columns 1 and 2`},
 	}
 	for _, tt := range tests {
-		if _, err := NewMapper(tt.cols); err == nil || !strings.Contains(err.Error(), tt.msg) {
+		if _, err := NewMapper(tt.cols, nil); err == nil || !strings.Contains(err.Error(), tt.msg) {
 			t.Errorf("NewMapper(%v) = %v, want an error containing %q", tt.cols, err, tt.msg)
 		}
 	}
@@ -244,7 +244,7 @@ func TestRecordErrorMessagesLeadWithThePosition(t *testing.T) {
 }
 
 func TestMapperRejectsAJSONEscapedNULInATitleNamingTheColumn(t *testing.T) {
-	m, err := NewMapper([]Column{{Field: "id", Type: driver.BigInt}, {Field: "title", Type: driver.Text}})
+	m, err := NewMapper([]Column{{Field: "id", Type: driver.BigInt}, {Field: "title", Type: driver.Text}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func (e *Engine) newLoader(l pipeline.Load) (*loader, error) {
 	for i, c := range l.Columns {
 		cols[i] = format.Column{Field: c.Field, Name: c.Name, Type: c.Type, Required: c.Required}
 	}
-	m, err := format.NewMapper(cols)
+	m, err := format.NewMapper(cols, nil)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", l.Name, err)
 	}
