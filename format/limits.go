@@ -46,6 +46,13 @@ type Limits struct {
 	MaxRecords int64
 }
 
+// Validate reports a negative limit, naming its spec key; spec checks can
+// call it so that a bad limit fails at load time, not per object.
+func (l Limits) Validate() error {
+	_, err := l.withDefaults()
+	return err
+}
+
 // withDefaults fills in zero fields; l may be nil.
 func (l *Limits) withDefaults() (Limits, error) {
 	var r Limits
