@@ -149,11 +149,11 @@ func TestHugeOrEndlessInputIsRefusedWithBoundedMemory(t *testing.T) {
 	)
 	// The 10 GB inputs are consumed only until max_object_bytes trips,
 	// which these cases lower to 256 MiB (the default is 4 GiB) — and to
-	// 64 MiB under -race, which makes decompressing and scanning ten times
+	// 32 MiB under -race, which makes decompressing and scanning ten times
 	// slower — to keep each case to seconds on a shared 2-core machine.
 	objLimit := int64(256 << 20)
 	if raceEnabled {
-		objLimit = 64 << 20
+		objLimit = 32 << 20
 	}
 	cases := []struct {
 		name    string
