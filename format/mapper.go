@@ -449,6 +449,9 @@ type Report struct {
 	// Extra are the undeclared fields, in order of first appearance (none
 	// with Extra "ignore").
 	Extra []ExtraField
+	// ExtraColumn is the column that kept them (Extra "json"), or "" when
+	// they were dropped.
+	ExtraColumn string
 }
 
 // Warning describes the report's findings in one sentence for a log
@@ -463,7 +466,11 @@ func (r Report) Warning() string {
 		for i, e := range r.Extra {
 			fs[i] = fmt.Sprintf("%s (first in record %d, line %d)", e.Field, e.Record, e.Line)
 		}
-		parts = append(parts, "undeclared fields dropped: "+strings.Join(fs, ", "))
+		where := "dropped"
+		if r.ExtraColumn != "" {
+			where = "kept in column " + r.ExtraColumn
+		}
+		parts = append(parts, "undeclared fields "+where+": "+strings.Join(fs, ", "))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -503,6 +510,9 @@ func (o *ObjectMapper) sawExtra(rec Record, n *pathNode, k string) {
 // missing.
 func (o *ObjectMapper) Finish() (Report, error) {
 	r := Report{Records: o.records, Extra: slices.Clone(o.extra)}
+	if o.m.extraCol >= 0 {
+		r.ExtraColumn = o.m.cols[o.m.extraCol].Name
+	}
 	// Fields first seen in the same record were found in map order.
 	slices.SortStableFunc(r.Extra, func(a, b ExtraField) int {
 		if a.Record != b.Record {

@@ -178,6 +178,15 @@ func TestObjectMapperReportsMissingAndUndeclaredFieldsByPolicy(t *testing.T) {
 			if w := rep.Warning(); !strings.Contains(w, "titel") {
 				t.Errorf("warning %q does not name the missing field", w)
 			}
+			if len(tt.extra) > 0 {
+				where := "undeclared fields dropped: address.zipcode (first in record 1, line 1), body (first in record 2, line 2)"
+				if tt.opts != nil && tt.opts.Extra == ExtraJSON {
+					where = "undeclared fields kept in column _extra: address.zipcode"
+				}
+				if w := rep.Warning(); !strings.Contains(w, where) {
+					t.Errorf("warning %q does not contain %q", w, where)
+				}
+			}
 		})
 	}
 }
