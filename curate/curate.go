@@ -76,6 +76,12 @@ type Spec struct {
 	MaxRowsPerFile int
 	// Delimiter is the CSV field delimiter; default ','.
 	Delimiter rune
+	// Limits bound each input object while it is read (decompressed
+	// bytes, bytes per row and per field, rows); the zero value means
+	// format's defaults. An input over a limit fails the run before its
+	// oversized row reaches the Parquet writer, naming the object, the
+	// line and the spec key to raise (limits.max_field_bytes, …).
+	Limits format.Limits
 }
 
 // Modes of Spec.Mode.
@@ -312,6 +318,9 @@ func (s Spec) normalize() (Spec, error) {
 	if s.Delimiter == 0 {
 		s.Delimiter = ','
 	}
+	if err := s.Limits.Validate(); err != nil {
+		return s, fmt.Errorf("curate: spec for output %q: %w", s.Output, err)
+	}
 	if len(s.Columns) == 0 {
 		return s, fmt.Errorf("curate: no columns declared for output %q", s.Output)
 	}
@@ -415,7 +424,7 @@ func listInputs(ctx context.Context, st Store, prefix string) ([]Object, error) 
 func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key string, w *stager) (read, filtered int64, err error) {
 	rc, err := st.Open(ctx, key)
 	if err != nil {
-		return 0, 0, fmt.Errorf("curate: open input %q: %w", key, err)
+		return 0, 0, fmt.Errorf("curate: object %q: open: %w", key, err)
 	}
 	defer rc.Close()
 
@@ -423,7 +432,7 @@ func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key s
 		sources []string // CSV header per output column
 		row     = make([]any, len(spec.Columns))
 	)
-	opts := format.CSVOptions{Delimiter: spec.Delimiter, OnHeader: func(header []string) (err error) {
+	opts := format.CSVOptions{Delimiter: spec.Delimiter, Limits: spec.Limits, OnHeader: func(header []string) (err error) {
 		sources, err = mapHeader(spec, header)
 		return err
 	}}
@@ -437,7 +446,8 @@ func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key s
 		for i, c := range spec.Columns {
 			v, err := castField(c.Kind, rec.Fields[sources[i]])
 			if err != nil {
-				return &format.RecordError{Record: rec.N, Line: rec.Line, Column: sources[i], Err: err}
+				// Record 0: CSV errors are located by line alone.
+				return &format.RecordError{Line: rec.Line, Column: sources[i], Err: err}
 			}
 			row[i] = v
 		}
@@ -448,7 +458,7 @@ func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key s
 		return w.write(row)
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("curate: input %q: %w", key, err)
+		return 0, 0, fmt.Errorf("curate: object %q: %w", key, err)
 	}
 	return read, filtered, nil
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	pformat "github.com/parquet-go/parquet-go/format"
+
+	"github.com/sluicehq/sluice/format"
 )
 
 const (
@@ -380,7 +383,7 @@ func TestBadInputFailsNamingObjectLineAndColumnAndKeepsPreviousOutput(t *testing
 		{"undeclared header without rows", map[string]string{"h.csv": "Entity,Code,Year,Hydropower (Terawatt-hours),Extra\n"}, []string{`"data/bad/h.csv"`, "line 1", `"Extra"`}},
 		{"undeclared header in a gzipped file without rows", map[string]string{"g.csv": gzipString("\xef\xbb\xbfEntity,Code,Year,Hydropower (Terawatt-hours),Extra\n")}, []string{`"data/bad/g.csv"`, "line 1", `"Extra"`}},
 		{"declared column missing", map[string]string{"m.csv": "Entity,Code,Hydropower (Terawatt-hours)\nA,AAA,1\n"}, []string{`"data/bad/m.csv"`, "line 1", `declared column "Year" is missing`}},
-		{"bad second file after a good one", map[string]string{"a.csv": header + "A,AAA,2000,1\n", "b.csv": header + "B,BBB,20x1,2\n"}, []string{`"data/bad/b.csv"`, "line 2", "column Year"}},
+		{"bad second file after a good one", map[string]string{"a.csv": header + "A,AAA,2000,1\n", "b.csv": header + "B,BBB,20x1,2\n"}, []string{`object "data/bad/b.csv": line 2: column Year: `}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -745,6 +748,7 @@ func TestRunRejectsInvalidSpecs(t *testing.T) {
 		{"duplicate column", func(s *Spec) { s.Columns[1].Name = "Entity" }, `"Entity" declared twice`},
 		{"filter", func(s *Spec) { s.Filter = "Year >= abc" }, "filter"},
 		{"negative max rows", func(s *Spec) { s.MaxRowsPerFile = -1 }, "negative"},
+		{"negative limit", func(s *Spec) { s.Limits.MaxFieldBytes = -1 }, "limits.max_field_bytes is -1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -770,4 +774,93 @@ func gzipString(s string) string {
 	zw.Write([]byte(s))
 	zw.Close()
 	return b.String()
+}
+
+// gzipMembers builds a gzip stream that decompresses to head, then n MiB of
+// fill, then tail, cheaply: one gzip member per part, the 1 MiB member
+// written n times (Go's gzip.Reader reads concatenated members as one
+// stream), so a 1 GiB field costs about 1 MB.
+func gzipMembers(t *testing.T, head string, fill byte, n int, tail string) []byte {
+	t.Helper()
+	member := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := zw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	block := member(bytes.Repeat([]byte{fill}, 1<<20))
+	out := member([]byte(head))
+	for range n {
+		out = append(out, block...)
+	}
+	return append(out, member([]byte(tail))...)
+}
+
+func TestAOneGiBFieldIsRefusedNamingTheObjectBeforeAnyParquetIsWritten(t *testing.T) {
+	header := "Entity,Code,Year,Hydropower (Terawatt-hours)\n"
+	// Three good rows, so parts are staged (one row a part), then a row
+	// whose Entity is 1 GiB: before limits, it reached the Parquet writer
+	// and failed with "short write", naming no input.
+	data := gzipMembers(t, header+"A,AAA,2000,1\nB,BBB,2001,2\nC,CCC,2002,3\n\"", 'x', 1024, "\",DDD,2003,4\n")
+	bothStores(t, func(t *testing.T, st testStore) {
+		st.put(t, "data/good/h.csv", hydroCSV(t))
+		spec := hydroSpec("data/good/", "curated/big/")
+		if _, err := Run(context.Background(), st, spec, optsWithUUID(uuidA)); err != nil {
+			t.Fatal(err)
+		}
+		output := st.snapshot(t, "curated/")
+		st.put(t, "data/big/a.csv", data)
+		spec.Input = "data/big/"
+		spec.MaxRowsPerFile = 1
+		var before runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := Run(context.Background(), st, spec, optsWithUUID(uuidB))
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		var le *format.LimitError
+		if !errors.As(err, &le) || le.Key != format.KeyMaxRecordBytes {
+			t.Fatalf("err = %v, want a *format.LimitError for limits.max_record_bytes", err)
+		}
+		want := `curate: object "data/big/a.csv": line 5: the record is larger than limits.max_record_bytes = 16777216 bytes (16 MiB); raise limits.max_record_bytes`
+		if !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("err = %q, want it to start %q", err, want)
+		}
+		if grown := after.Sys - before.Sys; grown > 256<<20 {
+			t.Errorf("memory from the OS grew by %d MiB reading the 1 GiB field, want < 256 MiB", grown>>20)
+		}
+		assertSameSnapshot(t, output, st.snapshot(t, "curated/"))
+	})
+}
+
+func TestCurateUsesTheSpecsFieldAndRowLimits(t *testing.T) {
+	header := "Entity,Code,Year,Hydropower (Terawatt-hours)\n"
+	cases := []struct {
+		name   string
+		limits format.Limits
+		want   string
+	}{
+		{"field", format.Limits{MaxFieldBytes: 30}, `curate: object "data/l/a.csv": line 3: column Entity: the value is larger than limits.max_field_bytes = 30 bytes`},
+		{"rows", format.Limits{MaxRecords: 1}, `curate: object "data/l/a.csv": line 3: the object has more than limits.max_records = 1 records`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newMemStore()
+			st.put(t, "data/l/a.csv", []byte(header+"Norway,NOR,2000,1\nThe Republic of South Africa (by name),ZAF,2000,2\n"))
+			spec := hydroSpec("data/l/", "curated/l/")
+			spec.Limits = tc.limits
+			_, err := Run(context.Background(), st, spec, optsWithUUID(uuidA))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to start %q", err, tc.want)
+			}
+		})
+	}
 }

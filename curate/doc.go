@@ -97,6 +97,18 @@
 // reused parquet-go is faster than arrow-go's default, for a fifth of the
 // modules and a third of the binary growth.
 //
+// # Limits and errors about inputs
+//
+// Every input is outside data. curate reads it with format.DecodeCSV under
+// Spec.Limits (format's defaults when zero: 4 GiB decompressed per object,
+// 16 MiB per row and per field, 100 million rows), checked while streaming,
+// so a small gzip object with a 1 GiB field is refused after 16 MiB of it —
+// before the row reaches the Parquet writer, which used to fail with a
+// "short write" that named no input after using gigabytes of memory. Every
+// error about an input starts with the object's key and locates the data by
+// line (and column): `curate: object "data/x/a.csv": line 3: column Year:
+// want int32, got "20x1"`; limit errors name the spec key to raise.
+//
 // # Cancellation
 //
 // Cancelling ctx stops Run between rows or between uploaded objects; staged

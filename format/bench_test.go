@@ -37,7 +37,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 		{Field: "userId", Name: "userid", Type: driver.BigInt},
 		{Field: "title", Type: driver.Text},
 		{Field: "body", Type: driver.Text},
-	})
+	}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,18 +60,38 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	b.Run("DecodeJSON", func(b *testing.B) {
 		run(b, func() (int, error) {
 			count := 0
-			err := DecodeJSON(bytes.NewReader(in), InputJSON, func(Record) error { count++; return nil })
+			err := DecodeJSON(bytes.NewReader(in), InputJSON, nil, func(Record) error { count++; return nil })
 			return count, err
 		})
 	})
 	b.Run("DecodeJSON+Row", func(b *testing.B) {
 		run(b, func() (int, error) {
 			count := 0
-			err := DecodeJSON(bytes.NewReader(in), InputJSON, func(r Record) error {
+			err := DecodeJSON(bytes.NewReader(in), InputJSON, nil, func(r Record) error {
 				_, err := mapper.Row(r)
 				count++
 				return err
 			})
+			return count, err
+		})
+	})
+	b.Run("DecodeJSON+ObjectRow", func(b *testing.B) {
+		// The loader's path: per-object bookkeeping of missing and
+		// undeclared fields (extra: warn, the default).
+		run(b, func() (int, error) {
+			count := 0
+			om := mapper.Object()
+			err := DecodeJSON(bytes.NewReader(in), InputJSON, nil, func(r Record) error {
+				_, err := om.Row(r)
+				count++
+				return err
+			})
+			if err == nil {
+				var rep Report
+				if rep, err = om.Finish(); err == nil && rep.Warning() != "" {
+					err = fmt.Errorf("unexpected findings: %s", rep.Warning())
+				}
+			}
 			return count, err
 		})
 	})

@@ -50,6 +50,9 @@ func FuzzDecodeJSON(f *testing.F) {
 				t.Fatalf("record %d: N=%d Line=%d Fields=%v", i+1, r.N, r.Line, r.Fields)
 			}
 		}
+		checkSmallLimits(t, data, len(recs), err, func(lim *Limits, fn func(Record) error) error {
+			return DecodeJSON(bytes.NewReader(data), kind, lim, fn)
+		})
 
 		if bytes.HasPrefix(data, gzipMagic) {
 			return
@@ -140,7 +143,34 @@ func FuzzDecodeCSV(f *testing.F) {
 		if err != nil && !errors.As(err, &re) {
 			t.Fatalf("error is %T, not *RecordError: %v", err, err)
 		}
+		if err == nil || !strings.HasPrefix(err.Error(), "record") { // not fn's own error
+			n := 0
+			_ = DecodeCSV(bytes.NewReader(data), CSVOptions{Delimiter: opts.Delimiter}, func(Record) error { n++; return nil })
+			checkSmallLimits(t, data, n, err, func(lim *Limits, fn func(Record) error) error {
+				return DecodeCSV(bytes.NewReader(data), CSVOptions{Delimiter: opts.Delimiter, Limits: *lim}, fn)
+			})
+		}
 	})
+}
+
+// checkSmallLimits decodes data again under small limits: the result is a
+// *LimitError (inside a *RecordError) after at most as many records as
+// without limits (n records, error err), or exactly the same result.
+func checkSmallLimits(t *testing.T, data []byte, n int, err error, decode func(*Limits, func(Record) error) error) {
+	t.Helper()
+	lim := &Limits{MaxObjectBytes: 300, MaxRecordBytes: 60, MaxFieldBytes: 12, MaxRecords: 3}
+	got := 0
+	lerr := decode(lim, func(Record) error { got++; return nil })
+	var le *LimitError
+	var re *RecordError
+	switch {
+	case errors.As(lerr, &le):
+		if !errors.As(lerr, &re) || got > n || !strings.Contains(lerr.Error(), le.Key) {
+			t.Fatalf("under limits: %d records (without: %d), error %T %v", got, n, lerr, lerr)
+		}
+	case fmt.Sprint(lerr) != fmt.Sprint(err) || got != n:
+		t.Fatalf("under limits that did not trip: %d records, %v; without limits: %d records, %v", got, lerr, n, err)
+	}
 }
 
 // FuzzCastString checks that CastString never panics, returns nil only
@@ -193,7 +223,7 @@ func FuzzMapperCasts(f *testing.F) {
 	for i, typ := range types {
 		cols[i] = Column{Field: "f", Name: string(typ), Type: typ}
 	}
-	m, err := NewMapper(cols)
+	m, err := NewMapper(cols, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -227,7 +257,10 @@ func FuzzMapperCasts(f *testing.F) {
 
 // mapOne maps v through column i of m.
 func mapOne(m *Mapper, i int, v any) (any, error) {
-	one := &Mapper{cols: m.cols[i : i+1]}
+	one, err := NewMapper(m.cols[i:i+1], nil)
+	if err != nil {
+		return nil, err
+	}
 	row, err := one.Row(Record{N: 1, Fields: map[string]any{"f": v}})
 	if err != nil {
 		return nil, err

@@ -56,8 +56,9 @@ func (r *errReader) Read(p []byte) (int, error) {
 
 // openInput returns the decompressed stream of r and the number of bytes
 // of byte order mark it skipped (so positions still count from the start
-// of the decompressed input).
-func openInput(r io.Reader) (io.Reader, int64, error) {
+// of the decompressed input). The stream fails with a *LimitError once it
+// would return more than maxObject bytes (byte order mark included).
+func openInput(r io.Reader, maxObject int64) (io.Reader, int64, error) {
 	br := bufio.NewReader(&errReader{r: r}) // for peeking; large reads bypass it
 	if head, _ := br.Peek(len(gzipMagic)); bytes.Equal(head, gzipMagic) {
 		zr, err := gzip.NewReader(br)
@@ -66,9 +67,11 @@ func openInput(r io.Reader) (io.Reader, int64, error) {
 		}
 		br = bufio.NewReader(&errReader{r: zr, gzip: true})
 	}
+	lr := &objectLimitReader{r: br, max: maxObject}
 	if head, _ := br.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {
 		_, _ = br.Discard(len(utf8BOM))
-		return br, int64(len(utf8BOM)), nil
+		lr.n = int64(len(utf8BOM))
+		return lr, int64(len(utf8BOM)), nil
 	}
-	return br, 0, nil
+	return lr, 0, nil
 }

@@ -46,15 +46,27 @@ const (
 // fn stops decoding and is returned unchanged. An unknown kind is a plain
 // error.
 //
+// lim bounds the object (nil means the defaults; see Limits): the
+// decompressed bytes, the bytes of one record (as written), of one string
+// and of the raw text of a nested value of a top-level field, and the
+// number of records. Each is checked while reading, so a small gzip object
+// holding a 2 GiB string is refused after MaxFieldBytes of it, without
+// holding the string. A broken limit is a *RecordError wrapping a
+// *LimitError that names the spec key to raise.
+//
 // DecodeJSON holds one record at a time: memory does not grow with the
 // number of records.
-func DecodeJSON(r io.Reader, kind string, fn func(Record) error) error {
+func DecodeJSON(r io.Reader, kind string, lim *Limits, fn func(Record) error) error {
 	switch kind {
 	case InputJSON, InputNDJSON, InputAuto:
 	default:
 		return fmt.Errorf("format: unknown JSON kind %q (want %q, %q or %q)", kind, InputJSON, InputNDJSON, InputAuto)
 	}
-	src, skipped, err := openInput(r)
+	l, err := lim.withDefaults()
+	if err != nil {
+		return err
+	}
+	src, skipped, err := openInput(r, l.MaxObjectBytes)
 	if err != nil {
 		return err
 	}
@@ -63,6 +75,7 @@ func DecodeJSON(r io.Reader, kind string, fn func(Record) error) error {
 		buf:  make([]byte, 32<<10),
 		base: skipped,
 		line: 1,
+		lim:  l,
 		fn:   fn,
 	}
 	d.dec = json.NewDecoder(&d.feed)
@@ -104,6 +117,7 @@ type jsonDecoder struct {
 
 	raw   []byte // the current element
 	stack []byte // closers expected while framing
+	lim   Limits
 
 	feed feeder
 	dec  *json.Decoder
@@ -258,7 +272,10 @@ func (d *jsonDecoder) element(n int, c byte) error {
 		}
 		return d.errAt(n, start, line, fmt.Errorf("invalid character %s where an object should start", quoteByte(c)))
 	}
-	complete, err := d.frame()
+	if int64(n) > d.lim.MaxRecords {
+		return d.errAt(n, start, line, &LimitError{Key: KeyMaxRecords, Limit: d.lim.MaxRecords})
+	}
+	complete, err := d.frame(n, start, line)
 	if err != nil {
 		return err
 	}
@@ -314,15 +331,26 @@ func (d *jsonDecoder) syntaxErr(n int, start int64, line int) error {
 	return d.errAt(n, start+int64(at), line+bytes.Count(d.raw[:at], newline), errors.New(se.Error()))
 }
 
-// frame copies the object starting at buf[pos] into d.raw. complete is
-// false when the input ended (or a closer did not match) before the
-// object closed; the caller parses d.raw to say why.
-func (d *jsonDecoder) frame() (complete bool, err error) {
+// frame copies the object starting at buf[pos] — record n, at offset
+// start on line line — into d.raw. complete is false when the input ended
+// (or a closer did not match) before the object closed; the caller parses
+// d.raw to say why. err is a limit broken: d.raw never grows much past
+// MaxRecordBytes (by at most one read buffer), and a string or a nested
+// value of a top-level field longer than MaxFieldBytes is refused as soon
+// as it is, not when it ends.
+func (d *jsonDecoder) frame(n int, start int64, line int) (complete bool, err error) {
 	d.raw = d.raw[:0]
 	d.stack = d.stack[:0]
 	inString, escaped := false, false
+	maxField := d.lim.MaxFieldBytes
+	// Offsets in the record: of the current string's opening quote, of the
+	// open nested value of a top-level field (-1: none), and of the last
+	// top-level key's quotes (for naming the field).
+	var strStart, nestStart, keyStart, keyEnd int64 = 0, -1, -1, -1
+	wantKey, isKey := false, false
 	for d.fill() {
-		start := d.pos
+		from := d.pos
+		base := int64(len(d.raw)) - int64(from) // record offset of buf[i] is base+i
 		for i := d.pos; i < d.end; i++ {
 			c := d.buf[i]
 			if inString {
@@ -333,6 +361,13 @@ func (d *jsonDecoder) frame() (complete bool, err error) {
 					escaped = true
 				case c == '"':
 					inString = false
+					at := base + int64(i)
+					if at-strStart+1 > maxField {
+						return false, d.fieldLimit(n, start, line, from, i, strStart, keyStart, keyEnd, isKey)
+					}
+					if isKey {
+						keyStart, keyEnd, isKey, wantKey = strStart, at, false, false
+					}
 				case c == '\n':
 					d.line++
 				}
@@ -341,31 +376,80 @@ func (d *jsonDecoder) frame() (complete bool, err error) {
 			switch c {
 			case '"':
 				inString = true
+				strStart = base + int64(i)
+				isKey = wantKey && len(d.stack) == 1
+			case ',':
+				wantKey = len(d.stack) == 1
 			case '{':
+				if len(d.stack) == 1 {
+					nestStart = base + int64(i)
+				}
 				d.stack = append(d.stack, '}')
+				wantKey = len(d.stack) == 1
 			case '[':
+				if len(d.stack) == 1 {
+					nestStart = base + int64(i)
+				}
 				d.stack = append(d.stack, ']')
 			case '}', ']':
 				top := len(d.stack) - 1
 				if d.stack[top] != c {
-					d.raw = append(d.raw, d.buf[start:i+1]...)
+					d.raw = append(d.raw, d.buf[from:i+1]...)
 					d.pos = i + 1
 					return false, nil
 				}
 				d.stack = d.stack[:top]
-				if top == 0 {
-					d.raw = append(d.raw, d.buf[start:i+1]...)
+				switch top {
+				case 0:
+					d.raw = append(d.raw, d.buf[from:i+1]...)
 					d.pos = i + 1
+					if int64(len(d.raw)) > d.lim.MaxRecordBytes {
+						return false, d.recordLimit(n, start, line)
+					}
 					return true, nil
+				case 1:
+					if base+int64(i)-nestStart+1 > maxField {
+						return false, d.fieldLimit(n, start, line, from, i, nestStart, keyStart, keyEnd, false)
+					}
+					nestStart = -1
 				}
 			case '\n':
 				d.line++
 			}
 		}
-		d.raw = append(d.raw, d.buf[start:d.end]...)
+		d.raw = append(d.raw, d.buf[from:d.end]...)
 		d.pos = d.end
+		end := int64(len(d.raw))
+		switch {
+		case inString && end-strStart > maxField:
+			return false, d.fieldLimit(n, start, line, d.end, d.end, strStart, keyStart, keyEnd, isKey)
+		case nestStart >= 0 && end-nestStart > maxField:
+			return false, d.fieldLimit(n, start, line, d.end, d.end, nestStart, keyStart, keyEnd, false)
+		case end > d.lim.MaxRecordBytes:
+			return false, d.recordLimit(n, start, line)
+		}
 	}
 	return false, nil
+}
+
+// recordLimit reports record n, at offset start on line line, as larger
+// than MaxRecordBytes.
+func (d *jsonDecoder) recordLimit(n int, start int64, line int) error {
+	return &RecordError{Record: n, Line: line, Offset: start + 1, Err: &LimitError{Key: KeyMaxRecordBytes, Limit: d.lim.MaxRecordBytes}}
+}
+
+// fieldLimit reports the value at record offset at, in record n, as
+// larger than MaxFieldBytes, naming the top-level field whose key is at
+// raw[keyStart:keyEnd+1] when the value is not itself a key.
+// buf[from:upto] is the part of the record not yet in d.raw.
+func (d *jsonDecoder) fieldLimit(n int, start int64, line int, from, upto int, at, keyStart, keyEnd int64, isKey bool) error {
+	d.raw = append(d.raw, d.buf[from:upto]...)
+	d.pos = upto
+	var field string
+	if !isKey && keyStart >= 0 && keyEnd < int64(len(d.raw)) {
+		_ = json.Unmarshal(d.raw[keyStart:keyEnd+1], &field)
+	}
+	return &RecordError{Record: n, Line: line, Offset: start + at + 1, Column: field, Err: &LimitError{Key: KeyMaxFieldBytes, Limit: d.lim.MaxFieldBytes}}
 }
 
 // invalidUTF8 returns the index of the first byte of b that is not part

@@ -17,7 +17,7 @@ import (
 func decodeAll(t testing.TB, r io.Reader, kind string) ([]Record, error) {
 	t.Helper()
 	var recs []Record
-	err := DecodeJSON(r, kind, func(rec Record) error {
+	err := DecodeJSON(r, kind, nil, func(rec Record) error {
 		recs = append(recs, rec)
 		return nil
 	})
@@ -309,7 +309,7 @@ func TestDecodeJSONHandlesRecordsLargerThanItsReadBuffer(t *testing.T) {
 func TestDecodeJSONStopsWithTheErrorReturnedByFn(t *testing.T) {
 	stop := errors.New("stop here")
 	n := 0
-	err := DecodeJSON(strings.NewReader(`[{"a":1},{"a":2},{"a":3}]`), InputJSON, func(Record) error {
+	err := DecodeJSON(strings.NewReader(`[{"a":1},{"a":2},{"a":3}]`), InputJSON, nil, func(Record) error {
 		n++
 		if n == 2 {
 			return stop
@@ -335,7 +335,7 @@ func TestDecodeJSONReportsReadFailuresWithTheRecordBeingRead(t *testing.T) {
 }
 
 func TestDecodeJSONRejectsAnUnknownKind(t *testing.T) {
-	err := DecodeJSON(strings.NewReader(`{}`), "xml", func(Record) error { return nil })
+	err := DecodeJSON(strings.NewReader(`{}`), "xml", nil, func(Record) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), `unknown JSON kind "xml"`) {
 		t.Errorf("err = %v", err)
 	}

@@ -66,7 +66,7 @@ func TestMapperCastsEachTypeFromTheValuesItAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s from %T %v", tt.typ, tt.in, tt.in), func(t *testing.T) {
-			m, err := NewMapper([]Column{{Field: "f", Type: tt.typ}})
+			m, err := NewMapper([]Column{{Field: "f", Type: tt.typ}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,7 +127,7 @@ func TestMapperRejectsValuesThatCannotBeCast(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s from %T %.20v", tt.typ, tt.in, tt.in), func(t *testing.T) {
-			m, err := NewMapper([]Column{{Field: "other", Type: driver.Text}, {Field: "f", Name: "col", Type: tt.typ}})
+			m, err := NewMapper([]Column{{Field: "other", Type: driver.Text}, {Field: "f", Name: "col", Type: tt.typ}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,12 +152,12 @@ func TestMapperMapsThePostsRecordsToTheirTableColumns(t *testing.T) {
 		{Field: "userId", Name: "userid", Type: driver.BigInt},
 		{Field: "title", Type: driver.Text},
 		{Field: "body", Type: driver.Text},
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rows [][]any
-	err = DecodeJSON(strings.NewReader(`[{"userId":1,"id":1,"title":"t","body":"b","extra":[1]}, {"id":2}]`), InputJSON, func(rec Record) error {
+	err = DecodeJSON(strings.NewReader(`[{"userId":1,"id":1,"title":"t","body":"b","extra":[1]}, {"id":2}]`), InputJSON, nil, func(rec Record) error {
 		row, err := m.Row(rec)
 		rows = append(rows, row)
 		return err
@@ -174,7 +174,7 @@ func TestMapperMapsThePostsRecordsToTheirTableColumns(t *testing.T) {
 }
 
 func TestMapperTreatsMissingAndNullAsNilUnlessRequired(t *testing.T) {
-	m, err := NewMapper([]Column{{Field: "a", Type: driver.BigInt}, {Field: "b", Type: driver.JSON, Required: true}})
+	m, err := NewMapper([]Column{{Field: "a", Type: driver.BigInt}, {Field: "b", Type: driver.JSON, Required: true}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestNewMapperRejectsBadColumns(t *testing.T) {
 		{[]Column{{Field: "a", Name: "x", Type: driver.Text}, {Field: "x", Type: driver.Text}}, `column name "x" is used by columns 1 and 2`},
 	}
 	for _, tt := range tests {
-		if _, err := NewMapper(tt.cols); err == nil || !strings.Contains(err.Error(), tt.msg) {
+		if _, err := NewMapper(tt.cols, nil); err == nil || !strings.Contains(err.Error(), tt.msg) {
 			t.Errorf("NewMapper(%v) = %v, want an error containing %q", tt.cols, err, tt.msg)
 		}
 	}
@@ -244,11 +244,11 @@ func TestRecordErrorMessagesLeadWithThePosition(t *testing.T) {
 }
 
 func TestMapperRejectsAJSONEscapedNULInATitleNamingTheColumn(t *testing.T) {
-	m, err := NewMapper([]Column{{Field: "id", Type: driver.BigInt}, {Field: "title", Type: driver.Text}})
+	m, err := NewMapper([]Column{{Field: "id", Type: driver.BigInt}, {Field: "title", Type: driver.Text}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = DecodeJSON(strings.NewReader(`[{"id":1,"title":"ok"},`+"\n"+`{"id":2,"title":"a\u0000b"}]`), InputJSON, func(rec Record) error {
+	err = DecodeJSON(strings.NewReader(`[{"id":1,"title":"ok"},`+"\n"+`{"id":2,"title":"a\u0000b"}]`), InputJSON, nil, func(rec Record) error {
 		_, err := m.Row(rec)
 		return err
 	})

@@ -31,7 +31,7 @@ func (e *Engine) newLoader(l pipeline.Load) (*loader, error) {
 	for i, c := range l.Columns {
 		cols[i] = format.Column{Field: c.Field, Name: c.Name, Type: c.Type, Required: c.Required}
 	}
-	m, err := format.NewMapper(cols)
+	m, err := format.NewMapper(cols, nil)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", l.Name, err)
 	}
@@ -151,7 +151,7 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	}
 	kind := ld.spec.FormatFor(key)
 	var rows [][]any
-	err = format.DecodeJSON(rc, kind, func(rec format.Record) error {
+	err = format.DecodeJSON(rc, kind, nil, func(rec format.Record) error {
 		row, err := ld.mapper.Row(rec)
 		if err != nil {
 			return err
