@@ -26,7 +26,7 @@ func TestAFileReplacedWithTheSameSizeAndMtimeIsAnnouncedAgain(t *testing.T) {
 	}
 	seen := &store.MemorySeenSet{}
 	var rec recorder
-	if n, err := s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit); n != 1 || err != nil {
+	if n, err := emitted(s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)); n != 1 || err != nil {
 		t.Fatalf("first ScanOnce = %d, %v; want the file announced", n, err)
 	}
 	// cp -p: different bytes of the same length, the old mtime restored.
@@ -37,7 +37,7 @@ func TestAFileReplacedWithTheSameSizeAndMtimeIsAnnouncedAgain(t *testing.T) {
 	if err := os.Chtimes(p, mtime, mtime); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)
+	n, err := emitted(s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit))
 	if n != 1 || err != nil || len(rec.objs) != 2 {
 		t.Fatalf("ScanOnce after a same-size same-mtime replacement = %d, %v (%d announced in all); want the new version announced", n, err, len(rec.objs))
 	}
@@ -73,7 +73,7 @@ func TestAFileStillOpenForWritingIsNotAnnounced(t *testing.T) {
 		}
 	}
 	var rec recorder
-	n, err := s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit)
+	n, err := emitted(s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestASymlinkToAFileOutsideTheStoreIsNotRead(t *testing.T) {
 	}
 	var rec recorder
 	ft := newFakeTime()
-	if n, _ := s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit); n != 0 || len(rec.objs) != 0 {
+	if n, _ := emitted(s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit)); n != 0 || len(rec.objs) != 0 {
 		t.Errorf("the watcher announced %+v through a symlink leaving the store", rec.objs)
 	}
 }

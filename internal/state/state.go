@@ -24,7 +24,8 @@ const schema = `
 CREATE TABLE IF NOT EXISTS seen (
 	key TEXT PRIMARY KEY,
 	fingerprint TEXT NOT NULL,
-	seen_at TEXT NOT NULL
+	seen_at TEXT NOT NULL,
+	etag TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS kv (
 	k TEXT PRIMARY KEY,
@@ -44,30 +45,51 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
+	if err := migrateSeenETag(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state db %s: %w", path, err)
+	}
 	return &DB{db: db}, nil
 }
 
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
 
-// Seen reports whether key was already emitted with this fingerprint.
-func (s *DB) Seen(ctx context.Context, key, fingerprint string) (bool, error) {
-	var fp string
-	err := s.db.QueryRowContext(ctx, `SELECT fingerprint FROM seen WHERE key = ?`, key).Scan(&fp)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+// migrateSeenETag adds the seen table's etag column to a database created
+// before it existed; rows from then keep an empty ETag (see store.SeenSet).
+func migrateSeenETag(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('seen') WHERE name = 'etag'`).Scan(&n); err != nil {
+		return fmt.Errorf("migrate seen table: %w", err)
 	}
-	if err != nil {
-		return false, fmt.Errorf("state: look up %s: %w", key, err)
+	if n > 0 {
+		return nil
 	}
-	return fp == fingerprint, nil
+	if _, err := db.ExecContext(ctx, `ALTER TABLE seen ADD COLUMN etag TEXT NOT NULL DEFAULT ''`); err != nil {
+		return fmt.Errorf("migrate seen table: add etag column: %w", err)
+	}
+	return nil
 }
 
-// MarkSeen records that key produced an event at this fingerprint.
-func (s *DB) MarkSeen(ctx context.Context, key, fingerprint string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO seen(key, fingerprint, seen_at) VALUES(?, ?, ?)
-		ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, seen_at = excluded.seen_at`,
-		key, fingerprint, time.Now().UTC().Format(time.RFC3339Nano))
+// Seen returns the fingerprint and ETag key was last marked seen with
+// (store.SeenSet).
+func (s *DB) Seen(ctx context.Context, key string) (fingerprint, etag string, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT fingerprint, etag FROM seen WHERE key = ?`, key).Scan(&fingerprint, &etag)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("state: look up %s: %w", key, err)
+	}
+	return fingerprint, etag, true, nil
+}
+
+// MarkSeen records that key was announced (or found unchanged) at this
+// fingerprint and ETag (store.SeenSet).
+func (s *DB) MarkSeen(ctx context.Context, key, fingerprint, etag string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO seen(key, fingerprint, seen_at, etag) VALUES(?, ?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, seen_at = excluded.seen_at, etag = excluded.etag`,
+		key, fingerprint, time.Now().UTC().Format(time.RFC3339Nano), etag)
 	if err != nil {
 		return fmt.Errorf("state: mark %s seen: %w", key, err)
 	}
