@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,80 @@ func TestAWriteThroughASymlinkedDirectoryOutsideTheStoreFails(t *testing.T) {
 	ents, _ := os.ReadDir(outside)
 	if len(ents) != 0 {
 		t.Errorf("Put wrote %d file(s) outside the store: %v", len(ents), ents)
+	}
+}
+
+func TestATouchedFileWithTheSameContentIsNotAnnouncedAgain(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, fileURL(dir), nil)
+	p := filepath.Join(dir, "t.csv")
+	writeFile(t, dir, "t.csv", []byte("id\n1\n"))
+	seen := &store.MemorySeenSet{}
+	var rec recorder
+	if n, err := emitted(s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)); n != 1 || err != nil {
+		t.Fatalf("first ScanOnce = %d, %v", n, err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(p, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := emitted(s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)); n != 0 || err != nil {
+		t.Errorf("ScanOnce after touch and chmod = %d, %v; want nothing announced (same content)", n, err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, etag, _, _ := seen.Seen(ctx, "t.csv")
+	if o, _ := s.Stat(ctx, "t.csv"); fp != store.Fingerprint(o) || etag != storetest.MD5Hex([]byte("id\n1\n")) || !o.ModTime.Equal(fi.ModTime()) {
+		t.Errorf("seen holds %q %q; want the new identity %q and the unchanged ETag", fp, etag, store.Fingerprint(o))
+	}
+}
+
+func TestAFileMarkedSeenByAnOlderVersionIsNotAnnouncedAgain(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, fileURL(dir), nil)
+	writeFile(t, dir, "old.csv", []byte("id\n1\n"))
+	fi, err := os.Stat(filepath.Join(dir, "old.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What an older sluice stored: "SIZE-MTIMENS" and no ETag.
+	seen := &store.MemorySeenSet{}
+	if err := seen.MarkSeen(ctx, "old.csv", fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano()), ""); err != nil {
+		t.Fatal(err)
+	}
+	var rec recorder
+	if n, err := emitted(s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)); n != 0 || err != nil {
+		t.Errorf("ScanOnce = %d, %v; want a file an older sluice announced not announced again", n, err)
+	}
+	if _, etag, _, _ := seen.Seen(ctx, "old.csv"); etag != storetest.MD5Hex([]byte("id\n1\n")) {
+		t.Errorf("seen ETag = %q; want it upgraded to the content's MD5", etag)
+	}
+}
+
+func TestASymlinkInsideTheStoreIsFollowed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeFile(t, dir, "real/a.csv", []byte("id\n1\n"))
+	if err := os.Symlink(filepath.Join("real", "a.csv"), filepath.Join(dir, "alias.csv")); err != nil {
+		t.Fatal(err)
+	}
+	s := openT(t, fileURL(dir), nil)
+	got, o, err := s.ReadAll(ctx, "alias.csv")
+	if err != nil || string(got) != "id\n1\n" || o.ETag != storetest.MD5Hex(got) {
+		t.Errorf("ReadAll(alias.csv) = %q, %+v, %v; want the linked file", got, o, err)
+	}
+	if _, err := s.Put(ctx, "real/b.csv", []byte("x"), ""); err != nil {
+		t.Errorf("Put into a plain directory: %v", err)
+	}
+	objs, err := s.List(ctx, "")
+	if err != nil || len(objs) != 3 {
+		t.Errorf("List = %+v, %v; want alias.csv, real/a.csv and real/b.csv", objs, err)
 	}
 }
