@@ -104,6 +104,9 @@ func (s *Store) writeLocal(ctx context.Context, key string, r io.Reader, content
 	dir := filepath.Dir(name)
 	if dir != "." {
 		if err := s.root.MkdirAll(dir, s.dirMode); err != nil {
+			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
+				err = fmt.Errorf("%w: part of %q is an object in this file:// store, so it cannot also be a prefix of other objects", ErrInvalidKey, key)
+			}
 			return Object{}, s.errorf("write", key, localErr(err))
 		}
 	}

@@ -353,3 +353,21 @@ func TestDeletingADirectoryNameIsNotFound(t *testing.T) {
 		t.Errorf("Delete removed a directory: %v", err)
 	}
 }
+
+func TestAKeyBelowAnObjectIsRejectedInAFileStore(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, fileURL(t.TempDir()), nil)
+	if _, err := s.Put(ctx, "a.csv", []byte("x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Put(ctx, "a.csv/b", []byte("y"), "")
+	if !errors.Is(err, store.ErrInvalidKey) || !strings.Contains(err.Error(), `"a.csv/b"`) {
+		t.Errorf("Put(a.csv/b) = %v; want ErrInvalidKey naming the key", err)
+	}
+	if _, err := s.Put(ctx, "d/e", []byte("y"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "d", []byte("z"), ""); !errors.Is(err, store.ErrInvalidKey) {
+		t.Errorf("Put(d) over a prefix = %v; want ErrInvalidKey", err)
+	}
+}
