@@ -1,7 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -9,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"mime"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,36 +21,37 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 )
 
-// This file holds what a file:// store does beside gocloud's fileblob:
-// reading (so the ETag describes exactly the open file), listing (so
-// temporary files and sidecars stay hidden and unreadable directories are
-// errors rather than silently skipped), and sweeping crash leftovers.
-// Writing and deleting go through fileblob.
+// This file is the file:// backend. Every file operation goes through an
+// os.Root opened on the store directory, so no path — a key, a symbolic link
+// in the directory, or a link swapped in by another program between two
+// calls — can make sluice read, write, rename or delete outside it.
 
-// attrsExt is fileblob's sidecar suffix.
-const attrsExt = ".attrs"
+// tempPrefix starts the name of every temporary file a file:// store
+// writes. The backslash makes it a name no valid key has (ValidateKey rejects
+// backslashes), so no user file is ever mistaken for one.
+const tempPrefix = ".sluice\\"
 
-// sidecarWindow bounds how long after its sidecar a file may have been
-// renamed into place for the sidecar's MD5 to be trusted. fileblob writes the
-// sidecar and renames immediately after.
-const sidecarWindow = time.Second
+// tempName returns a new temporary file name: tempPrefix, 16 random
+// lowercase hex digits, ".tmp".
+func tempName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return tempPrefix + hex.EncodeToString(b[:]) + ".tmp"
+}
 
-// isTempName reports whether a file name is shaped like a fileblob temporary
-// file: "<name>.<16 lowercase hex digits>.tmp".
+// isTempName reports whether a file name is one tempName makes.
 func isTempName(name string) bool {
-	const suffix = ".tmp"
-	if !strings.HasSuffix(name, suffix) {
+	rest, ok := strings.CutPrefix(name, tempPrefix)
+	if !ok {
 		return false
 	}
-	rest := strings.TrimSuffix(name, suffix)
-	dot := strings.LastIndexByte(rest, '.')
-	if dot < 1 || len(rest)-dot-1 != 16 {
+	rest, ok = strings.CutSuffix(rest, ".tmp")
+	if !ok || len(rest) != 16 {
 		return false
 	}
-	for _, c := range rest[dot+1:] {
+	for _, c := range rest {
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false
 		}
@@ -53,132 +59,36 @@ func isTempName(name string) bool {
 	return true
 }
 
-// path maps a validated key to its file. Valid keys need none of fileblob's
-// escaping, so the mapping is the plain join fileblob also uses.
-func (s *Store) path(key string) string { return filepath.Join(s.dir, filepath.FromSlash(key)) }
+// legacyAttrsExt is the suffix of the metadata sidecars gocloud's fileblob
+// wrote next to each object before sluice had its own file:// backend.
+const legacyAttrsExt = ".attrs"
 
-// sweepTemp deletes temporary files older than StaleTempAge.
-func (s *Store) sweepTemp() error {
-	cutoff := s.clock().Add(-StaleTempAge)
-	var swept int
-	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !isTempName(d.Name()) {
-			return nil
-		}
-		fi, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // renamed into place meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		if fi.ModTime().Before(cutoff) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			swept++
-		}
+// rel maps a validated key to its path relative to the root. Valid keys are
+// clean relative paths, so the mapping is a plain separator change.
+func rel(key string) string { return filepath.FromSlash(key) }
+
+// errOutside marks a path that leaves the store directory through a
+// symbolic link.
+var errOutside = errors.New("a symbolic link on this path leads outside the store directory, and sluice never follows it (copy the file into the store, or point the store at the directory the link leads to)")
+
+// localErr maps an os.Root error to ErrNotFound or errOutside where it is
+// one of those.
+func localErr(err error) error {
+	switch {
+	case err == nil:
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store %s: sweeping stale temporary files: %v (check the directory's permissions)", s.url, err)
+	case isNotExist(err):
+		return fmt.Errorf("%w (%v)", ErrNotFound, err)
+	case isEscape(err):
+		return errOutside
 	}
-	if swept > 0 {
-		s.logf("store %s: deleted %d temporary file(s) older than %v left by an interrupted write", s.url, swept, StaleTempAge)
-	}
-	return nil
+	return err
 }
 
-// ignoredFile is a file in a file:// directory that is not an object, with
-// the reason; the watcher logs these so that no file is skipped silently.
-type ignoredFile struct {
-	Path   string
-	Reason string
-}
-
-// listLocal walks the directory. Temporary files and sidecars are skipped;
-// files that cannot be objects are returned as ignored.
-func (s *Store) listLocal(ctx context.Context, prefix string) ([]Object, []ignoredFile, error) {
-	root := s.dir
-	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		root = filepath.Join(s.dir, filepath.FromSlash(prefix[:i]))
-	}
-	var objs []Object
-	var ignored []ignoredFile
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == root && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll // nothing under this prefix
-			}
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed during the walk
-			}
-			return err
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return ctxErr
-		}
-		rel, err := filepath.Rel(s.dir, p)
-		if err != nil {
-			return err
-		}
-		key := filepath.ToSlash(rel)
-		if d.IsDir() {
-			if p == s.dir {
-				return nil
-			}
-			dk := key + "/"
-			if !strings.HasPrefix(dk, prefix) && !strings.HasPrefix(prefix, dk) {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasPrefix(key, prefix) {
-			return nil
-		}
-		name := d.Name()
-		if isTempName(name) {
-			return nil // a write in progress
-		}
-		if strings.HasSuffix(name, attrsExt) {
-			if _, err := os.Lstat(strings.TrimSuffix(p, attrsExt)); errors.Is(err, fs.ErrNotExist) {
-				ignored = append(ignored, ignoredFile{p, fmt.Sprintf("names ending in %q are reserved for metadata sidecars in a file:// store (an orphaned sidecar, or a file to rename)", attrsExt)})
-			}
-			return nil
-		}
-		fi, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			fi, err = os.Stat(p)
-			if err != nil {
-				ignored = append(ignored, ignoredFile{p, fmt.Sprintf("symbolic link cannot be followed: %v", err)})
-				return nil
-			}
-		}
-		if !fi.Mode().IsRegular() {
-			ignored = append(ignored, ignoredFile{p, "not a regular file"})
-			return nil
-		}
-		if err := ValidateKey(key); err != nil {
-			ignored = append(ignored, ignoredFile{p, fmt.Sprintf("its name is not a valid key: %v", err)})
-			return nil
-		}
-		objs = append(objs, Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
-	return objs, ignored, nil
+// isEscape reports whether err is os.Root refusing a path that leaves the
+// root. os.Root does not export that error; its text is stable.
+func isEscape(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
 }
 
 // isNotExist reports whether err means there is no file at a path, including
@@ -187,17 +97,110 @@ func isNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
+// writeLocal writes r to key through a temporary file in the key's
+// directory: write and hash, fsync, rename into place, fsync the directory.
+func (s *Store) writeLocal(ctx context.Context, key string, r io.Reader, contentType string) (Object, error) {
+	name := rel(key)
+	dir := filepath.Dir(name)
+	if dir != "." {
+		if err := s.root.MkdirAll(dir, s.dirMode); err != nil {
+			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
+				err = fmt.Errorf("%w: part of %q is an object in this file:// store, so it cannot also be a prefix of other objects", ErrInvalidKey, key)
+			}
+			return Object{}, s.errorf("write", key, localErr(err))
+		}
+	}
+	tmp := filepath.Join(dir, tempName())
+	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return Object{}, s.errorf("write", key, localErr(err))
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = f.Close()
+			_ = s.root.Remove(tmp)
+		}
+	}()
+	h := md5.New()
+	src := &recordingReader{r: r}
+	var head []byte
+	if contentType == "" {
+		// Sniff the type from the first 512 bytes, as S3 clients do.
+		head = make([]byte, 512)
+		n, err := io.ReadFull(ctxReader{ctx, src}, head)
+		head = head[:n]
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return Object{}, s.writeErr(key, 0, err, src)
+		}
+		contentType = http.DetectContentType(head)
+	}
+	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, io.MultiReader(bytes.NewReader(head), src)})
+	if err != nil {
+		return Object{}, s.writeErr(key, n, err, src)
+	}
+	if err := f.Sync(); err != nil {
+		return Object{}, s.errorf("write", key, fmt.Errorf("fsync: %w", err))
+	}
+	if err := ctx.Err(); err != nil {
+		return Object{}, s.errorf("write", key, err)
+	}
+	if err := s.root.Rename(tmp, name); err != nil {
+		err = localErr(err)
+		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTEMPTY) {
+			err = fmt.Errorf("%w: %q is a prefix of other objects in this file:// store, so it cannot also be an object", ErrInvalidKey, key)
+		}
+		return Object{}, s.errorf("write", key, err)
+	}
+	// The identity is taken from the open file after the rename (which
+	// changes its ctime), so it is this version's even if another program
+	// replaces the file right away.
+	fi, err := f.Stat()
+	if err != nil {
+		return Object{}, s.errorf("write", key, err)
+	}
+	done = true
+	if err := f.Close(); err != nil {
+		return Object{}, s.errorf("write", key, err)
+	}
+	if err := s.syncDir(dir); err != nil {
+		return Object{}, s.errorf("write", key, fmt.Errorf("fsync directory: %w", err))
+	}
+	o := Object{Key: key, Size: fi.Size(), ETag: hex.EncodeToString(h.Sum(nil)), ModTime: fi.ModTime(), ContentType: contentType}
+	if id, ok := identityOf(fi); ok {
+		s.etags.put(id, o.ETag, o.ContentType)
+		o.fp = id.String()
+	}
+	return o, nil
+}
+
+func (s *Store) writeErr(key string, n int64, err error, src *recordingReader) error {
+	if src.err != nil && err == src.err { // the caller's reader failed: keep its error for errors.Is
+		return fmt.Errorf("store %s: write %q: reading the input after %d bytes: %w", s.url, key, n, err)
+	}
+	return s.errorf("write", key, fmt.Errorf("after %d bytes: %w", n, err))
+}
+
+// syncDir fsyncs a directory so a rename or removal in it survives a crash.
+func (s *Store) syncDir(dir string) error {
+	d, err := s.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) { // some file systems cannot fsync directories
+		return err
+	}
+	return nil
+}
+
 // openLocal opens key's file and describes the version it holds.
 func (s *Store) openLocal(ctx context.Context, key string) (*os.File, Object, error) {
-	p := s.path(key)
-	f, err := os.Open(p)
-	if isNotExist(err) {
-		return nil, Object{}, ErrNotFound
-	}
+	f, err := s.root.Open(rel(key))
 	if err != nil {
-		return nil, Object{}, err
+		return nil, Object{}, localErr(err)
 	}
-	o, err := s.describe(ctx, f, p, key)
+	o, err := s.describe(ctx, f, key)
 	if err != nil {
 		_ = f.Close()
 		return nil, Object{}, err
@@ -205,9 +208,9 @@ func (s *Store) openLocal(ctx context.Context, key string) (*os.File, Object, er
 	return f, o, nil
 }
 
-// describe returns the Object for the open file f at p: from the cache, else
-// from a sidecar that provably belongs to it, else by hashing f itself.
-func (s *Store) describe(ctx context.Context, f *os.File, p, key string) (Object, error) {
+// describe returns the Object for the open file f: the ETag from the cache
+// when this identity was hashed or written before, else by hashing f.
+func (s *Store) describe(ctx context.Context, f *os.File, key string) (Object, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return Object{}, err
@@ -215,16 +218,15 @@ func (s *Store) describe(ctx context.Context, f *os.File, p, key string) (Object
 	if fi.IsDir() {
 		return Object{}, ErrNotFound // a "directory" of other keys
 	}
+	if !fi.Mode().IsRegular() {
+		return Object{}, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
 	o := Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}
 	id, hasID := identityOf(fi)
 	if hasID {
+		o.fp = id.String()
 		if e, ok := s.etags.get(id); ok {
 			o.ETag, o.ContentType = e.etag, e.contentType
-			return o, nil
-		}
-		if etag, ct, ok := s.trustedSidecar(p, id); ok {
-			o.ETag, o.ContentType = etag, ct
-			s.etags.put(id, o.ETag, o.ContentType)
 			return o, nil
 		}
 	}
@@ -236,7 +238,8 @@ func (s *Store) describe(ctx context.Context, f *os.File, p, key string) (Object
 	if err != nil {
 		return Object{}, err
 	}
-	if n != fi.Size() || after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) {
+	aid, _ := identityOf(after)
+	if n != fi.Size() || after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) || aid != id {
 		return Object{}, fmt.Errorf("file changed while its MD5 was computed (%d bytes, then %d): it is still being written; try again once it is complete", fi.Size(), after.Size())
 	}
 	o.ETag = etag
@@ -247,52 +250,253 @@ func (s *Store) describe(ctx context.Context, f *os.File, p, key string) (Object
 	return o, nil
 }
 
-// trustedSidecar returns the MD5 and content type from p's sidecar if the
-// sidecar belongs to the file with identity id: p still is that file, and the
-// file was renamed into place (its ctime) within sidecarWindow after the
-// sidecar was written (fileblob writes the sidecar, then renames). A file
-// copied or rewritten over p later has a later ctime, so an old sidecar is
-// never trusted for new content.
-func (s *Store) trustedSidecar(p string, id fileID) (etag, contentType string, ok bool) {
-	cur, err := os.Stat(p)
+// statSettled opens key and, where the platform can tell, reports busy if
+// another open file description may still write to it (see writerOpen);
+// otherwise it describes the version it holds.
+func (s *Store) statSettled(ctx context.Context, key string) (o Object, busy bool, err error) {
+	f, err := s.root.Open(rel(key))
 	if err != nil {
-		return "", "", false
+		return Object{}, false, s.errorf("stat", key, localErr(err))
 	}
-	if cid, ok := identityOf(cur); !ok || cid != id {
-		return "", "", false
+	defer f.Close()
+	if writerOpen(f) {
+		return Object{}, true, nil
 	}
-	sc, scTime, ok := readSidecar(p)
-	if !ok || len(sc.MD5) != 16 {
-		return "", "", false
+	o, err = s.describe(ctx, f, key)
+	if err != nil {
+		return Object{}, false, s.errorf("stat", key, err)
 	}
-	ctime := time.Unix(0, id.ctime)
-	if ctime.Before(scTime) || ctime.Sub(scTime) > sidecarWindow {
-		return "", "", false
-	}
-	return hex.EncodeToString(sc.MD5), sc.ContentType, true
+	return o, false, nil
 }
 
-// sidecar is the part of fileblob's ".attrs" JSON that sluice reads.
-type sidecar struct {
-	ContentType string `json:"user.content_type"`
-	MD5         []byte `json:"md5"`
+// deleteLocal removes key's file, and the legacy fileblob sidecar next to it.
+func (s *Store) deleteLocal(key string) error {
+	name := rel(key)
+	fi, err := s.root.Lstat(name)
+	if err != nil {
+		return localErr(err)
+	}
+	if fi.IsDir() {
+		return ErrNotFound
+	}
+	if err := s.root.Remove(name); err != nil {
+		return localErr(err)
+	}
+	if s.isLegacySidecar(name + legacyAttrsExt) {
+		_ = s.root.Remove(name + legacyAttrsExt)
+	}
+	return s.syncDir(filepath.Dir(name))
 }
 
-func readSidecar(p string) (sidecar, time.Time, bool) {
-	f, err := os.Open(p + attrsExt)
+// sweepTemp deletes sluice's own temporary files older than StaleTempAge.
+// Only names isTempName accepts are candidates: no valid key has one.
+func (s *Store) sweepTemp() error {
+	cutoff := s.clock().Add(-StaleTempAge)
+	var swept int
+	err := fs.WalkDir(s.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p != "." && (isNotExist(err) || isEscape(err)) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !d.Type().IsRegular() || !isTempName(d.Name()) {
+			return nil
+		}
+		fi, err := d.Info()
+		if isNotExist(err) {
+			return nil // renamed into place meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if fi.ModTime().Before(cutoff) {
+			if err := s.root.Remove(filepath.FromSlash(p)); err != nil && !isNotExist(err) {
+				return err
+			}
+			swept++
+		}
+		return nil
+	})
 	if err != nil {
-		return sidecar{}, time.Time{}, false
+		return fmt.Errorf("store %s: sweeping stale temporary files: %v (check the directory's permissions)", s.url, err)
+	}
+	if swept > 0 {
+		s.log.Info("store: deleted temporary files left by an interrupted write", "store", s.url, "count", swept, "older_than", StaleTempAge)
+	}
+	return nil
+}
+
+// IgnoredFile is a file in a file:// store that cannot be an object, with
+// the reason and what to do about it.
+type IgnoredFile struct {
+	// Name is the path relative to the store directory, "/"-separated.
+	Name string
+	// Path is the file's path on this machine.
+	Path   string
+	Reason string
+}
+
+// Ignored returns the files under prefix in a file:// store that are not
+// objects, sorted by name: invalid key names (backslashes, control
+// characters, paths over MaxKeyLen bytes, ...), symbolic links leading
+// outside the store or to directories, and other non-regular files. Other
+// stores have none. sluice's own temporary files and legacy fileblob
+// sidecars next to their file are neither objects nor reported.
+func (s *Store) Ignored(ctx context.Context, prefix string) ([]IgnoredFile, error) {
+	if s.root == nil {
+		return nil, nil
+	}
+	if prefix != "" {
+		if err := ValidateKey(prefix + "x"); err != nil {
+			return nil, fmt.Errorf("store %s: list ignored files under prefix %q: %w", s.url, prefix, err)
+		}
+	}
+	_, ignored, err := s.listLocal(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: list ignored files under prefix %q: %w", s.url, prefix, err)
+	}
+	return ignored, nil
+}
+
+// listLocal walks the directory under prefix, returning the objects (Key,
+// Size, ModTime and the identity fingerprint) and the files that cannot be
+// objects.
+func (s *Store) listLocal(ctx context.Context, prefix string) ([]Object, []IgnoredFile, error) {
+	start := "."
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		start = prefix[:i]
+	}
+	var objs []Object
+	var ignored []IgnoredFile
+	ignore := func(p, why string) {
+		ignored = append(ignored, IgnoredFile{Name: p, Path: filepath.Join(s.dir, filepath.FromSlash(p)), Reason: why})
+	}
+	err := fs.WalkDir(s.root.FS(), start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			switch {
+			case isNotExist(err):
+				return nil // nothing under this prefix, or removed during the walk
+			case isEscape(err):
+				if strings.HasPrefix(p, prefix) || strings.HasPrefix(prefix, p+"/") {
+					ignore(p, errOutside.Error())
+				}
+				return nil
+			}
+			return err
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		if d.IsDir() {
+			if p == "." {
+				return nil
+			}
+			dk := p + "/"
+			if !strings.HasPrefix(dk, prefix) && !strings.HasPrefix(prefix, dk) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasPrefix(p, prefix) {
+			return nil
+		}
+		name := d.Name()
+		if isTempName(name) {
+			return nil // a write in progress
+		}
+		fi, err := d.Info()
+		if isNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			fi, err = s.root.Stat(filepath.FromSlash(p))
+			switch {
+			case isEscape(err):
+				ignore(p, errOutside.Error())
+				return nil
+			case err != nil:
+				ignore(p, fmt.Sprintf("a symbolic link that cannot be followed: %v (fix or remove the link)", err))
+				return nil
+			case fi.IsDir():
+				ignore(p, "a symbolic link to a directory, which sluice does not follow (move the directory into the store instead)")
+				return nil
+			}
+		}
+		if !fi.Mode().IsRegular() {
+			ignore(p, fmt.Sprintf("not a regular file (%v)", fi.Mode().Type()))
+			return nil
+		}
+		if err := ValidateKey(p); err != nil {
+			why := strings.TrimPrefix(err.Error(), fmt.Sprintf("%v %q: ", ErrInvalidKey, p))
+			ignore(p, fmt.Sprintf("its name is not a valid key: %s (rename the file)", why))
+			return nil
+		}
+		if strings.HasSuffix(name, legacyAttrsExt) && s.isLegacySidecar(filepath.FromSlash(p)) {
+			if sib, err := s.root.Lstat(filepath.FromSlash(strings.TrimSuffix(p, legacyAttrsExt))); err == nil && !sib.IsDir() {
+				return nil // metadata of the file next to it, written by sluice before v0.x
+			}
+			ignore(p, "a metadata sidecar left by an older sluice for a file that is gone (delete it)")
+			return nil
+		}
+		o := Object{Key: p, Size: fi.Size(), ModTime: fi.ModTime()}
+		if id, ok := identityOf(fi); ok {
+			o.fp = id.String()
+		}
+		objs = append(objs, o)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+	sort.Slice(ignored, func(i, j int) bool { return ignored[i].Name < ignored[j].Name })
+	return objs, ignored, nil
+}
+
+// isLegacySidecar reports whether the file at name (relative to the root) is
+// a metadata sidecar gocloud's fileblob wrote: a small JSON object holding
+// an "md5" and only fileblob's keys. The verdict is cached by file identity.
+func (s *Store) isLegacySidecar(name string) bool {
+	f, err := s.root.Open(name)
+	if err != nil {
+		return false
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil {
-		return sidecar{}, time.Time{}, false
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > 64<<10 {
+		return false
 	}
-	var sc sidecar
-	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&sc); err != nil {
-		return sidecar{}, time.Time{}, false
+	id, hasID := identityOf(fi)
+	if hasID {
+		if v, ok := s.sidecars.Load(id); ok {
+			return v.(bool)
+		}
 	}
-	return sc, fi.ModTime(), true
+	var m map[string]json.RawMessage
+	ok := json.NewDecoder(f).Decode(&m) == nil
+	if ok {
+		var md5b64 string
+		ok = json.Unmarshal(m["md5"], &md5b64) == nil
+		if b, err := base64.StdEncoding.DecodeString(md5b64); err != nil || len(b) != md5.Size {
+			ok = false
+		}
+		for k := range m {
+			switch k {
+			case "user.cache_control", "user.content_disposition", "user.content_encoding",
+				"user.content_language", "user.content_type", "user.metadata", "md5":
+			default:
+				ok = false
+			}
+		}
+	}
+	if hasID {
+		s.sidecars.Store(id, ok)
+	}
+	return ok
 }
 
 func typeByExtension(name string) string {
@@ -302,12 +506,20 @@ func typeByExtension(name string) string {
 	return "application/octet-stream"
 }
 
-// fileID identifies one file version: same inode, size, mtime and ctime.
-// ctime cannot be set by programs, so a rewrite always changes the identity.
+// fileID identifies one file version: same device, inode, size, mtime and
+// ctime. Programs cannot set ctime, and writing, truncating, renaming or
+// chmod-ing a file all advance it, so a replacement — even one that restores
+// size and mtime, like cp -p — always changes the identity.
 type fileID struct {
 	dev, ino     uint64
 	size         int64
 	mtime, ctime int64
+}
+
+// String is the identity as a fingerprint: "dev:ino:size:mtime:ctime", times
+// in nanoseconds.
+func (id fileID) String() string {
+	return fmt.Sprintf("%d:%d:%d:%d:%d", id.dev, id.ino, id.size, id.mtime, id.ctime)
 }
 
 type etagEntry struct{ etag, contentType string }

@@ -1,51 +1,30 @@
 package store
 
 import (
-	"context"
 	"testing"
 )
 
-func TestASidecarWrittenByThisStoreIsTrustedAfterARestart(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := Open(ctx, "file://"+dir, nil)
-	if err != nil {
-		t.Fatal(err)
+func TestTempNamesAreNamesNoKeyCanHave(t *testing.T) {
+	for range 100 {
+		n := tempName()
+		if !isTempName(n) {
+			t.Fatalf("isTempName(%q) = false for a name tempName made", n)
+		}
+		if ValidateKey(n) == nil || ValidateKey("d/"+n) == nil {
+			t.Fatalf("temporary name %q is a valid key, so a user file could have it", n)
+		}
 	}
-	w, err := s.Put(ctx, "a/b.csv", []byte("x,y\n"), "text/csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, o, err := s.openLocal(ctx, "a/b.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, ok := identityOf(fi)
-	if !ok {
-		t.Fatal("no file identity on this platform")
-	}
-	etag, ct, ok := s.trustedSidecar(s.path("a/b.csv"), id)
-	if !ok || etag != w.ETag || ct != "text/csv" || o.ETag != w.ETag {
-		t.Errorf("trustedSidecar = %q %q %v; want the written MD5 %q and text/csv, so a restart need not reread the file", etag, ct, ok, w.ETag)
-	}
-}
-
-func TestTempNamesMatchFileblobsPatternOnly(t *testing.T) {
-	for name, want := range map[string]bool{
-		"a.csv.18c2f5e0a1b2c3d4.tmp": true,
-		".18c2f5e0a1b2c3d4.tmp":      false,
-		"a.csv.18C2F5E0A1B2C3D4.tmp": false,
-		"a.csv.18c2f5e0a1b2c3d.tmp":  false,
-		"report.tmp":                 false,
-		"a.18c2f5e0a1b2c3d4.tmpx":    false,
+	for _, name := range []string{
+		"export.0123456789abcdef.tmp",       // fileblob's old shape: a user file now
+		"a.csv.18c2f5e0a1b2c3d4.tmp",        //
+		".sluice\\0123456789ABCDEF.tmp",     // upper-case hex
+		".sluice\\0123456789abcde.tmp",      // 15 digits
+		".sluice\\0123456789abcdef.tmpx",    //
+		"x.sluice\\0123456789abcdef.tmp",    //
+		".sluice\\0123456789abcdef.tmp.csv", //
 	} {
-		if got := isTempName(name); got != want {
-			t.Errorf("isTempName(%q) = %v, want %v", name, got, want)
+		if isTempName(name) {
+			t.Errorf("isTempName(%q) = true; only names tempName makes may be swept", name)
 		}
 	}
 }

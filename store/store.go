@@ -1,9 +1,11 @@
-// Package store is sluice's object store: one Store type over gocloud.dev/blob,
-// opened by URL.
+// Package store is sluice's object store: one Store type opened by URL.
 //
 //	file:///abs/dir     a local directory (created if missing); the default
 //	mem://              in memory, for tests; every Open is a new empty store
 //	s3://bucket?...     AWS S3 or any S3-compatible server (MinIO, versitygw)
+//
+// mem:// and s3:// use gocloud.dev/blob; file:// is sluice's own backend on
+// an os.Root (see "Local stores" below).
 //
 // S3 URLs accept the query parameters of gocloud's s3blob (v0.47): endpoint,
 // region, profile, use_path_style (or s3ForcePathStyle), hostname_immutable,
@@ -20,34 +22,81 @@
 // An object version is identified by key plus ETag (see event.Record.Version).
 // For S3 the ETag is the server's, without quotes (event.NormalizeETag). For
 // file:// and mem:// it is the hex MD5 of the content, so equal bytes are the
-// same version on both. In a file:// store, gocloud's fileblob keeps the MD5
-// in a ".attrs" sidecar file next to each object it writes; the sidecar is
-// trusted only when it belongs to the current file: the file is still the one
-// renamed into place (its ctime) within a second after the sidecar was
-// written. Otherwise — files copied in by
-// other programs, or overwritten in place after sluice wrote them — the MD5 is
-// computed by reading the file, and remembered for as long as the file's
-// inode, size, mtime and ctime stay the same. A stale sidecar therefore never
-// lends an old ETag to new content.
+// same version on both, and different bytes are a different version whatever
+// their size and modification time.
 //
-// # Atomic writes
+// # Local stores (file://)
 //
-// Readers never see partial objects. mem:// and S3 publish an object only when
-// its write completes. file:// writes to a temporary file next to the final
-// path ("<name>.<16 hex digits>.tmp", in the same directory so the rename
-// cannot cross file systems) and renames it into place. Temporary files and
-// ".attrs" sidecars never appear as objects. Temporary files older than
-// StaleTempAge, left by a crashed process, are deleted when a file:// store is
-// opened; younger ones may belong to a write in progress in another process
-// and are left alone.
+// Confinement. Every open, create, rename, remove and stat goes through an
+// os.Root on the store directory. A symbolic link inside the directory that
+// resolves inside it is followed; one that leads outside (or a ".." a link
+// introduces) is an error on reading and on writing, naming the key, and the
+// watcher reports such links as ignored files. So `sluice put` through a
+// symlinked directory cannot write outside the lake, and a link to
+// /etc/passwd in the lake is never loaded.
+//
+// ETags. The MD5 is computed while sluice writes a file, and by reading the
+// file when another program wrote it; either way it is remembered (in
+// memory) by the file's identity — device, inode, size, mtime and ctime.
+// Programs cannot set ctime, and every write, truncation, rename or chmod
+// advances it, so a remembered MD5 is never lent to new content, not even by
+// `cp -p`, which restores size and mtime. Nothing is persisted next to the
+// files: after a restart an ETag is recomputed on first use, and the
+// watcher's seen-set (which stores identity and ETag) keeps restarts from
+// rehashing unchanged files. The content type of a sluice-written file is
+// remembered likewise; after a restart it is guessed from the extension.
+//
+// Atomic writes. Readers never see partial objects. A write goes to a
+// temporary file in the target's directory (so the rename cannot cross file
+// systems), is fsynced, renamed into place, and the directory is fsynced.
+// Temporary files are named ".sluice\" + 16 hex digits + ".tmp": the
+// backslash makes it a name no valid key has, so the sweeper — which deletes
+// such files older than StaleTempAge when a store is opened — can never
+// delete a user's file (an "export.0123456789abcdef.tmp" is an ordinary
+// object). Younger ones may belong to a write in progress in another process
+// and are left alone. (On Windows a backslash separates path elements, so
+// file:// stores are supported on Unix-like systems only.)
+//
+// Files that cannot be objects — names ValidateKey rejects (backslashes,
+// control characters, paths over MaxKeyLen bytes), symbolic links leading
+// outside the store or to directories, sockets and other non-regular files —
+// are never skipped silently: Ignored lists them with the reason, the
+// watcher logs each once as a warning, and ScanOnce returns them.
+//
+// Legacy sidecars. Versions of sluice built on gocloud's fileblob kept the
+// MD5 in a "NAME.attrs" JSON sidecar next to each file. Those sidecars are
+// no longer read, but a file whose name ends in ".attrs", whose content is
+// exactly such a JSON document, and which sits next to its file is hidden,
+// so an old data directory does not announce its metadata as data; Delete
+// removes it with its file, and an orphaned one is reported as ignored. Any
+// other ".attrs" file is an ordinary object.
+//
+// # Watching
+//
+// Watch and ScanOnce turn files that other programs put into a store into
+// events (see SeenSet). The cheap change detector is the Fingerprint — in a
+// file:// store the file identity, so a `cp -p` replacement or a rename over
+// the file is noticed. A changed fingerprint starts the settle window; once
+// it has held for WatchOptions.Settle the ETag is computed, and the object is
+// announced only if that ETag differs from the one last announced for the key
+// (a `touch` or a chmod is not a new version). A file is complete when its
+// writer is done, which polling cannot see directly, so on Linux the watcher
+// also asks the kernel for a read lease on a read-only descriptor
+// (fcntl F_SETLEASE, F_RDLCK), which it refuses with EAGAIN while any process
+// holds the file open for writing; the file then stays unsettled however
+// long the writer pauses, and the lease, when granted, is released at once.
+// The lease is only available to the file's owner (or with CAP_LEASE) and on
+// local file systems; otherwise (EACCES, EPERM, EINVAL) — and on other
+// systems — the settle window alone decides, and writers that pause longer
+// than Settle mid-file need a longer Settle. A process opening the file for
+// writing in the microseconds the lease is held waits until it is released.
 //
 // # Keys
 //
 // Keys are "/"-separated paths: not empty, at most 1024 bytes of valid UTF-8,
 // no leading or trailing "/", no empty, "." or ".." segments, no backslash and
-// no control characters (see ValidateKey). In a file:// store, names ending in
-// ".attrs" and names shaped like temporary files are reserved, and a key
-// cannot be both an object and a "directory" of other keys ("a" and "a/b").
+// no control characters (see ValidateKey). In a file:// store a key cannot be
+// both an object and a "directory" of other keys ("a" and "a/b").
 //
 // # Concurrency
 //
@@ -63,17 +112,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"gocloud.dev/blob"
-	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
@@ -106,6 +156,8 @@ type Object struct {
 	// ContentType is as written; for files written by other programs it is
 	// guessed from the extension. List leaves it empty.
 	ContentType string
+
+	fp string // file:// only: the file identity (see Fingerprint)
 }
 
 // Options configure Open. A nil *Options means defaults.
@@ -113,21 +165,26 @@ type Options struct {
 	// Clock returns the current time (default time.Now). It decides which
 	// temporary files are stale.
 	Clock func() time.Time
-	// Logf reports housekeeping, such as deleted stale temporary files
-	// (default log.Printf).
-	Logf func(format string, args ...any)
+	// Logger reports housekeeping, such as deleted stale temporary files
+	// (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Store is an object store opened by URL. See the package documentation.
 type Store struct {
-	b      *blob.Bucket
-	url    string // redacted
+	b      *blob.Bucket // mem:// and s3://
+	url    string       // redacted
 	bucket string
-	dir    string // absolute directory for file://, "" otherwise
 	s3     bool
 	clock  func() time.Time
-	logf   func(string, ...any)
-	etags  *etagCache // file:// only
+	log    *slog.Logger
+
+	// file:// only
+	root     *os.Root
+	dir      string // absolute directory
+	dirMode  os.FileMode
+	etags    *etagCache
+	sidecars *sync.Map // fileID → bool: is it a legacy fileblob sidecar
 }
 
 // Open opens the store at rawURL. For file:// the directory is created if it
@@ -141,8 +198,8 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	if o.Logf == nil {
-		o.Logf = log.Printf
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -152,7 +209,7 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: %q is not a URL (write file:///abs/dir, mem:// or s3://bucket?region=...): %v", redactRaw(rawURL), err)
 	}
-	s := &Store{url: redact(rawURL, u), clock: o.Clock, logf: o.Logf}
+	s := &Store{url: redact(rawURL, u), clock: o.Clock, log: o.Logger}
 	switch u.Scheme {
 	case "file":
 		if err := s.openFile(u); err != nil {
@@ -192,25 +249,29 @@ func (s *Store) openFile(u *url.URL) error {
 	if u.Path == "" || !filepath.IsAbs(filepath.FromSlash(u.Path)) {
 		return fmt.Errorf("store %s: file URL needs an absolute path, like file:///abs/dir", s.url)
 	}
-	q := url.Values{}
+	s.dirMode = 0o755
 	for k, v := range u.Query() {
 		if k != "dir_file_mode" {
 			return fmt.Errorf("store %s: unknown query parameter %q for a file:// store (only dir_file_mode is accepted)", s.url, k)
 		}
-		q[k] = v
+		m, err := strconv.ParseUint(v[0], 8, 32)
+		if err != nil || m&^0o7777 != 0 {
+			return fmt.Errorf("store %s: dir_file_mode=%q is not an octal permission mode like 0755", s.url, v[0])
+		}
+		s.dirMode = os.FileMode(m)
 	}
-	q.Set("create_dir", "true")
-	q.Set("no_tmp_dir", "true") // temp files next to their target: rename never crosses file systems
 	dir := filepath.Clean(filepath.FromSlash(u.Path))
-	fu := &url.URL{Scheme: "file", Path: filepath.ToSlash(dir), RawQuery: q.Encode()}
-	b, err := (&fileblob.URLOpener{}).OpenBucketURL(context.Background(), fu)
+	if err := os.MkdirAll(dir, s.dirMode); err != nil {
+		return fmt.Errorf("store %s: create directory %s: %v", s.url, dir, err)
+	}
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("store %s: open directory %s: %v", s.url, dir, err)
 	}
-	s.b, s.dir, s.etags = b, dir, newETagCache()
+	s.root, s.dir, s.etags, s.sidecars = root, dir, newETagCache(), &sync.Map{}
 	s.bucket = filepath.Base(dir)
 	if err := s.sweepTemp(); err != nil {
-		_ = b.Close()
+		_ = root.Close()
 		return err
 	}
 	return nil
@@ -228,7 +289,13 @@ func (s *Store) LocalDir() string { return s.dir }
 
 // Close releases the store's resources.
 func (s *Store) Close() error {
-	if err := s.b.Close(); err != nil {
+	var err error
+	if s.root != nil {
+		err = s.root.Close()
+	} else {
+		err = s.b.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("store %s: close: %v", s.url, err)
 	}
 	return nil
@@ -246,6 +313,9 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 func (s *Store) Write(ctx context.Context, key string, r io.Reader, contentType string) (Object, error) {
 	if err := s.checkKey(key); err != nil {
 		return Object{}, s.errorf("write", key, err)
+	}
+	if s.root != nil {
+		return s.writeLocal(ctx, key, r, contentType)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -272,7 +342,7 @@ func (s *Store) Write(ctx context.Context, key string, r io.Reader, contentType 
 	if err != nil {
 		return Object{}, err
 	}
-	if !s.s3 && (o.ETag != sum || o.Size != n) {
+	if !s.s3 && (o.ETag != sum || o.Size != n) { // mem://: another Write replaced it
 		return Object{}, s.errorf("write", key, fmt.Errorf("object was replaced by another writer while being written (wrote %d bytes with MD5 %s, found %d bytes with MD5 %s)", n, sum, o.Size, o.ETag))
 	}
 	return o, nil
@@ -283,7 +353,7 @@ func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
 	if err := s.checkKey(key); err != nil {
 		return Object{}, s.errorf("stat", key, err)
 	}
-	if s.dir != "" {
+	if s.root != nil {
 		f, o, err := s.openLocal(ctx, key)
 		if err != nil {
 			return Object{}, s.errorf("stat", key, err)
@@ -314,7 +384,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Object, er
 	if err := s.checkKey(key); err != nil {
 		return nil, Object{}, s.errorf("open", key, err)
 	}
-	if s.dir != "" {
+	if s.root != nil {
 		f, o, err := s.openLocal(ctx, key)
 		if err != nil {
 			return nil, Object{}, s.errorf("open", key, err)
@@ -369,7 +439,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Object, error) {
 			return nil, fmt.Errorf("store %s: list prefix %q: %w", s.url, prefix, err)
 		}
 	}
-	if s.dir != "" {
+	if s.root != nil {
 		objs, _, err := s.listLocal(ctx, prefix)
 		if err != nil {
 			return nil, fmt.Errorf("store %s: list prefix %q: %w", s.url, prefix, err)
@@ -400,12 +470,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.checkKey(key); err != nil {
 		return s.errorf("delete", key, err)
 	}
-	if s.dir != "" {
-		// fileblob would remove an empty directory of that name.
-		fi, err := os.Stat(s.path(key))
-		if isNotExist(err) || (err == nil && !fi.Mode().IsRegular()) {
-			return s.errorf("delete", key, ErrNotFound)
+	if s.root != nil {
+		if err := s.deleteLocal(key); err != nil {
+			return s.errorf("delete", key, err)
 		}
+		return nil
 	}
 	if err := s.b.Delete(ctx, key); err != nil {
 		return s.errorf("delete", key, err)
@@ -413,19 +482,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// checkKey validates key for this store.
-func (s *Store) checkKey(key string) error {
-	if err := ValidateKey(key); err != nil {
-		return err
-	}
-	if s.dir != "" {
-		base := key[strings.LastIndexByte(key, '/')+1:]
-		if strings.HasSuffix(base, attrsExt) || isTempName(base) {
-			return fmt.Errorf("%w: names ending in %q or shaped like %q are reserved for metadata and temporary files in a file:// store", ErrInvalidKey, attrsExt, "NAME.0123456789abcdef.tmp")
-		}
-	}
-	return nil
-}
+// checkKey validates key for this store. Every backend accepts the same keys.
+func (s *Store) checkKey(key string) error { return ValidateKey(key) }
 
 // ValidateKey reports whether key is acceptable on every backend; the error
 // wraps ErrInvalidKey and says what is wrong.

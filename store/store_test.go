@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/url"
 	"os"
 	"path"
@@ -194,21 +196,17 @@ func FuzzOpenNeverLeaksPasswords(f *testing.F) {
 	})
 }
 
-func TestFileStoreHidesTemporaryAndSidecarFiles(t *testing.T) {
+func TestFileStoreHidesTemporaryFilesAndLegacySidecars(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openT(t, fileURL(dir), nil)
 	if _, err := s.Put(ctx, "d/a.csv", []byte("a"), "text/csv"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "d", "a.csv.attrs")); err != nil {
-		t.Fatalf("expected fileblob's sidecar next to the object: %v", err)
-	}
-	for _, name := range []string{"d/a.csv.18c2f5e0a1b2c3d4.tmp", "d/b.csv.18c2f5e0a1b2c3d5.tmp"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("partial"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// A write in progress, and the sidecar an older sluice (gocloud's
+	// fileblob) wrote next to d/a.csv.
+	writeFile(t, dir, "d/.sluice\\18c2f5e0a1b2c3d4.tmp", []byte("partial"))
+	writeFile(t, dir, "d/a.csv.attrs", []byte(`{"user.content_type":"text/csv","md5":"DMF1ucDxtqgxw5niaXcmYQ=="}`))
 	objs, err := s.List(ctx, "")
 	if err != nil {
 		t.Fatal(err)
@@ -216,25 +214,36 @@ func TestFileStoreHidesTemporaryAndSidecarFiles(t *testing.T) {
 	if len(objs) != 1 || objs[0].Key != "d/a.csv" {
 		t.Errorf("List = %+v; want only d/a.csv", objs)
 	}
+	ign, err := s.Ignored(ctx, "")
+	if err != nil || len(ign) != 0 {
+		t.Errorf("Ignored = %+v, %v; want none", ign, err)
+	}
+	if err := s.Delete(ctx, "d/a.csv"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "d", "a.csv.attrs")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Delete left the legacy sidecar behind: %v", err)
+	}
 }
 
-func TestFileStoreReservesSidecarAndTemporaryNames(t *testing.T) {
+func TestNamesOnceReservedInAFileStoreAreOrdinaryKeys(t *testing.T) {
+	ctx := context.Background()
 	s := openT(t, fileURL(t.TempDir()), nil)
 	for _, key := range []string{"x.attrs", "d/a.csv.attrs", "a.csv.0123456789abcdef.tmp"} {
-		if _, err := s.Put(context.Background(), key, []byte("x"), ""); !errors.Is(err, store.ErrInvalidKey) || !strings.Contains(err.Error(), "reserved") {
-			t.Errorf("Put(%q) error = %v; want a reserved-name ErrInvalidKey", key, err)
+		if _, err := s.Put(ctx, key, []byte("x"), ""); err != nil {
+			t.Errorf("Put(%q) = %v; want it stored like on every other backend", key, err)
 		}
 	}
-	m := openT(t, "mem://", nil)
-	if _, err := m.Put(context.Background(), "x.attrs", []byte("x"), ""); err != nil {
-		t.Errorf("mem store rejected x.attrs, which only file:// reserves: %v", err)
+	objs, err := s.List(ctx, "")
+	if err != nil || len(objs) != 3 {
+		t.Errorf("List = %+v, %v; want the 3 objects", objs, err)
 	}
 }
 
 func TestOpenSweepsOnlyStaleTemporaryFiles(t *testing.T) {
 	dir := t.TempDir()
-	stale := filepath.Join(dir, "d", "a.csv.18c2f5e0a1b2c3d4.tmp")
-	fresh := filepath.Join(dir, "d", "b.csv.18c2f5e0a1b2c3d5.tmp")
+	stale := filepath.Join(dir, "d", ".sluice\\18c2f5e0a1b2c3d4.tmp")
+	fresh := filepath.Join(dir, "d", ".sluice\\18c2f5e0a1b2c3d5.tmp")
 	user := filepath.Join(dir, "d", "report.tmp")
 	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
 		t.Fatal(err)
@@ -251,8 +260,8 @@ func TestOpenSweepsOnlyStaleTemporaryFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logged []string
-	openT(t, fileURL(dir), &store.Options{Clock: func() time.Time { return now }, Logf: func(f string, a ...any) { logged = append(logged, f) }})
+	var logged bytes.Buffer
+	openT(t, fileURL(dir), &store.Options{Clock: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale temporary file survived Open: %v", err)
 	}
@@ -262,8 +271,8 @@ func TestOpenSweepsOnlyStaleTemporaryFiles(t *testing.T) {
 	if _, err := os.Stat(user); err != nil {
 		t.Errorf("an ordinary file named *.tmp was deleted: %v", err)
 	}
-	if len(logged) != 1 {
-		t.Errorf("sweep logged %d lines; want 1", len(logged))
+	if n := strings.Count(logged.String(), "\n"); n != 1 || !strings.Contains(logged.String(), "count=1") {
+		t.Errorf("sweep logged %q; want 1 line counting 1 file", logged.String())
 	}
 }
 
@@ -290,17 +299,17 @@ func TestAFileRewrittenByAnotherProgramGetsItsNewETag(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openT(t, fileURL(dir), nil)
-	if _, err := s.Put(ctx, "a.csv", []byte("old,content\n"), "text/csv"); err != nil {
+	w, err := s.Put(ctx, "a.csv", []byte("old,content\n"), "text/csv")
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Another program overwrites the file in place a while later; the
-	// sidecar still holds the old MD5.
-	hourAgo := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(filepath.Join(dir, "a.csv.attrs"), hourAgo, hourAgo); err != nil {
-		t.Fatal(err)
-	}
+	// Another program overwrites the file in place, same size, and puts
+	// the old mtime back.
 	newData := []byte("new,content\n")
 	if err := os.WriteFile(filepath.Join(dir, "a.csv"), newData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(dir, "a.csv"), w.ModTime, w.ModTime); err != nil {
 		t.Fatal(err)
 	}
 	for _, st := range []*store.Store{s, openT(t, fileURL(dir), nil)} { // warm cache, and after a restart
@@ -309,33 +318,8 @@ func TestAFileRewrittenByAnotherProgramGetsItsNewETag(t *testing.T) {
 			t.Fatal(err)
 		}
 		if o.ETag != storetest.MD5Hex(newData) {
-			t.Errorf("ETag after an outside rewrite = %s; want %s (the stale sidecar must not be trusted)", o.ETag, storetest.MD5Hex(newData))
+			t.Errorf("ETag after an outside rewrite = %s; want %s (the remembered MD5 must not be lent to new content)", o.ETag, storetest.MD5Hex(newData))
 		}
-	}
-}
-
-func TestASidecarWrittenAfterTheFileIsNotTrusted(t *testing.T) {
-	// The window of an overwrite in progress: fileblob has written the new
-	// sidecar but not yet renamed the new file over the old one.
-	dir := t.TempDir()
-	data := []byte("current bytes")
-	if err := os.WriteFile(filepath.Join(dir, "k"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	side := filepath.Join(dir, "k.attrs")
-	if err := os.WriteFile(side, []byte(`{"user.content_type":"text/plain","md5":"AAAAAAAAAAAAAAAAAAAAAA=="}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	later := time.Now().Add(time.Minute)
-	if err := os.Chtimes(side, later, later); err != nil {
-		t.Fatal(err)
-	}
-	o, err := openT(t, fileURL(dir), nil).Stat(context.Background(), "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.ETag != storetest.MD5Hex(data) {
-		t.Errorf("ETag = %s; want the content's MD5 %s, not the new sidecar's", o.ETag, storetest.MD5Hex(data))
 	}
 }
 
@@ -367,5 +351,23 @@ func TestDeletingADirectoryNameIsNotFound(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "empty")); err != nil {
 		t.Errorf("Delete removed a directory: %v", err)
+	}
+}
+
+func TestAKeyBelowAnObjectIsRejectedInAFileStore(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, fileURL(t.TempDir()), nil)
+	if _, err := s.Put(ctx, "a.csv", []byte("x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Put(ctx, "a.csv/b", []byte("y"), "")
+	if !errors.Is(err, store.ErrInvalidKey) || !strings.Contains(err.Error(), `"a.csv/b"`) {
+		t.Errorf("Put(a.csv/b) = %v; want ErrInvalidKey naming the key", err)
+	}
+	if _, err := s.Put(ctx, "d/e", []byte("y"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "d", []byte("z"), ""); !errors.Is(err, store.ErrInvalidKey) {
+		t.Errorf("Put(d) over a prefix = %v; want ErrInvalidKey", err)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -20,19 +20,37 @@ import (
 // replace the walk later. It works on any store, but S3 buckets should use
 // bucket notifications instead.
 
-// SeenSet records which object versions have been announced. It is persisted
-// by the caller (for example in the state database) so that a restart does not
-// announce them again. A fingerprint comes from Fingerprint.
+// SeenSet records, per key, the version the watcher last announced (or the
+// caller marked): its fingerprint, the cheap change detector, and its ETag,
+// the content. It is persisted by the caller (for example in the state
+// database) so that a restart does not announce anything again.
 type SeenSet interface {
-	Seen(ctx context.Context, key, fingerprint string) (bool, error)
-	MarkSeen(ctx context.Context, key, fingerprint string) error
+	// Seen returns the fingerprint and ETag last marked for key; ok is
+	// false if key was never marked.
+	Seen(ctx context.Context, key string) (fingerprint, etag string, ok bool, err error)
+	// MarkSeen records key's fingerprint and ETag, replacing older ones.
+	MarkSeen(ctx context.Context, key, fingerprint, etag string) error
 }
 
-// Fingerprint identifies what the watcher has seen of an object: its size and
-// modification time in nanoseconds, as "SIZE-MTIMENS". To keep the watcher
-// from announcing sluice's own writes a second time, mark the Object that Put
-// or Write returned as seen.
+// Fingerprint is what the watcher compares between scans to notice that an
+// object may have changed. In a file:// store it is the file identity
+// ("dev:ino:size:mtime:ctime", see the package doc), which every rewrite
+// changes; elsewhere, and for Objects not from this package, it is the size
+// and the modification time in nanoseconds, as "SIZE-MTIMENS". A changed
+// fingerprint makes the watcher compute the ETag; only a changed ETag is
+// announced. To keep the watcher from announcing sluice's own writes a
+// second time, mark the Object that Put or Write returned as seen, with its
+// fingerprint and ETag.
 func Fingerprint(o Object) string {
+	if o.fp != "" {
+		return o.fp
+	}
+	return legacyFingerprint(o)
+}
+
+// legacyFingerprint is the fingerprint of versions before file identities;
+// seen-sets written by them hold it with an empty ETag.
+func legacyFingerprint(o Object) string {
 	return fmt.Sprintf("%d-%d", o.Size, o.ModTime.UnixNano())
 }
 
@@ -47,18 +65,21 @@ const (
 type WatchOptions struct {
 	// Interval between scans (default 1s).
 	Interval time.Duration
-	// Settle: an object is announced once its size and mtime have been seen
-	// unchanged for this long (default 2s). Writers that pause longer than
-	// this mid-file need a longer Settle.
+	// Settle: an object is announced once its fingerprint has been seen
+	// unchanged for this long (default 2s). On Linux a file:// object is
+	// also held back while any process has it open for writing (see the
+	// "Watching" section of the package doc); elsewhere, and where Linux
+	// cannot tell, writers that pause longer than Settle mid-file need a
+	// longer Settle.
 	Settle time.Duration
 	// Clock returns the current time (default time.Now).
 	Clock func() time.Time
 	// Sleep waits d or until ctx is done, returning ctx.Err() in that case
 	// (default: a timer). Tests replace it to advance a fake clock.
 	Sleep func(ctx context.Context, d time.Duration) error
-	// Logf reports emit failures, unreadable files and files that cannot be
-	// objects (default log.Printf).
-	Logf func(format string, args ...any)
+	// Logger reports emit failures and unreadable files, and warns once
+	// about each file that cannot be an object (default slog.Default()).
+	Logger *slog.Logger
 }
 
 func (o *WatchOptions) withDefaults() WatchOptions {
@@ -78,8 +99,8 @@ func (o *WatchOptions) withDefaults() WatchOptions {
 	if w.Sleep == nil {
 		w.Sleep = sleep
 	}
-	if w.Logf == nil {
-		w.Logf = log.Printf
+	if w.Logger == nil {
+		w.Logger = slog.Default()
 	}
 	return w
 }
@@ -95,10 +116,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Watch scans the store at once and then every Interval. Each object whose
-// fingerprint is not in seen and has stayed unchanged for Settle is passed to
-// emit, with ETag and ContentType filled, and then marked seen. The first
-// scan is the rescan that finds what arrived while sluice was down.
+// Watch scans the store at once and then every Interval. An object whose
+// fingerprint differs from the one in seen, and has stayed unchanged for
+// Settle (and, in a file:// store on Linux, is not open for writing), gets
+// its ETag computed; if the ETag differs from the one seen last for its key,
+// the object is passed to emit, with ETag and ContentType filled. Either way
+// it is then marked seen with its fingerprint and ETag. The first scan is
+// the rescan that finds what arrived while sluice was down.
 //
 // Delivery is at least once: an object is marked seen only after emit
 // returns nil, so a crash between the two announces it again. emit errors,
@@ -109,12 +133,12 @@ func (s *Store) Watch(ctx context.Context, seen SeenSet, opts *WatchOptions, emi
 	w := opts.withDefaults()
 	sc := s.newScanner(seen, w, emit)
 	for {
-		_, _, errs := sc.scan(ctx)
+		r := sc.scan(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		for _, err := range errs {
-			w.Logf("%v", err)
+		for _, err := range r.errs {
+			w.Logger.Warn("store: watch", "store", s.url, "err", err)
 		}
 		if w.Sleep(ctx, w.Interval) != nil {
 			return nil
@@ -122,34 +146,48 @@ func (s *Store) Watch(ctx context.Context, seen SeenSet, opts *WatchOptions, emi
 	}
 }
 
+// ScanResult is what ScanOnce did.
+type ScanResult struct {
+	// Emitted counts the objects announced.
+	Emitted int
+	// Ignored lists the files of a file:// store that cannot be objects, as
+	// the last scan found them (see Store.Ignored). A caller that must not
+	// skip data silently, like `sluice run --once`, fails when it is not
+	// empty.
+	Ignored []IgnoredFile
+}
+
 // ScanOnce announces every unseen object, like Watch, and returns when none
 // is left waiting to settle: it rescans every Interval until objects still
-// being written have been unchanged for Settle. It returns how many objects
-// were emitted. Errors of the last scan (emit failures, unreadable objects)
-// are returned together, after the other objects were handled; if ctx ends
-// first, the error names the objects that had not settled.
-func (s *Store) ScanOnce(ctx context.Context, seen SeenSet, opts *WatchOptions, emit func(ctx context.Context, o Object) error) (int, error) {
+// being written have been unchanged for Settle (and, where Linux can tell, are
+// no longer open for writing). Errors of the last scan (emit failures,
+// unreadable objects) are returned together, after the other objects were
+// handled; if ctx ends first, the error names the objects that had not
+// settled. Files that cannot be objects are not errors: they are in the
+// result's Ignored, and logged once each as a warning.
+func (s *Store) ScanOnce(ctx context.Context, seen SeenSet, opts *WatchOptions, emit func(ctx context.Context, o Object) error) (ScanResult, error) {
 	w := opts.withDefaults()
 	sc := s.newScanner(seen, w, emit)
-	total := 0
-	stopped := func(err error) (int, error) {
+	var res ScanResult
+	stopped := func(err error) (ScanResult, error) {
 		waiting := make([]string, 0, len(sc.pending))
 		for k := range sc.pending {
 			waiting = append(waiting, k)
 		}
 		if len(waiting) == 0 {
-			return total, fmt.Errorf("store %s: scan interrupted: %w", s.url, err)
+			return res, fmt.Errorf("store %s: scan interrupted: %w", s.url, err)
 		}
-		return total, fmt.Errorf("store %s: scan stopped while %d object(s) were still changing or waiting to settle (%s): %w", s.url, len(waiting), abbreviate(waiting, 5), err)
+		return res, fmt.Errorf("store %s: scan stopped while %d object(s) were still changing, open for writing or waiting to settle (%s): %w", s.url, len(waiting), abbreviate(waiting, 5), err)
 	}
 	for {
-		n, unsettled, errs := sc.scan(ctx)
-		total += n
+		r := sc.scan(ctx)
+		res.Emitted += r.emitted
+		res.Ignored = r.ignored
 		if err := ctx.Err(); err != nil {
 			return stopped(err)
 		}
-		if len(unsettled) == 0 {
-			return total, errors.Join(errs...)
+		if len(r.unsettled) == 0 {
+			return res, errors.Join(r.errs...)
 		}
 		if err := w.Sleep(ctx, w.Interval); err != nil {
 			return stopped(err)
@@ -178,19 +216,27 @@ func (s *Store) newScanner(seen SeenSet, w WatchOptions, emit func(context.Conte
 		pending: map[string]pending{}, known: map[string]string{}, logged: map[string]bool{}}
 }
 
-// scan does one pass. It returns how many objects were emitted, the keys
-// still waiting to settle, and the errors met (each naming its key).
-func (sc *scanner) scan(ctx context.Context) (emitted int, unsettled []string, errs []error) {
+// scanResult is what one pass did: how many objects were emitted, the keys
+// still waiting to settle, the files that cannot be objects, and the errors
+// met (each naming its key).
+type scanResult struct {
+	emitted   int
+	unsettled []string
+	ignored   []IgnoredFile
+	errs      []error
+}
+
+// scan does one pass.
+func (sc *scanner) scan(ctx context.Context) (r scanResult) {
 	s := sc.s
 	var objs []Object
 	var err error
-	if s.dir != "" {
-		var ignored []ignoredFile
-		objs, ignored, err = s.listLocal(ctx, "")
-		for _, f := range ignored {
-			if !sc.logged[f.Path] {
-				sc.logged[f.Path] = true
-				sc.w.Logf("store %s: ignoring %s: %s", s.url, f.Path, f.Reason)
+	if s.root != nil {
+		objs, r.ignored, err = s.listLocal(ctx, "")
+		for _, f := range r.ignored {
+			if !sc.logged[f.Name+"\x00"+f.Reason] {
+				sc.logged[f.Name+"\x00"+f.Reason] = true
+				sc.w.Logger.Warn("store: ignoring a file that cannot be an object", "store", s.url, "path", f.Path, "reason", f.Reason)
 			}
 		}
 		if err != nil {
@@ -200,25 +246,26 @@ func (sc *scanner) scan(ctx context.Context) (emitted int, unsettled []string, e
 		objs, err = s.List(ctx, "")
 	}
 	if err != nil {
-		return 0, nil, []error{err}
+		r.errs = append(r.errs, err)
+		return r
 	}
 	now := sc.w.Clock()
 	present := make(map[string]bool, len(objs))
 	for _, o := range objs {
 		if ctx.Err() != nil {
-			return emitted, unsettled, errs
+			return r
 		}
 		present[o.Key] = true
 		fp := Fingerprint(o)
 		if sc.known[o.Key] == fp {
 			continue
 		}
-		ok, err := sc.seen.Seen(ctx, o.Key, fp)
+		seenFP, seenETag, wasSeen, err := sc.seen.Seen(ctx, o.Key)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("store %s: watch %q: checking whether it was seen: %w (will retry)", s.url, o.Key, err))
+			r.errs = append(r.errs, fmt.Errorf("store %s: watch %q: checking whether it was seen: %w (will retry)", s.url, o.Key, err))
 			continue
 		}
-		if ok {
+		if wasSeen && seenFP == fp {
 			sc.known[o.Key] = fp
 			delete(sc.pending, o.Key)
 			continue
@@ -229,31 +276,45 @@ func (sc *scanner) scan(ctx context.Context) (emitted int, unsettled []string, e
 			sc.pending[o.Key] = p
 		}
 		if now.Sub(p.since) < sc.w.Settle {
-			unsettled = append(unsettled, o.Key)
+			r.unsettled = append(r.unsettled, o.Key)
 			continue
 		}
-		full, err := s.Stat(ctx, o.Key)
+		var full Object
+		busy := false
+		if s.root != nil {
+			full, busy, err = s.statSettled(ctx, o.Key)
+		} else {
+			full, err = s.Stat(ctx, o.Key)
+		}
 		if errors.Is(err, ErrNotFound) {
 			delete(sc.pending, o.Key)
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%w (will retry)", err))
+			r.errs = append(r.errs, fmt.Errorf("%w (will retry)", err))
+			continue
+		}
+		if busy { // a writer still holds it open: not complete yet
+			r.unsettled = append(r.unsettled, o.Key)
 			continue
 		}
 		if nfp := Fingerprint(full); nfp != fp {
 			sc.pending[o.Key] = pending{fp: nfp, since: now}
-			unsettled = append(unsettled, o.Key)
+			r.unsettled = append(r.unsettled, o.Key)
 			continue
 		}
-		if err := sc.emit(ctx, full); err != nil {
-			errs = append(errs, fmt.Errorf("store %s: announcing %q failed, will retry next scan: %w", s.url, o.Key, err))
-			continue
+		same := wasSeen && (seenETag == full.ETag ||
+			seenETag == "" && seenFP == legacyFingerprint(full)) // marked by an older sluice and untouched since
+		if !same {
+			if err := sc.emit(ctx, full); err != nil {
+				r.errs = append(r.errs, fmt.Errorf("store %s: announcing %q failed, will retry next scan: %w", s.url, o.Key, err))
+				continue
+			}
+			r.emitted++
 		}
-		emitted++
 		delete(sc.pending, o.Key)
-		if err := sc.seen.MarkSeen(ctx, o.Key, fp); err != nil {
-			errs = append(errs, fmt.Errorf("store %s: %q was announced but could not be marked seen, so it may be announced again: %w", s.url, o.Key, err))
+		if err := sc.seen.MarkSeen(ctx, o.Key, fp, full.ETag); err != nil {
+			r.errs = append(r.errs, fmt.Errorf("store %s: %q could not be marked seen, so it may be announced again: %w", s.url, o.Key, err))
 			continue
 		}
 		sc.known[o.Key] = fp
@@ -268,7 +329,7 @@ func (sc *scanner) scan(ctx context.Context) (emitted int, unsettled []string, e
 			delete(sc.known, k)
 		}
 	}
-	return emitted, unsettled, errs
+	return r
 }
 
 func abbreviate(keys []string, n int) string {
@@ -288,26 +349,26 @@ func abbreviate(keys []string, n int) string {
 // The zero value is ready to use.
 type MemorySeenSet struct {
 	mu sync.Mutex
-	m  map[string]string // key → last fingerprint marked
+	m  map[string][2]string // key → last fingerprint and ETag marked
 }
 
 var _ SeenSet = (*MemorySeenSet)(nil)
 
-// Seen reports whether key was marked seen with this fingerprint.
-func (m *MemorySeenSet) Seen(_ context.Context, key, fingerprint string) (bool, error) {
+// Seen returns the fingerprint and ETag last marked for key.
+func (m *MemorySeenSet) Seen(_ context.Context, key string) (fingerprint, etag string, ok bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	fp, ok := m.m[key]
-	return ok && fp == fingerprint, nil
+	v, ok := m.m[key]
+	return v[0], v[1], ok, nil
 }
 
-// MarkSeen records key's fingerprint, replacing an older one.
-func (m *MemorySeenSet) MarkSeen(_ context.Context, key, fingerprint string) error {
+// MarkSeen records key's fingerprint and ETag, replacing older ones.
+func (m *MemorySeenSet) MarkSeen(_ context.Context, key, fingerprint, etag string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.m == nil {
-		m.m = map[string]string{}
+		m.m = map[string][2]string{}
 	}
-	m.m[key] = fingerprint
+	m.m[key] = [2]string{fingerprint, etag}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,12 +53,31 @@ func (f *fakeTime) opts() *store.WatchOptions {
 			f.mu.Unlock()
 			return nil
 		},
-		Logf: func(format string, args ...any) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.logs = append(f.logs, fmt.Sprintf(format, args...))
-		},
+		Logger: slog.New(slog.NewTextHandler(logWriter{f}, nil)),
 	}
+}
+
+// logWriter keeps each log record (one Write each) as a line of f.logs.
+type logWriter struct{ f *fakeTime }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.f.mu.Lock()
+	defer w.f.mu.Unlock()
+	w.f.logs = append(w.f.logs, string(p))
+	return len(p), nil
+}
+
+// emitted drops ScanOnce's list of ignored files, for tests that count.
+func emitted(r store.ScanResult, err error) (int, error) { return r.Emitted, err }
+
+// isSeen reports whether seen holds o's fingerprint and ETag.
+func isSeen(t *testing.T, seen store.SeenSet, o store.Object) bool {
+	t.Helper()
+	fp, etag, ok, err := seen.Seen(context.Background(), o.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok && fp == store.Fingerprint(o) && etag == o.ETag
 }
 
 // recorder collects emitted objects.
@@ -109,7 +129,7 @@ func TestAFileDroppedInIsAnnouncedOnceAfterSettling(t *testing.T) {
 	ft := newFakeTime()
 	var rec recorder
 	seen := &store.MemorySeenSet{}
-	n, err := s.ScanOnce(ctx, seen, ft.opts(), rec.emit)
+	n, err := emitted(s.ScanOnce(ctx, seen, ft.opts(), rec.emit))
 	if err != nil || n != 1 {
 		t.Fatalf("ScanOnce = %d, %v; want 1 object", n, err)
 	}
@@ -120,10 +140,10 @@ func TestAFileDroppedInIsAnnouncedOnceAfterSettling(t *testing.T) {
 	if o.Key != "data/2020-08-07_2PM/hydropower-consumption.csv" || o.Size != int64(len(data)) || o.ETag != storetest.MD5Hex(data) || !strings.HasPrefix(o.ContentType, "text/csv") {
 		t.Errorf("emitted %+v; want the file with its MD5 ETag", o)
 	}
-	if ok, _ := seen.Seen(ctx, o.Key, store.Fingerprint(o)); !ok {
+	if !isSeen(t, seen, o) {
 		t.Error("the announced object was not marked seen")
 	}
-	n, err = s.ScanOnce(ctx, seen, ft.opts(), rec.emit)
+	n, err = emitted(s.ScanOnce(ctx, seen, ft.opts(), rec.emit))
 	if err != nil || n != 0 || len(rec.objs) != 1 {
 		t.Errorf("second ScanOnce = %d, %v, %d emitted in all; want nothing new", n, err, len(rec.objs))
 	}
@@ -150,7 +170,7 @@ func TestAGrowingFileIsNotAnnouncedUntilStable(t *testing.T) {
 	}
 	ft.onSleep = grow
 	var rec recorder
-	n, err := s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit)
+	n, err := emitted(s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit))
 	if err != nil || n != 1 {
 		t.Fatalf("ScanOnce = %d, %v; want 1", n, err)
 	}
@@ -183,7 +203,7 @@ func TestAFileChangingOnlyItsMtimeIsStillUnsettled(t *testing.T) {
 		}
 	}
 	var rec recorder
-	if n, err := s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit); err != nil || n != 1 {
+	if n, err := emitted(s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit)); err != nil || n != 1 {
 		t.Fatalf("ScanOnce = %d, %v", n, err)
 	}
 	if ft.sleeps < 3+2 {
@@ -223,11 +243,11 @@ func TestASeenFileIsNotAnnouncedAgainAfterARestart(t *testing.T) {
 	writeFile(t, dir, "x.csv", []byte("1\n"))
 	seen := &store.MemorySeenSet{} // stands in for the persisted state DB
 	var rec recorder
-	if n, err := openT(t, fileURL(dir), nil).ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit); n != 1 || err != nil {
+	if n, err := emitted(openT(t, fileURL(dir), nil).ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)); n != 1 || err != nil {
 		t.Fatalf("first run: %d, %v", n, err)
 	}
 	restarted := openT(t, fileURL(dir), nil)
-	if n, err := restarted.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit); n != 0 || err != nil {
+	if n, err := emitted(restarted.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)); n != 0 || err != nil {
 		t.Errorf("after restart: %d, %v; want nothing announced", n, err)
 	}
 	// A new version of the file is announced.
@@ -236,7 +256,7 @@ func TestASeenFileIsNotAnnouncedAgainAfterARestart(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(dir, "x.csv"), later, later); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := restarted.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit); n != 1 || err != nil {
+	if n, err := emitted(restarted.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)); n != 1 || err != nil {
 		t.Errorf("after a rewrite: %d, %v; want the new version announced", n, err)
 	}
 	if len(rec.objs) != 2 || rec.objs[0].ETag == rec.objs[1].ETag {
@@ -252,11 +272,11 @@ func TestOwnWritesMarkedSeenAreNotAnnouncedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := seen.MarkSeen(ctx, o.Key, store.Fingerprint(o)); err != nil {
+	if err := seen.MarkSeen(ctx, o.Key, store.Fingerprint(o), o.ETag); err != nil {
 		t.Fatal(err)
 	}
 	var rec recorder
-	if n, err := s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit); n != 0 || err != nil {
+	if n, err := emitted(s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)); n != 0 || err != nil {
 		t.Errorf("ScanOnce = %d, %v; want sluice's own write not announced again", n, err)
 	}
 }
@@ -274,7 +294,7 @@ func TestAFailedEmitIsRetriedAtTheNextScan(t *testing.T) {
 	rec.fail = func(o store.Object) error {
 		attempts++
 		if attempts == 1 {
-			if ok, _ := seen.Seen(ctx, o.Key, store.Fingerprint(o)); ok {
+			if isSeen(t, seen, o) {
 				t.Error("marked seen before emit succeeded")
 			}
 			return errors.New("queue unavailable")
@@ -291,10 +311,10 @@ func TestAFailedEmitIsRetriedAtTheNextScan(t *testing.T) {
 	if ft.sleeps != 3 {
 		t.Errorf("retried after %d intervals; want the scan right after the failure (3rd interval)", ft.sleeps)
 	}
-	if len(ft.logs) != 1 || !strings.Contains(ft.logs[0], "queue unavailable") || !strings.Contains(ft.logs[0], `"retry.csv"`) {
+	if len(ft.logs) != 1 || !strings.Contains(ft.logs[0], "queue unavailable") || !strings.Contains(ft.logs[0], `retry.csv`) || !strings.Contains(ft.logs[0], "level=WARN") {
 		t.Errorf("logs = %q; want one line naming the key and the failure", ft.logs)
 	}
-	if ok, _ := seen.Seen(ctx, "retry.csv", store.Fingerprint(rec.objs[0])); !ok {
+	if !isSeen(t, seen, rec.objs[0]) {
 		t.Error("not marked seen after the successful emit")
 	}
 }
@@ -312,12 +332,12 @@ func TestScanOnceReportsAFailedEmitAndLeavesItUnseen(t *testing.T) {
 		}
 		return nil
 	}}
-	n, err := s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)
+	n, err := emitted(s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit))
 	if n != 1 || err == nil || !strings.Contains(err.Error(), `"a"`) {
 		t.Errorf("ScanOnce = %d, %v; want b announced and an error naming a", n, err)
 	}
 	rec.fail = nil
-	if n, err := s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit); n != 1 || err != nil || fmt.Sprint(rec.keys()) != "[b a]" {
+	if n, err := emitted(s.ScanOnce(ctx, seen, newFakeTime().opts(), rec.emit)); n != 1 || err != nil || fmt.Sprint(rec.keys()) != "[b a]" {
 		t.Errorf("second ScanOnce = %d, %v, keys %v; want a announced now", n, err, rec.keys())
 	}
 }
@@ -341,29 +361,56 @@ func TestScanOnceGivesUpOnFilesThatNeverSettleWhenCtxEnds(t *testing.T) {
 		}
 	}
 	var rec recorder
-	n, err := s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit)
+	n, err := emitted(s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit))
 	if n != 0 || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `"forever.log"`) {
 		t.Errorf("ScanOnce = %d, %v; want 0 and a cancellation error naming forever.log", n, err)
 	}
 }
 
-func TestFilesThatCannotBeObjectsAreLoggedNotSilentlySkipped(t *testing.T) {
+func TestFilesThatCannotBeObjectsAreReported(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	writeFile(t, dir, "notes.attrs", []byte("a user file with a reserved name"))
-	writeFile(t, dir, `back\slash.csv`, []byte("x"))
-	writeFile(t, dir, "ok.csv", []byte("x"))
+	long := strings.Repeat(strings.Repeat("d", 200)+"/", 6) + "long.csv" // 1,214 bytes
+	writeFile(t, dir, `in/back\slash.csv`, []byte("x"))
+	writeFile(t, dir, "in/tab\tname.csv", []byte("x"))
+	writeFile(t, dir, "in/"+long, []byte("x"))
+	writeFile(t, dir, "in/ok.csv", []byte("x"))
+	if err := os.Symlink(t.TempDir(), filepath.Join(dir, "in", "elsewhere")); err != nil {
+		t.Fatal(err)
+	}
 	s := openT(t, fileURL(dir), nil)
 	ft := newFakeTime()
 	var rec recorder
-	if n, err := s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit); n != 1 || err != nil {
-		t.Fatalf("ScanOnce = %d, %v; want ok.csv only", n, err)
+	res, err := s.ScanOnce(ctx, &store.MemorySeenSet{}, ft.opts(), rec.emit)
+	if err != nil || res.Emitted != 1 || fmt.Sprint(rec.keys()) != "[in/ok.csv]" {
+		t.Fatalf("ScanOnce = %+v, %v, announced %v; want in/ok.csv only", res, err, rec.keys())
 	}
-	all := strings.Join(ft.logs, "\n")
-	for _, name := range []string{"notes.attrs", `back\slash.csv`} {
-		if strings.Count(all, name) != 1 {
-			t.Errorf("logs mention %s %d times; want once:\n%s", name, strings.Count(all, name), all)
+	want := []string{`in/back\slash.csv`, "in/" + long, "in/elsewhere", "in/tab\tname.csv"}
+	var got []string
+	for _, f := range res.Ignored {
+		got = append(got, f.Name)
+		if f.Path != filepath.Join(dir, filepath.FromSlash(f.Name)) || f.Reason == "" {
+			t.Errorf("ignored file %+v: want its path on disk and a reason", f)
 		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ScanOnce reported ignored %q; want %q", got, want)
+	}
+	all := strings.Join(ft.logs, "")
+	if n := strings.Count(all, "level=WARN"); n != len(want) || ft.sleeps == 0 {
+		t.Errorf("%d warnings over %d rescans; want one per ignored file:\n%s", n, ft.sleeps, all)
+	}
+	for _, frag := range []string{"slash.csv", "name.csv", "long.csv", "elsewhere"} {
+		if strings.Count(all, frag) != 1 {
+			t.Errorf("logs mention %s %d times; want once:\n%s", frag, strings.Count(all, frag), all)
+		}
+	}
+	ign, err := s.Ignored(ctx, "in/")
+	if err != nil || len(ign) != len(want) {
+		t.Errorf("Ignored(in/) = %+v, %v; want the %d files", ign, err, len(want))
+	}
+	if ign, err := s.Ignored(ctx, "other/"); err != nil || len(ign) != 0 {
+		t.Errorf("Ignored(other/) = %+v, %v; want none", ign, err)
 	}
 }
 
@@ -373,7 +420,7 @@ func TestWatchWorksOnAMemStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rec recorder
-	n, err := s.ScanOnce(context.Background(), &store.MemorySeenSet{}, newFakeTime().opts(), rec.emit)
+	n, err := emitted(s.ScanOnce(context.Background(), &store.MemorySeenSet{}, newFakeTime().opts(), rec.emit))
 	if n != 1 || err != nil || rec.objs[0].ETag != storetest.MD5Hex([]byte("one")) {
 		t.Errorf("ScanOnce on mem:// = %d, %v, %+v", n, err, rec.objs)
 	}

@@ -155,7 +155,7 @@ func (e *Engine) jobDone(ctx context.Context, r job.Run) {
 			continue
 		}
 		if e.Store.LocalDir() != "" {
-			_ = e.State.MarkSeen(ctx, key, store.Fingerprint(o))
+			_ = e.State.MarkSeen(ctx, key, store.Fingerprint(o), o.ETag)
 		}
 	}
 }

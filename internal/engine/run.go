@@ -158,8 +158,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 	defer wg.Wait()
 	defer stop()
 
-	watchOpts := &store.WatchOptions{Interval: e.cfg.ScanInterval, Settle: e.cfg.Settle, Clock: e.now,
-		Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...)) }}
+	watchOpts := &store.WatchOptions{Interval: e.cfg.ScanInterval, Settle: e.cfg.Settle, Clock: e.now, Logger: e.log}
 	local := e.Store.LocalDir() != ""
 	if once {
 		if local && !opts.DrainOnly {
@@ -294,7 +293,7 @@ func (e *Engine) Put(ctx context.Context, key string, body []byte, contentType s
 	}
 	if e.Store.LocalDir() != "" {
 		// The watcher need not announce it again.
-		_ = e.State.MarkSeen(ctx, key, store.Fingerprint(o))
+		_ = e.State.MarkSeen(ctx, key, store.Fingerprint(o), o.ETag)
 	}
 	return o, nil
 }

@@ -45,6 +45,8 @@ ALTER TABLE job_requests ADD COLUMN not_before TEXT;
 ALTER TABLE job_requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE job_requests ADD COLUMN first_failure TEXT;
 `,
+	// 3: the watcher remembers the ETag it announced for each key.
+	`ALTER TABLE seen ADD COLUMN etag TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the state schema this sluice writes.
@@ -119,24 +121,25 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
 
-// Seen reports whether key was already emitted with this fingerprint.
-func (s *DB) Seen(ctx context.Context, key, fingerprint string) (bool, error) {
-	var fp string
-	err := s.db.QueryRowContext(ctx, `SELECT fingerprint FROM seen WHERE key = ?`, key).Scan(&fp)
+// Seen returns the fingerprint and ETag key was last marked seen with
+// (store.SeenSet).
+func (s *DB) Seen(ctx context.Context, key string) (fingerprint, etag string, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT fingerprint, etag FROM seen WHERE key = ?`, key).Scan(&fingerprint, &etag)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		return "", "", false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("state: look up %s: %w", key, err)
+		return "", "", false, fmt.Errorf("state: look up %s: %w", key, err)
 	}
-	return fp == fingerprint, nil
+	return fingerprint, etag, true, nil
 }
 
-// MarkSeen records that key produced an event at this fingerprint.
-func (s *DB) MarkSeen(ctx context.Context, key, fingerprint string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO seen(key, fingerprint, seen_at) VALUES(?, ?, ?)
-		ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, seen_at = excluded.seen_at`,
-		key, fingerprint, time.Now().UTC().Format(time.RFC3339Nano))
+// MarkSeen records that key was announced (or found unchanged) at this
+// fingerprint and ETag (store.SeenSet).
+func (s *DB) MarkSeen(ctx context.Context, key, fingerprint, etag string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO seen(key, fingerprint, seen_at, etag) VALUES(?, ?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, seen_at = excluded.seen_at, etag = excluded.etag`,
+		key, fingerprint, time.Now().UTC().Format(time.RFC3339Nano), etag)
 	if err != nil {
 		return fmt.Errorf("state: mark %s seen: %w", key, err)
 	}
