@@ -238,7 +238,11 @@ func (s *Store) describe(ctx context.Context, f *os.File, key string) (Object, e
 	if err != nil {
 		return Object{}, err
 	}
+	// ctime is left out: replacing the file by a rename unlinks this one,
+	// which changes its ctime but not its content (the open descriptor
+	// still reads the old bytes).
 	aid, _ := identityOf(after)
+	aid.ctime = id.ctime
 	if n != fi.Size() || after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) || aid != id {
 		return Object{}, fmt.Errorf("file changed while its MD5 was computed (%d bytes, then %d): it is still being written; try again once it is complete", fi.Size(), after.Size())
 	}
