@@ -37,6 +37,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"mime"
 	"net/http"
@@ -116,8 +117,10 @@ type Config struct {
 	// DefaultLand. Its fields are those of LandFields; CheckLand says what
 	// it may contain.
 	Land string
-	// MaxBytes bounds the size of one response body; default 1 GiB. A
-	// larger body fails the import (it is not retried).
+	// MaxBytes bounds the size of one response body (spec key
+	// http.max_bytes); default 1 GiB. A larger body fails the import with
+	// a *TooLargeError as soon as the limit is passed; it is not retried
+	// and nothing of it is landed.
 	MaxBytes int64
 }
 
@@ -178,18 +181,22 @@ type Pagination struct {
 	MaxPages int
 }
 
-// Lander stores one page. It is the store's write side; it must be atomic
-// (readers never see a partial object) and must not keep body after it
-// returns.
+// Lander stores one page. It is the store's write side (store.Store.Write
+// fits it). Land must read body until io.EOF and store what it read as the
+// object key; when body returns any other error, Land must return an error
+// and store nothing, leaving no partial object behind (the body failed: the
+// network broke, or the response passed Config.MaxBytes). Land must be
+// atomic (readers never see a partial object), must not hold the whole body
+// in memory, and must not use body after it returns.
 type Lander interface {
-	Land(ctx context.Context, key string, body []byte, contentType string) error
+	Land(ctx context.Context, key string, body io.Reader, contentType string) error
 }
 
 // LanderFunc adapts a function to Lander.
-type LanderFunc func(ctx context.Context, key string, body []byte, contentType string) error
+type LanderFunc func(ctx context.Context, key string, body io.Reader, contentType string) error
 
 // Land calls f.
-func (f LanderFunc) Land(ctx context.Context, key string, body []byte, contentType string) error {
+func (f LanderFunc) Land(ctx context.Context, key string, body io.Reader, contentType string) error {
 	return f(ctx, key, body, contentType)
 }
 
@@ -234,6 +241,11 @@ type Options struct {
 	// Unique returns the {{.Unique}} value of a key; default 8 random hex
 	// characters.
 	Unique func() string
+	// SpoolDir is where pages of a paginated source larger than 1 MiB wait
+	// between download and landing; default os.TempDir(). Spool files are
+	// unlinked as soon as they are created (where the system allows) and
+	// closed when the page is landed, so a crash leaves none behind.
+	SpoolDir string
 }
 
 // Importer imports one HTTP source. Create it with New.
@@ -251,6 +263,8 @@ type Importer struct {
 	getenv func(string) string
 	logf   func(format string, args ...any)
 	unique func() string
+
+	spoolDir string
 }
 
 // New validates cfg, applies defaults and returns an Importer. Errors name
@@ -406,6 +420,7 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 	if opts.Unique != nil {
 		im.unique = opts.Unique
 	}
+	im.spoolDir = opts.SpoolDir
 	return im, nil
 }
 
