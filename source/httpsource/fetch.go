@@ -213,9 +213,11 @@ func (r *run) try(ctx context.Context, rawURL, shown string, consume consumer) *
 		}
 	}
 
-	b := &bodyReader{r: resp.Body, limit: cfg.MaxBytes, large: func() error {
-		return &TooLargeError{URL: shown, Source: cfg.Name, Limit: cfg.MaxBytes}
-	}}
+	tooLarge := func() error { return &TooLargeError{URL: shown, Source: cfg.Name, Limit: cfg.MaxBytes} }
+	if resp.ContentLength > cfg.MaxBytes {
+		return &attemptError{err: tooLarge()} // announced: no need to start
+	}
+	b := &bodyReader{r: resp.Body, limit: cfg.MaxBytes, large: tooLarge}
 	err = consume(&response{body: b, status: resp.StatusCode, header: resp.Header, contentType: ct})
 	switch {
 	case errors.Is(b.err, ErrTooLarge):

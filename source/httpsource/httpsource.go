@@ -9,9 +9,44 @@
 // import that fails half-way leaves the pages it had already landed, and Run
 // reports them in its Result next to the error.
 //
+// # Streaming
+//
+// No response is ever held in memory whole. Run's own buffers come to about
+// 100 KiB plus at most 1 MiB of spool for the page in flight, whatever the
+// size of the responses; the Lander's (an S3 upload's part buffers, say)
+// come on top.
+//
+//   - Without pagination, the body streams from the connection straight
+//     into Lander.Land. Nothing needs to look at it first.
+//   - With pagination, the stop rules need to look at the body (is it
+//     empty, how many items, where is the next cursor) before deciding
+//     whether to land it, and an empty page must never be landed. Each
+//     page is therefore spooled, 1 MiB in memory and the rest in a
+//     temporary file in Options.SpoolDir, while a streaming JSON scanner
+//     reads the same bytes as they pass; then the page is landed from the
+//     spool, or dropped when it is empty. The alternative, landing first
+//     and deleting an empty page again, would announce an object (its
+//     ObjectCreated event) that then disappears; the price of the spool
+//     is writing each page twice to local disk, which is cheap next to
+//     the network and the store. The scanner validates the JSON and keeps
+//     only what the rules need: object keys on the way to ItemsPath and
+//     CursorPath, and the cursor itself (at most 64 KiB); a huge string or
+//     array costs it nothing.
+//
+// A body longer than Config.MaxBytes (default 1 GiB, spec key
+// http.max_bytes) fails the import as soon as the limit is passed, with a
+// *TooLargeError that names the request and the spec key to raise; it is
+// not retried, and nothing of that response is landed (the Lander sees its
+// reader fail and discards the object, as store.Store.Write does).
+//
 // Requests are retried on network errors, per-request timeouts, 429 and 5xx
 // answers, with exponential backoff and full jitter, honouring Retry-After on
-// 429 and 503. Other 4xx answers fail at once.
+// 429 and 503. Other 4xx answers fail at once. A body that breaks part-way
+// (a connection reset, a timeout) is a network error like any other: the
+// Lander discards what it had received, and the retry GETs the page again
+// and lands it from the start. Config.Timeout covers each request until its
+// body is read to the end, which for an unpaginated source includes
+// streaming it into the store.
 //
 // Secrets: the Auth header value is read from the environment when each
 // request is built, and is never written to log lines or error messages; it is
@@ -26,9 +61,10 @@
 // the environment and logging are injected through Options, so retry and
 // backoff behaviour is testable without sleeping.
 //
-// Cancellation: cancelling the context passed to Run aborts the request or
-// backoff wait in progress, and Run returns the context's error (wrapped);
-// pages landed before that stay landed.
+// Cancellation: cancelling the context passed to Run aborts the request,
+// body transfer or backoff wait in progress, and Run returns the context's
+// error (wrapped); pages landed before that stay landed, and the page in
+// transfer is not landed.
 package httpsource
 
 import (

@@ -3,11 +3,16 @@ package httpsource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sluicehq/sluice/store"
@@ -142,5 +147,234 @@ func TestAResponseOverMaxBytesFailsNamingTheKeyLandsNothingAndKeepsTheHeapSmall(
 				t.Errorf("live heap grew by %d MiB while the body streamed, want under 16 MiB", g>>20)
 			}
 		})
+	}
+}
+
+// bigPage returns a JSON array of n records of about 1 KiB each, numbered
+// from first.
+func bigPage(first, n int) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, `{"id":%d,"text":"%s"}`, first+i, strings.Repeat("abc\u00e9", 250))
+	}
+	b.WriteString("]")
+	return b.String()
+}
+
+// storeObjects returns every object of s by key, with its bytes.
+func storeObjects(t *testing.T, s *store.Store) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, o := range objs {
+		b, _, err := s.ReadAll(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[o.Key] = string(b)
+	}
+	return out
+}
+
+func TestPaginatedPagesLargerThanTheMemorySpoolLandUnchangedAndTheEmptyPageStops(t *testing.T) {
+	// Pages of about 3 MiB go through a spool file; the fourth page is
+	// empty and ends the import without being landed.
+	pages := []string{bigPage(0, 3000), bigPage(3000, 3000), bigPage(6000, 10), " [ ]\n"}
+	srv, count := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		p, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		if p < 1 || p > len(pages) {
+			writeJSON(w, 404, "no such page")
+			return
+		}
+		writeJSON(w, 200, pages[p-1])
+	})
+	st := openStore(t)
+	spoolDir := t.TempDir()
+	opts := newHarness().options()
+	opts.SpoolDir = spoolDir
+	im := mustNew(t, Config{URL: srv.URL, Pagination: &Pagination{Type: "page"}}, opts)
+	res, err := im.Run(context.Background(), storeLander{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count.Load() != 4 || len(res.Pages) != 3 {
+		t.Fatalf("requests = %d, pages = %d; want 4 requests and 3 landed pages", count.Load(), len(res.Pages))
+	}
+	objs := storeObjects(t, st)
+	if len(objs) != 3 {
+		t.Fatalf("store holds %d objects, want 3", len(objs))
+	}
+	var total int64
+	for i, pg := range res.Pages {
+		if objs[pg.Key] != pages[i] {
+			t.Errorf("page %d at %s: %d bytes landed, want the %d bytes served, unchanged", i+1, pg.Key, len(objs[pg.Key]), len(pages[i]))
+		}
+		if pg.Bytes != len(pages[i]) {
+			t.Errorf("page %d: Result says %d bytes, want %d", i+1, pg.Bytes, len(pages[i]))
+		}
+		total += int64(len(pages[i]))
+	}
+	if res.Bytes != total {
+		t.Errorf("Result.Bytes = %d, want %d", res.Bytes, total)
+	}
+	if left, err := os.ReadDir(spoolDir); err != nil || len(left) != 0 {
+		t.Errorf("spool dir holds %v (err %v), want nothing left", left, err)
+	}
+}
+
+func TestAPageHoldingOneHugeStringKeepsTheHeapSmall(t *testing.T) {
+	// The scanner must not buffer a token: a 48 MiB string (24 MiB under
+	// -race) next to the cursor.
+	size := int64(48 << 20)
+	if raceEnabled {
+		size = 24 << 20
+	}
+	probe := newHeapProbe()
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("cursor") != "" {
+			_, _ = w.Write([]byte(`{"data":[],"next":null}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"data":[1],"blob":"`))
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for n := int64(0); n < size; n += int64(len(chunk)) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			if n%(size/8) == 0 {
+				probe.check()
+			}
+		}
+		_, _ = w.Write([]byte(`","next":"c2"}`))
+	})
+	st := openStore(t)
+	im := mustNew(t, Config{URL: srv.URL, Pagination: &Pagination{Type: "cursor", CursorPath: "next", ItemsPath: "data"}}, newHarness().options())
+	res, err := im.Run(context.Background(), storeLander{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Pages) != 1 || res.Pages[0].Bytes < int(size) {
+		t.Errorf("pages = %+v, want one page of more than %d bytes (the second is empty)", res.Pages, size)
+	}
+	if g := probe.growth(); g > 16<<20 {
+		t.Errorf("live heap grew by %d MiB while the body streamed, want under 16 MiB", g>>20)
+	}
+}
+
+// cutServer serves body, but on the requests listed in cut it sends only
+// the first half and then breaks the connection.
+func cutServer(t *testing.T, body func(r *http.Request) string, cut map[int]bool) (*httptest.Server, *atomic.Int32) {
+	return server(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		b := body(r)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(200)
+		if !cut[n] {
+			_, _ = w.Write([]byte(b))
+			return
+		}
+		_, _ = w.Write([]byte(b[:len(b)/2]))
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // closes the connection mid-body
+	})
+}
+
+func TestABodyCutMidStreamLandsNothingAndIsRetried(t *testing.T) {
+	body := bigPage(0, 2000) // 2 MiB: the store has started writing when the cut comes
+	t.Run("unpaginated", func(t *testing.T) {
+		srv, count := cutServer(t, func(*http.Request) string { return body }, map[int]bool{1: true})
+		st := openStore(t)
+		h := newHarness()
+		im := mustNew(t, Config{URL: srv.URL}, h.options())
+		res, err := im.Run(context.Background(), storeLander{st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if count.Load() != 2 || len(res.Pages) != 1 || res.Pages[0].Attempts != 2 || len(h.sleepsSeen()) != 1 {
+			t.Fatalf("requests = %d, pages = %+v, sleeps %v; want 2 requests, one page after 2 attempts, one backoff", count.Load(), res.Pages, h.sleepsSeen())
+		}
+		objs := storeObjects(t, st)
+		if len(objs) != 1 || objs[res.Pages[0].Key] != body {
+			t.Errorf("store holds %d objects; want exactly the complete body at %s", len(objs), res.Pages[0].Key)
+		}
+		if logs := h.allLogs(); !strings.Contains(logs, "reading the body after") {
+			t.Errorf("logs = %q, want the retry to say the body broke", logs)
+		}
+	})
+	t.Run("unpaginated without retries", func(t *testing.T) {
+		srv, count := cutServer(t, func(*http.Request) string { return body }, map[int]bool{1: true})
+		st := openStore(t)
+		im := mustNew(t, Config{URL: srv.URL, Retries: -1}, newHarness().options())
+		res, err := im.Run(context.Background(), storeLander{st})
+		if err == nil || !strings.Contains(err.Error(), "page 1: ") || !strings.Contains(err.Error(), "GET "+srv.URL+": reading the body after") {
+			t.Fatalf("err = %v, want the broken body named with page and URL", err)
+		}
+		if count.Load() != 1 || len(res.Pages) != 0 {
+			t.Errorf("requests = %d, pages = %d; want 1 and 0", count.Load(), len(res.Pages))
+		}
+		if objs := storeObjects(t, st); len(objs) != 0 {
+			t.Errorf("store holds %d objects after a cut body, want none (no partial object)", len(objs))
+		}
+	})
+	t.Run("paginated", func(t *testing.T) {
+		pages := []string{bigPage(0, 10), body, "[]"}
+		srv, count := cutServer(t, func(r *http.Request) string {
+			p, _ := strconv.Atoi(r.URL.Query().Get("page"))
+			return pages[min(max(p, 1), len(pages))-1]
+		}, map[int]bool{2: true})
+		st := openStore(t)
+		im := mustNew(t, Config{URL: srv.URL, Pagination: &Pagination{Type: "page"}}, newHarness().options())
+		res, err := im.Run(context.Background(), storeLander{st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if count.Load() != 4 || len(res.Pages) != 2 || res.Pages[1].Attempts != 2 {
+			t.Fatalf("requests = %d, pages = %+v; want 4 requests and 2 pages, the second after 2 attempts", count.Load(), res.Pages)
+		}
+		objs := storeObjects(t, st)
+		if len(objs) != 2 || objs[res.Pages[0].Key] != pages[0] || objs[res.Pages[1].Key] != pages[1] {
+			t.Errorf("store holds %d objects; want the two complete pages", len(objs))
+		}
+	})
+}
+
+func TestALanderThatStopsReadingEarlyFailsTheImport(t *testing.T) {
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request, n int) { writeJSON(w, 200, `[1,2,3]`) })
+	im := mustNew(t, Config{URL: srv.URL}, newHarness().options())
+	lazy := LanderFunc(func(ctx context.Context, key string, body io.Reader, contentType string) error {
+		_, err := body.Read(make([]byte, 2))
+		return err
+	})
+	if _, err := im.Run(context.Background(), lazy); err == nil || !strings.Contains(err.Error(), "not read to its end") {
+		t.Errorf("err = %v, want the unread body reported", err)
+	}
+}
+
+func TestAnAnnouncedContentLengthOverMaxBytesFailsBeforeLanding(t *testing.T) {
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeJSON(w, 200, `[1,2,3,4,5,6,7,8,9,10,11]`) // Content-Length: 26
+	})
+	im := mustNew(t, Config{URL: srv.URL, MaxBytes: 10}, newHarness().options())
+	called := false
+	res, err := im.Run(context.Background(), LanderFunc(func(ctx context.Context, key string, body io.Reader, contentType string) error {
+		called = true
+		_, err := io.Copy(io.Discard, body)
+		return err
+	}))
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || tl.Limit != 10 || tl.Source != "posts" {
+		t.Fatalf("err = %v, want a *TooLargeError for 10 bytes of source posts", err)
+	}
+	if called || len(res.Pages) != 0 {
+		t.Errorf("Land called = %v, pages = %d; want no landing at all", called, len(res.Pages))
 	}
 }
