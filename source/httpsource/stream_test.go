@@ -15,7 +15,11 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/storetest"
 )
 
 // storeLander lands into a real file:// store, the way the engine does.
@@ -376,5 +380,45 @@ func TestAnAnnouncedContentLengthOverMaxBytesFailsBeforeLanding(t *testing.T) {
 	}
 	if called || len(res.Pages) != 0 {
 		t.Errorf("Land called = %v, pages = %d; want no landing at all", called, len(res.Pages))
+	}
+}
+
+func TestABodyCutMidStreamLeavesNoObjectAndNoUploadInS3(t *testing.T) {
+	// 12 MiB, cut after 6: past the first 5 MiB part of a multipart upload.
+	body := bigPage(0, 12000)
+	v := storetest.StartVersitygw(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", storetest.S3Access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", storetest.S3Secret)
+	t.Setenv("AWS_REGION", storetest.S3Region)
+	st, err := store.Open(context.Background(), v.Bucket(t, "lake"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+
+	srv, _ := cutServer(t, func(*http.Request) string { return body }, map[int]bool{1: true})
+	im := mustNew(t, Config{URL: srv.URL, Retries: -1}, newHarness().options())
+	if _, err := im.Run(context.Background(), storeLander{st}); err == nil || !strings.Contains(err.Error(), "reading the body after") {
+		t.Fatalf("err = %v, want the broken body", err)
+	}
+	if objs := storeObjects(t, st); len(objs) != 0 {
+		t.Errorf("bucket holds %d objects after a cut body, want none", len(objs))
+	}
+	ups, err := v.Client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String("lake")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left open, want the cut one aborted", len(ups.Uploads))
+	}
+
+	// Served whole this time, the same source lands the complete body.
+	im = mustNew(t, Config{URL: srv.URL}, newHarness().options())
+	res, err := im.Run(context.Background(), storeLander{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if objs := storeObjects(t, st); len(objs) != 1 || objs[res.Pages[0].Key] != body {
+		t.Errorf("bucket holds %d objects, want exactly the complete body", len(objs))
 	}
 }
