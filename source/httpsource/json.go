@@ -309,10 +309,10 @@ func (s *scanner) value(c byte, depth int, active []int, top *topValue) error {
 	case 'n':
 		return s.literal("ull")
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		text, err := s.number(c)
+		text, cut, err := s.number(c)
 		for _, i := range here {
 			if t := s.targets[i]; t.capture {
-				t.text = text
+				t.text, t.tooLong = text, cut
 			}
 		}
 		return err
@@ -543,9 +543,9 @@ func (s *scanner) hex4() (rune, error) {
 	return r, nil
 }
 
-// number reads a number whose first byte is c and returns its text (cut at
-// maxCursorLen bytes).
-func (s *scanner) number(c byte) (string, error) {
+// number reads a number whose first byte is c and returns its text, cut at
+// maxCursorLen bytes (then cut is true).
+func (s *scanner) number(c byte) (text string, cut bool, err error) {
 	var b strings.Builder
 	b.WriteByte(c)
 	peek := func() (byte, bool, error) {
@@ -562,6 +562,8 @@ func (s *scanner) number(c byte) (string, error) {
 		c, _ := s.next()
 		if b.Len() < maxCursorLen {
 			b.WriteByte(c)
+		} else {
+			cut = true
 		}
 	}
 	digits := func(what string) error {
@@ -585,45 +587,45 @@ func (s *scanner) number(c byte) (string, error) {
 	if c == '-' {
 		c2, err := s.must()
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if c2 < '0' || c2 > '9' {
-			return "", s.syntax("invalid character %s after '-' in a number", quoteByte(c2))
+			return "", false, s.syntax("invalid character %s after '-' in a number", quoteByte(c2))
 		}
 		b.WriteByte(c2)
 		c = c2
 	}
 	if c != '0' {
 		if c2, ok, err := peek(); err != nil {
-			return "", err
+			return "", false, err
 		} else if ok && c2 >= '0' && c2 <= '9' {
 			if err := digits("in its integer part"); err != nil {
-				return "", err
+				return "", false, err
 			}
 		}
 	}
 	if c2, ok, err := peek(); err != nil {
-		return "", err
+		return "", false, err
 	} else if ok && c2 == '.' {
 		take()
 		if err := digits("after the decimal point"); err != nil {
-			return "", err
+			return "", false, err
 		}
 	}
 	if c2, ok, err := peek(); err != nil {
-		return "", err
+		return "", false, err
 	} else if ok && (c2 == 'e' || c2 == 'E') {
 		take()
 		if c3, ok, err := peek(); err != nil {
-			return "", err
+			return "", false, err
 		} else if ok && (c3 == '+' || c3 == '-') {
 			take()
 		}
 		if err := digits("in its exponent"); err != nil {
-			return "", err
+			return "", false, err
 		}
 	}
-	return b.String(), nil
+	return b.String(), cut, nil
 }
 
 // checkPath validates a dotted path.

@@ -226,3 +226,20 @@ func refKind(v any) string {
 	}
 	return fmt.Sprintf("%T", v)
 }
+
+func TestScanPageRefusesACursorLongerThan64KiB(t *testing.T) {
+	for _, body := range []string{
+		`{"next":"` + strings.Repeat("c", maxCursorLen+1) + `"}`, // a string
+		`{"next":` + strings.Repeat("7", maxCursorLen+1) + `}`,   // a number
+	} {
+		info, err := scanPage(strings.NewReader(body), "", "next")
+		if err != nil || info.cursorErr == nil || !strings.Contains(info.cursorErr.Error(), "longer than 65536 bytes") {
+			t.Errorf("body of %d bytes: cursor error %v (read error %v), want it refused as too long", len(body), info.cursorErr, err)
+		}
+	}
+	cursor := strings.Repeat("c", maxCursorLen)
+	info, err := scanPage(strings.NewReader(`{"next":"`+cursor+`"}`), "", "next")
+	if err != nil || info.cursorErr != nil || info.cursor != cursor {
+		t.Errorf("a cursor of exactly 64 KiB: err %v, %v; want it read whole", err, info.cursorErr)
+	}
+}
