@@ -125,7 +125,9 @@ type Config struct {
 	Name string
 	// URL is the http or https URL of the first request.
 	URL string
-	// Timeout bounds each request, including reading the body; default 30s.
+	// Timeout bounds each request, including reading the body to its end
+	// (without pagination that is streaming it into the Lander); default
+	// 30s.
 	Timeout time.Duration
 	// Headers are sent as they are with every request. They may override
 	// User-Agent and Accept but not the Auth header.
