@@ -108,6 +108,12 @@
 //   - http.expect_content_type (default application/json): the media type
 //     a response must have; "" or "*" turns the check off ("*" in the
 //     Spec).
+//   - http.max_bytes (default 1GiB): the largest response body one request
+//     may return, as whole bytes or with a unit: B, KB, MB, GB, TB (powers
+//     of 1000) or KiB, MiB, GiB, TiB (powers of 1024), like 512MiB or 2GB;
+//     at least 1. The body streams to the store and is never held in
+//     memory; a larger one fails the run at once, is not retried and lands
+//     nothing, with an error naming the request and this key.
 //   - http.pagination (default none = one request): type is one of
 //     page (param default "page", start default 1; at least 1),
 //     offset (param default "offset", start default 0, size required: the

@@ -3,8 +3,10 @@ package pipeline
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,7 +59,7 @@ var (
 	topKeys        = []string{"name", "store", "queue", "warehouse", "retry", "sources", "loads", "jobs"}
 	retryKeys      = []string{"for", "backoff", "max_backoff"}
 	sourceKeys     = []string{"http", "every", "land"}
-	httpKeys       = []string{"url", "timeout", "headers", "auth", "retries", "backoff", "max_backoff", "expect_content_type", "pagination"}
+	httpKeys       = []string{"url", "timeout", "headers", "auth", "retries", "backoff", "max_backoff", "expect_content_type", "pagination", "max_bytes"}
 	authKeys       = []string{"header", "env", "scheme"}
 	paginationKeys = []string{"type", "param", "size_param", "size", "start", "cursor_path", "max_pages"}
 	loadKeys       = []string{"on", "format", "table", "write", "primary_key", "columns"}
@@ -305,6 +307,55 @@ func (p *parser) http(n *yaml.Node, path string, h *httpsource.Config) {
 	if e := m.get("pagination"); e != nil {
 		h.Pagination = p.pagination(e.val, path+".pagination")
 	}
+	if e := m.get("max_bytes"); e != nil {
+		if s, ok := p.scalar(e.val, path+".max_bytes", true); ok {
+			n, msg := parseByteSize(s)
+			if msg != "" {
+				p.errorf(e.val, path+".max_bytes", "%s", msg)
+			} else {
+				h.MaxBytes = n
+			}
+		}
+	}
+}
+
+// byteUnits are the size suffixes parseByteSize knows, longest first.
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"b", 1},
+}
+
+// parseByteSize reads a byte count: a whole number, optionally followed by
+// a unit B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers
+// of 1024), in any case, with or without a space. It must be at least 1. On
+// failure it returns a message saying what to write.
+func parseByteSize(s string) (int64, string) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if num, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(num), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || strings.HasPrefix(t, "+") {
+		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+			return 0, fmt.Sprintf("%q is too large: write a size below 8 EiB (9223372036854775807 bytes)", s)
+		}
+		return 0, fmt.Sprintf("%q is not a size: write a whole number of bytes, or one with a unit like 512MiB or 2GB", s)
+	}
+	if n < 1 {
+		return 0, fmt.Sprintf("%q is too small: write at least 1 (byte)", s)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Sprintf("%q is too large: write a size below 8 EiB (9223372036854775807 bytes)", s)
+	}
+	return n * mult, ""
 }
 
 func (p *parser) headers(n *yaml.Node, path string) (map[string]string, map[string]*yaml.Node) {

@@ -358,6 +358,34 @@ func TestPaginationDefaultsDependOnTheType(t *testing.T) {
 	}
 }
 
+func TestMaxBytesReadsWholeBytesAndSizesWithUnits(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want int64
+	}{
+		{"1", 1},
+		{"1048576", 1 << 20},
+		{"512MiB", 512 << 20},
+		{"512 mib", 512 << 20},
+		{"2GB", 2e9},
+		{"1GiB", 1 << 30},
+		{"10kb", 10e3},
+		{"3 KiB", 3 << 10},
+		{"100B", 100},
+		{"1TiB", 1 << 40},
+		{`"${MAX:-64MiB}"`, 64 << 20},
+	} {
+		s := mustParse(t, "name: t\nsources:\n  s:\n    http: {url: https://x, max_bytes: "+c.yaml+"}\n", noEnv)
+		if got := s.Sources[0].HTTP.MaxBytes; got != c.want {
+			t.Errorf("max_bytes: %s gives %d, want %d", c.yaml, got, c.want)
+		}
+	}
+	s := mustParse(t, "name: t\nsources:\n  s:\n    http: {url: https://x}\n", noEnv)
+	if got := s.Sources[0].HTTP.MaxBytes; got != httpsource.DefaultMaxBytes {
+		t.Errorf("without max_bytes, MaxBytes = %d, want httpsource's default %d", got, httpsource.DefaultMaxBytes)
+	}
+}
+
 func TestALoadWithoutOnMatchesEveryObjectCreatedEvent(t *testing.T) {
 	s := mustParse(t, "name: t\nloads:\n  l: {table: t, columns: {id: bigint}}\n", noEnv)
 	l := s.Loads[0]

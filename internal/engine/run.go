@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -273,8 +275,8 @@ func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription, jobs *jo
 // lander lands source pages into the store and emits their events.
 type lander struct{ e *Engine }
 
-func (l lander) Land(ctx context.Context, key string, body []byte, contentType string) error {
-	if _, err := l.e.Put(ctx, key, body, contentType); err != nil {
+func (l lander) Land(ctx context.Context, key string, body io.Reader, contentType string) error {
+	if _, err := l.e.write(ctx, key, body, contentType); err != nil {
 		return err
 	}
 	l.e.Stats.Landed.Add(1)
@@ -284,7 +286,12 @@ func (l lander) Land(ctx context.Context, key string, body []byte, contentType s
 // Put writes an object and publishes its event, as the owner does for
 // every object it writes.
 func (e *Engine) Put(ctx context.Context, key string, body []byte, contentType string) (store.Object, error) {
-	o, err := e.Store.Put(ctx, key, body, contentType)
+	return e.write(ctx, key, bytes.NewReader(body), contentType)
+}
+
+// write streams an object in and publishes its event, as Put does.
+func (e *Engine) write(ctx context.Context, key string, body io.Reader, contentType string) (store.Object, error) {
+	o, err := e.Store.Write(ctx, key, body, contentType)
 	if err != nil {
 		return o, err
 	}

@@ -32,13 +32,71 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// response is one successful answer.
+// response is one successful answer while its body is being read.
 type response struct {
-	body        []byte
+	body        *bodyReader
 	status      int
 	header      http.Header
 	contentType string
-	attempts    int
+}
+
+// TooLargeError is the error of a response body longer than Config.MaxBytes.
+// It is permanent: the import fails at once, and nothing of that response is
+// landed. errors.Is(err, ErrTooLarge) reports it.
+type TooLargeError struct {
+	URL    string // request URL with secrets redacted
+	Source string // Config.Name
+	Limit  int64  // Config.MaxBytes
+}
+
+// ErrTooLarge is matched by every *TooLargeError.
+var ErrTooLarge = errors.New("response body too large")
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("response body of GET %s is larger than http.max_bytes (%d bytes); raise sources.%s.http.max_bytes",
+		e.URL, e.Limit, e.Source)
+}
+
+// Is reports whether target is ErrTooLarge.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// bodyReader reads a response body, fails once it passes the limit, and
+// remembers the first error and whether it reached the end, so that a failed
+// consumer can be told apart from a failed body.
+type bodyReader struct {
+	r     io.Reader
+	limit int64
+	n     int64
+	err   error // first read error other than io.EOF, or the *TooLargeError
+	eof   bool
+	large func() error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
+	// Read at most one byte past the limit, to tell "exactly the limit"
+	// from "more".
+	if rest := b.limit + 1 - b.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > b.limit {
+		b.err = b.large()
+		return 0, b.err
+	}
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil:
+		b.err = err
+	}
+	return n, err
 }
 
 // attemptError is the failure of one try.
@@ -48,21 +106,29 @@ type attemptError struct {
 	retryAfter time.Duration // server-requested wait, 0 if none
 }
 
-// fetch GETs rawURL, retrying as configured.
-func (r *run) fetch(ctx context.Context, rawURL string) (*response, error) {
+// consumer reads a successful response's body to its end: it spools or
+// lands it. An error it returns fails the attempt; when the body itself
+// failed (a network error, a timeout, the size limit) the attempt fails with
+// that error instead, so a cut connection is retried whatever the consumer
+// made of it.
+type consumer func(resp *response) error
+
+// fetch GETs rawURL and hands each successful response to consume, retrying
+// as configured; a retry GETs the URL again and calls consume again. It
+// returns the number of attempts made.
+func (r *run) fetch(ctx context.Context, rawURL string, consume consumer) (int, error) {
 	cfg := &r.im.cfg
 	shown := r.redactURL(rawURL)
 	for attempt := 0; ; attempt++ {
-		resp, aerr := r.try(ctx, rawURL, shown)
+		aerr := r.try(ctx, rawURL, shown, consume)
 		if aerr == nil {
-			resp.attempts = attempt + 1
-			return resp, nil
+			return attempt + 1, nil
 		}
 		if !aerr.retry || ctx.Err() != nil {
-			return nil, aerr.err
+			return attempt + 1, aerr.err
 		}
 		if retries := max(cfg.Retries, 0); attempt >= retries {
-			return nil, fmt.Errorf("giving up after %d attempts (retries: %d); last error: %w",
+			return attempt + 1, fmt.Errorf("giving up after %d attempts (retries: %d); last error: %w",
 				attempt+1, retries, aerr.err)
 		}
 		wait := r.im.backoff(attempt)
@@ -71,13 +137,13 @@ func (r *run) fetch(ctx context.Context, rawURL string) (*response, error) {
 		}
 		r.logf("source %q: attempt %d failed: %v; retrying in %s", cfg.Name, attempt+1, aerr.err, wait)
 		if err := r.im.sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("waiting to retry %s after %d attempts: %w (last error: %v)", shown, attempt+1, err, aerr.err)
+			return attempt + 1, fmt.Errorf("waiting to retry %s after %d attempts: %w (last error: %v)", shown, attempt+1, err, aerr.err)
 		}
 	}
 }
 
-// try makes one request.
-func (r *run) try(ctx context.Context, rawURL, shown string) (*response, *attemptError) {
+// try makes one request and consumes its body.
+func (r *run) try(ctx context.Context, rawURL, shown string, consume consumer) *attemptError {
 	cfg := &r.im.cfg
 	permanent := func(format string, args ...any) *attemptError {
 		return &attemptError{err: fmt.Errorf("GET "+shown+": "+format, args...)}
@@ -90,7 +156,7 @@ func (r *run) try(ctx context.Context, rawURL, shown string) (*response, *attemp
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, permanent("building the request: %v", err)
+		return permanent("building the request: %v", err)
 	}
 	req.Header.Set("User-Agent", "sluice/"+Version)
 	if r.im.mediaType != "" {
@@ -102,7 +168,7 @@ func (r *run) try(ctx context.Context, rawURL, shown string) (*response, *attemp
 	if a := cfg.Auth; a != nil {
 		secret := r.im.getenv(a.Env)
 		if secret == "" {
-			return nil, permanent("auth: environment variable %s is not set or empty; export it with the secret", a.Env)
+			return permanent("auth: environment variable %s is not set or empty; export it with the secret", a.Env)
 		}
 		value := secret
 		if a.Scheme != "" {
@@ -115,7 +181,7 @@ func (r *run) try(ctx context.Context, rawURL, shown string) (*response, *attemp
 
 	resp, err := r.im.client.Do(req)
 	if err != nil {
-		return nil, r.transportError(ctx, rctx, shown, "request failed", err)
+		return r.transportError(ctx, rctx, shown, "request failed", err)
 	}
 	defer resp.Body.Close()
 
@@ -129,9 +195,9 @@ func (r *run) try(ctx context.Context, rawURL, shown string) (*response, *attemp
 					ae.retryAfter = d
 				}
 			}
-			return nil, ae
+			return ae
 		}
-		return nil, &attemptError{err: serr}
+		return &attemptError{err: serr}
 	}
 
 	ct := resp.Header.Get("Content-Type")
@@ -142,19 +208,28 @@ func (r *run) try(ctx context.Context, rawURL, shown string) (*response, *attemp
 			if ct != "" {
 				got = fmt.Sprintf("Content-Type %q", ct)
 			}
-			return nil, permanent("HTTP %d with %s, expected %q; check the URL, or set the expected content type (\"*\" accepts any)",
+			return permanent("HTTP %d with %s, expected %q; check the URL, or set the expected content type (\"*\" accepts any)",
 				resp.StatusCode, got, r.im.mediaType)
 		}
 	}
 
-	body, err := io.ReadAll(io.LimitReader(resp.Body, cfg.MaxBytes+1))
-	if err != nil {
-		return nil, r.transportError(ctx, rctx, shown, "reading the body", err)
+	tooLarge := func() error { return &TooLargeError{URL: shown, Source: cfg.Name, Limit: cfg.MaxBytes} }
+	if resp.ContentLength > cfg.MaxBytes {
+		return &attemptError{err: tooLarge()} // announced: no need to start
 	}
-	if int64(len(body)) > cfg.MaxBytes {
-		return nil, permanent("response body is larger than the limit of %d bytes; raise max bytes", cfg.MaxBytes)
+	b := &bodyReader{r: resp.Body, limit: cfg.MaxBytes, large: tooLarge}
+	err = consume(&response{body: b, status: resp.StatusCode, header: resp.Header, contentType: ct})
+	switch {
+	case errors.Is(b.err, ErrTooLarge):
+		return &attemptError{err: b.err}
+	case b.err != nil:
+		return r.transportError(ctx, rctx, shown, fmt.Sprintf("reading the body after %d bytes", b.n), b.err)
+	case err != nil:
+		return &attemptError{err: err}
+	case !b.eof:
+		return permanent("the body was not read to its end (a Lander must read its reader until io.EOF)")
 	}
-	return &response{body: body, status: resp.StatusCode, header: resp.Header, contentType: ct}, nil
+	return nil
 }
 
 // transportError classifies a network error: retryable unless the caller's

@@ -9,9 +9,44 @@
 // import that fails half-way leaves the pages it had already landed, and Run
 // reports them in its Result next to the error.
 //
+// # Streaming
+//
+// No response is ever held in memory whole. Run's own buffers come to about
+// 100 KiB plus at most 1 MiB of spool for the page in flight, whatever the
+// size of the responses; the Lander's (an S3 upload's part buffers, say)
+// come on top.
+//
+//   - Without pagination, the body streams from the connection straight
+//     into Lander.Land. Nothing needs to look at it first.
+//   - With pagination, the stop rules need to look at the body (is it
+//     empty, how many items, where is the next cursor) before deciding
+//     whether to land it, and an empty page must never be landed. Each
+//     page is therefore spooled, 1 MiB in memory and the rest in a
+//     temporary file in Options.SpoolDir, while a streaming JSON scanner
+//     reads the same bytes as they pass; then the page is landed from the
+//     spool, or dropped when it is empty. The alternative, landing first
+//     and deleting an empty page again, would announce an object (its
+//     ObjectCreated event) that then disappears; the price of the spool
+//     is writing each page twice to local disk, which is cheap next to
+//     the network and the store. The scanner validates the JSON and keeps
+//     only what the rules need: object keys on the way to ItemsPath and
+//     CursorPath, and the cursor itself (at most 64 KiB); a huge string or
+//     array costs it nothing.
+//
+// A body longer than Config.MaxBytes (default 1 GiB, spec key
+// http.max_bytes) fails the import as soon as the limit is passed, with a
+// *TooLargeError that names the request and the spec key to raise; it is
+// not retried, and nothing of that response is landed (the Lander sees its
+// reader fail and discards the object, as store.Store.Write does).
+//
 // Requests are retried on network errors, per-request timeouts, 429 and 5xx
 // answers, with exponential backoff and full jitter, honouring Retry-After on
-// 429 and 503. Other 4xx answers fail at once.
+// 429 and 503. Other 4xx answers fail at once. A body that breaks part-way
+// (a connection reset, a timeout) is a network error like any other: the
+// Lander discards what it had received, and the retry GETs the page again
+// and lands it from the start. Config.Timeout covers each request until its
+// body is read to the end, which for an unpaginated source includes
+// streaming it into the store.
 //
 // Secrets: the Auth header value is read from the environment when each
 // request is built, and is never written to log lines or error messages; it is
@@ -26,9 +61,10 @@
 // the environment and logging are injected through Options, so retry and
 // backoff behaviour is testable without sleeping.
 //
-// Cancellation: cancelling the context passed to Run aborts the request or
-// backoff wait in progress, and Run returns the context's error (wrapped);
-// pages landed before that stay landed.
+// Cancellation: cancelling the context passed to Run aborts the request,
+// body transfer or backoff wait in progress, and Run returns the context's
+// error (wrapped); pages landed before that stay landed, and the page in
+// transfer is not landed.
 package httpsource
 
 import (
@@ -37,6 +73,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"mime"
 	"net/http"
@@ -88,7 +125,9 @@ type Config struct {
 	Name string
 	// URL is the http or https URL of the first request.
 	URL string
-	// Timeout bounds each request, including reading the body; default 30s.
+	// Timeout bounds each request, including reading the body to its end
+	// (without pagination that is streaming it into the Lander); default
+	// 30s.
 	Timeout time.Duration
 	// Headers are sent as they are with every request. They may override
 	// User-Agent and Accept but not the Auth header.
@@ -116,8 +155,10 @@ type Config struct {
 	// DefaultLand. Its fields are those of LandFields; CheckLand says what
 	// it may contain.
 	Land string
-	// MaxBytes bounds the size of one response body; default 1 GiB. A
-	// larger body fails the import (it is not retried).
+	// MaxBytes bounds the size of one response body (spec key
+	// http.max_bytes); default 1 GiB. A larger body fails the import with
+	// a *TooLargeError as soon as the limit is passed; it is not retried
+	// and nothing of it is landed.
 	MaxBytes int64
 }
 
@@ -178,18 +219,22 @@ type Pagination struct {
 	MaxPages int
 }
 
-// Lander stores one page. It is the store's write side; it must be atomic
-// (readers never see a partial object) and must not keep body after it
-// returns.
+// Lander stores one page. It is the store's write side (store.Store.Write
+// fits it). Land must read body until io.EOF and store what it read as the
+// object key; when body returns any other error, Land must return an error
+// and store nothing, leaving no partial object behind (the body failed: the
+// network broke, or the response passed Config.MaxBytes). Land must be
+// atomic (readers never see a partial object), must not hold the whole body
+// in memory, and must not use body after it returns.
 type Lander interface {
-	Land(ctx context.Context, key string, body []byte, contentType string) error
+	Land(ctx context.Context, key string, body io.Reader, contentType string) error
 }
 
 // LanderFunc adapts a function to Lander.
-type LanderFunc func(ctx context.Context, key string, body []byte, contentType string) error
+type LanderFunc func(ctx context.Context, key string, body io.Reader, contentType string) error
 
 // Land calls f.
-func (f LanderFunc) Land(ctx context.Context, key string, body []byte, contentType string) error {
+func (f LanderFunc) Land(ctx context.Context, key string, body io.Reader, contentType string) error {
 	return f(ctx, key, body, contentType)
 }
 
@@ -234,6 +279,11 @@ type Options struct {
 	// Unique returns the {{.Unique}} value of a key; default 8 random hex
 	// characters.
 	Unique func() string
+	// SpoolDir is where pages of a paginated source larger than 1 MiB wait
+	// between download and landing; default os.TempDir(). Spool files are
+	// unlinked as soon as they are created (where the system allows) and
+	// closed when the page is landed, so a crash leaves none behind.
+	SpoolDir string
 }
 
 // Importer imports one HTTP source. Create it with New.
@@ -251,6 +301,8 @@ type Importer struct {
 	getenv func(string) string
 	logf   func(format string, args ...any)
 	unique func() string
+
+	spoolDir string
 }
 
 // New validates cfg, applies defaults and returns an Importer. Errors name
@@ -406,6 +458,7 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 	if opts.Unique != nil {
 		im.unique = opts.Unique
 	}
+	im.spoolDir = opts.SpoolDir
 	return im, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -30,11 +31,15 @@ type landed struct {
 
 var _ Lander = (*memLander)(nil)
 
-func (m *memLander) Land(ctx context.Context, key string, body []byte, contentType string) error {
+func (m *memLander) Land(ctx context.Context, key string, r io.Reader, contentType string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return m.fail
+	}
+	body, err := io.ReadAll(r) // test bodies are small
+	if err != nil {
+		return err // nothing is kept
 	}
 	for _, o := range m.objects {
 		if o.key == key {
@@ -902,7 +907,7 @@ func TestALanderErrorStopsTheImport(t *testing.T) {
 func TestABodyOverMaxBytesFails(t *testing.T) {
 	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request, n int) { writeJSON(w, 200, `[1,2,3,4,5]`) })
 	im := mustNew(t, Config{URL: srv.URL, MaxBytes: 5}, newHarness().options())
-	if _, err := im.Run(context.Background(), &memLander{}); err == nil || !strings.Contains(err.Error(), "larger than the limit of 5 bytes") {
+	if _, err := im.Run(context.Background(), &memLander{}); err == nil || !strings.Contains(err.Error(), "larger than http.max_bytes (5 bytes); raise sources.posts.http.max_bytes") {
 		t.Errorf("err = %v, want a size limit error", err)
 	}
 }

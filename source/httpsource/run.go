@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -47,79 +49,90 @@ func (r *run) pages(ctx context.Context, l Lander, res *Result) error {
 		if err != nil {
 			return fmt.Errorf("page %d: building the URL: %v", n, err)
 		}
-		resp, err := r.fetch(ctx, reqURL)
+		if p == nil {
+			return r.landDirect(ctx, l, res, reqURL)
+		}
+		pg, err := r.fetchPage(ctx, reqURL, p)
 		if err != nil {
 			return fmt.Errorf("page %d: %w", n, err)
 		}
-		if p == nil {
-			return r.landPage(ctx, l, res, reqURL, resp)
-		}
-
-		sh, err := inspect(resp.body, p.ItemsPath)
-		if err != nil {
-			return fmt.Errorf("page %d (%s): %v", n, r.redactURL(reqURL), err)
-		}
-		switch p.Type {
-		case PageNumber, PageOffset:
-			if sh.empty {
-				r.logf("source %q: %s is empty; pagination ended after %d pages", r.im.cfg.Name, r.redactURL(reqURL), len(res.Pages))
-				return nil
-			}
-			if len(res.Pages) == p.MaxPages {
-				return r.tooMany(p)
-			}
-			if err := r.landPage(ctx, l, res, reqURL, resp); err != nil {
-				return err
-			}
-			if p.Size > 0 && sh.counted && sh.items < p.Size {
-				return nil // a short page is the last one
-			}
-
-		case PageCursor, PageLink:
-			if !sh.empty {
-				if err := r.landPage(ctx, l, res, reqURL, resp); err != nil {
-					return err
-				}
-			}
-			var more bool
-			if p.Type == PageCursor {
-				cursor, ok, err := cursorAt(resp.body, p.CursorPath)
-				if err != nil {
-					return fmt.Errorf("page %d (%s): next cursor: %v", n, r.redactURL(reqURL), err)
-				}
-				if ok {
-					if seen[cursor] {
-						return fmt.Errorf("page %d (%s): the API returned cursor %q again; stopping to avoid a loop",
-							n, r.redactURL(reqURL), r.scrub(cursor))
-					}
-					seen[cursor] = true
-					if next, err = withParam(base, p.Param, cursor); err != nil {
-						return fmt.Errorf("page %d: building the next URL: %v", n, err)
-					}
-					more = true
-				}
-			} else {
-				seen[reqURL] = true
-				link, ok, err := r.nextLink(reqURL, resp)
-				if err != nil {
-					return fmt.Errorf("page %d (%s): %v", n, r.redactURL(reqURL), err)
-				}
-				if ok {
-					if seen[link] {
-						return fmt.Errorf("page %d (%s): Link rel=\"next\" points back to %s; stopping to avoid a loop",
-							n, r.redactURL(reqURL), r.redactURL(link))
-					}
-					next, more = link, true
-				}
-			}
-			if !more {
-				return nil
-			}
-			if req == p.MaxPages {
-				return r.tooMany(p)
-			}
+		more, err := r.step(ctx, l, res, p, pg, reqURL, req, base, &next, seen)
+		_ = pg.spool.Close()
+		if err != nil || !more {
+			return err
 		}
 	}
+}
+
+// step handles one fetched page of a paginated source: it lands it unless
+// it is empty and decides whether to go on; next gets the URL of the next
+// request for cursor and link pagination.
+func (r *run) step(ctx context.Context, l Lander, res *Result, p *Pagination, pg *page, reqURL string, req int,
+	base string, next *string, seen map[string]bool) (more bool, err error) {
+	n := len(res.Pages) + 1
+	sh := pg.info.shape
+	if err := pg.info.shapeErr; err != nil {
+		return false, fmt.Errorf("page %d (%s): %v", n, r.redactURL(reqURL), err)
+	}
+	switch p.Type {
+	case PageNumber, PageOffset:
+		if sh.empty {
+			r.logf("source %q: %s is empty; pagination ended after %d pages", r.im.cfg.Name, r.redactURL(reqURL), len(res.Pages))
+			return false, nil
+		}
+		if len(res.Pages) == p.MaxPages {
+			return false, r.tooMany(p)
+		}
+		if err := r.landPage(ctx, l, res, reqURL, pg); err != nil {
+			return false, err
+		}
+		if p.Size > 0 && sh.counted && sh.items < p.Size {
+			return false, nil // a short page is the last one
+		}
+		return true, nil
+	}
+
+	// cursor, link
+	if !sh.empty {
+		if err := r.landPage(ctx, l, res, reqURL, pg); err != nil {
+			return false, err
+		}
+	}
+	if p.Type == PageCursor {
+		if err := pg.info.cursorErr; err != nil {
+			return false, fmt.Errorf("page %d (%s): next cursor: %v", n, r.redactURL(reqURL), err)
+		}
+		if !pg.info.cursorOK {
+			return false, nil
+		}
+		cursor := pg.info.cursor
+		if seen[cursor] {
+			return false, fmt.Errorf("page %d (%s): the API returned cursor %q again; stopping to avoid a loop",
+				n, r.redactURL(reqURL), r.scrub(cursor))
+		}
+		seen[cursor] = true
+		if *next, err = withParam(base, p.Param, cursor); err != nil {
+			return false, fmt.Errorf("page %d: building the next URL: %v", n, err)
+		}
+	} else {
+		seen[reqURL] = true
+		link, ok, err := r.nextLink(reqURL, pg.header)
+		if err != nil {
+			return false, fmt.Errorf("page %d (%s): %v", n, r.redactURL(reqURL), err)
+		}
+		if !ok {
+			return false, nil
+		}
+		if seen[link] {
+			return false, fmt.Errorf("page %d (%s): Link rel=\"next\" points back to %s; stopping to avoid a loop",
+				n, r.redactURL(reqURL), r.redactURL(link))
+		}
+		*next = link
+	}
+	if req == p.MaxPages {
+		return false, r.tooMany(p)
+	}
+	return true, nil
 }
 
 func (r *run) tooMany(p *Pagination) error {
@@ -150,9 +163,9 @@ func (r *run) requestURL(p *Pagination, base, next string, req int) (string, err
 }
 
 // nextLink returns the absolute rel="next" URL of a response, if any.
-func (r *run) nextLink(reqURL string, resp *response) (string, bool, error) {
+func (r *run) nextLink(reqURL string, header http.Header) (string, bool, error) {
 	var target string
-	for _, h := range resp.header.Values("Link") {
+	for _, h := range header.Values("Link") {
 		links, err := ParseLink(h)
 		if err != nil {
 			return "", false, fmt.Errorf("malformed Link header: %v", err)
@@ -190,22 +203,91 @@ func (r *run) nextLink(reqURL string, resp *response) (string, bool, error) {
 	return abs.String(), true, nil
 }
 
-// landPage lands one response as the next page.
-func (r *run) landPage(ctx context.Context, l Lander, res *Result, reqURL string, resp *response) error {
+// page is one fetched page of a paginated source, spooled.
+type page struct {
+	spool       *spool
+	info        pageInfo
+	status      int
+	header      http.Header
+	contentType string
+	attempts    int
+}
+
+// fetchPage GETs one page of a paginated source into a spool, scanning the
+// body for the stop rules as it streams by. The caller closes the spool.
+func (r *run) fetchPage(ctx context.Context, reqURL string, p *Pagination) (*page, error) {
+	var pg *page
+	attempts, err := r.fetch(ctx, reqURL, func(resp *response) error {
+		if pg != nil {
+			_ = pg.spool.Close() // an earlier attempt's
+		}
+		pg = &page{spool: &spool{dir: r.im.spoolDir}, status: resp.status, header: resp.header, contentType: resp.contentType}
+		tee := io.TeeReader(resp.body, pg.spool)
+		info, err := scanPage(tee, p.ItemsPath, p.CursorPath)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, tee); err != nil {
+			return err
+		}
+		pg.info = info
+		return nil
+	})
+	if err != nil {
+		if pg != nil {
+			_ = pg.spool.Close()
+		}
+		return nil, err
+	}
+	pg.attempts = attempts
+	return pg, nil
+}
+
+// landPage lands a spooled page as the next page.
+func (r *run) landPage(ctx context.Context, l Lander, res *Result, reqURL string, pg *page) error {
 	n := len(res.Pages) + 1
 	key, err := r.key(n)
 	if err != nil {
 		return fmt.Errorf("page %d: %v", n, err)
 	}
-	if err := l.Land(ctx, key, resp.body, resp.contentType); err != nil {
-		return fmt.Errorf("page %d: landing %d bytes at %q: %w", n, len(resp.body), key, err)
+	if err := l.Land(ctx, key, pg.spool.reader(), pg.contentType); err != nil {
+		return fmt.Errorf("page %d: landing %d bytes at %q: %w", n, pg.spool.n, key, err)
 	}
-	pg := Page{N: n, URL: r.redactURL(reqURL), Key: key, Bytes: len(resp.body), Status: resp.status, Attempts: resp.attempts}
-	res.Pages = append(res.Pages, pg)
-	res.Bytes += int64(len(resp.body))
-	r.logf("source %q: page %d: %d bytes from %s landed at %s (%d attempts)",
-		r.im.cfg.Name, n, pg.Bytes, pg.URL, key, pg.Attempts)
+	r.landed(res, Page{N: n, URL: r.redactURL(reqURL), Key: key, Bytes: int(pg.spool.n), Status: pg.status, Attempts: pg.attempts})
 	return nil
+}
+
+// landDirect fetches the only page of an unpaginated source and streams its
+// body straight into l, which discards it if the body fails part-way; a
+// retry lands the next attempt's body at the same key.
+func (r *run) landDirect(ctx context.Context, l Lander, res *Result, reqURL string) error {
+	const n = 1
+	key, err := r.key(n)
+	if err != nil {
+		return fmt.Errorf("page %d: %v", n, err)
+	}
+	var pg Page
+	attempts, err := r.fetch(ctx, reqURL, func(resp *response) error {
+		if err := l.Land(ctx, key, resp.body, resp.contentType); err != nil {
+			return fmt.Errorf("landing at %q: %w", key, err)
+		}
+		pg = Page{N: n, URL: r.redactURL(reqURL), Key: key, Bytes: int(resp.body.n), Status: resp.status}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("page %d: %w", n, err)
+	}
+	pg.Attempts = attempts
+	r.landed(res, pg)
+	return nil
+}
+
+// landed records a landed page.
+func (r *run) landed(res *Result, pg Page) {
+	res.Pages = append(res.Pages, pg)
+	res.Bytes += int64(pg.Bytes)
+	r.logf("source %q: page %d: %d bytes from %s landed at %s (%d attempts)",
+		r.im.cfg.Name, pg.N, pg.Bytes, pg.URL, pg.Key, pg.Attempts)
 }
 
 // key renders the key of page n, drawing a new Unique value until the key is
