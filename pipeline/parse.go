@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/source/httpsource"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
@@ -62,13 +63,15 @@ var (
 	httpKeys       = []string{"url", "timeout", "headers", "auth", "retries", "backoff", "max_backoff", "expect_content_type", "pagination", "max_bytes"}
 	authKeys       = []string{"header", "env", "scheme"}
 	paginationKeys = []string{"type", "param", "size_param", "size", "start", "cursor_path", "max_pages"}
-	loadKeys       = []string{"on", "format", "table", "write", "primary_key", "columns"}
+	loadKeys       = []string{"on", "format", "table", "write", "primary_key", "order_by", "columns", "on_bad_record", "on_missing", "extra", "extra_column", "limits"}
+	limitKeys      = []string{"max_object_bytes", "max_record_bytes", "max_field_bytes", "max_records"}
+	onBadRecords   = []string{OnBadDeadLetter, OnBadQuarantine}
 	onKeys         = []string{"events", "prefix", "suffix", "key_encoding"}
-	columnKeys     = []string{"type", "as", "required"}
+	columnKeys     = []string{"type", "as", "required", "path"}
 
 	formats         = []string{FormatAuto, FormatJSON, FormatNDJSON}
 	formatAliases   = map[string]string{"jsonl": FormatNDJSON, "jsonlines": FormatNDJSON, "ndjson.gz": FormatNDJSON, "json.gz": FormatJSON}
-	writeModes      = []string{string(driver.Append), string(driver.Merge)}
+	writeModes      = []string{string(driver.Append), string(driver.Merge), string(driver.Replace)}
 	writeAliases    = map[string]string{"upsert": "merge", "insert": "append"}
 	pageTypes       = []string{httpsource.PageNumber, httpsource.PageOffset, httpsource.PageCursor, httpsource.PageLink}
 	pageTypeAliases = map[string]string{"page_number": httpsource.PageNumber, "pages": httpsource.PageNumber, "limit": httpsource.PageOffset, "next": httpsource.PageCursor, "link_header": httpsource.PageLink}
@@ -616,7 +619,101 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 			p.errorf(pk.val, path+".primary_key", "primary_key is empty but write: merge needs it: list the columns that identify a row, like [id]")
 		}
 	}
+	if f := m.get("order_by"); f != nil {
+		if v, ok := p.scalar(f.val, path+".order_by", true); ok {
+			switch {
+			case l.Write != driver.Merge:
+				p.errorf(f.val, path+".order_by", "order_by orders the versions of a row in write: merge; remove it, or write: merge")
+			case !columns[v]:
+				p.errorf(f.val, path+".order_by", "%q is not a column of this load: order_by names a column (after as:), like updated_at", v)
+			default:
+				for i := range l.Columns {
+					if l.Columns[i].Name == v {
+						l.Columns[i].Required = true // a version without an order value cannot be ordered
+					}
+				}
+			}
+			l.OrderBy = v
+		}
+	}
+	l.OnBadRecord = OnBadDeadLetter
+	if f := m.get("on_bad_record"); f != nil {
+		l.OnBadRecord, _ = p.enum(f.val, path+".on_bad_record", "on_bad_record", onBadRecords, map[string]string{"dead_letter": OnBadDeadLetter, "deadletter": OnBadDeadLetter, "dlq": OnBadDeadLetter, "reject": OnBadQuarantine})
+	}
+	l.OnMissing, l.Extra = format.MissingWarn, format.ExtraWarn
+	if f := m.get("on_missing"); f != nil {
+		if v, ok := p.scalar(f.val, path+".on_missing", true); ok {
+			var err error
+			if l.OnMissing, err = format.ParseOnMissing(v); err != nil {
+				p.errorf(f.val, path+".on_missing", "%v", err)
+			}
+		}
+	}
+	if f := m.get("extra"); f != nil {
+		if v, ok := p.scalar(f.val, path+".extra", true); ok {
+			var err error
+			if l.Extra, err = format.ParseOnExtra(v); err != nil {
+				p.errorf(f.val, path+".extra", "%v", err)
+			}
+		}
+	}
+	if f := m.get("extra_column"); f != nil {
+		l.ExtraColumn, _ = p.scalar(f.val, path+".extra_column", true)
+		if l.Extra != format.ExtraJSON {
+			p.errorf(f.val, path+".extra_column", "extra_column is used only with extra: json; remove it or write extra: json")
+		} else if !driver.ValidIdent(l.ExtraColumn) || columns[l.ExtraColumn] {
+			p.errorf(f.val, path+".extra_column", "%q must be a new column name (letters, digits and _, not a declared column)", l.ExtraColumn)
+		}
+	}
+	if l.Extra == format.ExtraJSON {
+		if l.ExtraColumn == "" {
+			l.ExtraColumn = "extra"
+		}
+		if columns[l.ExtraColumn] {
+			p.errorf(e.key, path+".extra", "extra: json keeps undeclared fields in column %q, which is already declared: name another with extra_column", l.ExtraColumn)
+		}
+		l.Columns = append(l.Columns, Column{Name: l.ExtraColumn, Type: driver.JSON})
+	}
+	if f := m.get("limits"); f != nil {
+		l.Limits = p.limits(f.val, path+".limits")
+	}
 	return l, tableNode
+}
+
+// limits reads a limits mapping (format.Limits): sizes in bytes (or with a
+// unit, like 64MiB) and a record count.
+func (p *parser) limits(n *yaml.Node, path string) format.Limits {
+	var lim format.Limits
+	m := p.mapping(n, path, "write limits: {max_object_bytes: 4GiB, max_record_bytes: 16MiB, max_field_bytes: 16MiB, max_records: 100000000}", limitKeys, nil)
+	if m == nil {
+		return lim
+	}
+	for _, k := range limitKeys {
+		e := m.get(k)
+		if e == nil {
+			continue
+		}
+		v, ok := p.scalar(e.val, path+"."+k, true)
+		if !ok {
+			continue
+		}
+		n, msg := parseByteSize(v)
+		if msg != "" {
+			p.errorf(e.val, path+"."+k, "%s", msg)
+			continue
+		}
+		switch k {
+		case "max_object_bytes":
+			lim.MaxObjectBytes = n
+		case "max_record_bytes":
+			lim.MaxRecordBytes = n
+		case "max_field_bytes":
+			lim.MaxFieldBytes = n
+		case "max_records":
+			lim.MaxRecords = n
+		}
+	}
+	return lim
 }
 
 func columnNames(cols []Column) []string {
@@ -686,7 +783,14 @@ func (p *parser) columns(n *yaml.Node, path string) []Column {
 	byName := map[string]entry{}
 	for _, e := range m.entries {
 		cp := path + "." + e.name
-		c := Column{Field: e.name, Name: e.name}
+		c := Column{Field: e.name, Name: e.name, Path: []string{e.name}}
+		if strings.Contains(e.name, ".") {
+			if path, err := format.ParsePath(e.name); err != nil {
+				p.errorf(e.key, cp, "%v", err)
+			} else {
+				c.Path, c.Name = path, strings.Join(path, "_")
+			}
+		}
 		var typeNode, asNode *yaml.Node
 		r := p.resolve(e.val)
 		if r == nil {
@@ -716,6 +820,22 @@ func (p *parser) columns(n *yaml.Node, path string) []Column {
 			}
 			if rq := cm.get("required"); rq != nil {
 				c.Required, _ = p.boolean(rq.val, cp+".required")
+			}
+			if pe := cm.get("path"); pe != nil {
+				items, _ := p.strList(pe.val, cp+".path", `path: ["address", "geo.lat"]`)
+				c.Path = nil
+				for _, it := range items {
+					if it.val == "" {
+						p.errorf(it.node, cp+".path", "a path segment is empty: list the keys from the record's root, like [address, city]")
+					}
+					c.Path = append(c.Path, it.val)
+				}
+				if len(c.Path) == 0 {
+					p.errorf(pe.val, cp+".path", "path is empty: list the keys from the record's root, like [address, city]")
+				}
+				if asNode == nil {
+					c.Name = strings.Join(c.Path, "_")
+				}
 			}
 		default:
 			p.errorf(e.val, cp, "expected a type or {type: ..., as: ..., required: ...}, found %s: write %s: text or %s: {type: text, as: column_name}", kindName(r), e.name, e.name)

@@ -58,11 +58,12 @@ func TestParseAppliesEveryDefaultToThePostsExample(t *testing.T) {
 			Write:      driver.Merge,
 			PrimaryKey: []string{"id"},
 			Columns: []Column{
-				{Field: "id", Name: "id", Type: driver.BigInt},
-				{Field: "userId", Name: "userid", Type: driver.BigInt},
-				{Field: "title", Name: "title", Type: driver.Text},
-				{Field: "body", Name: "body", Type: driver.Text},
+				{Field: "id", Path: []string{"id"}, Name: "id", Type: driver.BigInt},
+				{Field: "userId", Path: []string{"userId"}, Name: "userid", Type: driver.BigInt},
+				{Field: "title", Path: []string{"title"}, Name: "title", Type: driver.Text},
+				{Field: "body", Path: []string{"body"}, Name: "body", Type: driver.Text},
 			},
+			OnBadRecord: OnBadDeadLetter, OnMissing: format.MissingWarn, Extra: format.ExtraWarn,
 			Pos: Pos{Line: 16, Col: 3},
 		}},
 	}
@@ -102,7 +103,7 @@ func TestParseReadsEveryKeyOfTheFullExample(t *testing.T) {
 	if !reflect.DeepEqual(l.On.Events, []string{"ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload"}) || l.On.KeyEncoding != event.KeyRaw {
 		t.Errorf("on = %+v, want normalised events and raw keys", l.On)
 	}
-	if l.Columns[0] != (Column{Field: "id", Name: "id", Type: driver.BigInt, Required: true}) || l.Columns[2].Name != "created_at" {
+	if !reflect.DeepEqual(l.Columns[0], Column{Field: "id", Path: []string{"id"}, Name: "id", Type: driver.BigInt, Required: true}) || l.Columns[2].Name != "created_at" {
 		t.Errorf("columns = %+v", l.Columns)
 	}
 	if s.Loads[1].Table != "users" || s.Loads[1].Format != "ndjson" {
@@ -634,7 +635,7 @@ func TestThePackageDocExampleParses(t *testing.T) {
 	if s.Name != "reference" || len(s.Sources) != 1 || len(s.Loads) != 1 || s.Sources[0].HTTP.URL != "https://jsonplaceholder.typicode.com/posts" {
 		t.Errorf("example parsed as %+v", s)
 	}
-	if s.Loads[0].Columns[1] != (Column{Field: "userId", Name: "userid", Type: driver.BigInt, Required: true}) {
+	if !reflect.DeepEqual(s.Loads[0].Columns[1], Column{Field: "userId", Path: []string{"userId"}, Name: "userid", Type: driver.BigInt, Required: true}) {
 		t.Errorf("example columns = %+v", s.Loads[0].Columns)
 	}
 	if len(s.Jobs) != 1 || s.Jobs[0].Curate == nil || s.Jobs[0].Curate.Rename["Hydropower (Terawatt-hours)"] != "consumption" {

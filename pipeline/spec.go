@@ -93,9 +93,29 @@ type Load struct {
 	PrimaryKey []string
 	// Columns are in file order.
 	Columns []Column
+	// OrderBy names the column whose value orders versions of a row in
+	// merge (greatest wins); "" orders by object version (event time, S3
+	// sequencer, key).
+	OrderBy string
+	// OnBadRecord is OnBadDeadLetter (default) or OnBadQuarantine.
+	OnBadRecord string
+	// OnMissing and Extra say what to do about declared fields absent from
+	// every record of an object and undeclared fields (format's policies);
+	// ExtraColumn is the json column extra: json keeps them in.
+	OnMissing   format.OnMissing
+	Extra       format.OnExtra
+	ExtraColumn string
+	// Limits bound each object (zero fields: format's defaults).
+	Limits format.Limits
 	// Pos is where the load's name is written.
 	Pos Pos
 }
+
+// What a load does with a record that cannot be loaded (Load.OnBadRecord).
+const (
+	OnBadDeadLetter = "dead-letter"
+	OnBadQuarantine = "quarantine"
+)
 
 // On selects the object-created events a load consumes.
 type On struct {
@@ -109,8 +129,12 @@ type On struct {
 
 // Column maps a record field to a table column.
 type Column struct {
-	// Field is the name of the field in the source record.
+	// Field is the name of the field in the source record, or the dotted
+	// path of a nested field ("address.city").
 	Field string
+	// Path is the field's path in the record (Field split on "."; or as
+	// written with path: [...] for keys that contain dots).
+	Path []string
 	// Name is the column name (Field unless renamed with "as").
 	Name string
 	Type driver.Type
@@ -196,7 +220,7 @@ func (o On) Filter() event.Filter {
 
 // TableDef returns the warehouse table the load writes.
 func (l Load) TableDef() driver.Table {
-	t := driver.Table{Name: l.Table, PrimaryKey: l.PrimaryKey}
+	t := driver.Table{Name: l.Table, PrimaryKey: l.PrimaryKey, OrderBy: l.OrderBy}
 	for _, c := range l.Columns {
 		t.Columns = append(t.Columns, driver.Column{Name: c.Name, Type: c.Type})
 	}

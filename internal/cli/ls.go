@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(command{name: "ls", args: "[-l] [-a] [PREFIX]",
+	register(command{name: "ls", args: "[-l] [-a] [--ignored] [PREFIX]",
 		summary: "list objects in the store", run: runLs})
 }
 
@@ -20,6 +20,7 @@ func runLs(ctx context.Context, a *app, args []string) error {
 	storeURL := fs.String("store", "", "store URL (default $SLUICE_STORE, else the data dir's lake)")
 	long := fs.Bool("l", false, "long listing: size, modification time and ETag")
 	showAll := fs.Bool("a", false, "also list sluice's own objects (job logs under "+engine.LogPrefix+")")
+	ignored := fs.Bool("ignored", false, "list the files of a local store that cannot become objects, with the reason")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -36,6 +37,16 @@ func runLs(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer st.Close()
+	if *ignored {
+		files, err := st.Ignored(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			fmt.Fprintf(a.stdout, "%s\t%s\n", f.Path, f.Reason)
+		}
+		return nil
+	}
 	all, err := st.List(ctx, prefix)
 	if err != nil {
 		return err

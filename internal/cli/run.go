@@ -56,7 +56,7 @@ func onceErr(res engine.Result) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, engine.ErrStillPending) && len(res.Failures) == 0 && len(res.SourceErrors) == 0 {
+	if errors.Is(err, engine.ErrStillPending) && len(res.Failures) == 0 && len(res.SourceErrors) == 0 && len(res.Ignored) == 0 {
 		return exitError{fault.ExitTempFail, err}
 	}
 	return err
@@ -92,9 +92,9 @@ func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, op
 func summary(e *engine.Engine, r engine.Result) string {
 	s := &e.Stats
 	var b strings.Builder
-	fmt.Fprintf(&b, "landed %d object(s), found %d, published %d event(s); loaded %d object(s), %d row(s); %d duplicate(s) skipped, %d retried, %d dead-lettered; job runs: %d succeeded, %d failed; took %s",
-		s.Landed.Load(), s.Found.Load(), s.Events.Load(), s.ObjectsLoaded.Load(), s.Rows.Load(), s.Duplicates.Load(), s.Retried.Load(), s.DeadLettered.Load(),
-		s.JobsSucceeded.Load(), s.JobsFailed.Load(), r.Finished.Sub(r.Started).Round(1e6))
+	fmt.Fprintf(&b, "landed %d object(s), found %d, published %d event(s); loaded %d object(s), %d row(s), %d row(s) quarantined; %d duplicate(s) skipped, %d retried, %d dead-lettered; %d object(s) with field warnings; job runs: %d succeeded, %d failed; took %s",
+		s.Landed.Load(), s.Found.Load(), s.Events.Load(), s.ObjectsLoaded.Load(), s.Rows.Load(), s.Rejected.Load(), s.Duplicates.Load(), s.Retried.Load(), s.DeadLettered.Load(),
+		s.Warnings.Load(), s.JobsSucceeded.Load(), s.JobsFailed.Load(), r.Finished.Sub(r.Started).Round(1e6))
 	return b.String()
 }
 

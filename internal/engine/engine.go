@@ -98,7 +98,9 @@ type Stats struct {
 	Duplicates    atomic.Int64 // deliveries that found their version already loaded
 	Rows          atomic.Int64 // rows committed
 	DeadLettered  atomic.Int64 // messages dead-lettered by this process
-	Retried       atomic.Int64 // messages nacked for a retry
+	Retried       atomic.Int64 // retries after transient failures
+	Rejected      atomic.Int64 // rows quarantined
+	Warnings      atomic.Int64 // objects loaded with a warning (fields missing or undeclared)
 	JobsSucceeded atomic.Int64 // job runs that succeeded
 	JobsFailed    atomic.Int64 // job runs that failed
 }

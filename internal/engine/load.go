@@ -2,9 +2,13 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"iter"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/event"
@@ -29,9 +33,12 @@ type loader struct {
 func (e *Engine) newLoader(l pipeline.Load) (*loader, error) {
 	cols := make([]format.Column, len(l.Columns))
 	for i, c := range l.Columns {
-		cols[i] = format.Column{Field: c.Field, Name: c.Name, Type: c.Type, Required: c.Required}
+		cols[i] = format.Column{Field: c.Field, Path: c.Path, Name: c.Name, Type: c.Type, Required: c.Required}
+		if len(c.Path) == 1 && c.Path[0] == c.Field {
+			cols[i].Path = nil // a plain top-level field
+		}
 	}
-	m, err := format.NewMapper(cols, nil)
+	m, err := format.NewMapper(cols, &format.MapperOptions{OnMissing: l.OnMissing, Extra: l.Extra, ExtraColumn: l.ExtraColumn})
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", l.Name, err)
 	}
@@ -149,37 +156,47 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	if etag == "" {
 		etag = obj.ETag
 	}
-	kind := ld.spec.FormatFor(key)
-	var rows [][]any
-	err = format.DecodeJSON(rc, kind, nil, func(rec format.Record) error {
-		row, err := ld.mapper.Row(rec)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, row)
-		return nil
-	})
-	if err != nil {
+	src := ld.stream(rc, key)
+	defer src.stop()
+	mode := driver.DeadLetter
+	if ld.spec.OnBadRecord == pipeline.OnBadQuarantine {
+		mode = driver.Quarantine
+	}
+	res, err := ld.e.WH.Load(ctx, driver.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag,
+		Version: objectVersion(r, etag), Rows: src, OnBadRow: mode})
+	if derr := src.err; derr != nil {
+		// The object itself failed while it streamed (decode, limits,
+		// on_missing: error, a bad record when dead-lettering).
 		var re *format.RecordError
-		if errors.As(err, &re) {
-			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
+		if errors.As(derr, &re) {
+			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, derr))
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("object %s: read: %w", key, err)
+		return fmt.Errorf("object %s: read: %w", key, derr)
 	}
-	// Interim Version (the lead replaces it): event time, sequencer, key.
-	version := r.EventTime.UTC().Format("2006-01-02T15:04:05.000000000Z") + "|" + r.S3.Object.Sequencer + "|" + key
-	res, err := ld.e.WH.Load(ctx, driver.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag, Version: version, Rows: driver.SliceSource(rows)})
-	if errors.Is(err, driver.ErrInvalidData) {
+	switch {
+	case errors.Is(err, driver.ErrInvalidData):
 		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
-	}
-	if err != nil {
+	case errors.Is(err, driver.ErrNoTable):
+		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; create the table (a restart of sluice run does) and replay it with `sluice dlq replay`", key, etag, err))
+	case err != nil:
 		return fmt.Errorf("object %s (ETag %s): %w", key, etag, err)
+	}
+	if w := src.report.Warning(); w != "" {
+		ld.e.Stats.Warnings.Add(1)
+		ld.e.log.Warn("object loaded with a warning: "+w, "load", ld.spec.Name, "key", key, "etag", etag)
+	}
+	if res.Rejected > 0 {
+		ld.e.Stats.Rejected.Add(res.Rejected)
+		ld.e.log.Warn("rows quarantined", "load", ld.spec.Name, "key", key, "etag", etag, "rejected", res.Rejected, "table", ld.table.Name+driver.RejectedSuffix)
 	}
 	if _, err := ld.e.State.ResolveDeadLetter(ctx, ld.subscription(), key, etag); err != nil {
 		ld.e.log.Warn("could not clear the dead letter of a loaded object", "key", key, "err", err)
+	}
+	if res.Superseded {
+		ld.e.log.Info("an older version of the object: a newer one is loaded, nothing replaced", "key", key, "etag", etag, "table", ld.table.Name)
 	}
 	if !res.Loaded {
 		ld.e.Stats.Duplicates.Add(1)
@@ -190,4 +207,83 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	ld.e.Stats.Rows.Add(res.Rows)
 	ld.e.log.Info("loaded object", "key", key, "etag", etag, "table", ld.table.Name, "rows", res.Rows)
 	return nil
+}
+
+// objectVersion orders object versions for merge and replace: the event
+// time (nanoseconds, fixed width), then the S3 sequencer (hex, left-padded
+// so that sequencers of different lengths compare as numbers, as AWS
+// documents), then the key and the ETag (so that the value is unique per
+// object version). Byte-wise order is version order.
+func objectVersion(r event.Record, etag string) string {
+	ns := max(r.EventTime.UnixNano(), 0)
+	seq := strings.ToUpper(r.S3.Object.Sequencer)
+	if len(seq) < 32 {
+		seq = strings.Repeat("0", 32-len(seq)) + seq
+	}
+	return fmt.Sprintf("%020d|%s|%s|%s", ns, seq, r.S3.Object.Key, etag)
+}
+
+// rowStream streams an object's records as warehouse rows: the decoder runs
+// as a coroutine (iter.Pull) driven by the warehouse's reads, so one record
+// at a time is in memory, never the whole object. Records the mapper
+// rejects become quarantined rows or stop the load, as the load's
+// on_bad_record says; decode errors always stop it (err).
+type rowStream struct {
+	next   func() (driver.Row, error, bool)
+	stop   func()
+	err    error         // why the object failed, once it did
+	report format.Report // set at the end of a complete object
+}
+
+func (ld *loader) stream(r io.Reader, key string) *rowStream {
+	s := &rowStream{}
+	om := ld.mapper.Object()
+	quarantine := ld.spec.OnBadRecord == pipeline.OnBadQuarantine
+	kind := ld.spec.FormatFor(key)
+	lim := ld.spec.Limits
+	seq := func(yield func(driver.Row, error) bool) {
+		stopped := errors.New("stopped")
+		err := format.DecodeJSON(r, kind, &lim, func(rec format.Record) error {
+			vals, err := om.Row(rec)
+			row := driver.Row{Values: vals, N: rec.N, Line: rec.Line}
+			if err != nil {
+				if !quarantine {
+					return err
+				}
+				raw, _ := json.Marshal(rec.Fields)
+				row = driver.Row{N: rec.N, Line: rec.Line, Reject: err.Error(), Raw: string(raw)}
+			}
+			if !yield(row, nil) {
+				return stopped
+			}
+			return nil
+		})
+		if err == stopped {
+			return
+		}
+		if err == nil {
+			s.report, err = om.Finish()
+		}
+		if err != nil {
+			yield(driver.Row{}, err)
+		}
+	}
+	s.next, s.stop = iter.Pull2(iter.Seq2[driver.Row, error](seq))
+	return s
+}
+
+// Next implements driver.RowSource.
+func (s *rowStream) Next(ctx context.Context) (driver.Row, error) {
+	if err := ctx.Err(); err != nil {
+		return driver.Row{}, err
+	}
+	row, err, ok := s.next()
+	if !ok {
+		return driver.Row{}, io.EOF
+	}
+	if err != nil {
+		s.err = err
+		return driver.Row{}, err
+	}
+	return row, nil
 }

@@ -29,6 +29,9 @@ type Result struct {
 	// dead-lettered); Waiting is how much more the queues held.
 	Pending []string
 	Waiting int
+	// Ignored lists files in a local store that cannot become objects
+	// (found by a once-run's scan), with the reason.
+	Ignored []string
 }
 
 // ErrStillPending is Result.Err's error when a once-run stopped at its
@@ -43,6 +46,9 @@ func (r Result) Err() error {
 	errs = append(errs, r.SourceErrors...)
 	for _, f := range r.Failures {
 		errs = append(errs, errors.New(f))
+	}
+	if len(r.Ignored) > 0 {
+		errs = append(errs, fmt.Errorf("%d file(s) in the store cannot be objects and were not loaded (%s); rename or remove them — `sluice ls --ignored` lists them", len(r.Ignored), abbreviate(r.Ignored, 3)))
 	}
 	if len(r.Pending) > 0 || r.Waiting > 0 {
 		errs = append(errs, fmt.Errorf("%w: %d object(s) or group(s) being retried (%s) and %d more message(s) queued; nothing was dead-lettered — run again once the service is back",
@@ -164,7 +170,11 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 	local := e.Store.LocalDir() != ""
 	if once {
 		if local && !opts.DrainOnly {
-			if _, err := e.Store.ScanOnce(ctx, e.State, watchOpts, e.emitFound); err != nil {
+			scan, err := e.Store.ScanOnce(ctx, e.State, watchOpts, e.emitFound)
+			for _, f := range scan.Ignored {
+				res.Ignored = append(res.Ignored, fmt.Sprintf("%s: %s", f.Path, f.Reason))
+			}
+			if err != nil {
 				return res, fmt.Errorf("scan local store: %w", err)
 			}
 		}
