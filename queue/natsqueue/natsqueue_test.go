@@ -1,11 +1,13 @@
 package natsqueue
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -269,23 +271,35 @@ func TestEmbeddedRestartKeepsStreamsConsumersAndAckState(t *testing.T) {
 	}
 }
 
-func TestEmbeddedLogsThroughLogf(t *testing.T) {
-	var mu sync.Mutex
-	var lines []string
-	logf := func(format string, v ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		lines = append(lines, fmt.Sprintf(format, v...))
-	}
-	e, err := StartEmbedded(context.Background(), t.TempDir(), logf)
+// syncBuffer is a bytes.Buffer safe for the server's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func TestEmbeddedLogsThroughSlog(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	e, err := StartEmbedded(context.Background(), t.TempDir(), &EmbeddedOptions{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Shutdown()
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(strings.Join(lines, "\n"), "JetStream") {
-		t.Errorf("logf received no line about JetStream starting; got %q", lines)
+	if !strings.Contains(buf.String(), "JetStream") {
+		t.Errorf("the logger received no line about JetStream starting; got %q", buf.String())
 	}
 }
 
