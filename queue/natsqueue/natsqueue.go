@@ -30,6 +30,21 @@
 // info, message get) waits until ctx's deadline when it has one, and 5
 // seconds when it has none.
 //
+// Pending is exact once Publish has returned. The durable consumer's own
+// NumPending is not: the server acks a publish before its stream's
+// signalling goroutine bumps each consumer's pending count, so consumer
+// info read in between misses the message. Pending therefore adds the
+// consumer's unacked count to a count of the messages after its delivered
+// sequence that the server computes from the store, through a short-lived
+// in-memory consumer (two more requests per call).
+//
+// A server that cannot write its store (a full disk) never answers a
+// publish; the caller sees a timeout. Options.StorageErr lets the owner of
+// the server say why: Embedded.StorageErr names the store directory and the
+// full disk, Publish then fails at once and other failures carry the cause.
+// Embedded also recovers by itself once space returns (see Embedded).
+// JetStream's own storage errors (limits reached) wrap ErrStorage.
+//
 // Topic and Subscription are safe for concurrent use. Topic does not own the
 // *nats.Conn: closing a Topic leaves the connection open.
 package natsqueue

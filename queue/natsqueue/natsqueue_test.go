@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -503,4 +504,44 @@ func FuzzDeadLetterFrom(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDiagnoseNamesTheStorageCause(t *testing.T) {
+	full := fmt.Errorf("natsqueue: the disk of the embedded queue's store /data/queue is full: %w", ErrDiskFull)
+	apiErr := func(code jetstream.ErrorCode) error {
+		return fmt.Errorf("nats: %w", &jetstream.APIError{Code: 503, ErrorCode: code, Description: "insufficient resources"})
+	}
+	tests := []struct {
+		name       string
+		storageErr func() error
+		err        error
+		want       []error // errors.Is targets
+		wantNot    []error
+	}{
+		{"known fault joins a timeout", func() error { return full }, context.DeadlineExceeded, []error{context.DeadlineExceeded, ErrDiskFull}, nil},
+		{"no fault leaves a timeout alone", func() error { return nil }, context.DeadlineExceeded, []error{context.DeadlineExceeded}, []error{ErrDiskFull, ErrStorage}},
+		{"no reporter leaves a timeout alone", nil, context.DeadlineExceeded, []error{context.DeadlineExceeded}, []error{ErrDiskFull, ErrStorage}},
+		{"insufficient resources", nil, apiErr(codeInsufficientResources), []error{ErrStorage}, nil},
+		{"storage resources exceeded", nil, apiErr(codeStorageResourcesExceeded), []error{ErrStorage}, nil},
+		{"store failed", nil, apiErr(codeStreamStoreFailed), []error{ErrStorage}, nil},
+		{"other API error", nil, apiErr(jetstream.JSErrCodeStreamNotFound), nil, []error{ErrStorage}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := (&Topic{storageErr: tc.storageErr}).diagnose(tc.err)
+			if !errors.Is(got, tc.err) {
+				t.Errorf("diagnose(%v) = %v, which lost the original error", tc.err, got)
+			}
+			for _, w := range tc.want {
+				if !errors.Is(got, w) {
+					t.Errorf("diagnose(%v) = %v, want it to match %v", tc.err, got, w)
+				}
+			}
+			for _, w := range tc.wantNot {
+				if errors.Is(got, w) {
+					t.Errorf("diagnose(%v) = %v, should not match %v", tc.err, got, w)
+				}
+			}
+		})
+	}
 }
