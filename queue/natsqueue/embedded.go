@@ -272,11 +272,13 @@ func (e *Embedded) recover() {
 		e.log.Warn("embedded queue: restart JetStream after a storage fault; retrying", "dir", e.dir, "err", err)
 		return
 	}
+	// Logged before the fault clears, so whoever sees StorageErr return nil
+	// finds the recovery in the log.
+	free, _ := freeBytes(e.dir)
+	e.log.Info("embedded queue: storage fault cleared, JetStream restarted", "dir", e.dir, "free_bytes", free)
 	e.mu.Lock()
 	e.fault = nil
 	e.mu.Unlock()
-	free, _ := freeBytes(e.dir)
-	e.log.Info("embedded queue: storage fault cleared, JetStream restarted", "dir", e.dir, "free_bytes", free)
 }
 
 // logger adapts the server's logging to slog and reports storage faults to
