@@ -433,16 +433,30 @@ func testDeadLetterAfterMaxDeliveries(t *testing.T, f *fixture) {
 			}
 		} // the second delivery is left unacked: the consumer failed
 	}
-	m, err := recv(ackWait * 3)
-	if err == nil {
-		t.Fatalf("third delivery of message %s %q (Deliveries %d) reached the consumer; MaxDeliveries is 2", m.ID, m.Body, m.Deliveries)
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("receive while the poison message is dead-lettered: %v", err)
-	}
-	dls, err := top.DeadLetters(f.ctx)
-	if err != nil {
-		t.Fatalf("dead letters: %v", err)
+	// The third delivery comes an ack wait later and Receive dead-letters
+	// it instead of returning it. Receive runs until the dead letter is
+	// listed, for at most patience, so a slow machine cannot fail the test.
+	// (Each Receive gets three ack waits: queue.Subscription.Receive
+	// dead-letters with the caller's ctx, so one ending in the middle of it
+	// would fail the dead letter.)
+	var dls []driver.DeadLetter
+	for deadline := time.Now().Add(patience); ; {
+		m, err := recv(3 * ackWait)
+		if err == nil {
+			t.Fatalf("third delivery of message %s %q (Deliveries %d) reached the consumer; MaxDeliveries is 2", m.ID, m.Body, m.Deliveries)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("receive while the poison message is dead-lettered: %v", err)
+		}
+		if dls, err = top.DeadLetters(f.ctx); err != nil {
+			t.Fatalf("dead letters: %v", err)
+		}
+		if len(dls) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the poison message was not dead-lettered within %v", patience)
+		}
 	}
 	if len(dls) != 1 {
 		t.Fatalf("DeadLetters lists %d messages, want 1: %+v", len(dls), dls)
