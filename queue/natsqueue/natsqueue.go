@@ -19,16 +19,31 @@
 // operator set (max age, replicas) are kept.
 //
 // Message IDs are stream sequence numbers; Deliveries is the server's
-// delivery count. Ack waits for the server's confirmation (a double ack), so
-// an acked message is not delivered again even if the process stops right
-// after. Nack, InProgress and the dead-letter Term are sent and flushed.
+// delivery count. Ack, Nack, InProgress and the dead-letter Term each wait
+// for the server's confirmation (sent as requests, like a double ack), so
+// once they return the server has applied them: an acked message is not
+// delivered again even if the process stops right after, and Pending
+// already reflects a nack or dead letter.
 //
 // No call needs a deadline on ctx (a CLI's signal-cancelled context has
-// none). A JetStream request (publish, double ack, consumer info, message
-// get) waits until ctx's deadline when it has one, and 5 seconds when it has
-// none; the flush after a nack, in-progress or term waits at most 5 seconds
-// or until ctx ends, whichever is sooner (nats.Conn.FlushWithContext alone
-// would refuse a context without a deadline).
+// none). Every request to the server (publish, acknowledgements, consumer
+// info, message get) waits until ctx's deadline when it has one, and 5
+// seconds when it has none.
+//
+// Pending is exact once Publish has returned. The durable consumer's own
+// NumPending is not: the server acks a publish before its stream's
+// signalling goroutine bumps each consumer's pending count, so consumer
+// info read in between misses the message. Pending therefore adds the
+// consumer's unacked count to a count of the messages after its delivered
+// sequence that the server computes from the store, through a short-lived
+// in-memory consumer (two more requests per call).
+//
+// A server that cannot write its store (a full disk) never answers a
+// publish; the caller sees a timeout. Options.StorageErr lets the owner of
+// the server say why: Embedded.StorageErr names the store directory and the
+// full disk, Publish then fails at once and other failures carry the cause.
+// Embedded also recovers by itself once space returns (see Embedded).
+// JetStream's own storage errors (limits reached) wrap ErrStorage.
 //
 // Topic and Subscription are safe for concurrent use. Topic does not own the
 // *nats.Conn: closing a Topic leaves the connection open.
@@ -65,15 +80,20 @@ const (
 const pollWait = 5 * time.Second
 
 // opTimeout bounds a JetStream request whose ctx has no deadline, and every
-// flush.
+// confirmed acknowledgement.
 const opTimeout = 5 * time.Second
+
+// counterIdle is the inactive threshold of the consumers Pending creates to
+// count messages; the server deletes one left behind after that long.
+const counterIdle = 30 * time.Second
 
 var (
 	_ driver.Topic        = (*Topic)(nil)
 	_ driver.Subscription = (*subscription)(nil)
 )
 
-// Options name where a topic lives on the server. Both are required.
+// Options name where a topic lives on the server. Stream and Subject are
+// required.
 type Options struct {
 	// Stream is the JetStream stream name, e.g. "SLUICE_posts". It may not
 	// contain spaces, '.', '*', '>', '/' or '\'.
@@ -81,15 +101,23 @@ type Options struct {
 	// Subject is the events subject, e.g. "sluice.posts.events", without
 	// wildcards. Dead letters go to Subject + ".dlq.<subscription>".
 	Subject string
+	// StorageErr, if not nil, reports a storage fault the server is known
+	// to have: pass (*Embedded).StorageErr for the embedded server. While
+	// it returns an error, Publish and DeadLetter fail at once with it (a
+	// server that cannot write its store never answers a publish, so the
+	// caller would wait out its deadline for a bare timeout); every other
+	// failed request gets it added, so the error says why.
+	StorageErr func() error
 }
 
 // Topic is a JetStream-backed topic.
 type Topic struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	stream  jetstream.Stream
-	name    string // stream name
-	subject string
+	storageErr func() error // nil when unknown
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	stream     jetstream.Stream
+	name       string // stream name
+	subject    string
 
 	mu     sync.Mutex
 	closed bool
@@ -148,7 +176,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Topic, error) {
 			}
 		}
 	}
-	return &Topic{nc: nc, js: js, stream: stream, name: opts.Stream, subject: opts.Subject}, nil
+	return &Topic{storageErr: opts.StorageErr, nc: nc, js: js, stream: stream, name: opts.Stream, subject: opts.Subject}, nil
 }
 
 func checkName(s string) error {
@@ -181,6 +209,49 @@ func checkSubject(s string) error {
 	return nil
 }
 
+// ErrStorage is matched (errors.Is) by errors the server returned because
+// it is out of storage or cannot write its store (JetStream's insufficient
+// resources, storage resources exceeded and store failed errors).
+var ErrStorage = errors.New("queue server storage full or failing")
+
+// Codes of the JetStream API errors that mean the server's storage is full
+// or failing (nats-server's server/errors.json).
+const (
+	codeInsufficientResources    = 10023
+	codeStorageResourcesExceeded = 10047
+	codeStreamStoreFailed        = 10077
+)
+
+// diagnose adds to err what is known about its cause: the storage fault
+// reported by Options.StorageErr, or ErrStorage for the server's own storage
+// errors.
+func (t *Topic) diagnose(err error) error {
+	if err == nil {
+		return nil
+	}
+	if t.storageErr != nil {
+		if serr := t.storageErr(); serr != nil {
+			return fmt.Errorf("%w; cause: %w", err, serr)
+		}
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case codeInsufficientResources, codeStorageResourcesExceeded, codeStreamStoreFailed:
+			return fmt.Errorf("%w: %w; free space on the server's store or raise its JetStream max_file_store", err, ErrStorage)
+		}
+	}
+	return err
+}
+
+// storageFault is the fault Options.StorageErr reports now, or nil.
+func (t *Topic) storageFault() error {
+	if t.storageErr == nil {
+		return nil
+	}
+	return t.storageErr()
+}
+
 func (t *Topic) check(op string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -191,6 +262,7 @@ func (t *Topic) check(op string) error {
 }
 
 // Publish sends body to the events subject and waits for the stream's ack.
+// During a storage fault reported by Options.StorageErr it fails at once.
 func (t *Topic) Publish(ctx context.Context, body []byte, header map[string]string) error {
 	if err := t.check("publish"); err != nil {
 		return err
@@ -202,8 +274,11 @@ func (t *Topic) Publish(ctx context.Context, body []byte, header map[string]stri
 			msg.Header.Set(k, v)
 		}
 	}
-	if _, err := t.js.PublishMsg(ctx, msg); err != nil {
+	if err := t.storageFault(); err != nil {
 		return fmt.Errorf("natsqueue: publish to %s (stream %s): %w", t.subject, t.name, err)
+	}
+	if _, err := t.js.PublishMsg(ctx, msg); err != nil {
+		return t.diagnose(fmt.Errorf("natsqueue: publish to %s (stream %s): %w", t.subject, t.name, err))
 	}
 	return nil
 }
@@ -225,7 +300,7 @@ func (t *Topic) Subscribe(ctx context.Context, name string, opts driver.Subscrip
 		FilterSubject: t.subject,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("natsqueue: create or update consumer %s on stream %s: %w", cname, t.name, err)
+		return nil, t.diagnose(fmt.Errorf("natsqueue: create or update consumer %s on stream %s: %w", cname, t.name, err))
 	}
 	s := &subscription{t: t, name: name, cname: cname, cons: cons, turn: make(chan struct{}, 1), done: make(chan struct{})}
 	t.mu.Lock()
@@ -250,7 +325,7 @@ func (t *Topic) DeadLetters(ctx context.Context) ([]driver.DeadLetter, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("natsqueue: read dead letters (%s) of stream %s from sequence %d: %w", filter, t.name, seq, err)
+			return nil, t.diagnose(fmt.Errorf("natsqueue: read dead letters (%s) of stream %s from sequence %d: %w", filter, t.name, seq, err))
 		}
 		out = append(out, deadLetterFrom(raw.Header, raw.Data, raw.Time))
 		seq = raw.Sequence + 1
@@ -381,7 +456,7 @@ func (s *subscription) Receive(ctx context.Context) (*driver.Message, error) {
 		if s.batch == nil {
 			b, err := s.cons.Fetch(1, jetstream.FetchMaxWait(pollWait))
 			if err != nil {
-				return nil, fmt.Errorf("natsqueue: pull from consumer %s of stream %s: %w", s.cname, s.t.name, err)
+				return nil, s.t.diagnose(fmt.Errorf("natsqueue: pull from consumer %s of stream %s: %w", s.cname, s.t.name, err))
 			}
 			s.batch = b
 		}
@@ -391,7 +466,7 @@ func (s *subscription) Receive(ctx context.Context) (*driver.Message, error) {
 				err := s.batch.Error()
 				s.batch = nil
 				if err != nil {
-					return nil, fmt.Errorf("natsqueue: pull from consumer %s of stream %s: %w", s.cname, s.t.name, err)
+					return nil, s.t.diagnose(fmt.Errorf("natsqueue: pull from consumer %s of stream %s: %w", s.cname, s.t.name, err))
 				}
 				continue // the pull request expired empty
 			}
@@ -439,18 +514,26 @@ func (s *subscription) msg(op string, m *driver.Message) (jetstream.Msg, error) 
 	return jm, nil
 }
 
-// flushed sends what is buffered on the connection and waits for the
-// server to have read it, so a fire-and-forget acknowledgement is not lost
-// in the client buffer. The wait is bounded by opTimeout, so ctx needs no
-// deadline (FlushWithContext alone would refuse one without).
-func (s *subscription) flushed(ctx context.Context, op string, m *driver.Message, err error) error {
-	if err == nil {
-		fctx, cancel := context.WithTimeout(ctx, opTimeout)
+// Acknowledgement bodies of the JetStream protocol.
+var (
+	ackNak      = []byte("-NAK")
+	ackProgress = []byte("+WPI")
+	ackTerm     = []byte("+TERM")
+)
+
+// confirm sends the acknowledgement body for jm as a request and waits for
+// the server's reply, which it sends only after it has applied the
+// acknowledgement (acks are queued on the server, so a plain publish plus
+// flush returns before a term has left the consumer's pending set). It waits
+// until ctx's deadline when ctx has one, and opTimeout when it has none.
+func (s *subscription) confirm(ctx context.Context, op string, m *driver.Message, jm jetstream.Msg, body []byte) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opTimeout)
 		defer cancel()
-		err = s.t.nc.FlushWithContext(fctx)
 	}
-	if err != nil {
-		return fmt.Errorf("natsqueue: %s message %s on consumer %s of stream %s: %w", op, m.ID, s.cname, s.t.name, err)
+	if _, err := s.t.nc.RequestWithContext(ctx, jm.Reply(), body); err != nil {
+		return s.t.diagnose(fmt.Errorf("natsqueue: %s message %s on consumer %s of stream %s: %w", op, m.ID, s.cname, s.t.name, err))
 	}
 	return nil
 }
@@ -462,7 +545,7 @@ func (s *subscription) Ack(ctx context.Context, m *driver.Message) error {
 		return err
 	}
 	if err := jm.DoubleAck(ctx); err != nil {
-		return fmt.Errorf("natsqueue: ack message %s on consumer %s of stream %s: %w", m.ID, s.cname, s.t.name, err)
+		return s.t.diagnose(fmt.Errorf("natsqueue: ack message %s on consumer %s of stream %s: %w", m.ID, s.cname, s.t.name, err))
 	}
 	return nil
 }
@@ -473,12 +556,11 @@ func (s *subscription) Nack(ctx context.Context, m *driver.Message, delay time.D
 	if err != nil {
 		return err
 	}
+	body := ackNak
 	if delay > 0 {
-		err = jm.NakWithDelay(delay)
-	} else {
-		err = jm.Nak()
+		body = fmt.Appendf(nil, "%s {\"delay\": %d}", ackNak, delay.Nanoseconds())
 	}
-	return s.flushed(ctx, "nack", m, err)
+	return s.confirm(ctx, "nack", m, jm, body)
 }
 
 // InProgress restarts m's ack wait on the server.
@@ -487,7 +569,7 @@ func (s *subscription) InProgress(ctx context.Context, m *driver.Message) error 
 	if err != nil {
 		return err
 	}
-	return s.flushed(ctx, "extend deadline of", m, jm.InProgress())
+	return s.confirm(ctx, "extend deadline of", m, jm, ackProgress)
 }
 
 // DeadLetter publishes m to the subscription's dead-letter subject, waits for
@@ -511,22 +593,54 @@ func (s *subscription) DeadLetter(ctx context.Context, m *driver.Message, reason
 	h.Set(HeaderMessageID, m.ID)
 	h.Set(jetstream.MsgIDHeader, "sluice-dlq-"+s.cname+"-"+m.ID)
 	dlq := s.t.subject + ".dlq." + s.cname
-	if _, err := s.t.js.PublishMsg(ctx, &nats.Msg{Subject: dlq, Header: h, Data: jm.Data()}); err != nil {
+	if err := s.t.storageFault(); err != nil {
 		return fmt.Errorf("natsqueue: dead-letter message %s of consumer %s: publish to %s: %w (the message stays pending and will be redelivered)", m.ID, s.cname, dlq, err)
 	}
-	return s.flushed(ctx, "terminate dead-lettered", m, jm.Term())
+	if _, err := s.t.js.PublishMsg(ctx, &nats.Msg{Subject: dlq, Header: h, Data: jm.Data()}); err != nil {
+		return s.t.diagnose(fmt.Errorf("natsqueue: dead-letter message %s of consumer %s: publish to %s: %w (the message stays pending and will be redelivered)", m.ID, s.cname, dlq, err))
+	}
+	return s.confirm(ctx, "terminate dead-lettered", m, jm, ackTerm)
 }
 
-// Pending is the consumer's count of undelivered plus unacked messages.
+// Pending is the number of messages of the subscription not yet acked or
+// dead-lettered: those delivered and awaiting an ack (the consumer's
+// NumAckPending) plus those on the events subject after the consumer's
+// delivered stream sequence.
+//
+// The second term is not the durable consumer's NumPending. The server
+// stores a message and acks the publish first, and bumps each consumer's
+// pending counter later, from the stream's signalling goroutine; consumer
+// info read in between misses the message, so Pending right after Publish
+// returned could be one short (and Engine.drain could see 0 with a message
+// waiting). Instead Pending asks the server to count the stream itself: it
+// creates a short-lived in-memory consumer starting after the delivered
+// sequence, whose info the server computes from the store when it creates
+// it, and deletes it again (an inactive threshold removes it should the
+// delete be lost). Once Publish has returned, the message is counted.
 func (s *subscription) Pending(ctx context.Context) (int, error) {
 	if s.isClosed() {
 		return 0, s.closedErr("pending")
 	}
 	info, err := s.cons.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("natsqueue: read info of consumer %s on stream %s: %w", s.cname, s.t.name, err)
+		return 0, s.t.diagnose(fmt.Errorf("natsqueue: read info of consumer %s on stream %s: %w", s.cname, s.t.name, err))
 	}
-	return int(info.NumPending) + info.NumAckPending, nil
+	counter, err := s.t.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Description:       "sluice pending count of subscription " + s.name,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       info.Delivered.Stream + 1,
+		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubject:     s.t.subject,
+		MemoryStorage:     true,
+		InactiveThreshold: counterIdle,
+	})
+	if err != nil {
+		return 0, s.t.diagnose(fmt.Errorf("natsqueue: count pending messages of consumer %s on stream %s: create counting consumer: %w", s.cname, s.t.name, err))
+	}
+	undelivered := counter.CachedInfo().NumPending
+	// Best effort: the inactive threshold removes it anyway.
+	_ = s.t.stream.DeleteConsumer(ctx, counter.CachedInfo().Name)
+	return int(undelivered) + info.NumAckPending, nil
 }
 
 // Close stops this subscription. A pull request still open is drained in the

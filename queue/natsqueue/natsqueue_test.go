@@ -1,11 +1,14 @@
 package natsqueue
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -269,23 +272,35 @@ func TestEmbeddedRestartKeepsStreamsConsumersAndAckState(t *testing.T) {
 	}
 }
 
-func TestEmbeddedLogsThroughLogf(t *testing.T) {
-	var mu sync.Mutex
-	var lines []string
-	logf := func(format string, v ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		lines = append(lines, fmt.Sprintf(format, v...))
-	}
-	e, err := StartEmbedded(context.Background(), t.TempDir(), logf)
+// syncBuffer is a bytes.Buffer safe for the server's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func TestEmbeddedLogsThroughSlog(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	e, err := StartEmbedded(context.Background(), t.TempDir(), &EmbeddedOptions{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Shutdown()
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(strings.Join(lines, "\n"), "JetStream") {
-		t.Errorf("logf received no line about JetStream starting; got %q", lines)
+	if !strings.Contains(buf.String(), "JetStream") {
+		t.Errorf("the logger received no line about JetStream starting; got %q", buf.String())
 	}
 }
 
@@ -489,4 +504,44 @@ func FuzzDeadLetterFrom(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDiagnoseNamesTheStorageCause(t *testing.T) {
+	full := fmt.Errorf("natsqueue: the disk of the embedded queue's store /data/queue is full: %w", ErrDiskFull)
+	apiErr := func(code jetstream.ErrorCode) error {
+		return fmt.Errorf("nats: %w", &jetstream.APIError{Code: 503, ErrorCode: code, Description: "insufficient resources"})
+	}
+	tests := []struct {
+		name       string
+		storageErr func() error
+		err        error
+		want       []error // errors.Is targets
+		wantNot    []error
+	}{
+		{"known fault joins a timeout", func() error { return full }, context.DeadlineExceeded, []error{context.DeadlineExceeded, ErrDiskFull}, nil},
+		{"no fault leaves a timeout alone", func() error { return nil }, context.DeadlineExceeded, []error{context.DeadlineExceeded}, []error{ErrDiskFull, ErrStorage}},
+		{"no reporter leaves a timeout alone", nil, context.DeadlineExceeded, []error{context.DeadlineExceeded}, []error{ErrDiskFull, ErrStorage}},
+		{"insufficient resources", nil, apiErr(codeInsufficientResources), []error{ErrStorage}, nil},
+		{"storage resources exceeded", nil, apiErr(codeStorageResourcesExceeded), []error{ErrStorage}, nil},
+		{"store failed", nil, apiErr(codeStreamStoreFailed), []error{ErrStorage}, nil},
+		{"other API error", nil, apiErr(jetstream.JSErrCodeStreamNotFound), nil, []error{ErrStorage}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := (&Topic{storageErr: tc.storageErr}).diagnose(tc.err)
+			if !errors.Is(got, tc.err) {
+				t.Errorf("diagnose(%v) = %v, which lost the original error", tc.err, got)
+			}
+			for _, w := range tc.want {
+				if !errors.Is(got, w) {
+					t.Errorf("diagnose(%v) = %v, want it to match %v", tc.err, got, w)
+				}
+			}
+			for _, w := range tc.wantNot {
+				if errors.Is(got, w) {
+					t.Errorf("diagnose(%v) = %v, should not match %v", tc.err, got, w)
+				}
+			}
+		})
+	}
 }
