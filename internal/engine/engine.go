@@ -176,11 +176,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.closer = append(e.closer, func() { e.State.Close() })
 	e.storeURL = storeURL
-	if e.Store, err = store.Open(ctx, storeURL, &store.Options{Clock: cfg.Clock}); err != nil {
+	if e.Store, err = store.Open(ctx, storeURL, &store.Options{Clock: cfg.Clock, Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	e.closer = append(e.closer, func() { e.Store.Close() })
-	if e.Topic, e.qopts, err = OpenQueue(ctx, queueURL, cfg.Spec.Name, cfg.DataDir, cfg.Lock); err != nil {
+	if e.Topic, e.qopts, err = OpenQueue(ctx, queueURL, cfg.Spec.Name, cfg.DataDir, cfg.Lock, cfg.Logger); err != nil {
 		return nil, err
 	}
 	// sluice owns dead letters: the queue must never give up on a message
@@ -226,7 +226,10 @@ var streamSafe = regexp.MustCompile(`[^A-Za-z0-9_]`)
 // For embedded, lock must be the data dir's ownership: the queue's client
 // URL is published in owner.json so other commands (dlq ls) can reach it.
 // Without a lock, an embedded queue is reached through the owner's URL.
-func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *datadir.Lock) (*queue.Topic, queue.SubscriptionOptions, error) {
+func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *datadir.Lock, logger *slog.Logger) (*queue.Topic, queue.SubscriptionOptions, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	var opts queue.SubscriptionOptions
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -265,10 +268,11 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 			cleanup = nc.Close
 			break
 		}
-		emb, err := natsqueue.StartEmbedded(ctx, dir.Queue(), nil)
+		emb, err := natsqueue.StartEmbedded(ctx, dir.Queue(), &natsqueue.EmbeddedOptions{Logger: logger})
 		if err != nil {
 			return nil, opts, fmt.Errorf("start embedded queue in %s: %w", dir.Queue(), err)
 		}
+		nopts.StorageErr = emb.StorageErr
 		if nc, err = emb.Connect(); err != nil {
 			emb.Shutdown()
 			return nil, opts, fmt.Errorf("connect to embedded queue: %w", err)
