@@ -77,6 +77,11 @@
 //     jitter) for as long as for allows (default 6h), then dead-lettered;
 //     work that fails permanently (bad data) is dead-lettered at once. See
 //     package fault.
+//   - watch (optional): {settle: 2s, interval: 1s}. Files that other
+//     programs drop into a local (file://) store are announced once they
+//     have stayed unchanged for settle and, on Linux, no process still has
+//     them open for writing; the store is scanned every interval. Raise
+//     settle for writers that pause mid-file on systems without leases.
 //   - sources, loads, jobs: mappings from a name to a definition, kept in
 //     file order. A spec needs at least one source, load or job. Source,
 //     load and job names use letters, digits, - and _, starting with a
@@ -156,15 +161,45 @@
 //     handled by the decoder.
 //   - table (required): letters, digits and _, not starting with a digit,
 //     at most 63 characters (warehouse/driver.ValidIdent).
-//   - write (default append): append, or merge (upsert on primary_key, which
-//     it then requires).
+//   - write (default append): append; merge (upsert on primary_key, which
+//     it then requires: a newer object version never loses to an older one
+//     that commits later — versions are ordered by event time, then the S3
+//     sequencer, then the key, kept per row in a hidden _sluice_version
+//     column); or replace (a new version of an object key replaces exactly
+//     the rows its previous version loaded; hidden columns _sluice_key and
+//     _sluice_version; an older version changes nothing).
+//   - order_by (merge only, optional): a column whose value orders the
+//     versions of a row (greatest wins, ties by object version), such as
+//     updated_at or seq; it becomes required.
+//   - on_bad_record (default dead-letter): dead-letter (a record that does
+//     not cast fails its whole object, which is dead-lettered) or
+//     quarantine (the good records load, and each bad one goes with its
+//     reason, record number, line and raw JSON to <table>__rejected in the
+//     same transaction). Syntax errors and limits always fail the object.
+//   - on_missing (default warn): warn or error, for a declared field absent
+//     from every record of an object (a misspelt field, a wrong path).
+//   - extra (default warn): ignore, warn, error or json, for fields the
+//     columns do not declare; json keeps them as one JSON object in the
+//     json column extra_column (default "extra").
+//   - limits (optional): {max_object_bytes: 4GiB, max_record_bytes: 16MiB,
+//     max_field_bytes: 16MiB, max_records: 100000000} — sizes in bytes or
+//     with a unit (KiB, MiB, GiB, KB, MB, GB); decompressed bytes count. An
+//     object over a limit is dead-lettered with a message naming the
+//     record, the field and the key to raise.
 //   - primary_key (default none): a list of column names (after as).
 //   - columns (required, at least one, in table order): field: type, or
 //     field: {type: TYPE, as: column_name, required: true|false}. The field
 //     is the record's field name; the column name is the field unless as
 //     renames it, and must be a valid identifier; required (default false)
 //     rejects records without the field. Types: bigint, integer, double,
-//     text, boolean, timestamp, date, json.
+//     text, boolean, timestamp, date, json. A field with dots is a path into
+//     nested objects (address.city; the column is then address_city unless
+//     as names it); path: [address, "geo.lat"] spells a path whose keys
+//     contain dots.
+//
+// A column added to the spec is added to the existing table at the next
+// start (or the first load); a changed type is refused with both types
+// named.
 //
 // Loads that write the same table must declare the same column names,
 // types and primary_key.
@@ -218,6 +253,9 @@
 //     "Year >= 2000 and Code != null" (see curate.Filter).
 //   - mode (default overwrite): overwrite or error-if-exists.
 //   - max_rows_per_file (default 1000000, at least 1): rows per part file.
+//   - limits (optional): the same keys as a load's limits, for each input
+//     CSV (a 1 GiB field is refused after max_record_bytes, naming the
+//     object and the line, before anything is written).
 //
 // command is the program and its arguments as a list (command: [python3,
 // clean.py]), run without a shell; the program must not be empty.

@@ -20,7 +20,7 @@ import (
 
 var (
 	jobKeys    = []string{"on", "group", "settle", "runner", "timeout", "curate", "command", "output"}
-	curateKeys = []string{"input", "output", "format", "delimiter", "rename", "columns", "filter", "mode", "max_rows_per_file"}
+	curateKeys = []string{"input", "output", "format", "delimiter", "rename", "columns", "filter", "mode", "max_rows_per_file", "limits"}
 
 	runners       = []string{RunnerLocal, RunnerEMR, RunnerKubernetes}
 	runnerAliases = map[string]string{"k8s": RunnerKubernetes, "kube": RunnerKubernetes, "process": RunnerLocal, "subprocess": RunnerLocal}
@@ -416,6 +416,9 @@ func (p *parser) curate(e *entry, path string) (*Curate, *yaml.Node) {
 		if v, ok := p.integer(f.val, path+".max_rows_per_file", 1, 1<<31-1); ok {
 			c.MaxRowsPerFile = v
 		}
+	}
+	if f := m.get("limits"); f != nil {
+		c.Limits = p.limits(f.val, path+".limits")
 	}
 	var colNodes map[string]*yaml.Node
 	colsOK := false

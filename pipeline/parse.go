@@ -57,7 +57,8 @@ const (
 )
 
 var (
-	topKeys        = []string{"name", "store", "queue", "warehouse", "retry", "sources", "loads", "jobs"}
+	topKeys        = []string{"name", "store", "queue", "warehouse", "retry", "watch", "sources", "loads", "jobs"}
+	watchKeys      = []string{"settle", "interval"}
 	retryKeys      = []string{"for", "backoff", "max_backoff"}
 	sourceKeys     = []string{"http", "every", "land"}
 	httpKeys       = []string{"url", "timeout", "headers", "auth", "retries", "backoff", "max_backoff", "expect_content_type", "pagination", "max_bytes"}
@@ -118,6 +119,16 @@ func (p *parser) spec(data []byte) *Spec {
 	s.Warehouse = p.setting(m, "warehouse", "SLUICE_WAREHOUSE", checkWarehouse)
 	if e := m.get("retry"); e != nil {
 		s.Retry = p.retry(e.val)
+	}
+	if e := m.get("watch"); e != nil {
+		if wm := p.mapping(e.val, "watch", "write watch: {settle: 2s, interval: 1s}", watchKeys, nil); wm != nil {
+			if f := wm.get("settle"); f != nil {
+				s.Watch.Settle, _ = p.duration(f.val, "watch.settle", 100*time.Millisecond)
+			}
+			if f := wm.get("interval"); f != nil {
+				s.Watch.Interval, _ = p.duration(f.val, "watch.interval", 100*time.Millisecond)
+			}
+		}
 	}
 
 	var tables []*yaml.Node

@@ -60,6 +60,9 @@ type Spec struct {
 	// long (For, default six hours) and how often they are retried before
 	// they are dead-lettered.
 	Retry fault.Retry
+	// Watch tunes the local store watcher (zero: store's defaults, a scan a
+	// second and a 2 s settle).
+	Watch Watch
 	// Sources, Loads and Jobs are in file order.
 	Sources []Source
 	Loads   []Load
@@ -197,6 +200,8 @@ type Curate struct {
 	Mode string
 	// MaxRowsPerFile bounds the rows of one Parquet part file.
 	MaxRowsPerFile int
+	// Limits bound each input CSV (zero fields: format's defaults).
+	Limits format.Limits
 }
 
 // CurateColumn is one output column of a curate job.
@@ -239,4 +244,12 @@ func (l Load) FormatFor(key string) string {
 		return FormatNDJSON
 	}
 	return FormatJSON
+}
+
+// Watch tunes how files that other programs drop into a local store are
+// found: a file is announced once it has stayed unchanged for Settle (and,
+// on Linux, no process has it open for writing); the store is scanned every
+// Interval.
+type Watch struct {
+	Settle, Interval time.Duration
 }

@@ -159,6 +159,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Retry == (fault.Retry{}) {
 		cfg.Retry = cfg.Spec.Retry
 	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = cfg.Spec.Watch.Settle
+	}
+	if cfg.ScanInterval <= 0 {
+		cfg.ScanInterval = cfg.Spec.Watch.Interval
+	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Clock}
 	ok := false
 	defer func() {

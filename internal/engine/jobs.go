@@ -120,7 +120,7 @@ func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
 	if err != nil {
 		return t, err
 	}
-	spec := curate.Spec{Input: in, Output: out, Rename: c.Rename, Filter: c.Filter, Mode: c.Mode, MaxRowsPerFile: c.MaxRowsPerFile}
+	spec := curate.Spec{Input: in, Output: out, Rename: c.Rename, Filter: c.Filter, Mode: c.Mode, MaxRowsPerFile: c.MaxRowsPerFile, Limits: c.Limits}
 	if c.Delimiter != "" {
 		spec.Delimiter = []rune(c.Delimiter)[0]
 	}
