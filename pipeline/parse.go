@@ -845,8 +845,9 @@ func (p *parser) columns(n *yaml.Node, path string) []Column {
 					p.errorf(pe.val, cp+".path", "path is empty: list the keys from the record's root, like [address, city]")
 				}
 				if asNode == nil {
-					c.Name = strings.Join(c.Path, "_")
+					c.Name = e.name // with path:, the key names the column
 				}
+				c.Field = strings.Join(c.Path, ".")
 			}
 		default:
 			p.errorf(e.val, cp, "expected a type or {type: ..., as: ..., required: ...}, found %s: write %s: text or %s: {type: text, as: column_name}", kindName(r), e.name, e.name)

@@ -36,6 +36,8 @@ func (e *Engine) newLoader(l pipeline.Load) (*loader, error) {
 		cols[i] = format.Column{Field: c.Field, Path: c.Path, Name: c.Name, Type: c.Type, Required: c.Required}
 		if len(c.Path) == 1 && c.Path[0] == c.Field {
 			cols[i].Path = nil // a plain top-level field
+		} else if len(c.Path) > 0 {
+			cols[i].Field = "" // a nested path
 		}
 	}
 	m, err := format.NewMapper(cols, &format.MapperOptions{OnMissing: l.OnMissing, Extra: l.Extra, ExtraColumn: l.ExtraColumn})

@@ -308,7 +308,9 @@ func (l *logger) report(msg string) {
 
 func (l *logger) Noticef(format string, v ...any) {
 	if l.notices {
-		l.log.Info("nats: " + fmt.Sprintf(format, v...))
+		// The server's notices (start, shutdown, JetStream limits) are
+		// routine for an embedded queue: debug, not the user's log.
+		l.log.Debug("nats: " + fmt.Sprintf(format, v...))
 	}
 }
 

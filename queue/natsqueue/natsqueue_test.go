@@ -293,14 +293,17 @@ func (b *syncBuffer) String() string {
 
 func TestEmbeddedLogsThroughSlog(t *testing.T) {
 	var buf syncBuffer
-	log := slog.New(slog.NewTextHandler(&buf, nil))
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e, err := StartEmbedded(context.Background(), t.TempDir(), &EmbeddedOptions{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Shutdown()
-	if !strings.Contains(buf.String(), "JetStream") {
-		t.Errorf("the logger received no line about JetStream starting; got %q", buf.String())
+	if !strings.Contains(buf.String(), "level=DEBUG msg=\"nats: ") || !strings.Contains(buf.String(), "JetStream") {
+		t.Errorf("the logger received no debug line about JetStream starting; got %q", buf.String())
+	}
+	if strings.Contains(buf.String(), "level=INFO") {
+		t.Errorf("the server's routine notices reached the info level: %q", buf.String())
 	}
 }
 
