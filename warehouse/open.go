@@ -88,3 +88,23 @@ func redact(u *url.URL) string {
 	}
 	return c.Redacted()
 }
+
+// OpenReadOnly opens the warehouse a URL names for queries only: SQLite
+// files are opened read-only without creating or migrating anything
+// (sqlitewh.OpenReadOnly), so a read works while another process writes
+// and on a full disk; PostgreSQL is opened as by Open (its queries run in
+// READ ONLY transactions).
+func OpenReadOnly(ctx context.Context, rawURL string) (*Warehouse, error) {
+	kind, target, shown, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if kind != "sqlite" {
+		return Open(ctx, rawURL)
+	}
+	d, err := sqlitewh.OpenReadOnly(ctx, target)
+	if err != nil {
+		return nil, fmt.Errorf("open warehouse %s: %w", shown, err)
+	}
+	return New(shown, d), nil
+}

@@ -43,7 +43,7 @@ func runSQL(ctx context.Context, a *app, args []string) error {
 		}
 		u = dir.WarehouseURL()
 	}
-	wh, err := warehouse.Open(ctx, u)
+	wh, err := warehouse.OpenReadOnly(ctx, u)
 	if err != nil {
 		return err
 	}

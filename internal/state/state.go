@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -69,18 +70,38 @@ func Open(ctx context.Context, path string) (*DB, error) {
 }
 
 // OpenReadOnly opens an existing state database for reading only (for
-// commands such as `dlq ls`, which must work on a full disk). It does not
-// migrate; a database older than SchemaVersion may lack newer tables.
+// commands such as `dlq ls`, which must work while another process owns
+// the data dir, and on a full disk). It does not migrate; a database older
+// than SchemaVersion may lack newer tables.
+//
+// A reader of a WAL database normally maps the shared-memory file, which
+// may need to grow; on a full disk that fails, and OpenReadOnly then reads
+// the database file alone (SQLite's immutable mode). That read misses only
+// commits still in the write-ahead log, which Close checkpoints into the
+// database file, so after a clean stop nothing is missed.
 func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open state db %s read-only: %w", path, err)
 	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open state db %s read-only: %w", path, err)
+	var firstErr error
+	for _, q := range []string{"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)", "?mode=ro&immutable=1"} {
+		db, err := sql.Open("sqlite", "file:"+path+q)
+		if err == nil {
+			err = db.PingContext(ctx)
+			if err == nil {
+				var n int
+				err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n)
+			}
+			if err == nil {
+				return &DB{db: db}, nil
+			}
+			db.Close()
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
 	}
-	return &DB{db: db}, nil
+	return nil, fmt.Errorf("open state db %s read-only: %w", path, firstErr)
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -118,8 +139,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-// Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+// Close checkpoints the write-ahead log into the database file (so that a
+// reader on a full disk, which cannot map the log, misses nothing) and
+// closes the database.
+func (s *DB) Close() error {
+	_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	return s.db.Close()
+}
 
 // Seen returns the fingerprint and ETag key was last marked seen with
 // (store.SeenSet).

@@ -131,8 +131,44 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 	return w, nil
 }
 
+// OpenReadOnly opens an existing warehouse file for queries only (Query,
+// Ledger), without creating or migrating anything, so that `sluice sql`
+// works while another process writes the file and on a full disk. When the
+// disk is too full to map the write-ahead log's shared memory, it reads the
+// database file alone (SQLite's immutable mode), which misses only commits
+// not yet checkpointed; Close checkpoints, so after a clean stop nothing is
+// missed.
+func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite warehouse %s: %w", path, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("sqlite warehouse %s: %w", abs, err)
+	}
+	var firstErr error
+	for _, q := range []string{"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)", "?mode=ro&immutable=1"} {
+		rdb, err := sql.Open("sqlite", "file:"+escapePath(abs)+q)
+		if err == nil {
+			var n int
+			if err = rdb.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err == nil {
+				rdb.SetMaxOpenConns(4)
+				return &Warehouse{path: abs, rdb: rdb, wlock: make(chan struct{}, 1)}, nil
+			}
+			rdb.Close()
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, fmt.Errorf("sqlite warehouse %s: open read-only: %w", abs, firstErr)
+}
+
 // lock waits for this process's turn to write, or for ctx to end.
 func (w *Warehouse) lock(ctx context.Context) error {
+	if w.wdb == nil {
+		return fmt.Errorf("sqlite %s: opened read-only (OpenReadOnly): it cannot be written", w.path)
+	}
 	select {
 	case w.wlock <- struct{}{}:
 		return nil
@@ -757,5 +793,9 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 
 // Close closes both connection pools.
 func (w *Warehouse) Close() error {
+	if w.wdb == nil {
+		return w.rdb.Close()
+	}
+	_, _ = w.wdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`) // see OpenReadOnly
 	return errors.Join(w.rdb.Close(), w.wdb.Close())
 }
