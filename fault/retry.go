@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -68,3 +69,19 @@ func (r Retry) GiveUp(first, now time.Time) bool {
 
 // Budget returns the effective retry_for.
 func (r Retry) Budget() time.Duration { return r.withDefaults().For }
+
+// Sleep waits d, or until ctx ends and then returns ctx.Err(): the wait
+// between retries, cancellable on shutdown.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

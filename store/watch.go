@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/fault"
 	"log/slog"
 	"sort"
 	"strings"
@@ -97,23 +98,12 @@ func (o *WatchOptions) withDefaults() WatchOptions {
 		w.Clock = time.Now
 	}
 	if w.Sleep == nil {
-		w.Sleep = sleep
+		w.Sleep = fault.Sleep
 	}
 	if w.Logger == nil {
 		w.Logger = slog.Default()
 	}
 	return w
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Watch scans the store at once and then every Interval. An object whose

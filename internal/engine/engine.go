@@ -436,7 +436,7 @@ func (e *Engine) retrying(ctx context.Context, key string, log *slog.Logger, do 
 		delay := retry.Delay(attempt)
 		e.Stats.Retried.Add(1)
 		log.Warn("failed; retrying (a service it needs is unavailable)", "key", key, "attempt", attempt, "in", delay.Round(time.Millisecond), "err", err)
-		if sleepCtx(ctx, delay) != nil {
+		if fault.Sleep(ctx, delay) != nil {
 			return ctx.Err(), attempt, first
 		}
 	}
@@ -482,18 +482,6 @@ func (e *Engine) deadLetter(ctx context.Context, d state.DeadLetter) bool {
 	e.Stats.DeadLettered.Add(1)
 	e.fail(fmt.Sprintf("dead letter %d (%s): %s", id, d.Target, d.Reason))
 	return true
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func fileExists(p string) bool {

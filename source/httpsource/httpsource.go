@@ -73,6 +73,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/fault"
 	"io"
 	"maps"
 	"mime"
@@ -438,7 +439,7 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 	}
 	client.CheckRedirect = im.checkRedirect(client.CheckRedirect)
 	im.client = client
-	im.now, im.sleep, im.rand = time.Now, sleepCtx, mrand.Float64
+	im.now, im.sleep, im.rand = time.Now, fault.Sleep, mrand.Float64
 	im.getenv, im.logf, im.unique = os.Getenv, func(string, ...any) {}, randomHex8
 	if opts.Clock != nil {
 		im.now = opts.Clock
@@ -556,20 +557,6 @@ func (im *Importer) checkRedirect(next func(*http.Request, []*http.Request) erro
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
 		}
-		return nil
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
 		return nil
 	}
 }
