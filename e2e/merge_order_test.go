@@ -118,8 +118,8 @@ type mergeWarehouse struct {
 	// rows returns (version, seq) of every row of table versions.
 	rows func(t *testing.T) [][2]int64
 	// outage makes the warehouse unavailable for a while and brings it
-	// back; nil for no outage.
-	outage func(t *testing.T)
+	// back once foundAll has also returned true; nil for no outage.
+	outage func(t *testing.T, foundAll func() bool)
 	// committed returns the ledger's object keys in commit order (for the
 	// log: it shows how far commit order strayed from write order).
 	committed func(t *testing.T) []string
@@ -177,7 +177,13 @@ func runMergeOrder(t *testing.T, wh mergeWarehouse, orderBy, reverse bool) {
 		if n := wh.ledger(); n >= mergeVersions {
 			t.Fatalf("all %d objects were loaded before the outage; it must land mid-run", n)
 		}
-		wh.outage(t)
+		// The outage lasts until sluice has found every file too, so that
+		// the last versions are among the work that waits it out rather
+		// than arriving after it.
+		wh.outage(t, func() bool {
+			log, _ := os.ReadFile(d.log)
+			return strings.Count(string(log), `msg="found object" key=in/`) >= mergeVersions
+		})
 	}
 	if err := <-written; err != nil {
 		t.Fatal(err)
@@ -202,8 +208,21 @@ func runMergeOrder(t *testing.T, wh mergeWarehouse, orderBy, reverse bool) {
 	}
 }
 
+// waitFor polls cond for up to a minute.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 1m for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // privatePGMerge is a merge warehouse on a private PostgreSQL, in schema m,
-// whose outage stops the server for 8 s.
+// whose outage stops the server for 8 s (or until sluice has found every
+// file, if that is later).
 func privatePGMerge(t *testing.T) mergeWarehouse {
 	pg := startPrivatePG(t)
 	return mergeWarehouse{
@@ -229,10 +248,11 @@ func privatePGMerge(t *testing.T) mergeWarehouse {
 			defer conn.Close(ctx)
 			return pgKeys(t, conn, "m")
 		},
-		outage: func(t *testing.T) {
+		outage: func(t *testing.T, foundAll func() bool) {
 			pg.stop()
 			stopped := time.Now()
 			time.Sleep(8 * time.Second)
+			waitFor(t, foundAll, "sluice to find every file")
 			pg.start()
 			t.Logf("PostgreSQL was down for %s", time.Since(stopped).Round(100*time.Millisecond))
 		},
@@ -301,8 +321,9 @@ func scanVersions(t *testing.T, db *sql.DB, q string) [][2]int64 {
 // sqliteMerge is a merge warehouse on the embedded SQLite warehouse. SQLite
 // has no server to stop, so its outage is another process's write lock: a
 // connection of the test holds BEGIN EXCLUSIVE on the warehouse file for
-// 15 s, longer than sluice's 10 s busy timeout, so loads fail with
-// SQLITE_BUSY (transient) and are retried until the lock is released.
+// 15 s (or until sluice has found every file, if that is later), longer
+// than sluice's 10 s busy timeout, so loads fail with SQLITE_BUSY
+// (transient) and are retried until the lock is released.
 func sqliteMerge(t *testing.T, outage bool) mergeWarehouse {
 	path := filepath.Join(t.TempDir(), "warehouse.db")
 	ro := func() *sql.DB {
@@ -357,7 +378,7 @@ func sqliteMerge(t *testing.T, outage bool) mergeWarehouse {
 		},
 	}
 	if outage {
-		wh.outage = func(t *testing.T) {
+		wh.outage = func(t *testing.T, foundAll func() bool) {
 			t.Helper()
 			ctx := context.Background()
 			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)")
@@ -375,6 +396,7 @@ func sqliteMerge(t *testing.T, outage bool) mergeWarehouse {
 			}
 			locked := time.Now()
 			time.Sleep(15 * time.Second)
+			waitFor(t, foundAll, "sluice to find every file")
 			if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 				t.Fatalf("unlock the warehouse: %v", err)
 			}
