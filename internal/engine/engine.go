@@ -19,6 +19,14 @@
 // sluice's own: records in the state database (state.DeadLetter), written
 // before the message is acked, listable and replayable on every queue.
 //
+// Event time, which orders the versions a merge or replace keeps (see
+// objectVersion): for objects sluice writes, the engine clock when the write
+// completed; for files found in the store (written by another program, or
+// while sluice was down), the file's modification time, as for a replay —
+// never the time sluice found them, since one scan finds many files and
+// emits them in key order. A file copied in with an old modification time
+// (cp -p) is therefore an old version.
+//
 // Cancellation: cancelling Run's ctx stops sources between requests and
 // consumers between messages; an object being loaded is either committed
 // or rolled back, never half-written.
