@@ -19,6 +19,14 @@
 // sluice's own: records in the state database (state.DeadLetter), written
 // before the message is acked, listable and replayable on every queue.
 //
+// Event time, which orders the versions a merge or replace keeps (see
+// objectVersion): for objects sluice writes, the engine clock when the write
+// completed; for files found in the store (written by another program, or
+// while sluice was down), the file's modification time, as for a replay —
+// never the time sluice found them, since one scan finds many files and
+// emits them in key order. A file copied in with an old modification time
+// (cp -p) is therefore an old version.
+//
 // Cancellation: cancelling Run's ctx stops sources between requests and
 // consumers between messages; an object being loaded is either committed
 // or rolled back, never half-written.
@@ -317,9 +325,17 @@ func (c *closingTopic) Close() error {
 	return err
 }
 
-// Emit publishes an ObjectCreated event for o.
+// Emit publishes an ObjectCreated event for o, an object sluice has just
+// written; the event time is now (the engine's clock).
 func (e *Engine) Emit(ctx context.Context, o store.Object) error {
-	body, err := event.Marshal(event.New(e.Store.Bucket(), o.Key, o.Size, o.ETag, e.now()))
+	return e.emit(ctx, o, e.now())
+}
+
+// emit publishes an ObjectCreated event for o with event time at, which
+// orders o's version against other versions of the same rows (see
+// objectVersion).
+func (e *Engine) emit(ctx context.Context, o store.Object, at time.Time) error {
+	body, err := event.Marshal(event.New(e.Store.Bucket(), o.Key, o.Size, o.ETag, at))
 	if err != nil {
 		return err
 	}
@@ -331,12 +347,23 @@ func (e *Engine) Emit(ctx context.Context, o store.Object) error {
 	return nil
 }
 
-// emitFound is the watcher's emit: files that appeared by other means.
+// emitFound is the watcher's emit: files that appeared by other means. The
+// event time is the file's modification time, when the store reports one:
+// that is when the version was written, as a replay's event says too. The
+// time sluice found it is no order of versions: it comes at least the settle
+// window later, and one scan finds many files (all of those written while
+// sluice was down, or within one scan interval) and emits them in key order,
+// so a merge would keep the file with the greatest key rather than the one
+// written last.
 func (e *Engine) emitFound(ctx context.Context, o store.Object) error {
 	if skipKey(o.Key) {
 		return nil
 	}
-	if err := e.Emit(ctx, o); err != nil {
+	at := o.ModTime
+	if at.IsZero() {
+		at = e.now()
+	}
+	if err := e.emit(ctx, o, at); err != nil {
 		return err
 	}
 	e.Stats.Found.Add(1)

@@ -156,3 +156,56 @@ loads:
 		t.Fatalf("distinct ticks = %d, want at least 3", got)
 	}
 }
+
+// TestFoundFilesAreVersionedByTheirModificationTime: files found together
+// (the rescan at start, or one scan) are emitted in key order, yet a merge
+// must keep the version written last, so a found file's event time is its
+// modification time, not the time sluice found it.
+func TestFoundFilesAreVersionedByTheirModificationTime(t *testing.T) {
+	e := openEngine(t, fmt.Sprintf(`name: found
+store: mem://
+queue: mem://
+warehouse: sqlite://%s
+loads:
+  rows:
+    on: {prefix: in/}
+    table: rows
+    write: merge
+    primary_key: [id]
+    columns: {id: bigint, version: bigint}
+`, filepath.Join(t.TempDir(), "wh.db")))
+	ctx := context.Background()
+	// A first run creates the load's subscription.
+	if _, err := e.Run(ctx, RunOptions{Once: true}); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	// in/a.json was written last, in/b.json a second before; found in key
+	// order, a first.
+	for i, f := range []struct{ key, body string }{
+		{"in/a.json", `{"id": 1, "version": 2}`},
+		{"in/b.json", `{"id": 1, "version": 1}`},
+	} {
+		o, err := e.Store.Write(ctx, f.key, strings.NewReader(f.body), "application/json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.ModTime = written.Add(-time.Duration(i) * time.Second)
+		if err := e.emitFound(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := e.Run(ctx, RunOptions{Once: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, e, "select count(*) from _sluice_ledger"); got != "2" {
+		t.Fatalf("ledger rows = %s, want 2", got)
+	}
+	if got := count(t, e, "select version from rows where id = 1"); got != "2" {
+		t.Errorf("row 1 holds version %s, want 2: the file written last (in/a.json), not the one found last", got)
+	}
+}
