@@ -153,6 +153,11 @@ func TestADeadLetterForAMissingTableLoadsOnceWhenReplayedAfterTheTableIsBack(t *
 		if dl.attempts != 1 {
 			t.Errorf("%s: %d attempts, want 1 (a missing table is permanent: not retried)", key, dl.attempts)
 		}
+		// The reason as dlq ls shows it (its first 200 characters) says
+		// which table is missing (not the load's name: "load-posts").
+		if !strings.Contains(dl.line, "table posts does not exist") && !strings.Contains(dl.line, "table "+schema+".posts does not exist") {
+			t.Errorf("dlq ls does not name the missing table posts for %s:\n%s\nshow:\n%s", key, dl.line, mustRun(t, env, "dlq", "show", dd, dl.id).stdout)
+		}
 		show := mustRun(t, env, "dlq", "show", dd, dl.id)
 		if !strings.Contains(show.stdout, "posts") || !strings.Contains(show.stdout, "does not exist") || !strings.Contains(show.stdout, "sluice dlq replay") {
 			t.Errorf("dead letter of %s does not name the missing table posts and say to replay:\n%s", key, show.stdout)
