@@ -180,7 +180,10 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	case errors.Is(err, driver.ErrInvalidData):
 		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
 	case errors.Is(err, driver.ErrNoTable):
-		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; create the table (a restart of sluice run does) and replay it with `sluice dlq replay`", key, etag, err))
+		// The cause and the remedy come first: `sluice dlq ls` shows a
+		// reason's first 200 characters, and the warehouse's own error
+		// (its URL, the object again) is long.
+		return fault.Permanent(fmt.Errorf("object %s (ETag %s): table %s does not exist; create it (a restart of sluice run does) and replay the object with `sluice dlq replay`: %w", key, etag, ld.table.Name, err))
 	case err != nil:
 		return fmt.Errorf("object %s (ETag %s): %w", key, etag, err)
 	}
