@@ -315,3 +315,77 @@ func TestQuarantineAcrossKillNineLoadsEachObjectsGoodAndBadRowsOnceOnPostgres(t 
 		return out
 	}, schema+".events", schema+"._sluice_ledger")
 }
+
+// nullKeySpec merges in/*.json into posts on id; %s is an extra load key.
+const nullKeySpec = `name: nullkey
+queue: "embedded?ack_wait=2s"
+loads:
+  posts:
+    on: {prefix: in/, suffix: .json}
+    table: posts
+    write: merge
+    primary_key: [id]
+    columns: {id: bigint, title: text}
+%s`
+
+// TestARowTheWarehouseRefusesNamesTheSpecKeyThatQuarantinesIt loads an
+// object whose second record has a null primary key, which the decoder
+// lets through and the warehouse refuses: its dead letter names the row,
+// the column and the spec key that keeps the good rows, and once the spec
+// sets that key, `sluice dlq replay` loads the two good rows and
+// quarantines the bad one, once.
+func TestARowTheWarehouseRefusesNamesTheSpecKeyThatQuarantinesIt(t *testing.T) {
+	dataDir := t.TempDir()
+	dd := "--data-dir=" + dataDir
+	putLake(t, dataDir, "in/nullkey.json", `[{"id": 1, "title": "one"}, {"id": null, "title": "two"}, {"id": 3, "title": "three"}]`)
+	dir := t.TempDir()
+	plain, quar := filepath.Join(dir, "plain.yaml"), filepath.Join(dir, "quarantine.yaml")
+	if err := os.WriteFile(plain, []byte(fmt.Sprintf(nullKeySpec, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(quar, []byte(fmt.Sprintf(nullKeySpec, "    on_bad_record: quarantine\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := sluice(t, nil, "run", dd, "-f", plain, "--once"); r.code == 0 {
+		t.Fatalf("run --once exited 0 with a row the warehouse refuses:\n%s", r.stdout)
+	}
+	dls := deadLetters(t, nil, dataDir)
+	dl, ok := dls["in/nullkey.json"]
+	if !ok {
+		t.Fatalf("in/nullkey.json was not dead-lettered: %v", dls)
+	}
+	show := mustRun(t, nil, "dlq", "show", dd, dl.id)
+	for _, want := range []string{"row 2", "column id", "primary key column is null", "on_bad_record: quarantine"} {
+		if !strings.Contains(show.stdout, want) {
+			t.Errorf("the dead letter's reason does not contain %q:\n%s", want, show.stdout)
+		}
+	}
+	// The key the reason names is one the spec accepts.
+	mustRun(t, nil, "validate", "-f", quar)
+
+	r := mustRun(t, nil, "dlq", "replay", dd, "--all", "-f", quar)
+	if !strings.Contains(r.stdout, "loaded 1 object(s), 2 row(s), 1 row(s) quarantined") {
+		t.Errorf("dlq replay with on_bad_record: quarantine says:\n%s", r.stdout)
+	}
+	count := func(q string) string {
+		return strings.TrimSpace(mustRun(t, nil, "sql", dd, "--format=csv", "--no-header", q).stdout)
+	}
+	if got := count("select count(*) from posts where id in (1, 3)"); got != "2" || count("select count(*) from posts") != "2" {
+		t.Errorf("posts holds %s rows, want ids 1 and 3", count("select count(*) from posts"))
+	}
+	if got := count("select count(*) from posts__rejected where _sluice_key = 'in/nullkey.json' and record = 2 and reason like '%column id%'"); got != "1" || count("select count(*) from posts__rejected") != "1" {
+		t.Errorf("posts__rejected does not hold exactly in/nullkey.json's record 2 with a reason naming column id")
+	}
+	if got := count("select count(*) || ' ' || sum(rows) || ' ' || sum(rejected) from _sluice_ledger"); got != "1 2 1" {
+		t.Errorf("ledger (objects rows rejected) = %q, want 1 2 1", got)
+	}
+	if dl := deadLetters(t, nil, dataDir); len(dl) != 0 {
+		t.Errorf("dead letters after the replay: %v", dl)
+	}
+	// Replaying the object again writes nothing.
+	mustRun(t, nil, "replay", dd, "--prefix", "in/", "-f", quar)
+	if got := count("select (select count(*) from posts) || ' ' || (select count(*) from posts__rejected)"); got != "2 1" {
+		t.Errorf("after replay --prefix (rows rejected) = %q, want 2 1", got)
+	}
+}
