@@ -232,7 +232,7 @@ func (s *checkedSource) Next(ctx context.Context) (driver.Row, error) {
 		r.Values, r.Reject = checkRow(s.t, s.notNull, r.Values)
 	}
 	if r.Reject != "" && !s.quarantine {
-		return driver.Row{}, fmt.Errorf("%w: %s (set on_bad_row: quarantine to load the good rows and keep the bad ones in %s%s)", ErrInvalidData, driver.RejectReason(r), s.t.Name, driver.RejectedSuffix)
+		return driver.Row{}, fmt.Errorf("%w: %s (set on_bad_record: quarantine in the load's spec to load the good rows and keep the bad ones in %s%s)", ErrInvalidData, driver.RejectReason(r), s.t.Name, driver.RejectedSuffix)
 	}
 	return r, nil
 }
