@@ -355,6 +355,10 @@ func TestARowTheWarehouseRefusesNamesTheSpecKeyThatQuarantinesIt(t *testing.T) {
 	if !ok {
 		t.Fatalf("in/nullkey.json was not dead-lettered: %v", dls)
 	}
+	// dlq ls shows a reason's first 200 characters: they must say why.
+	if !strings.Contains(dl.line, "row 2") || !strings.Contains(dl.line, "column id") {
+		t.Errorf("dlq ls does not show which row and column the warehouse refused:\n%s", dl.line)
+	}
 	show := mustRun(t, nil, "dlq", "show", dd, dl.id)
 	for _, want := range []string{"row 2", "column id", "primary key column is null", "on_bad_record: quarantine"} {
 		if !strings.Contains(show.stdout, want) {
