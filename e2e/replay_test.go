@@ -370,3 +370,48 @@ func TestReplayingAPrefixOfLoadedObjectsLoadsNothingTwice(t *testing.T) {
 		t.Errorf("dead letters after replay: %v", dl)
 	}
 }
+
+// TestReplayingADeadLetterOfAnOverwrittenObjectClearsIt dead-letters a
+// truncated object, then fixes it by overwriting it (a new version, with
+// its own event, which loads). Replaying the old version's dead letter has
+// nothing left to do — the old version is gone from the store and the new
+// one is loaded — so the replay exits 0 and the dead letter disappears
+// instead of staying listed forever; nothing is loaded twice.
+func TestReplayingADeadLetterOfAnOverwrittenObjectClearsIt(t *testing.T) {
+	dataDir := t.TempDir()
+	dd := "--data-dir=" + dataDir
+	spec := filepath.Join(t.TempDir(), "pipeline.yaml")
+	if err := os.WriteFile(spec, []byte(replaySpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	putLake(t, dataDir, "in/b.json", `[{"id": 1, "title": "b1"}, {"id": 2, "ti`)
+	if r := sluice(t, nil, "run", dd, "-f", spec, "--once"); r.code == 0 {
+		t.Fatalf("run --once exited 0 with a truncated object:\n%s", r.stdout)
+	}
+	if dls := deadLetters(t, nil, dataDir); len(dls) != 1 {
+		t.Fatalf("dead letters: %v, want in/b.json's", dls)
+	}
+	// The fix: a new version of the object.
+	putLake(t, dataDir, "in/b.json", `[{"id": 1, "title": "b1"}, {"id": 2, "title": "b2"}]`)
+	mustRun(t, nil, "run", dd, "-f", spec, "--once")
+	count := func(q string) string {
+		return strings.TrimSpace(mustRun(t, nil, "sql", dd, "--format=csv", "--no-header", q).stdout)
+	}
+	if n := count("select count(*) from posts"); n != "2" {
+		t.Fatalf("the fixed version loaded %s rows, want 2", n)
+	}
+
+	r := mustRun(t, nil, "dlq", "replay", dd, "--all")
+	if !strings.Contains(r.stdout, "replayed 1 dead letter(s)") {
+		t.Errorf("dlq replay --all says:\n%s", r.stdout)
+	}
+	if dls := deadLetters(t, nil, dataDir); len(dls) != 0 {
+		t.Errorf("the old version's dead letter is still listed after its replay found nothing left to do: %v", dls)
+	}
+	if n := count("select count(*) from posts"); n != "2" {
+		t.Errorf("posts has %s rows after the replay, want 2", n)
+	}
+	if n := count("select count(*) from _sluice_ledger where object_key = 'in/b.json'"); n != "1" {
+		t.Errorf("ledger rows for in/b.json = %s, want 1 (the new version)", n)
+	}
+}
