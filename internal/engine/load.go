@@ -150,7 +150,13 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	defer rc.Close()
 	if etag != "" && obj.ETag != "" && obj.ETag != etag {
 		// The object was overwritten; its new version has its own event.
+		// Nothing is left to do for this version, ever (the store no
+		// longer holds it): a dead letter of it, being replayed, is
+		// resolved rather than listed forever.
 		ld.e.log.Info("skipping superseded object version", "key", key, "event_etag", etag, "current_etag", obj.ETag)
+		if _, err := ld.e.State.ResolveDeadLetter(ctx, ld.subscription(), key, etag); err != nil {
+			ld.e.log.Warn("could not clear the dead letter of a superseded object version", "key", key, "etag", etag, "err", err)
+		}
 		return nil
 	}
 	if etag == "" {
