@@ -167,6 +167,11 @@ func TestADeadLetterForAMissingTableLoadsOnceWhenReplayedAfterTheTableIsBack(t *
 		}
 	}
 
+	// An unknown ID is refused, saying where the IDs are.
+	if r := sluice(t, env, "dlq", "replay", dd, "999"); r.code == 0 || !strings.Contains(r.stderr, "no such dead letter") || !strings.Contains(r.stderr, "sluice dlq ls") {
+		t.Errorf("dlq replay 999: exit %d\n%s", r.code, tail(r.stderr, 2000))
+	}
+
 	// A restart creates the table again; replay one dead letter through the
 	// running sluice.
 	d.stop()
