@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -437,5 +438,54 @@ func TestReplayingADeadLetterOfAnOverwrittenObjectClearsIt(t *testing.T) {
 	}
 	if n := count("select count(*) from _sluice_ledger where object_key = 'in/b.json'"); n != "1" {
 		t.Errorf("ledger rows for in/b.json = %s, want 1 (the new version)", n)
+	}
+}
+
+// TestADeadLetterForAMissingTableLoadsOnceWhenReplayedOnSQLite is the
+// missing-table case on the embedded warehouse: a table dropped under a
+// running sluice dead-letters the object at once, naming the table, and
+// `sluice dlq replay --all` with no sluice running recreates the table and
+// loads the object once.
+func TestADeadLetterForAMissingTableLoadsOnceWhenReplayedOnSQLite(t *testing.T) {
+	dataDir := t.TempDir()
+	dd := "--data-dir=" + dataDir
+	whPath := filepath.Join(dataDir, "warehouse.db")
+	d := startRun(t, dataDir, replaySpec)
+	db, err := sql.Open("sqlite", "file:"+whPath+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	waitFor(t, "sluice run to create table posts", d, func() bool {
+		var n int
+		err := db.QueryRow("select count(*) from sqlite_master where type = 'table' and name = 'posts'").Scan(&n)
+		return err == nil && n == 1
+	})
+	if _, err := db.Exec("DROP TABLE posts"); err != nil {
+		t.Fatal(err)
+	}
+	putLake(t, dataDir, "in/a.json", `[{"id": 1, "title": "a1"}, {"id": 2, "title": "a2"}]`)
+	var dls map[string]deadLetter
+	waitFor(t, "in/a.json to be dead-lettered for the missing table", d, func() bool {
+		dls = deadLetters(t, nil, dataDir)
+		return len(dls) == 1
+	})
+	dl := dls["in/a.json"]
+	if dl.attempts != 1 || !strings.Contains(dl.line, "table posts does not exist") {
+		t.Errorf("dlq ls does not show in/a.json dead-lettered once for the missing table posts:\n%s", dl.line)
+	}
+	d.stop()
+	r := mustRun(t, nil, "dlq", "replay", dd, "--all")
+	if !strings.Contains(r.stdout, "loaded 1 object(s), 2 row(s)") {
+		t.Errorf("dlq replay --all says:\n%s", r.stdout)
+	}
+	count := func(q string) string {
+		return strings.TrimSpace(mustRun(t, nil, "sql", dd, "--format=csv", "--no-header", q).stdout)
+	}
+	if got := count("select (select count(*) from posts) || ' ' || (select count(*) from _sluice_ledger where object_key = 'in/a.json')"); got != "2 1" {
+		t.Errorf("rows and ledger rows of in/a.json = %q, want \"2 1\"", got)
+	}
+	if dls := deadLetters(t, nil, dataDir); len(dls) != 0 {
+		t.Errorf("dead letters after the replay: %v", dls)
 	}
 }
