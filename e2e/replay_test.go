@@ -313,6 +313,10 @@ func TestReplayingAMixLoadsExactlyTheDeadLetteredObjectWhoseCauseIsFixed(t *test
 	if show := mustRun(t, env, "dlq", "show", dd, dls["in/c.json"].id); !strings.Contains(show.stdout, "not found in store") || !strings.Contains(show.stdout, "upload it again") {
 		t.Errorf("in/c.json's dead letter does not say the object is gone and what to do:\n%s", show.stdout)
 	}
+	// D's bad record could also be set aside: the reason says how.
+	if show := mustRun(t, env, "dlq", "show", dd, dls["in/d.json"].id); !strings.Contains(show.stdout, "column id") || !strings.Contains(show.stdout, "on_bad_record: quarantine") {
+		t.Errorf("in/d.json's dead letter does not name column id and the spec key that quarantines bad records:\n%s", show.stdout)
+	}
 	// A is untouched: its ledger row is the one it had.
 	afterA := ledgerSnapshot(t, conn, schema)
 	if !strings.Contains(afterA, firstLine(before)) {
