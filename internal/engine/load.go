@@ -174,6 +174,10 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		// The object itself failed while it streamed (decode, limits,
 		// on_missing: error, a bad record when dead-lettering).
 		var re *format.RecordError
+		if errors.As(derr, &badRecord{}) {
+			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again, or set on_bad_record: quarantine in load %s to load the other records and keep such records in %s%s",
+				key, etag, derr, ld.spec.Name, ld.table.Name, driver.RejectedSuffix))
+		}
 		if errors.As(derr, &re) {
 			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, derr))
 		}
@@ -257,7 +261,7 @@ func (ld *loader) stream(r io.Reader, key string) *rowStream {
 			row := driver.Row{Values: vals, N: rec.N, Line: rec.Line}
 			if err != nil {
 				if !quarantine {
-					return err
+					return badRecord{err}
 				}
 				raw, _ := json.Marshal(rec.Fields)
 				row = driver.Row{N: rec.N, Line: rec.Line, Reject: err.Error(), Raw: string(raw)}
@@ -280,6 +284,14 @@ func (ld *loader) stream(r io.Reader, key string) *rowStream {
 	s.next, s.stop = iter.Pull2(iter.Seq2[driver.Row, error](seq))
 	return s
 }
+
+// badRecord marks a record the mapper rejected (a type, a required field),
+// which on_bad_record: quarantine would set aside, unlike a decode error,
+// which always stops the object.
+type badRecord struct{ err error }
+
+func (b badRecord) Error() string { return b.err.Error() }
+func (b badRecord) Unwrap() error { return b.err }
 
 // Next implements driver.RowSource.
 func (s *rowStream) Next(ctx context.Context) (driver.Row, error) {
