@@ -198,8 +198,15 @@ func (w *Warehouse) Load(ctx context.Context, b driver.Batch) (driver.Result, er
 	default:
 		return fail("unknown on_bad_row %q (dead_letter or quarantine)", b.OnBadRow)
 	}
-	b.Rows = newCheckedSource(b)
+	checked := newCheckedSource(b)
+	b.Rows = checked
 	res, err := w.d.Load(ctx, b)
+	if err != nil && checked.err != nil && errors.Is(err, checked.err) {
+		// A refused row: its reason leads, before the warehouse and the
+		// backend's own context, so that the start of the message (all
+		// `sluice dlq ls` shows) says which row and column.
+		return res, fmt.Errorf("load object %s (ETag %s) into %s: %w (warehouse %s)", b.Key, b.ETag, b.Table.Name, checked.err, w.url)
+	}
 	if err != nil {
 		return res, fmt.Errorf("warehouse %s: load object %s (ETag %s) into %s: %w", w.url, b.Key, b.ETag, b.Table.Name, err)
 	}
@@ -212,6 +219,7 @@ type checkedSource struct {
 	t          driver.Table
 	notNull    []bool // primary key and OrderBy columns
 	quarantine bool
+	err        error // the refused row's error, once returned
 }
 
 func newCheckedSource(b driver.Batch) *checkedSource {
@@ -232,7 +240,8 @@ func (s *checkedSource) Next(ctx context.Context) (driver.Row, error) {
 		r.Values, r.Reject = checkRow(s.t, s.notNull, r.Values)
 	}
 	if r.Reject != "" && !s.quarantine {
-		return driver.Row{}, fmt.Errorf("%w: %s (set on_bad_row: quarantine to load the good rows and keep the bad ones in %s%s)", ErrInvalidData, driver.RejectReason(r), s.t.Name, driver.RejectedSuffix)
+		s.err = fmt.Errorf("%w: %s (set on_bad_record: quarantine in the load's spec to load the good rows and keep the bad ones in %s%s)", ErrInvalidData, driver.RejectReason(r), s.t.Name, driver.RejectedSuffix)
+		return driver.Row{}, s.err
 	}
 	return r, nil
 }

@@ -17,7 +17,12 @@
 // deadline fresh, so consumption pauses during an outage instead of burning
 // deliveries — and are dead-lettered only after that. Dead letters are
 // sluice's own: records in the state database (state.DeadLetter), written
-// before the message is acked, listable and replayable on every queue.
+// before the message is acked, listable and replayable on every queue. A
+// load's dead letter is resolved (deleted) when its object version is
+// loaded, or when a replay finds that version superseded by a newer one of
+// the same key: nothing is left to do for it then, and the store no longer
+// holds it. A dead letter's reason leads with the cause (which table, row
+// or column), since `sluice dlq ls` shows its first 200 characters.
 //
 // Event time, which orders the versions a merge or replace keeps (see
 // objectVersion): for objects sluice writes, the engine clock when the write

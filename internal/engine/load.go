@@ -152,7 +152,13 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	defer rc.Close()
 	if etag != "" && obj.ETag != "" && obj.ETag != etag {
 		// The object was overwritten; its new version has its own event.
+		// Nothing is left to do for this version, ever (the store no
+		// longer holds it): a dead letter of it, being replayed, is
+		// resolved rather than listed forever.
 		ld.e.log.Info("skipping superseded object version", "key", key, "event_etag", etag, "current_etag", obj.ETag)
+		if _, err := ld.e.State.ResolveDeadLetter(ctx, ld.subscription(), key, etag); err != nil {
+			ld.e.log.Warn("could not clear the dead letter of a superseded object version", "key", key, "etag", etag, "err", err)
+		}
 		return nil
 	}
 	if etag == "" {
@@ -170,6 +176,10 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		// The object itself failed while it streamed (decode, limits,
 		// on_missing: error, a bad record when dead-lettering).
 		var re *format.RecordError
+		if errors.As(derr, &badRecord{}) {
+			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again, or set on_bad_record: quarantine in load %s to load the other records and keep such records in %s%s",
+				key, etag, derr, ld.spec.Name, ld.table.Name, driver.RejectedSuffix))
+		}
 		if errors.As(derr, &re) {
 			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, derr))
 		}
@@ -182,7 +192,10 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	case errors.Is(err, driver.ErrInvalidData):
 		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
 	case errors.Is(err, driver.ErrNoTable):
-		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; create the table (a restart of sluice run does) and replay it with `sluice dlq replay`", key, etag, err))
+		// The cause and the remedy come first: `sluice dlq ls` shows a
+		// reason's first 200 characters, and the warehouse's own error
+		// (its URL, the object again) is long.
+		return fault.Permanent(fmt.Errorf("object %s (ETag %s): table %s does not exist; create it (a restart of sluice run does) and replay the object with `sluice dlq replay`: %w", key, etag, ld.table.Name, err))
 	case err != nil:
 		return fmt.Errorf("object %s (ETag %s): %w", key, etag, err)
 	}
@@ -250,7 +263,7 @@ func (ld *loader) stream(r io.Reader, key string) *rowStream {
 			row := driver.Row{Values: vals, N: rec.N, Line: rec.Line}
 			if err != nil {
 				if !quarantine {
-					return err
+					return badRecord{err}
 				}
 				raw, _ := json.Marshal(rec.Fields)
 				row = driver.Row{N: rec.N, Line: rec.Line, Reject: err.Error(), Raw: string(raw)}
@@ -273,6 +286,14 @@ func (ld *loader) stream(r io.Reader, key string) *rowStream {
 	s.next, s.stop = iter.Pull2(iter.Seq2[driver.Row, error](seq))
 	return s
 }
+
+// badRecord marks a record the mapper rejected (a type, a required field),
+// which on_bad_record: quarantine would set aside, unlike a decode error,
+// which always stops the object.
+type badRecord struct{ err error }
+
+func (b badRecord) Error() string { return b.err.Error() }
+func (b badRecord) Unwrap() error { return b.err }
 
 // Next implements driver.RowSource.
 func (s *rowStream) Next(ctx context.Context) (driver.Row, error) {
