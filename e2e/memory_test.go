@@ -195,9 +195,9 @@ func writeRows(w io.Writer, n int64, pad string) error {
 	return nil
 }
 
-// deadLetter returns the single `sluice dlq ls` row, failing unless there
+// onlyDeadLetter returns the single `sluice dlq ls` row, failing unless there
 // is exactly one and it names key.
-func deadLetter(t *testing.T, dataDir, key string) string {
+func onlyDeadLetter(t *testing.T, dataDir, key string) string {
 	t.Helper()
 	dl := mustRun(t, nil, "dlq", "ls", "--data-dir="+dataDir)
 	lines := deadLetterLines(dl.stdout)
@@ -262,7 +262,7 @@ func TestPeakRSSStaysUnder512MiB(t *testing.T) {
 		if m.code == 0 {
 			t.Fatalf("run --once exited 0 on a 2 GiB string:\n%s\n%s", m.stdout, tail(m.stderr, 3000))
 		}
-		dl := deadLetter(t, dataDir, "in/"+name)
+		dl := onlyDeadLetter(t, dataDir, "in/"+name)
 		if !strings.Contains(dl, "limits.max_field_bytes") && !strings.Contains(dl, "limits.max_record_bytes") {
 			t.Errorf("the dead letter's reason does not name limits.max_field_bytes or limits.max_record_bytes:\n%s", dl)
 		}
@@ -285,7 +285,7 @@ func TestPeakRSSStaysUnder512MiB(t *testing.T) {
 		if m.code == 0 {
 			t.Fatalf("run --once exited 0 on 10 GB of spaces:\n%s\n%s", m.stdout, tail(m.stderr, 3000))
 		}
-		dl := deadLetter(t, dataDir, "in/"+name)
+		dl := onlyDeadLetter(t, dataDir, "in/"+name)
 		if !strings.Contains(dl, "limits.max_object_bytes") {
 			t.Errorf("the dead letter's reason does not name limits.max_object_bytes:\n%s", dl)
 		}
