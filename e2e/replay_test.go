@@ -95,8 +95,8 @@ func deadLetters(t *testing.T, env []string, dataDir string) map[string]deadLett
 	return out
 }
 
-// waitFor polls cond until it holds, for up to 90 s.
-func waitFor(t *testing.T, what string, d *daemon, cond func() bool) {
+// waitDaemon polls cond until it holds, for up to 90 s.
+func waitDaemon(t *testing.T, what string, d *daemon, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for !cond() {
@@ -115,7 +115,7 @@ func waitFor(t *testing.T, what string, d *daemon, cond func() bool) {
 // the tables of its loads when it starts).
 func waitTable(t *testing.T, d *daemon, conn *pgx.Conn, schema string) {
 	t.Helper()
-	waitFor(t, "sluice run to create table posts", d, func() bool {
+	waitDaemon(t, "sluice run to create table posts", d, func() bool {
 		return pgInt(t, conn, "select count(*) from information_schema.tables where table_schema = $1 and table_name = 'posts'", schema) == 1
 	})
 }
@@ -142,7 +142,7 @@ func TestADeadLetterForAMissingTableLoadsOnceWhenReplayedAfterTheTableIsBack(t *
 	putLake(t, dataDir, "in/b.json", `[{"id": 4, "title": "b1"}, {"id": 5, "title": "b2"}]`)
 
 	var dls map[string]deadLetter
-	waitFor(t, "both objects to be dead-lettered for the missing table", d, func() bool {
+	waitDaemon(t, "both objects to be dead-lettered for the missing table", d, func() bool {
 		dls = deadLetters(t, env, dataDir)
 		return len(dls) == 2
 	})
@@ -182,7 +182,7 @@ func TestADeadLetterForAMissingTableLoadsOnceWhenReplayedAfterTheTableIsBack(t *
 	if !strings.Contains(r.stdout, "replayed 1 dead letter(s)") || !strings.Contains(r.stdout, "the running sluice") {
 		t.Errorf("dlq replay through the running sluice says:\n%s", r.stdout)
 	}
-	waitFor(t, "the replayed object to load and its dead letter to disappear", d, func() bool {
+	waitDaemon(t, "the replayed object to load and its dead letter to disappear", d, func() bool {
 		_, listed := deadLetters(t, env, dataDir)["in/a.json"]
 		return ledgerOf(t, conn, schema, "in/a.json") == 1 && !listed
 	})
@@ -244,7 +244,7 @@ func TestReplayingAMixLoadsExactlyTheDeadLetteredObjectWhoseCauseIsFixed(t *test
 	waitTable(t, d, conn, schema)
 	putLake(t, dataDir, "in/a.json", `[{"id": 1, "title": "a1"}, {"id": 2, "title": "a2"}]`)
 	putLake(t, dataDir, "in/d.json", `[{"id": 7, "title": "d1"}, {"id": "seven", "title": "d2"}]`)
-	waitFor(t, "in/a.json to load and in/d.json to be dead-lettered", d, func() bool {
+	waitDaemon(t, "in/a.json to load and in/d.json to be dead-lettered", d, func() bool {
 		_, dead := deadLetters(t, env, dataDir)["in/d.json"]
 		return ledgerOf(t, conn, schema, "in/a.json") == 1 && dead
 	})
@@ -255,7 +255,7 @@ func TestReplayingAMixLoadsExactlyTheDeadLetteredObjectWhoseCauseIsFixed(t *test
 	putLake(t, dataDir, "in/c.json", `[{"id": 5, "title": "c1"}]`)
 	putLake(t, dataDir, "in/e.json", `[{"id": 6, "title": "e1"}]`)
 	var dls map[string]deadLetter
-	waitFor(t, "in/b.json, in/c.json and in/e.json to be dead-lettered", d, func() bool {
+	waitDaemon(t, "in/b.json, in/c.json and in/e.json to be dead-lettered", d, func() bool {
 		dls = deadLetters(t, env, dataDir)
 		return len(dls) == 4
 	})
@@ -404,7 +404,7 @@ func TestReplayingAPrefixOfLoadedObjectsLoadsNothingTwice(t *testing.T) {
 	d := startRun(t, dataDir, outageSpec, env...)
 	// owner.json names the embedded queue once it is up: replay publishes
 	// into it.
-	waitFor(t, "sluice run to own the data dir and publish its queue", d, func() bool {
+	waitDaemon(t, "sluice run to own the data dir and publish its queue", d, func() bool {
 		b, err := os.ReadFile(filepath.Join(dataDir, "owner.json"))
 		return err == nil && strings.Contains(string(b), `"queue_url"`)
 	})
@@ -412,7 +412,7 @@ func TestReplayingAPrefixOfLoadedObjectsLoadsNothingTwice(t *testing.T) {
 	if !strings.Contains(r.stdout, "replayed 20 object event(s)") || !strings.Contains(r.stdout, "the running sluice") {
 		t.Errorf("replay --prefix through the running sluice says:\n%s", r.stdout)
 	}
-	waitFor(t, "the running sluice to skip the 20 replayed objects as already loaded", d, func() bool {
+	waitDaemon(t, "the running sluice to skip the 20 replayed objects as already loaded", d, func() bool {
 		log, _ := os.ReadFile(d.log)
 		return strings.Count(string(log), "object version already loaded") >= 20
 	})
@@ -484,7 +484,7 @@ func TestADeadLetterForAMissingTableLoadsOnceWhenReplayedOnSQLite(t *testing.T) 
 		t.Fatal(err)
 	}
 	defer db.Close()
-	waitFor(t, "sluice run to create table posts", d, func() bool {
+	waitDaemon(t, "sluice run to create table posts", d, func() bool {
 		var n int
 		err := db.QueryRow("select count(*) from sqlite_master where type = 'table' and name = 'posts'").Scan(&n)
 		return err == nil && n == 1
@@ -494,7 +494,7 @@ func TestADeadLetterForAMissingTableLoadsOnceWhenReplayedOnSQLite(t *testing.T) 
 	}
 	putLake(t, dataDir, "in/a.json", `[{"id": 1, "title": "a1"}, {"id": 2, "title": "a2"}]`)
 	var dls map[string]deadLetter
-	waitFor(t, "in/a.json to be dead-lettered for the missing table", d, func() bool {
+	waitDaemon(t, "in/a.json to be dead-lettered for the missing table", d, func() bool {
 		dls = deadLetters(t, nil, dataDir)
 		return len(dls) == 1
 	})
