@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/format"
 )
 
@@ -164,11 +165,11 @@ func Run(ctx context.Context, st Store, spec Spec, opts *Options) (res Result, e
 	start := o.Clock()
 	spec, err = spec.normalize()
 	if err != nil {
-		return Result{}, err
+		return Result{}, fault.Permanent(err) // the spec is wrong: no retry helps
 	}
 	filter, err := ParseFilter(spec.Filter, spec.Columns)
 	if err != nil {
-		return Result{}, fmt.Errorf("curate: spec for %q: %w", spec.Output, err)
+		return Result{}, fault.Permanent(fmt.Errorf("curate: spec for %q: %w", spec.Output, err))
 	}
 	id := o.UUID()
 	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
@@ -483,16 +484,16 @@ func mapHeader(spec Spec, headers []string) ([]string, error) {
 			if name != h {
 				msg += fmt.Sprintf(" (renamed to %q)", name)
 			}
-			return nil, fmt.Errorf("line 1: %s is not a declared column; declare it in columns or rename it", msg)
+			return nil, &format.RecordError{Line: 1, Err: fmt.Errorf("%s is not a declared column; declare it in columns or rename it", msg)}
 		}
 		if found[i] {
-			return nil, fmt.Errorf("line 1: header columns %q and %q both map to column %q", sources[i], h, name)
+			return nil, &format.RecordError{Line: 1, Err: fmt.Errorf("header columns %q and %q both map to column %q", sources[i], h, name)}
 		}
 		sources[i], found[i] = h, true
 	}
 	for i, c := range spec.Columns {
 		if !found[i] {
-			return nil, fmt.Errorf("line 1: declared column %q is missing from the header (%s)", c.Name, strings.Join(headers, ", "))
+			return nil, &format.RecordError{Line: 1, Err: fmt.Errorf("declared column %q is missing from the header (%s)", c.Name, strings.Join(headers, ", "))}
 		}
 	}
 	return sources, nil

@@ -11,13 +11,17 @@ import (
 // or the configuration is wrong:
 //
 //   - *format.RecordError: the object does not decode or cast (including
-//     limits hit);
+//     limits hit) — except a read failure inside one (format.IsReadFailure),
+//     which is the store or the network failing mid-object;
 //   - driver.ErrInvalidData: the warehouse rejects the rows.
 //
 // fault imports only these small packages; other producers of permanent
 // errors (a deleted object, a missing table) mark them with Permanent where
 // they know the meaning.
 func knownPermanent(err error) bool {
+	if format.IsReadFailure(err) {
+		return false // the store or the network failed mid-object: not the data
+	}
 	var re *format.RecordError
 	return errors.As(err, &re) || errors.Is(err, driver.ErrInvalidData)
 }

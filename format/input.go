@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -29,6 +30,16 @@ func (e *readError) Error() string {
 }
 
 func (e *readError) Unwrap() error { return e.err }
+
+// IsReadFailure reports whether err (a *RecordError from a decoder, or any
+// error wrapping one) is a failure of the underlying reader — the store or
+// the network failing mid-object — rather than a problem with the data. A
+// corrupt gzip stream is data, so it is not a read failure. Callers retry
+// read failures; they dead-letter data problems.
+func IsReadFailure(err error) bool {
+	var re *readError
+	return errors.As(err, &re) && !re.gzip
+}
 
 // errReader marks every error except io.EOF as a readError, so that an
 // io.ErrUnexpectedEOF from a truncated gzip stream is not mistaken for

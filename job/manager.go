@@ -37,6 +37,9 @@ type Options struct {
 	// Retry is the policy for runs that fail transiently (zero: fault's
 	// defaults).
 	Retry fault.Retry
+	// OnDeadLetter is called after a group is dead-lettered (a permanent
+	// failure, or retries that ran out), with the reason.
+	OnDeadLetter func(ctx context.Context, r Run, reason string)
 }
 
 // Manager schedules and records runs for a set of job definitions.
@@ -51,6 +54,7 @@ type Manager struct {
 	onDone   func(context.Context, Run)
 	logStore func(context.Context, string, []byte) (string, error)
 	retry    fault.Retry
+	onDead   func(context.Context, Run, string)
 
 	mu       sync.Mutex
 	inflight map[groupKey]bool
@@ -65,7 +69,7 @@ func NewManager(defs []Definition, opts Options) (*Manager, error) {
 		return nil, errors.New("job: NewManager needs Options.State and Options.Runner")
 	}
 	m := &Manager{byName: map[string]*Definition{}, st: opts.State, runner: opts.Runner, now: opts.Clock,
-		log: opts.Logger, tick: opts.Tick, onDone: opts.OnDone, logStore: opts.LogStore, retry: opts.Retry, inflight: map[groupKey]bool{}}
+		log: opts.Logger, tick: opts.Tick, onDone: opts.OnDone, logStore: opts.LogStore, retry: opts.Retry, onDead: opts.OnDeadLetter, inflight: map[groupKey]bool{}}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -354,9 +358,12 @@ func (m *Manager) start(ctx context.Context, d *Definition, req state.RunRequest
 	now := m.now()
 	run := Run{ID: newID(), Rule: d.Name, Group: req.Group, State: Starting, Inputs: inputs, Created: now}
 	var task Task
+	var failure error // why the run failed before starting
 	if lerr != nil {
+		failure = lerr
 		run.Error = fmt.Sprintf("list inputs of group %s: %v", req.Group, lerr)
 	} else if task, err = d.Task(req.Group, inputs); err != nil {
+		failure = fault.Permanent(err)
 		run.Error = fmt.Sprintf("prepare task: %v", err)
 	}
 	if run.Error != "" {
@@ -372,6 +379,11 @@ func (m *Manager) start(ctx context.Context, d *Definition, req state.RunRequest
 	}
 	if run.State == Failed {
 		m.log.Error("job run failed before starting", "job", d.Name, "group", req.Group, "run", run.ID, "err", run.Error)
+		if fault.IsTransient(failure) {
+			m.retryLater(ctx, run, req) // the store could not be listed: try again
+		} else {
+			m.deadLetter(ctx, run, req.Attempts+1, req.FirstFailure, run.Error)
+		}
 		m.finish(ctx, run)
 		return false, nil
 	}
@@ -434,6 +446,9 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, req state.Run
 		if _, err := m.st.ResolveDeadLetter(rec, Target(run.Rule), run.Group, ""); err != nil {
 			m.log.Warn("could not clear the dead letter of a group that now succeeded", "job", run.Rule, "group", run.Group, "err", err)
 		}
+		if err := m.st.ResetRetry(rec, run.Rule, run.Group); err != nil {
+			m.log.Warn("could not reset the retry count of a group that now succeeded", "job", run.Rule, "group", run.Group, "err", err)
+		}
 	}
 	if len(out.Log) > 0 && m.logStore != nil {
 		key, err := m.logStore(rec, run.ID, out.Log)
@@ -489,6 +504,9 @@ func (m *Manager) deadLetter(ctx context.Context, run Run, attempts int, first t
 		return
 	}
 	m.log.Error("job group dead-lettered", "id", id, "job", run.Rule, "group", run.Group, "run", run.ID)
+	if m.onDead != nil {
+		m.onDead(ctx, run, fmt.Sprintf("dead letter %d (%s, group %s): run %s: %s", id, Target(run.Rule), run.Group, run.ID, reason))
+	}
 }
 
 func (m *Manager) finish(ctx context.Context, run Run) {

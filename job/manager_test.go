@@ -390,7 +390,7 @@ func TestGroupsRunConcurrently(t *testing.T) {
 	}
 }
 
-func TestFailingToListInputsRecordsAFailedRun(t *testing.T) {
+func TestFailingToListInputsRecordsAFailedRunAndRetriesIt(t *testing.T) {
 	e := newEnv(t, nil)
 	e.upload("data/d/a.csv", "1")
 	e.objs.fail = errors.New("store unreachable")
@@ -400,8 +400,18 @@ func TestFailingToListInputsRecordsAFailedRun(t *testing.T) {
 	if len(rs) != 1 || rs[0].State != Failed || !strings.Contains(rs[0].Error, "store unreachable") || rs[0].Terminated.IsZero() {
 		t.Fatalf("runs = %+v, want one FAILED naming the listing error", rs)
 	}
+	if keys, _ := e.m.Retrying(e.ctx); len(keys) != 1 {
+		t.Errorf("Retrying = %v, want the group: an unreachable store is transient", keys)
+	}
+	<-e.done // the failed run's OnDone
+	e.objs.fail = nil
+	e.clock.Advance(fault.DefaultBackoff)
+	e.step(1)
+	if r := e.finish(e.next(), Outcome{}); r.State != Succeeded {
+		t.Fatalf("retry = %+v, want SUCCEEDED", r)
+	}
 	if idle, err := e.m.Idle(e.ctx); err != nil || !idle {
-		t.Errorf("Idle = %v, %v; want true (the request is consumed)", idle, err)
+		t.Errorf("Idle = %v, %v; want true after the retry succeeded", idle, err)
 	}
 }
 

@@ -252,18 +252,18 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 	var opts queue.SubscriptionOptions
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, opts, fmt.Errorf("queue URL %q does not parse; write embedded, nats://HOST:PORT or mem://", redactURL(rawURL))
+		return nil, opts, fault.Permanent(fmt.Errorf("queue URL %q does not parse; write embedded, nats://HOST:PORT or mem://", redactURL(rawURL)))
 	}
 	shown := u.Redacted() // for messages: never a password
 	q := u.Query()
 	if v := q.Get("ack_wait"); v != "" {
 		if opts.AckWait, err = time.ParseDuration(v); err != nil || opts.AckWait < 100*time.Millisecond {
-			return nil, opts, fmt.Errorf("queue URL %q: ack_wait=%q: want a duration of at least 100ms, such as 30s", shown, v)
+			return nil, opts, fault.Permanent(fmt.Errorf("queue URL %q: ack_wait=%q: want a duration of at least 100ms, such as 30s", shown, v))
 		}
 	}
 	if v := q.Get("max_deliveries"); v != "" {
 		if opts.MaxDeliveries, err = strconv.Atoi(v); err != nil || opts.MaxDeliveries < 1 {
-			return nil, opts, fmt.Errorf("queue URL %q: max_deliveries=%q: want a whole number ≥ 1", shown, v)
+			return nil, opts, fault.Permanent(fmt.Errorf("queue URL %q: max_deliveries=%q: want a whole number ≥ 1", shown, v))
 		}
 	}
 	nopts := natsqueue.Options{
@@ -308,7 +308,7 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 		}
 		cleanup = nc.Close
 	default:
-		return nil, opts, fmt.Errorf("queue URL %q: unsupported; write embedded, nats://HOST:PORT or mem://", shown)
+		return nil, opts, fault.Permanent(fmt.Errorf("queue URL %q: unsupported; write embedded, nats://HOST:PORT or mem://", shown))
 	}
 	t, err := natsqueue.Open(ctx, nc, nopts)
 	if err != nil {

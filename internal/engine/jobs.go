@@ -46,12 +46,13 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 	}
 	runner := &local.Runner{Binary: e.cfg.JobBinary, Dir: e.cfg.DataDir.Jobs(), Logger: e.log}
 	return job.NewManager(defs, job.Options{
-		Retry:  e.cfg.Retry,
-		State:  e.State,
-		Runner: runner,
-		Clock:  e.now,
-		Logger: e.log,
-		OnDone: e.jobDone,
+		Retry:        e.cfg.Retry,
+		OnDeadLetter: func(_ context.Context, _ job.Run, reason string) { e.Stats.DeadLettered.Add(1); e.fail(reason) },
+		State:        e.State,
+		Runner:       runner,
+		Clock:        e.now,
+		Logger:       e.log,
+		OnDone:       e.jobDone,
 		LogStore: func(ctx context.Context, runID string, log []byte) (string, error) {
 			key := LogPrefix + runID + ".log"
 			_, err := e.Store.Put(ctx, key, log, "text/plain; charset=utf-8")
@@ -139,8 +140,9 @@ func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
 // jobDone emits events for a successful run's outputs (at commit, once).
 func (e *Engine) jobDone(ctx context.Context, r job.Run) {
 	if r.State != job.Succeeded {
+		// Counted; a failure only fails a once-run when the group is
+		// dead-lettered (OnDeadLetter): a transient one is retried.
 		e.Stats.JobsFailed.Add(1)
-		e.fail(fmt.Sprintf("job %s run %s for group %s FAILED: %s", r.Rule, r.ID, r.Group, r.Error))
 		return
 	}
 	e.Stats.JobsSucceeded.Add(1)
@@ -183,11 +185,13 @@ func (e *Engine) handleJobEvent(ctx context.Context, j pipeline.Job, m *job.Mana
 		}
 		return
 	}
+	stop := e.keepAlive(ctx, msg)
+	defer stop()
 	for _, r := range recs {
 		if skipKey(r.S3.Object.Key) {
 			continue
 		}
-		err, attempts, first := e.retrying(ctx, r.S3.Object.Key, log, func() error {
+		err, attempts, first := e.retrying(ctx, sub+" "+r.S3.Object.Key, log, func() error {
 			_, err := m.OfferTo(ctx, j.Name, r)
 			if errors.Is(err, job.ErrUngroupable) {
 				return fault.Permanent(err) // a key the rule cannot group: bad input

@@ -88,7 +88,7 @@ func (ld *loader) handle(ctx context.Context, m *queue.Message) {
 	stop := ld.keepAlive(ctx, m)
 	defer stop()
 	for _, r := range recs {
-		if !ld.filter.Match(r) {
+		if !ld.filter.Match(r) || strings.HasSuffix(r.S3.Object.Key, "/") { // a "folder" marker holds no records
 			continue
 		}
 		if !ld.loadWithRetry(ctx, r, m.Body, log) {
@@ -104,7 +104,7 @@ func (ld *loader) handle(ctx context.Context, m *queue.Message) {
 // letter could not be recorded.
 func (ld *loader) loadWithRetry(ctx context.Context, r event.Record, body []byte, log *slog.Logger) bool {
 	key, etag := r.S3.Object.Key, r.S3.Object.ETag
-	err, attempts, first := ld.e.retrying(ctx, key, log, func() error { return ld.loadObject(ctx, r) })
+	err, attempts, first := ld.e.retrying(ctx, ld.subscription()+" "+key, log, func() error { return ld.loadObject(ctx, r) })
 	switch {
 	case err == nil:
 		return true
@@ -116,7 +116,13 @@ func (ld *loader) loadWithRetry(ctx context.Context, r event.Record, body []byte
 }
 
 func (ld *loader) keepAlive(ctx context.Context, m *queue.Message) func() {
-	every := ld.e.qopts.AckWait
+	return ld.e.keepAlive(ctx, m)
+}
+
+// keepAlive keeps m's ack deadline fresh until the returned stop is
+// called, while long work or retries go on.
+func (e *Engine) keepAlive(ctx context.Context, m *queue.Message) func() {
+	every := e.qopts.AckWait
 	if every <= 0 {
 		every = queue.DefaultAckWait
 	}
@@ -145,6 +151,9 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	rc, obj, err := ld.e.Store.Open(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return fault.Permanent(fmt.Errorf("object %s (ETag %s): not found in store %s; it was deleted after its event — upload it again to load it", key, etag, ld.e.Store.URL()))
+	}
+	if errors.Is(err, store.ErrInvalidKey) {
+		return fault.Permanent(fmt.Errorf("object %s: %w; sluice cannot read objects with such keys", key, err))
 	}
 	if err != nil {
 		return fmt.Errorf("object %s: %w", key, err)
@@ -175,6 +184,12 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	if derr := src.err; derr != nil {
 		// The object itself failed while it streamed (decode, limits,
 		// on_missing: error, a bad record when dead-lettering).
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if format.IsReadFailure(derr) {
+			return fmt.Errorf("object %s (ETag %s): reading it from the store failed mid-object: %w", key, etag, derr) // transient
+		}
 		var re *format.RecordError
 		if errors.As(derr, &badRecord{}) {
 			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again, or set on_bad_record: quarantine in load %s to load the other records and keep such records in %s%s",
@@ -182,9 +197,6 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		}
 		if errors.As(derr, &re) {
 			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, derr))
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 		return fmt.Errorf("object %s: read: %w", key, derr)
 	}

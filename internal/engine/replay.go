@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/event"
@@ -28,18 +27,24 @@ func (e *Engine) ReplayDeadLetters(ctx context.Context, ids []int64, progress fu
 	if err != nil {
 		return 0, err
 	}
+	var errs []error
+	n := 0
 	for i, d := range dls {
 		if err := e.replayOne(ctx, d); err != nil {
-			return i, fmt.Errorf("replay dead letter %d (%s %s): %w", d.ID, d.Target, d.Key, err)
+			// One that cannot be replayed (its load was removed from the
+			// spec, say) does not stop the others.
+			errs = append(errs, fmt.Errorf("replay dead letter %d (%s %s): %w", d.ID, d.Target, d.Key, err))
+			continue
 		}
 		if err := e.State.MarkReplayed(ctx, d.ID, e.now()); err != nil {
-			return i + 1, err
+			errs = append(errs, err)
 		}
+		n++
 		if progress != nil {
 			progress(i+1, len(dls))
 		}
 	}
-	return len(dls), nil
+	return n, errors.Join(errs...)
 }
 
 func (e *Engine) replayOne(ctx context.Context, d state.DeadLetter) error {
@@ -48,10 +53,12 @@ func (e *Engine) replayOne(ctx context.Context, d state.DeadLetter) error {
 		if !e.hasJob(d.Name) {
 			return fmt.Errorf("job %s is not in pipeline %s", d.Name, e.cfg.Spec.Name)
 		}
-		if strings.HasPrefix(d.Key, "message-") {
+		if len(d.Event) > 0 {
+			// Dead-lettered while its event was handled (the key is an
+			// object's): offer the event again, which finds the group.
 			return e.publishTo(ctx, d.Target, d.Event)
 		}
-		return e.State.RequestRun(ctx, d.Name, d.Key, e.now())
+		return e.State.RequestRun(ctx, d.Name, d.Key, e.now()) // a run's group
 	default:
 		if !e.hasLoad(d.Name) {
 			return fmt.Errorf("load %s is not in pipeline %s", d.Name, e.cfg.Spec.Name)

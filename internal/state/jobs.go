@@ -367,6 +367,15 @@ func (s *DB) RetryRequest(ctx context.Context, rule, grp string, lastAt, notBefo
 	return nil
 }
 
+// ResetRetry forgets the retries of (rule, grp)'s request, if one is still
+// pending (an event refreshed it during a run that then succeeded).
+func (s *DB) ResetRetry(ctx context.Context, rule, grp string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE job_requests SET not_before = NULL, attempts = 0, first_failure = NULL WHERE rule = ? AND grp = ?`, rule, grp); err != nil {
+		return fmt.Errorf("state: reset retries of job %s for group %s: %w", rule, grp, err)
+	}
+	return nil
+}
+
 // ClearRequest deletes the request for (rule, grp) if its last_at is not
 // after upTo, and reports whether it did. A request refreshed by an event
 // after upTo (one that arrived while its run was being set up or running)

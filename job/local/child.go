@@ -53,8 +53,9 @@ func Exec(ctx context.Context, taskFile string, do func(ctx context.Context, t j
 		merr = writeAtomic(resultFile, data)
 	}
 	if merr != nil {
+		// Not the job's fault (a full disk, say): the run is retried.
 		fmt.Fprintln(os.Stderr, "sluice job: record the result:", merr)
-		return 1
+		return fault.ExitTempFail
 	}
 	return code
 }
