@@ -238,30 +238,47 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 // returns that work and how many more messages are queued.
 func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription, jobs *job.Manager, maxWait time.Duration) (pending []string, waiting int, err error) {
 	quiet := 0
+	var unreachable time.Time // since when the queue or state could not be asked
 	for quiet < 2 {
 		n := 0
+		var askErr error
 		if jobs != nil {
 			idle, err := jobs.Idle(ctx)
 			if err != nil {
-				return nil, 0, err
-			}
-			if !idle {
+				askErr = err
+			} else if !idle {
 				n++
 			}
 		}
 		for _, s := range subs {
 			p, err := s.Pending(ctx)
 			if err != nil {
-				return nil, 0, err
+				askErr = err
+				continue
 			}
 			n += p
+		}
+		keys, since := e.Stalled()
+		if askErr != nil {
+			// The queue or the state is unavailable: that is an outage
+			// too, waited for up to maxWait like any other.
+			if unreachable.IsZero() {
+				unreachable = e.now()
+				e.log.Warn("cannot tell what is pending; waiting", "err", askErr)
+			}
+			n++
+			keys = append(keys, askErr.Error())
+			if since.IsZero() || unreachable.Before(since) {
+				since = unreachable
+			}
+		} else {
+			unreachable = time.Time{}
 		}
 		if n == 0 {
 			quiet++
 		} else {
 			quiet = 0
 		}
-		keys, since := e.Stalled()
 		if jobs != nil {
 			jk, js := jobs.Retrying(ctx)
 			keys = append(keys, jk...)
