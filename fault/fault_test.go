@@ -1,10 +1,15 @@
 package fault
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/sluicehq/sluice/format"
@@ -65,5 +70,26 @@ func TestRetryGivesUpAfterItsBudget(t *testing.T) {
 	}
 	if (Retry{}).Budget() != DefaultRetryFor || DefaultRetryFor < time.Hour {
 		t.Errorf("default budget %s: want hours, not seconds", (Retry{}).Budget())
+	}
+}
+
+func TestAStoreReadFailingMidObjectIsTransientButACorruptGzipIsNot(t *testing.T) {
+	reset := errors.New("read tcp 127.0.0.1:7070: connection reset by peer")
+	r := io.MultiReader(strings.NewReader(`[{"a": 1}, {"a": `), iotest.ErrReader(reset))
+	err := format.DecodeJSON(r, format.InputJSON, nil, func(format.Record) error { return nil })
+	if err == nil || !errors.Is(err, reset) {
+		t.Fatalf("DecodeJSON = %v, want the reader's error", err)
+	}
+	if KindOf(err) != KindTransient {
+		t.Errorf("a read failure inside a RecordError is %s, want transient: %v", KindOf(err), err)
+	}
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write([]byte(`[{"a": 1}, {"a": 2}]`))
+	w.Close()
+	corrupt := gz.Bytes()[:gz.Len()-6] // cut the gzip trailer
+	err = format.DecodeJSON(bytes.NewReader(corrupt), format.InputJSON, nil, func(format.Record) error { return nil })
+	if err == nil || KindOf(err) != KindPermanent {
+		t.Errorf("a truncated gzip object: err = %v, kind %s; want permanent", err, KindOf(err))
 	}
 }
