@@ -637,6 +637,13 @@ func TestAnEventArrivingWhileInputsAreListedGetsAFollowUpRun(t *testing.T) {
 
 func TestATransientFailureIsRetriedAfterABackoffWithoutANewEvent(t *testing.T) {
 	e := newEnv(t, nil)
+	dead := 0
+	e.m.onDead = func(context.Context, Run, string) { dead++ }
+	defer func() {
+		if dead != 0 {
+			t.Errorf("OnDeadLetter called %d times for a transient failure that then succeeded, want 0 (run --once must not fail)", dead)
+		}
+	}()
 	e.upload("data/d/a.csv", "1")
 	e.clock.Advance(settle)
 	e.step(1)
@@ -684,10 +691,15 @@ func TestTransientFailuresPastRetryForAreDeadLettered(t *testing.T) {
 
 func TestAPermanentFailureIsDeadLetteredAtOnceAndClearedBySuccess(t *testing.T) {
 	e := newEnv(t, nil)
+	var reasons []string
+	e.m.onDead = func(_ context.Context, _ Run, reason string) { reasons = append(reasons, reason) }
 	e.upload("data/d/a.csv", "1")
 	e.clock.Advance(settle)
 	e.step(1)
 	e.finish(e.next(), Outcome{ExitCode: 1, Err: "data/d/a.csv line 3 column Year: abc is not an int32"})
+	if len(reasons) != 1 || !strings.Contains(reasons[0], "abc is not an int32") || !strings.Contains(reasons[0], "group d") {
+		t.Errorf("OnDeadLetter reasons = %q, want one naming the group and the cause", reasons)
+	}
 	dls, err := e.st.DeadLetters(e.ctx)
 	if err != nil || len(dls) != 1 || dls[0].Kind != state.DeadJob || !strings.Contains(dls[0].Reason, "abc is not an int32") {
 		t.Fatalf("dead letters = %+v, %v; want the group", dls, err)
