@@ -505,7 +505,7 @@ func (m *Manager) deadLetter(ctx context.Context, run Run, attempts int, first t
 	}
 	m.log.Error("job group dead-lettered", "id", id, "job", run.Rule, "group", run.Group, "run", run.ID)
 	if m.onDead != nil {
-		m.onDead(ctx, run, fmt.Sprintf("dead letter %d (%s, group %s): run %s: %s", id, Target(run.Rule), run.Group, run.ID, reason))
+		m.onDead(ctx, run, fmt.Sprintf("job %s run %s for group %s FAILED and was dead-lettered (`sluice dlq show %d`): %s", run.Rule, run.ID, run.Group, id, reason))
 	}
 }
 
