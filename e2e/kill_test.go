@@ -77,12 +77,23 @@ func runKillTest(t *testing.T, env []string, ledger counter, check func(t *testi
 	if err := os.WriteFile(specFile, []byte(killSpec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Kill points: distinct ledger counts between the first and the last
-	// object, leaving a margin at the end so the kill lands before the last
-	// object commits.
+	killDuringRuns(t, dataDir, specFile, env, ledger, killObjects, 20, killRounds)
+	r := sluice(t, env, "run", "--data-dir="+dataDir, "-f", specFile, "--once", "--log-level=warn")
+	if r.code != 0 {
+		t.Fatalf("final run --once: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 3000))
+	}
+	check(t)
+}
+
+// killDuringRuns starts `sluice run` on dataDir rounds times and SIGKILLs it
+// when the ledger reaches a random count: distinct points between the
+// first object and objects-margin, so the kill lands before the last
+// object commits however fast the machine is.
+func killDuringRuns(t *testing.T, dataDir, specFile string, env []string, ledger counter, objects, margin, rounds int) {
+	t.Helper()
 	var points []int
-	for len(points) < killRounds {
-		p := 1 + rand.IntN(killObjects-20)
+	for len(points) < rounds {
+		p := 1 + rand.IntN(objects-margin)
 		if !slices.Contains(points, p) {
 			points = append(points, p)
 		}
@@ -92,7 +103,10 @@ func runKillTest(t *testing.T, env []string, ledger counter, check func(t *testi
 	for round, point := range points {
 		cmd := exec.Command(bin, "run", "--data-dir="+dataDir, "-f", specFile, "--log-level=warn")
 		cmd.Env = append(cleanEnv(), env...)
-		logf, _ := os.Create(filepath.Join(dataDir, fmt.Sprintf("run-%d.log", round)))
+		logf, err := os.Create(filepath.Join(dataDir, fmt.Sprintf("run-%d.log", round)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -100,7 +114,6 @@ func runKillTest(t *testing.T, env []string, ledger counter, check func(t *testi
 		deadline := time.Now().Add(2 * time.Minute)
 		var n int
 		for {
-			var err error
 			n, err = ledger(ctx)
 			if err == nil && n >= point {
 				break
@@ -111,9 +124,9 @@ func runKillTest(t *testing.T, env []string, ledger counter, check func(t *testi
 				log, _ := os.ReadFile(logf.Name())
 				t.Fatalf("round %d: ledger reached %d of %d objects in 2m (last error %v)\n%s", round, n, point, err, tail(string(log), 3000))
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
-		if n >= killObjects {
+		if n >= objects {
 			t.Fatalf("round %d: all %d objects loaded before the kill at %d; the kill must land mid-run", round, n, point)
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -123,11 +136,6 @@ func runKillTest(t *testing.T, env []string, ledger counter, check func(t *testi
 		logf.Close()
 		t.Logf("round %d: killed -9 with %d objects in the ledger (target %d)", round, n, point)
 	}
-	r := sluice(t, env, "run", "--data-dir="+dataDir, "-f", specFile, "--once", "--log-level=warn")
-	if r.code != 0 {
-		t.Fatalf("final run --once: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 3000))
-	}
-	check(t)
 }
 
 func TestKillNineDuringRunsLosesAndDuplicatesNothingOnSQLite(t *testing.T) {

@@ -4,13 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -96,51 +92,7 @@ func runQuarKillTest(t *testing.T, env []string, ledger counter, check func(t *t
 	if err := os.WriteFile(specFile, []byte(quarSpec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var points []int
-	for len(points) < quarRounds {
-		p := 1 + rand.IntN(quarObjects-40)
-		if !slices.Contains(points, p) {
-			points = append(points, p)
-		}
-	}
-	slices.Sort(points)
-	ctx := context.Background()
-	for round, point := range points {
-		cmd := exec.Command(bin, "run", "--data-dir="+dataDir, "-f", specFile, "--log-level=warn")
-		cmd.Env = append(cleanEnv(), env...)
-		logf, err := os.Create(filepath.Join(dataDir, fmt.Sprintf("run-%d.log", round)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(2 * time.Minute)
-		var n int
-		for {
-			n, err = ledger(ctx)
-			if err == nil && n >= point {
-				break
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				cmd.Wait()
-				log, _ := os.ReadFile(logf.Name())
-				t.Fatalf("round %d: ledger reached %d of %d objects in 2m (last error %v)\n%s", round, n, point, err, tail(string(log), 3000))
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		if n >= quarObjects {
-			t.Fatalf("round %d: all %d objects loaded before the kill at %d; the kill must land mid-run", round, n, point)
-		}
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		cmd.Wait()
-		logf.Close()
-		t.Logf("round %d: killed -9 with %d objects in the ledger (target %d)", round, n, point)
-	}
+	killDuringRuns(t, dataDir, specFile, env, ledger, quarObjects, 40, quarRounds)
 	r := sluice(t, env, "run", "--data-dir="+dataDir, "-f", specFile, "--once", "--log-level=warn")
 	if r.code != 0 {
 		t.Fatalf("final run --once: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 3000))

@@ -85,7 +85,7 @@ func (ld *loader) handle(ctx context.Context, m *queue.Message) {
 		return
 	}
 	// Keep the deadline fresh while a big object loads or retries wait.
-	stop := ld.keepAlive(ctx, m)
+	stop := ld.e.keepAlive(ctx, m)
 	defer stop()
 	for _, r := range recs {
 		if !ld.filter.Match(r) || strings.HasSuffix(r.S3.Object.Key, "/") { // a "folder" marker holds no records
@@ -113,10 +113,6 @@ func (ld *loader) loadWithRetry(ctx context.Context, r event.Record, body []byte
 	}
 	return ld.e.deadLetter(ctx, state.DeadLetter{Target: ld.subscription(), Kind: state.DeadLoad, Name: ld.spec.Name,
 		Key: key, ETag: etag, Event: body, Reason: err.Error(), Attempts: attempts, FirstFailure: first})
-}
-
-func (ld *loader) keepAlive(ctx context.Context, m *queue.Message) func() {
-	return ld.e.keepAlive(ctx, m)
 }
 
 // keepAlive keeps m's ack deadline fresh until the returned stop is

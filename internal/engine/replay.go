@@ -111,6 +111,13 @@ func (e *Engine) ReplayObjects(ctx context.Context, f ReplayFilter, progress fun
 		}
 		sel = append(sel, o)
 	}
+	// Compile each job's rule once, not once per object.
+	rules := make([]*trigger.Compiled, len(e.cfg.Spec.Jobs))
+	for i, j := range e.cfg.Spec.Jobs {
+		if rules[i], err = trigger.Compile(trigger.Rule{Name: j.Name, Filter: j.On.Filter(), Group: j.Group}); err != nil {
+			return 0, 0, err
+		}
+	}
 	type jg struct{ job, group string }
 	requested := map[jg]bool{}
 	for i, o := range sel {
@@ -135,15 +142,11 @@ func (e *Engine) ReplayObjects(ctx context.Context, f ReplayFilter, progress fun
 			}
 			events++
 		}
-		for _, j := range e.cfg.Spec.Jobs {
+		for ji, j := range e.cfg.Spec.Jobs {
 			if f.Load != "" || f.Job != "" && f.Job != j.Name {
 				continue
 			}
-			rule, err := trigger.Compile(trigger.Rule{Name: j.Name, Filter: j.On.Filter(), Group: j.Group})
-			if err != nil {
-				return events, groups, err
-			}
-			g, ok, err := rule.Match(rec)
+			g, ok, err := rules[ji].Match(rec)
 			if err != nil || !ok || requested[jg{j.Name, g}] {
 				continue
 			}
