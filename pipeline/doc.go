@@ -128,13 +128,21 @@
 //     cursor_path). size_param (optional, needs size) sends size as the
 //     page size (with link, in the first request only). max_pages (default
 //     1000) bounds one run.
-//   - every (optional, a Go duration ≥ 1s): the schedule. Without it the
-//     source runs once per `sluice run`.
+//   - every (optional, a Go duration ≥ 1s): the schedule. Ticks are
+//     anchored to fixed times — multiples of every since the Unix epoch,
+//     UTC (every: 1h fetches on the hour) — not to when a process started;
+//     the process holding the source's lease fetches each tick once, and
+//     ticks missed while no process held it collapse into one fetch.
+//     Without every, the source is fetched once by the process that takes
+//     its lease, whenever the lease changes hands (once per `sluice run`
+//     on one machine).
 //   - land (default "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Unique}}.json"):
 //     a Go text/template for the object key of each page, with the fields
-//     of httpsource.LandFields: .Source (the source name), .Date (run
-//     start, YYYY-MM-DD UTC), .Time (run start, like 20260102T030405Z),
-//     .Unique (random, new for every object) and .Page (1-based);
+//     of httpsource.LandFields: .Source (the source name), .Date (the
+//     tick, YYYY-MM-DD UTC), .Time (the tick, like 20260102T030405Z),
+//     .Unique (8 hex characters derived from the source, the tick and the
+//     page, so a tick lands at the same keys whichever process fetches it)
+//     and .Page (1-based);
 //     functions such as printf and {{if}} work, but range, with, define
 //     and template do not. It must give a relative key of at most 1024
 //     bytes naming a file (no leading or trailing /, no empty, . or ..

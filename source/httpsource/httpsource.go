@@ -69,8 +69,6 @@ package httpsource
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/sluicehq/sluice/fault"
@@ -277,8 +275,10 @@ type Options struct {
 	Getenv func(string) string
 	// Logf receives one line per landed page and per retry; default: discard.
 	Logf func(format string, args ...any)
-	// Unique returns the {{.Unique}} value of a key; default 8 random hex
-	// characters.
+	// Unique returns the {{.Unique}} value of a key; default 8 hex
+	// characters derived from the source, the import's tick (RunAt; Run's
+	// is its start time), the page number and the attempt, so a tick lands
+	// at the same keys whichever process imports it.
 	Unique func() string
 	// SpoolDir is where pages of a paginated source larger than 1 MiB wait
 	// between download and landing; default os.TempDir(). Spool files are
@@ -440,7 +440,7 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 	client.CheckRedirect = im.checkRedirect(client.CheckRedirect)
 	im.client = client
 	im.now, im.sleep, im.rand = time.Now, fault.Sleep, mrand.Float64
-	im.getenv, im.logf, im.unique = os.Getenv, func(string, ...any) {}, randomHex8
+	im.getenv, im.logf = os.Getenv, func(string, ...any) {}
 	if opts.Clock != nil {
 		im.now = opts.Clock
 	}
@@ -559,12 +559,6 @@ func (im *Importer) checkRedirect(next func(*http.Request, []*http.Request) erro
 		}
 		return nil
 	}
-}
-
-func randomHex8() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
 }
 
 // isToken reports whether s is an RFC 9110 token (a valid header name).

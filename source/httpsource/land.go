@@ -14,9 +14,9 @@ import (
 // LandFields are the fields of the Land template.
 type LandFields struct {
 	Source string // Config.Name
-	Date   string // import start, UTC, 2006-01-02
-	Time   string // import start, UTC, 20060102T150405Z
-	Unique string // 8 random hex characters, fresh for every page
+	Date   string // the import's tick (its start when unscheduled), UTC, 2006-01-02
+	Time   string // the import's tick, UTC, 20060102T150405Z
+	Unique string // 8 hex characters, different for every page, derived from the source, tick and page
 	Page   int    // 1-based number of the landed page
 }
 

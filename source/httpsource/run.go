@@ -2,6 +2,8 @@ package httpsource
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,11 +11,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // run is the state of one import.
 type run struct {
 	im      *Importer
+	start   time.Time  // the tick the run lands under (RunAt)
 	fields  LandFields // Source, Date and Time fixed for the run
 	keys    map[string]int
 	secrets []string
@@ -26,11 +30,20 @@ type run struct {
 // part-way. Errors name the source and page and never contain the Auth
 // secret. Cancelling ctx stops the request or retry wait in progress.
 func (im *Importer) Run(ctx context.Context, l Lander) (Result, error) {
-	start := im.now()
-	r := &run{im: im, fields: newLandFields(im.cfg.Name, start, "", 0), keys: map[string]int{}}
+	return im.RunAt(ctx, l, im.now())
+}
+
+// RunAt is Run for the schedule tick at: the keys' .Date and .Time are the
+// tick's, and the default .Unique is derived from the source, the tick and
+// the page (see Options.Unique), so two processes importing the same tick
+// land the same keys — one object, not two — and a scheduler can make a
+// tick's import idempotent.
+func (im *Importer) RunAt(ctx context.Context, l Lander, at time.Time) (Result, error) {
+	began := im.now()
+	r := &run{im: im, start: at, fields: newLandFields(im.cfg.Name, at, "", 0), keys: map[string]int{}}
 	var res Result
 	err := r.pages(ctx, l, &res)
-	res.Duration = im.now().Sub(start)
+	res.Duration = im.now().Sub(began)
 	if err != nil {
 		return res, &scrubbedError{msg: r.scrub(fmt.Sprintf("httpsource: source %q: %v", im.cfg.Name, err)), err: err}
 	}
@@ -297,7 +310,7 @@ func (r *run) key(n int) (string, error) {
 	var key string
 	for try := 0; try < tries; try++ {
 		f := r.fields
-		f.Unique, f.Page = r.im.unique(), n
+		f.Unique, f.Page = r.unique(n, try), n
 		var err error
 		if key, err = renderLand(r.im.land, f); err != nil {
 			return "", err
@@ -308,6 +321,18 @@ func (r *run) key(n int) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("land template gives key %q again (page %d had it); include {{.Unique}} or {{.Page}} in it", key, r.keys[key])
+}
+
+// unique is the {{.Unique}} value of page n's key at the try-th attempt to
+// find a key not yet used in this run: Options.Unique when set, else 8 hex
+// characters of SHA-256(source, tick, page, try), the same for every
+// process that imports this tick.
+func (r *run) unique(n, try int) string {
+	if r.im.unique != nil {
+		return r.im.unique()
+	}
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d\x00%d", r.im.cfg.Name, r.start.UnixNano(), n, try))
+	return hex.EncodeToString(h[:4])
 }
 
 // addSecret remembers a value that must never appear in messages.
