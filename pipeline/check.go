@@ -38,15 +38,24 @@ func checkStore(v string) string {
 }
 
 func checkQueue(v string) string {
-	const forms = "write embedded, mem://NAME or nats://HOST:PORT, each optionally with ?ack_wait=30s&max_deliveries=5"
+	const forms = "write embedded, mem://NAME, nats://HOST:PORT, amqp://USER:PASSWORD@HOST:5672/VHOST or sqs://PREFIX?region=REGION, each optionally with ?ack_wait=30s&max_deliveries=50"
 	u, err := url.Parse(v)
 	if err != nil {
 		return fmt.Sprintf("%q is not a queue URL (%v): %s", v, err, forms)
 	}
+	var extra []string // scheme-specific options
 	switch {
 	case u.Scheme == "mem", u.Scheme == "" && u.Path == "embedded":
 		return checkQueueOptions(v, u, forms)
-	case u.Scheme == "nats":
+	case u.Scheme == "nats", u.Scheme == "amqp", u.Scheme == "amqps":
+		if msg := checkHostPort(u); msg != "" {
+			return msg
+		}
+	case u.Scheme == "sqs":
+		extra = []string{"region", "endpoint"}
+		if msg := checkSQSName(u.Host, "prefix"); msg != "" {
+			return msg
+		}
 	case u.Scheme == "":
 		if s := suggest(v, []string{"embedded"}); s != "" {
 			return fmt.Sprintf("unknown queue %q: did you mean %q?", v, s)
@@ -55,19 +64,40 @@ func checkQueue(v string) string {
 	default:
 		return fmt.Sprintf("queue scheme %q is not supported: %s", u.Scheme, forms)
 	}
+	return checkQueueOptions(v, u, forms, extra...)
+}
+
+// checkHostPort checks the server address of a nats:// or amqp:// URL.
+func checkHostPort(u *url.URL) string {
 	if u.Host == "" {
-		return "nats:// needs a server address: write nats://HOST:PORT, like nats://127.0.0.1:4222"
+		return fmt.Sprintf("%s:// needs a server address: write %s://HOST:PORT, like %s://127.0.0.1:%s", u.Scheme, u.Scheme, u.Scheme, defaultPorts[u.Scheme])
 	}
 	if port := u.Port(); port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Sprintf("port %q is not a port number: write nats://HOST:PORT with a port from 1 to 65535", port)
+			return fmt.Sprintf("port %q is not a port number: write %s://HOST:PORT with a port from 1 to 65535", port, u.Scheme)
 		}
 	}
-	return checkQueueOptions(v, u, forms)
+	return ""
+}
+
+var defaultPorts = map[string]string{"nats": "4222", "amqp": "5672", "amqps": "5671"}
+
+// checkSQSName checks an SQS queue name or name prefix (the host of an
+// sqs:// URL): SQS allows letters, digits, - and _, at most 80 characters.
+func checkSQSName(name, what string) string {
+	if len(name) > 60 {
+		return fmt.Sprintf("SQS queue %s %q is longer than 60 characters (SQS allows 80 for a whole name)", what, name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Sprintf("SQS queue %s %q has %q: SQS allows only letters, digits, - and _", what, name, r)
+		}
+	}
+	return ""
 }
 
 // checkQueueOptions checks the options every queue URL accepts.
-func checkQueueOptions(v string, u *url.URL, forms string) string {
+func checkQueueOptions(v string, u *url.URL, forms string, extra ...string) string {
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return fmt.Sprintf("the query of %q does not parse (%v): %s", v, err, forms)
@@ -89,11 +119,14 @@ func checkQueueOptions(v string, u *url.URL, forms string) string {
 				return fmt.Sprintf("max_deliveries=%q is not a positive whole number: write max_deliveries=5", val)
 			}
 		default:
-			opts := []string{"ack_wait", "max_deliveries"}
+			if contains(extra, k) {
+				continue
+			}
+			opts := append([]string{"ack_wait", "max_deliveries"}, extra...)
 			if s := suggest(k, opts); s != "" {
 				return fmt.Sprintf("unknown queue option %q: did you mean %q?", k, s)
 			}
-			return fmt.Sprintf("unknown queue option %q: the options are ack_wait and max_deliveries", k)
+			return fmt.Sprintf("unknown queue option %q: the options are %s", k, strings.Join(opts, ", "))
 		}
 	}
 	return ""
@@ -215,4 +248,53 @@ func sanitizeName(s string) string {
 		return "my-pipeline"
 	}
 	return out
+}
+
+// checkNotifications checks the URL of a notifications inbox: the queue a
+// store's server sends its bucket notifications to.
+func checkNotifications(v string) string {
+	const forms = "write nats://HOST:PORT?subject=SUBJECT, sqs://QUEUE-NAME?region=REGION or amqp://USER:PASSWORD@HOST:5672/VHOST?queue=QUEUE"
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Sprintf("%q is not a URL (%v): %s", v, err, forms)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return fmt.Sprintf("the query of %q does not parse (%v): %s", v, err, forms)
+	}
+	var allowed []string
+	switch u.Scheme {
+	case "nats":
+		if msg := checkHostPort(u); msg != "" {
+			return msg
+		}
+		if q.Get("subject") == "" {
+			return "a nats:// notifications URL needs the subject the server publishes to: write nats://HOST:PORT?subject=SUBJECT"
+		}
+		allowed = []string{"subject", "durable"}
+	case "amqp", "amqps":
+		if msg := checkHostPort(u); msg != "" {
+			return msg
+		}
+		if q.Get("queue") == "" {
+			return "an amqp:// notifications URL needs the queue the server delivers to: write amqp://USER:PASSWORD@HOST:5672/VHOST?queue=QUEUE"
+		}
+		allowed = []string{"queue"}
+	case "sqs":
+		if u.Host == "" {
+			return "an sqs:// notifications URL needs the queue S3 sends to: write sqs://QUEUE-NAME?region=REGION"
+		}
+		if msg := checkSQSName(u.Host, "name"); msg != "" {
+			return msg
+		}
+		allowed = []string{"region", "endpoint"}
+	default:
+		return fmt.Sprintf("notifications scheme %q is not supported: %s", u.Scheme, forms)
+	}
+	for k := range q {
+		if !contains(allowed, k) {
+			return fmt.Sprintf("unknown option %q in a %s:// notifications URL: the options are %s", k, u.Scheme, strings.Join(allowed, ", "))
+		}
+	}
+	return ""
 }

@@ -66,8 +66,24 @@
 //   - store (optional, default "" = the data dir's lake): file://DIR,
 //     s3://BUCKET[?region=…&endpoint=…] or mem://. The environment variable
 //     SLUICE_STORE, when set and non-empty, replaces it.
-//   - queue (optional, default "" = embedded): embedded, mem://NAME or
-//     nats://HOST:PORT[?ack_wait=30s&max_deliveries=5]. SLUICE_QUEUE replaces it.
+//   - queue (optional, default "" = embedded): sluice's own event bus;
+//     every load and job is a durable subscription of it. embedded,
+//     mem://NAME, nats://HOST:PORT (JetStream), amqp://USER:PASSWORD@HOST:5672/VHOST
+//     (RabbitMQ: a topic exchange and one quorum queue per subscription) or
+//     sqs://PREFIX?region=REGION[&endpoint=URL] (one SQS queue per
+//     subscription, named PREFIX-SUBSCRIPTION; PREFIX defaults to
+//     sluice-NAME), each optionally with ?ack_wait=30s&max_deliveries=50.
+//     SLUICE_QUEUE replaces it.
+//   - notifications (optional): {url: …, key_encoding: url|raw}, the queue
+//     a store's server sends its bucket notifications to:
+//     nats://HOST:PORT?subject=SUBJECT (versitygw, MinIO),
+//     sqs://QUEUE-NAME?region=REGION[&endpoint=URL] (AWS S3 directly, through
+//     SNS, or EventBridge) or amqp://USER:PASSWORD@HOST:5672/VHOST?queue=QUEUE
+//     (MinIO). key_encoding says how the server writes keys: url (AWS,
+//     MinIO; the default) or raw (versitygw). sluice bridges every record
+//     onto the queue, acknowledging a notification only once its events
+//     are published, and then emits no events of its own for writes to
+//     the store: one event per write. SLUICE_NOTIFICATIONS replaces url.
 //   - warehouse (optional, default "" = the data dir's warehouse):
 //     sqlite://PATH, postgres://… or postgresql://…. SLUICE_WAREHOUSE replaces it.
 //   - retry (optional): the policy for transient failures (a warehouse,

@@ -57,7 +57,8 @@ const (
 )
 
 var (
-	topKeys        = []string{"name", "store", "queue", "warehouse", "retry", "watch", "sources", "loads", "jobs"}
+	topKeys        = []string{"name", "store", "queue", "warehouse", "notifications", "retry", "watch", "sources", "loads", "jobs"}
+	notifyKeys     = []string{"url", "key_encoding"}
 	watchKeys      = []string{"settle", "interval"}
 	retryKeys      = []string{"for", "backoff", "max_backoff"}
 	sourceKeys     = []string{"http", "every", "land"}
@@ -117,6 +118,7 @@ func (p *parser) spec(data []byte) *Spec {
 	s.Store = p.setting(m, "store", "SLUICE_STORE", checkStore)
 	s.Queue = p.setting(m, "queue", "SLUICE_QUEUE", checkQueue)
 	s.Warehouse = p.setting(m, "warehouse", "SLUICE_WAREHOUSE", checkWarehouse)
+	s.Notifications = p.notifications(m)
 	if e := m.get("retry"); e != nil {
 		s.Retry = p.retry(e.val)
 	}
@@ -176,6 +178,51 @@ func (p *parser) setting(m *mapping, key, envVar string, check func(string) stri
 		p.errorf(e.val, key, "%s", msg)
 	}
 	return v
+}
+
+// notifications reads the notifications inbox; SLUICE_NOTIFICATIONS, when
+// set and non-empty, replaces its url (and stands alone without one).
+func (p *parser) notifications(m *mapping) *Notifications {
+	e := m.get("notifications")
+	env := p.getenv("SLUICE_NOTIFICATIONS")
+	if e == nil && env == "" {
+		return nil
+	}
+	n := &Notifications{KeyEncoding: event.KeyURL}
+	var at *yaml.Node
+	if e != nil {
+		at = e.val
+		n.Pos = Pos{e.key.Line, e.key.Column}
+		nm := p.mapping(e.val, "notifications", "write notifications: {url: sqs://QUEUE-NAME?region=REGION, key_encoding: url}", notifyKeys, nil)
+		if nm == nil {
+			return nil
+		}
+		if f := nm.get("url"); f != nil {
+			n.URL, _ = p.scalar(f.val, "notifications.url", true)
+			at = f.val
+		}
+		if f := nm.get("key_encoding"); f != nil {
+			if v, ok := p.scalar(f.val, "notifications.key_encoding", true); ok {
+				enc, err := event.ParseKeyEncoding(v)
+				if err != nil {
+					p.errorf(f.val, "notifications.key_encoding", "%v", err)
+				}
+				n.KeyEncoding = enc
+			}
+		}
+	}
+	if env != "" {
+		n.URL = env
+	}
+	switch msg := checkNotifications(n.URL); {
+	case n.URL == "":
+		p.errorf(at, "notifications.url", "notifications needs the url of the queue the store's server notifies: nats://HOST:PORT?subject=SUBJECT, sqs://QUEUE-NAME?region=REGION or amqp://USER:PASSWORD@HOST:5672/VHOST?queue=QUEUE")
+	case msg != "" && env != "":
+		p.errorf(at, "notifications.url", "SLUICE_NOTIFICATIONS=%q (which replaces notifications.url): %s", n.URL, msg)
+	case msg != "":
+		p.errorf(at, "notifications.url", "%s", msg)
+	}
+	return n
 }
 
 // checkPartName reports a source or load name that cannot name queue

@@ -56,6 +56,10 @@ type Spec struct {
 	// The environment variables SLUICE_STORE, SLUICE_QUEUE and
 	// SLUICE_WAREHOUSE, when set and non-empty, have replaced the file's values.
 	Store, Queue, Warehouse string
+	// Notifications, when set, is where the store's server sends its
+	// bucket notifications; sluice then bridges them onto the queue and
+	// emits no events of its own for writes to the store.
+	Notifications *Notifications
 	// Retry is the policy for transient failures of loads and jobs: how
 	// long (For, default six hours) and how often they are retried before
 	// they are dead-lettered.
@@ -81,6 +85,19 @@ type Source struct {
 	// Every is the schedule; 0 means run once per `sluice run`.
 	Every time.Duration
 	// Pos is where the source's name is written.
+	Pos Pos
+}
+
+// Notifications is the inbox of a store's bucket notifications.
+type Notifications struct {
+	// URL names the inbox: nats://HOST:PORT?subject=S, sqs://QUEUE?region=R
+	// or amqp://…/VHOST?queue=Q (SLUICE_NOTIFICATIONS replaces it).
+	URL string
+	// KeyEncoding says how the server writes keys: event.KeyURL (AWS,
+	// MinIO; the default) or event.KeyRaw (versitygw).
+	KeyEncoding event.KeyEncoding
+	// Pos is where notifications is written ({0, 0} when only the
+	// environment set it).
 	Pos Pos
 }
 
