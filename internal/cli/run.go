@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/pipeline"
 )
@@ -62,18 +63,21 @@ func onceErr(res engine.Result) error {
 	return err
 }
 
-// runEngine owns the data dir and runs spec.
+// runEngine runs spec, owning the data dir unless opts.Worker (workers
+// share it, or each has its own; they need no embedded queue of their own).
 // before, if set, runs once everything is open and before the pipeline starts.
 func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, opts engine.RunOptions, workers int, log *slog.Logger, before func(context.Context, *engine.Engine) error) (engine.Result, *engine.Engine, error) {
 	dir, err := a.dir()
 	if err != nil {
 		return engine.Result{}, nil, err
 	}
-	lock, err := dir.Acquire(cmd)
-	if err != nil {
-		return engine.Result{}, nil, err
+	var lock *datadir.Lock
+	if !opts.Worker {
+		if lock, err = dir.Acquire(cmd); err != nil {
+			return engine.Result{}, nil, err
+		}
+		defer lock.Release()
 	}
-	defer lock.Release()
 	e, err := openEngine(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers}, opts)
 	if err != nil {
 		return engine.Result{}, nil, err
@@ -84,7 +88,7 @@ func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, op
 			return engine.Result{}, e, err
 		}
 	}
-	log.Info("sluice running", "pipeline", spec.Name, "data_dir", dir.Path, "store", e.Store.URL(), "queue", e.Topic.Name(), "warehouse", e.WH.URL(), "once", opts.Once)
+	log.Info("sluice running", "role", cmd, "pipeline", spec.Name, "data_dir", dir.Path, "store", e.Store.URL(), "queue", e.Topic.Name(), "warehouse", e.WH.URL(), "once", opts.Once)
 	res, err := e.Run(ctx, opts)
 	return res, e, err
 }

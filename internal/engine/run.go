@@ -81,6 +81,10 @@ type RunOptions struct {
 	// DrainOnly runs no sources and does not scan the store: a once-run
 	// then only processes what is queued or requested (replays).
 	DrainOnly bool
+	// Worker runs the consumers only — loads, job triggers, the job
+	// scheduler and its runs — and none of the single-instance duties
+	// (sources, the local store watcher, reconcile): `sluice worker`.
+	Worker bool
 }
 
 // Run runs the pipeline (see RunOptions): sources on their schedules, a
@@ -167,7 +171,10 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 	defer stop()
 
 	watchOpts := &store.WatchOptions{Interval: e.cfg.ScanInterval, Settle: e.cfg.Settle, Clock: e.now, Logger: e.log}
-	local := e.Store.LocalDir() != ""
+	local := e.Store.LocalDir() != "" && !opts.Worker
+	if opts.Worker {
+		importers = nil
+	}
 	if once {
 		if local && !opts.DrainOnly {
 			scan, err := e.Store.ScanOnce(ctx, e.State, watchOpts, e.emitFound)
