@@ -154,7 +154,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	case b.DeadLetter == nil:
 		return fmt.Errorf("notify %s: Bridge.DeadLetter is nil; the bridge needs somewhere to put notifications it cannot read", b.name())
 	}
-	if _, err := event.ParseKeyEncoding(string(b.KeyEncoding)); err != nil {
+	enc, err := event.ParseKeyEncoding(string(b.KeyEncoding))
+	if err != nil {
 		return fmt.Errorf("notify %s: %w", b.name(), err)
 	}
 	failures := 0
@@ -177,15 +178,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 		failures = 0
 		b.Stats.Received.Add(1)
-		b.handle(ctx, m)
+		b.handle(ctx, m, enc)
 	}
 }
 
 // handle decides the fate of one inbox message. It never acks a message
 // whose records are not all on the bus or in the dead letters.
-func (b *Bridge) handle(ctx context.Context, m *driver.Message) {
+func (b *Bridge) handle(ctx context.Context, m *driver.Message, enc event.KeyEncoding) {
 	log := b.logger().With("inbox", b.name(), "message", m.ID, "deliveries", m.Deliveries)
-	recs, kind, err := event.ParseNotification(m.Body, b.KeyEncoding)
+	recs, kind, err := event.ParseNotification(m.Body, enc)
 	if err != nil {
 		b.deadLetter(ctx, log, m, fmt.Sprintf("notification inbox %s, message %s: %v", b.name(), m.ID, err))
 		return
