@@ -3,6 +3,7 @@ package fault
 import (
 	"errors"
 
+	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
@@ -13,7 +14,9 @@ import (
 //   - *format.RecordError: the object does not decode or cast (including
 //     limits hit) — except a read failure inside one (format.IsReadFailure),
 //     which is the store or the network failing mid-object;
-//   - driver.ErrInvalidData: the warehouse rejects the rows.
+//   - driver.ErrInvalidData: the warehouse rejects the rows;
+//   - event.ErrNotANotification: a message on a notification queue is not
+//     an S3 event notification in any dialect sluice reads.
 //
 // fault imports only these small packages; other producers of permanent
 // errors (a deleted object, a missing table) mark them with Permanent where
@@ -23,5 +26,5 @@ func knownPermanent(err error) bool {
 		return false // the store or the network failed mid-object: not the data
 	}
 	var re *format.RecordError
-	return errors.As(err, &re) || errors.Is(err, driver.ErrInvalidData)
+	return errors.As(err, &re) || errors.Is(err, driver.ErrInvalidData) || errors.Is(err, event.ErrNotANotification)
 }

@@ -302,7 +302,7 @@ func (t *Topic) Subscribe(ctx context.Context, name string, opts driver.Subscrip
 	if err != nil {
 		return nil, t.diagnose(fmt.Errorf("natsqueue: create or update consumer %s on stream %s: %w", cname, t.name, err))
 	}
-	s := &subscription{t: t, name: name, cname: cname, cons: cons, turn: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &subscription{t: t, name: name, cname: cname, dlq: t.subject + ".dlq." + cname, cons: cons, turn: make(chan struct{}, 1), done: make(chan struct{})}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -410,6 +410,7 @@ type subscription struct {
 	t     *Topic
 	name  string
 	cname string
+	dlq   string // the dead-letter subject
 	cons  jetstream.Consumer
 
 	// turn serialises Receive and guards batch: a pull request still open
@@ -592,7 +593,7 @@ func (s *subscription) DeadLetter(ctx context.Context, m *driver.Message, reason
 	h.Set(HeaderDeliveries, strconv.Itoa(m.Deliveries))
 	h.Set(HeaderMessageID, m.ID)
 	h.Set(jetstream.MsgIDHeader, "sluice-dlq-"+s.cname+"-"+m.ID)
-	dlq := s.t.subject + ".dlq." + s.cname
+	dlq := s.dlq
 	if err := s.t.storageFault(); err != nil {
 		return fmt.Errorf("natsqueue: dead-letter message %s of consumer %s: publish to %s: %w (the message stays pending and will be redelivered)", m.ID, s.cname, dlq, err)
 	}
