@@ -119,6 +119,13 @@ func (p *parser) spec(data []byte) *Spec {
 	s.Queue = p.setting(m, "queue", "SLUICE_QUEUE", checkQueue)
 	s.Warehouse = p.setting(m, "warehouse", "SLUICE_WAREHOUSE", checkWarehouse)
 	s.Notifications = p.notifications(m)
+	if s.Notifications != nil && s.Notifications.URL != "" && !strings.HasPrefix(s.Store, "s3://") {
+		var at *yaml.Node
+		if e := m.get("notifications"); e != nil {
+			at = e.key
+		}
+		p.errorf(at, "notifications", "notifications come from an S3 server about its bucket, but the store is %s: use an s3:// store, or drop notifications (sluice announces writes to other stores itself)", cmp.Or(s.Store, "the data dir's local store"))
+	}
 	if e := m.get("retry"); e != nil {
 		s.Retry = p.retry(e.val)
 	}

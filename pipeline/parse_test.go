@@ -644,16 +644,16 @@ func TestThePackageDocExampleParses(t *testing.T) {
 }
 
 func TestNotificationsAreReadAndTheEnvironmentReplacesTheirURL(t *testing.T) {
-	src := "name: t\nnotifications: {url: \"nats://127.0.0.1:4222?subject=lake.events\", key_encoding: raw}\njobs: {j: {on: {prefix: a/}, command: [true]}}\n"
+	src := "name: t\nstore: s3://lake\nnotifications: {url: \"nats://127.0.0.1:4222?subject=lake.events\", key_encoding: raw}\njobs: {j: {on: {prefix: a/}, command: [true]}}\n"
 	s, err := Parse("p.yaml", []byte(src), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := s.Notifications; n == nil || n.URL != "nats://127.0.0.1:4222?subject=lake.events" || n.KeyEncoding != event.KeyRaw || n.Pos != (Pos{2, 1}) {
-		t.Fatalf("notifications = %+v, want the nats URL, raw keys, at 2:1", n)
+	if n := s.Notifications; n == nil || n.URL != "nats://127.0.0.1:4222?subject=lake.events" || n.KeyEncoding != event.KeyRaw || n.Pos != (Pos{3, 1}) {
+		t.Fatalf("notifications = %+v, want the nats URL, raw keys, at 3:1", n)
 	}
 	env := map[string]string{"SLUICE_NOTIFICATIONS": "sqs://lake-events?region=eu-west-1"}
-	s, err = Parse("p.yaml", []byte("name: t\njobs: {j: {on: {prefix: a/}, command: [true]}}\n"), func(k string) string { return env[k] })
+	s, err = Parse("p.yaml", []byte("name: t\nstore: s3://lake\njobs: {j: {on: {prefix: a/}, command: [true]}}\n"), func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

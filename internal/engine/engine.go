@@ -62,6 +62,7 @@ import (
 	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
+	"github.com/sluicehq/sluice/queue/driver"
 	"github.com/sluicehq/sluice/queue/memqueue"
 	"github.com/sluicehq/sluice/queue/natsqueue"
 	"github.com/sluicehq/sluice/store"
@@ -135,7 +136,9 @@ type Engine struct {
 	// storeURL is the store URL as configured (with credentials), for job
 	// processes; Store.URL() is redacted.
 	storeURL string
-	closer   []func()
+	// inbox is the notifications inbox (nil without notifications:).
+	inbox  driver.Subscription
+	closer []func()
 
 	mu       sync.Mutex
 	failures []string             // reasons of work this process dead-lettered
@@ -211,6 +214,13 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.qopts.MaxDeliveries = math.MaxInt32
 	e.closer = append(e.closer, func() { e.Topic.Close() })
+	if cfg.Spec.Notifications != nil {
+		var closeInbox func()
+		if e.inbox, closeInbox, err = e.openInbox(ctx); err != nil {
+			return nil, err
+		}
+		e.closer = append(e.closer, closeInbox)
+	}
 	if e.WH, err = warehouse.Open(ctx, whURL); err != nil {
 		return nil, err
 	}

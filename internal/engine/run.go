@@ -167,6 +167,10 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 			go func() { defer wg.Done(); e.consume(runCtx, sub, ld.handle) }()
 		}
 	}
+	if e.inbox != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.bridge(runCtx) }()
+	}
 	defer wg.Wait()
 	defer stop()
 
@@ -265,6 +269,14 @@ func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription, jobs *jo
 			}
 			n += p
 		}
+		if e.inbox != nil {
+			// Notifications not yet bridged are work too.
+			if p, err := e.inbox.Pending(ctx); err != nil {
+				askErr = err
+			} else {
+				n += p
+			}
+		}
 		keys, since := e.Stalled()
 		if askErr != nil {
 			// The queue or the state is unavailable: that is an outage
@@ -328,6 +340,9 @@ func (e *Engine) write(ctx context.Context, key string, body io.Reader, contentT
 	o, err := e.Store.Write(ctx, key, body, contentType)
 	if err != nil {
 		return o, err
+	}
+	if e.cfg.Spec.Notifications != nil {
+		return o, nil // the store's server announces it: one event per write
 	}
 	if err := e.Emit(ctx, o); err != nil {
 		return o, err
