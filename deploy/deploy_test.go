@@ -34,10 +34,7 @@ import (
 // test fails and asks for the entry to be deleted — and from then on the
 // real check applies. Nothing here is skipped.
 var pending = map[string]string{
-	"worker":        "the `sluice worker` command",
-	"queue":         "sqs:// bus URLs (SLUICE_QUEUE, queue:)",
-	"state":         "the state: key and SLUICE_STATE",
-	"notifications": "the notifications: key",
+	"state": "the state: key and SLUICE_STATE",
 }
 
 const (
