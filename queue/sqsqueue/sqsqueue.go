@@ -205,6 +205,7 @@ type Topic struct {
 type params struct {
 	name, region, endpoint string
 	pollWait               time.Duration
+	pollSet                bool
 	emptyPolls             int
 	ackWait                time.Duration
 }
@@ -241,7 +242,7 @@ func parseURL(raw string) (params, error) {
 			if err != nil || d < 0 || d > 20*time.Second {
 				return p, fault.Permanent(fmt.Errorf("sqsqueue: URL %q: poll_wait=%q: want a duration from 0s to 20s", u.Redacted(), v))
 			}
-			p.pollWait = d
+			p.pollWait, p.pollSet = d, true
 		case "empty_polls":
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -303,7 +304,7 @@ func Open(ctx context.Context, sqsURL string, opts *Options) (*Topic, error) {
 	if err := checkPrefix(prefix); err != nil {
 		return nil, fault.Permanent(fmt.Errorf("sqsqueue: open %s: prefix %q: %w", sqsURL, prefix, err))
 	}
-	if p.pollWait > 0 || strings.Contains(sqsURL, "poll_wait=") {
+	if p.pollSet {
 		o.PollWait = p.pollWait
 	} else if o.PollWait == 0 {
 		o.PollWait = defaultPoll

@@ -250,7 +250,7 @@ func (s *subscription) DeadLetter(ctx context.Context, m *driver.Message, reason
 		return err
 	}
 	dlq := s.dlq
-	if dlq == nil {
+	if s.lazyDLQ != nil { // an inbox makes its dead-letter queue on first use
 		if dlq, err = s.lazyDLQ(ctx); err != nil {
 			return err
 		}
