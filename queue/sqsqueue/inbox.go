@@ -115,7 +115,7 @@ func OpenInbox(ctx context.Context, sqsURL string, opts ...Options) (*Inbox, err
 	log := o.Logger.With("inbox", "sqs://"+p.name)
 	in := &Inbox{dlqName: InboxDeadLetterQueue(p.name)}
 	in.subscription = newSubscription(client, p.name, p.name, aws.ToString(got.QueueUrl), ackWait,
-		int32(min(max(o.PollWait, 0), defaultPoll)/time.Second), o.EmptyPolls, nil, log)
+		int32(min(max(o.PollWait, 0), defaultPoll)/time.Second), o.EmptyPolls, nil, log, o.Now)
 	now := o.Now
 	in.subscription.lazyDLQ = func(ctx context.Context) (*deadLetterQueue, error) {
 		in.dlqOnce.Lock()

@@ -713,7 +713,7 @@ func (t *Topic) Subscribe(ctx context.Context, name string, opts driver.Subscrip
 	if err != nil {
 		return nil, err
 	}
-	s := newSubscription(t.client, name, QueueName(t.prefix, name), u, ackWait, t.poll, t.empty, t.dlq, t.log)
+	s := newSubscription(t.client, name, QueueName(t.prefix, name), u, ackWait, t.poll, t.empty, t.dlq, t.log, t.now)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {

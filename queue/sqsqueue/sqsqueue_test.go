@@ -370,3 +370,38 @@ func TestClosedTopicRefusesWork(t *testing.T) {
 }
 
 func errClosed() error { return queue.ErrClosed }
+
+// Without Options.Client, Open builds a client from the URL's region and
+// endpoint and the default credential chain, as the sluice binary does (an
+// e2e test gives its child process AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY and the fake's URL as endpoint).
+func TestOpenBuildsAClientFromTheURL(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", dir+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/none")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_REGION", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fake := sqsfake.Start(t)
+	if _, err := Open(ctx, "sqs://sluice-t?endpoint="+fake.URL, nil); err == nil || !fault.IsPermanent(err) || !strings.Contains(err.Error(), "region") {
+		t.Errorf("Open without a region = %v, want a permanent error asking for one", err)
+	}
+	top, err := Open(ctx, "sqs://sluice-t?region=us-east-1&endpoint="+fake.URL, &Options{EmptyPolls: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer top.Close()
+	s, err := top.Subscribe(ctx, "loader", driver.SubscriptionOptions{AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := top.Publish(ctx, []byte("hello"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := recvWithin(t, s, 5*time.Second); string(m.Body) != "hello" {
+		t.Fatalf("got %q, want hello", m.Body)
+	}
+}

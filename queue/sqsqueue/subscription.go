@@ -30,6 +30,7 @@ type subscription struct {
 	poll        int32 // long poll in seconds
 	empty       int   // empty polls before Pending may say 0; <= 0: trust counts
 	dlq         *deadLetterQueue
+	now         func() time.Time
 	log         *slog.Logger
 	ctx         context.Context // the polls'; cancelled by Close
 	cancel      context.CancelFunc
@@ -60,11 +61,11 @@ type handle struct {
 	id, receipt string
 }
 
-func newSubscription(client *sqs.Client, name, qname, url string, ackWait time.Duration, poll int32, empty int, dlq *deadLetterQueue, log *slog.Logger) *subscription {
+func newSubscription(client *sqs.Client, name, qname, url string, ackWait time.Duration, poll int32, empty int, dlq *deadLetterQueue, log *slog.Logger, now func() time.Time) *subscription {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &subscription{
 		client: client, name: name, qname: qname, url: url, ackWait: ackWait, vis: visSecs(ackWait), poll: poll, empty: empty,
-		dlq: dlq, log: log, ctx: ctx, cancel: cancel, turn: make(chan struct{}, 1), inflight: map[string]held{},
+		dlq: dlq, log: log, now: now, ctx: ctx, cancel: cancel, turn: make(chan struct{}, 1), inflight: map[string]held{},
 	}
 }
 
@@ -78,7 +79,10 @@ func (s *subscription) startPoll() {
 	ch := make(chan pollResult, 1)
 	s.polling = ch
 	go func() {
-		out, err := s.client.ReceiveMessage(s.ctx, &sqs.ReceiveMessageInput{
+		// Bounded, so a lost connection cannot hold the poll forever.
+		ctx, cancel := context.WithTimeout(s.ctx, time.Duration(s.poll)*time.Second+opTimeout)
+		defer cancel()
+		out, err := s.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(s.url),
 			MaxNumberOfMessages:         1,
 			WaitTimeSeconds:             s.poll,
@@ -86,7 +90,7 @@ func (s *subscription) startPoll() {
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
 			MessageAttributeNames:       []string{"All"},
 		})
-		r := pollResult{at: time.Now(), err: err}
+		r := pollResult{at: s.now(), err: err}
 		if err == nil {
 			r.msgs = out.Messages
 		}
@@ -141,7 +145,7 @@ func (s *subscription) Receive(ctx context.Context) (*driver.Message, error) {
 		m := r.msgs[0]
 		// A message that waited for a Receive longer than its visibility
 		// timeout is visible on the queue again: let SQS deliver it anew.
-		if time.Since(r.at) >= time.Duration(s.vis)*time.Second {
+		if s.now().Sub(r.at) >= time.Duration(s.vis)*time.Second {
 			s.log.Debug("dropping a message received before its visibility ran out", "queue", s.qname, "sqs_id", aws.ToString(m.MessageId))
 			continue
 		}
@@ -226,7 +230,7 @@ func (s *subscription) InProgress(ctx context.Context, m *driver.Message) error 
 	if err != nil {
 		return err
 	}
-	start := time.Now()
+	start := s.now()
 	if err := s.visibility(ctx, h, s.vis); err != nil {
 		var notInflight *types.MessageNotInflight
 		if errors.As(err, &notInflight) {
@@ -299,7 +303,7 @@ func (s *subscription) Pending(ctx context.Context) (int, error) {
 	defer s.mu.Unlock()
 	mine := 0
 	for _, c := range s.inflight {
-		if time.Now().Before(c.until) {
+		if s.now().Before(c.until) {
 			mine++
 		}
 	}
