@@ -48,6 +48,17 @@ type Harness interface {
 	Close()
 }
 
+// SubscriptionsStartEmpty is a capability a Harness may implement. A
+// backend that keeps one queue per subscription, filled by Publish (SQS,
+// RabbitMQ), gives a subscription created for the first time only the
+// messages published after that, where a stream (NATS, memqueue) gives it
+// every message of the topic. Such a harness returns true and the suite
+// checks that a new subscription gets no earlier message and every later
+// one, in order, instead of all of them.
+type SubscriptionsStartEmpty interface {
+	SubscriptionsStartEmpty() bool
+}
+
 // HarnessMaker makes a fresh harness for one subtest. Failing to reach the
 // backend must be returned as an error (the suite fails with it), never
 // skipped.
@@ -110,6 +121,12 @@ type fixture struct {
 	ctx context.Context
 	h   Harness
 	top driver.Topic
+}
+
+// startsEmpty reports the harness's SubscriptionsStartEmpty capability.
+func (f *fixture) startsEmpty() bool {
+	c, ok := f.h.(SubscriptionsStartEmpty)
+	return ok && c.SubscriptionsStartEmpty()
 }
 
 func (f *fixture) publish(body string, header map[string]string) {
@@ -527,7 +544,7 @@ func testExplicitDeadLetter(t *testing.T, f *fixture) {
 
 // Messages published but never consumed, and delivered but not acked,
 // survive a restart; so do subscriptions (a new one still starts at the
-// first message).
+// first message, or with SubscriptionsStartEmpty at the next one).
 func testDurableAcrossRestart(t *testing.T, f *fixture) {
 	s := f.subscribe("loader", ackWait)
 	f.publish("a", nil)
@@ -554,6 +571,23 @@ func testDurableAcrossRestart(t *testing.T, f *fixture) {
 		t.Errorf("after restart received body->Deliveries %v, want %v", got, want)
 	}
 	fresh := f.subscribe("audit", ackWait)
+	if f.startsEmpty() {
+		// The backend keeps no history for new subscriptions: audit gets
+		// what is published from now on, and loader gets it too.
+		f.nothing(fresh, ackWait+slack, "a subscription opened after a, b, c and d were published (SubscriptionsStartEmpty)")
+		f.publish("e", nil)
+		for _, sc := range []struct {
+			name string
+			s    driver.Subscription
+		}{{"audit", fresh}, {"loader", s}} {
+			m := f.receive(sc.s)
+			if string(m.Body) != "e" || m.Deliveries != 1 {
+				t.Errorf("subscription %s after the restart received %q delivery %d, want %q delivery 1", sc.name, m.Body, m.Deliveries, "e")
+			}
+			f.ack(sc.s, m)
+		}
+		return
+	}
 	var bodies []string
 	for range 4 {
 		m := f.receive(fresh)
@@ -637,7 +671,9 @@ func testCompetingConsumers(t *testing.T, f *fixture) {
 }
 
 // Two subscription names each receive every message, in publish order, even
-// when one is opened after the messages were published.
+// when one is opened after the messages were published (with
+// SubscriptionsStartEmpty: every message published after it was opened,
+// and none before).
 func testIndependentSubscriptions(t *testing.T, f *fixture) {
 	const n = 5
 	early := f.subscribe("warehouse", ackWait)
@@ -645,11 +681,21 @@ func testIndependentSubscriptions(t *testing.T, f *fixture) {
 		f.publish(fmt.Sprintf("ev-%d", i), nil)
 	}
 	late := f.subscribe("audit", ackWait)
+	lateFrom := 0 // the first message audit gets
+	if f.startsEmpty() {
+		// audit gets only what is published after it was created.
+		f.nothing(late, ackWait+slack, "a subscription opened after ev-0..ev-4 were published (SubscriptionsStartEmpty)")
+		for i := range n {
+			f.publish(fmt.Sprintf("ev-%d", n+i), nil)
+		}
+		lateFrom = n
+	}
 	for _, sc := range []struct {
 		name string
 		s    driver.Subscription
-	}{{"warehouse", early}, {"audit", late}} {
-		for i := range n {
+		from int
+	}{{"warehouse", early, 0}, {"audit", late, lateFrom}} {
+		for i := sc.from; i < lateFrom+n; i++ {
 			m := f.receive(sc.s)
 			if want := fmt.Sprintf("ev-%d", i); string(m.Body) != want || m.Deliveries != 1 {
 				t.Errorf("subscription %s message %d = %q delivery %d, want %q delivery 1", sc.name, i, m.Body, m.Deliveries, want)
