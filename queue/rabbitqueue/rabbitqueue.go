@@ -55,7 +55,9 @@
 // Pending is the subscription queue's ready count (queue.declare, exact once
 // Publish or Nack returned) plus the messages this Topic's subscriptions of
 // that name hold unacked. AMQP 0.9.1 does not report a queue's unacked
-// count, so messages another process holds are not counted.
+// count, so messages another process holds are not counted. A message
+// requeued because its ack wait ran out may be missing from the count for
+// the few milliseconds the quorum queue takes to apply the requeue.
 //
 // Connections. A Topic owns one connection and reconnects with capped
 // exponential backoff when the broker closes it (a restart); operations

@@ -104,6 +104,7 @@ func (s *subscription) rpc(ctx context.Context, f func(ch *amqp.Channel) error) 
 	if s.ch == nil || s.ch.IsClosed() || s.gen != s.l.generation() {
 		if s.ch != nil {
 			_ = s.ch.Close()
+			s.prune()
 		}
 		ch, gen, err := s.l.channel(ctx)
 		if err != nil {
@@ -267,11 +268,35 @@ func (s *subscription) begin(op string, m *driver.Message) (*delivery, error) {
 		return nil, fmt.Errorf("rabbitqueue: %s message %s on queue %s: %w (its ack wait of %v may have run out; it will be delivered again)", op, m.ID, s.qname, ErrNotHeld, s.ackWait)
 	}
 	if dl.ch.IsClosed() {
+		s.dropLocked(dl)
 		return nil, fault.Transient(fmt.Errorf("rabbitqueue: %s message %s on queue %s: %w: the connection it came on was lost; the broker delivers it again", op, m.ID, s.qname, ErrNotHeld))
 	}
 	dl.state = settling
 	dl.timer.Stop()
 	return dl, nil
+}
+
+// dropLocked forgets dl, whose channel closed: the broker has it back.
+// s.mu is held.
+func (s *subscription) dropLocked(dl *delivery) {
+	if _, mine := s.held[dl]; !mine {
+		return
+	}
+	dl.timer.Stop()
+	dl.state = settled
+	delete(s.held, dl)
+	s.inflight.Add(-1)
+}
+
+// prune forgets every held delivery whose channel closed.
+func (s *subscription) prune() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for dl := range s.held {
+		if dl.ch.IsClosed() {
+			s.dropLocked(dl)
+		}
+	}
 }
 
 // finish forgets a settled delivery.
@@ -377,6 +402,7 @@ func (s *subscription) InProgress(ctx context.Context, m *driver.Message) error 
 		return fmt.Errorf("rabbitqueue: extend deadline of message %s on queue %s: %w (its ack wait of %v may have run out; it will be delivered again)", m.ID, s.qname, ErrNotHeld, s.ackWait)
 	}
 	if dl.ch.IsClosed() {
+		s.dropLocked(dl)
 		return fault.Transient(fmt.Errorf("rabbitqueue: extend deadline of message %s on queue %s: %w: the connection it came on was lost; the broker delivers it again", m.ID, s.qname, ErrNotHeld))
 	}
 	dl.deadline = time.Now().Add(s.ackWait)
@@ -423,6 +449,7 @@ func (s *subscription) Pending(ctx context.Context) (int, error) {
 	if s.isClosed() {
 		return 0, s.closedErr("pending")
 	}
+	s.prune()
 	var n int
 	err := s.rpc(ctx, func(ch *amqp.Channel) error {
 		q, err := ch.QueueDeclarePassive(s.qname, true, false, false, false, nil)
