@@ -174,22 +174,7 @@ func isAMQPError(err error) bool {
 
 // hand registers d as held and starts its ack wait.
 func (s *subscription) hand(ch *amqp.Channel, d amqp.Delivery) *driver.Message {
-	header := map[string]string{}
-	count := 1
-	for k, v := range d.Headers {
-		switch {
-		case k == "x-delivery-count":
-			count += toInt(v)
-		case k == HeaderDelivered:
-			count += toInt(v)
-		case strings.HasPrefix(k, "x-"):
-		default:
-			header[k] = str(v)
-		}
-	}
-	if len(header) == 0 {
-		header = nil
-	}
+	header, count := decodeHeaders(d.Headers)
 	id := d.MessageId
 	if id == "" {
 		// A foreign producer set none: the body's hash is stable across
@@ -205,6 +190,27 @@ func (s *subscription) hand(ch *amqp.Channel, d amqp.Delivery) *driver.Message {
 	s.mu.Unlock()
 	s.inflight.Add(1)
 	return &driver.Message{ID: id, Body: d.Body, Header: header, Deliveries: count, Handle: dl}
+}
+
+// decodeHeaders returns a delivery's user headers (as strings, without the
+// broker's x- headers and the driver's own) and its Deliveries: 1 +
+// x-delivery-count + Sluice-Delivered.
+func decodeHeaders(h amqp.Table) (map[string]string, int) {
+	header := map[string]string{}
+	count := 1
+	for k, v := range h {
+		switch {
+		case k == "x-delivery-count", k == HeaderDelivered:
+			count += max(toInt(v), 0)
+		case strings.HasPrefix(k, "x-"):
+		default:
+			header[k] = str(v)
+		}
+	}
+	if len(header) == 0 {
+		header = nil
+	}
+	return header, count
 }
 
 func toInt(v any) int {
