@@ -40,12 +40,16 @@ func TestInboxReceivesAMinIONotificationFromAForeignQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	defer func() { // before c closes
 		for _, q := range []string{qname, qname + ":dead-letters"} {
-			_, _ = ch.QueueDelete(q, false, false, false)
+			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+				t.Errorf("clean up queue %s: %v", q, err)
+			}
 		}
-		_ = ch.ExchangeDelete(exchange, false, false)
-	})
+		if err := ch.ExchangeDelete(exchange, false, false); err != nil {
+			t.Errorf("clean up exchange %s: %v", exchange, err)
+		}
+	}()
 	// The operator's set-up: MinIO's exchange; sluice declares the queue.
 	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
 		t.Fatal(err)
