@@ -35,7 +35,7 @@ type link struct {
 	url    string // with the password, for dialing
 	safe   string // without the password, for messages
 	log    *slog.Logger
-	onUp   func(*amqp.Connection) error // declares topology after a reconnect; may be nil
+	onUp   func(*amqp.Connection) error // declares topology on each connection; may be nil
 	done   chan struct{}
 	closed sync.Once
 
@@ -45,12 +45,19 @@ type link struct {
 	ready chan struct{} // closed once cur is set
 }
 
-// dialLink connects to rawURL and starts the reconnect watcher.
-func dialLink(ctx context.Context, rawURL string, log *slog.Logger) (*link, error) {
-	l := &link{url: rawURL, safe: redact(rawURL), log: log, done: make(chan struct{}), ready: make(chan struct{})}
+// dialLink connects to rawURL, runs onUp (if not nil) on the connection and
+// starts the reconnect watcher, which runs onUp on every new connection.
+func dialLink(ctx context.Context, rawURL string, log *slog.Logger, onUp func(*amqp.Connection) error) (*link, error) {
+	l := &link{url: rawURL, safe: redact(rawURL), log: log, onUp: onUp, done: make(chan struct{}), ready: make(chan struct{})}
 	c, err := l.dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("rabbitqueue: connect to %s: %w; start RabbitMQ (rabbitmq-server -detached) or fix the URL", l.safe, err)
+	}
+	if onUp != nil {
+		if err := onUp(c); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
 	}
 	l.set(c)
 	return l, nil

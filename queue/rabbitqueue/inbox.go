@@ -83,26 +83,17 @@ func OpenInbox(ctx context.Context, amqpURL, queueName string, opts InboxOptions
 		}
 		return nil
 	}
-	l, err := dialLink(ctx, amqpURL, log)
+	l, err := dialLink(ctx, amqpURL, log, declare)
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := l.conn(ctx)
-	if err == nil {
-		err = declare(c)
-	}
-	if err != nil {
-		l.close()
-		return nil, err
-	}
-	l.onUp = declare
 	return inbox{newSubscription(l, log, now, queueName, queueName, dlq, opts.AckWait, new(atomic.Int64))}, nil
 }
 
 // InboxDeadLetters lists the dead letters of the inbox over queueName,
 // oldest first.
 func InboxDeadLetters(ctx context.Context, amqpURL, queueName string) ([]driver.DeadLetter, error) {
-	l, err := dialLink(ctx, amqpURL, slog.Default())
+	l, err := dialLink(ctx, amqpURL, slog.Default(), nil)
 	if err != nil {
 		return nil, err
 	}

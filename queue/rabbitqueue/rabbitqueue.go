@@ -169,19 +169,10 @@ func Open(ctx context.Context, amqpURL string, opts Options) (*Topic, error) {
 	}
 	exchange, logQ, dlq, _ := opts.Names("")
 	t := &Topic{opts: opts, log: log, now: now, exchange: exchange, logQ: logQ, dlq: dlq, inflight: map[string]*atomic.Int64{}}
-	l, err := dialLink(ctx, amqpURL, log)
+	l, err := dialLink(ctx, amqpURL, log, t.declare)
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := l.conn(ctx)
-	if err == nil {
-		err = t.declare(c)
-	}
-	if err != nil {
-		l.close()
-		return nil, err
-	}
-	l.onUp = t.declare
 	t.l = l
 	return t, nil
 }
