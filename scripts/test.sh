@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test set-up: checks, installs (Debian and npm packages) and starts
-# what the tests need — PostgreSQL, NATS with JetStream, DuckDB's npm package
+# what the tests need — PostgreSQL, NATS with JetStream, RabbitMQ, DuckDB's npm package
 # (an independent Parquet reader), versitygw (a real S3-compatible server) —
 # then runs every Go test with the race detector. A service that cannot be started fails the run; no test skips.
 set -euo pipefail
@@ -51,6 +51,18 @@ if ! port_open 4222; then
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_port 4222 || die "nats-server did not start on 127.0.0.1:4222 (see /var/log/nats-server.log)"
 fi
+echo ok
+
+say "RabbitMQ on 127.0.0.1:5672 (guest/guest)"
+# The rabbitqueue tests also start private nodes of their own with the same
+# installation (rabbitmq-server and rabbitmqctl), on other ports.
+if ! port_open 5672; then
+  command -v rabbitmq-server >/dev/null || { echo "installing rabbitmq-server from Debian's packages"; apt_install rabbitmq-server; }
+  as_root rabbitmq-server -detached
+  for _ in $(seq 1 240); do port_open 5672 && break; sleep 0.5; done
+  port_open 5672 || die "rabbitmq-server did not open 127.0.0.1:5672 within 120s (see /var/log/rabbitmq/)"
+fi
+command -v rabbitmqctl >/dev/null && { rabbitmqctl await_startup >/dev/null 2>&1 || die "RabbitMQ on 127.0.0.1:5672 did not finish starting (rabbitmqctl await_startup)"; }
 echo ok
 
 say "versitygw (a real S3-compatible server) for the s3:// store tests"
