@@ -5,6 +5,8 @@
 //	mem://NAME            in-process, for tests (memqueue)
 //	embedded              NATS JetStream embedded in the process owning the data dir (natsqueue)
 //	nats://HOST:PORT      an external NATS JetStream server (natsqueue)
+//	amqp://U:P@HOST/VHOST RabbitMQ: a topic exchange, one quorum queue per subscription (rabbitqueue)
+//	sqs://PREFIX?region=R Amazon SQS: one queue per subscription, each publish sent to all (sqsqueue)
 //
 // Delivery contract, for every backend: a message is delivered until it is
 // acknowledged. Consumers ack only after their work is committed; a message

@@ -65,6 +65,8 @@ import (
 	"github.com/sluicehq/sluice/queue/driver"
 	"github.com/sluicehq/sluice/queue/memqueue"
 	"github.com/sluicehq/sluice/queue/natsqueue"
+	"github.com/sluicehq/sluice/queue/rabbitqueue"
+	"github.com/sluicehq/sluice/queue/sqsqueue"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/warehouse"
 )
@@ -202,7 +204,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.closer = append(e.closer, func() { e.Store.Close() })
-	if e.Topic, e.qopts, err = OpenQueue(ctx, queueURL, cfg.Spec.Name, cfg.DataDir, cfg.Lock, cfg.Logger); err != nil {
+	if e.Topic, e.qopts, err = OpenQueue(ctx, queueURL, cfg.Spec, cfg.DataDir, cfg.Lock, cfg.Logger); err != nil {
 		return nil, err
 	}
 	// sluice owns dead letters: the queue must never give up on a message
@@ -255,14 +257,15 @@ var streamSafe = regexp.MustCompile(`[^A-Za-z0-9_]`)
 // For embedded, lock must be the data dir's ownership: the queue's client
 // URL is published in owner.json so other commands (dlq ls) can reach it.
 // Without a lock, an embedded queue is reached through the owner's URL.
-func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *datadir.Lock, logger *slog.Logger) (*queue.Topic, queue.SubscriptionOptions, error) {
+func OpenQueue(ctx context.Context, rawURL string, spec *pipeline.Spec, dir datadir.Dir, lock *datadir.Lock, logger *slog.Logger) (*queue.Topic, queue.SubscriptionOptions, error) {
+	name := spec.Name
 	if logger == nil {
 		logger = slog.Default()
 	}
 	var opts queue.SubscriptionOptions
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, opts, fault.Permanent(fmt.Errorf("queue URL %q does not parse; write embedded, nats://HOST:PORT or mem://", redactURL(rawURL)))
+		return nil, opts, fault.Permanent(fmt.Errorf("queue URL %q does not parse; write embedded, nats://HOST:PORT, amqp://USER:PASSWORD@HOST:5672/VHOST, sqs://PREFIX?region=REGION or mem://", redactURL(rawURL)))
 	}
 	shown := u.Redacted() // for messages: never a password
 	q := u.Query()
@@ -285,6 +288,20 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 	switch {
 	case u.Scheme == "mem":
 		return queue.NewTopic(shown, memqueue.New()), opts, nil
+	case u.Scheme == "amqp" || u.Scheme == "amqps":
+		bare := *u
+		bare.RawQuery = "" // ack_wait and max_deliveries are sluice's, not the broker's
+		t, err := rabbitqueue.Open(ctx, bare.String(), rabbitqueue.Options{Exchange: "sluice." + streamSafe.ReplaceAllString(name, "_"), Logger: logger})
+		if err != nil {
+			return nil, opts, fmt.Errorf("open RabbitMQ queue %s: %w", shown, err)
+		}
+		return queue.NewTopic(shown, t), opts, nil
+	case u.Scheme == "sqs":
+		t, err := sqsqueue.Open(ctx, rawURL, &sqsqueue.Options{Prefix: "sluice-" + name, Subscriptions: Subscriptions(spec), Logger: logger})
+		if err != nil {
+			return nil, opts, fmt.Errorf("open SQS queue %s: %w", shown, err)
+		}
+		return queue.NewTopic(shown, t), opts, nil
 	case IsEmbedded(rawURL):
 		if lock == nil {
 			o, owned := dir.Owned()
@@ -318,7 +335,7 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 		}
 		cleanup = nc.Close
 	default:
-		return nil, opts, fault.Permanent(fmt.Errorf("queue URL %q: unsupported; write embedded, nats://HOST:PORT or mem://", shown))
+		return nil, opts, fault.Permanent(fmt.Errorf("queue URL %q: unsupported; write embedded, nats://HOST:PORT, amqp://USER:PASSWORD@HOST:5672/VHOST, sqs://PREFIX?region=REGION or mem://", shown))
 	}
 	t, err := natsqueue.Open(ctx, nc, nopts)
 	if err != nil {
@@ -326,6 +343,19 @@ func OpenQueue(ctx context.Context, rawURL, name string, dir datadir.Dir, lock *
 		return nil, opts, err
 	}
 	return queue.NewTopic(shown, &closingTopic{Topic: t, after: cleanup}), opts, nil
+}
+
+// Subscriptions lists the bus subscriptions of spec: one per load
+// ("load-NAME") and one per job ("job-NAME").
+func Subscriptions(spec *pipeline.Spec) []string {
+	var subs []string
+	for _, l := range spec.Loads {
+		subs = append(subs, "load-"+l.Name)
+	}
+	for _, j := range spec.Jobs {
+		subs = append(subs, "job-"+j.Name)
+	}
+	return subs
 }
 
 // closingTopic closes the NATS connection (and embedded server) after the topic.

@@ -15,6 +15,8 @@ import (
 	"github.com/sluicehq/sluice/notify"
 	"github.com/sluicehq/sluice/queue/driver"
 	"github.com/sluicehq/sluice/queue/natsqueue"
+	"github.com/sluicehq/sluice/queue/rabbitqueue"
+	"github.com/sluicehq/sluice/queue/sqsqueue"
 )
 
 // NotificationsTarget is the dead-letter target of notifications the
@@ -49,8 +51,22 @@ func (e *Engine) openInbox(ctx context.Context) (driver.Subscription, func(), er
 			return nil, nil, fmt.Errorf("notifications: open the inbox on subject %q at %s: %w", q.Get("subject"), u.Redacted(), err)
 		}
 		return sub, func() { sub.Close(); nc.Close() }, nil
+	case "amqp", "amqps":
+		bare := *u
+		bare.RawQuery = ""
+		sub, err := rabbitqueue.OpenInbox(ctx, bare.String(), q.Get("queue"), rabbitqueue.InboxOptions{AckWait: e.qopts.AckWait, Logger: e.log, Now: e.now})
+		if err != nil {
+			return nil, nil, fmt.Errorf("notifications: open the inbox queue %q at %s: %w", q.Get("queue"), u.Redacted(), err)
+		}
+		return sub, func() { sub.Close() }, nil
+	case "sqs":
+		sub, err := sqsqueue.OpenInbox(ctx, n.URL, sqsqueue.Options{Logger: e.log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("notifications: open the inbox %s: %w", u.Redacted(), err)
+		}
+		return sub, func() { sub.Close() }, nil
 	default:
-		return nil, nil, fault.Permanent(fmt.Errorf("notifications URL %q: scheme %q is not supported by this build", u.Redacted(), u.Scheme))
+		return nil, nil, fault.Permanent(fmt.Errorf("notifications URL %q: scheme %q is not supported; write nats://, sqs:// or amqp://", u.Redacted(), u.Scheme))
 	}
 }
 
