@@ -52,7 +52,7 @@ func checkQueue(v string) string {
 			return msg
 		}
 	case u.Scheme == "sqs":
-		extra = []string{"region", "endpoint"}
+		extra = []string{"region", "endpoint", "poll_wait", "empty_polls"}
 		if msg := checkSQSName(u.Host, "prefix"); msg != "" {
 			return msg
 		}
@@ -287,7 +287,7 @@ func checkNotifications(v string) string {
 		if msg := checkSQSName(u.Host, "name"); msg != "" {
 			return msg
 		}
-		allowed = []string{"region", "endpoint"}
+		allowed = []string{"region", "endpoint", "ack_wait", "poll_wait"}
 	default:
 		return fmt.Sprintf("notifications scheme %q is not supported: %s", u.Scheme, forms)
 	}
