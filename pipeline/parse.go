@@ -57,7 +57,7 @@ const (
 )
 
 var (
-	topKeys        = []string{"name", "store", "queue", "warehouse", "retry", "watch", "sources", "loads", "jobs"}
+	topKeys        = []string{"name", "store", "queue", "warehouse", "state", "retry", "watch", "sources", "loads", "jobs"}
 	watchKeys      = []string{"settle", "interval"}
 	retryKeys      = []string{"for", "backoff", "max_backoff"}
 	sourceKeys     = []string{"http", "every", "land"}
@@ -117,6 +117,7 @@ func (p *parser) spec(data []byte) *Spec {
 	s.Store = p.setting(m, "store", "SLUICE_STORE", checkStore)
 	s.Queue = p.setting(m, "queue", "SLUICE_QUEUE", checkQueue)
 	s.Warehouse = p.setting(m, "warehouse", "SLUICE_WAREHOUSE", checkWarehouse)
+	s.State = p.setting(m, "state", "SLUICE_STATE", checkState)
 	if e := m.get("retry"); e != nil {
 		s.Retry = p.retry(e.val)
 	}
