@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/state"
 )
 
 const hydroSpec = `name: hydro
@@ -83,12 +83,12 @@ func (d *daemon) logTail() string {
 // runs reads the job runs recorded in the data dir, oldest first.
 func runs(t *testing.T, dataDir string) []job.Run {
 	t.Helper()
-	st, err := state.Open(context.Background(), filepath.Join(dataDir, "state.db"))
+	st, err := state.Open(context.Background(), "", dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rs, err := st.ListRuns(context.Background(), state.RunFilter{Limit: 1000})
+	rs, err := st.ListRuns(context.Background(), job.RunFilter{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,20 +50,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/trigger"
-)
-
-// State is a run's lifecycle state.
-type State = state.RunState
-
-// Run states. TERMINATED is not a state: it is Run.Terminated, set once the
-// run's compute is gone.
-const (
-	Starting  = state.RunStarting
-	Running   = state.RunRunning
-	Succeeded = state.RunSucceeded
-	Failed    = state.RunFailed
 )
 
 // DefaultSettle is how long a group must go without new events before its
@@ -73,12 +60,6 @@ const DefaultSettle = 5 * time.Second
 
 // DefaultTick is how often Loop looks for settled requests by default.
 const DefaultTick = 500 * time.Millisecond
-
-// Input is one input object version of a run: key and ETag.
-type Input = state.RunInput
-
-// Run is one run's record, as the state DB keeps it.
-type Run = state.JobRun
 
 // Task is what a run executes. It is JSON-serialisable: the local runner
 // hands it to the child process as a file.

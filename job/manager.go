@@ -12,14 +12,14 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
-	"github.com/sluicehq/sluice/internal/state"
 )
 
 // Options configures a Manager. State and Runner are required.
 type Options struct {
-	State  *state.DB
+	State  StateStore
 	Runner Runner
 	// Clock is the time source for request and run times and for the
 	// settle window (default time.Now).
@@ -46,7 +46,7 @@ type Options struct {
 type Manager struct {
 	defs     []*Definition
 	byName   map[string]*Definition
-	st       *state.DB
+	st       StateStore
 	runner   Runner
 	now      func() time.Time
 	log      *slog.Logger
@@ -162,7 +162,7 @@ func (m *Manager) offer(ctx context.Context, d *Definition, rec event.Record) (b
 // not start until someone has looked. Call Recover once at start, before
 // Loop and before any other process could start runs.
 func (m *Manager) Recover(ctx context.Context) error {
-	runs, err := m.st.ListRuns(ctx, state.RunFilter{States: []State{Starting, Running}})
+	runs, err := m.st.ListRuns(ctx, RunFilter{States: []State{Starting, Running}})
 	if err != nil {
 		return fmt.Errorf("job: recover: %w", err)
 	}
@@ -207,7 +207,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 // for a new event. Dead-lettered groups (a permanent failure, or retries
 // that ran out) wait for `sluice dlq replay` or new input.
 func (m *Manager) rerunFailed(ctx context.Context) error {
-	failed, err := m.st.ListRuns(ctx, state.RunFilter{States: []State{Failed}})
+	failed, err := m.st.ListRuns(ctx, RunFilter{States: []State{Failed}})
 	if err != nil {
 		return fmt.Errorf("job: recover: %w", err)
 	}
@@ -219,7 +219,7 @@ func (m *Manager) rerunFailed(ctx context.Context) error {
 			continue
 		}
 		seen[k] = true
-		latest, err := m.st.ListRuns(ctx, state.RunFilter{Rule: f.Rule, Group: f.Group, Limit: 1})
+		latest, err := m.st.ListRuns(ctx, RunFilter{Rule: f.Rule, Group: f.Group, Limit: 1})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -335,14 +335,14 @@ func (m *Manager) release(k groupKey) {
 
 // start handles one settled request; ok reports whether a run goroutine
 // now owns the group's in-flight slot.
-func (m *Manager) start(ctx context.Context, d *Definition, req state.RunRequest) (ok bool, err error) {
+func (m *Manager) start(ctx context.Context, d *Definition, req RunRequest) (ok bool, err error) {
 	inputs, lerr := d.Inputs(ctx, req.Group)
 	if lerr != nil && ctx.Err() != nil {
 		return false, nil // shutting down; the request stays
 	}
 	inputs = sortInputs(inputs)
 	if lerr == nil {
-		prev, err := m.st.ListRuns(ctx, state.RunFilter{Rule: d.Name, Group: req.Group,
+		prev, err := m.st.ListRuns(ctx, RunFilter{Rule: d.Name, Group: req.Group,
 			States: []State{Starting, Running, Succeeded}, Limit: 1})
 		if err != nil {
 			return false, fmt.Errorf("job %s: group %s: %w", d.Name, req.Group, err)
@@ -394,7 +394,7 @@ func (m *Manager) start(ctx context.Context, d *Definition, req state.RunRequest
 	return true, nil
 }
 
-func (m *Manager) execute(ctx context.Context, run Run, task Task, req state.RunRequest) {
+func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunRequest) {
 	lastAt := req.LastAt
 	defer m.wg.Done()
 	defer m.release(groupKey{run.Rule, run.Group})
@@ -473,7 +473,7 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, req state.Run
 // retryLater keeps the request of a run that failed transiently, to run
 // again after a backoff, or dead-letters the group once retries have run
 // out (Options.Retry).
-func (m *Manager) retryLater(ctx context.Context, run Run, req state.RunRequest) {
+func (m *Manager) retryLater(ctx context.Context, run Run, req RunRequest) {
 	attempts, first := req.Attempts+1, req.FirstFailure
 	if first.IsZero() {
 		first = run.Ended
@@ -497,7 +497,7 @@ func (m *Manager) deadLetter(ctx context.Context, run Run, attempts int, first t
 	if first.IsZero() {
 		first = run.Ended
 	}
-	id, err := m.st.AddDeadLetter(ctx, state.DeadLetter{Target: Target(run.Rule), Kind: state.DeadJob, Name: run.Rule,
+	id, err := m.st.AddDeadLetter(ctx, deadletter.DeadLetter{Target: Target(run.Rule), Kind: deadletter.Job, Name: run.Rule,
 		Key: run.Group, Reason: fmt.Sprintf("run %s: %s", run.ID, reason), Attempts: attempts, FirstFailure: first, LastFailure: m.now()})
 	if err != nil {
 		m.log.Error("job dead letter not recorded; the next start runs the group again", "run", run.ID, "err", err)

@@ -1,4 +1,4 @@
-package job
+package job_test
 
 import (
 	"context"
@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
-	"github.com/sluicehq/sluice/internal/state"
+	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/trigger"
 )
 
@@ -34,8 +36,8 @@ func (c *clock) Advance(d time.Duration) {
 // call is one task handed to the fake runner; the test finishes it by
 // sending its outcome.
 type call struct {
-	task Task
-	done chan Outcome
+	task job.Task
+	done chan job.Outcome
 }
 
 // fakeRunner is an in-memory Runner: every Run reports its start, hands the
@@ -44,17 +46,17 @@ type fakeRunner struct {
 	calls chan *call
 }
 
-var _ Runner = (*fakeRunner)(nil)
+var _ job.Runner = (*fakeRunner)(nil)
 
-func (f *fakeRunner) Run(ctx context.Context, t Task) (Outcome, error) {
-	NotifyStarted(ctx, 4242)
-	c := &call{task: t, done: make(chan Outcome, 1)}
+func (f *fakeRunner) Run(ctx context.Context, t job.Task) (job.Outcome, error) {
+	job.NotifyStarted(ctx, 4242)
+	c := &call{task: t, done: make(chan job.Outcome, 1)}
 	f.calls <- c
 	select {
 	case o := <-c.done:
 		return o, nil
 	case <-ctx.Done():
-		return Outcome{ExitCode: -1, Err: "killed: " + ctx.Err().Error()}, nil
+		return job.Outcome{ExitCode: -1, Err: "killed: " + ctx.Err().Error()}, nil
 	}
 }
 
@@ -65,7 +67,7 @@ type reaper struct {
 	fail   error // returned by every Reap
 }
 
-func (r *reaper) Reap(ctx context.Context, run Run) error {
+func (r *reaper) Reap(ctx context.Context, run job.Run) error {
 	r.reaped = append(r.reaped, run.ID)
 	return r.fail
 }
@@ -85,7 +87,7 @@ func (o *objects) put(key, etag string) {
 	o.objs[key] = etag
 }
 
-func (o *objects) list(ctx context.Context, group string) ([]Input, error) {
+func (o *objects) list(ctx context.Context, group string) ([]job.Input, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.fail != nil {
@@ -95,10 +97,10 @@ func (o *objects) list(ctx context.Context, group string) ([]Input, error) {
 		o.after = nil
 		defer func() { o.mu.Unlock(); f(); o.mu.Lock() }()
 	}
-	var in []Input
+	var in []job.Input
 	for k, e := range o.objs {
 		if strings.HasPrefix(k, "data/"+group+"/") {
-			in = append(in, Input{Key: k, ETag: e})
+			in = append(in, job.Input{Key: k, ETag: e})
 		}
 	}
 	return in, nil
@@ -107,27 +109,27 @@ func (o *objects) list(ctx context.Context, group string) ([]Input, error) {
 type env struct {
 	t      *testing.T
 	ctx    context.Context
-	st     *state.DB
+	st     state.Store
 	clock  *clock
 	runner *fakeRunner
 	objs   *objects
-	m      *Manager
+	m      *job.Manager
 	logs   map[string][]byte
-	done   chan Run
+	done   chan job.Run
 }
 
 const settle = 5 * time.Second
 
-func newEnv(t *testing.T, runner Runner) *env {
+func newEnv(t *testing.T, runner job.Runner) *env {
 	t.Helper()
 	ctx := t.Context()
-	st, err := state.Open(ctx, t.TempDir()+"/state.db")
+	st, err := state.Open(ctx, "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, ctx: ctx, st: st, clock: &clock{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)},
-		objs: &objects{objs: map[string]string{}}, logs: map[string][]byte{}, done: make(chan Run, 100)}
+		objs: &objects{objs: map[string]string{}}, logs: map[string][]byte{}, done: make(chan job.Run, 100)}
 	if runner == nil {
 		e.runner = &fakeRunner{calls: make(chan *call, 10)}
 		runner = e.runner
@@ -137,13 +139,13 @@ func newEnv(t *testing.T, runner Runner) *env {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	e.m, err = NewManager([]Definition{{
+	e.m, err = job.NewManager([]job.Definition{{
 		Name: "hydropower", Rule: rule, Settle: settle, Inputs: e.objs.list,
-		Task: func(group string, inputs []Input) (Task, error) {
-			return Task{Kind: KindCurate, StoreURL: "mem://"}, nil
+		Task: func(group string, inputs []job.Input) (job.Task, error) {
+			return job.Task{Kind: job.KindCurate, StoreURL: "mem://"}, nil
 		},
-	}}, Options{State: st, Runner: runner, Clock: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnDone: func(ctx context.Context, r Run) { e.done <- r },
+	}}, job.Options{State: st, Runner: runner, Clock: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnDone: func(ctx context.Context, r job.Run) { e.done <- r },
 		LogStore: func(ctx context.Context, id string, log []byte) (string, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -195,7 +197,7 @@ func (e *env) next() *call {
 }
 
 // finish completes c with o and waits until the run is recorded.
-func (e *env) finish(c *call, o Outcome) Run {
+func (e *env) finish(c *call, o job.Outcome) job.Run {
 	e.t.Helper()
 	c.done <- o
 	e.m.Wait()
@@ -204,25 +206,25 @@ func (e *env) finish(c *call, o Outcome) Run {
 		return r
 	default:
 		e.t.Fatal("OnDone was not called for the finished run")
-		return Run{}
+		return job.Run{}
 	}
 }
 
-func (e *env) runs() []Run {
+func (e *env) runs() []job.Run {
 	e.t.Helper()
-	rs, err := e.st.ListRuns(e.ctx, state.RunFilter{})
+	rs, err := e.st.ListRuns(e.ctx, job.RunFilter{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return rs
 }
 
-func inputs(kv ...string) []Input {
-	var in []Input
+func inputs(kv ...string) []job.Input {
+	var in []job.Input
 	for i := 0; i < len(kv); i += 2 {
-		in = append(in, Input{Key: kv[i], ETag: kv[i+1]})
+		in = append(in, job.Input{Key: kv[i], ETag: kv[i+1]})
 	}
-	return sortInputs(in)
+	return job.SortInputsForTest(in)
 }
 
 func TestFiveUploadsWithinTheSettleWindowStartOneRunWithExactlyThoseInputs(t *testing.T) {
@@ -240,26 +242,26 @@ func TestFiveUploadsWithinTheSettleWindowStartOneRunWithExactlyThoseInputs(t *te
 	e.clock.Advance(time.Second)
 	e.step(1)
 	c := e.next()
-	if !slices.Equal(c.task.Inputs, inputs(want...)) || c.task.Group != "2020-08-07_2PM" || c.task.Rule != "hydropower" || c.task.RunID == "" || c.task.Kind != KindCurate {
+	if !slices.Equal(c.task.Inputs, inputs(want...)) || c.task.Group != "2020-08-07_2PM" || c.task.Rule != "hydropower" || c.task.RunID == "" || c.task.Kind != job.KindCurate {
 		t.Fatalf("task = %+v, want the five inputs of group 2020-08-07_2PM", c.task)
 	}
 	running, err := e.st.GetRun(e.ctx, c.task.RunID)
-	if err != nil || running.State != Running || running.PID != 4242 || running.Started.IsZero() {
+	if err != nil || running.State != job.Running || running.PID != 4242 || running.Started.IsZero() {
 		t.Fatalf("run while the runner works = %+v, %v; want RUNNING with pid and start time", running, err)
 	}
 	e.clock.Advance(3 * time.Second)
-	r := e.finish(c, Outcome{Outputs: []string{"curated/2020-08-07_2PM/_SUCCESS"}, ComputeSeconds: 2.5, Log: []byte("ok\n")})
+	r := e.finish(c, job.Outcome{Outputs: []string{"curated/2020-08-07_2PM/_SUCCESS"}, ComputeSeconds: 2.5, Log: []byte("ok\n")})
 	rs := e.runs()
 	if len(rs) != 1 {
 		t.Fatalf("%d runs recorded, want 1", len(rs))
 	}
 	got := rs[0]
-	if got.State != Succeeded || !slices.Equal(got.Inputs, inputs(want...)) || got.ComputeSeconds != 2.5 ||
+	if got.State != job.Succeeded || !slices.Equal(got.Inputs, inputs(want...)) || got.ComputeSeconds != 2.5 ||
 		got.Terminated.IsZero() || !got.Ended.Equal(got.Started.Add(3*time.Second)) || got.LogKey != "logs/"+got.ID+".txt" ||
 		!slices.Equal(got.Outputs, []string{"curated/2020-08-07_2PM/_SUCCESS"}) {
 		t.Fatalf("recorded run = %+v", got)
 	}
-	if r.State != Succeeded || string(e.logs[got.ID]) != "ok\n" {
+	if r.State != job.Succeeded || string(e.logs[got.ID]) != "ok\n" {
 		t.Errorf("OnDone got %+v and log %q", r, e.logs[got.ID])
 	}
 
@@ -271,10 +273,10 @@ func TestFiveUploadsWithinTheSettleWindowStartOneRunWithExactlyThoseInputs(t *te
 	if len(c.task.Inputs) != 6 {
 		t.Fatalf("second run has %d inputs, want 6", len(c.task.Inputs))
 	}
-	e.finish(c, Outcome{})
+	e.finish(c, job.Outcome{})
 	e.clock.Advance(time.Hour)
 	e.step(0)
-	if rs := e.runs(); len(rs) != 2 || rs[0].State != Succeeded || rs[0].ID != c.task.RunID {
+	if rs := e.runs(); len(rs) != 2 || rs[0].State != job.Succeeded || rs[0].ID != c.task.RunID {
 		t.Fatalf("runs = %+v, want two, the newest first", rs)
 	}
 	if idle, err := e.m.Idle(e.ctx); err != nil || !idle {
@@ -295,13 +297,13 @@ func TestAnEventDuringARunGetsExactlyOneFollowUpRun(t *testing.T) {
 	if idle, _ := e.m.Idle(e.ctx); idle {
 		t.Fatal("Idle is true while a run is in flight")
 	}
-	e.finish(c, Outcome{})
+	e.finish(c, job.Outcome{})
 	e.step(1)
 	c = e.next()
 	if want := inputs("data/d/a.csv", "1", "data/d/b.csv", "1", "data/d/c.csv", "1"); !slices.Equal(c.task.Inputs, want) {
 		t.Fatalf("follow-up inputs = %v, want %v", c.task.Inputs, want)
 	}
-	e.finish(c, Outcome{})
+	e.finish(c, job.Outcome{})
 	e.clock.Advance(time.Hour)
 	e.step(0)
 	if n := len(e.runs()); n != 2 {
@@ -314,7 +316,7 @@ func TestARedeliveredEventAfterSuccessStartsNoRun(t *testing.T) {
 	e.upload("data/d/a.csv", "1")
 	e.clock.Advance(settle)
 	e.step(1)
-	e.finish(e.next(), Outcome{})
+	e.finish(e.next(), job.Outcome{})
 	e.offer("data/d/a.csv", "1") // the queue delivers it again
 	e.clock.Advance(settle)
 	e.step(0)
@@ -332,7 +334,7 @@ func TestAFileGoingBackToAnEarlierVersionRunsAgain(t *testing.T) {
 		e.upload("data/d/a.csv", etag)
 		e.clock.Advance(settle)
 		e.step(1)
-		e.finish(e.next(), Outcome{})
+		e.finish(e.next(), job.Outcome{})
 	}
 	if n := len(e.runs()); n != 3 {
 		t.Fatalf("%d runs, want 3", n)
@@ -344,18 +346,18 @@ func TestAFailedRunIsRunAgainByTheNextEvent(t *testing.T) {
 	e.upload("data/d/a.csv", "1")
 	e.clock.Advance(settle)
 	e.step(1)
-	r := e.finish(e.next(), Outcome{ExitCode: 1, Err: "data/d/a.csv line 3 column Year: abc is not an int32"})
-	if r.State != Failed || !strings.Contains(r.Error, "abc") || r.ExitCode != 1 || r.Terminated.IsZero() {
+	r := e.finish(e.next(), job.Outcome{ExitCode: 1, Err: "data/d/a.csv line 3 column Year: abc is not an int32"})
+	if r.State != job.Failed || !strings.Contains(r.Error, "abc") || r.ExitCode != 1 || r.Terminated.IsZero() {
 		t.Fatalf("failed run = %+v", r)
 	}
 	e.offer("data/d/a.csv", "1")
 	e.clock.Advance(settle)
 	e.step(1)
-	r = e.finish(e.next(), Outcome{})
-	if r.State != Succeeded {
+	r = e.finish(e.next(), job.Outcome{})
+	if r.State != job.Succeeded {
 		t.Fatalf("rerun = %+v, want SUCCEEDED", r)
 	}
-	if rs := e.runs(); len(rs) != 2 || rs[1].State != Failed || rs[0].State != Succeeded {
+	if rs := e.runs(); len(rs) != 2 || rs[1].State != job.Failed || rs[0].State != job.Succeeded {
 		t.Fatalf("runs = %+v, want FAILED then SUCCEEDED", rs)
 	}
 }
@@ -365,7 +367,7 @@ func TestANonZeroExitWithoutMessageFailsTheRun(t *testing.T) {
 	e.upload("data/d/a.csv", "1")
 	e.clock.Advance(settle)
 	e.step(1)
-	if r := e.finish(e.next(), Outcome{ExitCode: 3}); r.State != Failed || r.Error != "job exited with status 3" {
+	if r := e.finish(e.next(), job.Outcome{ExitCode: 3}); r.State != job.Failed || r.Error != "job exited with status 3" {
 		t.Fatalf("run = %+v", r)
 	}
 }
@@ -380,11 +382,11 @@ func TestGroupsRunConcurrently(t *testing.T) {
 	if a.task.Group == b.task.Group {
 		t.Fatalf("both runs are for group %s", a.task.Group)
 	}
-	a.done <- Outcome{}
-	b.done <- Outcome{}
+	a.done <- job.Outcome{}
+	b.done <- job.Outcome{}
 	e.m.Wait()
 	for _, r := range e.runs() {
-		if r.State != Succeeded {
+		if r.State != job.Succeeded {
 			t.Errorf("run %s for %s is %s", r.ID, r.Group, r.State)
 		}
 	}
@@ -397,7 +399,7 @@ func TestFailingToListInputsRecordsAFailedRunAndRetriesIt(t *testing.T) {
 	e.clock.Advance(settle)
 	e.step(0)
 	rs := e.runs()
-	if len(rs) != 1 || rs[0].State != Failed || !strings.Contains(rs[0].Error, "store unreachable") || rs[0].Terminated.IsZero() {
+	if len(rs) != 1 || rs[0].State != job.Failed || !strings.Contains(rs[0].Error, "store unreachable") || rs[0].Terminated.IsZero() {
 		t.Fatalf("runs = %+v, want one FAILED naming the listing error", rs)
 	}
 	if keys, _ := e.m.Retrying(e.ctx); len(keys) != 1 {
@@ -407,7 +409,7 @@ func TestFailingToListInputsRecordsAFailedRunAndRetriesIt(t *testing.T) {
 	e.objs.fail = nil
 	e.clock.Advance(fault.DefaultBackoff)
 	e.step(1)
-	if r := e.finish(e.next(), Outcome{}); r.State != Succeeded {
+	if r := e.finish(e.next(), job.Outcome{}); r.State != job.Succeeded {
 		t.Fatalf("retry = %+v, want SUCCEEDED", r)
 	}
 	if idle, err := e.m.Idle(e.ctx); err != nil || !idle {
@@ -422,16 +424,16 @@ func TestOfferReportsKeysThatGiveNoGroup(t *testing.T) {
 		t.Fatalf("non-matching event: Offer = %v, %v", ok, err)
 	}
 	rule, _ := trigger.Compile(trigger.Rule{Name: "any"})
-	m, err := NewManager([]Definition{{Name: "any", Rule: rule, Inputs: e.objs.list, Task: func(string, []Input) (Task, error) { return Task{}, nil }}},
-		Options{State: e.st, Runner: e.runner})
+	m, err := job.NewManager([]job.Definition{{Name: "any", Rule: rule, Inputs: e.objs.list, Task: func(string, []job.Input) (job.Task, error) { return job.Task{}, nil }}},
+		job.Options{State: e.st, Runner: e.runner})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ok, err = m.Offer(e.ctx, event.New("lake", "top.csv", 1, "1", e.clock.Now()))
-	if ok || !errors.Is(err, ErrUngroupable) || !strings.Contains(err.Error(), `"top.csv"`) {
+	if ok || !errors.Is(err, job.ErrUngroupable) || !strings.Contains(err.Error(), `"top.csv"`) {
 		t.Fatalf("Offer of a key without a folder = %v, %v; want ErrUngroupable naming the key", ok, err)
 	}
-	if _, err := m.OfferTo(e.ctx, "any", event.New("lake", "top.csv", 1, "1", e.clock.Now())); !errors.Is(err, ErrUngroupable) {
+	if _, err := m.OfferTo(e.ctx, "any", event.New("lake", "top.csv", 1, "1", e.clock.Now())); !errors.Is(err, job.ErrUngroupable) {
 		t.Fatalf("OfferTo of a key without a folder: %v, want ErrUngroupable", err)
 	}
 	if reqs, _ := e.st.PendingRequests(e.ctx); len(reqs) != 0 {
@@ -442,22 +444,22 @@ func TestOfferReportsKeysThatGiveNoGroup(t *testing.T) {
 func TestNewManagerRejectsBadDefinitions(t *testing.T) {
 	e := newEnv(t, nil)
 	rule, _ := trigger.Compile(trigger.Rule{Name: "r"})
-	ok := Definition{Name: "r", Rule: rule, Inputs: e.objs.list, Task: func(string, []Input) (Task, error) { return Task{}, nil }}
+	ok := job.Definition{Name: "r", Rule: rule, Inputs: e.objs.list, Task: func(string, []job.Input) (job.Task, error) { return job.Task{}, nil }}
 	noTask := ok
 	noTask.Task = nil
 	neg := ok
 	neg.Settle = -time.Second
 	for name, tc := range map[string]struct {
-		defs []Definition
-		opts Options
+		defs []job.Definition
+		opts job.Options
 		want string
 	}{
-		"no state":       {[]Definition{ok}, Options{Runner: e.runner}, "Options.State"},
-		"duplicate name": {[]Definition{ok, ok}, Options{State: e.st, Runner: e.runner}, "unique"},
-		"no task":        {[]Definition{noTask}, Options{State: e.st, Runner: e.runner}, "needs Rule, Inputs and Task"},
-		"negative":       {[]Definition{neg}, Options{State: e.st, Runner: e.runner}, "negative settle"},
+		"no state":       {[]job.Definition{ok}, job.Options{Runner: e.runner}, "Options.State"},
+		"duplicate name": {[]job.Definition{ok, ok}, job.Options{State: e.st, Runner: e.runner}, "unique"},
+		"no task":        {[]job.Definition{noTask}, job.Options{State: e.st, Runner: e.runner}, "needs Rule, Inputs and Task"},
+		"negative":       {[]job.Definition{neg}, job.Options{State: e.st, Runner: e.runner}, "negative settle"},
 	} {
-		if _, err := NewManager(tc.defs, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := job.NewManager(tc.defs, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: NewManager error = %v, want %q", name, err, tc.want)
 		}
 	}
@@ -467,10 +469,10 @@ func TestRecoverMarksRunsLeftByADeadParentFailedAndRequestsTheirGroupsAgain(t *t
 	rp := &reaper{fakeRunner: fakeRunner{calls: make(chan *call, 1)}}
 	e := newEnv(t, rp)
 	t0 := e.clock.Now()
-	for _, r := range []state.JobRun{
-		{ID: "running", Rule: "hydropower", Group: "d", State: state.RunRunning, Created: t0, Started: t0, PID: 99},
-		{ID: "starting", Rule: "hydropower", Group: "e", State: state.RunStarting, Created: t0},
-		{ID: "done", Rule: "hydropower", Group: "f", State: state.RunSucceeded, Created: t0, Ended: t0, Terminated: t0},
+	for _, r := range []job.Run{
+		{ID: "running", Rule: "hydropower", Group: "d", State: job.Running, Created: t0, Started: t0, PID: 99},
+		{ID: "starting", Rule: "hydropower", Group: "e", State: job.Starting, Created: t0},
+		{ID: "done", Rule: "hydropower", Group: "f", State: job.Succeeded, Created: t0, Ended: t0, Terminated: t0},
 	} {
 		if err := e.st.CreateRun(e.ctx, r); err != nil {
 			t.Fatal(err)
@@ -486,13 +488,13 @@ func TestRecoverMarksRunsLeftByADeadParentFailedAndRequestsTheirGroupsAgain(t *t
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.State != state.RunFailed || !strings.HasPrefix(r.Error, "parent died") || r.ExitCode != -1 ||
+		if r.State != job.Failed || !strings.HasPrefix(r.Error, "parent died") || r.ExitCode != -1 ||
 			!r.Ended.Equal(recovered) || !r.Terminated.Equal(recovered) ||
 			!strings.Contains(r.Error, "recovered at "+recovered.Format(time.RFC3339)) {
 			t.Errorf("run %s after Recover = %+v, want FAILED, exit -1, parent died, recovered, ended and terminated at %s", id, r, recovered)
 		}
 	}
-	if r, _ := e.st.GetRun(e.ctx, "done"); r.State != state.RunSucceeded || !r.Terminated.Equal(t0) {
+	if r, _ := e.st.GetRun(e.ctx, "done"); r.State != job.Succeeded || !r.Terminated.Equal(t0) {
 		t.Errorf("finished run changed: %+v", r)
 	}
 	slices.Sort(rp.reaped)
@@ -522,7 +524,7 @@ func TestRecoverThatCannotReapStillRequestsTheGroupButLeavesTheRunUnterminated(t
 	rp := &reaper{fakeRunner: fakeRunner{calls: make(chan *call, 1)}, fail: errors.New("pid 99 survived SIGKILL")}
 	e := newEnv(t, rp)
 	t0 := e.clock.Now()
-	if err := e.st.CreateRun(e.ctx, state.JobRun{ID: "stuck", Rule: "hydropower", Group: "d", State: state.RunRunning, Created: t0, Started: t0, PID: 99}); err != nil {
+	if err := e.st.CreateRun(e.ctx, job.Run{ID: "stuck", Rule: "hydropower", Group: "d", State: job.Running, Created: t0, Started: t0, PID: 99}); err != nil {
 		t.Fatal(err)
 	}
 	err := e.m.Recover(e.ctx)
@@ -533,7 +535,7 @@ func TestRecoverThatCannotReapStillRequestsTheGroupButLeavesTheRunUnterminated(t
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.State != state.RunFailed || !r.Terminated.IsZero() || !strings.Contains(r.Error, "could not be killed") {
+	if r.State != job.Failed || !r.Terminated.IsZero() || !strings.Contains(r.Error, "could not be killed") {
 		t.Errorf("run after a failed reap = %+v, want FAILED, not terminated, saying its processes could not be killed", r)
 	}
 	if reqs, err := e.st.PendingRequests(e.ctx); err != nil || len(reqs) != 1 || reqs[0].Group != "d" {
@@ -545,11 +547,11 @@ func TestLoopRunsAGroupRecoveredFromADeadParentToSuccessWithoutANewEvent(t *test
 	rp := &reaper{fakeRunner: fakeRunner{calls: make(chan *call, 1)}}
 	e := newEnv(t, rp)
 	e.runner = &rp.fakeRunner
-	e.m.tick = time.Millisecond
+	e.m.SetTick(time.Millisecond)
 	e.objs.put("data/d/a.csv", "1") // its event was acknowledged before the crash
 	t0 := e.clock.Now()
-	if err := e.st.CreateRun(e.ctx, state.JobRun{ID: "dead", Rule: "hydropower", Group: "d", State: state.RunRunning,
-		Inputs: []state.RunInput{{Key: "data/d/a.csv", ETag: "1"}}, Created: t0, Started: t0, PID: 99}); err != nil {
+	if err := e.st.CreateRun(e.ctx, job.Run{ID: "dead", Rule: "hydropower", Group: "d", State: job.Running,
+		Inputs: []job.Input{{Key: "data/d/a.csv", ETag: "1"}}, Created: t0, Started: t0, PID: 99}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.m.Recover(e.ctx); err != nil {
@@ -566,8 +568,8 @@ func TestLoopRunsAGroupRecoveredFromADeadParentToSuccessWithoutANewEvent(t *test
 	if want := inputs("data/d/a.csv", "1"); c.task.Group != "d" || !slices.Equal(c.task.Inputs, want) {
 		t.Fatalf("rerun task = group %q inputs %v, want group d with %v", c.task.Group, c.task.Inputs, want)
 	}
-	c.done <- Outcome{}
-	var r Run
+	c.done <- job.Outcome{}
+	var r job.Run
 	select {
 	case r = <-e.done:
 	case <-time.After(10 * time.Second):
@@ -577,7 +579,7 @@ func TestLoopRunsAGroupRecoveredFromADeadParentToSuccessWithoutANewEvent(t *test
 	if err := <-done; err != nil {
 		t.Fatalf("Loop returned %v", err)
 	}
-	if r.State != Succeeded || r.ID == "dead" || r.Terminated.IsZero() {
+	if r.State != job.Succeeded || r.ID == "dead" || r.Terminated.IsZero() {
 		t.Fatalf("rerun = %+v, want a new SUCCEEDED, terminated run", r)
 	}
 	if reqs, err := e.st.PendingRequests(e.ctx); err != nil || len(reqs) != 0 {
@@ -587,7 +589,7 @@ func TestLoopRunsAGroupRecoveredFromADeadParentToSuccessWithoutANewEvent(t *test
 
 func TestLoopCancelsRunsInFlightAndRequestsThemAgain(t *testing.T) {
 	e := newEnv(t, nil)
-	e.m.tick = time.Millisecond
+	e.m.SetTick(time.Millisecond)
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.m.Loop(ctx) }()
@@ -604,7 +606,7 @@ func TestLoopCancelsRunsInFlightAndRequestsThemAgain(t *testing.T) {
 		t.Fatal("Loop did not return within 10s of cancellation")
 	}
 	r, err := e.st.GetRun(e.ctx, c.task.RunID)
-	if err != nil || r.State != state.RunFailed || !strings.Contains(r.Error, "killed") || r.Terminated.IsZero() {
+	if err != nil || r.State != job.Failed || !strings.Contains(r.Error, "killed") || r.Terminated.IsZero() {
 		t.Fatalf("cancelled run = %+v, %v; want FAILED and terminated", r, err)
 	}
 	if reqs, err := e.st.PendingRequests(e.ctx); err != nil || len(reqs) != 1 || reqs[0].Group != "d" {
@@ -625,20 +627,20 @@ func TestAnEventArrivingWhileInputsAreListedGetsAFollowUpRun(t *testing.T) {
 	if want := inputs("data/d/a.csv", "1"); !slices.Equal(c.task.Inputs, want) {
 		t.Fatalf("first run inputs = %v, want %v", c.task.Inputs, want)
 	}
-	e.finish(c, Outcome{})
+	e.finish(c, job.Outcome{})
 	e.clock.Advance(settle)
 	e.step(1)
 	c = e.next()
 	if want := inputs("data/d/a.csv", "1", "data/d/b.csv", "1"); !slices.Equal(c.task.Inputs, want) {
 		t.Fatalf("follow-up inputs = %v, want %v", c.task.Inputs, want)
 	}
-	e.finish(c, Outcome{})
+	e.finish(c, job.Outcome{})
 }
 
 func TestATransientFailureIsRetriedAfterABackoffWithoutANewEvent(t *testing.T) {
 	e := newEnv(t, nil)
 	dead := 0
-	e.m.onDead = func(context.Context, Run, string) { dead++ }
+	e.m.SetOnDead(func(context.Context, job.Run, string) { dead++ })
 	defer func() {
 		if dead != 0 {
 			t.Errorf("OnDeadLetter called %d times for a transient failure that then succeeded, want 0 (run --once must not fail)", dead)
@@ -647,8 +649,8 @@ func TestATransientFailureIsRetriedAfterABackoffWithoutANewEvent(t *testing.T) {
 	e.upload("data/d/a.csv", "1")
 	e.clock.Advance(settle)
 	e.step(1)
-	r := e.finish(e.next(), Outcome{ExitCode: fault.ExitTempFail, Err: "store s3://lake: connection refused", Transient: true})
-	if r.State != Failed {
+	r := e.finish(e.next(), job.Outcome{ExitCode: fault.ExitTempFail, Err: "store s3://lake: connection refused", Transient: true})
+	if r.State != job.Failed {
 		t.Fatalf("run = %+v, want FAILED", r)
 	}
 	e.step(0) // the backoff has not passed
@@ -657,7 +659,7 @@ func TestATransientFailureIsRetriedAfterABackoffWithoutANewEvent(t *testing.T) {
 	}
 	e.clock.Advance(fault.DefaultBackoff)
 	e.step(1)
-	if r := e.finish(e.next(), Outcome{}); r.State != Succeeded {
+	if r := e.finish(e.next(), job.Outcome{}); r.State != job.Succeeded {
 		t.Fatalf("retry = %+v, want SUCCEEDED", r)
 	}
 	if keys, _ := e.m.Retrying(e.ctx); len(keys) != 0 {
@@ -670,14 +672,14 @@ func TestATransientFailureIsRetriedAfterABackoffWithoutANewEvent(t *testing.T) {
 
 func TestTransientFailuresPastRetryForAreDeadLettered(t *testing.T) {
 	e := newEnv(t, nil)
-	e.m.retry = fault.Retry{For: 10 * time.Second}
+	e.m.SetRetry(fault.Retry{For: 10 * time.Second})
 	e.upload("data/d/a.csv", "1")
 	e.clock.Advance(settle)
 	e.step(1)
-	e.finish(e.next(), Outcome{ExitCode: fault.ExitTempFail, Err: "warehouse down", Transient: true})
+	e.finish(e.next(), job.Outcome{ExitCode: fault.ExitTempFail, Err: "warehouse down", Transient: true})
 	e.clock.Advance(11 * time.Second)
 	e.step(1)
-	e.finish(e.next(), Outcome{ExitCode: fault.ExitTempFail, Err: "warehouse still down", Transient: true})
+	e.finish(e.next(), job.Outcome{ExitCode: fault.ExitTempFail, Err: "warehouse still down", Transient: true})
 	dls, err := e.st.DeadLetters(e.ctx)
 	if err != nil || len(dls) != 1 {
 		t.Fatalf("dead letters = %+v, %v; want one", dls, err)
@@ -692,22 +694,22 @@ func TestTransientFailuresPastRetryForAreDeadLettered(t *testing.T) {
 func TestAPermanentFailureIsDeadLetteredAtOnceAndClearedBySuccess(t *testing.T) {
 	e := newEnv(t, nil)
 	var reasons []string
-	e.m.onDead = func(_ context.Context, _ Run, reason string) { reasons = append(reasons, reason) }
+	e.m.SetOnDead(func(_ context.Context, _ job.Run, reason string) { reasons = append(reasons, reason) })
 	e.upload("data/d/a.csv", "1")
 	e.clock.Advance(settle)
 	e.step(1)
-	e.finish(e.next(), Outcome{ExitCode: 1, Err: "data/d/a.csv line 3 column Year: abc is not an int32"})
+	e.finish(e.next(), job.Outcome{ExitCode: 1, Err: "data/d/a.csv line 3 column Year: abc is not an int32"})
 	if len(reasons) != 1 || !strings.Contains(reasons[0], "abc is not an int32") || !strings.Contains(reasons[0], "group d") {
 		t.Errorf("OnDeadLetter reasons = %q, want one naming the group and the cause", reasons)
 	}
 	dls, err := e.st.DeadLetters(e.ctx)
-	if err != nil || len(dls) != 1 || dls[0].Kind != state.DeadJob || !strings.Contains(dls[0].Reason, "abc is not an int32") {
+	if err != nil || len(dls) != 1 || dls[0].Kind != deadletter.Job || !strings.Contains(dls[0].Reason, "abc is not an int32") {
 		t.Fatalf("dead letters = %+v, %v; want the group", dls, err)
 	}
 	e.upload("data/d/a.csv", "2") // fixed
 	e.clock.Advance(settle)
 	e.step(1)
-	e.finish(e.next(), Outcome{})
+	e.finish(e.next(), job.Outcome{})
 	if dls, err := e.st.DeadLetters(e.ctx); err != nil || len(dls) != 0 {
 		t.Fatalf("dead letters after success = %+v, %v; want none", dls, err)
 	}
@@ -716,17 +718,17 @@ func TestAPermanentFailureIsDeadLetteredAtOnceAndClearedBySuccess(t *testing.T) 
 func TestRecoverRunsAgainAGroupWhoseLastRunFailedUnlessDeadLettered(t *testing.T) {
 	e := newEnv(t, nil)
 	now := e.clock.Now()
-	for _, r := range []Run{
-		{ID: "a", Rule: "hydropower", Group: "outage", State: Failed, Created: now, Ended: now, Error: "store unavailable"},
-		{ID: "b", Rule: "hydropower", Group: "bad", State: Failed, Created: now, Ended: now, Error: "abc is not an int32"},
-		{ID: "c", Rule: "hydropower", Group: "fine", State: Failed, Created: now, Ended: now, Error: "old failure"},
-		{ID: "d", Rule: "hydropower", Group: "fine", State: Succeeded, Created: now.Add(time.Second), Ended: now},
+	for _, r := range []job.Run{
+		{ID: "a", Rule: "hydropower", Group: "outage", State: job.Failed, Created: now, Ended: now, Error: "store unavailable"},
+		{ID: "b", Rule: "hydropower", Group: "bad", State: job.Failed, Created: now, Ended: now, Error: "abc is not an int32"},
+		{ID: "c", Rule: "hydropower", Group: "fine", State: job.Failed, Created: now, Ended: now, Error: "old failure"},
+		{ID: "d", Rule: "hydropower", Group: "fine", State: job.Succeeded, Created: now.Add(time.Second), Ended: now},
 	} {
 		if err := e.st.CreateRun(e.ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := e.st.AddDeadLetter(e.ctx, state.DeadLetter{Target: Target("hydropower"), Kind: state.DeadJob, Name: "hydropower", Key: "bad", Reason: "abc", LastFailure: now}); err != nil {
+	if _, err := e.st.AddDeadLetter(e.ctx, deadletter.DeadLetter{Target: job.Target("hydropower"), Kind: deadletter.Job, Name: "hydropower", Key: "bad", Reason: "abc", LastFailure: now}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.m.Recover(e.ctx); err != nil {

@@ -152,6 +152,26 @@ func checkWarehouse(v string) string {
 	return fmt.Sprintf("%q is not a warehouse URL: %s", v, forms)
 }
 
+func checkState(v string) string {
+	const forms = "write sqlite:///ABS/PATH/state.db or postgres://USER@HOST:PORT/DB?schema=SCHEMA, or leave it out for the data dir's state.db"
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Sprintf("not a valid state URL (%v): %s", redactErr(err), forms)
+	}
+	switch u.Scheme {
+	case "sqlite":
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") || u.RawQuery != "" {
+			return "a SQLite state is sqlite:///ABS/PATH/state.db (three slashes, an absolute path, no parameters)"
+		}
+		return ""
+	case "postgres", "postgresql":
+		return ""
+	case "":
+		return fmt.Sprintf("%q is not a state URL: %s", v, forms)
+	}
+	return fmt.Sprintf("state scheme %q is not supported: %s", u.Scheme, forms)
+}
+
 // redactErr drops the URL from a url.Error, which may hold a password.
 func redactErr(err error) error {
 	if ue, ok := err.(*url.Error); ok {

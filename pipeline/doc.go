@@ -86,6 +86,12 @@
 //     the store: one event per write. SLUICE_NOTIFICATIONS replaces url.
 //   - warehouse (optional, default "" = the data dir's warehouse):
 //     sqlite://PATH, postgres://… or postgresql://…. SLUICE_WAREHOUSE replaces it.
+//   - state (optional, default "" = the data dir's state.db): where sluice
+//     keeps job runs and requests, leases (run claims), dead letters and
+//     the files it has seen: sqlite:///ABS/PATH/state.db, or
+//     postgres://USER@HOST:PORT/DB?schema=S (schema default "sluice",
+//     created if absent) for several sluice processes, on several
+//     machines, sharing one pipeline. SLUICE_STATE replaces it.
 //   - retry (optional): the policy for transient failures (a warehouse,
 //     store, queue or disk that is unavailable) of loads and jobs:
 //     {for: 6h, backoff: 1s, max_backoff: 1m}. Work that fails

@@ -57,7 +57,7 @@ const (
 )
 
 var (
-	topKeys        = []string{"name", "store", "queue", "warehouse", "notifications", "retry", "watch", "sources", "loads", "jobs"}
+	topKeys        = []string{"name", "store", "queue", "warehouse", "state", "notifications", "retry", "watch", "sources", "loads", "jobs"}
 	notifyKeys     = []string{"url", "key_encoding"}
 	watchKeys      = []string{"settle", "interval"}
 	retryKeys      = []string{"for", "backoff", "max_backoff"}
@@ -118,6 +118,7 @@ func (p *parser) spec(data []byte) *Spec {
 	s.Store = p.setting(m, "store", "SLUICE_STORE", checkStore)
 	s.Queue = p.setting(m, "queue", "SLUICE_QUEUE", checkQueue)
 	s.Warehouse = p.setting(m, "warehouse", "SLUICE_WAREHOUSE", checkWarehouse)
+	s.State = p.setting(m, "state", "SLUICE_STATE", checkState)
 	s.Notifications = p.notifications(m)
 	if s.Notifications != nil && s.Notifications.URL != "" && !strings.HasPrefix(s.Store, "s3://") {
 		var at *yaml.Node

@@ -58,7 +58,7 @@ var badSpecs = []badSpec{
 	{"name is at most 40 characters", "name: " + strings.Repeat("a", 41) + "\njobs: {}\n", 1, 7, "name", "at most 40 characters"},
 	{"name cannot be null", "name:\njobs: {}\n", 1, 6, "name", "has no value"},
 	{"an unknown top-level key gets a suggestion", "name: t\nsoruces: {}\njobs: {}\n", 2, 1, "soruces", `unknown key "soruces": did you mean "sources"?`},
-	{"an unknown top-level key lists the allowed keys", "name: t\nzebra: 1\njobs: {}\n", 2, 1, "zebra", "allowed keys here are name, store, queue, warehouse, notifications, retry, watch, sources, loads, jobs"},
+	{"an unknown top-level key lists the allowed keys", "name: t\nzebra: 1\njobs: {}\n", 2, 1, "zebra", "allowed keys here are name, store, queue, warehouse, state, notifications, retry, watch, sources, loads, jobs"},
 	{"store needs a scheme", "name: t\nstore: ./lake\njobs: {}\n", 2, 8, "store", `for a local directory write file://./lake`},
 	{"store scheme must be known", "name: t\nstore: gs://b\njobs: {}\n", 2, 8, "store", `store scheme "gs" is not supported`},
 	{"s3 store needs a bucket", "name: t\nstore: s3://\njobs: {}\n", 2, 8, "store", "s3:// needs a bucket"},

@@ -664,3 +664,27 @@ func TestNotificationsAreReadAndTheEnvironmentReplacesTheirURL(t *testing.T) {
 		t.Fatalf("without notifications: %+v, %v; want none", s.Notifications, err)
 	}
 }
+
+func TestStateIsAURLThatSLUICE_STATEReplaces(t *testing.T) {
+	src := "name: t\nstate: sqlite:///var/lib/sluice/state.db\njobs: {j: {command: [\"true\"]}}\n"
+	if s := mustParse(t, src, noEnv); s.State != "sqlite:///var/lib/sluice/state.db" {
+		t.Errorf("state = %q", s.State)
+	}
+	pg := "postgres://postgres@127.0.0.1:5432/test?schema=p1"
+	if s := mustParse(t, src, env(map[string]string{"SLUICE_STATE": pg})); s.State != pg {
+		t.Errorf("state with SLUICE_STATE = %q", s.State)
+	}
+	if s := mustParse(t, "name: t\njobs: {j: {command: [\"true\"]}}\n", noEnv); s.State != "" {
+		t.Errorf("default state = %q", s.State)
+	}
+	for v, want := range map[string]string{
+		"sqlite://./state.db": "sqlite:///ABS/PATH/state.db",
+		"mysql://x/db":        `state scheme "mysql" is not supported`,
+		"state.db":            "is not a state URL",
+	} {
+		_, err := Parse("p.yaml", []byte("name: t\nstate: "+v+"\njobs: {j: {command: [\"true\"]}}\n"), noEnv)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("state: %s: err = %v, want %q", v, err, want)
+		}
+	}
+}

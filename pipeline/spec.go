@@ -56,6 +56,11 @@ type Spec struct {
 	// The environment variables SLUICE_STORE, SLUICE_QUEUE and
 	// SLUICE_WAREHOUSE, when set and non-empty, have replaced the file's values.
 	Store, Queue, Warehouse string
+	// State is where sluice keeps its own state (job runs, leases, dead
+	// letters, seen files): "" means the data dir's state.db,
+	// sqlite:///ABS/PATH.db or postgres://…?schema=S. SLUICE_STATE, when set
+	// and non-empty, has replaced the file's value.
+	State string
 	// Notifications, when set, is where the store's server sends its
 	// bucket notifications; sluice then bridges them onto the queue and
 	// emits no events of its own for writes to the store.

@@ -195,6 +195,11 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun `sluice COMMAND --help` for a command's flags.")
 }
 
+// stateURL is the state for commands that read it outside a pipeline
+// run: SLUICE_STATE, else "" (the data dir's state.db). Commands given a
+// spec use its state: instead (which SLUICE_STATE also replaces).
+func (a *app) stateURL() string { return a.getenv("SLUICE_STATE") }
+
 // envOr returns the flag value, else the environment variable.
 func (a *app) envOr(flagVal, env string) string {
 	if flagVal != "" {

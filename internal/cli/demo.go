@@ -17,9 +17,9 @@ import (
 
 	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/engine"
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/warehouse"
 )
 
@@ -186,12 +186,12 @@ func (a *app) count(ctx context.Context, whURL, table string) (int64, error) {
 // run that already curated the same input).
 func (a *app) demoJobReport(ctx context.Context, dir datadir.Dir, csvKey string, since time.Time) error {
 	out := a.stdout
-	st, err := state.Open(ctx, dir.State())
+	st, err := state.Open(ctx, a.stateURL(), dir.Path)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	runs, err := st.ListRuns(ctx, state.RunFilter{Rule: "hydropower", Group: demoJobDate, Limit: 1})
+	runs, err := st.ListRuns(ctx, job.RunFilter{Rule: "hydropower", Group: demoJobDate, Limit: 1})
 	if err != nil {
 		return err
 	}

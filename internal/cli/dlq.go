@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
-	"github.com/sluicehq/sluice/internal/state"
+	"github.com/sluicehq/sluice/state"
 )
 
 func init() {
@@ -68,14 +68,15 @@ func parseIDs(args []string) ([]int64, error) {
 	return ids, nil
 }
 
-// readState opens the data dir's state read-only: listing dead letters
-// must work while another process owns the data dir, and on a full disk.
-func (a *app) readState(ctx context.Context) (*state.DB, error) {
+// readState opens the state (SLUICE_STATE, else the data dir's) read-only:
+// listing dead letters must work while another process owns the data dir,
+// and on a full disk.
+func (a *app) readState(ctx context.Context) (state.Store, error) {
 	dir, err := a.existingDir()
 	if err != nil {
 		return nil, err
 	}
-	return state.OpenReadOnly(ctx, dir.State())
+	return state.OpenReadOnly(ctx, a.stateURL(), dir.Path)
 }
 
 func (a *app) dlqList(ctx context.Context) error {

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/datadir"
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/job/local"
+	"github.com/sluicehq/sluice/state"
 )
 
 func init() {
@@ -36,10 +36,10 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(dir.State()); err != nil {
+	if _, err := os.Stat(dir.State()); err != nil && a.stateURL() == "" {
 		return fmt.Errorf("no sluice state in %s: nothing has run there yet", dir.Path)
 	}
-	st, err := state.Open(ctx, dir.State())
+	st, err := state.Open(ctx, a.stateURL(), dir.Path)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 	if len(pos) == 1 {
 		return a.showRun(ctx, st, dir, alive, pos[0])
 	}
-	runs, err := st.ListRuns(ctx, state.RunFilter{Rule: *rule, Limit: *limit})
+	runs, err := st.ListRuns(ctx, job.RunFilter{Rule: *rule, Limit: *limit})
 	if err != nil {
 		return err
 	}
@@ -87,9 +87,9 @@ func took(r job.Run) string {
 	return r.Ended.Sub(r.Created).Round(time.Millisecond).String()
 }
 
-func (a *app) showRun(ctx context.Context, st *state.DB, dataDir datadir.Dir, alive bool, id string) error {
+func (a *app) showRun(ctx context.Context, st state.Store, dataDir datadir.Dir, alive bool, id string) error {
 	s, err := st.GetRun(ctx, id)
-	if errors.Is(err, state.ErrRunNotFound) {
+	if errors.Is(err, job.ErrRunNotFound) {
 		return fmt.Errorf("no run %q: `sluice jobs` lists the runs", id)
 	}
 	if err != nil {

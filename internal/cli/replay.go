@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/state"
 )
 
 func init() {
@@ -77,11 +77,11 @@ func (a *app) replay(ctx context.Context, file string, maxWait time.Duration, do
 		return err
 	}
 	if file == "" {
-		st, err := state.OpenReadOnly(ctx, dir.State())
+		st, err := state.OpenReadOnly(ctx, a.stateURL(), dir.Path)
 		if err != nil {
 			return err
 		}
-		file, _ = st.Get(ctx, "spec_file")
+		file, _ = st.Setting(ctx, "spec_file")
 		st.Close()
 		if file == "" {
 			return usagef("no pipeline spec is recorded for %s: pass -f PIPELINE.yaml", dir.Path)

@@ -16,7 +16,7 @@
 // Config.Retry allows — the worker holds its message and keeps its ack
 // deadline fresh, so consumption pauses during an outage instead of burning
 // deliveries — and are dead-lettered only after that. Dead letters are
-// sluice's own: records in the state database (state.DeadLetter), written
+// sluice's own: records in the state database (deadletter.DeadLetter), written
 // before the message is acked, listable and replayable on every queue. A
 // load's dead letter is resolved (deleted) when its object version is
 // loaded, or when a replay finds that version superseded by a newer one of
@@ -56,10 +56,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sluicehq/sluice/curate"
+	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/datadir"
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/queue/driver"
@@ -67,6 +67,7 @@ import (
 	"github.com/sluicehq/sluice/queue/natsqueue"
 	"github.com/sluicehq/sluice/queue/rabbitqueue"
 	"github.com/sluicehq/sluice/queue/sqsqueue"
+	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/warehouse"
 )
@@ -129,7 +130,7 @@ type Engine struct {
 	Store *store.Store
 	Topic *queue.Topic
 	WH    *warehouse.Warehouse
-	State *state.DB
+	State state.Store
 	Stats Stats
 	qopts queue.SubscriptionOptions
 	// maxDeliveries is the crash-loop guard: a message delivered more often
@@ -195,7 +196,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	storeURL, queueURL, whURL := URLs(cfg.Spec, cfg.DataDir)
 	var err error
-	if e.State, err = state.Open(ctx, cfg.DataDir.State()); err != nil {
+	if e.State, err = state.Open(ctx, cfg.Spec.State, cfg.DataDir.Path); err != nil {
 		return nil, err
 	}
 	e.closer = append(e.closer, func() { e.State.Close() })
@@ -227,13 +228,13 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.closer = append(e.closer, func() { e.WH.Close() })
-	_ = e.State.Set(ctx, "pipeline", cfg.Spec.Name)
+	_ = e.State.SetSetting(ctx, "pipeline", cfg.Spec.Name)
 	if abs, err := filepath.Abs(cfg.Spec.File); err == nil && fileExists(abs) {
-		_ = e.State.Set(ctx, "spec_file", abs) // for replay commands without -f
+		_ = e.State.SetSetting(ctx, "spec_file", abs) // for replay commands without -f
 	}
 	// Recorded for `dlq ls`, without a password (which comes from
 	// SLUICE_QUEUE or -f when needed).
-	_ = e.State.Set(ctx, "queue", redactURL(queueURL))
+	_ = e.State.SetSetting(ctx, "queue", redactURL(queueURL))
 	ok = true
 	return e, nil
 }
@@ -540,7 +541,7 @@ func (e *Engine) ack(ctx context.Context, m *queue.Message, log *slog.Logger) {
 // committed (then the message that carried the work may be acked). When it
 // cannot be recorded, the work must stay unacknowledged: it is redelivered
 // later and fails, or succeeds, again.
-func (e *Engine) deadLetter(ctx context.Context, d state.DeadLetter) bool {
+func (e *Engine) deadLetter(ctx context.Context, d deadletter.DeadLetter) bool {
 	now := e.now()
 	if d.LastFailure.IsZero() {
 		d.LastFailure = now

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/curate"
+	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/job/local"
 	"github.com/sluicehq/sluice/pipeline"
@@ -179,7 +179,7 @@ func (e *Engine) handleJobEvent(ctx context.Context, j pipeline.Job, m *job.Mana
 		return
 	}
 	if err != nil {
-		if e.deadLetter(ctx, state.DeadLetter{Target: sub, Kind: state.DeadJob, Name: j.Name, Key: "message-" + msg.ID,
+		if e.deadLetter(ctx, deadletter.DeadLetter{Target: sub, Kind: deadletter.Job, Name: j.Name, Key: "message-" + msg.ID,
 			Event: msg.Body, Reason: fmt.Sprintf("job %s: message %s is not an S3 event: %v", j.Name, msg.ID, err)}) {
 			e.ack(ctx, msg, log)
 		}
@@ -203,7 +203,7 @@ func (e *Engine) handleJobEvent(ctx context.Context, j pipeline.Job, m *job.Mana
 		case ctx.Err() != nil:
 			return
 		default:
-			if !e.deadLetter(ctx, state.DeadLetter{Target: sub, Kind: state.DeadJob, Name: j.Name, Key: r.S3.Object.Key,
+			if !e.deadLetter(ctx, deadletter.DeadLetter{Target: sub, Kind: deadletter.Job, Name: j.Name, Key: r.S3.Object.Key,
 				ETag: r.S3.Object.ETag, Event: msg.Body, Reason: err.Error(), Attempts: attempts, FirstFailure: first}) {
 				return
 			}
@@ -231,15 +231,15 @@ func (e *Engine) consume(ctx context.Context, sub *queue.Subscription, handle fu
 		}
 		if m.Deliveries > e.maxDeliveries {
 			log := e.log.With("subscription", sub.Name(), "message", m.ID)
-			kind, name := state.DeadLoad, strings.TrimPrefix(sub.Name(), "load-")
+			kind, name := deadletter.Load, strings.TrimPrefix(sub.Name(), "load-")
 			if strings.HasPrefix(sub.Name(), "job-") {
-				kind, name = state.DeadJob, strings.TrimPrefix(sub.Name(), "job-")
+				kind, name = deadletter.Job, strings.TrimPrefix(sub.Name(), "job-")
 			}
 			key, etag := "message-"+m.ID, ""
 			if recs, err := event.Parse(m.Body, event.KeyURL); err == nil && len(recs) > 0 {
 				key, etag = recs[0].S3.Object.Key, recs[0].S3.Object.ETag
 			}
-			if e.deadLetter(ctx, state.DeadLetter{Target: sub.Name(), Kind: kind, Name: name, Key: key, ETag: etag, Event: m.Body,
+			if e.deadLetter(ctx, deadletter.DeadLetter{Target: sub.Name(), Kind: kind, Name: name, Key: key, ETag: etag, Event: m.Body,
 				Attempts: m.Deliveries, Reason: fmt.Sprintf("delivered %d times without being settled (max_deliveries %d): sluice crashed, was killed or ran past the ack deadline while working on it each time", m.Deliveries, e.maxDeliveries)}) {
 				e.ack(ctx, m, log)
 			}

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/format"
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/store"
@@ -78,7 +78,7 @@ func (ld *loader) handle(ctx context.Context, m *queue.Message) {
 	}
 	if err != nil {
 		reason := fmt.Sprintf("load %s: message %s is not an S3 event: %v", ld.spec.Name, m.ID, err)
-		if ld.e.deadLetter(ctx, state.DeadLetter{Target: ld.subscription(), Kind: state.DeadLoad, Name: ld.spec.Name,
+		if ld.e.deadLetter(ctx, deadletter.DeadLetter{Target: ld.subscription(), Kind: deadletter.Load, Name: ld.spec.Name,
 			Key: "message-" + m.ID, Event: m.Body, Reason: reason}) {
 			ld.e.ack(ctx, m, log)
 		}
@@ -111,7 +111,7 @@ func (ld *loader) loadWithRetry(ctx context.Context, r event.Record, body []byte
 	case ctx.Err() != nil:
 		return false
 	}
-	return ld.e.deadLetter(ctx, state.DeadLetter{Target: ld.subscription(), Kind: state.DeadLoad, Name: ld.spec.Name,
+	return ld.e.deadLetter(ctx, deadletter.DeadLetter{Target: ld.subscription(), Kind: deadletter.Load, Name: ld.spec.Name,
 		Key: key, ETag: etag, Event: body, Reason: err.Error(), Attempts: attempts, FirstFailure: first})
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sluicehq/sluice/fault"
-	"github.com/sluicehq/sluice/internal/state"
+	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/notify"
 	"github.com/sluicehq/sluice/queue/driver"
 	"github.com/sluicehq/sluice/queue/natsqueue"
@@ -86,7 +86,7 @@ func (e *Engine) bridge(ctx context.Context) {
 		DeadLetter: func(ctx context.Context, body []byte, reason string) error {
 			sum := sha256.Sum256(body)
 			now := e.now()
-			if !e.deadLetter(ctx, state.DeadLetter{Target: NotificationsTarget, Kind: NotificationsTarget, Name: redactURL(n.URL),
+			if !e.deadLetter(ctx, deadletter.DeadLetter{Target: NotificationsTarget, Kind: NotificationsTarget, Name: redactURL(n.URL),
 				Key: "notification-" + hex.EncodeToString(sum[:8]), Event: body, Reason: reason, Attempts: 1, FirstFailure: now, LastFailure: now}) {
 				return fmt.Errorf("the dead letter of a notification could not be recorded")
 			}

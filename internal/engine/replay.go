@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/event"
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/trigger"
 )
@@ -47,9 +47,9 @@ func (e *Engine) ReplayDeadLetters(ctx context.Context, ids []int64, progress fu
 	return n, errors.Join(errs...)
 }
 
-func (e *Engine) replayOne(ctx context.Context, d state.DeadLetter) error {
+func (e *Engine) replayOne(ctx context.Context, d deadletter.DeadLetter) error {
 	switch d.Kind {
-	case state.DeadJob:
+	case deadletter.Job:
 		if !e.hasJob(d.Name) {
 			return fmt.Errorf("job %s is not in pipeline %s", d.Name, e.cfg.Spec.Name)
 		}

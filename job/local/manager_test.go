@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/event"
-	"github.com/sluicehq/sluice/internal/state"
 	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/trigger"
 )
 
 func TestAManagedRunGoesThroughTheLifecycleInAFreshProcess(t *testing.T) {
 	ctx := t.Context()
-	st, err := state.Open(ctx, t.TempDir()+"/state.db")
+	st, err := state.Open(ctx, "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

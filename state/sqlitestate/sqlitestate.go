@@ -1,24 +1,33 @@
-// Package state is sluice's own bookkeeping in the data dir: a SQLite
-// database (state.db) holding which local files have already produced
-// events, settings the owner recorded for other commands, and job runs.
-// It is safe for concurrent use by one process; other processes may read it
-// at the same time (WAL mode).
-package state
+// Package sqlitestate is the embedded state backend: one SQLite file
+// (by default <data dir>/state.db) in WAL mode, shared by the processes of
+// one machine. Lease expiry uses the process clock (Options.Clock).
+//
+// Files written by older sluice versions open and migrate forward (PRAGMA
+// user_version counts the migrations applied); a file written by a newer
+// sluice is refused.
+package sqlitestate
 
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/sluicehq/sluice/state/internal/sqlstate"
 )
 
-// DB is the state database.
+// DB is a SQLite state database; its methods are those of state.Store.
 type DB struct {
-	db *sql.DB
+	*sqlstate.DB
+}
+
+// Options tunes Open.
+type Options struct {
+	// Clock is the lease clock (default time.Now).
+	Clock func() time.Time
 }
 
 const schema = `
@@ -33,10 +42,61 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 `
 
+// jobsSchema holds the job runs and the pending run requests. Times are
+// stored as fixed-width UTC text, so they read well in a shell and sort
+// lexically; a zero time is NULL.
+const jobsSchema = `
+CREATE TABLE IF NOT EXISTS job_runs (
+	id TEXT PRIMARY KEY,
+	rule TEXT NOT NULL,
+	grp TEXT NOT NULL,
+	state TEXT NOT NULL,
+	inputs_json TEXT NOT NULL DEFAULT '[]',
+	outputs_json TEXT NOT NULL DEFAULT '[]',
+	exit_code INTEGER NOT NULL DEFAULT 0,
+	error TEXT NOT NULL DEFAULT '',
+	created TEXT NOT NULL,
+	started TEXT,
+	ended TEXT,
+	terminated TEXT,
+	compute_seconds REAL NOT NULL DEFAULT 0,
+	log_key TEXT NOT NULL DEFAULT '',
+	pid INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS job_runs_rule_grp ON job_runs(rule, grp, created);
+CREATE INDEX IF NOT EXISTS job_runs_state ON job_runs(state);
+CREATE TABLE IF NOT EXISTS job_requests (
+	rule TEXT NOT NULL,
+	grp TEXT NOT NULL,
+	first_at TEXT NOT NULL,
+	last_at TEXT NOT NULL,
+	PRIMARY KEY (rule, grp)
+);
+`
+
+// deadLettersSchema holds sluice's own dead letters: one row per piece of
+// work given up on, identified by its target and object version.
+const deadLettersSchema = `
+CREATE TABLE IF NOT EXISTS dead_letters (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	target TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	name TEXT NOT NULL,
+	object_key TEXT NOT NULL,
+	etag TEXT NOT NULL,
+	event BLOB,
+	reason TEXT NOT NULL,
+	attempts INTEGER NOT NULL,
+	first_failure TEXT NOT NULL,
+	last_failure TEXT NOT NULL,
+	replayed TEXT,
+	UNIQUE (target, object_key, etag)
+);
+`
+
 // migrations bring a state database forward, one schema version each
-// (PRAGMA user_version counts the ones applied). A database written by an
-// older sluice is migrated at Open; one written by a newer sluice is
-// refused. Append only: never edit a migration that has shipped.
+// (PRAGMA user_version counts the ones applied). Append only: never edit a
+// migration that has shipped.
 var migrations = []string{
 	// 1: seen files, settings, job runs and requests.
 	schema + jobsSchema,
@@ -48,14 +108,32 @@ ALTER TABLE job_requests ADD COLUMN first_failure TEXT;
 `,
 	// 3: the watcher remembers the ETag it announced for each key.
 	`ALTER TABLE seen ADD COLUMN etag TEXT NOT NULL DEFAULT '';`,
+	// 4: leases and fenced run claims; the fenced key/value table.
+	`
+ALTER TABLE job_runs ADD COLUMN claimer TEXT NOT NULL DEFAULT '';
+ALTER TABLE job_runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE leases (
+	name TEXT PRIMARY KEY,
+	holder TEXT NOT NULL,
+	epoch INTEGER NOT NULL,
+	expires TEXT NOT NULL
+);
+CREATE TABLE fenced (
+	k TEXT PRIMARY KEY,
+	v TEXT NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the state schema this sluice writes.
 var SchemaVersion = len(migrations)
 
 // Open opens (creating) the state database at path and migrates it to
-// SchemaVersion.
-func Open(ctx context.Context, path string) (*DB, error) {
+// SchemaVersion. opts may be nil.
+func Open(ctx context.Context, path string, opts *Options) (*DB, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
 	// synchronous(FULL): in WAL mode NORMAL can roll back the last commits on an OS crash or power loss, after callers already acted on them (events emitted, messages acked).
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate")
 	if err != nil {
@@ -66,7 +144,21 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	return wrap(db, opts, true), nil
+}
+
+func wrap(db *sql.DB, opts *Options, checkpoint bool) *DB {
+	s := sqlstate.New(db, sqlstate.Dialect{Clock: opts.Clock})
+	if checkpoint {
+		// Close checkpoints the write-ahead log into the database file, so
+		// that a reader on a full disk, which cannot map the log, misses
+		// nothing.
+		s.Closer = func() error {
+			_, _ = db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+			return db.Close()
+		}
+	}
+	return &DB{s}
 }
 
 // OpenReadOnly opens an existing state database for reading only (for
@@ -93,7 +185,7 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 				err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n)
 			}
 			if err == nil {
-				return &DB{db: db}, nil
+				return wrap(db, &Options{}, false), nil
 			}
 			db.Close()
 		}
@@ -137,59 +229,4 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("migrate to schema version %d: %w", v+1, err)
 		}
 	}
-}
-
-// Close checkpoints the write-ahead log into the database file (so that a
-// reader on a full disk, which cannot map the log, misses nothing) and
-// closes the database.
-func (s *DB) Close() error {
-	_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-	return s.db.Close()
-}
-
-// Seen returns the fingerprint and ETag key was last marked seen with
-// (store.SeenSet).
-func (s *DB) Seen(ctx context.Context, key string) (fingerprint, etag string, ok bool, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT fingerprint, etag FROM seen WHERE key = ?`, key).Scan(&fingerprint, &etag)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", "", false, nil
-	}
-	if err != nil {
-		return "", "", false, fmt.Errorf("state: look up %s: %w", key, err)
-	}
-	return fingerprint, etag, true, nil
-}
-
-// MarkSeen records that key was announced (or found unchanged) at this
-// fingerprint and ETag (store.SeenSet).
-func (s *DB) MarkSeen(ctx context.Context, key, fingerprint, etag string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO seen(key, fingerprint, seen_at, etag) VALUES(?, ?, ?, ?)
-		ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, seen_at = excluded.seen_at, etag = excluded.etag`,
-		key, fingerprint, time.Now().UTC().Format(time.RFC3339Nano), etag)
-	if err != nil {
-		return fmt.Errorf("state: mark %s seen: %w", key, err)
-	}
-	return nil
-}
-
-// Set stores a setting.
-func (s *DB) Set(ctx context.Context, k, v string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO kv(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, k, v)
-	if err != nil {
-		return fmt.Errorf("state: set %s: %w", k, err)
-	}
-	return nil
-}
-
-// Get reads a setting; "" when unset.
-func (s *DB) Get(ctx context.Context, k string) (string, error) {
-	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT v FROM kv WHERE k = ?`, k).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("state: get %s: %w", k, err)
-	}
-	return v, nil
 }

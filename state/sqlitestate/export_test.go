@@ -1,0 +1,4 @@
+package sqlitestate
+
+// Migrations returns the migrations, for tests of old databases.
+func Migrations() []string { return migrations }

@@ -1,0 +1,102 @@
+package sqlitestate_test
+
+import (
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/sluicehq/sluice/state/sqlitestate"
+	"github.com/sluicehq/sluice/state/statetest"
+)
+
+func TestMain(m *testing.M) { statetest.Main(m) }
+
+func TestConformance(t *testing.T) {
+	statetest.RunConformanceTests(t, func(t *testing.T) string {
+		return "sqlite://" + filepath.Join(t.TempDir(), "state.db")
+	})
+}
+
+func TestASeenTableFromBeforeETagsIsMigrated(t *testing.T) {
+	path := t.TempDir() + "/state.db"
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(`CREATE TABLE seen (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, seen_at TEXT NOT NULL);
+		INSERT INTO seen VALUES ('old.csv', '12-345', '2026-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	want := [2]string{"12-345", ""}
+	for range 2 { // migrating an already migrated database is a no-op
+		db, err := sqlitestate.Open(t.Context(), path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fp, etag, ok, err := db.Seen(t.Context(), "old.csv")
+		if !ok || err != nil || [2]string{fp, etag} != want {
+			t.Errorf("Seen(old.csv) = %q %q %v %v; want %q", fp, etag, ok, err, want)
+		}
+		want = [2]string{"1:2:12:345:6", "e"}
+		if err := db.MarkSeen(t.Context(), "old.csv", want[0], want[1]); err != nil {
+			t.Error(err)
+		}
+		db.Close()
+	}
+}
+
+// A state.db written before leases (schema version 3) opens, keeps its
+// runs and gains claims.
+func TestAVersion3DatabaseMigratesForward(t *testing.T) {
+	path := t.TempDir() + "/state.db"
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range sqlitestate.Migrations()[:3] {
+		if _, err := old.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.Exec(`PRAGMA user_version = 3;
+		INSERT INTO job_runs(id, rule, grp, state, created) VALUES ('r1', 'j', 'g', 'SUCCEEDED', '2026-01-01T00:00:00.000000000Z')`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db, err := sqlitestate.Open(t.Context(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, err := db.GetRun(t.Context(), "r1")
+	if err != nil || r.State != "SUCCEEDED" || r.Epoch != 0 || r.Claimer != "" {
+		t.Fatalf("old run = %+v, %v", r, err)
+	}
+	if _, err := db.Acquire(t.Context(), "x", "h", 1e9); err != nil {
+		t.Fatalf("Acquire on a migrated database: %v", err)
+	}
+	var v int
+	if err := db.DB.DB.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != sqlitestate.SchemaVersion {
+		t.Fatalf("user_version = %d, %v; want %d", v, err, sqlitestate.SchemaVersion)
+	}
+}
+
+func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	path := t.TempDir() + "/state.db"
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			db, err := sqlitestate.Open(t.Context(), path, nil)
+			if err == nil {
+				db.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent Open: %v", err)
+		}
+	}
+}
