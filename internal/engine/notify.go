@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/deadletter"
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/notify"
 	"github.com/sluicehq/sluice/queue/driver"
 	"github.com/sluicehq/sluice/queue/natsqueue"
