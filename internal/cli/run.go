@@ -78,7 +78,13 @@ func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, op
 		}
 		defer lock.Release()
 	}
-	e, err := openEngine(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers}, opts)
+	var ttl time.Duration
+	if v := a.getenv("SLUICE_LEASE_TTL"); v != "" {
+		if ttl, err = time.ParseDuration(v); err != nil || ttl < time.Second {
+			return engine.Result{}, nil, fmt.Errorf("SLUICE_LEASE_TTL=%q: want a duration of at least 1s, such as 15s", v)
+		}
+	}
+	e, err := openEngine(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers, LeaseTTL: ttl}, opts)
 	if err != nil {
 		return engine.Result{}, nil, err
 	}

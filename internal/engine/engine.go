@@ -60,6 +60,7 @@ import (
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/datadir"
+	"github.com/sluicehq/sluice/lease"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/queue/driver"
@@ -92,6 +93,9 @@ type Config struct {
 	// Retry is the retry policy for transient failures of loads and jobs
 	// (zero: fault's defaults, six hours).
 	Retry fault.Retry
+	// LeaseTTL is how long the leases of this process's duties and job runs
+	// outlive its last heartbeat (default DefaultLeaseTTL).
+	LeaseTTL time.Duration
 }
 
 // DefaultMaxDeliveries is the crash-loop guard when the queue URL sets no
@@ -139,6 +143,9 @@ type Engine struct {
 	// storeURL is the store URL as configured (with credentials), for job
 	// processes; Store.URL() is redacted.
 	storeURL string
+	// holder is this process's identity in leases and run claims.
+	holder   string
+	leaseTTL time.Duration
 	// inbox is the notifications inbox (nil without notifications:).
 	inbox  driver.Subscription
 	closer []func()
@@ -184,7 +191,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.ScanInterval <= 0 {
 		cfg.ScanInterval = cfg.Spec.Watch.Interval
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Clock}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Clock, holder: lease.NewHolder(), leaseTTL: cfg.LeaseTTL}
 	ok := false
 	defer func() {
 		if !ok {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/lease"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/source/httpsource"
@@ -213,9 +214,9 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := e.Store.Watch(runCtx, e.State, watchOpts, e.emitFound); err != nil && runCtx.Err() == nil {
-				e.log.Error("store watcher stopped", "err", err)
-			}
+			e.duty(runCtx, "watch", false, func(ctx context.Context, _ func() lease.Lease) error {
+				return e.Store.Watch(ctx, e.State, watchOpts, e.emitFound)
+			})
 		}()
 	}
 	for i, im := range importers {
@@ -223,19 +224,9 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				if err := e.runSource(runCtx, s.Name, im); err != nil && runCtx.Err() == nil {
-					e.log.Error("source run failed", "source", s.Name, "err", err)
-				}
-				if s.Every <= 0 {
-					return
-				}
-				select {
-				case <-runCtx.Done():
-					return
-				case <-time.After(s.Every):
-				}
-			}
+			e.duty(runCtx, "source/"+s.Name, s.Every <= 0, func(ctx context.Context, held func() lease.Lease) error {
+				return e.sourceDuty(ctx, s, im, held)
+			})
 		}()
 	}
 	<-ctx.Done()
@@ -355,7 +346,12 @@ func (e *Engine) write(ctx context.Context, key string, body io.Reader, contentT
 }
 
 func (e *Engine) runSource(ctx context.Context, name string, im *httpsource.Importer) error {
-	r, err := im.Run(ctx, lander{e})
+	return e.runSourceAt(ctx, name, im, e.now())
+}
+
+// runSourceAt imports the source's tick at (see httpsource.Importer.RunAt).
+func (e *Engine) runSourceAt(ctx context.Context, name string, im *httpsource.Importer, at time.Time) error {
+	r, err := im.RunAt(ctx, lander{e}, at)
 	if err != nil {
 		return fmt.Errorf("source %s: %w", name, err)
 	}
