@@ -115,6 +115,10 @@ type Options struct {
 	// written to staging and before anything is committed. It is a failpoint
 	// for tests: it may cancel the run's ctx or panic to emulate a crash.
 	AfterPart func(n int)
+	// BeforeCommit, if set, is called once every part is staged, right
+	// before the commit; an error aborts the run with nothing committed
+	// (the job runner checks here that its run's claim still holds).
+	BeforeCommit func(ctx context.Context) error
 	// TempDir is where parts are staged for stores without LocalDir
 	// (S3, memory); default os.TempDir(). Local stores stage beside the
 	// output so the commit is a rename.
@@ -245,6 +249,12 @@ func Run(ctx context.Context, st Store, spec Spec, opts *Options) (res Result, e
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("curate: %q cancelled before commit: %w", spec.Output, err)
+	}
+
+	if o.BeforeCommit != nil {
+		if err := o.BeforeCommit(ctx); err != nil {
+			return Result{}, fmt.Errorf("curate: %q not committed: %w", spec.Output, err)
+		}
 	}
 
 	// Commit.

@@ -63,8 +63,8 @@ func TestAParentKilledDuringARunLeavesNoComputeAndTheRunIsMarkedFailedAtRestart(
 	for {
 		rs := runs(t, dataDir)
 		if rs[0].State == job.Failed && !rs[0].Terminated.IsZero() {
-			if !strings.Contains(rs[0].Error, "parent") {
-				t.Errorf("recovered run's error = %q, want it to say the parent died", rs[0].Error)
+			if !strings.HasPrefix(rs[0].Error, "worker lost: ") || !strings.Contains(rs[0].Error, "stopped heartbeating while the run was RUNNING") {
+				t.Errorf("recovered run's error = %q, want it to say the worker was lost", rs[0].Error)
 			}
 			break
 		}

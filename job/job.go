@@ -9,10 +9,21 @@
 // that its compute exists (NotifyStarted), and SUCCEEDED or FAILED when it
 // ends; Run.Terminated is set once its compute is gone (Runner.Run has
 // returned, which every Runner promises happens only then). A run that a
-// dead parent left STARTING or RUNNING is marked FAILED ("parent died",
-// exit code -1) by Recover at the next start, after any leftover compute is
-// reaped, and its group is requested again so the scheduler reruns it once
-// settled: the event that caused it was acknowledged long ago.
+// worker that stopped heartbeating left STARTING or RUNNING is marked FAILED
+// ("worker lost", exit code -1) by Recover in any live process, after any
+// leftover compute on this host is reaped, and its group is requested again
+// so the scheduler reruns it once settled: the event that caused it was
+// acknowledged long ago.
+//
+// # Claims
+//
+// Several processes (each with its own Manager and holder identity) may
+// share one state. A run of (rule, group) is started only by the holder of
+// lease LeaseName(rule, group), which it acquires first (Options.LeaseTTL)
+// and renews from one heartbeat goroutine every TTL/3. Every write of the
+// run is fenced by that lease's epoch; a lost lease cancels the run's
+// compute and nothing more is written for it ("claim lost"). The job
+// process checks the claim (Task.Fence) right before it commits.
 //
 // # Grouping, settling and deduplication
 //
@@ -78,6 +89,18 @@ type Task struct {
 	Inputs  []Input  `json:"inputs"`
 	// Timeout bounds the run; 0 means none.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Fence is the run's claim, for the job process to check right before
+	// it commits (nil: unfenced).
+	Fence *Fence `json:"fence,omitempty"`
+}
+
+// Fence is a run's claim as its job process sees it: the state to check
+// it in and the lease (name, holder, epoch) that must still be current.
+type Fence struct {
+	StateURL string `json:"state_url"`
+	Lease    string `json:"lease"`
+	Holder   string `json:"holder"`
+	Epoch    int64  `json:"epoch"`
 }
 
 // Task kinds.

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/lease"
 )
 
 // Options configures a Manager. State and Runner are required.
@@ -40,7 +41,21 @@ type Options struct {
 	// OnDeadLetter is called after a group is dead-lettered (a permanent
 	// failure, or retries that ran out), with the reason.
 	OnDeadLetter func(ctx context.Context, r Run, reason string)
+	// Holder is this Manager's identity in leases (default
+	// lease.NewHolder()); LeaseTTL how long its claims last without a
+	// heartbeat (DefaultLeaseTTL).
+	Holder   string
+	LeaseTTL time.Duration
+	// StateURL is the state as a job process opens it (sqlite:///… or
+	// postgres://…), put in each task's Fence; "" sends no fence.
+	StateURL string
 }
+
+// DefaultLeaseTTL is how long a run's claim lasts without a heartbeat.
+const DefaultLeaseTTL = 15 * time.Second
+
+// errClaimLost is the cancellation cause of a run whose claim was lost.
+var errClaimLost = errors.New("claim lost: another process may run this group now")
 
 // Manager schedules and records runs for a set of job definitions.
 type Manager struct {
@@ -55,10 +70,24 @@ type Manager struct {
 	logStore func(context.Context, string, []byte) (string, error)
 	retry    fault.Retry
 	onDead   func(context.Context, Run, string)
+	holder   string
+	ttl      time.Duration
+	stateURL string
 
-	mu       sync.Mutex
-	inflight map[groupKey]bool
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	inflight  map[groupKey]bool
+	leases    map[groupKey]*held
+	beating   bool // the heartbeat goroutine runs
+	lastSweep time.Time
+	wg        sync.WaitGroup
+}
+
+// held is a claim this Manager holds.
+type held struct {
+	l      lease.Lease
+	runID  string
+	cancel context.CancelCauseFunc // cancels the run's compute; nil before it runs
+	lost   bool
 }
 
 type groupKey struct{ rule, group string }
@@ -69,7 +98,14 @@ func NewManager(defs []Definition, opts Options) (*Manager, error) {
 		return nil, errors.New("job: NewManager needs Options.State and Options.Runner")
 	}
 	m := &Manager{byName: map[string]*Definition{}, st: opts.State, runner: opts.Runner, now: opts.Clock,
-		log: opts.Logger, tick: opts.Tick, onDone: opts.OnDone, logStore: opts.LogStore, retry: opts.Retry, onDead: opts.OnDeadLetter, inflight: map[groupKey]bool{}}
+		log: opts.Logger, tick: opts.Tick, onDone: opts.OnDone, logStore: opts.LogStore, retry: opts.Retry, onDead: opts.OnDeadLetter, inflight: map[groupKey]bool{},
+		holder: opts.Holder, ttl: opts.LeaseTTL, stateURL: opts.StateURL, leases: map[groupKey]*held{}}
+	if m.holder == "" {
+		m.holder = lease.NewHolder()
+	}
+	if m.ttl <= 0 {
+		m.ttl = DefaultLeaseTTL
+	}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -145,60 +181,31 @@ func (m *Manager) offer(ctx context.Context, d *Definition, rec event.Record) (b
 	return true, nil
 }
 
-// Recover handles runs a dead parent left STARTING or RUNNING. For each it
-// asks the runner to reap any compute the run left (if it is a Reaper),
-// records a run request for its (rule, group) at the recovery time, and
-// marks the run FAILED ("parent died ..., recovered at ...") with
-// ExitCode -1 (unknown), Ended and Terminated at the recovery time. The
-// event that caused the run was acknowledged long ago, so the request is
-// what runs the group again: Loop starts it once the settle window has
-// passed, and deduplication does not drop it because FAILED runs do not
-// count. The request is committed before the run is marked, so a failure
-// between the two leaves the run STARTING or RUNNING for the next Recover.
+// Recover fails the runs that workers which stopped heartbeating left
+// STARTING or RUNNING: runs whose claim lease expired, or whose holder is a
+// process on this host that no longer exists; never a live holder's. For
+// each it takes the claim itself (a new epoch), asks the runner to reap
+// any compute the run left on this host (if it is a Reaper), records a run
+// request for its (rule, group), marks the run FAILED ("worker lost: ...")
+// with ExitCode -1 (unknown) and Ended and Terminated at the recovery time,
+// and releases the claim. The event that caused the run was acknowledged
+// long ago, so the request is what runs the group again: Loop starts it
+// once the settle window has passed, and deduplication does not drop it
+// because FAILED runs do not count. The request is committed before the
+// run is marked, so a failure between the two leaves the run for the next
+// recovery.
 //
 // If reaping fails the run is still marked FAILED and requested again, but
-// Terminated stays unset and Recover returns an error naming the run:
-// whatever survived SIGKILL can no longer run code, yet the caller should
-// not start until someone has looked. Call Recover once at start, before
-// Loop and before any other process could start runs.
+// Terminated stays unset and Recover returns an error naming the run.
+// Recover also requests again the groups whose latest run FAILED (see
+// rerunFailed). Call it once at start, before Loop; Loop repeats the
+// recovery of lost runs every LeaseTTL.
 func (m *Manager) Recover(ctx context.Context) error {
-	runs, err := m.st.ListRuns(ctx, RunFilter{States: []State{Starting, Running}})
-	if err != nil {
-		return fmt.Errorf("job: recover: %w", err)
-	}
-	var errs []error
-	for _, s := range runs {
-		r := s
-		was := r.State
-		now := m.now()
-		r.State, r.ExitCode = Failed, -1
-		r.Error = fmt.Sprintf("parent died: the sluice process that ran this job exited while it was %s; recovered at %s, which requested group %s again",
-			was, now.UTC().Format(time.RFC3339), r.Group)
-		if r.Ended.IsZero() {
-			r.Ended = now
-		}
-		r.Terminated = now
-		if rp, ok := m.runner.(Reaper); ok {
-			if err := rp.Reap(ctx, r); err != nil {
-				r.Terminated = time.Time{}
-				r.Error += fmt.Sprintf("; its leftover processes could not be killed: %v", err)
-				errs = append(errs, fmt.Errorf("job %s: reap run %s: %w", r.Rule, r.ID, err))
-			}
-		}
-		if err := m.st.RequestRun(ctx, r.Rule, r.Group, now); err != nil {
-			errs = append(errs, fmt.Errorf("job %s: recover run %s: request group %s again (the run stays %s for the next start): %w", r.Rule, r.ID, r.Group, was, err))
-			continue
-		}
-		if err := m.st.UpdateRun(ctx, r); err != nil {
-			errs = append(errs, fmt.Errorf("job: recover run %s: %w", r.ID, err))
-			continue
-		}
-		m.log.Warn("job run failed: parent died; group requested again", "job", r.Rule, "group", r.Group, "run", r.ID, "was", was)
-	}
-	if err := m.rerunFailed(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	err := m.recoverLost(ctx)
+	m.mu.Lock()
+	m.lastSweep = time.Now()
+	m.mu.Unlock()
+	return errors.Join(err, m.rerunFailed(ctx))
 }
 
 // rerunFailed requests again every group of a known job whose latest run
@@ -275,6 +282,17 @@ func (m *Manager) Loop(ctx context.Context) error {
 		if _, err := m.Step(ctx); err != nil && ctx.Err() == nil {
 			m.log.Error("job scheduler", "err", err)
 		}
+		m.mu.Lock()
+		sweep := time.Since(m.lastSweep) >= m.ttl
+		if sweep {
+			m.lastSweep = time.Now()
+		}
+		m.mu.Unlock()
+		if sweep {
+			if err := m.recoverLost(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("job recovery", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			m.Wait()
@@ -304,17 +322,51 @@ func (m *Manager) Step(ctx context.Context) (started int, err error) {
 		if m.now().Sub(req.LastAt) < d.Settle || m.now().Before(req.NotBefore) || !m.claim(k) {
 			continue
 		}
-		ok, err := m.start(ctx, d, req)
+		l, err := m.st.Acquire(ctx, LeaseName(req.Rule, req.Group), m.holder, m.ttl)
 		if err != nil {
+			if !errors.Is(err, lease.ErrHeld) {
+				errs = append(errs, fmt.Errorf("job %s: claim group %s: %w", req.Rule, req.Group, err))
+			}
+			m.release(k) // held: another process runs the group
+			continue
+		}
+		m.hold(k, l)
+		// Re-read the request under the claim: another process may have
+		// run the group, or an event refreshed it, since the list above.
+		fresh, found, err := m.request(ctx, req.Rule, req.Group)
+		ok := false
+		switch {
+		case err != nil:
 			errs = append(errs, err)
+		case !found || m.now().Sub(fresh.LastAt) < d.Settle || m.now().Before(fresh.NotBefore):
+		default:
+			ok, err = m.start(ctx, d, fresh, l)
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if ok {
 			started++
 		} else {
+			m.unhold(ctx, k)
 			m.release(k)
 		}
 	}
 	return started, errors.Join(errs...)
+}
+
+// request returns the pending request of (rule, group), if any.
+func (m *Manager) request(ctx context.Context, rule, group string) (RunRequest, bool, error) {
+	reqs, err := m.st.PendingRequests(ctx)
+	if err != nil {
+		return RunRequest{}, false, fmt.Errorf("job: %w", err)
+	}
+	for _, r := range reqs {
+		if r.Rule == rule && r.Group == group {
+			return r, true, nil
+		}
+	}
+	return RunRequest{}, false, nil
 }
 
 func (m *Manager) claim(k groupKey) bool {
@@ -335,7 +387,7 @@ func (m *Manager) release(k groupKey) {
 
 // start handles one settled request; ok reports whether a run goroutine
 // now owns the group's in-flight slot.
-func (m *Manager) start(ctx context.Context, d *Definition, req RunRequest) (ok bool, err error) {
+func (m *Manager) start(ctx context.Context, d *Definition, req RunRequest, l lease.Lease) (ok bool, err error) {
 	inputs, lerr := d.Inputs(ctx, req.Group)
 	if lerr != nil && ctx.Err() != nil {
 		return false, nil // shutting down; the request stays
@@ -356,7 +408,8 @@ func (m *Manager) start(ctx context.Context, d *Definition, req RunRequest) (ok 
 		}
 	}
 	now := m.now()
-	run := Run{ID: newID(), Rule: d.Name, Group: req.Group, State: Starting, Inputs: inputs, Created: now}
+	run := Run{ID: newID(), Rule: d.Name, Group: req.Group, State: Starting, Inputs: inputs, Created: now,
+		Claimer: l.Holder, Epoch: l.Epoch}
 	var task Task
 	var failure error // why the run failed before starting
 	if lerr != nil {
@@ -370,6 +423,9 @@ func (m *Manager) start(ctx context.Context, d *Definition, req RunRequest) (ok 
 		run.State, run.Ended, run.Terminated = Failed, now, now
 	}
 	if err := m.st.CreateRun(ctx, run); err != nil {
+		if m.fenced(run, err) {
+			return false, nil
+		}
 		return false, fmt.Errorf("job %s: %w", d.Name, err)
 	}
 	if _, err := m.st.ClearRequest(ctx, d.Name, req.Group, req.LastAt); err != nil {
@@ -388,6 +444,9 @@ func (m *Manager) start(ctx context.Context, d *Definition, req RunRequest) (ok 
 		return false, nil
 	}
 	task.RunID, task.Rule, task.Group, task.Inputs = run.ID, d.Name, req.Group, inputs
+	if m.stateURL != "" {
+		task.Fence = &Fence{StateURL: m.stateURL, Lease: l.Name, Holder: l.Holder, Epoch: l.Epoch}
+	}
 	m.log.Info("job run starting", "job", d.Name, "group", req.Group, "run", run.ID, "inputs", len(inputs))
 	m.wg.Add(1)
 	go m.execute(ctx, run, task, req)
@@ -396,9 +455,13 @@ func (m *Manager) start(ctx context.Context, d *Definition, req RunRequest) (ok 
 
 func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunRequest) {
 	lastAt := req.LastAt
+	k := groupKey{run.Rule, run.Group}
 	defer m.wg.Done()
-	defer m.release(groupKey{run.Rule, run.Group})
+	defer m.release(k)
 	rec := context.WithoutCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	m.running(k, run.ID, cancel)
 
 	var mu sync.Mutex
 	var once sync.Once
@@ -407,7 +470,7 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunReques
 			mu.Lock()
 			defer mu.Unlock()
 			run.State, run.Started, run.PID = Running, m.now(), pid
-			if err := m.st.UpdateRun(rec, run); err != nil {
+			if err := m.st.UpdateRun(rec, run); err != nil && !m.fenced(run, err) {
 				m.log.Error("job run state not recorded", "run", run.ID, "state", Running, "err", err)
 			}
 		})
@@ -429,7 +492,16 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunReques
 	default:
 		run.State = Succeeded
 	}
+	if _, lost := m.claimOf(k); lost {
+		m.unhold(rec, k)
+		m.log.Error("claim lost: the run's end is not recorded", "job", run.Rule, "group", run.Group, "run", run.ID, "err", run.Error)
+		return
+	}
 	if err := m.st.UpdateRun(rec, run); err != nil {
+		if m.fenced(run, err) {
+			m.unhold(rec, k)
+			return
+		}
 		m.log.Error("job run state not recorded", "run", run.ID, "state", string(run.State), "err", err)
 	}
 	switch {
@@ -456,11 +528,12 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunReques
 			m.log.Error("job log not stored", "run", run.ID, "err", err)
 		} else {
 			run.LogKey = key
-			if err := m.st.UpdateRun(rec, run); err != nil {
+			if err := m.st.UpdateRun(rec, run); err != nil && !m.fenced(run, err) {
 				m.log.Error("job log key not recorded", "run", run.ID, "err", err)
 			}
 		}
 	}
+	m.unhold(rec, k)
 	lvl := slog.LevelInfo
 	if run.State == Failed {
 		lvl = slog.LevelError

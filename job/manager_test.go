@@ -37,6 +37,7 @@ func (c *clock) Advance(d time.Duration) {
 // sending its outcome.
 type call struct {
 	task job.Task
+	ctx  context.Context
 	done chan job.Outcome
 }
 
@@ -50,7 +51,7 @@ var _ job.Runner = (*fakeRunner)(nil)
 
 func (f *fakeRunner) Run(ctx context.Context, t job.Task) (job.Outcome, error) {
 	job.NotifyStarted(ctx, 4242)
-	c := &call{task: t, done: make(chan job.Outcome, 1)}
+	c := &call{task: t, ctx: ctx, done: make(chan job.Outcome, 1)}
 	f.calls <- c
 	select {
 	case o := <-c.done:
@@ -465,7 +466,7 @@ func TestNewManagerRejectsBadDefinitions(t *testing.T) {
 	}
 }
 
-func TestRecoverMarksRunsLeftByADeadParentFailedAndRequestsTheirGroupsAgain(t *testing.T) {
+func TestRecoverFailsRunsLeftByALostWorkerAndRequestsTheirGroupsAgain(t *testing.T) {
 	rp := &reaper{fakeRunner: fakeRunner{calls: make(chan *call, 1)}}
 	e := newEnv(t, rp)
 	t0 := e.clock.Now()
@@ -488,10 +489,11 @@ func TestRecoverMarksRunsLeftByADeadParentFailedAndRequestsTheirGroupsAgain(t *t
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.State != job.Failed || !strings.HasPrefix(r.Error, "parent died") || r.ExitCode != -1 ||
+		if r.State != job.Failed || !strings.HasPrefix(r.Error, "worker lost: an earlier sluice process stopped heartbeating while the run was ") || r.ExitCode != -1 ||
 			!r.Ended.Equal(recovered) || !r.Terminated.Equal(recovered) ||
-			!strings.Contains(r.Error, "recovered at "+recovered.Format(time.RFC3339)) {
-			t.Errorf("run %s after Recover = %+v, want FAILED, exit -1, parent died, recovered, ended and terminated at %s", id, r, recovered)
+			!strings.Contains(r.Error, "failed by "+e.m.Holder()+" at "+recovered.Format(time.RFC3339)+", group requested again") ||
+			r.Claimer != e.m.Holder() || r.Epoch < 1 {
+			t.Errorf("run %s after Recover = %+v, want FAILED, exit -1, worker lost, failed by this manager, ended and terminated at %s", id, r, recovered)
 		}
 	}
 	if r, _ := e.st.GetRun(e.ctx, "done"); r.State != job.Succeeded || !r.Terminated.Equal(t0) {

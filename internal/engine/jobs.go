@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,6 +50,7 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 		Retry:        e.cfg.Retry,
 		OnDeadLetter: func(_ context.Context, _ job.Run, reason string) { e.Stats.DeadLettered.Add(1); e.fail(reason) },
 		State:        e.State,
+		StateURL:     e.stateURL(),
 		Runner:       runner,
 		Clock:        e.now,
 		Logger:       e.log,
@@ -59,6 +61,19 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 			return key, err
 		},
 	})
+}
+
+// stateURL is the state as a job process opens it: the spec's, or the
+// data dir's state.db as a sqlite:/// URL.
+func (e *Engine) stateURL() string {
+	if e.cfg.Spec.State != "" {
+		return e.cfg.Spec.State
+	}
+	p, err := filepath.Abs(e.cfg.DataDir.State())
+	if err != nil {
+		p = e.cfg.DataDir.State()
+	}
+	return "sqlite://" + filepath.ToSlash(p)
 }
 
 // jobInputs lists a group's inputs with their ETags: for curate jobs the
@@ -267,7 +282,8 @@ func ExecTask(ctx context.Context, t job.Task, afterPart func(n int)) ([]string,
 	}
 	defer st.Close()
 	res, err := curate.Run(ctx, curateStore{st}, spec, &curate.Options{AfterPart: afterPart,
-		Logf: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
+		BeforeCommit: func(ctx context.Context) error { return local.CheckFence(ctx, t) },
+		Logf:         func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
 	if errors.Is(err, curate.ErrNoInput) || errors.Is(err, curate.ErrOutputExists) {
 		return nil, fault.Permanent(err) // data errors (*format.RecordError) are permanent by themselves
 	}

@@ -23,7 +23,9 @@ import (
 // fault.ExitTempFail (75) when the failure is transient (fault.KindOf: a
 // service was unavailable, or a command job itself exited 75) and 1 on
 // any other failure. Tasks of kind "command" are run by RunCommand with the child's
-// stdout and stderr; every other kind is handed to do (the engine's
+// stdout and stderr, and their outputs are reported only if the run's
+// claim (Task.Fence, see CheckFence) still holds when the command ends;
+// every other kind is handed to do (the engine's
 // executor, for "curate"); a nil do fails them. Errors are also printed to
 // stderr, which is the run's log.
 //
@@ -71,7 +73,13 @@ func execTask(ctx context.Context, taskFile string, do func(context.Context, job
 	}
 	switch {
 	case t.Kind == job.KindCommand:
-		return RunCommand(ctx, t, os.Stdout, os.Stderr)
+		outputs, err := RunCommand(ctx, t, os.Stdout, os.Stderr)
+		if err == nil {
+			// The command's end is its commit: its outputs count only
+			// while the run's claim holds.
+			err = CheckFence(ctx, t)
+		}
+		return outputs, err
 	case do == nil:
 		return nil, fault.Permanent(fmt.Errorf("run %s: no executor for job kind %q", t.RunID, t.Kind))
 	}
