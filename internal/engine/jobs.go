@@ -51,6 +51,8 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 		OnDeadLetter: func(_ context.Context, _ job.Run, reason string) { e.Stats.DeadLettered.Add(1); e.fail(reason) },
 		State:        e.State,
 		StateURL:     e.stateURL(),
+		Holder:       e.holder,
+		LeaseTTL:     e.leaseTTL,
 		Runner:       runner,
 		Clock:        e.now,
 		Logger:       e.log,
