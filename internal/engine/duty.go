@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/lease"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/source/httpsource"
@@ -18,7 +19,7 @@ import (
 // DefaultLeaseTTL is how long a lease (a single-instance duty, a job run's
 // claim) outlives its holder's last heartbeat: the time a crashed or
 // paused process's duties and runs wait before another process takes them.
-const DefaultLeaseTTL = 15 * time.Second
+const DefaultLeaseTTL = job.DefaultLeaseTTL
 
 // Single-instance duties — each source, the local store watcher, reconcile
 // — run under a lease in the shared state: the process holding lease
