@@ -250,6 +250,7 @@ jobs:
 	}
 	sourceHolder.cmd.Process.Kill()
 	<-sourceHolder.done
+	t.Logf("killed %s, which held the source's lease (epoch %d), after %d requests", sourceHolder.name, l.Epoch, requests())
 	killedAt := requests()
 	waitFor("the other run to take the source over and fetch twice", time.Minute, func() bool {
 		nl, ok, err := st.Get(ctx, "source/api")
@@ -362,6 +363,7 @@ jobs:
 		}
 		return n
 	}
+	t.Logf("all %d groups uploaded; waiting for their runs", groups)
 	waitFor("every group curated", 3*time.Minute, func() bool {
 		rs, err := st.ListRuns(ctx, job.RunFilter{Rule: "curate", States: []job.State{job.Succeeded}})
 		return err == nil && len(rs) >= groups
