@@ -25,7 +25,7 @@ import (
 
 func init() {
 	register(command{name: "demo", args: "",
-		summary: "run the reference pipelines end to end on embedded defaults, offline", run: runDemo})
+		summary: "run the reference pipelines end to end, offline, on embedded defaults or the SLUICE_* URLs", run: runDemo})
 }
 
 // demoPosts are JSONPlaceholder's 100 /posts records (MIT licence, typicode).
@@ -118,8 +118,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("demo spec: %w", err)
 	}
 	out := a.stdout
-	fmt.Fprintf(out, "sluice demo — both reference pipelines, on embedded defaults\n")
-	fmt.Fprintf(out, "  data dir    %s\n", dir.Path)
+	overrides := a.demoHeader(spec, dir)
 	fmt.Fprintf(out, "  API         %s/posts (a local copy of JSONPlaceholder's 100 posts)\n", api)
 	csvKey := "data/" + demoJobDate + "/hydropower-consumption.csv"
 	var jobsFrom time.Time
@@ -155,16 +154,58 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	if a.dataDir != "" {
 		self += " --data-dir " + a.dataDir
 	}
-	sqlSelf := self
-	if a.getenv("SLUICE_WAREHOUSE") != "" {
-		sqlSelf = "SLUICE_WAREHOUSE=... " + self + "   # the same SLUICE_WAREHOUSE as this demo"
-		sqlSelf = strings.Replace(sqlSelf, "   #", ` sql "select id, userid, title from posts order by id limit 5"   #`, 1)
-	} else {
-		sqlSelf += ` sql "select id, userid, title from posts order by id limit 5"`
+	fmt.Fprintf(out, "\nLook around")
+	if len(overrides) > 0 {
+		// ls, sql, jobs and dlq read the store, warehouse, state and queue
+		// the environment names, so they need the demo's.
+		fmt.Fprintf(out, " (with the same %s as this demo in the environment)", strings.Join(overrides, ", "))
 	}
-	fmt.Fprintf(out, "\nLook around:\n  %s ls raw/posts/\n  %s\n", self, sqlSelf)
+	fmt.Fprintf(out, ":\n  %s ls raw/posts/\n  %s sql \"select id, userid, title from posts order by id limit 5\"\n", self, self)
 	fmt.Fprintf(out, "  %s jobs\n  %s ls curated/%s/\n  %s dlq ls\n", self, self, demoJobDate, self)
 	return nil
+}
+
+// demoEnv are the variables that move the demo off its embedded defaults.
+var demoEnv = []struct{ what, env string }{
+	{"store", "SLUICE_STORE"},
+	{"queue", "SLUICE_QUEUE"},
+	{"warehouse", "SLUICE_WAREHOUSE"},
+	{"state", "SLUICE_STATE"},
+}
+
+// demoHeader prints what the demo runs on: the store, queue, warehouse and
+// state URLs (passwords redacted), each marked as an embedded default or as
+// set by its environment variable. It returns the variables set.
+func (a *app) demoHeader(spec *pipeline.Spec, dir datadir.Dir) (overrides []string) {
+	storeURL, queueURL, whURL := engine.URLs(spec, dir)
+	stateURL := spec.State
+	if stateURL == "" {
+		stateURL = "sqlite://" + filepath.Join(dir.Path, "state.db")
+	}
+	urls := map[string]string{"store": storeURL, "queue": queueURL, "warehouse": whURL, "state": stateURL}
+	for _, v := range demoEnv {
+		if a.getenv(v.env) != "" {
+			overrides = append(overrides, v.env)
+		}
+	}
+	out := a.stdout
+	switch {
+	case len(overrides) == 0:
+		fmt.Fprintf(out, "sluice demo — both reference pipelines, on embedded defaults\n")
+	case len(overrides) == len(demoEnv):
+		fmt.Fprintf(out, "sluice demo — both reference pipelines, on the URLs the environment sets\n")
+	default:
+		fmt.Fprintf(out, "sluice demo — both reference pipelines, on the URLs the environment sets and embedded defaults\n")
+	}
+	fmt.Fprintf(out, "  data dir    %s\n", dir.Path)
+	for _, v := range demoEnv {
+		from := "embedded default"
+		if a.getenv(v.env) != "" {
+			from = "from " + v.env
+		}
+		fmt.Fprintf(out, "  %-11s %s (%s)\n", v.what, state.Redact(urls[v.what]), from)
+	}
+	return overrides
 }
 
 func (a *app) count(ctx context.Context, whURL, table string) (int64, error) {
