@@ -78,14 +78,16 @@ type RunOptions struct {
 	// for an unavailable service (default DefaultMaxWait); then Run returns
 	// with Result.Pending set and that work still queued.
 	MaxWait time.Duration
-	// DrainOnly runs no sources and does not scan the store: a once-run
-	// then only processes what is queued or requested (replays).
+	// DrainOnly runs no sources, does not scan the store and does not
+	// reconcile: a once-run then only processes what is queued or
+	// requested (replays).
 	DrainOnly bool
 }
 
-// Run runs the pipeline (see RunOptions): sources on their schedules, a
-// watcher on local stores, the loads' and jobs' consumers and the job
-// scheduler.
+// Run runs the pipeline (see RunOptions): a reconcile at start (before
+// consuming) and every Spec.ReconcileEvery (see Reconcile), sources on
+// their schedules, a watcher on local stores, the loads' and jobs'
+// consumers and the job scheduler.
 func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 	once := opts.Once
 	if opts.MaxWait <= 0 {
@@ -121,6 +123,12 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 		if err := jobs.Recover(ctx); err != nil {
 			return res, err
 		}
+	}
+
+	if !opts.DrainOnly {
+		// Before consuming: work whose notification was lost, or that
+		// predates the queue, is queued with everything else.
+		e.reconcileOnce(ctx, ReconcileOptions{})
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -207,6 +215,8 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); e.reconcileLoop(runCtx) }()
 	for i, im := range importers {
 		s := spec.Sources[i]
 		wg.Add(1)
