@@ -82,8 +82,8 @@ func reconcileReport(res engine.ReconcileResult, dry bool) string {
 		listKeys(&b, l.Keys)
 	}
 	for _, j := range res.Jobs {
-		fmt.Fprintf(&b, "\n  job %s: %d group(s), %d up to date, %d pending or running, %d dead-lettered; %s %d",
-			j.Name, j.Groups, j.Current, j.Busy, j.DeadLettered, req, j.Requested)
+		fmt.Fprintf(&b, "\n  job %s: %d group(s), %d up to date, %d pending or running, %d dead-lettered, %d with files not yet announced by the store watcher; %s %d",
+			j.Name, j.Groups, j.Current, j.Busy, j.DeadLettered, j.Unannounced, req, j.Requested)
 		listKeys(&b, j.Requests)
 	}
 	return b.String()

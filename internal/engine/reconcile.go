@@ -48,8 +48,9 @@ import (
 // For each job it walks the job's prefix, groups the keys with the job's
 // rule, and requests every group whose current inputs (key + ETag, as a run
 // would record them) differ from those of its latest run that did not
-// fail, provided the group has no pending request, no run in flight and no
-// dead letter. Groups with no inputs are left alone (a run would fail for
+// fail, provided the group has no pending request, no run in flight, no
+// dead letter and, in a local store, no file the watcher has yet to
+// announce. Groups with no inputs are left alone (a run would fail for
 // want of input). The request goes through the same path as a replay (the
 // scheduler then deduplicates on inputs as usual).
 //
@@ -109,9 +110,10 @@ type ReconcileJob struct {
 	Name string
 	// Groups counts the groups under the job's prefix; Current those whose
 	// inputs match their latest run; Busy those with a pending request or
-	// a run in flight; DeadLettered those dead-lettered; Requested those
-	// requested (or that would be, in a dry run).
-	Groups, Current, Busy, DeadLettered, Requested int
+	// a run in flight; DeadLettered those dead-lettered; Unannounced those
+	// with a file a local store's watcher has yet to announce; Requested
+	// those requested (or that would be, in a dry run).
+	Groups, Current, Busy, DeadLettered, Unannounced, Requested int
 	// Requests lists the requested groups (with ReconcileOptions.Keys).
 	Requests []string
 }
@@ -265,6 +267,7 @@ func (e *Engine) reconcileJob(ctx context.Context, st reconcileState, j pipeline
 	if err != nil {
 		return res, err
 	}
+	local := e.Store.LocalDir() != ""
 	cutoff := time.Time{}
 	if opts.MinAge > 0 {
 		cutoff = e.now().Add(-opts.MinAge)
@@ -343,6 +346,19 @@ func (e *Engine) reconcileJob(ctx context.Context, st reconcileState, j pipeline
 			res.Current++
 			continue
 		}
+		if local {
+			// As for loads: a file the watcher has not announced yet is its
+			// to announce, and its event requests the group.
+			unannounced, err := e.unannounced(ctx, st, inputs)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if unannounced {
+				res.Unannounced++
+				continue
+			}
+		}
 		if !opts.DryRun {
 			if err := st.RequestRun(ctx, j.Name, g, e.now()); err != nil {
 				errs = append(errs, err)
@@ -356,6 +372,21 @@ func (e *Engine) reconcileJob(ctx context.Context, st reconcileState, j pipeline
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// unannounced reports whether a local store's watcher has yet to announce
+// one of inputs (or announced another version of it).
+func (e *Engine) unannounced(ctx context.Context, st reconcileState, inputs []job.Input) (bool, error) {
+	for _, in := range inputs {
+		_, etag, seen, err := st.Seen(ctx, in.Key)
+		if err != nil {
+			return false, err
+		}
+		if !seen || etag != in.ETag {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // sameRunInputs compares a recorded run's inputs with a group's current
