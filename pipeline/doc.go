@@ -104,6 +104,15 @@
 //     have stayed unchanged for settle and, on Linux, no process still has
 //     them open for writing; the store is scanned every interval. Raise
 //     settle for writers that pause mid-file on systems without leases.
+//   - reconcile_every (optional, default 10m; 0 turns it off): how often
+//     `sluice run` reconciles the store with the work done: every object
+//     version under a load's prefix that its on: selects and that is
+//     neither in the load's ledger nor dead-lettered gets its event again
+//     (notifications are lossy, and none is sent for objects uploaded
+//     before the queue existed), and every job group whose inputs changed
+//     since its last run without a request is requested. run reconciles
+//     once at start whatever this says; `sluice reconcile` does it on
+//     demand.
 //   - sources, loads, jobs: mappings from a name to a definition, kept in
 //     file order. A spec needs at least one source, load or job. Source,
 //     load and job names use letters, digits, - and _, starting with a

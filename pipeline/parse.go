@@ -57,7 +57,7 @@ const (
 )
 
 var (
-	topKeys        = []string{"name", "store", "queue", "warehouse", "state", "notifications", "retry", "watch", "sources", "loads", "jobs"}
+	topKeys        = []string{"name", "store", "queue", "warehouse", "state", "notifications", "retry", "watch", "reconcile_every", "sources", "loads", "jobs"}
 	notifyKeys     = []string{"url", "key_encoding"}
 	watchKeys      = []string{"settle", "interval"}
 	retryKeys      = []string{"for", "backoff", "max_backoff"}
@@ -138,6 +138,15 @@ func (p *parser) spec(data []byte) *Spec {
 			if f := wm.get("interval"); f != nil {
 				s.Watch.Interval, _ = p.duration(f.val, "watch.interval", 100*time.Millisecond)
 			}
+		}
+	}
+	s.ReconcileEvery = DefaultReconcileEvery
+	if e := m.get("reconcile_every"); e != nil {
+		if d, ok := p.duration(e.val, "reconcile_every", 0); ok {
+			if d > 0 && d < time.Second {
+				p.errorf(e.val, "reconcile_every", "%s is too short: write at least 1s (a reconcile lists every load's and job's prefix), or 0 to turn the periodic reconcile off", d)
+			}
+			s.ReconcileEvery = d
 		}
 	}
 

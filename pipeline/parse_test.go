@@ -33,6 +33,7 @@ func TestParseAppliesEveryDefaultToThePostsExample(t *testing.T) {
 	want := &Spec{
 		File: "testdata/posts.yaml", Name: "reference",
 		Store: "file://./lake", Queue: "embedded", Warehouse: "sqlite://./warehouse.db",
+		ReconcileEvery: DefaultReconcileEvery,
 		Sources: []Source{{
 			Name: "posts",
 			HTTP: httpsource.Config{
@@ -685,6 +686,25 @@ func TestStateIsAURLThatSLUICE_STATEReplaces(t *testing.T) {
 		_, err := Parse("p.yaml", []byte("name: t\nstate: "+v+"\njobs: {j: {command: [\"true\"]}}\n"), noEnv)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("state: %s: err = %v, want %q", v, err, want)
+		}
+	}
+}
+
+func TestReconcileEveryDefaultsToTenMinutesAndZeroTurnsItOff(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"name: t\njobs: {}\n", 10 * time.Minute},
+		{"name: t\nreconcile_every: 0s\njobs: {}\n", 0},
+		{"name: t\nreconcile_every: 1h\njobs: {}\n", time.Hour},
+	} {
+		s, err := Parse("t.yaml", []byte(strings.Replace(tc.yaml, "jobs: {}", "loads: {l: {on: {prefix: a/}, table: t, columns: {id: bigint}}}", 1)), noEnv)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if s.ReconcileEvery != tc.want {
+			t.Errorf("%q: ReconcileEvery = %s, want %s", tc.yaml, s.ReconcileEvery, tc.want)
 		}
 	}
 }

@@ -72,6 +72,12 @@ type Spec struct {
 	// Watch tunes the local store watcher (zero: store's defaults, a scan a
 	// second and a 2 s settle).
 	Watch Watch
+	// ReconcileEvery is how often `sluice run` looks for object versions
+	// that never produced work (lost notifications, uploads made before the
+	// queue existed) and re-drives them; Parse sets DefaultReconcileEvery
+	// when the spec says nothing, and 0 turns the periodic reconcile off
+	// (run still reconciles once at start).
+	ReconcileEvery time.Duration
 	// Sources, Loads and Jobs are in file order.
 	Sources []Source
 	Loads   []Load
@@ -267,6 +273,10 @@ func (l Load) FormatFor(key string) string {
 	}
 	return FormatJSON
 }
+
+// DefaultReconcileEvery is ReconcileEvery when a spec does not set
+// reconcile_every.
+const DefaultReconcileEvery = 10 * time.Minute
 
 // Watch tunes how files that other programs drop into a local store are
 // found: a file is announced once it has stayed unchanged for Settle (and,

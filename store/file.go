@@ -367,11 +367,23 @@ func (s *Store) Ignored(ctx context.Context, prefix string) ([]IgnoredFile, erro
 // Size, ModTime and the identity fingerprint) and the files that cannot be
 // objects.
 func (s *Store) listLocal(ctx context.Context, prefix string) ([]Object, []IgnoredFile, error) {
+	var objs []Object
+	ignored, err := s.walkLocal(ctx, prefix, func(o Object) error { objs = append(objs, o); return nil })
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+	return objs, ignored, nil
+}
+
+// walkLocal calls emit for every object of the local store under prefix,
+// in directory-walk order (each directory's entries by name), and returns
+// the files that cannot be objects, sorted; emit's error stops the walk.
+func (s *Store) walkLocal(ctx context.Context, prefix string, emit func(Object) error) ([]IgnoredFile, error) {
 	start := "."
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		start = prefix[:i]
 	}
-	var objs []Object
 	var ignored []IgnoredFile
 	ignore := func(p, why string) {
 		ignored = append(ignored, IgnoredFile{Name: p, Path: filepath.Join(s.dir, filepath.FromSlash(p)), Reason: why})
@@ -450,15 +462,13 @@ func (s *Store) listLocal(ctx context.Context, prefix string) ([]Object, []Ignor
 		if id, ok := identityOf(fi); ok {
 			o.fp = id.String()
 		}
-		objs = append(objs, o)
-		return nil
+		return emit(o)
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
 	sort.Slice(ignored, func(i, j int) bool { return ignored[i].Name < ignored[j].Name })
-	return objs, ignored, nil
+	return ignored, nil
 }
 
 // isLegacySidecar reports whether the file at name (relative to the root) is

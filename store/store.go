@@ -123,6 +123,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/blob/s3blob"
@@ -463,6 +464,62 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Object, error) {
 	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
 	return objs, nil
+}
+
+// Walk calls fn for every object whose key starts with prefix, recursively,
+// as List finds them but without collecting them: memory does not grow
+// with the number of objects (S3 and mem:// list a page of 1,000 keys at
+// a time; file:// walks the directory tree). Objects come in key order on
+// s3:// and mem://, in directory-walk order on file://. Key, Size and
+// ModTime are filled; ETag too where the listing carries it (mem://, and
+// S3's listing ETag — the same the server returns on HEAD), else it is
+// empty (file://: call Stat, which computes and caches it). fn's error
+// stops the walk and is returned as is.
+func (s *Store) Walk(ctx context.Context, prefix string, fn func(Object) error) error {
+	if prefix != "" {
+		if err := ValidateKey(prefix + "x"); err != nil {
+			return fmt.Errorf("store %s: list prefix %q: %w", s.url, prefix, err)
+		}
+	}
+	var fnErr error
+	call := func(o Object) error {
+		if err := fn(o); err != nil {
+			fnErr = err
+			return err
+		}
+		return nil
+	}
+	if s.root != nil {
+		_, err := s.walkLocal(ctx, prefix, call)
+		if err != nil && fnErr == nil {
+			return fmt.Errorf("store %s: list prefix %q: %w", s.url, prefix, err)
+		}
+		return err
+	}
+	it := s.b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		lo, err := it.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("store %s: list prefix %q: %v", s.url, prefix, convert(err))
+		}
+		if lo.IsDir {
+			continue
+		}
+		o := Object{Key: lo.Key, Size: lo.Size, ModTime: lo.ModTime}
+		var so s3types.Object
+		switch {
+		case s.s3 && lo.As(&so) && so.ETag != nil:
+			o.ETag = event.NormalizeETag(*so.ETag)
+		case !s.s3 && lo.MD5 != nil:
+			o.ETag = hex.EncodeToString(lo.MD5)
+		}
+		if err := call(o); err != nil {
+			return err
+		}
+	}
 }
 
 // Delete removes key. Deleting a missing key returns ErrNotFound.

@@ -394,5 +394,27 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 	return l, nil
 }
 
+// LedgerHas reports, for each of versions (in order), whether table's
+// ledger holds that object version. It asks the backend in chunks of
+// driver.MaxLedgerLookup versions, one indexed query each, so its cost
+// follows len(versions), not the size of the ledger: a caller that checks
+// a long listing page by page holds one page at a time.
+func (w *Warehouse) LedgerHas(ctx context.Context, table string, versions []driver.ObjectVersion) ([]bool, error) {
+	out := make([]bool, 0, len(versions))
+	for len(versions) > 0 {
+		n := min(len(versions), driver.MaxLedgerLookup)
+		has, err := w.d.LedgerHas(ctx, table, versions[:n])
+		if err != nil {
+			return nil, fmt.Errorf("warehouse %s: look up ledger of %s: %w", w.url, table, err)
+		}
+		if len(has) != n {
+			return nil, fmt.Errorf("warehouse %s: look up ledger of %s: backend answered %d of %d versions", w.url, table, len(has), n)
+		}
+		out = append(out, has...)
+		versions = versions[n:]
+	}
+	return out, nil
+}
+
 // Close releases the backend.
 func (w *Warehouse) Close() error { return w.d.Close() }

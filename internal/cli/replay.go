@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/state"
@@ -76,18 +77,7 @@ func (a *app) replay(ctx context.Context, file string, maxWait time.Duration, do
 	if err != nil {
 		return err
 	}
-	if file == "" {
-		st, err := state.OpenReadOnly(ctx, a.stateURL(), dir.Path)
-		if err != nil {
-			return err
-		}
-		file, _ = st.Setting(ctx, "spec_file")
-		st.Close()
-		if file == "" {
-			return usagef("no pipeline spec is recorded for %s: pass -f PIPELINE.yaml", dir.Path)
-		}
-	}
-	spec, err := pipeline.LoadFile(file, a.getenv)
+	spec, err := a.specFor(ctx, dir, file)
 	if err != nil {
 		return err
 	}
@@ -118,6 +108,22 @@ func (a *app) replay(ctx context.Context, file string, maxWait time.Duration, do
 	fmt.Fprintln(a.stdout, msg)
 	fmt.Fprintln(a.stdout, summary(e, res))
 	return onceErr(res)
+}
+
+// specFor loads the spec file, or the one the data dir last ran.
+func (a *app) specFor(ctx context.Context, dir datadir.Dir, file string) (*pipeline.Spec, error) {
+	if file == "" {
+		st, err := state.OpenReadOnly(ctx, a.stateURL(), dir.Path)
+		if err != nil {
+			return nil, err
+		}
+		file, _ = st.Setting(ctx, "spec_file")
+		st.Close()
+		if file == "" {
+			return nil, usagef("no pipeline spec is recorded for %s: pass -f PIPELINE.yaml", dir.Path)
+		}
+	}
+	return pipeline.LoadFile(file, a.getenv)
 }
 
 // progress returns a progress reporter for long work: a line rewritten in

@@ -34,7 +34,7 @@ func pagedAPI(t *testing.T, pages, per int) *httptest.Server {
 	return srv
 }
 
-func openEngine(t *testing.T, yaml string) *Engine {
+func openEngine(t testing.TB, yaml string) *Engine {
 	t.Helper()
 	spec, err := pipeline.Parse("test.yaml", []byte(yaml), func(string) string { return "" })
 	if err != nil {

@@ -79,8 +79,9 @@ type RunOptions struct {
 	// for an unavailable service (default DefaultMaxWait); then Run returns
 	// with Result.Pending set and that work still queued.
 	MaxWait time.Duration
-	// DrainOnly runs no sources and does not scan the store: a once-run
-	// then only processes what is queued or requested (replays).
+	// DrainOnly runs no sources, does not scan the store and does not
+	// reconcile: a once-run then only processes what is queued or
+	// requested (replays).
 	DrainOnly bool
 	// Worker runs the consumers only — loads, job triggers, the job
 	// scheduler and its runs — and none of the single-instance duties
@@ -88,9 +89,10 @@ type RunOptions struct {
 	Worker bool
 }
 
-// Run runs the pipeline (see RunOptions): sources on their schedules, a
-// watcher on local stores, the loads' and jobs' consumers and the job
-// scheduler.
+// Run runs the pipeline (see RunOptions): a reconcile at start (before
+// consuming) and every Spec.ReconcileEvery (see Reconcile), sources on
+// their schedules, a watcher on local stores, the loads' and jobs'
+// consumers and the job scheduler.
 func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 	once := opts.Once
 	if opts.MaxWait <= 0 {
@@ -126,6 +128,13 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 		if err := jobs.Recover(ctx); err != nil {
 			return res, err
 		}
+	}
+
+	if once && !opts.DrainOnly && !opts.Worker {
+		// Before consuming: work whose notification was lost, or that
+		// predates the queue, is queued with everything else. (A
+		// long-running process reconciles under the reconcile lease.)
+		e.reconcileOnce(ctx, ReconcileOptions{})
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -216,6 +225,17 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 			defer wg.Done()
 			e.duty(runCtx, "watch", false, func(ctx context.Context, _ func() lease.Lease) error {
 				return e.Store.Watch(ctx, e.State, watchOpts, e.emitFound)
+			})
+		}()
+	}
+	if !opts.Worker {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.duty(runCtx, "reconcile", true, func(ctx context.Context, _ func() lease.Lease) error {
+				e.reconcileOnce(ctx, ReconcileOptions{})
+				e.reconcileLoop(ctx)
+				return nil
 			})
 		}()
 	}

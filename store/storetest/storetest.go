@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"MissingKeysAreErrNotFound", testNotFound},
 		{"DeleteRemovesTheObject", testDelete},
 		{"ListIsRecursiveSortedAndFilteredByPrefix", testList},
+		{"WalkVisitsWhatListReturnsWithStatsETag", testWalk},
 		{"InvalidKeysAreRejected", testInvalidKeys},
 		{"WriteStreamsLargeObjects", testWriteLarge},
 		{"ReadersNeverSeePartialObjects", testAtomicInterleaved},
@@ -293,6 +295,50 @@ func testList(t *testing.T, s *store.Store) {
 		if _, err := s.List(ctx, bad); !errors.Is(err, store.ErrInvalidKey) {
 			t.Errorf("List(%q) error = %v; want ErrInvalidKey", bad, err)
 		}
+	}
+}
+
+func testWalk(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	for k, v := range map[string]string{"w/a/1.json": "1", "w/a/2.json": "22", "w/b.json": "333", "w-other": "o", "x": "x"} {
+		put(t, s, k, v)
+	}
+	for _, prefix := range []string{"", "w/", "w", "w/a/", "none/"} {
+		want, err := s.List(ctx, prefix)
+		if err != nil {
+			t.Fatalf("List(%q): %v", prefix, err)
+		}
+		var got []store.Object
+		if err := s.Walk(ctx, prefix, func(o store.Object) error { got = append(got, o); return nil }); err != nil {
+			t.Fatalf("Walk(%q): %v", prefix, err)
+		}
+		sort.Slice(got, func(i, j int) bool { return got[i].Key < got[j].Key })
+		if fmt.Sprint(keysOf(got)) != fmt.Sprint(keysOf(want)) {
+			t.Fatalf("Walk(%q) visited %q; List returns %q", prefix, keysOf(got), keysOf(want))
+		}
+		for i, o := range got {
+			if o.Size != want[i].Size || !o.ModTime.Equal(want[i].ModTime) {
+				t.Errorf("Walk(%q) gave %+v; List %+v", prefix, o, want[i])
+			}
+			if o.ETag == "" {
+				continue // the walk may leave it to Stat
+			}
+			st, err := s.Stat(ctx, o.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ETag != o.ETag {
+				t.Errorf("Walk(%q) gave %s ETag %q; Stat says %q", prefix, o.Key, o.ETag, st.ETag)
+			}
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.Walk(ctx, "", func(store.Object) error { n++; return stop }); err != stop || n != 1 {
+		t.Fatalf("Walk with a callback that fails: %v after %d objects; want the callback's error after 1", err, n)
+	}
+	if err := s.Walk(ctx, "/w", func(store.Object) error { return nil }); !errors.Is(err, store.ErrInvalidKey) {
+		t.Fatalf("Walk(\"/w\") error = %v; want ErrInvalidKey", err)
 	}
 }
 

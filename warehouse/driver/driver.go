@@ -272,8 +272,22 @@ type Warehouse interface {
 	Query(ctx context.Context, sql string) (cols []string, rows [][]any, err error)
 	// Ledger lists committed object versions of table ("" = all tables).
 	Ledger(ctx context.Context, table string) ([]LedgerEntry, error)
+	// LedgerHas reports, for each of versions (in order), whether table's
+	// ledger holds that object version (key and ETag both equal). It is
+	// one indexed query: warehouse.LedgerHas calls it with at most
+	// MaxLedgerLookup versions, so that a caller checking a large listing
+	// page by page holds one page, never the whole ledger.
+	LedgerHas(ctx context.Context, table string, versions []ObjectVersion) ([]bool, error)
 	Close() error
 }
+
+// ObjectVersion names one object version: its key and ETag.
+type ObjectVersion struct{ Key, ETag string }
+
+// MaxLedgerLookup is the most versions warehouse.LedgerHas passes to a
+// backend's LedgerHas in one call (SQLite's default limit on bound
+// parameters is 32766; PostgreSQL's 65535).
+const MaxLedgerLookup = 500
 
 // ConvertRow turns the values of r, which warehouse.Load has checked, into
 // a backend's own values with convert (false: a value the backend cannot

@@ -78,6 +78,7 @@ func RunConformanceTests(t *testing.T, open func(t *testing.T) driver.Warehouse)
 		{"AllTypesRoundTrip", testAllTypesRoundTrip},
 		{"TimestampsSortInTimeOrder", testTimestampsSortInTimeOrder},
 		{"LedgerListsVersions", testLedgerListsVersions},
+		{"LedgerHasAnswersPerVersionAndTable", testLedgerHasAnswersPerVersionAndTable},
 		{"QueryReturnsColumnsAndRows", testQueryReturnsColumnsAndRows},
 		{"QueryRefusesWrites", testQueryRefusesWrites},
 		{"TablesAreIndependentInLedger", testTablesAreIndependentInLedger},
@@ -752,6 +753,48 @@ func testLedgerListsVersions(h *harness) {
 	}
 	if l := h.ledger("nosuchtable"); len(l) != 0 {
 		h.t.Fatalf("Ledger(nosuchtable) = %+v, want none", l)
+	}
+}
+
+func testLedgerHasAnswersPerVersionAndTable(h *harness) {
+	h.ensure(items)
+	h.ensure(users)
+	h.load(items, driver.Append, "a.csv", "1", []any{int64(1), "a"})
+	h.load(items, driver.Append, "b c/ü.csv", "2")
+	h.load(users, driver.Merge, "u.csv", "1", []any{int64(1), "a", nil})
+	ask := []driver.ObjectVersion{
+		{Key: "a.csv", ETag: "1"},     // loaded
+		{Key: "a.csv", ETag: "2"},     // another version of a loaded key
+		{Key: "b c/ü.csv", ETag: "2"}, // loaded, empty, odd key
+		{Key: "u.csv", ETag: "1"},     // loaded into another table
+		{Key: "missing", ETag: "1"},   // never loaded
+		{Key: "a.csv", ETag: "1"},     // asked twice
+	}
+	got, err := h.d.LedgerHas(h.ctx, "items", ask)
+	if err != nil {
+		h.t.Fatalf("LedgerHas: %v", err)
+	}
+	want := []bool{true, false, true, false, false, true}
+	if !slices.Equal(got, want) {
+		h.t.Fatalf("LedgerHas(items, %v) = %v, want %v", ask, got, want)
+	}
+	if got, err := h.d.LedgerHas(h.ctx, "items", nil); err != nil || len(got) != 0 {
+		h.t.Fatalf("LedgerHas(items, none) = %v, %v; want an empty answer", got, err)
+	}
+	// The portable wrapper chunks long lists: every answer lands in place.
+	long := make([]driver.ObjectVersion, 2*driver.MaxLedgerLookup+3)
+	for i := range long {
+		long[i] = driver.ObjectVersion{Key: fmt.Sprintf("k%05d", i), ETag: "x"}
+	}
+	long[driver.MaxLedgerLookup+1] = driver.ObjectVersion{Key: "a.csv", ETag: "1"}
+	all, err := h.w.LedgerHas(h.ctx, "items", long)
+	if err != nil {
+		h.t.Fatalf("warehouse.LedgerHas(%d versions): %v", len(long), err)
+	}
+	for i, has := range all {
+		if has != (i == driver.MaxLedgerLookup+1) || len(all) != len(long) {
+			h.t.Fatalf("warehouse.LedgerHas: answer %d of %d = %v", i, len(all), has)
+		}
 	}
 }
 

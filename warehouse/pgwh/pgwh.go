@@ -817,6 +817,32 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 	return out, nil
 }
 
+// LedgerHas implements driver.Warehouse: one query on the ledger's primary
+// key (table_name, object_key, etag).
+func (w *Warehouse) LedgerHas(ctx context.Context, table string, versions []driver.ObjectVersion) ([]bool, error) {
+	out := make([]bool, len(versions))
+	if len(versions) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(versions))
+	for i, v := range versions {
+		keys[i] = v.Key
+	}
+	rs, err := w.pool.Query(ctx, `SELECT object_key, etag FROM `+w.ident(ledgerTable)+` WHERE table_name = $1 AND object_key = ANY($2::text[])`, table, keys)
+	if err != nil {
+		return nil, w.connErr("look up ledger of "+table, err)
+	}
+	have := map[driver.ObjectVersion]bool{}
+	var v driver.ObjectVersion
+	if _, err := pgx.ForEachRow(rs, []any{&v.Key, &v.ETag}, func() error { have[v] = true; return nil }); err != nil {
+		return nil, w.connErr("look up ledger of "+table, err)
+	}
+	for i, v := range versions {
+		out[i] = have[v]
+	}
+	return out, nil
+}
+
 // Close closes the connection pool.
 func (w *Warehouse) Close() error {
 	w.pool.Close()

@@ -791,6 +791,41 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 	return out, nil
 }
 
+// LedgerHas implements driver.Warehouse: one query on the ledger's primary
+// key (table_name, object_key, etag).
+func (w *Warehouse) LedgerHas(ctx context.Context, table string, versions []driver.ObjectVersion) ([]bool, error) {
+	out := make([]bool, len(versions))
+	if len(versions) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(versions)+1)
+	args = append(args, table)
+	for _, v := range versions {
+		args = append(args, v.Key)
+	}
+	q := `SELECT object_key, etag FROM ` + quote(ledgerTable) + ` WHERE table_name = ? AND object_key IN (?` + strings.Repeat(",?", len(versions)-1) + `)`
+	rs, err := w.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: look up ledger of %s: %w", w.path, table, err)
+	}
+	defer rs.Close()
+	have := map[driver.ObjectVersion]bool{}
+	for rs.Next() {
+		var v driver.ObjectVersion
+		if err := rs.Scan(&v.Key, &v.ETag); err != nil {
+			return nil, fmt.Errorf("sqlite %s: read ledger row: %w", w.path, err)
+		}
+		have[v] = true
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite %s: look up ledger of %s: %w", w.path, table, err)
+	}
+	for i, v := range versions {
+		out[i] = have[v]
+	}
+	return out, nil
+}
+
 // Close closes both connection pools.
 func (w *Warehouse) Close() error {
 	if w.wdb == nil {
