@@ -28,13 +28,6 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 )
 
-// pending names what the manifests and examples/aws use that this branch
-// of sluice does not have yet. Each entry is checked the other way round:
-// the test asserts that it is still missing, so the moment it lands the
-// test fails and asks for the entry to be deleted — and from then on the
-// real check applies. Nothing here is skipped.
-var pending = map[string]string{}
-
 const (
 	manifestDir = "kubernetes"
 	specKey     = "pipeline.yaml"
@@ -390,13 +383,6 @@ func TestDeploymentArgsAreAcceptedByTheCLI(t *testing.T) {
 				t.Fatalf("args %q have no -f FILE", args)
 			}
 			code, stderr := runSluice(t, bin, args...)
-			cmd := args[0]
-			if why, ok := pending[cmd]; ok {
-				if code == 2 && strings.Contains(stderr, `unknown command "`+cmd+`"`) {
-					return // still missing, as pending says
-				}
-				t.Fatalf("pending says %s is not built on this branch, but `sluice %s` answered (exit %d): %s\ndelete %q from pending so its arguments are checked", why, strings.Join(args, " "), code, stderr, cmd)
-			}
 			if code != 1 || !strings.Contains(stderr, "read spec") || !strings.Contains(stderr, missing) {
 				t.Errorf("sluice %s: exit %d, stderr:\n%s\nwant exit 1 reading the missing spec: the CLI does not accept these arguments", strings.Join(args, " "), code, stderr)
 			}
@@ -456,7 +442,6 @@ func TestConfigMapSpecParses(t *testing.T) {
 		}
 	}
 	fields := map[string]string{"SLUICE_STORE": "Store", "SLUICE_QUEUE": "Queue", "SLUICE_WAREHOUSE": "Warehouse", "SLUICE_STATE": "State"}
-	pendingOf := map[string]string{"SLUICE_QUEUE": "queue", "SLUICE_STATE": "state"}
 	for _, name := range []string{"SLUICE_WAREHOUSE", "SLUICE_QUEUE", "SLUICE_STATE"} {
 		if env[name] == "" {
 			t.Errorf("the pods do not set %s", name)
@@ -479,12 +464,6 @@ func TestConfigMapSpecParses(t *testing.T) {
 				f := reflect.ValueOf(got).Elem().FieldByName(field)
 				works = f.IsValid() && f.Kind() == reflect.String && f.String() == val
 			}
-			if p := pendingOf[name]; pending[p] != "" {
-				if works {
-					t.Fatalf("pending says %s is not built on this branch, but %s=%q now parses into Spec.%s: delete %q from pending", pending[p], name, val, field, p)
-				}
-				return
-			}
 			if err != nil {
 				t.Fatalf("with %s=%q the spec does not parse:\n%v", name, val, err)
 			}
@@ -496,8 +475,7 @@ func TestConfigMapSpecParses(t *testing.T) {
 }
 
 // TestAWSExample keeps examples/aws/pipeline.yaml, the README's copy of it
-// and the ConfigMap's spec in step, and checks that the example parses —
-// except for the keys pending names, each of which must still be refused.
+// and the ConfigMap's spec in step, and checks that the example parses.
 func TestAWSExample(t *testing.T) {
 	example, err := os.ReadFile("../examples/aws/pipeline.yaml")
 	if err != nil {
@@ -514,26 +492,16 @@ func TestAWSExample(t *testing.T) {
 	}
 
 	_, err = pipeline.Parse("examples/aws/pipeline.yaml", example, func(string) string { return "" })
-	refused := map[string]bool{}
 	var list pipeline.ErrorList
 	if err != nil && !errors.As(err, &list) {
 		t.Fatalf("parse: %v", err)
 	}
 	for _, e := range list {
-		top, _, _ := strings.Cut(e.Path, ".")
-		if pending[top] == "" {
-			t.Errorf("examples/aws/pipeline.yaml: %v", e)
-		}
-		refused[top] = true
-	}
-	for _, k := range []string{"queue", "state", "notifications"} {
-		if pending[k] != "" && !refused[k] {
-			t.Errorf("pending says %s is not built on this branch, but %s: in examples/aws/pipeline.yaml now parses: delete %q from pending", pending[k], k, k)
-		}
+		t.Errorf("examples/aws/pipeline.yaml: %v", e)
 	}
 
 	// The ConfigMap's spec is the example less the keys the pods set
-	// through the environment (and notifications, while pending).
+	// through the environment.
 	var ex, cmSpec map[string]any
 	if err := yaml.Unmarshal(example, &ex); err != nil {
 		t.Fatal(err)
@@ -550,9 +518,6 @@ func TestAWSExample(t *testing.T) {
 		if _, ok := cmSpec[k]; ok {
 			t.Errorf("the ConfigMap's spec sets %s: the pods set it through the environment", k)
 		}
-	}
-	if pending["notifications"] != "" {
-		delete(ex, "notifications")
 	}
 	if !reflect.DeepEqual(ex, cmSpec) {
 		t.Errorf("the ConfigMap's spec differs from examples/aws/pipeline.yaml beyond queue, warehouse and state:\nexample:   %v\nconfigmap: %v", ex, cmSpec)

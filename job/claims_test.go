@@ -152,7 +152,10 @@ func TestTwoManagersSharingAStateNeverRunOneGroupTwiceAtOnce(t *testing.T) {
 func TestAManagerWhoseClaimIsBrokenStopsItsRunAndWritesNothingMore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, url string) {
 		objs, clk := &objects{objs: map[string]string{}}, &clock{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)}
-		a := sharedEnv(t, url, objs, clk, 300*time.Millisecond)
+		// The heartbeat renews every TTL/3, so it notices the broken claim
+		// within a second; the claim lapses by itself only if renewals
+		// stall for seconds.
+		a := sharedEnv(t, url, objs, clk, 3*time.Second)
 		a.upload("data/d/x.csv", "1")
 		clk.Advance(settle)
 		a.step(1)
@@ -202,8 +205,8 @@ func TestAVanishedHoldersRunIsFailedWorkerLostAndRerunByAnotherManager(t *testin
 		objs, clk := &objects{objs: map[string]string{}}, &clock{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)}
 		b := sharedEnv(t, url, objs, clk, time.Minute)
 		objs.put("data/d/x.csv", "1")
-		// A worker that claimed the group, started the run and vanished.
-		ghost, err := b.st.Acquire(b.ctx, job.LeaseName("hydropower", "d"), "elsewhere/1/ghost", 200*time.Millisecond)
+		// A worker that claimed the group and started the run.
+		ghost, err := b.st.Acquire(b.ctx, job.LeaseName("hydropower", "d"), "elsewhere/1/ghost", time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,6 +221,10 @@ func TestAVanishedHoldersRunIsFailedWorkerLostAndRerunByAnotherManager(t *testin
 		}
 		if r, _ := b.st.GetRun(b.ctx, "lost"); r.State != job.Running {
 			t.Fatalf("a live holder's run was recovered: %+v", r)
+		}
+		// Its last heartbeat was a short one, and then it vanished.
+		if ghost, err = b.st.Renew(b.ctx, ghost, 200*time.Millisecond); err != nil {
+			t.Fatal(err)
 		}
 		waitUntil(t, "the ghost's claim expires", func() bool { return lease.Lost(b.st.Check(b.ctx, ghost)) })
 		if err := b.m.Recover(b.ctx); err != nil {

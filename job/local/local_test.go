@@ -93,7 +93,12 @@ func childDo(ctx context.Context, t job.Task) ([]string, error) {
 		if err := sleep.Start(); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(s.PIDFile, []byte(strconv.Itoa(sleep.Process.Pid)), 0o644); err != nil {
+		// Written whole or not at all: tests act as soon as the file exists.
+		tmp := s.PIDFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(strconv.Itoa(sleep.Process.Pid)), 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(tmp, s.PIDFile); err != nil {
 			return nil, err
 		}
 		if s.Mode == "spawn-and-leave" {
@@ -122,14 +127,20 @@ func newRunner(t *testing.T) *Runner {
 
 var runSeq int
 
+// runID returns a run id no other process on this machine uses: Reap
+// kills every process that carries the id, also another test binary's.
+func runID() string {
+	runSeq++
+	return fmt.Sprintf("run-%d-%d-%d", os.Getpid(), time.Now().UnixNano(), runSeq)
+}
+
 func task(t *testing.T, s childSpec) job.Task {
 	t.Helper()
 	raw, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runSeq++
-	return job.Task{RunID: fmt.Sprintf("run-%d", runSeq), Rule: "hydropower", Group: "2020-08-07_2PM", Kind: "test", Curate: raw,
+	return job.Task{RunID: runID(), Rule: "hydropower", Group: "2020-08-07_2PM", Kind: "test", Curate: raw,
 		Inputs: []job.Input{{Key: "data/2020-08-07_2PM/a.csv", ETag: "e1"}}}
 }
 
@@ -389,7 +400,7 @@ func TestReapKillsProcessesADeadParentLeft(t *testing.T) {
 	}
 	<-waited
 	assertGrandchildGone(t, pidFile)
-	if err := r.Reap(t.Context(), job.Run{ID: "other-run"}); err != nil {
+	if err := r.Reap(t.Context(), job.Run{ID: runID()}); err != nil {
 		t.Fatalf("Reap of a run without processes: %v", err)
 	}
 }
@@ -401,7 +412,7 @@ func TestAJobAndEverythingItStartedDieWhenItsParentIsKilled(t *testing.T) {
 	}
 	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
 	tk := task(t, childSpec{Mode: "spawn-and-hang", PIDFile: pidFile})
-	tk.RunID = fmt.Sprintf("parent-death-%d-%d", os.Getpid(), time.Now().UnixNano())
+	tk.RunID = "parent-death-" + runID()
 	spec, err := json.Marshal(parentSpec{Dir: t.TempDir(), Task: tk})
 	if err != nil {
 		t.Fatal(err)

@@ -10,11 +10,14 @@ package sqlitestate
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/sluicehq/sluice/state/internal/sqlstate"
 )
@@ -135,11 +138,17 @@ func Open(ctx context.Context, path string, opts *Options) (*DB, error) {
 		opts = &Options{}
 	}
 	// synchronous(FULL): in WAL mode NORMAL can roll back the last commits on an OS crash or power loss, after callers already acted on them (events emitted, messages acked).
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate")
+	// WAL mode is not asked for here but by enableWAL, which copes with
+	// other connections switching the same new file at the same time.
+	db, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)&_txlock=immediate", path, busyTimeout.Milliseconds()))
 	if err != nil {
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1)
+	if err := enableWAL(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state db %s: %w", path, err)
+	}
 	if err := migrate(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
@@ -194,6 +203,55 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 		}
 	}
 	return nil, fmt.Errorf("open state db %s read-only: %w", path, firstErr)
+}
+
+// busyTimeout is how long a statement waits for another connection's
+// write lock before it fails with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// enableWAL puts the database into WAL mode, a property of the file that
+// every later connection (of any process) then uses.
+//
+// SQLite switches a file into WAL mode inside a read transaction that it
+// upgrades to a write. When another connection switches the same file at
+// the same moment (processes opening a new state.db together), the losing
+// upgrade fails with SQLITE_BUSY at once rather than wait out
+// busy_timeout, because waiting there could deadlock. The loser then waits
+// the way that does honour busy_timeout, with a write transaction begun
+// from no transaction (BEGIN IMMEDIATE, see _txlock), and switches again:
+// by then the file is usually in WAL mode already, which needs no write.
+// It tries until it succeeds or busyTimeout has passed.
+func enableWAL(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, busyTimeout)
+	defer cancel()
+	for {
+		var mode string
+		err := db.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode)
+		if err == nil {
+			if !strings.EqualFold(mode, "wal") {
+				return fmt.Errorf("switch to WAL mode: SQLite kept journal mode %q: put the state database on a local file system", mode)
+			}
+			return nil
+		}
+		if !isBusy(err) {
+			return fmt.Errorf("switch to WAL mode: %w", err)
+		}
+		// Wait for the other connection's switch to commit.
+		tx, werr := db.BeginTx(ctx, nil)
+		if werr != nil {
+			return fmt.Errorf("switch to WAL mode: %w (waiting for the other connection: %w)", err, werr)
+		}
+		if werr := tx.Rollback(); werr != nil {
+			return fmt.Errorf("switch to WAL mode: %w", werr)
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (with any extended
+// code).
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -82,21 +82,41 @@ func TestAVersion3DatabaseMigratesForward(t *testing.T) {
 	}
 }
 
+// Processes opening a new state.db together all succeed, and the file
+// ends in WAL mode at the current schema version. SQLite refuses a
+// contended switch into WAL mode at once (SQLITE_BUSY) rather than wait,
+// so the race is run on several fresh files.
 func TestConcurrentOpensMigrateOnce(t *testing.T) {
-	path := t.TempDir() + "/state.db"
-	errs := make(chan error, 8)
-	for range 8 {
-		go func() {
-			db, err := sqlitestate.Open(t.Context(), path, nil)
-			if err == nil {
-				db.Close()
-			}
-			errs <- err
-		}()
-	}
-	for range 8 {
-		if err := <-errs; err != nil {
-			t.Fatalf("concurrent Open: %v", err)
+	const rounds, openers = 10, 8
+	for range rounds {
+		path := t.TempDir() + "/state.db"
+		errs := make(chan error, openers)
+		for range openers {
+			go func() {
+				db, err := sqlitestate.Open(t.Context(), path, nil)
+				if err == nil {
+					db.Close()
+				}
+				errs <- err
+			}()
 		}
+		for range openers {
+			if err := <-errs; err != nil {
+				t.Fatalf("concurrent Open: %v", err)
+			}
+		}
+		db, err := sqlitestate.Open(t.Context(), path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mode string
+		var v int
+		if err := db.DB.DB.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+		}
+		if err := db.DB.DB.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != sqlitestate.SchemaVersion {
+			t.Errorf("user_version = %d, %v; want %d", v, err, sqlitestate.SchemaVersion)
+		}
+		db.Close()
 	}
 }
