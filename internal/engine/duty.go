@@ -183,7 +183,9 @@ func (e *Engine) sourceDuty(ctx context.Context, s pipeline.Source, im *httpsour
 			return err
 		}
 		due := tick(e.now(), s.Every)
-		if last != strconv.FormatInt(due.UnixNano(), 10) {
+		// Only forward: a tick recorded by a holder whose clock ran ahead
+		// (or before this clock stepped back) was fetched already.
+		if prev, perr := strconv.ParseInt(last, 10, 64); perr != nil || due.UnixNano() > prev {
 			ok, err := e.State.CompareAndSwap(ctx, held(), key, last, strconv.FormatInt(due.UnixNano(), 10))
 			if err != nil {
 				return err
