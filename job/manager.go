@@ -497,7 +497,7 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunReques
 		m.log.Error("claim lost: the run's end is not recorded", "job", run.Rule, "group", run.Group, "run", run.ID, "err", run.Error)
 		return
 	}
-	if err := m.st.UpdateRun(rec, run); err != nil {
+	if err := m.recordEnd(rec, k, run); err != nil {
 		if m.fenced(run, err) {
 			m.unhold(rec, k)
 			return
@@ -541,6 +541,29 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunReques
 	m.log.Log(rec, lvl, "job run "+strings.ToLower(string(run.State)), "job", run.Rule, "group", run.Group, "run", run.ID,
 		"compute_seconds", run.ComputeSeconds, "outputs", len(run.Outputs), "err", run.Error)
 	m.finish(rec, run)
+}
+
+// endWriteAttempts bounds how often the final write of a run is tried.
+const endWriteAttempts = 5
+
+// recordEnd writes run's final state, retrying a failing write (a dropped
+// connection, a failover) while the claim holds: a run left RUNNING after
+// its claim is released would be failed "worker lost" and run again by the
+// next recovery in any process.
+func (m *Manager) recordEnd(ctx context.Context, k groupKey, run Run) error {
+	for attempt := 1; ; attempt++ {
+		err := m.st.UpdateRun(ctx, run)
+		if err == nil || errors.Is(err, lease.ErrLost) || errors.Is(err, ErrBadTransition) || errors.Is(err, ErrRunNotFound) || attempt >= endWriteAttempts {
+			return err
+		}
+		if _, lost := m.claimOf(k); lost {
+			return err
+		}
+		m.log.Warn("job run state not recorded; trying again", "run", run.ID, "state", string(run.State), "attempt", attempt, "err", err)
+		if fault.Sleep(ctx, min(m.retry.Delay(attempt), m.ttl/3)) != nil {
+			return err
+		}
+	}
 }
 
 // retryLater keeps the request of a run that failed transiently, to run
