@@ -27,9 +27,10 @@ const DefaultLeaseTTL = job.DefaultLeaseTTL
 // every third of its TTL; every other process waits to take it over. A
 // holder that stops renewing (killed, paused, cut off from the state) loses
 // its duty once the lease expires, and stops acting on it as soon as it
-// notices: when a renewal is refused, or when it could not renew for a
-// whole TTL by its own clock (so a holder cut off from the state stops
-// before anyone else can take over, give or take clock drift).
+// notices: when a renewal is refused, or when five sixths of the TTL have
+// passed since it sent its last successful renewal (so a holder cut off
+// from the state stops before anyone else can take over, give or take
+// clock drift).
 
 // duty runs fn whenever this process holds lease name, until ctx ends: fn's
 // ctx is cancelled when the lease is lost, and the duty then waits to take
@@ -78,9 +79,18 @@ func (e *Engine) holdDuty(ctx context.Context, log *slog.Logger, l lease.Lease, 
 	held := func() lease.Lease { mu.Lock(); defer mu.Unlock(); return l }
 	var wg sync.WaitGroup
 	wg.Add(1)
+	// The holder stops acting a sixth of the TTL before its lease can have
+	// expired, counted from when the last successful renewal was sent
+	// (the state stamped the expiry after that), whether or not a renewal
+	// is still hanging.
+	guard := ttl - ttl/6
+	giveUp := time.AfterFunc(guard, func() {
+		log.Warn("duty given up: its lease could not be renewed in time", "ttl", ttl)
+		lost(fmt.Errorf("%w: not renewed within %s", lease.ErrLost, guard))
+	})
+	defer giveUp.Stop()
 	go func() {
 		defer wg.Done()
-		lastOK := e.now()
 		t := time.NewTicker(ttl / 3)
 		defer t.Stop()
 		for {
@@ -89,22 +99,21 @@ func (e *Engine) holdDuty(ctx context.Context, log *slog.Logger, l lease.Lease, 
 				return
 			case <-t.C:
 			}
-			nl, err := e.State.Renew(dctx, held(), ttl)
+			sent := e.now()
+			rctx, cancel := context.WithTimeout(dctx, ttl/3)
+			nl, err := e.State.Renew(rctx, held(), ttl)
+			cancel()
 			switch {
 			case err == nil:
 				mu.Lock()
 				l = nl
 				mu.Unlock()
-				lastOK = e.now()
+				giveUp.Reset(guard - e.now().Sub(sent))
 			case dctx.Err() != nil:
 				return
 			case lease.Lost(err):
 				log.Warn("duty lost: another process took its lease; stopping", "epoch", held().Epoch)
 				lost(err)
-				return
-			case e.now().Sub(lastOK) >= ttl:
-				log.Warn("duty given up: its lease could not be renewed for a whole TTL", "ttl", ttl, "err", err)
-				lost(fmt.Errorf("%w: not renewed for %s: %w", lease.ErrLost, ttl, err))
 				return
 			default:
 				log.Warn("cannot renew the duty's lease; retrying", "err", err)

@@ -2,12 +2,14 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/lease"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/state"
 )
 
 // A holder whose clock runs ahead (or a clock stepped back) must not make
@@ -92,5 +95,79 @@ sources:
 	}
 	if v != ahead {
 		t.Errorf("recorded tick moved from %s back to %s: tick 12:00 is fetched again (and 12:01 again a minute later); API requests so far: %d", ahead, v, requests.Load())
+	}
+}
+
+// cutOff is a state whose lease renewals fail (the holder is cut off from
+// the database) after the first one.
+type cutOff struct {
+	state.Store
+	mu      sync.Mutex
+	renews  int
+	expires time.Time // of the last successful renewal
+}
+
+func (c *cutOff) Renew(ctx context.Context, l lease.Lease, ttl time.Duration) (lease.Lease, error) {
+	c.mu.Lock()
+	c.renews++
+	n := c.renews
+	c.mu.Unlock()
+	if n > 1 {
+		return l, errors.New("dial tcp: connection refused")
+	}
+	nl, err := c.Store.Renew(ctx, l, ttl)
+	if err == nil {
+		c.mu.Lock()
+		c.expires = nl.Expires
+		c.mu.Unlock()
+	}
+	return nl, err
+}
+
+// A duty holder cut off from the state must stop acting before its lease
+// expires (the duty's doc: "so a holder cut off from the state stops before
+// anyone else can take over"); otherwise two holders act at once.
+func TestReviewACutOffDutyHolderStopsBeforeItsLeaseExpires(t *testing.T) {
+	spec, err := pipeline.Parse("test.yaml", []byte(fmt.Sprintf("name: cut\nstore: mem://\nqueue: mem://\nstate: sqlite://%s\nsources:\n  api:\n    http: {url: \"http://127.0.0.1:1/\"}\n",
+		filepath.Join(t.TempDir(), "state.db"))), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl := 600 * time.Millisecond
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Spec: spec, DataDir: datadir.Dir{Path: t.TempDir()}, Logger: slog.New(slog.DiscardHandler), LeaseTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	cut := &cutOff{Store: e.State}
+	e.State = cut
+	l, err := e.State.Acquire(ctx, "watch", e.holder, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stopped time.Time
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.holdDuty(ctx, e.log, l, false, func(ctx context.Context, _ func() lease.Lease) error {
+			<-ctx.Done()
+			stopped = time.Now()
+			return nil
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cut-off holder never gave its duty up")
+	}
+	cut.mu.Lock()
+	expires := cut.expires
+	cut.mu.Unlock()
+	if expires.IsZero() {
+		t.Fatal("no renewal succeeded")
+	}
+	if !stopped.Before(expires) {
+		t.Errorf("the duty stopped %s after its lease expired (another process may take it over at expiry)", stopped.Sub(expires))
 	}
 }
