@@ -174,8 +174,19 @@ func modTime(e os.DirEntry) int64 {
 // _SUCCESS, upload the staged parts, delete every other object under output
 // (the previous run's parts), and write _SUCCESS last. So whenever _SUCCESS
 // exists, the output holds exactly one run's parts; a failure or crash at
-// any step leaves no _SUCCESS.
-func commitRemote(ctx context.Context, st Store, output, stageDir string, names []string) error {
+// any step leaves no _SUCCESS. check, if set, is called before the
+// previous parts are deleted and before _SUCCESS is written; its error
+// stops the commit there (no _SUCCESS).
+func commitRemote(ctx context.Context, st Store, output, stageDir string, names []string, check func(context.Context) error) error {
+	recheck := func(step string) error {
+		if check == nil {
+			return nil
+		}
+		if err := check(ctx); err != nil {
+			return fmt.Errorf("curate: commit %q stopped before %s (the output has no _SUCCESS until a run succeeds): %w", output, step, err)
+		}
+		return nil
+	}
 	before, err := st.List(ctx, output)
 	if err != nil {
 		return fmt.Errorf("curate: commit %q: list: %w", output, err)
@@ -202,6 +213,9 @@ func commitRemote(ctx context.Context, st Store, output, stageDir string, names 
 			return fmt.Errorf("curate: commit %q: upload %q: %w (the output has no _SUCCESS until a run succeeds)", output, key, err)
 		}
 	}
+	if err := recheck("deleting the previous parts"); err != nil {
+		return err
+	}
 	for _, ob := range before {
 		if keep[ob.Key] {
 			continue
@@ -209,6 +223,9 @@ func commitRemote(ctx context.Context, st Store, output, stageDir string, names 
 		if err := st.Delete(ctx, ob.Key); err != nil {
 			return fmt.Errorf("curate: commit %q: delete the previous object %q: %w (the output has no _SUCCESS until a run succeeds; the next run deletes it)", output, ob.Key, err)
 		}
+	}
+	if err := recheck("writing _SUCCESS"); err != nil {
+		return err
 	}
 	if err := st.Write(ctx, success, strings.NewReader(""), "application/octet-stream"); err != nil {
 		return fmt.Errorf("curate: commit %q: write _SUCCESS: %w (the output has no _SUCCESS until a run succeeds)", output, err)

@@ -117,7 +117,11 @@ type Options struct {
 	AfterPart func(n int)
 	// BeforeCommit, if set, is called once every part is staged, right
 	// before the commit; an error aborts the run with nothing committed
-	// (the job runner checks here that its run's claim still holds).
+	// (the job runner checks here that its run's claim still holds). On
+	// stores without rename it is called again before each destructive
+	// step of the commit (deleting the previous parts, writing _SUCCESS),
+	// so a writer that lost its claim while uploading stops before it
+	// removes another run's output or marks a mix complete.
 	BeforeCommit func(ctx context.Context) error
 	// TempDir is where parts are staged for stores without LocalDir
 	// (S3, memory); default os.TempDir(). Local stores stage beside the
@@ -270,7 +274,7 @@ func Run(ctx context.Context, st Store, spec Spec, opts *Options) (res Result, e
 			return Result{}, err
 		}
 	} else {
-		if err := commitRemote(ctx, st, spec.Output, stageDir, w.names); err != nil {
+		if err := commitRemote(ctx, st, spec.Output, stageDir, w.names, o.BeforeCommit); err != nil {
 			return Result{}, err
 		}
 		committed = true

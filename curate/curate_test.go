@@ -614,6 +614,45 @@ func TestRemoteCommitDeletesThePreviousPartsBeforeWritingSuccessLast(t *testing.
 	}
 }
 
+// A writer whose claim is lost while it uploads (BeforeCommit fails on a
+// later call) stops before deleting the previous parts, or before writing
+// _SUCCESS: it never removes another run's output or marks a mix complete.
+func TestARemoteCommitStopsAtTheStepWhereItsClaimIsLost(t *testing.T) {
+	for _, tc := range []struct {
+		failAt int
+		step   string
+		want   []string
+	}{
+		{2, "deleting the previous parts", []string{"delete curated/x/_SUCCESS", "write curated/x/part-00000-" + uuidB + "-c000.snappy.parquet"}},
+		{3, "writing _SUCCESS", []string{"delete curated/x/_SUCCESS", "write curated/x/part-00000-" + uuidB + "-c000.snappy.parquet",
+			"delete curated/x/part-00000-" + uuidA + "-c000.snappy.parquet"}},
+	} {
+		st := newMemStore()
+		st.put(t, "data/x/h.csv", hydroCSV(t))
+		spec := hydroSpec("data/x/", "curated/x/")
+		if _, err := Run(context.Background(), st, spec, optsWithUUID(uuidA)); err != nil {
+			t.Fatal(err)
+		}
+		st.ops = nil
+		calls := 0
+		opts := optsWithUUID(uuidB)
+		opts.BeforeCommit = func(context.Context) error {
+			calls++
+			if calls == tc.failAt {
+				return errors.New("claim lost")
+			}
+			return nil
+		}
+		_, err := Run(context.Background(), st, spec, opts)
+		if err == nil || !strings.Contains(err.Error(), "stopped before "+tc.step) || !strings.Contains(err.Error(), "claim lost") {
+			t.Errorf("check failing at call %d: err = %v, want it to stop before %s", tc.failAt, err, tc.step)
+		}
+		if got := strings.Join(st.ops, "\n"); got != strings.Join(tc.want, "\n") {
+			t.Errorf("check failing at call %d: operations:\n%s\nwant:\n%s", tc.failAt, got, strings.Join(tc.want, "\n"))
+		}
+	}
+}
+
 func TestWheneverARemoteOutputHasSuccessItHoldsExactlyOneRunsParts(t *testing.T) {
 	st := newMemStore()
 	st.put(t, "data/x/h.csv", hydroCSV(t))

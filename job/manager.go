@@ -399,7 +399,7 @@ func (m *Manager) start(ctx context.Context, d *Definition, req RunRequest, l le
 		if err != nil {
 			return false, fmt.Errorf("job %s: group %s: %w", d.Name, req.Group, err)
 		}
-		if len(prev) > 0 && sameInputs(prev[0].Inputs, inputs) {
+		if len(prev) > 0 && SameInputs(prev[0].Inputs, inputs) {
 			if _, err := m.st.ClearRequest(ctx, d.Name, req.Group, req.LastAt); err != nil {
 				return false, fmt.Errorf("job %s: %w", d.Name, err)
 			}
@@ -659,6 +659,8 @@ func sortInputs(in []Input) []Input {
 	return slices.Compact(out)
 }
 
-func sameInputs(a, b []Input) bool {
+// SameInputs reports whether a and b hold the same object versions (key +
+// ETag), in any order: what decides that a group needs no new run.
+func SameInputs(a, b []Input) bool {
 	return slices.Equal(sortInputs(a), sortInputs(b))
 }

@@ -163,6 +163,22 @@ func (p *parser) spec(data []byte) *Spec {
 		s.Jobs, jobInfos = p.jobs(e.val)
 	}
 	p.checkSharedTables(s.Loads, tables, loadOK)
+	if s.Notifications != nil {
+		// The bridge republishes every record in sluice's own format,
+		// whose keys are URL-encoded whatever the server sent.
+		raw := func(what, name string, on On, pos Pos) {
+			if on.KeyEncoding == event.KeyRaw {
+				p.errs = append(p.errs, &Error{File: p.file, Line: pos.Line, Col: pos.Col, Path: what + "." + name + ".on.key_encoding",
+					Msg: "with notifications:, events reach " + what + " in sluice's own format (URL-encoded keys): drop on.key_encoding: raw here and set notifications.key_encoding instead"})
+			}
+		}
+		for _, l := range s.Loads {
+			raw("loads", l.Name, l.On, l.Pos)
+		}
+		for _, j := range s.Jobs {
+			raw("jobs", j.Name, j.On, j.Pos)
+		}
+	}
 	p.checkRetrigger(s.Jobs, jobInfos)
 	if len(p.errs) == 0 && len(s.Sources)+len(s.Loads)+len(s.Jobs) == 0 {
 		p.errorf(root, "", "the spec defines no sources, loads or jobs: add at least one (see the example in the pipeline package documentation)")

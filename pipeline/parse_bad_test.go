@@ -74,6 +74,7 @@ var badSpecs = []badSpec{
 	{"an sqs queue prefix has SQS's characters", "name: t\nqueue: sqs://my.lake?region=eu-west-1\njobs: {}\n", 2, 8, "queue", `SQS queue prefix "my.lake" has '.'`},
 	{"sqs queue options are checked", "name: t\nqueue: sqs://lake?regoin=eu-west-1\njobs: {}\n", 2, 8, "queue", `unknown queue option "regoin": did you mean "region"?`},
 	{"notifications need an s3 store", "name: t\nnotifications: {url: \"sqs://lake-events?region=eu-west-1\"}\njobs: {}\n", 2, 1, "notifications", `but the store is the data dir's local store: use an s3:// store`},
+	{"with notifications the bus keys are sluice's own", "name: t\nstore: s3://lake\nnotifications: {url: \"sqs://q?region=eu-west-1\", key_encoding: raw}\njobs: {j: {on: {prefix: a/, key_encoding: raw}, command: [x]}}\n", 4, 8, "jobs.j.on.key_encoding", "drop on.key_encoding: raw here and set notifications.key_encoding instead"},
 	{"notifications need a url", "name: t\nnotifications: {key_encoding: raw}\njobs: {}\n", 2, 16, "notifications.url", `notifications needs the url of the queue`},
 	{"nats notifications need a subject", "name: t\nnotifications: {url: \"nats://127.0.0.1:4222\"}\njobs: {}\n", 2, 22, "notifications.url", `needs the subject the server publishes to`},
 	{"notifications key encoding is url or raw", "name: t\nnotifications: {url: \"sqs://lake-events?region=eu-west-1\", key_encoding: base64}\njobs: {}\n", 2, 74, "notifications.key_encoding", `unknown key encoding "base64"`},

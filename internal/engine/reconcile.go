@@ -323,7 +323,7 @@ func (e *Engine) reconcileJob(ctx context.Context, st state.Store, j pipeline.Jo
 		if len(inputs) == 0 {
 			continue
 		}
-		if len(prev) > 0 && sameRunInputs(prev[0].Inputs, inputs) {
+		if len(prev) > 0 && job.SameInputs(prev[0].Inputs, inputs) {
 			res.Current++
 			continue
 		}
@@ -370,21 +370,6 @@ func (e *Engine) unannounced(ctx context.Context, st state.Store, inputs []job.I
 	return false, nil
 }
 
-// sameRunInputs compares a recorded run's inputs with a group's current
-// ones as sets of (key, ETag).
-func sameRunInputs(ran []job.Input, now []job.Input) bool {
-	a := make([]string, 0, len(ran))
-	for _, in := range ran {
-		a = append(a, in.Key+"\x00"+in.ETag)
-	}
-	b := make([]string, 0, len(now))
-	for _, in := range now {
-		b = append(b, in.Key+"\x00"+in.ETag)
-	}
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(slices.Compact(a), slices.Compact(b))
-}
 
 // reconcileLoop reconciles every e.cfg.Spec.ReconcileEvery until ctx ends.
 // Run calls it, after one reconcile, under the "reconcile" lease, so one

@@ -24,7 +24,9 @@ func CheckFence(ctx context.Context, t job.Task) error {
 	if f == nil {
 		return nil
 	}
-	st, err := state.OpenReadOnly(ctx, f.StateURL, "")
+	// Not OpenReadOnly: its fallback for a full disk reads a SQLite file
+	// without its write-ahead log, which may miss the latest lease change.
+	st, err := state.Open(ctx, f.StateURL, "")
 	if err != nil {
 		return fmt.Errorf("run %s: check its claim: %w", t.RunID, err)
 	}
