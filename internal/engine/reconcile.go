@@ -370,7 +370,6 @@ func (e *Engine) unannounced(ctx context.Context, st state.Store, inputs []job.I
 	return false, nil
 }
 
-
 // reconcileLoop reconciles every e.cfg.Spec.ReconcileEvery until ctx ends.
 // Run calls it, after one reconcile, under the "reconcile" lease, so one
 // process at a time reconciles. Objects younger than a minute are left to
