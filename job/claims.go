@@ -137,19 +137,9 @@ func (m *Manager) fenced(run Run, err error) bool {
 // it after. A run whose holder is alive and current is left alone.
 func (m *Manager) recoverRun(ctx context.Context, r Run) error {
 	name := LeaseName(r.Rule, r.Group)
-	l, err := m.st.Acquire(ctx, name, m.holder, m.ttl)
+	l, _, err := lease.AcquireOrBreakDead(ctx, m.st, name, m.holder, m.ttl)
 	if errors.Is(err, lease.ErrHeld) {
-		cur, ok, gerr := m.st.Get(ctx, name)
-		if gerr != nil || !ok || cur.Holder == m.holder || !lease.LocalHolderDead(cur.Holder) {
-			return gerr // a live holder's run
-		}
-		if _, err := m.st.Break(ctx, cur); err != nil {
-			return err
-		}
-		l, err = m.st.Acquire(ctx, name, m.holder, m.ttl)
-	}
-	if errors.Is(err, lease.ErrHeld) {
-		return nil
+		return nil // a live holder's run
 	}
 	if err != nil {
 		return err

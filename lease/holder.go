@@ -1,9 +1,12 @@
 package lease
 
 import (
+	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // LocalHolderDead reports whether holder (from NewHolder) names a process
@@ -27,4 +30,25 @@ func LocalHolderDead(holder string) bool {
 	}
 	_, err = os.Stat("/proc/" + strconv.Itoa(pid))
 	return os.IsNotExist(err)
+}
+
+// AcquireOrBreakDead is s.Acquire, except that a lease held by a process of
+// this host that no longer exists (LocalHolderDead) is broken and taken at
+// once instead of waited out: a sluice killed and restarted here need not
+// wait for its predecessor's leases to expire. It reports whether it broke
+// one.
+func AcquireOrBreakDead(ctx context.Context, s Store, name, holder string, ttl time.Duration) (l Lease, broke bool, err error) {
+	l, err = s.Acquire(ctx, name, holder, ttl)
+	if !errors.Is(err, ErrHeld) {
+		return l, false, err
+	}
+	cur, ok, gerr := s.Get(ctx, name)
+	if gerr != nil || !ok || cur.Holder == holder || !LocalHolderDead(cur.Holder) {
+		return l, false, err
+	}
+	if broke, berr := s.Break(ctx, cur); berr != nil || !broke {
+		return l, false, err
+	}
+	l, err = s.Acquire(ctx, name, holder, ttl)
+	return l, err == nil, err
 }

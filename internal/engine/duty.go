@@ -42,15 +42,15 @@ func (e *Engine) duty(ctx context.Context, name string, keep bool, fn func(ctx c
 	log := e.log.With("duty", name)
 	waiting := false
 	for ctx.Err() == nil {
-		l, err := e.State.Acquire(ctx, name, e.holder, ttl)
+		l, broke, err := lease.AcquireOrBreakDead(ctx, e.State, name, e.holder, ttl)
+		if broke {
+			log.Info("took over the duty of a process of this host that died")
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			if errors.Is(err, lease.ErrHeld) {
-				if e.breakDeadHolder(ctx, name, log) {
-					continue
-				}
 				if !waiting {
 					log.Info("duty held by another process; standing by", "holder", heldBy(ctx, e.State, name))
 					waiting = true
@@ -139,22 +139,6 @@ func (e *Engine) holdDuty(ctx context.Context, log *slog.Logger, l lease.Lease, 
 	if err != nil && dctx.Err() == nil && ctx.Err() == nil {
 		_ = fault.Sleep(ctx, ttl/3) // a failing duty does not spin
 	}
-}
-
-// breakDeadHolder breaks lease name if its holder is a process of this
-// host that no longer exists (a sluice killed here and restarted need not
-// wait out its predecessor's lease), and reports whether it did.
-func (e *Engine) breakDeadHolder(ctx context.Context, name string, log *slog.Logger) bool {
-	l, ok, err := e.State.Get(ctx, name)
-	if err != nil || !ok || !lease.LocalHolderDead(l.Holder) {
-		return false
-	}
-	broke, err := e.State.Break(ctx, l)
-	if err != nil || !broke {
-		return false
-	}
-	log.Info("took over the duty of a process of this host that died", "holder", l.Holder, "epoch", l.Epoch)
-	return true
 }
 
 func heldBy(ctx context.Context, s lease.Store, name string) string {

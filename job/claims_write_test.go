@@ -35,7 +35,7 @@ func (f *flakyFinal) UpdateRun(ctx context.Context, r job.Run) error {
 // must not end up FAILED "worker lost" and run again: its manager released
 // the claim while the run was still recorded RUNNING, so any other live
 // process recovers it as if its worker had vanished.
-func TestReviewASucceededRunWhoseFinalWriteFailedOnceIsNotFailedWorkerLost(t *testing.T) {
+func TestASucceededRunWhoseFinalWriteFailedOnceIsNotFailedWorkerLost(t *testing.T) {
 	url := "sqlite://" + filepath.Join(t.TempDir(), "state.db")
 	objs, clk := &objects{objs: map[string]string{}}, &clock{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)}
 	ctx := t.Context()

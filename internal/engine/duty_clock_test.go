@@ -25,7 +25,7 @@ import (
 // tick that was already fetched: tick T was fetched, then T+every by a
 // holder whose clock was ahead; the next holder, whose clock still says T,
 // must fetch nothing.
-func TestReviewSourceTickNeverMovesBackwards(t *testing.T) {
+func TestASourceTickNeverMovesBackwardsWhenAHoldersClockIsBehind(t *testing.T) {
 	var requests atomic.Int64
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
@@ -127,7 +127,7 @@ func (c *cutOff) Renew(ctx context.Context, l lease.Lease, ttl time.Duration) (l
 // A duty holder cut off from the state must stop acting before its lease
 // expires (the duty's doc: "so a holder cut off from the state stops before
 // anyone else can take over"); otherwise two holders act at once.
-func TestReviewACutOffDutyHolderStopsBeforeItsLeaseExpires(t *testing.T) {
+func TestADutyHolderCutOffFromTheStateStopsBeforeItsLeaseExpires(t *testing.T) {
 	spec, err := pipeline.Parse("test.yaml", []byte(fmt.Sprintf("name: cut\nstore: mem://\nqueue: mem://\nstate: sqlite://%s\nsources:\n  api:\n    http: {url: \"http://127.0.0.1:1/\"}\n",
 		filepath.Join(t.TempDir(), "state.db"))), func(string) string { return "" })
 	if err != nil {
