@@ -391,14 +391,17 @@ func (e *Engine) reconcileLoop(ctx context.Context) {
 	}
 }
 
-// reconcileOnce runs one reconcile and logs what it did; a failure is
-// logged and tried again at the next one.
-func (e *Engine) reconcileOnce(ctx context.Context, opts ReconcileOptions) {
+// reconcileOnce runs one reconcile, logs what it did and returns how many
+// events it emitted and groups it requested; a failure is logged and tried
+// again at the next one.
+func (e *Engine) reconcileOnce(ctx context.Context, opts ReconcileOptions) int {
 	res, err := e.Reconcile(ctx, opts)
 	if err != nil && ctx.Err() == nil {
 		e.log.Error("reconcile failed; trying again at the next", "err", err)
 	}
-	if n, g := res.Emitted(), res.Requested(); n > 0 || g > 0 {
+	n, g := res.Emitted(), res.Requested()
+	if n > 0 || g > 0 {
 		e.log.Warn("reconcile found work that never happened (lost notifications, or objects from before the queue)", "events", n, "job_groups", g)
 	}
+	return n + g
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/lease"
 	"github.com/sluicehq/sluice/pipeline"
@@ -130,13 +131,6 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 		}
 	}
 
-	if once && !opts.DrainOnly && !opts.Worker {
-		// Before consuming: work whose notification was lost, or that
-		// predates the queue, is queued with everything else. (A
-		// long-running process reconciles under the reconcile lease.)
-		e.reconcileOnce(ctx, ReconcileOptions{})
-	}
-
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -211,6 +205,18 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 		if err != nil {
 			return res, err
 		}
+		if len(pending) == 0 && waiting == 0 && !opts.DrainOnly && !opts.Worker {
+			// Once every event that was announced is handled, what is
+			// still missing never had an event (a lost notification, an
+			// object older than the queue): reconcile re-drives exactly
+			// that, and the work drains like the rest. Reconciling
+			// before draining would give queued events a twin.
+			if e.reconcileOnce(ctx, ReconcileOptions{}) > 0 {
+				if pending, waiting, err = e.drain(ctx, subs, jobs, opts.MaxWait); err != nil {
+					return res, err
+				}
+			}
+		}
 		res.Pending, res.Waiting = pending, waiting
 		stop()
 		wg.Wait()
@@ -233,6 +239,10 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 		go func() {
 			defer wg.Done()
 			e.duty(runCtx, "reconcile", true, func(ctx context.Context, _ func() lease.Lease) error {
+				// As in a once-run: first let what was announced drain
+				// (or a reconcile period pass), so that queued events
+				// get no twin.
+				e.waitQuiet(ctx, subs, e.cfg.Spec.ReconcileEvery)
 				e.reconcileOnce(ctx, ReconcileOptions{})
 				e.reconcileLoop(ctx)
 				return nil
@@ -327,6 +337,33 @@ func (e *Engine) drain(ctx context.Context, subs []*queue.Subscription, jobs *jo
 		}
 	}
 	return nil, 0, nil
+}
+
+// waitQuiet waits until no subscription and no notification inbox has
+// pending messages, or limit passes (0: no limit), or ctx ends.
+func (e *Engine) waitQuiet(ctx context.Context, subs []*queue.Subscription, limit time.Duration) {
+	start := e.now()
+	for {
+		n := 0
+		for _, s := range subs {
+			p, err := s.Pending(ctx)
+			if err != nil {
+				p = 1
+			}
+			n += p
+		}
+		if e.inbox != nil {
+			if p, err := e.inbox.Pending(ctx); err != nil || p > 0 {
+				n++
+			}
+		}
+		if n == 0 || (limit > 0 && e.now().Sub(start) >= limit) {
+			return
+		}
+		if fault.Sleep(ctx, time.Second) != nil {
+			return
+		}
+	}
 }
 
 // lander lands source pages into the store and emits their events.
