@@ -257,14 +257,14 @@ jobs:
 		return err == nil && ok && nl.Epoch > l.Epoch && requests() >= killedAt+2
 	})
 
-	// Curate groups, uploaded one by one: the first worker-held RUNNING run
-	// is killed -9 with its worker; the next is paused (worker and job
-	// process) past its lease, then resumed.
-	csv := []byte(smallCSV(7, 60000))
+	// Curate groups, uploaded one by one: the first run a worker holds
+	// (STARTING or RUNNING) is killed -9 with its worker; the next is
+	// paused (worker and job process) past its lease, then resumed.
+	csv := []byte(smallCSV(7, 200000)) // big enough that a run lasts a while
 	var killed, paused, takenOver job.Run
 	var pausedProc *proc
 	runningByWorker := func(group string) (job.Run, *proc) {
-		rs, err := st.ListRuns(ctx, job.RunFilter{Rule: "curate", Group: group, States: []job.State{job.Running}})
+		rs, err := st.ListRuns(ctx, job.RunFilter{Rule: "curate", Group: group, States: []job.State{job.Starting, job.Running}})
 		if err != nil || len(rs) == 0 {
 			return job.Run{}, nil
 		}
@@ -274,7 +274,12 @@ jobs:
 		}
 		return rs[0], p
 	}
-	for i := 0; i < groups; i++ {
+	// At least 20 groups; more (up to 40) until a worker has held a run to
+	// kill and one to pause — which process claims a settled group is up to
+	// the processes' schedulers.
+	uploaded := 0
+	for i := 0; i < 2*groups && (i < groups || killed.ID == "" || paused.ID == ""); i++ {
+		uploaded++
 		group := fmt.Sprintf("g%02d", i)
 		if err := put("data/"+group+"/part.csv", csv); err != nil {
 			t.Fatal(err)
@@ -340,7 +345,12 @@ jobs:
 		}
 	}
 	if killed.ID == "" || paused.ID == "" {
-		t.Fatalf("no worker-held run to kill (%q) or pause (%q) in %d groups\n%s", killed.ID, paused.ID, groups, dump())
+		rs, _ := st.ListRuns(ctx, job.RunFilter{Rule: "curate"})
+		var b strings.Builder
+		for _, r := range rs {
+			fmt.Fprintf(&b, "%s %s %s by %s: %s\n", r.Group, r.ID, r.State, r.Claimer, r.Error)
+		}
+		t.Fatalf("no worker-held run to kill (%q) or pause (%q) in %d groups; runs:\n%s\n%s", killed.ID, paused.ID, uploaded, b.String(), dump())
 	}
 
 	// Everything settles: every object loaded, every group curated.
@@ -363,10 +373,10 @@ jobs:
 		}
 		return n
 	}
-	t.Logf("all %d groups uploaded; waiting for their runs", groups)
+	t.Logf("all %d groups uploaded; waiting for their runs", uploaded)
 	waitFor("every group curated", 3*time.Minute, func() bool {
 		rs, err := st.ListRuns(ctx, job.RunFilter{Rule: "curate", States: []job.State{job.Succeeded}})
-		return err == nil && len(rs) >= groups
+		return err == nil && len(rs) >= uploaded
 	})
 	// Stop the source: stop every remaining process, then compare.
 	for _, p := range procs {
@@ -409,7 +419,7 @@ jobs:
 
 	// Every group: exactly one SUCCEEDED run, whose outputs are exactly the
 	// curated objects in the store, read back by DuckDB.
-	for i := 0; i < groups; i++ {
+	for i := 0; i < uploaded; i++ {
 		group := fmt.Sprintf("g%02d", i)
 		rs, err := st.ListRuns(ctx, job.RunFilter{Rule: "curate", Group: group, States: []job.State{job.Succeeded}})
 		if err != nil || len(rs) != 1 {
@@ -431,8 +441,8 @@ jobs:
 			t.Errorf("group %s: the store holds %v, the SUCCEEDED run %s wrote %v", group, stored, rs[0].ID, outputs)
 		}
 		if i%5 == 0 || group == killed.Group || group == paused.Group {
-			if dr := duckdb(t, filepath.Join(v.Dir, "lake", "curated", group)); dr.Rows != 60000 {
-				t.Errorf("group %s: DuckDB reads %d rows, want 60000", group, dr.Rows)
+			if dr := duckdb(t, filepath.Join(v.Dir, "lake", "curated", group)); dr.Rows != 200000 {
+				t.Errorf("group %s: DuckDB reads %d rows, want 200000", group, dr.Rows)
 			}
 		}
 	}

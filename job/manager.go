@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -276,7 +277,10 @@ func (m *Manager) Retrying(ctx context.Context) (keys []string, since time.Time)
 // returns nil once all are recorded. Scheduling errors are logged and
 // retried on the next tick.
 func (m *Manager) Loop(ctx context.Context) error {
-	t := time.NewTicker(m.tick)
+	// Each pass waits a random 50–150% of Tick: processes sharing a state
+	// then take turns at claiming settled groups, instead of the one whose
+	// ticks happen to fall first winning every time.
+	t := time.NewTimer(m.tick)
 	defer t.Stop()
 	for {
 		if _, err := m.Step(ctx); err != nil && ctx.Err() == nil {
@@ -293,6 +297,7 @@ func (m *Manager) Loop(ctx context.Context) error {
 				m.log.Error("job recovery", "err", err)
 			}
 		}
+		t.Reset(m.tick/2 + rand.N(m.tick))
 		select {
 		case <-ctx.Done():
 			m.Wait()

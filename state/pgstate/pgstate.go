@@ -137,6 +137,18 @@ func config(rawURL string) (*pgx.ConnConfig, string, error) {
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["search_path"] = schema
+	// Every state transaction is a few statements long. A process paused
+	// or cut off in the middle of one (SIGSTOP, a frozen VM) would hold its
+	// row locks — a lease row, say — and block every other process's
+	// claims and recovery until it woke: the server ends such a session
+	// after idle_in_transaction_session_timeout, rolling it back, and a
+	// statement waits for a lock at most lock_timeout before failing (the
+	// caller retries). The URL may set either.
+	for k, v := range map[string]string{"idle_in_transaction_session_timeout": "5s", "lock_timeout": "10s"} {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
+		}
+	}
 	return cfg, schema, nil
 }
 

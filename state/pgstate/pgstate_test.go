@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -109,5 +110,52 @@ func TestBadURLsSayWhatToWriteAndHideThePassword(t *testing.T) {
 		if !strings.Contains(err.Error(), "postgres://") && !strings.Contains(err.Error(), "sqlite:///") {
 			t.Errorf("Open(%s) error %q does not say what to write", u, err)
 		}
+	}
+}
+
+// A process paused in the middle of a state transaction (here: one that
+// locked a lease row and never finishes) must not block other processes'
+// claims for longer than the server's idle-in-transaction timeout, which
+// pgstate sets on its sessions: the stuck session is ended and its locks go.
+func TestAPausedTransactionDoesNotBlockOtherProcessesClaims(t *testing.T) {
+	ctx := t.Context()
+	u := newSchemaURL(t)
+	a, err := pgstate.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	l, err := a.Acquire(ctx, "job/j/g", "host/1/a", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := a.DB.DB.BeginTx(ctx, nil) // a's session, as a fenced write would use it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM leases WHERE name = $1 FOR UPDATE`, l.Name); err != nil {
+		t.Fatal(err)
+	}
+	// ... and the process stops here. Another process claims the group
+	// once the lease has expired.
+	b, err := pgstate.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := b.Acquire(ctx, "job/j/g", "host/2/b", time.Minute)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other process still cannot claim after 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT 1`); err == nil {
+		t.Errorf("the stuck session still works: its transaction was not ended")
 	}
 }
