@@ -132,6 +132,11 @@ import (
 	"github.com/sluicehq/sluice/event"
 )
 
+// ErrRewritten is returned by an open of an object that was replaced
+// again and again while being opened: no consistent version could be
+// read. Nothing partial was read; try again later.
+var ErrRewritten = errors.New("object changed while being opened; it is being rewritten continuously, try again later")
+
 // ErrNotFound is returned (wrapped) for a key that does not exist.
 var ErrNotFound = errors.New("object not found")
 
@@ -394,8 +399,15 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Object, er
 	}
 	// Stat, open, and check that the reader is the version stat described;
 	// retry if the object was replaced in between.
-	var last error
-	for range 3 {
+	for attempt := range 5 {
+		if attempt > 0 {
+			// Give a writer replacing it a moment to finish.
+			select {
+			case <-ctx.Done():
+				return nil, Object{}, s.errorf("open", key, ctx.Err())
+			case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+			}
+		}
 		a, err := s.b.Attributes(ctx, key)
 		if err != nil {
 			return nil, Object{}, s.errorf("open", key, err)
@@ -409,9 +421,8 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Object, er
 			return r, o, nil
 		}
 		_ = r.Close()
-		last = fmt.Errorf("object changed while being opened")
 	}
-	return nil, Object{}, s.errorf("open", key, fmt.Errorf("%w; it is being rewritten continuously, try again later", last))
+	return nil, Object{}, s.errorf("open", key, ErrRewritten)
 }
 
 // ReadAll reads the whole object.
