@@ -593,12 +593,12 @@ func (s *Store) errorf(op, key string, err error) error {
 	return fmt.Errorf("store %s: %s %q: %w", s.url, op, key, convert(err))
 }
 
-// convert maps a backend error to a portable one: ErrNotFound, ErrInvalidKey
-// and context errors are kept for errors.Is; other backend errors are
+// convert maps a backend error to a portable one: ErrNotFound, ErrInvalidKey,
+// ErrRewritten and context errors are kept for errors.Is; other backend errors are
 // flattened to text so SDK types do not leak.
 func convert(err error) error {
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalidKey),
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalidKey), errors.Is(err, ErrRewritten),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
