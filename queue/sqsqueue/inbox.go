@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -67,28 +66,9 @@ func OpenInbox(ctx context.Context, sqsURL string, opts ...Options) (*Inbox, err
 	if p.name == "" || !nameRE.MatchString(p.name) || len(p.name) > maxNameLen {
 		return nil, fault.Permanent(fmt.Errorf("sqsqueue: open inbox %s: want sqs://QUEUE-NAME?region=R with the name of an existing queue", sqsURL))
 	}
-	if p.pollSet {
-		o.PollWait = p.pollWait
-	} else if o.PollWait == 0 {
-		o.PollWait = defaultPoll
-	}
-	if p.emptyPolls != 0 {
-		o.EmptyPolls = p.emptyPolls
-	}
-	if o.EmptyPolls == 0 {
-		o.EmptyPolls = defaultEmpty
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	client := o.Client
-	if client == nil {
-		if client, err = newClient(ctx, p); err != nil {
-			return nil, err
-		}
+	client, err := o.resolve(ctx, p)
+	if err != nil {
+		return nil, err
 	}
 	bctx, cancel := bounded(ctx)
 	defer cancel()

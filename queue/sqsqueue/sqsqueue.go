@@ -266,6 +266,32 @@ func parseURL(raw string) (params, error) {
 
 // newClient builds a client for p with the default AWS credential chain
 // (environment, shared files, instance roles).
+// resolve applies the URL's poll settings and the defaults to o, and
+// returns o.Client or a client built from the URL (Open and OpenInbox).
+func (o *Options) resolve(ctx context.Context, p params) (*sqs.Client, error) {
+	if p.pollSet {
+		o.PollWait = p.pollWait
+	} else if o.PollWait == 0 {
+		o.PollWait = defaultPoll
+	}
+	if p.emptyPolls != 0 {
+		o.EmptyPolls = p.emptyPolls
+	}
+	if o.EmptyPolls == 0 {
+		o.EmptyPolls = defaultEmpty
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Client != nil {
+		return o.Client, nil
+	}
+	return newClient(ctx, p)
+}
+
 func newClient(ctx context.Context, p params) (*sqs.Client, error) {
 	var opts []func(*config.LoadOptions) error
 	if p.region != "" {
@@ -304,31 +330,12 @@ func Open(ctx context.Context, sqsURL string, opts *Options) (*Topic, error) {
 	if err := checkPrefix(prefix); err != nil {
 		return nil, fault.Permanent(fmt.Errorf("sqsqueue: open %s: prefix %q: %w", sqsURL, prefix, err))
 	}
-	if p.pollSet {
-		o.PollWait = p.pollWait
-	} else if o.PollWait == 0 {
-		o.PollWait = defaultPoll
-	}
-	if p.emptyPolls != 0 {
-		o.EmptyPolls = p.emptyPolls
-	}
-	if o.EmptyPolls == 0 {
-		o.EmptyPolls = defaultEmpty
-	}
 	if o.ListEvery == 0 {
 		o.ListEvery = defaultList
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	client := o.Client
-	if client == nil {
-		if client, err = newClient(ctx, p); err != nil {
-			return nil, err
-		}
+	client, err := o.resolve(ctx, p)
+	if err != nil {
+		return nil, err
 	}
 	t := &Topic{
 		client: client, prefix: prefix, log: o.Logger.With("queue", "sqs://"+prefix), now: o.Now,
