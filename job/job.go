@@ -79,7 +79,7 @@ type Task struct {
 	Rule     string `json:"rule"`
 	Group    string `json:"group"`
 	StoreURL string `json:"store_url"`
-	// Kind is "curate" or "command".
+	// Kind is "curate", "command" or "spark".
 	Kind string `json:"kind"`
 	// Curate is the curate spec for kind "curate"; opaque to this package.
 	Curate json.RawMessage `json:"curate,omitempty"`
@@ -92,6 +92,16 @@ type Task struct {
 	// Fence is the run's claim, for the job process to check right before
 	// it commits (nil: unfenced).
 	Fence *Fence `json:"fence,omitempty"`
+	// Spark is the application of kind "spark".
+	Spark *Spark `json:"spark,omitempty"`
+	// Created is when the run was recorded; Deadline when it must be over
+	// (Created + Timeout; zero: never). Remote runners use Deadline, so an
+	// adopted run keeps its original limit.
+	Created  time.Time `json:"created,omitzero"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Remote is the id of the compute already started for this run (from
+	// the run record, when a process adopts it); "" for a new run.
+	Remote string `json:"remote,omitempty"`
 }
 
 // Fence is a run's claim as its job process sees it: the state to check
@@ -107,6 +117,7 @@ type Fence struct {
 const (
 	KindCurate  = "curate"
 	KindCommand = "command"
+	KindSpark   = "spark"
 )
 
 // Outcome is what a Runner reports once the run's compute is gone.

@@ -54,6 +54,10 @@ type Run struct {
 	// non-zero Epoch is only written while that claim is current.
 	Claimer string
 	Epoch   int64
+	// Remote is the id of the run's remote compute ("emr:j-…",
+	// "emr-serverless:<application>/<job run>", "kubernetes:<ns>/<job>");
+	// "" for local runs.
+	Remote string
 }
 
 // LeaseName is the lease that claims runs of (rule, group):

@@ -104,6 +104,9 @@ CREATE TABLE fenced (
 	v TEXT NOT NULL
 );
 `,
+	// 2: a run's remote compute (EMR cluster, EMR Serverless job run,
+	// Kubernetes Job).
+	`ALTER TABLE job_runs ADD COLUMN remote TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the state schema this sluice writes.

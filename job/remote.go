@@ -1,0 +1,84 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Remote runners (EMR, EMR Serverless, Kubernetes) start compute that
+// outlives the process that started it. Their contract, on top of Runner's:
+//
+//   - Run is idempotent per Task.RunID. Before starting anything it looks
+//     for compute it already started for that run (Task.Remote when the
+//     run record has it; otherwise the tag, label or client token carrying
+//     the run ID) and follows that instead of starting a second one. A
+//     redelivered trigger, a retried call and an adoption by another
+//     process therefore never start a second cluster or job.
+//   - Run calls NotifyRemote as soon as it knows the compute's id, and
+//     NotifyStarted(ctx, 0) once the compute is running the job.
+//   - When ctx ends with cause ErrCancelled, or Task.Deadline passes, Run
+//     stops the compute (TerminateJobFlows, CancelJobRun, deleting the Job),
+//     waits until it is gone and reports the run failed. When ctx ends for
+//     any other cause (shutdown, a lost claim) Run returns ErrDetached at
+//     once and leaves the compute running: a live process adopts the run
+//     (Manager.Recover) and follows it to its end.
+//   - Run returns an Outcome only once the compute is gone (terminated).
+//     Outputs are not the runner's business: the caller lists what the job
+//     committed.
+type Remote interface {
+	Runner
+	// RemoteName is the runner's name as written in a spec ("emr",
+	// "emr-serverless", "kubernetes").
+	RemoteName() string
+}
+
+// ErrCancelled is the cancellation cause (context.WithCancelCause) of a run
+// a user cancelled: every runner stops the run's compute.
+var ErrCancelled = errors.New("job run cancelled")
+
+// ErrDetached is what a Remote runner's Run returns when its ctx ended for
+// another cause than ErrCancelled: sluice stopped following the run, whose
+// compute keeps running until a live process adopts it.
+var ErrDetached = errors.New("stopped following the remote run; its compute keeps running and a live sluice process adopts it")
+
+// Spark is the application of a run of kind "spark", ready to submit:
+// every location is a full URI (s3://bucket/key).
+type Spark struct {
+	// EntryPoint is the PySpark script or application JAR.
+	EntryPoint string `json:"entry_point"`
+	// Class is the main class of a JAR application; "" for PySpark.
+	Class string `json:"class,omitempty"`
+	// Args are the application's arguments, in order: the job's own
+	// arguments followed by --run-id, --group, --inputs (a manifest of
+	// the input keys and ETags) and --output.
+	Args []string `json:"args,omitempty"`
+	// Conf is Spark configuration, passed as --conf key=value.
+	Conf map[string]string `json:"conf,omitempty"`
+}
+
+type remoteKey struct{}
+
+// NotifyRemote tells the Manager the id of the remote compute of the run
+// ctx belongs to (like "emr:j-2AXXXXXXGAPLF"), recorded as Run.Remote so
+// that `sluice jobs` shows it and an adopting process finds it. Remote
+// runners call it from inside Run as soon as they know the id; it is a
+// no-op for a ctx not from a Manager.
+func NotifyRemote(ctx context.Context, id string) {
+	if f, ok := ctx.Value(remoteKey{}).(func(string)); ok {
+		f(id)
+	}
+}
+
+func withRemote(ctx context.Context, f func(string)) context.Context {
+	return context.WithValue(ctx, remoteKey{}, f)
+}
+
+// deadline returns when a run created at created with timeout must end
+// (zero: never).
+func deadline(created time.Time, timeout time.Duration) time.Time {
+	if timeout <= 0 {
+		return time.Time{}
+	}
+	return created.Add(timeout)
+}
