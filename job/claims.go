@@ -104,6 +104,9 @@ func (m *Manager) heartbeat() {
 		for k, l := range todo {
 			ctx, cancel := context.WithTimeout(context.Background(), m.ttl/3)
 			nl, err := m.st.Renew(ctx, l, m.ttl)
+			if err == nil {
+				m.checkCancel(ctx, k)
+			}
 			cancel()
 			switch {
 			case errors.Is(err, lease.ErrLost):
@@ -121,6 +124,46 @@ func (m *Manager) heartbeat() {
 	}
 }
 
+// CancelKey is the state setting that asks whichever process follows run
+// runID to cancel it (`sluice jobs cancel`): the holder's heartbeat sees it
+// within LeaseTTL/3 and cancels the run with cause ErrCancelled, which stops
+// its compute (the process group, cluster, job run or Job).
+func CancelKey(runID string) string { return "job-cancel/" + runID }
+
+// settings is the part of the state that holds cancel requests.
+type settings interface {
+	Setting(ctx context.Context, k string) (string, error)
+}
+
+// checkCancel cancels the run of claim k if a cancel was requested for it.
+func (m *Manager) checkCancel(ctx context.Context, k groupKey) {
+	st, ok := m.st.(settings)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	h := m.leases[k]
+	var runID string
+	if h != nil && !h.lost && !h.cancelled && h.cancel != nil {
+		runID = h.runID
+	}
+	m.mu.Unlock()
+	if runID == "" {
+		return
+	}
+	v, err := st.Setting(ctx, CancelKey(runID))
+	if err != nil || v == "" {
+		return
+	}
+	m.mu.Lock()
+	if h := m.leases[k]; h != nil && h.runID == runID && !h.cancelled {
+		h.cancelled = true
+		h.cancel(ErrCancelled)
+		m.log.Warn("job run cancelled on request", "job", k.rule, "group", k.group, "run", runID, "requested", v)
+	}
+	m.mu.Unlock()
+}
+
 // fenced handles the error of a fenced write of run: a lost claim is
 // recorded (and cancels the run). It reports whether the claim was lost.
 func (m *Manager) fenced(run Run, err error) bool {
@@ -134,29 +177,41 @@ func (m *Manager) fenced(run Run, err error) bool {
 // recoverRun fails run r if its claim is gone: its lease expired (the
 // worker stopped heartbeating) or its holder is a dead process on this
 // host. It takes the lease itself (a new epoch) for the write and releases
-// it after. A run whose holder is alive and current is left alone.
-func (m *Manager) recoverRun(ctx context.Context, r Run) error {
+// it after. A run whose holder is alive and current is left alone. A run of
+// a job whose runner is Remote is adopted instead (adopt), and adopted
+// reports that the run's goroutine now owns the claim and the group's
+// in-flight slot.
+func (m *Manager) recoverRun(ctx context.Context, r Run) (adopted bool, err error) {
 	name := LeaseName(r.Rule, r.Group)
 	l, _, err := lease.AcquireOrBreakDead(ctx, m.st, name, m.holder, m.ttl)
 	if errors.Is(err, lease.ErrHeld) {
-		return nil // a live holder's run
+		return false, nil // a live holder's run
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() {
+		if adopted {
+			return
+		}
 		if err := m.st.Release(context.WithoutCancel(ctx), l); err != nil {
 			m.log.Warn("job claim not released; it expires by itself", "lease", name, "err", err)
 		}
 	}()
 	cur, err := m.st.GetRun(ctx, r.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if cur.State != Starting && cur.State != Running {
-		return nil // it ended meanwhile
+		return false, nil // it ended meanwhile
 	}
 	r = cur
+	d := m.byName[r.Rule]
+	if d != nil {
+		if _, remote := d.Runner.(Remote); remote {
+			return m.adopt(ctx, d, r, l)
+		}
+	}
 	was, worker := r.State, r.Claimer
 	if worker == "" {
 		worker = "an earlier sluice process"
@@ -165,31 +220,64 @@ func (m *Manager) recoverRun(ctx context.Context, r Run) error {
 	r.State, r.ExitCode = Failed, -1
 	r.Error = fmt.Sprintf("worker lost: %s stopped heartbeating while the run was %s; failed by %s at %s, group requested again",
 		worker, was, m.holder, now.UTC().Format(time.RFC3339))
+	if r.Remote != "" {
+		r.Error += fmt.Sprintf(" (its remote compute %s was not stopped: this process does not know job %s as a remote job)", r.Remote, r.Rule)
+	}
 	if r.Ended.IsZero() {
 		r.Ended = now
 	}
 	r.Terminated = now
 	r.Claimer, r.Epoch = l.Holder, l.Epoch
 	var reapErr error
-	if rp, ok := m.runner.(Reaper); ok {
-		if err := rp.Reap(ctx, r); err != nil {
-			r.Terminated = time.Time{}
-			r.Error += fmt.Sprintf("; its leftover processes could not be killed: %v", err)
-			reapErr = fmt.Errorf("job %s: reap run %s: %w", r.Rule, r.ID, err)
+	if d != nil {
+		if rp, ok := d.Runner.(Reaper); ok {
+			if err := rp.Reap(ctx, r); err != nil {
+				r.Terminated = time.Time{}
+				r.Error += fmt.Sprintf("; its leftover processes could not be killed: %v", err)
+				reapErr = fmt.Errorf("job %s: reap run %s: %w", r.Rule, r.ID, err)
+			}
 		}
 	}
 	if err := m.st.RequestRun(ctx, r.Rule, r.Group, now); err != nil {
-		return errors.Join(reapErr, fmt.Errorf("job %s: recover run %s: request group %s again (the run stays %s for the next recovery): %w", r.Rule, r.ID, r.Group, was, err))
+		return false, errors.Join(reapErr, fmt.Errorf("job %s: recover run %s: request group %s again (the run stays %s for the next recovery): %w", r.Rule, r.ID, r.Group, was, err))
 	}
 	if err := m.st.UpdateRun(ctx, r); err != nil {
-		return errors.Join(reapErr, fmt.Errorf("job: recover run %s: %w", r.ID, err))
+		return false, errors.Join(reapErr, fmt.Errorf("job: recover run %s: %w", r.ID, err))
 	}
 	m.log.Warn("job run failed: worker lost; group requested again", "job", r.Rule, "group", r.Group, "run", r.ID, "was", was, "worker", worker)
-	return reapErr
+	return false, reapErr
 }
 
-// recoverLost fails the STARTING or RUNNING runs whose claims are gone
-// (recoverRun), skipping groups this Manager runs itself.
+// adopt takes over run r of a remote job whose claimer vanished: it records
+// the run under claim l (a new epoch) and follows its remote compute from
+// a goroutine, as if this Manager had started it. The runner finds the
+// compute from r.Remote, or from the run ID it tagged it with, so adoption
+// never starts a second cluster or job.
+func (m *Manager) adopt(ctx context.Context, d *Definition, r Run, l lease.Lease) (bool, error) {
+	was := r.Claimer
+	if was == "" {
+		was = "an earlier sluice process"
+	}
+	task, err := d.Task(r.Group, r.Inputs)
+	if err != nil {
+		return false, fmt.Errorf("job %s: adopt run %s: prepare task: %w", r.Rule, r.ID, err)
+	}
+	r.Claimer, r.Epoch = l.Holder, l.Epoch
+	if err := m.st.UpdateRun(ctx, r); err != nil {
+		return false, fmt.Errorf("job %s: adopt run %s: %w", r.Rule, r.ID, err)
+	}
+	k := groupKey{r.Rule, r.Group}
+	m.hold(k, l)
+	m.log.Warn("job run adopted: its claimer stopped heartbeating; following its remote compute", "job", r.Rule, "group", r.Group,
+		"run", r.ID, "state", r.State, "remote", r.Remote, "was", was, "epoch", l.Epoch)
+	m.wg.Add(1)
+	go m.execute(ctx, d, r, m.prepare(task, r, l), RunRequest{Rule: r.Rule, Group: r.Group, LastAt: r.Created})
+	return true, nil
+}
+
+// recoverLost fails (or, for remote jobs, adopts) the STARTING or RUNNING
+// runs whose claims are gone (recoverRun), skipping groups this Manager
+// runs itself.
 func (m *Manager) recoverLost(ctx context.Context) error {
 	runs, err := m.st.ListRuns(ctx, RunFilter{States: []State{Starting, Running}})
 	if err != nil {
@@ -201,8 +289,11 @@ func (m *Manager) recoverLost(ctx context.Context) error {
 		if !m.claim(k) {
 			continue // ours, in flight
 		}
-		errs = append(errs, m.recoverRun(ctx, r))
-		m.release(k)
+		adopted, err := m.recoverRun(ctx, r)
+		errs = append(errs, err)
+		if !adopted {
+			m.release(k)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -59,14 +59,31 @@ var backends = map[string]func(t *testing.T) string{
 // at url, with its own holder, sharing objs and clk with the others.
 func sharedEnv(t *testing.T, url string, objs *objects, clk *clock, ttl time.Duration) *env {
 	t.Helper()
+	return sharedEnvWith(t, url, objs, clk, ttl, nil)
+}
+
+// sharedEnvWith is sharedEnv with the given runner, or a fakeRunner if nil;
+// a non-nil runner must hand its calls to its fakeRunner's channel (for
+// env.next).
+func sharedEnvWith(t *testing.T, url string, objs *objects, clk *clock, ttl time.Duration, runner interface {
+	job.Runner
+	fake() *fakeRunner
+}) *env {
+	t.Helper()
 	ctx := t.Context()
 	st, err := state.Open(ctx, url, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, ctx: ctx, st: st, clock: clk, objs: objs, logs: map[string][]byte{}, done: make(chan job.Run, 100),
-		runner: &fakeRunner{calls: make(chan *call, 10)}}
+	var r job.Runner
+	e := &env{t: t, ctx: ctx, st: st, clock: clk, objs: objs, logs: map[string][]byte{}, done: make(chan job.Run, 100)}
+	if runner == nil {
+		e.runner = &fakeRunner{calls: make(chan *call, 10)}
+		r = e.runner
+	} else {
+		e.runner, r = runner.fake(), runner
+	}
 	rule, err := trigger.Compile(trigger.Rule{Name: "hydropower", Filter: event.Filter{Events: []string{"s3:ObjectCreated:*"}, Prefix: "data/", Suffix: ".csv"}})
 	if err != nil {
 		t.Fatal(err)
@@ -74,9 +91,9 @@ func sharedEnv(t *testing.T, url string, objs *objects, clk *clock, ttl time.Dur
 	e.m, err = job.NewManager([]job.Definition{{
 		Name: "hydropower", Rule: rule, Settle: settle, Inputs: objs.list,
 		Task: func(group string, inputs []job.Input) (job.Task, error) {
-			return job.Task{Kind: job.KindCurate, StoreURL: "mem://"}, nil
+			return job.Task{Kind: job.KindCurate, StoreURL: "mem://", Timeout: time.Hour}, nil
 		},
-	}}, job.Options{State: st, Runner: e.runner, Clock: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}}, job.Options{State: st, Runner: r, Clock: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		LeaseTTL: ttl, StateURL: url,
 		OnDone: func(ctx context.Context, r job.Run) { e.done <- r }})
 	if err != nil {

@@ -25,6 +25,25 @@
 // compute and nothing more is written for it ("claim lost"). The job
 // process checks the claim (Task.Fence) right before it commits.
 //
+// # Remote runs
+//
+// A job whose runner is Remote (EMR, EMR Serverless, Kubernetes; see
+// remote.go) has compute that outlives this process. Its run is not failed
+// when its claimer vanishes: a live process adopts it (Recover, and Loop's
+// periodic recovery) by taking the claim at a new epoch and calling the
+// runner again with the same run ID, which finds the compute by its
+// recorded id or its tags and follows it; no second cluster or job is
+// started. A graceful shutdown detaches from remote runs (their compute
+// keeps running) and releases their claims, so another process adopts them
+// at once. Local runs are still failed "worker lost" and run again.
+//
+// # Cancelling
+//
+// `sluice jobs cancel RUN` sets CancelKey(RUN) in the state; the process
+// holding the run's claim sees it at its next heartbeat and cancels the run
+// with cause ErrCancelled: every runner stops the compute, the run is
+// recorded FAILED and its group dead-lettered (replay runs it again).
+//
 // # Grouping, settling and deduplication
 //
 // Manager.Offer records a request for (rule, group) and returns once it is
@@ -183,6 +202,8 @@ type Definition struct {
 	// records a FAILED run naming it (and the next event tries again).
 	Inputs func(ctx context.Context, group string) ([]Input, error)
 	// Task builds the task for a run; the Manager fills in RunID, Rule,
-	// Group and Inputs.
+	// Group, Inputs, Created, Deadline (from Task.Timeout) and Fence.
 	Task func(group string, inputs []Input) (Task, error)
+	// Runner runs this job's tasks; nil means Options.Runner.
+	Runner Runner
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/sluicehq/sluice/lease"
 )
 
-// Options configures a Manager. State and Runner are required.
+// Options configures a Manager. State is required, and Runner unless every
+// Definition has its own.
 type Options struct {
 	State  StateStore
 	Runner Runner
@@ -63,7 +64,6 @@ type Manager struct {
 	defs     []*Definition
 	byName   map[string]*Definition
 	st       StateStore
-	runner   Runner
 	now      func() time.Time
 	log      *slog.Logger
 	tick     time.Duration
@@ -89,16 +89,18 @@ type held struct {
 	runID  string
 	cancel context.CancelCauseFunc // cancels the run's compute; nil before it runs
 	lost   bool
+	// cancelled is set once a cancel request (CancelKey) was acted on.
+	cancelled bool
 }
 
 type groupKey struct{ rule, group string }
 
 // NewManager checks the definitions and returns a Manager for them.
 func NewManager(defs []Definition, opts Options) (*Manager, error) {
-	if opts.State == nil || opts.Runner == nil {
-		return nil, errors.New("job: NewManager needs Options.State and Options.Runner")
+	if opts.State == nil {
+		return nil, errors.New("job: NewManager needs Options.State")
 	}
-	m := &Manager{byName: map[string]*Definition{}, st: opts.State, runner: opts.Runner, now: opts.Clock,
+	m := &Manager{byName: map[string]*Definition{}, st: opts.State, now: opts.Clock,
 		log: opts.Logger, tick: opts.Tick, onDone: opts.OnDone, logStore: opts.LogStore, retry: opts.Retry, onDead: opts.OnDeadLetter, inflight: map[groupKey]bool{},
 		holder: opts.Holder, ttl: opts.LeaseTTL, stateURL: opts.StateURL, leases: map[groupKey]*held{}}
 	if m.holder == "" {
@@ -130,6 +132,12 @@ func NewManager(defs []Definition, opts Options) (*Manager, error) {
 		}
 		if d.Settle == 0 {
 			d.Settle = DefaultSettle
+		}
+		if d.Runner == nil {
+			if opts.Runner == nil {
+				return nil, fmt.Errorf("job %s: no runner (set Definition.Runner or Options.Runner)", d.Name)
+			}
+			d.Runner = opts.Runner
 		}
 		m.defs = append(m.defs, &d)
 		m.byName[d.Name] = &d
@@ -448,17 +456,26 @@ func (m *Manager) start(ctx context.Context, d *Definition, req RunRequest, l le
 		m.finish(ctx, run)
 		return false, nil
 	}
-	task.RunID, task.Rule, task.Group, task.Inputs = run.ID, d.Name, req.Group, inputs
-	if m.stateURL != "" {
-		task.Fence = &Fence{StateURL: m.stateURL, Lease: l.Name, Holder: l.Holder, Epoch: l.Epoch}
-	}
+	task = m.prepare(task, run, l)
 	m.log.Info("job run starting", "job", d.Name, "group", req.Group, "run", run.ID, "inputs", len(inputs))
 	m.wg.Add(1)
-	go m.execute(ctx, run, task, req)
+	go m.execute(ctx, d, run, task, req)
 	return true, nil
 }
 
-func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunRequest) {
+// prepare fills in what a task takes from its run and claim.
+func (m *Manager) prepare(task Task, run Run, l lease.Lease) Task {
+	task.RunID, task.Rule, task.Group, task.Inputs = run.ID, run.Rule, run.Group, run.Inputs
+	task.Created, task.Deadline, task.Remote = run.Created, deadline(run.Created, task.Timeout), run.Remote
+	task.Fence = nil
+	if m.stateURL != "" {
+		task.Fence = &Fence{StateURL: m.stateURL, Lease: l.Name, Holder: l.Holder, Epoch: l.Epoch}
+	}
+	return task
+}
+
+// execute runs task on d's runner and records the run's lifecycle.
+func (m *Manager) execute(ctx context.Context, d *Definition, run Run, task Task, req RunRequest) {
 	lastAt := req.LastAt
 	k := groupKey{run.Rule, run.Group}
 	defer m.wg.Done()
@@ -474,16 +491,39 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunReques
 		once.Do(func() {
 			mu.Lock()
 			defer mu.Unlock()
+			if run.State == Running {
+				return // adopted: it was running already
+			}
 			run.State, run.Started, run.PID = Running, m.now(), pid
 			if err := m.st.UpdateRun(rec, run); err != nil && !m.fenced(run, err) {
 				m.log.Error("job run state not recorded", "run", run.ID, "state", Running, "err", err)
 			}
 		})
 	})
-	out, err := m.runner.Run(rctx, task)
+	rctx = withRemote(rctx, func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if run.Remote == id || run.State == Succeeded || run.State == Failed {
+			return
+		}
+		run.Remote = id
+		if err := m.st.UpdateRun(rec, run); err != nil && !m.fenced(run, err) {
+			m.log.Error("job run's remote compute not recorded", "run", run.ID, "remote", id, "err", err)
+		}
+		m.log.Info("job run's remote compute", "job", run.Rule, "group", run.Group, "run", run.ID, "remote", id)
+	})
+	out, err := d.Runner.Run(rctx, task)
 	once.Do(func() {}) // a late NotifyStarted must not move the run back to RUNNING
 	mu.Lock()
 	defer mu.Unlock()
+	if errors.Is(err, ErrDetached) {
+		// The remote compute keeps running; releasing the claim lets a
+		// live process (this one after a restart, or another) adopt it.
+		m.unhold(rec, k)
+		m.log.Warn("stopped following the job run; its remote compute keeps running and a live sluice process adopts it",
+			"job", run.Rule, "group", run.Group, "run", run.ID, "remote", run.Remote, "cause", context.Cause(ctx))
+		return
+	}
 	now := m.now()
 	run.Ended, run.Terminated = now, now
 	run.ExitCode, run.Outputs, run.ComputeSeconds = out.ExitCode, out.Outputs, out.ComputeSeconds
@@ -509,7 +549,10 @@ func (m *Manager) execute(ctx context.Context, run Run, task Task, req RunReques
 		}
 		m.log.Error("job run state not recorded", "run", run.ID, "state", string(run.State), "err", err)
 	}
+	cancelled := errors.Is(context.Cause(ctx), ErrCancelled)
 	switch {
+	case run.State == Failed && cancelled:
+		m.deadLetter(rec, run, req.Attempts+1, req.FirstFailure, "cancelled by `sluice jobs cancel`: "+run.Error)
 	case run.State == Failed && ctx.Err() != nil:
 		// Cancelled by shutdown: ask again so the next start runs it.
 		if err := m.st.RequestRun(rec, run.Rule, run.Group, lastAt); err != nil {
