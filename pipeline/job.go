@@ -19,11 +19,12 @@ import (
 )
 
 var (
-	jobKeys    = []string{"on", "group", "settle", "runner", "timeout", "curate", "command", "output"}
+	jobKeys    = []string{"on", "group", "settle", "runner", "timeout", "curate", "command", "spark", "output", "emr", "emr_serverless", "kubernetes"}
 	curateKeys = []string{"input", "output", "format", "delimiter", "rename", "columns", "filter", "mode", "max_rows_per_file", "limits"}
 
-	runners       = []string{RunnerLocal, RunnerEMR, RunnerKubernetes}
-	runnerAliases = map[string]string{"k8s": RunnerKubernetes, "kube": RunnerKubernetes, "process": RunnerLocal, "subprocess": RunnerLocal}
+	runners       = []string{RunnerLocal, RunnerEMR, RunnerEMRServerless, RunnerKubernetes}
+	runnerAliases = map[string]string{"k8s": RunnerKubernetes, "kube": RunnerKubernetes, "process": RunnerLocal, "subprocess": RunnerLocal,
+		"emr_serverless": RunnerEMRServerless, "emrserverless": RunnerEMRServerless, "serverless": RunnerEMRServerless, "emr-on-ec2": RunnerEMR}
 	curateFormats = []string{CurateCSV}
 	curateModes   = []string{curate.ModeOverwrite, curate.ModeErrorIfExists}
 	modeAliases   = map[string]string{
@@ -96,8 +97,10 @@ func (p *parser) job(e entry) (Job, jobInfo) {
 		hints[k] = "did you mean \"command\"? (the program and its arguments as a list, like command: [python3, clean.py])"
 	}
 	for _, k := range []string{"type", "kind"} {
-		hints[k] = "a job's kind is the key it has: write curate: {...} or command: [...]"
+		hints[k] = "a job's kind is the key it has: write curate: {...}, command: [...] or spark: {...}"
 	}
+	hints["emr-serverless"] = "write emr_serverless: {...} (with an underscore) for the settings of runner emr-serverless"
+	hints["k8s"] = "write kubernetes: {...} for the settings of runner kubernetes"
 	for _, k := range []string{"every", "schedule", "cron"} {
 		hints[k] = "jobs start on events, not on a schedule: select the events with on: {prefix: ..., suffix: ...}"
 	}
@@ -127,18 +130,39 @@ func (p *parser) job(e entry) (Job, jobInfo) {
 			j.Settle = d
 		}
 	}
+	runnerNode := e.key
 	if f := m.get("runner"); f != nil {
 		j.Runner = p.runner(f.val, path+".runner")
+		runnerNode = f.val
 	}
 	if f := m.get("timeout"); f != nil {
 		j.Timeout, _ = p.duration(f.val, path+".timeout", time.Second)
 	}
-	cur, cmd, out := m.get("curate"), m.get("command"), m.get("output")
+	cur, cmd, spk, out := m.get("curate"), m.get("command"), m.get("spark"), m.get("output")
+	kinds := 0
+	for _, k := range []*entry{cur, cmd, spk} {
+		if k != nil {
+			kinds++
+		}
+	}
 	switch {
-	case cur == nil && cmd == nil:
-		p.errorf(e.key, path, "job %s has neither curate nor command: add curate: {input: \"data/{{.Group}}/\", columns: {...}, output: \"curated/{{.Group}}/\"} or command: [program, args...]", e.name)
-	case cur != nil && cmd != nil:
-		p.errorf(cmd.key, path+".command", "job %s has both curate and command, but a job runs one of them: remove one, or split it into two jobs", e.name)
+	case kinds == 0:
+		p.errorf(e.key, path, "job %s has neither curate, command nor spark: add curate: {input: \"data/{{.Group}}/\", columns: {...}, output: \"curated/{{.Group}}/\"}, command: [program, args...] or spark: {entry_point: ..., input: ..., output: ...}", e.name)
+	case kinds > 1:
+		p.errorf(e.key, path, "job %s has more than one of curate, command and spark, but a job runs one of them: keep one, or split it into several jobs", e.name)
+	}
+	p.runnerSettings(m, &j, path, runnerNode, cur != nil, cmd != nil, spk != nil)
+	if spk != nil {
+		var outNode *yaml.Node
+		j.Spark, outNode = p.spark(spk, path+".spark")
+		j.Output = j.Spark.Output
+		if outNode != nil {
+			info.outNode, info.outPath = outNode, path+".spark.output"
+		}
+		if out != nil {
+			p.errorf(out.key, path+".output", "a spark job writes where spark.output says: remove output here")
+			out = nil
+		}
 	}
 	if cur != nil {
 		var outNode *yaml.Node
@@ -167,11 +191,45 @@ func (p *parser) runner(n *yaml.Node, path string) string {
 	if !ok {
 		return RunnerLocal
 	}
-	if v != RunnerLocal {
-		p.errorf(n, path, "runner %s is not available yet; use local (or leave runner out)", v)
-		return RunnerLocal
-	}
 	return v
+}
+
+// runnerSettings reads the settings block of j's runner and checks that the
+// runner runs the job's kind and that no other runner's block is given.
+func (p *parser) runnerSettings(m *mapping, j *Job, path string, runnerNode *yaml.Node, isCurate, isCommand, isSpark bool) {
+	kind := ""
+	switch {
+	case isCurate:
+		kind = "curate"
+	case isCommand:
+		kind = "command"
+	case isSpark:
+		kind = "spark"
+	}
+	if kind != "" && !contains(runnerKinds[j.Runner], kind) {
+		switch kind {
+		case "spark":
+			p.errorf(runnerNode, path+".runner", "a spark job runs on emr or emr-serverless, not %s: write runner: emr (or emr-serverless) with its settings", j.Runner)
+		default:
+			p.errorf(runnerNode, path+".runner", "a %s job runs on local or kubernetes, not %s: to run on %s, write the job as a Spark application (spark: {entry_point: ..., input: ..., output: ...}; examples/hydropower-emr has a PySpark script equivalent to curate)", kind, j.Runner, j.Runner)
+		}
+	}
+	for r, key := range runnerBlocks {
+		f := m.get(key)
+		switch {
+		case f == nil && r == j.Runner:
+			p.errorf(runnerNode, path+".runner", "runner %s needs its settings: add %s: {...} to job %s (see the README's \"Transient jobs on EMR, EMR Serverless and Kubernetes\")", r, key, j.Name)
+		case f == nil:
+		case r != j.Runner:
+			p.errorf(f.key, path+"."+key, "%s: settings are given but the job's runner is %s: write runner: %s, or remove %s:", key, j.Runner, r, key)
+		case r == RunnerEMR:
+			j.EMR = p.emr(f, path+"."+key)
+		case r == RunnerEMRServerless:
+			j.EMRServerless = p.emrServerless(f, path+"."+key)
+		case r == RunnerKubernetes:
+			j.Kubernetes = p.kubernetes(f, path+"."+key)
+		}
+	}
 }
 
 // checkGroup checks a group template: it must be a bounded template over

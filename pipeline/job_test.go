@@ -19,14 +19,18 @@ const (
 	jobHead = "name: t\njobs:\n  j:\n"
 	curOK   = "    curate:\n      input: \"in/{{.Group}}/\"\n      columns: {a: string, b: int32}\n      output: \"out/{{.Group}}/\"\n"
 	cmdOK   = "    command: [x]\n"
+	// emrOK and emrsOK are valid settings blocks (lines 4-8 and 4-5).
+	emrOK   = "    emr:\n      release_label: emr-7.2.0\n      service_role: EMR_DefaultRole_V2\n      instance_profile: EMR_EC2_DefaultRole\n      region: us-east-1\n"
+	emrsOK  = "    emr_serverless: {application_id: 00f, execution_role: \"arn:aws:iam::123456789012:role/sluice\"}\n"
+	sparkOK = "    spark: {entry_point: jobs/curate.py, input: \"in/{{.Group}}/\", output: \"out/{{.Group}}/\"}\n"
 )
 
 // badJobSpecs are jobs Parse must reject. They also seed FuzzParse.
 var badJobSpecs = []badSpec{
 	{"job names are checked", "name: t\njobs:\n  -bad:\n" + cmdOK, 3, 3, "jobs.-bad", "not a valid job name"},
 	{"a job must be a mapping", jobHead + "    - x\n", 4, 5, "jobs.j", "expected a mapping"},
-	{"a job needs curate or command", jobHead + "    on: {prefix: data/}\n", 3, 3, "jobs.j", "job j has neither curate nor command: add curate:"},
-	{"a job runs curate or command, not both", jobHead + curOK + cmdOK, 8, 5, "jobs.j.command", "job j has both curate and command"},
+	{"a job needs curate, command or spark", jobHead + "    on: {prefix: data/}\n", 3, 3, "jobs.j", "job j has neither curate, command nor spark: add curate:"},
+	{"a job runs curate or command, not both", jobHead + curOK + cmdOK, 3, 3, "jobs.j", "job j has more than one of curate, command and spark"},
 	{"cmd suggests command", jobHead + "    cmd: [x]\n", 4, 5, "jobs.j.cmd", `unknown key "cmd": did you mean "command"?`},
 	{"a misspelt job key gets a suggestion", jobHead + "    comand: [x]\n", 4, 5, "jobs.j.comand", `did you mean "command"?`},
 	{"prefix at job level belongs under on", jobHead + "    prefix: data/\n" + cmdOK, 4, 5, "jobs.j.prefix", "prefix belongs under on: write on: {prefix: ...}"},
@@ -41,9 +45,30 @@ var badJobSpecs = []badSpec{
 	{"settle is not negative", jobHead + "    settle: -1s\n" + cmdOK, 4, 13, "jobs.j.settle", "-1s is too short"},
 	{"settle is at most an hour", jobHead + "    settle: 2h\n" + cmdOK, 4, 13, "jobs.j.settle", "2h0m0s is too long: write at most 1h"},
 	{"settle needs a unit", jobHead + "    settle: 5\n" + cmdOK, 4, 13, "jobs.j.settle", `"5" has no unit`},
-	{"the emr runner is refused", jobHead + "    runner: emr\n" + cmdOK, 4, 13, "jobs.j.runner", "runner emr is not available yet; use local"},
-	{"the kubernetes runner is refused", jobHead + "    runner: kubernetes\n" + cmdOK, 4, 13, "jobs.j.runner", "runner kubernetes is not available yet; use local"},
-	{"a misspelt runner gets a suggestion", jobHead + "    runner: lcoal\n" + cmdOK, 4, 13, "jobs.j.runner", `unknown runner "lcoal": did you mean "local"? (allowed: local, emr, kubernetes)`},
+	{"a curate job on emr is refused", jobHead + "    runner: emr\n" + emrOK + curOK, 4, 13, "jobs.j.runner", "a curate job runs on local or kubernetes, not emr: to run on emr, write the job as a Spark application"},
+	{"a command job on emr-serverless is refused", jobHead + "    runner: emr-serverless\n" + emrsOK + cmdOK, 4, 13, "jobs.j.runner", "a command job runs on local or kubernetes, not emr-serverless"},
+	{"a spark job on local is refused", jobHead + sparkOK, 3, 3, "jobs.j.runner", "a spark job runs on emr or emr-serverless, not local"},
+	{"a spark job on kubernetes is refused", jobHead + "    runner: kubernetes\n    kubernetes: {image: x}\n" + sparkOK, 4, 13, "jobs.j.runner", "a spark job runs on emr or emr-serverless, not kubernetes"},
+	{"the kubernetes runner needs its settings", jobHead + "    runner: kubernetes\n" + cmdOK, 4, 13, "jobs.j.runner", "runner kubernetes needs its settings: add kubernetes: {...}"},
+	{"another runner's settings are refused", jobHead + emrOK + cmdOK, 4, 5, "jobs.j.emr", "emr: settings are given but the job's runner is local: write runner: emr, or remove emr:"},
+	{"emr needs a release label", jobHead + "    runner: emr\n    emr: {service_role: s, instance_profile: p}\n" + sparkOK, 5, 5, "jobs.j.emr", "release_label is required: the EMR release, like release_label: emr-7.2.0"},
+	{"emr needs a service role", jobHead + "    runner: emr\n    emr:\n      release_label: emr-7.2.0\n      instance_profile: p\n" + sparkOK, 5, 5, "jobs.j.emr", "service_role is required"},
+	{"emr needs an instance profile", jobHead + "    runner: emr\n    emr: {release_label: emr-7.2.0, service_role: s}\n" + sparkOK, 5, 5, "jobs.j.emr", "instance_profile is required"},
+	{"emr settings are checked by key", jobHead + "    runner: emr\n" + emrOK + "      relase_label: x\n" + sparkOK, 10, 7, "jobs.j.emr.relase_label", `unknown key "relase_label": did you mean "release_label"?`},
+	{"emr instance groups need one master", jobHead + "    runner: emr\n" + emrOK + "      instance_groups: [{role: CORE, type: m5.xlarge, count: 2}]\n" + sparkOK, 5, 5, "jobs.j.emr", "exactly one MASTER instance group or fleet, found 0"},
+	{"emr instance group roles are checked", jobHead + "    runner: emr\n" + emrOK + "      instance_groups: [{role: master, type: m5.xlarge, count: 1}]\n" + sparkOK, 10, 32, "jobs.j.emr.instance_groups[0].role", `role "master": write MASTER, CORE or TASK`},
+	{"emr counts are numbers", jobHead + "    runner: emr\n" + emrOK + "      instance_groups: [{role: MASTER, type: m5.xlarge, count: two}]\n" + sparkOK, 10, 64, "jobs.j.emr.instance_groups[0].count", `"two" is not a whole number`},
+	{"emr idle timeout is bounded", jobHead + "    runner: emr\n" + emrOK + "      idle_timeout: 10s\n" + sparkOK, 10, 21, "jobs.j.emr.idle_timeout", "10s is out of range: EMR accepts 1m to 168h"},
+	{"emr log uri is s3", jobHead + "    runner: emr\n" + emrOK + "      log_uri: /tmp/logs\n" + sparkOK, 10, 16, "jobs.j.emr.log_uri", `"/tmp/logs" is not an s3:// URI`},
+	{"emr-serverless needs an application", jobHead + "    runner: emr-serverless\n    emr_serverless: {execution_role: \"arn:aws:iam::123456789012:role/r\"}\n" + sparkOK, 5, 5, "jobs.j.emr_serverless", "application_id is required"},
+	{"emr-serverless needs a role ARN", jobHead + "    runner: emr-serverless\n    emr_serverless: {application_id: a, execution_role: myrole}\n" + sparkOK, 5, 57, "jobs.j.emr_serverless.execution_role", `"myrole" is not an IAM role ARN`},
+	{"kubernetes needs an image", jobHead + "    runner: kubernetes\n    kubernetes: {namespace: data}\n" + curOK, 5, 5, "jobs.j.kubernetes", "image is required: the sluice container image"},
+	{"kubernetes quantities are checked", jobHead + "    runner: kubernetes\n    kubernetes:\n      image: x\n      resources: {limits: {memory: 4GB}}\n" + curOK, 7, 18, "jobs.j.kubernetes.resources.limits.memory", `"4GB" is not a Kubernetes quantity`},
+	{"kubernetes tolerations are checked", jobHead + "    runner: kubernetes\n    kubernetes:\n      image: x\n      tolerations: [{key: k, operator: Equals}]\n" + curOK, 7, 40, "jobs.j.kubernetes.tolerations[0].operator", `operator "Equals": write Exists or Equal`},
+	{"spark needs an entry point", jobHead + "    runner: emr\n" + emrOK + "    spark: {input: \"in/{{.Group}}/\", output: \"out/{{.Group}}/\"}\n", 10, 5, "jobs.j.spark", "entry_point is required"},
+	{"a spark JAR needs its class", jobHead + "    runner: emr\n" + emrOK + "    spark: {entry_point: app.jar, input: \"in/{{.Group}}/\", output: \"out/{{.Group}}/\"}\n", 10, 13, "jobs.j.spark.class", "a JAR needs its main class"},
+	{"a spark output may not overlap its input", jobHead + "    runner: emr\n" + emrOK + "    spark: {entry_point: a.py, input: \"in/{{.Group}}/\", output: \"in/{{.Group}}/o/\"}\n", 10, 65, "jobs.j.spark.output", "overlaps the input"},
+	{"a misspelt runner gets a suggestion", jobHead + "    runner: lcoal\n" + cmdOK, 4, 13, "jobs.j.runner", `unknown runner "lcoal": did you mean "local"? (allowed: local, emr, emr-serverless, kubernetes)`},
 	{"timeout is at least a second", jobHead + "    timeout: 0s\n" + cmdOK, 4, 14, "jobs.j.timeout", "0s is too short: write at least 1s"},
 	{"command cannot be empty", jobHead + "    command: []\n", 4, 14, "jobs.j.command", "command is empty"},
 	{"command is a list", jobHead + "    command: python3 x.py\n", 4, 14, "jobs.j.command", `expected a list, found the value "python3 x.py": command is the program and its arguments, one per item, like command: [python3, x.py]`},
@@ -420,7 +445,8 @@ jobs:
     command: [x]
     output: "data/{{.Group}}/"
 `,
-		`p.yaml:5:13: jobs.a.runner: runner emr is not available yet; use local (or leave runner out)`,
+		`p.yaml:5:13: jobs.a.runner: a command job runs on local or kubernetes, not emr: to run on emr, write the job as a Spark application (spark: {entry_point: ..., input: ..., output: ...}; examples/hydropower-emr has a PySpark script equivalent to curate)
+p.yaml:5:13: jobs.a.runner: runner emr needs its settings: add emr: {...} to job a (see the README's "Transient jobs on EMR, EMR Serverless and Kubernetes")`,
 	},
 	{
 		"a chain without a cycle is accepted",

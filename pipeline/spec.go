@@ -27,12 +27,14 @@ const (
 	DefaultDelimiter = ","
 )
 
-// Job runners (Job.Runner). Only RunnerLocal is available; the others are
-// recognised so that a spec written for them gets a clear refusal.
+// Job runners (Job.Runner): local runs curate and command jobs as local
+// processes; kubernetes runs them as batch/v1 Jobs; emr and emr-serverless
+// run spark jobs.
 const (
-	RunnerLocal      = "local"
-	RunnerEMR        = "emr"
-	RunnerKubernetes = "kubernetes"
+	RunnerLocal         = "local"
+	RunnerEMR           = "emr"
+	RunnerEMRServerless = "emr-serverless"
+	RunnerKubernetes    = "kubernetes"
 )
 
 // CurateCSV is the curate input format (Curate.Format).
@@ -187,16 +189,23 @@ type Job struct {
 	// Settle is how long a group must go without new events before its run
 	// starts; 0 means the job package's default (job.DefaultSettle).
 	Settle time.Duration
-	// Runner is RunnerLocal, the only runner available so far.
-	Runner string
+	// Runner is RunnerLocal (default), RunnerKubernetes, RunnerEMR or
+	// RunnerEMRServerless; the remote ones have their settings in EMR,
+	// EMRServerless or Kubernetes.
+	Runner        string
+	EMR           *EMR
+	EMRServerless *EMRServerless
+	Kubernetes    *Kubernetes
 	// Timeout bounds one run (default DefaultJobTimeout).
 	Timeout time.Duration
-	// Exactly one of Curate and Command is set.
+	// Exactly one of Curate, Command and Spark is set.
 	Curate *Curate
+	// Spark is a spark job's application (runners emr and emr-serverless).
+	Spark *Spark
 	// Command is the argv of a command job; Command[0] is the program.
 	Command []string
 	// Output is the template over .Group of the key prefix the job writes
-	// under: Curate.Output for curate jobs, the optional output key for
+	// under: Curate.Output for curate jobs, Spark.Output for spark jobs, the optional output key for
 	// command jobs ("" when a command job declares none). Parse checks that
 	// no job's output triggers itself, directly or through other jobs.
 	Output string
