@@ -57,6 +57,14 @@ type Spark struct {
 	Conf map[string]string `json:"conf,omitempty"`
 }
 
+// The environment of `sluice job exec` without a task file (a Kubernetes
+// pod): EnvTask holds the task's JSON; the result JSON ({"outputs": [...],
+// "error": "..."}) is written to the file EnvResultFile names.
+const (
+	EnvTask       = "SLUICE_TASK"
+	EnvResultFile = "SLUICE_RESULT_FILE"
+)
+
 type remoteKey struct{}
 
 // NotifyRemote tells the Manager the id of the remote compute of the run

@@ -14,8 +14,8 @@ import (
 )
 
 func init() {
-	register(command{name: "job", args: "exec TASK_FILE", hidden: true,
-		summary: "execute one job run (started by the local job runner, not by hand)", run: runJob})
+	register(command{name: "job", args: "exec [TASK_FILE]", hidden: true,
+		summary: "execute one job run (started by the local or kubernetes job runner, not by hand; without TASK_FILE the task is $SLUICE_TASK)", run: runJob})
 }
 
 // failpointEnv names the failpoint variable the job child honours:
@@ -30,11 +30,15 @@ func runJob(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 || pos[0] != "exec" {
-		return usagef("want exec TASK_FILE")
+	if len(pos) < 1 || len(pos) > 2 || pos[0] != "exec" {
+		return usagef("want exec [TASK_FILE]")
+	}
+	taskFile := ""
+	if len(pos) == 2 {
+		taskFile = pos[1]
 	}
 	afterPart := failpoint(a.getenv(failpointEnv))
-	code := local.Exec(ctx, pos[1], func(ctx context.Context, t job.Task) ([]string, error) {
+	code := local.Exec(ctx, taskFile, func(ctx context.Context, t job.Task) ([]string, error) {
 		return engine.ExecTask(ctx, t, afterPart)
 	})
 	if code != 0 {

@@ -33,10 +33,25 @@ import (
 // Setpgid), SIGTERM or SIGINT, including the parent-death signal the
 // runner sets on Linux, makes Exec kill the whole group with SIGKILL: the
 // child and everything it started die at once, with no result written.
+//
+// With taskFile "" the task comes from the environment instead (how a
+// Kubernetes pod gets it): job.EnvTask holds its JSON, and the result is
+// written to the file job.EnvResultFile names (the container's termination
+// log), if any.
 func Exec(ctx context.Context, taskFile string, do func(ctx context.Context, t job.Task) (outputs []string, err error)) int {
 	stop := killGroupOnSignal()
 	defer stop()
+	write := writeAtomic
 	resultFile := filepath.Join(filepath.Dir(taskFile), ResultFile)
+	if taskFile == "" {
+		resultFile = os.Getenv(job.EnvResultFile)
+		write = func(path string, data []byte) error {
+			if path == "" {
+				return nil
+			}
+			return os.WriteFile(path, data, 0o644)
+		}
+	}
 	outputs, err := execTask(ctx, taskFile, do)
 	res := Result{Outputs: outputs}
 	if res.Outputs == nil {
@@ -52,7 +67,7 @@ func Exec(ctx context.Context, taskFile string, do func(ctx context.Context, t j
 	}
 	data, merr := json.Marshal(res)
 	if merr == nil {
-		merr = writeAtomic(resultFile, data)
+		merr = write(resultFile, data)
 	}
 	if merr != nil {
 		// Not the job's fault (a full disk, say): the run is retried.
@@ -63,13 +78,24 @@ func Exec(ctx context.Context, taskFile string, do func(ctx context.Context, t j
 }
 
 func execTask(ctx context.Context, taskFile string, do func(context.Context, job.Task) ([]string, error)) ([]string, error) {
-	data, err := os.ReadFile(taskFile)
-	if err != nil {
-		return nil, fmt.Errorf("read task: %w", err)
+	var data []byte
+	from := "task file " + taskFile
+	if taskFile == "" {
+		from = "$" + job.EnvTask
+		v, ok := os.LookupEnv(job.EnvTask)
+		if !ok {
+			return nil, fault.Permanent(fmt.Errorf("no task: give a task file, or the task's JSON in $%s", job.EnvTask))
+		}
+		data = []byte(v)
+	} else {
+		var err error
+		if data, err = os.ReadFile(taskFile); err != nil {
+			return nil, fmt.Errorf("read task: %w", err)
+		}
 	}
 	var t job.Task
 	if err := json.Unmarshal(data, &t); err != nil {
-		return nil, fault.Permanent(fmt.Errorf("task file %s is not a job task: %w", taskFile, err))
+		return nil, fault.Permanent(fmt.Errorf("%s is not a job task: %w", from, err))
 	}
 	switch {
 	case t.Kind == job.KindCommand:

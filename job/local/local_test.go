@@ -479,3 +479,26 @@ func runProcesses(t *testing.T, id string) []string {
 	}
 	return out
 }
+
+func TestExecWithoutATaskFileReadsTheTaskFromTheEnvironment(t *testing.T) {
+	result := filepath.Join(t.TempDir(), "termination-log")
+	task, _ := json.Marshal(job.Task{RunID: "r1", Rule: "hydro", Group: "g", Kind: job.KindCurate})
+	t.Setenv(job.EnvTask, string(task))
+	t.Setenv(job.EnvResultFile, result)
+	var got job.Task
+	code := Exec(t.Context(), "", func(ctx context.Context, tk job.Task) ([]string, error) {
+		got = tk
+		return []string{"out/g/part-0.parquet", "out/g/_SUCCESS"}, nil
+	})
+	data, err := os.ReadFile(result)
+	if code != 0 || err != nil || got.RunID != "r1" || got.Group != "g" ||
+		string(data) != `{"outputs":["out/g/part-0.parquet","out/g/_SUCCESS"]}` {
+		t.Fatalf("Exec = %d, task %+v, result %q, %v", code, got, data, err)
+	}
+	os.Unsetenv(job.EnvTask)
+	code = Exec(t.Context(), "", func(ctx context.Context, tk job.Task) ([]string, error) { return nil, nil })
+	data, _ = os.ReadFile(result)
+	if code != 1 || !strings.Contains(string(data), "no task: give a task file, or the task's JSON in $SLUICE_TASK") {
+		t.Fatalf("Exec without a task = %d, result %q", code, data)
+	}
+}
