@@ -28,7 +28,7 @@ func newRemoteRunner() *remoteRunner {
 	return &remoteRunner{fakeRunner: fakeRunner{calls: make(chan *call, 10)}, submitted: map[string]int{}, stopped: map[string]bool{}}
 }
 
-func (r *remoteRunner) fake() *fakeRunner { return &r.fakeRunner }
+func (r *remoteRunner) fake() *fakeRunner  { return &r.fakeRunner }
 func (r *remoteRunner) RemoteName() string { return "fake" }
 
 func (r *remoteRunner) Run(ctx context.Context, t job.Task) (job.Outcome, error) {
