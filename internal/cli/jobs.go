@@ -17,8 +17,8 @@ import (
 )
 
 func init() {
-	register(command{name: "jobs", args: "[--job NAME] [-n N] [RUN_ID]",
-		summary: "list job runs, or show one run's detail and log", run: runJobs})
+	register(command{name: "jobs", args: "[--job NAME] [-n N] [RUN_ID | cancel RUN_ID]",
+		summary: "list job runs, show one run's detail and log, or cancel a run", run: runJobs})
 }
 
 func runJobs(ctx context.Context, a *app, args []string) error {
@@ -29,8 +29,9 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 {
-		return usagef("at most one RUN_ID")
+	cancel := len(pos) == 2 && pos[0] == "cancel"
+	if len(pos) > 1 && !cancel {
+		return usagef("at most one RUN_ID (or cancel RUN_ID)")
 	}
 	dir, err := a.dir()
 	if err != nil {
@@ -45,6 +46,9 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 	}
 	defer st.Close()
 	_, alive := dir.Owned()
+	if cancel {
+		return a.cancelRun(ctx, st, pos[1])
+	}
 	if len(pos) == 1 {
 		return a.showRun(ctx, st, dir, alive, pos[0])
 	}
@@ -65,13 +69,39 @@ func runJobs(ctx context.Context, a *app, args []string) error {
 	return tw.Flush()
 }
 
+// cancelRun asks the process following run id to cancel it.
+func (a *app) cancelRun(ctx context.Context, st state.Store, id string) error {
+	r, err := st.GetRun(ctx, id)
+	if errors.Is(err, job.ErrRunNotFound) {
+		return fmt.Errorf("no run %q: `sluice jobs` lists the runs", id)
+	}
+	if err != nil {
+		return err
+	}
+	if r.State != job.Starting && r.State != job.Running {
+		return fmt.Errorf("run %s already ended (%s): nothing to cancel", id, r.State)
+	}
+	if err := st.SetSetting(ctx, job.CancelKey(id), time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return err
+	}
+	where := "its process group"
+	if r.Remote != "" {
+		where = r.Remote
+	}
+	fmt.Fprintf(a.stdout, "cancel requested for run %s (job %s, group %s, %s): the process following it (%s) stops %s at its next heartbeat, records the run FAILED and dead-letters the group (`sluice dlq replay` runs it again)\n",
+		id, r.Rule, r.Group, r.State, r.Claimer, where)
+	return nil
+}
+
 // compute says whether the run's compute is gone. ownerAlive is false when
 // no sluice process owns the data dir: a run it left unfinished is marked
-// FAILED at the next start.
+// FAILED at the next start (a remote run is adopted instead).
 func compute(r job.Run, ownerAlive bool) string {
 	switch {
 	case !r.Terminated.IsZero():
 		return "TERMINATED"
+	case r.Remote != "":
+		return r.Remote
 	case !ownerAlive:
 		return "owner gone (FAILED at next start)"
 	case r.PID > 0:
@@ -104,6 +134,12 @@ func (a *app) showRun(ctx context.Context, st state.Store, dataDir datadir.Dir, 
 		return t.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
 	fmt.Fprintf(w, "run        %s\njob        %s\ngroup      %s\nstate      %s\ncompute    %s\n", r.ID, r.Rule, r.Group, r.State, compute(r, alive))
+	if r.Remote != "" {
+		fmt.Fprintf(w, "remote     %s\n", r.Remote)
+	}
+	if r.Claimer != "" {
+		fmt.Fprintf(w, "claimer    %s (epoch %d)\n", r.Claimer, r.Epoch)
+	}
 	fmt.Fprintf(w, "created    %s\nstarted    %s  (RUNNING)\nended      %s  (%s)\nterminated %s\n", ts(r.Created), ts(r.Started), ts(r.Ended), r.State, ts(r.Terminated))
 	exit := fmt.Sprint(r.ExitCode)
 	if r.ExitCode < 0 {

@@ -46,6 +46,20 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 		})
 	}
 	runner := &local.Runner{Binary: e.cfg.JobBinary, Dir: e.cfg.DataDir.Jobs(), Logger: e.log}
+	for i := range defs {
+		j := e.cfg.Spec.Jobs[i]
+		if j.Runner == pipeline.RunnerLocal {
+			continue
+		}
+		if err := e.checkRemote(j); err != nil {
+			return nil, err
+		}
+		r, err := e.remoteRunner(j)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: runner %s: %w", j.Name, j.Runner, err)
+		}
+		defs[i].Runner = &remoteJob{Remote: r, e: e, j: j}
+	}
 	return job.NewManager(defs, job.Options{
 		Retry:        e.cfg.Retry,
 		OnDeadLetter: func(_ context.Context, _ job.Run, reason string) { e.Stats.DeadLettered.Add(1); e.fail(reason) },
@@ -84,8 +98,14 @@ func (e *Engine) stateURL() string {
 // the group.
 func (e *Engine) jobInputs(ctx context.Context, j pipeline.Job, rule *trigger.Compiled, group string) ([]job.Input, error) {
 	prefix := j.On.Prefix
-	if j.Curate != nil {
-		p, err := trigger.Expand(j.Curate.Input, group)
+	if j.Curate != nil || j.Spark != nil {
+		in := ""
+		if j.Curate != nil {
+			in = j.Curate.Input
+		} else {
+			in = j.Spark.Input
+		}
+		p, err := trigger.Expand(in, group)
 		if err != nil {
 			return nil, err
 		}
@@ -99,6 +119,10 @@ func (e *Engine) jobInputs(ctx context.Context, j pipeline.Job, rule *trigger.Co
 	for _, o := range objs {
 		if j.Curate != nil {
 			if !curate.IsInput(prefix, o.Key) {
+				continue
+			}
+		} else if j.Spark != nil {
+			if skipKey(o.Key) || curate.Hidden(o.Key[len(prefix):]) {
 				continue
 			}
 		} else {
@@ -124,6 +148,9 @@ func (e *Engine) jobInputs(ctx context.Context, j pipeline.Job, rule *trigger.Co
 
 func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
 	t := job.Task{StoreURL: e.storeURL, Timeout: j.Timeout}
+	if j.Spark != nil {
+		return e.sparkTask(j, t), nil
+	}
 	if j.Curate == nil {
 		t.Kind = job.KindCommand
 		t.Command = j.Command
