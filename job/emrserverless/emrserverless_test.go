@@ -289,9 +289,8 @@ func TestARunThroughTheManagerIsRecordedStartingThenRunningThenSucceeded(t *test
 	if err != nil || r.State != job.Succeeded || r.Terminated.IsZero() || r.Error != "" || r.ComputeSeconds != 42 {
 		t.Fatalf("finished run = %+v, %v; want SUCCEEDED and terminated, with 42 compute seconds", r, err)
 	}
-	// The Manager records Run.Remote from NotifyRemote once it wires it
-	// (job.withRemote); until then the record's Remote stays empty.
-	if want := emrs.RemoteID(app, jr.ID); r.Remote != "" && r.Remote != want {
+	// The Manager records Run.Remote from NotifyRemote.
+	if want := emrs.RemoteID(app, jr.ID); r.Remote != want {
 		t.Errorf("Run.Remote = %q, want %q", r.Remote, want)
 	}
 	if n := fake.Count("StartJobRun"); n != 1 {
