@@ -1,0 +1,703 @@
+package emr_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsemr "github.com/aws/aws-sdk-go-v2/service/emr"
+
+	"github.com/sluicehq/sluice/event"
+	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/job/emr"
+	"github.com/sluicehq/sluice/job/emr/emrfake"
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/trigger"
+)
+
+const runID = "0190c0de-7a3b-7c1e-9f00-5e3d2a1b4c6d"
+
+// client is an EMR client for the fake at url: static credentials, region
+// us-east-1, the SDK's standard retryer (3 attempts) without its waits.
+func client(url string) *awsemr.Client {
+	return awsemr.New(awsemr.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+			o.RateLimiter = ratelimit.None
+		}),
+	})
+}
+
+// fullConfig sets every field of Config.
+func fullConfig() emr.Config {
+	return emr.Config{
+		Region:          "us-east-1",
+		Name:            "acme",
+		ReleaseLabel:    "emr-7.2.0",
+		Applications:    []string{"Spark", "Hadoop"},
+		ServiceRole:     "EMR_DefaultRole_V2",
+		InstanceProfile: "EMR_EC2_DefaultRole",
+		LogURI:          "s3://acme-logs/emr/",
+		InstanceGroups: []emr.InstanceGroup{
+			{Role: "MASTER", InstanceType: "m5.xlarge", Count: 1},
+			{Role: "CORE", InstanceType: "r5.2xlarge", Count: 4},
+			{Role: "TASK", InstanceType: "r5.2xlarge", Count: 2, Market: "SPOT"},
+		},
+		SubnetIDs:             []string{"subnet-0aaa", "subnet-0bbb"},
+		BootstrapActions:      []emr.BootstrapAction{{Name: "deps", Path: "s3://acme-code/bootstrap.sh", Args: []string{"--pip", "pyarrow"}}},
+		IdleTimeout:           90 * time.Minute,
+		Tags:                  map[string]string{"team": "data", "cost-center": "42"},
+		SecurityConfiguration: "acme-encryption",
+	}
+}
+
+// minimalConfig sets only the required fields.
+func minimalConfig() emr.Config {
+	return emr.Config{ReleaseLabel: "emr-7.2.0", ServiceRole: "EMR_DefaultRole_V2", InstanceProfile: "EMR_EC2_DefaultRole"}
+}
+
+func sparkTask() job.Task {
+	return job.Task{RunID: runID, Rule: "hydropower", Group: "2020-08-07_2PM", Kind: job.KindSpark, Spark: &job.Spark{
+		EntryPoint: "s3://acme-code/hydro.jar",
+		Class:      "com.acme.Hydro",
+		Args:       []string{"--threshold", "3", "--run-id", runID, "--group", "2020-08-07_2PM", "--output", "s3://acme-lake/curated/"},
+		Conf:       map[string]string{"spark.executor.memory": "4g", "spark.dynamicAllocation.enabled": "false"},
+	}}
+}
+
+func newRunner(fake *emrfake.Server, cfg emr.Config) *emr.Runner {
+	r := emr.New(cfg, "hydropower")
+	r.Client = client(fake.URL)
+	r.PollInterval = 5 * time.Millisecond
+	r.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return r
+}
+
+type result struct {
+	out job.Outcome
+	err error
+}
+
+func runAsync(ctx context.Context, r *emr.Runner, t job.Task) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		out, err := r.Run(ctx, t)
+		ch <- result{out, err}
+	}()
+	return ch
+}
+
+func await(t *testing.T, ch <-chan result) result {
+	t.Helper()
+	select {
+	case res := <-ch:
+		return res
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s")
+		return result{}
+	}
+}
+
+// deadline is a context for waiting on the fake.
+func deadline(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRunJobFlowCarriesEveryConfigFieldAndIsSignedWithTheEMRTarget(t *testing.T) {
+	fake := emrfake.Start(t)
+	r := newRunner(fake, fullConfig())
+	out, err := r.Run(t.Context(), sparkTask())
+	if err != nil || out.ExitCode != 0 || out.Err != "" {
+		t.Fatalf("Run = %+v, %v; want success", out, err)
+	}
+	reqs := fake.RunJobFlows()
+	if len(reqs) != 1 {
+		t.Fatalf("%d RunJobFlow calls, want 1", len(reqs))
+	}
+	f := false
+	want := emrfake.RunJobFlowInput{
+		Name:         "acme-hydropower-" + runID,
+		LogUri:       "s3://acme-logs/emr/",
+		ReleaseLabel: "emr-7.2.0",
+		Applications: []emrfake.Application{{Name: "Spark"}, {Name: "Hadoop"}},
+		Instances: &emrfake.JobFlowInstancesConfig{
+			InstanceGroups: []emrfake.InstanceGroupConfig{
+				{Name: "MASTER", InstanceRole: "MASTER", InstanceType: "m5.xlarge", InstanceCount: 1, Market: "ON_DEMAND"},
+				{Name: "CORE", InstanceRole: "CORE", InstanceType: "r5.2xlarge", InstanceCount: 4, Market: "ON_DEMAND"},
+				{Name: "TASK", InstanceRole: "TASK", InstanceType: "r5.2xlarge", InstanceCount: 2, Market: "SPOT"},
+			},
+			KeepJobFlowAliveWhenNoSteps: &f,
+			TerminationProtected:        &f,
+			Ec2SubnetId:                 "subnet-0aaa",
+		},
+		Steps: []emrfake.StepConfig{{
+			Name:            "sluice " + runID,
+			ActionOnFailure: "TERMINATE_CLUSTER",
+			HadoopJarStep: emrfake.HadoopJarStepConfig{Jar: "command-runner.jar", Args: []string{
+				"spark-submit", "--deploy-mode", "cluster", "--class", "com.acme.Hydro",
+				"--conf", "spark.dynamicAllocation.enabled=false", "--conf", "spark.executor.memory=4g",
+				"s3://acme-code/hydro.jar",
+				"--threshold", "3", "--run-id", runID, "--group", "2020-08-07_2PM", "--output", "s3://acme-lake/curated/",
+			}},
+		}},
+		BootstrapActions: []emrfake.BootstrapActionConfig{{Name: "deps",
+			ScriptBootstrapAction: emrfake.ScriptBootstrapActionConfig{Path: "s3://acme-code/bootstrap.sh", Args: []string{"--pip", "pyarrow"}}}},
+		ServiceRole:           "EMR_DefaultRole_V2",
+		JobFlowRole:           "EMR_EC2_DefaultRole",
+		AutoTerminationPolicy: &emrfake.AutoTerminationPolicy{IdleTimeout: 5400},
+		Tags: []emrfake.Tag{
+			{Key: "sluice:run-id", Value: runID}, {Key: "sluice:job", Value: "hydropower"}, {Key: "sluice:group", Value: "2020-08-07_2PM"},
+			{Key: "cost-center", Value: "42"}, {Key: "team", Value: "data"},
+		},
+		VisibleToAllUsers:     aws.Bool(true),
+		SecurityConfiguration: "acme-encryption",
+	}
+	if !reflect.DeepEqual(reqs[0], want) {
+		g, _ := json.MarshalIndent(reqs[0], "", " ")
+		w, _ := json.MarshalIndent(want, "", " ")
+		t.Fatalf("RunJobFlow request:\n%s\nwant:\n%s", g, w)
+	}
+	// Nothing beyond the modelled members was sent.
+	var raw map[string]json.RawMessage
+	for _, rq := range fake.Requests() {
+		if rq.Op == "RunJobFlow" {
+			if err := json.Unmarshal(rq.Body, &raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range raw {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	wantKeys := []string{"Applications", "AutoTerminationPolicy", "BootstrapActions", "Instances", "JobFlowRole", "LogUri", "Name",
+		"ReleaseLabel", "SecurityConfiguration", "ServiceRole", "Steps", "Tags", "VisibleToAllUsers"}
+	if !slices.Equal(keys, wantKeys) {
+		t.Errorf("RunJobFlow members = %v, want %v", keys, wantKeys)
+	}
+	for _, rq := range fake.Requests() {
+		if !rq.Signed || !strings.Contains(rq.Header.Get("Authorization"), "Credential=AKIDTEST/") ||
+			!strings.Contains(rq.Header.Get("Authorization"), "/us-east-1/elasticmapreduce/aws4_request") {
+			t.Errorf("%s request not signed for elasticmapreduce in us-east-1: Authorization %q", rq.Op, rq.Header.Get("Authorization"))
+		}
+		if rq.Target != "ElasticMapReduce."+rq.Op || rq.Header.Get("Content-Type") != "application/x-amz-json-1.1" {
+			t.Errorf("request target %q, content type %q", rq.Target, rq.Header.Get("Content-Type"))
+		}
+	}
+	wantOps := []string{"elasticmapreduce:DescribeCluster", "elasticmapreduce:ListClusters", "elasticmapreduce:ListSteps", "elasticmapreduce:RunJobFlow"}
+	if ops := fake.Operations(); !slices.Equal(ops, wantOps) {
+		t.Errorf("Operations() = %v, want %v", ops, wantOps)
+	}
+}
+
+func TestDefaultsMakeAThreeNodeOnDemandSparkCluster(t *testing.T) {
+	fake := emrfake.Start(t)
+	if _, err := newRunner(fake, minimalConfig()).Run(t.Context(), sparkTask()); err != nil {
+		t.Fatal(err)
+	}
+	in := fake.RunJobFlows()[0]
+	wantGroups := []emrfake.InstanceGroupConfig{
+		{Name: "MASTER", InstanceRole: "MASTER", InstanceType: "m5.xlarge", InstanceCount: 1, Market: "ON_DEMAND"},
+		{Name: "CORE", InstanceRole: "CORE", InstanceType: "m5.xlarge", InstanceCount: 2, Market: "ON_DEMAND"},
+	}
+	if in.Name != "sluice-hydropower-"+runID || !reflect.DeepEqual(in.Applications, []emrfake.Application{{Name: "Spark"}}) ||
+		!reflect.DeepEqual(in.Instances.InstanceGroups, wantGroups) || in.Instances.Ec2SubnetId != "" || in.AutoTerminationPolicy.IdleTimeout != 3600 ||
+		in.LogUri != "" || in.SecurityConfiguration != "" || len(in.Tags) != 3 || len(in.BootstrapActions) != 0 {
+		t.Fatalf("RunJobFlow with defaults = %+v", in)
+	}
+}
+
+func TestInstanceFleetsGetEveryTargetAndAllSubnets(t *testing.T) {
+	fake := emrfake.Start(t)
+	cfg := minimalConfig()
+	cfg.InstanceFleets = []emr.InstanceFleet{
+		{Role: "MASTER", InstanceTypes: []string{"m5.xlarge"}, TargetOnDemand: 1},
+		{Role: "CORE", InstanceTypes: []string{"r5.2xlarge", "r6i.2xlarge"}, TargetOnDemand: 2, TargetSpot: 6},
+	}
+	cfg.SubnetIDs = []string{"subnet-0aaa", "subnet-0bbb"}
+	task := sparkTask()
+	task.Spark.Class, task.Spark.Conf, task.Spark.EntryPoint, task.Spark.Args = "", nil, "s3://acme-code/hydro.py", []string{"--output", "s3://o/"}
+	if _, err := newRunner(fake, cfg).Run(t.Context(), task); err != nil {
+		t.Fatal(err)
+	}
+	in := fake.RunJobFlows()[0]
+	one, two, zero, six := int32(1), int32(2), int32(0), int32(6)
+	want := []emrfake.InstanceFleetConfig{
+		{Name: "MASTER", InstanceFleetType: "MASTER", InstanceTypeConfigs: []emrfake.InstanceTypeConfig{{InstanceType: "m5.xlarge"}},
+			TargetOnDemandCapacity: &one, TargetSpotCapacity: &zero},
+		{Name: "CORE", InstanceFleetType: "CORE", InstanceTypeConfigs: []emrfake.InstanceTypeConfig{{InstanceType: "r5.2xlarge"}, {InstanceType: "r6i.2xlarge"}},
+			TargetOnDemandCapacity: &two, TargetSpotCapacity: &six},
+	}
+	if !reflect.DeepEqual(in.Instances.InstanceFleets, want) || len(in.Instances.InstanceGroups) != 0 ||
+		!slices.Equal(in.Instances.Ec2SubnetIds, []string{"subnet-0aaa", "subnet-0bbb"}) || in.Instances.Ec2SubnetId != "" {
+		t.Fatalf("Instances = %+v", in.Instances)
+	}
+	// A PySpark job: no --class, no --conf.
+	wantArgs := []string{"spark-submit", "--deploy-mode", "cluster", "s3://acme-code/hydro.py", "--output", "s3://o/"}
+	if got := in.Steps[0].HadoopJarStep.Args; !slices.Equal(got, wantArgs) {
+		t.Fatalf("step args = %q, want %q", got, wantArgs)
+	}
+}
+
+func TestLongJobNamesAndGroupsAreCutToEMRLimitsKeepingTheRunID(t *testing.T) {
+	fake := emrfake.Start(t)
+	r := newRunner(fake, minimalConfig())
+	r.Job = strings.Repeat("j", 300)
+	task := sparkTask()
+	task.Group = strings.Repeat("g", 250) + "(ü)" + strings.Repeat("x", 50)
+	if _, err := r.Run(t.Context(), task); err != nil {
+		t.Fatal(err)
+	}
+	in := fake.RunJobFlows()[0]
+	if len(in.Name) != 256 || !strings.HasSuffix(in.Name, "-"+runID) || !strings.HasPrefix(in.Name, "sluice-jjj") {
+		t.Errorf("cluster name %q (%d bytes): want 256 bytes ending in the run ID", in.Name, len(in.Name))
+	}
+	for _, tg := range in.Tags {
+		if len(tg.Value) > 256 {
+			t.Errorf("tag %s is %d bytes long", tg.Key, len(tg.Value))
+		}
+		if tg.Key == "sluice:group" && !strings.HasPrefix(tg.Value, strings.Repeat("g", 250)+"_ü_") {
+			t.Errorf("group tag %q: want disallowed characters replaced by _", tg.Value)
+		}
+	}
+}
+
+// offerer drives a job.Manager with one spark job on the EMR runner.
+type offerer struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (o *offerer) clock() time.Time { o.mu.Lock(); defer o.mu.Unlock(); return o.now }
+func (o *offerer) advance(d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.now = o.now.Add(d)
+}
+
+func TestARunGoesStartingRunningSucceededOnATransientCluster(t *testing.T) {
+	ctx := t.Context()
+	st, err := state.Open(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fake := emrfake.Start(t)
+	sc := emrfake.Succeeds()
+	sc.Manual, sc.Runtime = true, 10*time.Minute
+	fake.SetScript(sc)
+	var mu sync.Mutex
+	var completed []emrfake.StepInfo
+	var stateAtCompletion job.State
+	fake.OnStepCompleted = func(info emrfake.StepInfo) {
+		mu.Lock()
+		defer mu.Unlock()
+		completed = append(completed, info)
+		r, err := st.GetRun(ctx, info.Tags[emr.TagRunID])
+		if err != nil {
+			t.Errorf("run of the completed step: %v", err)
+		}
+		stateAtCompletion = r.State
+	}
+	runner := newRunner(fake, minimalConfig())
+	rule, err := trigger.Compile(trigger.Rule{Name: "hydropower", Filter: event.Filter{Events: []string{"s3:ObjectCreated:*"}, Prefix: "data/", Suffix: ".csv"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &offerer{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)}
+	logs := map[string]string{}
+	var logMu sync.Mutex
+	m, err := job.NewManager([]job.Definition{{
+		Name: "hydropower", Rule: rule, Settle: time.Second,
+		Inputs: func(ctx context.Context, group string) ([]job.Input, error) {
+			return []job.Input{{Key: "data/" + group + "/a.csv", ETag: "e1"}}, nil
+		},
+		Task: func(group string, inputs []job.Input) (job.Task, error) {
+			return job.Task{Kind: job.KindSpark, Spark: &job.Spark{EntryPoint: "s3://acme-code/hydro.py", Args: []string{"--group", group}}}, nil
+		},
+	}}, job.Options{State: st, Runner: runner, Clock: clk.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		LogStore: func(ctx context.Context, id string, log []byte) (string, error) {
+			logMu.Lock()
+			defer logMu.Unlock()
+			logs[id] = string(log)
+			return "logs/" + id, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m.Offer(ctx, event.New("lake", "data/2020-08-07_2PM/a.csv", 10, "e1", clk.clock())); !ok || err != nil {
+		t.Fatalf("Offer = %v, %v", ok, err)
+	}
+	clk.advance(2 * time.Second)
+	if n, err := m.Step(ctx); n != 1 || err != nil {
+		t.Fatalf("Step = %d, %v; want 1 run started", n, err)
+	}
+	wctx := deadline(t)
+	if err := fake.WaitCalls(wctx, "DescribeCluster", 1); err != nil {
+		t.Fatal(err)
+	}
+	id := fake.Clusters()[0]
+	runs, err := st.ListRuns(ctx, job.RunFilter{})
+	if err != nil || len(runs) != 1 || runs[0].State != job.Starting {
+		t.Fatalf("runs while the cluster is STARTING = %+v, %v; want one STARTING run", runs, err)
+	}
+	run := runs[0]
+	fake.Advance(id) // BOOTSTRAPPING
+	fake.Advance(id) // RUNNING, step RUNNING
+	err = fake.WaitUntil(wctx, func() bool {
+		r, err := st.GetRun(ctx, run.ID)
+		return err == nil && r.State == job.Running
+	})
+	if err != nil {
+		t.Fatalf("the run did not become RUNNING once its step ran: %v", err)
+	}
+	for fake.Advance(id) {
+	}
+	m.Wait()
+	got, err := st.GetRun(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != job.Succeeded || got.ExitCode != 0 || got.Error != "" || got.Started.IsZero() || got.Terminated.IsZero() ||
+		got.ComputeSeconds != 600*3 || got.LogKey != "logs/"+run.ID {
+		t.Fatalf("run = %+v; want SUCCEEDED, terminated, 1800 compute seconds (10 min × 3 instances), its log stored", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(completed) != 1 || stateAtCompletion != job.Running || completed[0].ClusterID != id ||
+		!slices.Equal(completed[0].Args, []string{"spark-submit", "--deploy-mode", "cluster", "s3://acme-code/hydro.py", "--group", "2020-08-07_2PM"}) {
+		t.Fatalf("step completions = %+v (run state then %s); want one, while the run was RUNNING", completed, stateAtCompletion)
+	}
+	if s, _ := fake.State(id); s != emrfake.Terminated {
+		t.Fatalf("cluster %s is %s, want TERMINATED", id, s)
+	}
+	logMu.Lock()
+	log := logs[run.ID]
+	logMu.Unlock()
+	// Which phases a poll sees depends on when the test advanced the
+	// cluster; these ones every run sees.
+	for _, want := range []string{"EMR cluster " + id, "cluster " + id + " STARTING", "step s-", " RUNNING\n", " COMPLETED\n",
+		"cluster " + id + " TERMINATED: ALL_STEPS_COMPLETED: Steps completed", "logs: none in S3"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("run log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := fake.Calls("RunJobFlow"); n != 1 {
+		t.Fatalf("%d RunJobFlow calls, want 1", n)
+	}
+}
+
+func TestAFailedStepFailsTheRunWithEMRsReasonOnceTheClusterIsGone(t *testing.T) {
+	fake := emrfake.Start(t)
+	sc := emrfake.StepFails(emrfake.FailureDetails{Reason: "Unknown Error.", Message: "java.lang.OutOfMemoryError: Java heap space",
+		LogFile: "s3://acme-logs/emr/j-1/steps/s-1/stderr.gz"})
+	sc.Runtime = 4 * time.Minute
+	fake.SetScript(sc)
+	cfg := fullConfig()
+	out, err := newRunner(fake, cfg).Run(t.Context(), sparkTask())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fake.Clusters()[0]
+	for _, want := range []string{"FAILED", "Unknown Error.", "java.lang.OutOfMemoryError: Java heap space", "s3://acme-logs/emr/j-1/steps/s-1/stderr.gz",
+		"cluster " + id + " TERMINATED_WITH_ERRORS: STEP_FAILURE: Shut down as step failed"} {
+		if !strings.Contains(out.Err, want) {
+			t.Errorf("Outcome.Err = %q; lacks %q", out.Err, want)
+		}
+	}
+	if out.ExitCode != 1 || out.ComputeSeconds != 4*60*7 {
+		t.Errorf("Outcome = exit %d, %v compute seconds; want 1 and 1680 (4 min × 7 instances)", out.ExitCode, out.ComputeSeconds)
+	}
+	if s, step := fake.State(id); s != emrfake.TerminatedWithErrors || step != emrfake.StepFailed {
+		t.Errorf("cluster %s, step %s; want TERMINATED_WITH_ERRORS, FAILED", s, step)
+	}
+	if !strings.Contains(string(out.Log), "logs: s3://acme-logs/emr/"+id+"/") {
+		t.Errorf("Outcome.Log lacks the cluster's log folder:\n%s", out.Log)
+	}
+}
+
+func TestABootstrapFailureFailsTheRunWithTheClustersReason(t *testing.T) {
+	fake := emrfake.Start(t)
+	fake.SetScript(emrfake.BootstrapFails("bootstrap action 1 returned a non-zero return code"))
+	out, err := newRunner(fake, minimalConfig()).Run(t.Context(), sparkTask())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fake.Clusters()[0]
+	want := "cluster " + id + " TERMINATED_WITH_ERRORS: BOOTSTRAP_FAILURE: bootstrap action 1 returned a non-zero return code before the step ran (step s-"
+	if out.ExitCode != 1 || !strings.HasPrefix(out.Err, want) || !strings.HasSuffix(out.Err, " CANCELLED)") {
+		t.Fatalf("Outcome = exit %d, %q; want 1, %q...", out.ExitCode, out.Err, want)
+	}
+}
+
+func TestThrottledCallsAreRetriedAndTheRunStillSucceeds(t *testing.T) {
+	fake := emrfake.Start(t)
+	fake.Throttle("ListClusters", 2)    // absorbed by the SDK's retries
+	fake.Throttle("DescribeCluster", 7) // 2 failed polls (3 attempts each), then one more throttled attempt
+	fake.Throttle("ListSteps", 4)
+	out, err := newRunner(fake, minimalConfig()).Run(t.Context(), sparkTask())
+	if err != nil || out.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v; want success despite throttling", out, err)
+	}
+	throttled := 0
+	for _, rq := range fake.Requests() {
+		if rq.ErrorType == "ThrottlingException" {
+			throttled++
+			if rq.Status != http.StatusBadRequest {
+				t.Errorf("throttled %s answered %d", rq.Op, rq.Status)
+			}
+		}
+	}
+	if throttled != 13 {
+		t.Fatalf("%d throttled calls, want 13", throttled)
+	}
+}
+
+func TestFollowingGivesUpAfterMaxPollErrorsNamingTheCluster(t *testing.T) {
+	fake := emrfake.Start(t)
+	fake.SetScript(emrfake.Script{Phases: []emrfake.Phase{{State: emrfake.Running, Step: emrfake.StepRunning}}})
+	fake.Throttle("DescribeCluster", 1000)
+	r := newRunner(fake, minimalConfig())
+	r.MaxPollErrors = 3
+	_, err := r.Run(t.Context(), sparkTask())
+	id := fake.Clusters()[0]
+	if err == nil || !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), "3 failed polls") || errors.Is(err, job.ErrDetached) || fault.IsPermanent(err) {
+		t.Fatalf("Run error = %v; want a transient error naming cluster %s after 3 failed polls", err, id)
+	}
+	if n := fake.Calls("DescribeCluster"); n != 9 {
+		t.Fatalf("%d DescribeCluster calls, want 9 (3 polls × 3 SDK attempts)", n)
+	}
+}
+
+func TestAClusterThatNeverStartsIsTerminatedAtTheDeadline(t *testing.T) {
+	fake := emrfake.Start(t)
+	fake.SetScript(emrfake.NeverStarts())
+	r := newRunner(fake, minimalConfig())
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	// Four minutes pass per look at the cluster: the third is past the deadline.
+	r.Clock = func() time.Time { return t0.Add(time.Duration(fake.Calls("DescribeCluster")) * 4 * time.Minute) }
+	task := sparkTask()
+	task.Created, task.Timeout, task.Deadline = t0, 10*time.Minute, t0.Add(10*time.Minute)
+	out, err := r.Run(t.Context(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fake.Clusters()[0]
+	want := "timed out after 10m0s (cluster " + id + " was STARTING)"
+	if out.ExitCode != 1 || out.Err != want {
+		t.Fatalf("Outcome = exit %d, %q; want 1, %q", out.ExitCode, out.Err, want)
+	}
+	if n := fake.Calls("TerminateJobFlows"); n != 1 {
+		t.Fatalf("%d TerminateJobFlows calls, want 1", n)
+	}
+	if s, step := fake.State(id); s != emrfake.Terminated || step != emrfake.StepCancelled {
+		t.Fatalf("cluster %s, step %s; want TERMINATED, CANCELLED", s, step)
+	}
+	if d := fake.Calls("DescribeCluster"); d != 5 {
+		t.Fatalf("%d DescribeCluster calls, want 5: 3 STARTING, TERMINATING, TERMINATED", d)
+	}
+}
+
+func TestAStartedRunPastItsDeadlineStartsNoCluster(t *testing.T) {
+	fake := emrfake.Start(t)
+	r := newRunner(fake, minimalConfig())
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	r.Clock = func() time.Time { return t0.Add(time.Hour) }
+	task := sparkTask()
+	task.Created, task.Deadline = t0, t0.Add(10*time.Minute)
+	out, err := r.Run(t.Context(), task)
+	if err != nil || out.ExitCode != 1 || !strings.HasPrefix(out.Err, "timed out after 10m0s") || fake.Calls("RunJobFlow") != 0 {
+		t.Fatalf("Run = %+v, %v with %d RunJobFlow calls; want timed out, no cluster", out, err, fake.Calls("RunJobFlow"))
+	}
+}
+
+func TestCancellingARunTerminatesItsCluster(t *testing.T) {
+	fake := emrfake.Start(t)
+	fake.SetScript(emrfake.Script{Phases: []emrfake.Phase{{State: emrfake.Starting}, {State: emrfake.Running, Step: emrfake.StepRunning}}})
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	ch := runAsync(ctx, newRunner(fake, minimalConfig()), sparkTask())
+	if err := fake.WaitCalls(deadline(t), "DescribeCluster", 3); err != nil {
+		t.Fatal(err)
+	}
+	cancel(job.ErrCancelled)
+	res := await(t, ch)
+	id := fake.Clusters()[0]
+	want := "cancelled (cluster " + id + " was RUNNING)"
+	if res.err != nil || res.out.ExitCode != 1 || res.out.Err != want {
+		t.Fatalf("Run = %+v, %v; want exit 1, %q", res.out, res.err, want)
+	}
+	if n := fake.Calls("TerminateJobFlows"); n != 1 {
+		t.Fatalf("%d TerminateJobFlows calls, want 1", n)
+	}
+	if s, _ := fake.State(id); s != emrfake.Terminated {
+		t.Fatalf("cluster is %s, want TERMINATED", s)
+	}
+}
+
+func TestAnotherEndOfTheContextDetachesAndLeavesTheClusterRunning(t *testing.T) {
+	for _, cause := range []error{context.Canceled, errors.New("shutting down")} {
+		t.Run(cause.Error(), func(t *testing.T) {
+			fake := emrfake.Start(t)
+			fake.SetScript(emrfake.Script{Phases: []emrfake.Phase{{State: emrfake.Running, Step: emrfake.StepRunning}}})
+			ctx, cancel := context.WithCancelCause(t.Context())
+			defer cancel(nil)
+			ch := runAsync(ctx, newRunner(fake, minimalConfig()), sparkTask())
+			if err := fake.WaitCalls(deadline(t), "DescribeCluster", 2); err != nil {
+				t.Fatal(err)
+			}
+			cancel(cause)
+			res := await(t, ch)
+			id := fake.Clusters()[0]
+			if !errors.Is(res.err, job.ErrDetached) || !strings.Contains(res.err.Error(), id) {
+				t.Fatalf("Run = %+v, %v; want job.ErrDetached naming cluster %s", res.out, res.err, id)
+			}
+			if n := fake.Calls("TerminateJobFlows"); n != 0 {
+				t.Fatalf("%d TerminateJobFlows calls, want none", n)
+			}
+			if s, _ := fake.State(id); s != emrfake.Running {
+				t.Fatalf("cluster is %s, want still RUNNING", s)
+			}
+		})
+	}
+}
+
+func TestASecondRunOfTheSameRunIDFollowsTheFirstsCluster(t *testing.T) {
+	fake := emrfake.Start(t)
+	fake.PageSize = 2
+	sc := emrfake.Succeeds()
+	sc.Manual = true
+	fake.SetScript(sc)
+	r := newRunner(fake, minimalConfig())
+	wctx := deadline(t)
+
+	// While the first Run's cluster is STARTING.
+	first := runAsync(t.Context(), r, sparkTask())
+	if err := fake.WaitCalls(wctx, "RunJobFlow", 1); err != nil {
+		t.Fatal(err)
+	}
+	id := fake.Clusters()[0]
+	second := runAsync(t.Context(), r, sparkTask())
+	if err := fake.WaitCalls(wctx, "ListClusters", 2); err != nil {
+		t.Fatal(err)
+	}
+	for fake.Advance(id) {
+	}
+	for i, ch := range []<-chan result{first, second} {
+		res := await(t, ch)
+		if res.err != nil || res.out.ExitCode != 0 || !strings.Contains(string(res.out.Log), "EMR cluster "+id) {
+			t.Fatalf("Run %d = %+v, %v; want success on cluster %s", i+1, res.out, res.err, id)
+		}
+	}
+
+	// After it ended, behind newer clusters: a page of others, and one
+	// whose name has the run ID but whose tag says another run.
+	for range 3 {
+		fake.AddCluster(emrfake.RunJobFlowInput{Name: "sluice-other-0190c0de-0000", Tags: []emrfake.Tag{{Key: emr.TagRunID, Value: "0190c0de-0000"}}}, sc)
+	}
+	fake.AddCluster(emrfake.RunJobFlowInput{Name: "copy-of-" + runID, Tags: []emrfake.Tag{{Key: emr.TagRunID, Value: "someone-else"}}}, sc)
+	res := await(t, runAsync(t.Context(), r, sparkTask()))
+	if res.err != nil || res.out.ExitCode != 0 || !strings.Contains(string(res.out.Log), "found cluster "+id+", started earlier for this run") {
+		t.Fatalf("Run after the end = %+v, %v; want success on cluster %s", res.out, res.err, id)
+	}
+
+	// With the run record's Remote: no search at all.
+	lists := fake.Calls("ListClusters")
+	task := sparkTask()
+	task.Remote = "emr:" + id
+	res = await(t, runAsync(t.Context(), r, task))
+	if res.err != nil || res.out.ExitCode != 0 || !strings.Contains(string(res.out.Log), "following cluster "+id) || fake.Calls("ListClusters") != lists {
+		t.Fatalf("Run with Remote = %+v, %v (%d more ListClusters); want success on cluster %s without a search", res.out, res.err, fake.Calls("ListClusters")-lists, id)
+	}
+	if n := fake.Calls("RunJobFlow"); n != 1 {
+		t.Fatalf("%d RunJobFlow calls for one run ID, want 1", n)
+	}
+}
+
+func TestARemoteOfAnotherRunnerOrAMissingClusterIsPermanent(t *testing.T) {
+	fake := emrfake.Start(t)
+	r := newRunner(fake, minimalConfig())
+	for remote, want := range map[string]string{
+		"kubernetes:ns/job": `its remote compute is "kubernetes:ns/job", not an EMR cluster`,
+		"emr:j-NOSUCH":      "Cluster id 'j-NOSUCH' is not valid.",
+	} {
+		task := sparkTask()
+		task.Remote = remote
+		_, err := r.Run(t.Context(), task)
+		if !fault.IsPermanent(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Run with Remote %s: %v; want a permanent error containing %q", remote, err, want)
+		}
+	}
+	if n := fake.Calls("RunJobFlow"); n != 0 {
+		t.Fatalf("%d RunJobFlow calls, want none", n)
+	}
+}
+
+func TestRejectedClusterRequestsArePermanentAndOutagesAreNot(t *testing.T) {
+	for _, typ := range []string{"ValidationException", "InvalidRequestException"} {
+		fake := emrfake.Start(t)
+		fake.FailNext("RunJobFlow", 1, emrfake.APIError{Status: 400, Type: typ, Message: "Instance type m5.huge is not supported."})
+		_, err := newRunner(fake, minimalConfig()).Run(t.Context(), sparkTask())
+		if !fault.IsPermanent(err) || !strings.Contains(err.Error(), "Instance type m5.huge is not supported.") || !strings.Contains(err.Error(), "check the emr runner settings") {
+			t.Errorf("%s: Run error = %v; want a permanent error with EMR's message", typ, err)
+		}
+		if n := fake.Calls("RunJobFlow"); n != 1 {
+			t.Errorf("%s: %d RunJobFlow calls, want 1 (not retried)", typ, n)
+		}
+	}
+	fake := emrfake.Start(t)
+	fake.FailNext("RunJobFlow", 3, emrfake.APIError{Status: 500, Type: "InternalServerException", Message: "try again"})
+	_, err := newRunner(fake, minimalConfig()).Run(t.Context(), sparkTask())
+	if err == nil || fault.IsPermanent(err) || !strings.Contains(err.Error(), "try again") {
+		t.Errorf("Run error = %v; want a transient error", err)
+	}
+	if n, l := fake.Calls("RunJobFlow"), fake.Calls("ListClusters"); n != 3 || l != 2 {
+		t.Errorf("%d RunJobFlow, %d ListClusters calls; want 3 (the SDK's attempts) and 2 (before, and to look for a cluster the failed call made)", n, l)
+	}
+}
+
+func TestTheEMRRunnerRunsOnlySparkTasks(t *testing.T) {
+	fake := emrfake.Start(t)
+	r := newRunner(fake, minimalConfig())
+	if r.RemoteName() != "emr" {
+		t.Errorf("RemoteName() = %q", r.RemoteName())
+	}
+	for _, task := range []job.Task{
+		{RunID: runID, Kind: job.KindCommand, Command: []string{"true"}},
+		{RunID: runID, Kind: job.KindSpark},
+	} {
+		_, err := r.Run(t.Context(), task)
+		if !fault.IsPermanent(err) || !strings.Contains(err.Error(), "the emr runner runs spark jobs") {
+			t.Errorf("Run(%s task) = %v; want a permanent error", task.Kind, err)
+		}
+	}
+	bad := newRunner(fake, emr.Config{})
+	if _, err := bad.Run(t.Context(), sparkTask()); !fault.IsPermanent(err) || !strings.Contains(err.Error(), "release_label") {
+		t.Errorf("Run with an empty config = %v; want a permanent error naming release_label", err)
+	}
+	if len(fake.Requests()) != 0 {
+		t.Fatalf("%d requests to EMR, want none", len(fake.Requests()))
+	}
+}
