@@ -558,7 +558,7 @@ func (m *Manager) execute(ctx context.Context, d *Definition, run Run, task Task
 		if err := m.st.RequestRun(rec, run.Rule, run.Group, lastAt); err != nil {
 			m.log.Error("job request not restored after cancellation", "run", run.ID, "err", err)
 		}
-	case run.State == Failed && (err != nil || out.Transient):
+	case run.State == Failed && ((err != nil && fault.IsTransient(err)) || out.Transient):
 		m.retryLater(rec, run, req)
 	case run.State == Failed:
 		m.deadLetter(rec, run, req.Attempts+1, req.FirstFailure, run.Error)

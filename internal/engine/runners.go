@@ -4,10 +4,43 @@ import (
 	"fmt"
 
 	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/job/emr"
+	"github.com/sluicehq/sluice/job/emrserverless"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
-// remoteRunner builds job j's remote runner from its spec settings.
+// remoteRunner builds job j's remote runner from its spec settings; each
+// runner's Config.Check backs up what the spec parser checked.
 func (e *Engine) remoteRunner(j pipeline.Job) (job.Remote, error) {
+	switch j.Runner {
+	case pipeline.RunnerEMR:
+		s := j.EMR
+		cfg := emr.Config{Region: s.Region, Endpoint: s.Endpoint, Name: s.Name, ReleaseLabel: s.ReleaseLabel, Applications: s.Applications,
+			ServiceRole: s.ServiceRole, InstanceProfile: s.InstanceProfile, LogURI: s.LogURI, SubnetIDs: s.Subnets, IdleTimeout: s.IdleTimeout,
+			Tags: s.Tags, SecurityConfiguration: s.SecurityConfiguration}
+		for _, g := range s.InstanceGroups {
+			cfg.InstanceGroups = append(cfg.InstanceGroups, emr.InstanceGroup{Role: g.Role, InstanceType: g.Type, Count: int32(g.Count), Market: g.Market})
+		}
+		for _, f := range s.InstanceFleets {
+			cfg.InstanceFleets = append(cfg.InstanceFleets, emr.InstanceFleet{Role: f.Role, InstanceTypes: f.Types, TargetOnDemand: int32(f.OnDemand), TargetSpot: int32(f.Spot)})
+		}
+		for _, b := range s.BootstrapActions {
+			cfg.BootstrapActions = append(cfg.BootstrapActions, emr.BootstrapAction{Name: b.Name, Path: b.Path, Args: b.Args})
+		}
+		if err := cfg.Check(); err != nil {
+			return nil, err
+		}
+		r := emr.New(cfg, j.Name)
+		r.PollInterval, r.Clock, r.Logger = s.Poll, e.now, e.log
+		return r, nil
+	case pipeline.RunnerEMRServerless:
+		s := j.EMRServerless
+		cfg := emrserverless.Config{Region: s.Region, Endpoint: s.Endpoint, ApplicationID: s.ApplicationID, ExecutionRole: s.ExecutionRole,
+			Name: s.Name, LogURI: s.LogURI, SparkSubmitParameters: s.SparkSubmitParameters, Tags: s.Tags}
+		if err := cfg.Check(); err != nil {
+			return nil, err
+		}
+		return &emrserverless.Runner{Config: cfg, PollInterval: s.Poll, Retry: e.cfg.Retry, Clock: e.now, Logger: e.log}, nil
+	}
 	return nil, fmt.Errorf("runner %s is not wired yet", j.Runner)
 }

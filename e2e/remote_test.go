@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/job/emrserverless/emrsfake"
+	"github.com/sluicehq/sluice/store/storetest"
+)
+
+// These tests prove issue 8's exactly-once promise for remote runners with
+// real processes: a `sluice run` following a remote Spark run is killed -9,
+// a new one adopts the run (same run ID, no second submission) and records
+// its end and outputs once. The remote services are local fakes speaking
+// their wire protocols (no AWS here); the store is a real S3 server
+// (versitygw).
+
+// remoteEnv is the set-up the remote-runner tests share.
+type remoteEnv struct {
+	v       *storetest.Versitygw
+	store   string
+	dataDir string
+	env     []string
+}
+
+func newRemoteEnv(t *testing.T) *remoteEnv {
+	v := storetest.StartVersitygw(t)
+	e := &remoteEnv{v: v, store: v.Bucket(t, "lake"), dataDir: t.TempDir()}
+	e.env = append(v.Env(), "SLUICE_STORE="+e.store)
+	return e
+}
+
+// upload puts the hydropower CSV into data/GROUP/ with `sluice put`, which
+// announces it to the running sluice.
+func (e *remoteEnv) upload(t *testing.T, group string) string {
+	key := "data/" + group + "/hydropower-consumption.csv"
+	mustRun(t, e.env, "put", "--data-dir="+e.dataDir, "testdata/hydropower-consumption.csv", key)
+	return key
+}
+
+// writeSparkOutput writes what a Spark application would commit under
+// curated/GROUP/: one part and _SUCCESS last.
+func (e *remoteEnv) writeSparkOutput(t *testing.T, group string) []string {
+	var keys []string
+	for _, k := range []string{"part-00000-0d2b-c000.snappy.parquet", "_SUCCESS"} {
+		key := "curated/" + group + "/" + k
+		if _, err := e.v.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("lake"), Key: aws.String(key), Body: bytes.NewReader([]byte("x"))}); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+// manifest reads the input manifest of run id from the bucket.
+func (e *remoteEnv) manifest(t *testing.T, id string) []map[string]string {
+	out, err := e.v.Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("lake"), Key: aws.String("_sluice/jobs/" + id + ".inputs.jsonl")})
+	if err != nil {
+		t.Fatalf("the input manifest of run %s: %v", id, err)
+	}
+	defer out.Body.Close()
+	var lines []map[string]string
+	sc := bufio.NewScanner(out.Body)
+	for sc.Scan() {
+		var m map[string]string
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("manifest line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+// waitRun waits until the data dir's only run satisfies cond.
+func waitRun(t *testing.T, d *daemon, what string, cond func(job.Run) bool) job.Run {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rs := runs(t, d.dataDir)
+		if len(rs) > 1 {
+			t.Fatalf("%d runs, want one: %+v\n%s", len(rs), rs, d.logTail())
+		}
+		if len(rs) == 1 && cond(rs[0]) {
+			return rs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 60s for the run to be %s: %+v\n%s", what, rs, d.logTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkAdoptedRun checks the end of a run that a second process adopted
+// after the first was killed -9: one run, SUCCEEDED, written under a newer
+// claim, with the Spark output as its outputs and the manifest listing the
+// uploaded object.
+func (e *remoteEnv) checkAdoptedRun(t *testing.T, d *daemon, first job.Run, key string, outputs []string) {
+	t.Helper()
+	r := waitRun(t, d, "SUCCEEDED", func(r job.Run) bool { return !r.Terminated.IsZero() })
+	if r.ID != first.ID || r.State != job.Succeeded || r.Remote != first.Remote || r.Epoch <= first.Epoch || r.Claimer == first.Claimer ||
+		!r.Started.Equal(first.Started) || !slices.Equal(r.Outputs, outputs) {
+		t.Fatalf("adopted run ended as %+v; want run %s SUCCEEDED by a new claimer with outputs %v (first: %+v)\n%s", r, first.ID, outputs, first, d.logTail())
+	}
+	if !strings.Contains(d.logTail(), "job run adopted") {
+		t.Errorf("the second process's log does not say it adopted the run:\n%s", d.logTail())
+	}
+	m := e.manifest(t, r.ID)
+	if len(m) != 1 || m[0]["key"] != key || m[0]["uri"] != "s3://lake/"+key || m[0]["etag"] != r.Inputs[0].ETag {
+		t.Fatalf("manifest = %v; want the one input %s", m, key)
+	}
+}
+
+func TestAnEMRServerlessRunSurvivesAKilledProcessAndIsAdoptedWithoutASecondJobRun(t *testing.T) {
+	e := newRemoteEnv(t)
+	fake := emrsfake.Start(t, &emrsfake.Options{Applications: []string{"00fapp"},
+		Script: []emrsfake.Step{{State: emrsfake.Submitted}, {State: emrsfake.Running}}}) // stays RUNNING until the test ends it
+	spec := fmt.Sprintf(`name: e2eemrs
+jobs:
+  hydropower:
+    on: {prefix: data/, suffix: .csv}
+    settle: 1s
+    timeout: 30m
+    runner: emr-serverless
+    emr_serverless:
+      region: us-east-1
+      endpoint: %s
+      application_id: 00fapp
+      execution_role: "arn:aws:iam::123456789012:role/sluice-hydropower"
+      log_uri: s3://lake/emr-logs/
+      poll: 100ms
+    spark:
+      entry_point: jobs/hydropower_curate.py
+      input: "data/{{.Group}}/"
+      output: "curated/{{.Group}}/"
+      args: [--mode, overwrite]
+      conf: {spark.executor.memory: 2g}
+`, fake.URL)
+	d1 := startRun(t, e.dataDir, spec, e.env...)
+	key := e.upload(t, "2020-08-07_2PM")
+	first := waitRun(t, d1, "RUNNING on its job run", func(r job.Run) bool { return r.State == job.Running && r.Remote != "" })
+	jrs := fake.JobRuns()
+	if len(jrs) != 1 || first.Remote != "emr-serverless:00fapp/"+jrs[0].ID {
+		t.Fatalf("job runs %+v, run %+v", jrs, first)
+	}
+	jr := jrs[0]
+	wantArgs := []string{"--mode", "overwrite", "--run-id", first.ID, "--group", "2020-08-07_2PM",
+		"--inputs", "s3://lake/_sluice/jobs/" + first.ID + ".inputs.jsonl", "--output", "s3://lake/curated/2020-08-07_2PM/"}
+	if jr.ClientToken != first.ID || jr.EntryPoint != "s3://lake/jobs/hydropower_curate.py" || !slices.Equal(jr.Args, wantArgs) ||
+		jr.SparkSubmitParameters != "--conf spark.executor.memory=2g" || jr.TimeoutMinutes != 30 || jr.Tags["sluice:run-id"] != first.ID {
+		t.Fatalf("StartJobRun = %+v; want token = run ID, args %v", jr, wantArgs)
+	}
+
+	if err := d1.cmd.Process.Kill(); err != nil { // kill -9 mid-run
+		t.Fatal(err)
+	}
+	d1.cmd.Wait()
+	if jr, _ := fake.JobRun("00fapp", jr.ID); jr.State != emrsfake.Running || jr.Cancels != 0 {
+		t.Fatalf("after the kill the job run is %s with %d cancels; want it RUNNING, untouched", jr.State, jr.Cancels)
+	}
+	d2 := startRun(t, e.dataDir, spec, e.env...)
+	// The new process adopts the run and follows the same job run.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	gets := jr.Gets
+	if err := fake.WaitFor(ctx, func() bool { j, _ := fake.JobRun("00fapp", jr.ID); return j.Gets > gets+1 }); err != nil {
+		t.Fatalf("the second process does not follow the job run: %v\n%s", err, d2.logTail())
+	}
+	outputs := e.writeSparkOutput(t, "2020-08-07_2PM") // as Spark commits
+	if err := fake.Set("00fapp", jr.ID, emrsfake.Step{State: emrsfake.Success, ExecutionSeconds: 95}); err != nil {
+		t.Fatal(err)
+	}
+	e.checkAdoptedRun(t, d2, first, key, outputs)
+	if n := len(fake.JobRuns()); n != 1 || fake.Count("StartJobRun") != 1 {
+		t.Fatalf("%d job runs, %d StartJobRun calls; want exactly one of each", n, fake.Count("StartJobRun"))
+	}
+	if r := runs(t, e.dataDir)[0]; r.ComputeSeconds != 95 {
+		t.Errorf("compute seconds %v, want the job run's 95", r.ComputeSeconds)
+	}
+}
