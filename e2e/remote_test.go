@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluicehq/sluice/job"
+	"github.com/sluicehq/sluice/job/emr/emrfake"
 	"github.com/sluicehq/sluice/job/emrserverless/emrsfake"
 	"github.com/sluicehq/sluice/store/storetest"
 )
@@ -41,8 +42,9 @@ func newRemoteEnv(t *testing.T) *remoteEnv {
 	return e
 }
 
-// upload puts the hydropower CSV into data/GROUP/ with `sluice put`, which
-// announces it to the running sluice.
+// upload puts the hydropower CSV into data/GROUP/ with `sluice put`. An
+// S3 store without notifications announces nothing by itself: the tests
+// upload before sluice starts, and its reconcile at start finds the object.
 func (e *remoteEnv) upload(t *testing.T, group string) string {
 	key := "data/" + group + "/hydropower-consumption.csv"
 	mustRun(t, e.env, "put", "--data-dir="+e.dataDir, "testdata/hydropower-consumption.csv", key)
@@ -108,6 +110,7 @@ func waitRun(t *testing.T, d *daemon, what string, cond func(job.Run) bool) job.
 func (e *remoteEnv) checkAdoptedRun(t *testing.T, d *daemon, first job.Run, key string, outputs []string) {
 	t.Helper()
 	r := waitRun(t, d, "SUCCEEDED", func(r job.Run) bool { return !r.Terminated.IsZero() })
+	outputs = slices.Sorted(slices.Values(outputs)) // as the store lists them
 	if r.ID != first.ID || r.State != job.Succeeded || r.Remote != first.Remote || r.Epoch <= first.Epoch || r.Claimer == first.Claimer ||
 		!r.Started.Equal(first.Started) || !slices.Equal(r.Outputs, outputs) {
 		t.Fatalf("adopted run ended as %+v; want run %s SUCCEEDED by a new claimer with outputs %v (first: %+v)\n%s", r, first.ID, outputs, first, d.logTail())
@@ -146,8 +149,8 @@ jobs:
       args: [--mode, overwrite]
       conf: {spark.executor.memory: 2g}
 `, fake.URL)
-	d1 := startRun(t, e.dataDir, spec, e.env...)
 	key := e.upload(t, "2020-08-07_2PM")
+	d1 := startRun(t, e.dataDir, spec, e.env...)
 	first := waitRun(t, d1, "RUNNING on its job run", func(r job.Run) bool { return r.State == job.Running && r.Remote != "" })
 	jrs := fake.JobRuns()
 	if len(jrs) != 1 || first.Remote != "emr-serverless:00fapp/"+jrs[0].ID {
@@ -186,5 +189,82 @@ jobs:
 	}
 	if r := runs(t, e.dataDir)[0]; r.ComputeSeconds != 95 {
 		t.Errorf("compute seconds %v, want the job run's 95", r.ComputeSeconds)
+	}
+}
+
+func TestAnEMRRunSurvivesAKilledProcessAndIsAdoptedWithoutASecondCluster(t *testing.T) {
+	e := newRemoteEnv(t)
+	fake := emrfake.Start(t)
+	fake.SetScript(emrfake.Script{Phases: emrfake.Succeeds().Phases, Manual: true, Runtime: 10 * time.Minute}) // advanced by the test
+	spec := fmt.Sprintf(`name: e2eemr
+jobs:
+  hydropower:
+    on: {prefix: data/, suffix: .csv}
+    settle: 1s
+    timeout: 30m
+    runner: emr
+    emr:
+      region: us-east-1
+      endpoint: %s
+      release_label: emr-7.2.0
+      service_role: EMR_DefaultRole_V2
+      instance_profile: EMR_EC2_DefaultRole
+      log_uri: s3://lake/emr-logs/
+      instance_groups:
+        - {role: MASTER, type: m5.xlarge, count: 1}
+        - {role: CORE, type: m5.xlarge, count: 2}
+      idle_timeout: 10m
+      poll: 100ms
+    spark:
+      entry_point: jobs/hydropower_curate.py
+      input: "data/{{.Group}}/"
+      output: "curated/{{.Group}}/"
+      args: [--mode, overwrite]
+      conf: {spark.executor.memory: 2g}
+`, fake.URL)
+	key := e.upload(t, "2020-08-07_2PM")
+	d1 := startRun(t, e.dataDir, spec, e.env...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := fake.WaitCalls(ctx, "RunJobFlow", 1); err != nil {
+		t.Fatalf("%v (requests %+v)\n%s", err, fake.Requests(), d1.logTail())
+	}
+	id := fake.Clusters()[0]
+	fake.Advance(id) // BOOTSTRAPPING
+	fake.Advance(id) // RUNNING, the step RUNNING
+	first := waitRun(t, d1, "RUNNING on its cluster", func(r job.Run) bool { return r.State == job.Running && r.Remote != "" })
+	if first.Remote != "emr:"+id {
+		t.Fatalf("run %+v, cluster %s", first, id)
+	}
+	in := fake.RunJobFlows()[0]
+	wantArgs := []string{"spark-submit", "--deploy-mode", "cluster", "--conf", "spark.executor.memory=2g", "s3://lake/jobs/hydropower_curate.py",
+		"--mode", "overwrite", "--run-id", first.ID, "--group", "2020-08-07_2PM",
+		"--inputs", "s3://lake/_sluice/jobs/" + first.ID + ".inputs.jsonl", "--output", "s3://lake/curated/2020-08-07_2PM/"}
+	if len(in.Steps) != 1 || !slices.Equal(in.Steps[0].HadoopJarStep.Args, wantArgs) || !strings.Contains(in.Name, first.ID) {
+		t.Fatalf("RunJobFlow = %+v; want one step with args %v", in, wantArgs)
+	}
+
+	if err := d1.cmd.Process.Kill(); err != nil { // kill -9 mid-run
+		t.Fatal(err)
+	}
+	d1.cmd.Wait()
+	if c, s := fake.State(id); c != emrfake.Running || s != emrfake.StepRunning || fake.Calls("TerminateJobFlows") != 0 {
+		t.Fatalf("after the kill cluster %s is %s (step %s), %d terminate calls; want it running, untouched", id, c, s, fake.Calls("TerminateJobFlows"))
+	}
+	var outputs []string
+	fake.OnStepCompleted = func(emrfake.StepInfo) { outputs = e.writeSparkOutput(t, "2020-08-07_2PM") } // as Spark commits
+	describes := fake.Calls("DescribeCluster")
+	d2 := startRun(t, e.dataDir, spec, e.env...)
+	if err := fake.WaitCalls(ctx, "DescribeCluster", describes+2); err != nil {
+		t.Fatalf("the second process does not follow the cluster: %v\n%s", err, d2.logTail())
+	}
+	for fake.Advance(id) { // the step completes, the cluster terminates
+	}
+	e.checkAdoptedRun(t, d2, first, key, outputs)
+	if n := len(fake.Clusters()); n != 1 || fake.Calls("RunJobFlow") != 1 {
+		t.Fatalf("%d clusters, %d RunJobFlow calls; want exactly one of each", n, fake.Calls("RunJobFlow"))
+	}
+	if r := runs(t, e.dataDir)[0]; r.ComputeSeconds != 600*3 {
+		t.Errorf("compute seconds %v, want 10 min × 3 instances", r.ComputeSeconds)
 	}
 }
