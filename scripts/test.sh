@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test set-up: checks, installs (Debian and npm packages) and starts
-# what the tests need — PostgreSQL, NATS with JetStream, RabbitMQ, DuckDB's npm package
+# what the tests need — PostgreSQL, NATS with JetStream, RabbitMQ, DuckDB's npm package, Python 3
 # (an independent Parquet reader), versitygw (a real S3-compatible server) —
 # then runs every Go test with the race detector. A service that cannot be started fails the run; no test skips.
 set -euo pipefail
@@ -84,6 +84,10 @@ if [ -f tools/duckcheck/package.json ]; then
     || die "npm could not install tools/duckcheck's packages"
   echo ok
 fi
+
+say "Python 3 (the PySpark example's syntax check and its Spark-free helpers)"
+command -v python3 >/dev/null || { echo "installing python3 from Debian's packages"; apt_install python3; }
+python3 --version
 
 say "go vet"
 go vet ./...
