@@ -189,7 +189,7 @@ func (p *parser) job(e entry) (Job, jobInfo) {
 func (p *parser) runner(n *yaml.Node, path string) string {
 	v, ok := p.enum(n, path, "runner", runners, runnerAliases)
 	if !ok {
-		return RunnerLocal
+		return "" // reported; runnerSettings checks nothing more
 	}
 	return v
 }
@@ -197,6 +197,9 @@ func (p *parser) runner(n *yaml.Node, path string) string {
 // runnerSettings reads the settings block of j's runner and checks that the
 // runner runs the job's kind and that no other runner's block is given.
 func (p *parser) runnerSettings(m *mapping, j *Job, path string, runnerNode *yaml.Node, isCurate, isCommand, isSpark bool) {
+	if j.Runner == "" {
+		return
+	}
 	kind := ""
 	switch {
 	case isCurate:
