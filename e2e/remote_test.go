@@ -244,6 +244,12 @@ jobs:
 		t.Fatalf("RunJobFlow = %+v; want one step with args %v", in, wantArgs)
 	}
 
+	// `sluice jobs` shows the run's cluster while it runs.
+	if out := mustRun(t, e.env, "jobs", "--data-dir="+e.dataDir).stdout; !strings.Contains(out, first.ID) || !strings.Contains(out, "RUNNING") || !strings.Contains(out, "emr:"+id) {
+		t.Fatalf("sluice jobs while the run is on its cluster:\n%s", out)
+	}
+	t.Logf("sluice jobs:\n%s", mustRun(t, e.env, "jobs", "--data-dir="+e.dataDir).stdout)
+
 	if err := d1.cmd.Process.Kill(); err != nil { // kill -9 mid-run
 		t.Fatal(err)
 	}
@@ -267,4 +273,11 @@ jobs:
 	if r := runs(t, e.dataDir)[0]; r.ComputeSeconds != 600*3 {
 		t.Errorf("compute seconds %v, want 10 min × 3 instances", r.ComputeSeconds)
 	}
+	out := mustRun(t, e.env, "jobs", "--data-dir="+e.dataDir, first.ID).stdout
+	for _, want := range []string{"state      SUCCEEDED", "compute    TERMINATED", "remote     emr:" + id, "compute s  1800.000", "outputs    2", "cluster " + id} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sluice jobs %s does not show %q:\n%s", first.ID, want, out)
+		}
+	}
+	t.Logf("sluice jobs %s:\n%s", first.ID, out)
 }
