@@ -65,6 +65,14 @@ const (
 	EnvResultFile = "SLUICE_RESULT_FILE"
 )
 
+// Result is what `sluice job exec` reports: the keys the job committed
+// and why it failed ("" on success). The error comes first in its JSON, so
+// a result cut short (a pod's termination message keeps 4 KiB) keeps it.
+type Result struct {
+	Error   string   `json:"error,omitempty"`
+	Outputs []string `json:"outputs"`
+}
+
 type remoteKey struct{}
 
 // NotifyRemote tells the Manager the id of the remote compute of the run

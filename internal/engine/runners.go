@@ -6,6 +6,7 @@ import (
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/job/emr"
 	"github.com/sluicehq/sluice/job/emrserverless"
+	"github.com/sluicehq/sluice/job/kubernetes"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -33,6 +34,24 @@ func (e *Engine) remoteRunner(j pipeline.Job) (job.Remote, error) {
 		r := emr.New(cfg, j.Name)
 		r.PollInterval, r.Clock, r.Logger = s.Poll, e.now, e.log
 		return r, nil
+	case pipeline.RunnerKubernetes:
+		s := j.Kubernetes
+		cfg := kubernetes.Config{Namespace: s.Namespace, Image: s.Image, Command: s.Command, ServiceAccount: s.ServiceAccount,
+			Resources:    kubernetes.Resources{Requests: s.Resources.Requests, Limits: s.Resources.Limits},
+			NodeSelector: s.NodeSelector, EnvFromSecrets: s.EnvFromSecrets, Env: s.Env, TTLAfterFinished: s.TTLAfterFinished,
+			ImagePullPolicy: s.ImagePullPolicy, Kubeconfig: s.Kubeconfig, Context: s.Context}
+		for _, t := range s.Tolerations {
+			tol := kubernetes.Toleration{Key: t.Key, Operator: t.Operator, Value: t.Value, Effect: t.Effect}
+			if t.Seconds > 0 {
+				sec := int64(t.Seconds)
+				tol.Seconds = &sec
+			}
+			cfg.Tolerations = append(cfg.Tolerations, tol)
+		}
+		if err := cfg.Check(); err != nil {
+			return nil, err
+		}
+		return &kubernetes.Runner{Config: cfg, PollInterval: s.Poll, ImagePullGrace: s.ImagePullGrace, Clock: e.now, Logger: e.log}, nil
 	case pipeline.RunnerEMRServerless:
 		s := j.EMRServerless
 		cfg := emrserverless.Config{Region: s.Region, Endpoint: s.Endpoint, ApplicationID: s.ApplicationID, ExecutionRole: s.ExecutionRole,
@@ -42,5 +61,5 @@ func (e *Engine) remoteRunner(j pipeline.Job) (job.Remote, error) {
 		}
 		return &emrserverless.Runner{Config: cfg, PollInterval: s.Poll, Retry: e.cfg.Retry, Clock: e.now, Logger: e.log}, nil
 	}
-	return nil, fmt.Errorf("runner %s is not wired yet", j.Runner)
+	return nil, fmt.Errorf("unknown runner %q", j.Runner)
 }

@@ -8,10 +8,11 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	apicorev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
+	batchv1 "k8s.io/client-go/kubernetes/typed/batch/v1"
+	corev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -99,7 +100,7 @@ type Toleration struct {
 }
 
 // resourceNames are the resources Config.Resources may name.
-var resourceNames = []string{string(corev1.ResourceCPU), string(corev1.ResourceMemory), string(corev1.ResourceEphemeralStorage)}
+var resourceNames = []string{string(apicorev1.ResourceCPU), string(apicorev1.ResourceMemory), string(apicorev1.ResourceEphemeralStorage)}
 
 // FieldError is one problem with a Config field, named as a spec writes it
 // (image, resources.limits.memory, tolerations[0].operator).
@@ -167,8 +168,8 @@ func (c Config) Check() error {
 	if c.TTLAfterFinished < 0 || c.TTLAfterFinished.Seconds() > math.MaxInt32 {
 		bad("ttl_after_finished", "%s is out of range (0 for the default of %s, else up to %d seconds)", c.TTLAfterFinished, DefaultTTLAfterFinished, math.MaxInt32)
 	}
-	switch corev1.PullPolicy(c.ImagePullPolicy) {
-	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	switch apicorev1.PullPolicy(c.ImagePullPolicy) {
+	case "", apicorev1.PullAlways, apicorev1.PullIfNotPresent, apicorev1.PullNever:
 	default:
 		bad("image_pull_policy", "%q is not Always, IfNotPresent or Never", c.ImagePullPolicy)
 	}
@@ -220,27 +221,27 @@ func (t Toleration) check(field string) []error {
 			bad("key", "%q is not a taint key: %s", t.Key, p)
 		}
 	}
-	switch corev1.TolerationOperator(t.Operator) {
-	case "", corev1.TolerationOpEqual:
+	switch apicorev1.TolerationOperator(t.Operator) {
+	case "", apicorev1.TolerationOpEqual:
 		if t.Key == "" {
 			bad("operator", "must be Exists when the key is empty")
 		}
 		for _, p := range validation.IsValidLabelValue(t.Value) {
 			bad("value", "%q is not a taint value: %s", t.Value, p)
 		}
-	case corev1.TolerationOpExists:
+	case apicorev1.TolerationOpExists:
 		if t.Value != "" {
 			bad("value", "must be empty with operator Exists")
 		}
 	default:
 		bad("operator", "%q is not Equal or Exists", t.Operator)
 	}
-	switch corev1.TaintEffect(t.Effect) {
-	case "", corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+	switch apicorev1.TaintEffect(t.Effect) {
+	case "", apicorev1.TaintEffectNoSchedule, apicorev1.TaintEffectPreferNoSchedule, apicorev1.TaintEffectNoExecute:
 	default:
 		bad("effect", "%q is not NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
 	}
-	if t.Seconds != nil && corev1.TaintEffect(t.Effect) != corev1.TaintEffectNoExecute {
+	if t.Seconds != nil && apicorev1.TaintEffect(t.Effect) != apicorev1.TaintEffectNoExecute {
 		bad("seconds", "only allowed with effect NoExecute")
 	}
 	return errs
@@ -255,7 +256,7 @@ func (c Config) namespace() string {
 
 // NewClient connects to the cluster that kubeconfig and kubeContext name,
 // found as described at Config.Kubeconfig.
-func NewClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
+func NewClient(kubeconfig, kubeContext string) (Client, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
@@ -271,12 +272,34 @@ func NewClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
 	// Every run polls twice per PollInterval; client-go's default of 5
 	// requests a second would throttle a few dozen concurrent runs.
 	cfg.QPS, cfg.Burst = 20, 50
-	cs, err := kubernetes.NewForConfig(cfg)
+	batch, err := batchv1.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the Kubernetes API at %s: %w", cfg.Host, err)
 	}
-	return cs, nil
+	core, err := corev1.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the Kubernetes API at %s: %w", cfg.Host, err)
+	}
+	return typedClient{batch, core}, nil
 }
+
+// Client is the part of the Kubernetes API the runner uses: batch/v1 Jobs
+// and core/v1 Pods. kubernetes.Interface (and client-go's fake clientset)
+// satisfies it; NewClient builds only these two typed clients, which keeps
+// the clients of every other API group out of the sluice binary (the full
+// clientset added about 55 MB to it).
+type Client interface {
+	BatchV1() batchv1.BatchV1Interface
+	CoreV1() corev1.CoreV1Interface
+}
+
+type typedClient struct {
+	batch batchv1.BatchV1Interface
+	core  corev1.CoreV1Interface
+}
+
+func (c typedClient) BatchV1() batchv1.BatchV1Interface { return c.batch }
+func (c typedClient) CoreV1() corev1.CoreV1Interface   { return c.core }
 
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluicehq/sluice/fault"
 	k8s "github.com/sluicehq/sluice/job/kubernetes"
@@ -123,7 +122,7 @@ current-context: ctx-a
 		if err != nil {
 			t.Fatalf("NewClient(%q): %v", ctx, err)
 		}
-		if got := c.(*kubernetes.Clientset).RESTClient().Get().URL().Host; "https://"+got != want {
+		if got := c.BatchV1().RESTClient().Get().URL().Host; "https://"+got != want {
 			t.Errorf("context %q talks to %s, want %s", ctx, got, want)
 		}
 	}

@@ -73,7 +73,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/job"
@@ -109,7 +108,7 @@ type Runner struct {
 	Config
 	// Client is the Kubernetes API; nil connects with NewClient(
 	// Config.Kubeconfig, Config.Context) on the first run.
-	Client kubernetes.Interface
+	Client Client
 	// PollInterval is how often a run's Job and pods are looked at
 	// (DefaultPollInterval).
 	PollInterval time.Duration
@@ -131,7 +130,7 @@ type Runner struct {
 	Logger *slog.Logger
 
 	mu     sync.Mutex
-	client kubernetes.Interface
+	client Client
 }
 
 var _ job.Remote = (*Runner)(nil)
@@ -140,10 +139,7 @@ var _ job.Remote = (*Runner)(nil)
 func (r *Runner) RemoteName() string { return Name }
 
 // Result is what `sluice job exec` writes to EnvResultFile.
-type Result struct {
-	Outputs []string `json:"outputs"`
-	Error   string   `json:"error,omitempty"`
-}
+type Result = job.Result
 
 // Run runs t as a Kubernetes Job, or follows the one already started for
 // t.RunID, until the Job has ended and its pods are gone or terminated
@@ -182,7 +178,7 @@ func (r *Runner) Run(ctx context.Context, t job.Task) (job.Outcome, error) {
 	return x.follow(ctx)
 }
 
-func (r *Runner) clientset() (kubernetes.Interface, error) {
+func (r *Runner) clientset() (Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.Client != nil {
@@ -209,7 +205,7 @@ func orDefault[T comparable](v, def T) T {
 // run is one Run call's state.
 type run struct {
 	r        *Runner
-	c        kubernetes.Interface
+	c        Client
 	t        job.Task
 	ns, name string
 	log      *slog.Logger
@@ -225,7 +221,7 @@ type run struct {
 	job       *batchv1.Job // last seen
 }
 
-func (r *Runner) newRun(c kubernetes.Interface, t job.Task) *run {
+func (r *Runner) newRun(c Client, t job.Task) *run {
 	x := &run{r: r, c: c, t: t, ns: r.namespace(), name: JobName(t.RunID), log: r.Logger, now: r.Clock,
 		poll: orDefault(r.PollInterval, DefaultPollInterval), noted: map[string]string{}, stuck: map[string]time.Time{}, pods: map[string]corev1.Pod{}}
 	if x.log == nil {

@@ -129,9 +129,8 @@ func TestARunThroughTheManagerGoesStartingRunningSucceeded(t *testing.T) {
 		!slices.Equal(got.Outputs, []string{"curated/2020-08-07_2PM/part-00000.snappy.parquet", "curated/2020-08-07_2PM/_SUCCESS"}) {
 		t.Fatalf("recorded run = %+v; want SUCCEEDED, terminated, 95 compute seconds and the outputs", got)
 	}
-	// job.NotifyRemote records the Job once the Manager passes it on;
-	// until then the run has no Remote at all, never a wrong one.
-	if want := "kubernetes:" + ns + "/" + j.Name; got.Remote != want && got.Remote != "" {
+	// The Manager records the Job as the run's remote compute.
+	if want := "kubernetes:" + ns + "/" + j.Name; got.Remote != want {
 		t.Errorf("run.Remote = %q, want %q", got.Remote, want)
 	}
 }

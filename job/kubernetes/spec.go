@@ -22,7 +22,7 @@ import (
 const (
 	// EnvTask holds the job.Task as JSON; `sluice job exec` without a task
 	// file reads it from here.
-	EnvTask = "SLUICE_TASK"
+	EnvTask = job.EnvTask
 	// EnvRunID holds the run ID.
 	EnvRunID = "SLUICE_RUN_ID"
 	// EnvResultFile names the file `sluice job exec` writes its result to
@@ -31,7 +31,7 @@ const (
 	// in the pod's status after the container ends. That file is a bind
 	// mount: write it in place (no temporary file and rename), and keep
 	// it under 4 KiB (Kubernetes cuts it there), the error first.
-	EnvResultFile = "SLUICE_RESULT_FILE"
+	EnvResultFile = job.EnvResultFile
 )
 
 // ResultFile is the container's termination message path.

@@ -84,10 +84,7 @@ var (
 )
 
 // Result is what the child writes to result.json.
-type Result struct {
-	Outputs []string `json:"outputs"`
-	Error   string   `json:"error,omitempty"`
-}
+type Result = job.Result
 
 // Run writes the task, starts the child in its own process group, waits
 // for it (killing the group on ctx cancellation or t.Timeout) and returns
