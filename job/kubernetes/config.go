@@ -299,7 +299,7 @@ type typedClient struct {
 }
 
 func (c typedClient) BatchV1() batchv1.BatchV1Interface { return c.batch }
-func (c typedClient) CoreV1() corev1.CoreV1Interface   { return c.core }
+func (c typedClient) CoreV1() corev1.CoreV1Interface    { return c.core }
 
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))

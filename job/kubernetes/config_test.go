@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/sluicehq/sluice/fault"
 	k8s "github.com/sluicehq/sluice/job/kubernetes"
 )
