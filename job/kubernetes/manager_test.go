@@ -29,12 +29,20 @@ type managed struct {
 	m     *job.Manager
 	clock *clock
 	done  chan job.Run
+	ctx   context.Context // the Manager's runs live in it
 }
 
 func newManaged(t *testing.T) *managed {
 	t.Helper()
+	return newManagedOn(t, filepath.Join(t.TempDir(), "state.db"), newCluster(t))
+}
+
+// newManagedOn is a managed whose Manager (a process of its own) shares
+// the state file and the cluster with others.
+func newManagedOn(t *testing.T, statePath string, c *cluster) *managed {
+	t.Helper()
 	ctx := t.Context()
-	st, err := sqlitestate.Open(ctx, filepath.Join(t.TempDir(), "state.db"), nil)
+	st, err := sqlitestate.Open(ctx, statePath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +51,7 @@ func newManaged(t *testing.T) *managed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &managed{t: t, c: newCluster(t), st: st, clock: newClock(), done: make(chan job.Run, 10)}
+	e := &managed{t: t, c: c, st: st, clock: newClock(), done: make(chan job.Run, 10), ctx: ctx}
 	e.m, err = job.NewManager([]job.Definition{{
 		Name: "hydropower", Rule: rule, Settle: time.Second,
 		Inputs: func(ctx context.Context, group string) ([]job.Input, error) {
@@ -64,7 +72,7 @@ func newManaged(t *testing.T) *managed {
 // the run's Job once created.
 func (e *managed) start(group string) *batchv1.Job {
 	e.t.Helper()
-	ctx := e.t.Context()
+	ctx := e.ctx
 	if ok, err := e.m.Offer(ctx, event.New("lake", "data/"+group+"/hydropower-consumption.csv", 10, "e1", e.clock.Now())); !ok || err != nil {
 		e.t.Fatalf("Offer = %v, %v", ok, err)
 	}
@@ -148,5 +156,40 @@ func TestAnOOMKilledPodFailsTheRunNamingIt(t *testing.T) {
 	got := e.run(id)
 	if got.State != job.Failed || got.ExitCode != 137 || !strings.Contains(got.Error, "OOMKilled") || got.Terminated.IsZero() {
 		t.Fatalf("recorded run = %+v; want FAILED with exit 137 and OOMKilled in its error", got)
+	}
+}
+
+func TestAJobLeftRunningByAStoppedProcessIsAdoptedWithoutASecondJob(t *testing.T) {
+	c := newCluster(t)
+	statePath := filepath.Join(t.TempDir(), "state.db")
+	a := newManagedOn(t, statePath, c)
+	actx, stop := context.WithCancel(a.ctx)
+	a.ctx = actx
+	j := a.start("2020-08-07_2PM")
+	id := j.Annotations[kubernetes.AnnotationRunID]
+	t0 := c.clock.Now()
+	c.pod(j, corev1.PodRunning, running(t0))
+	waitFor(t, "the run to be RUNNING", func() bool { return a.run(id).State == job.Running })
+	stop() // a's process stops: it detaches, leaving the Job running
+	a.m.Wait()
+	if r := a.run(id); r.State != job.Running || !r.Terminated.IsZero() || r.Remote != "kubernetes:"+ns+"/"+j.Name {
+		t.Fatalf("after a stopped, the run is %+v; want it RUNNING on its Job", r)
+	}
+	if n := c.count("delete", "jobs"); n != 0 {
+		t.Fatalf("stopping a deleted the Job (%d deletes)", n)
+	}
+	b := newManagedOn(t, statePath, c)
+	if err := b.m.Recover(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.polled() // b follows the Job
+	c.pod(j, corev1.PodSucceeded, terminated("Completed", 0, `{"outputs":["curated/2020-08-07_2PM/_SUCCESS"]}`, t0, t0.Add(30*time.Second)))
+	c.condition(id, batchv1.JobComplete, "", "", t0, t0.Add(31*time.Second))
+	r := b.ended()
+	if r.ID != id || r.State != job.Succeeded || r.Remote != "kubernetes:"+ns+"/"+j.Name || r.Epoch < 2 {
+		t.Fatalf("adopted run ended as %+v", r)
+	}
+	if n := c.count("create", "jobs"); n != 1 {
+		t.Fatalf("%d Jobs created; want 1", n)
 	}
 }
