@@ -550,6 +550,13 @@ func (m *Manager) execute(ctx context.Context, d *Definition, run Run, task Task
 		m.log.Error("job run state not recorded", "run", run.ID, "state", string(run.State), "err", err)
 	}
 	cancelled := errors.Is(context.Cause(ctx), ErrCancelled)
+	if cancelled {
+		if st, ok := m.st.(interface {
+			SetSetting(ctx context.Context, k, v string) error
+		}); ok {
+			_ = st.SetSetting(rec, CancelKey(run.ID), "") // done: the request is spent
+		}
+	}
 	switch {
 	case run.State == Failed && cancelled:
 		m.deadLetter(rec, run, req.Attempts+1, req.FirstFailure, "cancelled by `sluice jobs cancel`: "+run.Error)

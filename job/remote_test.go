@@ -172,5 +172,8 @@ func TestACancelRequestStopsTheRunsComputeAndDeadLettersTheGroup(t *testing.T) {
 		if reqs, _ := st.PendingRequests(a.ctx); len(reqs) != 0 {
 			t.Fatalf("a cancelled run was requested again: %+v", reqs)
 		}
+		if v, err := st.Setting(a.ctx, job.CancelKey(id)); v != "" || err != nil {
+			t.Fatalf("the cancel request is left in the state: %q, %v", v, err)
+		}
 	})
 }
