@@ -281,3 +281,52 @@ jobs:
 	}
 	t.Logf("sluice jobs %s:\n%s", first.ID, out)
 }
+
+func TestSluiceJobsCancelTerminatesTheRunsEMRClusterAndDeadLettersItsGroup(t *testing.T) {
+	e := newRemoteEnv(t)
+	fake := emrfake.Start(t)
+	fake.SetScript(emrfake.Script{Phases: emrfake.Succeeds().Phases[:3], Manual: true}) // reaches the running step, and stays
+	spec := fmt.Sprintf(`name: e2eemrcancel
+jobs:
+  hydropower:
+    on: {prefix: data/, suffix: .csv}
+    settle: 1s
+    runner: emr
+    emr: {region: us-east-1, endpoint: %s, release_label: emr-7.2.0, service_role: r, instance_profile: p, poll: 100ms}
+    spark: {entry_point: jobs/hydropower_curate.py, input: "data/{{.Group}}/", output: "curated/{{.Group}}/"}
+`, fake.URL)
+	e.upload(t, "2020-08-07_2PM")
+	env := append(e.env, "SLUICE_LEASE_TTL=3s") // heartbeats (which see cancel requests) every second
+	d := startRun(t, e.dataDir, spec, env...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := fake.WaitCalls(ctx, "RunJobFlow", 1); err != nil {
+		t.Fatalf("%v\n%s", err, d.logTail())
+	}
+	id := fake.Clusters()[0]
+	fake.Advance(id)
+	fake.Advance(id)
+	r := waitRun(t, d, "RUNNING", func(r job.Run) bool { return r.State == job.Running })
+	out := mustRun(t, env, "jobs", "--data-dir="+e.dataDir, "cancel", r.ID).stdout
+	if !strings.Contains(out, "cancel requested for run "+r.ID) || !strings.Contains(out, "emr:"+id) {
+		t.Fatalf("sluice jobs cancel said:\n%s", out)
+	}
+	if err := fake.WaitCalls(ctx, "TerminateJobFlows", 1); err != nil {
+		t.Fatalf("the cancel did not terminate the cluster: %v\n%s", err, d.logTail())
+	}
+	for fake.Advance(id) {
+	}
+	r = waitRun(t, d, "FAILED", func(r job.Run) bool { return !r.Terminated.IsZero() })
+	if r.State != job.Failed || !strings.Contains(r.Error, "cancel") {
+		t.Fatalf("cancelled run = %+v", r)
+	}
+	if c, _ := fake.State(id); c != emrfake.Terminated && c != emrfake.TerminatedWithErrors {
+		t.Fatalf("cluster %s is %s after the cancel", id, c)
+	}
+	if out := mustRun(t, env, "dlq", "ls", "--data-dir="+e.dataDir).stdout; !strings.Contains(out, "2020-08-07_2PM") || !strings.Contains(out, "cancelled by `sluice jobs cancel`") {
+		t.Fatalf("dlq ls after the cancel:\n%s", out)
+	}
+	if res := sluice(t, env, "jobs", "--data-dir="+e.dataDir, "cancel", r.ID); res.code == 0 || !strings.Contains(res.stderr, "already ended (FAILED): nothing to cancel") {
+		t.Fatalf("cancelling an ended run: exit %d, %s", res.code, res.stderr)
+	}
+}
