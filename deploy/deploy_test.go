@@ -653,7 +653,11 @@ func sluiceBinary(t *testing.T) string {
 			return
 		}
 		build.bin = filepath.Join(dir, "sluice")
-		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+		// A cold -trimpath build compiles every dependency again (client-go's
+		// API types are most of it), beside the race-detector builds of the
+		// other packages: about 7 minutes on 2 cores. The bound is for a
+		// hung toolchain, not a slow one.
+		ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "sh", "-c", strings.Replace(line, "/out/sluice", build.bin, 1))
 		cmd.Dir = ".."
