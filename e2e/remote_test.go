@@ -190,6 +190,31 @@ jobs:
 	if r := runs(t, e.dataDir)[0]; r.ComputeSeconds != 95 {
 		t.Errorf("compute seconds %v, want the job run's 95", r.ComputeSeconds)
 	}
+
+	// A new input for the group runs the application again; one that
+	// exits 0 without committing (no _SUCCESS of its own: the earlier
+	// run's is removed before it is submitted) fails the run.
+	d2.stop()
+	mustRun(t, e.env, "put", "--data-dir="+e.dataDir, "testdata/hydropower-consumption.csv", "data/2020-08-07_2PM/more.csv")
+	fake.ScriptNew(emrsfake.Step{State: emrsfake.Submitted}, emrsfake.Step{State: emrsfake.Running}, emrsfake.Step{State: emrsfake.Success})
+	d3 := startRun(t, e.dataDir, spec, e.env...)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rs := runs(t, e.dataDir)
+		if len(rs) == 2 && !rs[1].Terminated.IsZero() {
+			if r := rs[1]; r.State != job.Failed || !strings.Contains(r.Error, "left no _SUCCESS under s3://lake/curated/2020-08-07_2PM/") || len(r.Inputs) != 2 {
+				t.Fatalf("a run whose application committed nothing = %+v", r)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second run did not end: %+v\n%s", rs, d3.logTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(fake.JobRuns()); n != 2 {
+		t.Fatalf("%d job runs; want 2 (one per run)", n)
+	}
 }
 
 func TestAnEMRRunSurvivesAKilledProcessAndIsAdoptedWithoutASecondCluster(t *testing.T) {

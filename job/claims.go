@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/lease"
@@ -205,12 +206,36 @@ func (m *Manager) recoverRun(ctx context.Context, r Run) (adopted bool, err erro
 	if cur.State != Starting && cur.State != Running {
 		return false, nil // it ended meanwhile
 	}
-	r = cur
+	return m.takeOver(ctx, cur, l)
+}
+
+// adoptable reports whether run r can be adopted by this Manager: its job
+// is known and runs on a Remote runner — the one that started r, when r
+// records its compute.
+func (m *Manager) adoptable(r Run) (*Definition, bool) {
 	d := m.byName[r.Rule]
-	if d != nil {
-		if _, remote := d.Runner.(Remote); remote {
-			return m.adopt(ctx, d, r, l)
-		}
+	if d == nil {
+		return nil, false
+	}
+	rm, remote := d.Runner.(Remote)
+	if !remote {
+		return d, false
+	}
+	if r.Remote != "" && !strings.HasPrefix(r.Remote, rm.RemoteName()+":") {
+		return d, false // started by another runner, before the spec changed
+	}
+	return d, true
+}
+
+// takeOver handles run r, active but left by its claimer, under claim l
+// (held by this Manager): a remote run is adopted (adopted is true and the
+// run's goroutine owns l and the group's in-flight slot); any other run is
+// recorded FAILED "worker lost" and its group requested again (the caller
+// still owns l).
+func (m *Manager) takeOver(ctx context.Context, r Run, l lease.Lease) (adopted bool, err error) {
+	d, ok := m.adoptable(r)
+	if ok {
+		return m.adopt(ctx, d, r, l)
 	}
 	was, worker := r.State, r.Claimer
 	if worker == "" {
@@ -220,16 +245,19 @@ func (m *Manager) recoverRun(ctx context.Context, r Run) (adopted bool, err erro
 	r.State, r.ExitCode = Failed, -1
 	r.Error = fmt.Sprintf("worker lost: %s stopped heartbeating while the run was %s; failed by %s at %s, group requested again",
 		worker, was, m.holder, now.UTC().Format(time.RFC3339))
-	if r.Remote != "" {
-		r.Error += fmt.Sprintf(" (its remote compute %s was not stopped: this process does not know job %s as a remote job)", r.Remote, r.Rule)
-	}
 	if r.Ended.IsZero() {
 		r.Ended = now
 	}
 	r.Terminated = now
+	if r.Remote != "" {
+		// Not Terminated: nobody saw the compute end.
+		r.Terminated = time.Time{}
+		r.Error += fmt.Sprintf(" (its remote compute %s was not stopped and may still be running: this process does not run job %s on the runner that started it)", r.Remote, r.Rule)
+		m.log.Error("a remote run's job changed runner: the run is failed, but its compute was not stopped", "job", r.Rule, "group", r.Group, "run", r.ID, "remote", r.Remote)
+	}
 	r.Claimer, r.Epoch = l.Holder, l.Epoch
 	var reapErr error
-	if d != nil {
+	if d != nil && r.Remote == "" {
 		if rp, ok := d.Runner.(Reaper); ok {
 			if err := rp.Reap(ctx, r); err != nil {
 				r.Terminated = time.Time{}

@@ -344,6 +344,22 @@ func (m *Manager) Step(ctx context.Context) (started int, err error) {
 			continue
 		}
 		m.hold(k, l)
+		// A run of the group still active under a claim nobody holds (its
+		// claimer stopped or died and recovery has not come by yet) is
+		// taken over first: a remote one is adopted — the request waits
+		// for it to end, so a second compute never works on the group at
+		// once — and any other is failed "worker lost".
+		adopted, err := m.takeOverActive(ctx, req.Rule, req.Group, l)
+		if adopted || err != nil {
+			if adopted {
+				started++
+			} else {
+				errs = append(errs, err)
+				m.unhold(ctx, k)
+				m.release(k)
+			}
+			continue
+		}
 		// Re-read the request under the claim: another process may have
 		// run the group, or an event refreshed it, since the list above.
 		fresh, found, err := m.request(ctx, req.Rule, req.Group)
@@ -366,6 +382,16 @@ func (m *Manager) Step(ctx context.Context) (started int, err error) {
 		}
 	}
 	return started, errors.Join(errs...)
+}
+
+// takeOverActive takes over (takeOver) the latest run of (rule, group) if
+// it is STARTING or RUNNING: under claim l, this Manager is not running it.
+func (m *Manager) takeOverActive(ctx context.Context, rule, group string, l lease.Lease) (adopted bool, err error) {
+	active, err := m.st.ListRuns(ctx, RunFilter{Rule: rule, Group: group, States: []State{Starting, Running}, Limit: 1})
+	if err != nil || len(active) == 0 {
+		return false, err
+	}
+	return m.takeOver(ctx, active[0], l)
 }
 
 // request returns the pending request of (rule, group), if any.
@@ -516,6 +542,13 @@ func (m *Manager) execute(ctx context.Context, d *Definition, run Run, task Task
 	once.Do(func() {}) // a late NotifyStarted must not move the run back to RUNNING
 	mu.Lock()
 	defer mu.Unlock()
+	_, remote := d.Runner.(Remote)
+	if remote && err != nil && ctx.Err() != nil && !errors.Is(context.Cause(ctx), ErrCancelled) {
+		// Stopped following (shutdown, a lost claim) with an error on the
+		// way out: the compute's fate is unknown, so it is left to an
+		// adopter rather than recorded.
+		err = fmt.Errorf("%w (%v)", ErrDetached, err)
+	}
 	if errors.Is(err, ErrDetached) {
 		// The remote compute keeps running; releasing the claim lets a
 		// live process (this one after a restart, or another) adopt it.
@@ -548,6 +581,13 @@ func (m *Manager) execute(ctx context.Context, d *Definition, run Run, task Task
 			return
 		}
 		m.log.Error("job run state not recorded", "run", run.ID, "state", string(run.State), "err", err)
+		if remote {
+			// The run stays active in the state: an adopter follows its
+			// (ended) compute again and records the end once, with its
+			// outputs' events; doing more here would do it twice.
+			m.unhold(rec, k)
+			return
+		}
 	}
 	cancelled := errors.Is(context.Cause(ctx), ErrCancelled)
 	if cancelled {

@@ -150,7 +150,7 @@ func TestACancelRequestStopsTheRunsComputeAndDeadLettersTheGroup(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, url string) {
 		objs, clk := &objects{objs: map[string]string{}}, &clock{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)}
 		rr := newRemoteRunner()
-		a := sharedEnvWith(t, url, objs, clk, 300*time.Millisecond, rr) // heartbeat every 100ms
+		a := sharedEnvWith(t, url, objs, clk, 3*time.Second, rr) // heartbeat every second
 		a.upload("data/d/x.csv", "1")
 		clk.Advance(settle)
 		a.step(1)
@@ -160,8 +160,13 @@ func TestACancelRequestStopsTheRunsComputeAndDeadLettersTheGroup(t *testing.T) {
 		if err := st.SetSetting(a.ctx, job.CancelKey(id), "by test"); err != nil {
 			t.Fatal(err)
 		}
+		var r job.Run
+		select {
+		case r = <-a.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the cancelled run was not recorded within 30s")
+		}
 		a.m.Wait()
-		r := <-a.done
 		if r.State != job.Failed || r.Error != "cancelled: compute stopped" || !rr.stopped[id] {
 			t.Fatalf("cancelled run = %+v (compute stopped %v)", r, rr.stopped[id])
 		}
@@ -174,6 +179,45 @@ func TestACancelRequestStopsTheRunsComputeAndDeadLettersTheGroup(t *testing.T) {
 		}
 		if v, err := st.Setting(a.ctx, job.CancelKey(id)); v != "" || err != nil {
 			t.Fatalf("the cancel request is left in the state: %q, %v", v, err)
+		}
+	})
+}
+
+func TestASettledRequestForAGroupWhoseRemoteRunWasLeftAdoptsItBeforeStartingAnother(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, url string) {
+		objs, clk := &objects{objs: map[string]string{}}, &clock{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)}
+		ra, rb := newRemoteRunner(), newRemoteRunner()
+		a := sharedEnvWith(t, url, objs, clk, time.Minute, ra)
+		b := sharedEnvWith(t, url, objs, clk, time.Minute, rb)
+		actx, stop := context.WithCancel(a.ctx)
+		a.ctx = actx
+		a.upload("data/d/x.csv", "1")
+		clk.Advance(settle)
+		a.step(1)
+		first := a.next().task.RunID
+		a.upload("data/d/y.csv", "1") // a second file while the run works
+		stop()                        // a stops; its run's compute keeps running
+		a.m.Wait()
+		clk.Advance(settle)
+		// b's scheduler reaches the settled request before any recovery:
+		// it adopts the running run instead of starting a second compute.
+		b.step(1)
+		c := b.next()
+		if c.task.RunID != first || c.task.Remote != "fake:"+first || rb.count(first) != 0 {
+			t.Fatalf("b's first run = %+v (submitted %d); want the adopted run %s", c.task, rb.count(first), first)
+		}
+		if reqs, _ := b.st.PendingRequests(b.ctx); len(reqs) != 1 {
+			t.Fatalf("pending requests %+v; want the follow-up kept", reqs)
+		}
+		b.finish(c, job.Outcome{})
+		// Then the follow-up runs, with both files.
+		b.step(1)
+		c = b.next()
+		if c.task.RunID == first || len(c.task.Inputs) != 2 {
+			t.Fatalf("follow-up run = %+v; want a new run with both inputs", c.task)
+		}
+		if got := b.finish(c, job.Outcome{}); got.State != job.Succeeded {
+			t.Fatalf("follow-up ended as %+v", got)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/trigger"
 )
 
@@ -53,6 +55,9 @@ func (r *remoteJob) Run(ctx context.Context, t job.Task) (job.Outcome, error) {
 	}
 	if t.Kind == job.KindSpark && t.Spark != nil {
 		if t.Remote == "" {
+			if err := r.firstSubmission(ctx, t, out); err != nil {
+				return job.Outcome{}, err
+			}
 			// Written before every submission attempt (the same bytes for
 			// the same run), so an adopted or retried submission finds it.
 			var b bytes.Buffer
@@ -75,7 +80,7 @@ func (r *remoteJob) Run(ctx context.Context, t job.Task) (job.Outcome, error) {
 	if err != nil || o.Err != "" || o.ExitCode != 0 || out == "" {
 		return o, err
 	}
-	keys, err := r.committed(ctx, out)
+	keys, err := r.committed(context.WithoutCancel(ctx), out) // the compute is gone: record what it did, even while stopping
 	if err != nil {
 		// The compute is gone and its output committed; only the listing
 		// failed. Failing transiently runs the job again, which the
@@ -89,6 +94,22 @@ func (r *remoteJob) Run(ctx context.Context, t job.Task) (job.Outcome, error) {
 	}
 	o.Outputs = keys
 	return o, nil
+}
+
+// firstSubmission prepares the first submission of spark run t (no input
+// manifest yet): it deletes the _SUCCESS an earlier run left under the
+// output, so that only this run's commit can make the run succeed. A
+// later submission of the same run (a retry, an adoption before the
+// compute was recorded) leaves the output alone: the compute may have
+// committed already.
+func (r *remoteJob) firstSubmission(ctx context.Context, t job.Task, out string) error {
+	if _, err := r.e.Store.Stat(ctx, manifestKey(t.RunID)); !errors.Is(err, store.ErrNotFound) {
+		return err // nil: submitted before
+	}
+	if err := r.e.Store.Delete(ctx, out+"_SUCCESS"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("job %s run %s: remove the earlier run's %s_SUCCESS: %w", r.j.Name, t.RunID, out, err)
+	}
+	return nil
 }
 
 // committed lists the objects under prefix that are outputs (not staging).

@@ -125,14 +125,16 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	if jobs != nil {
-		if err := jobs.Recover(ctx); err != nil {
+		// Under runCtx: runs adopted here stop being followed with the rest.
+		if err := jobs.Recover(runCtx); err != nil {
+			stop()
+			jobs.Wait() // runs adopted before the error detach
 			return res, err
 		}
 	}
-
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
 	var wg sync.WaitGroup
 	var subs []*queue.Subscription
 	if jobs != nil {

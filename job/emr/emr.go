@@ -578,7 +578,10 @@ func (f *follower) follow(ctx context.Context) (job.Outcome, error) {
 		default:
 			fails++
 			if fails >= f.maxFails {
-				return job.Outcome{}, f.errorf("lost track of the cluster after %d failed polls in a row: %w; it may still be running: check it in the EMR console (aws emr describe-cluster --cluster-id %s)", fails, err, f.cluster)
+				// Detached, not failed: the cluster may still be running, so
+				// the run is left for a later follower (an adoption), never
+				// retried on a second cluster.
+				return job.Outcome{}, f.errorf("%w: lost track of the cluster after %d failed polls in a row: %w; it may still be running: check it in the EMR console (aws emr describe-cluster --cluster-id %s)", job.ErrDetached, fails, err, f.cluster)
 			}
 			delay = f.backoff(fails)
 			f.log.Warn("emr cluster poll failed; retrying", "cluster", f.cluster, "attempt", fails, "in", delay, "err", err)
@@ -609,7 +612,7 @@ func (f *follower) follow(ctx context.Context) (job.Outcome, error) {
 				return err
 			})
 			if err != nil {
-				return job.Outcome{}, fmt.Errorf("%w; terminate it yourself: aws emr terminate-clusters --cluster-ids %s", err, f.cluster)
+				return job.Outcome{}, fmt.Errorf("%w: %w; terminate it yourself: aws emr terminate-clusters --cluster-ids %s", job.ErrDetached, err, f.cluster)
 			}
 		}
 	}

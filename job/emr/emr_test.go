@@ -483,8 +483,8 @@ func TestFollowingGivesUpAfterMaxPollErrorsNamingTheCluster(t *testing.T) {
 	r.MaxPollErrors = 3
 	_, err := r.Run(t.Context(), sparkTask())
 	id := fake.Clusters()[0]
-	if err == nil || !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), "3 failed polls") || errors.Is(err, job.ErrDetached) || fault.IsPermanent(err) {
-		t.Fatalf("Run error = %v; want a transient error naming cluster %s after 3 failed polls", err, id)
+	if err == nil || !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), "3 failed polls") || !errors.Is(err, job.ErrDetached) || fault.IsPermanent(err) {
+		t.Fatalf("Run error = %v; want a detached (never retried on a second cluster) error naming cluster %s after 3 failed polls", err, id)
 	}
 	if n := fake.Calls("DescribeCluster"); n != 9 {
 		t.Fatalf("%d DescribeCluster calls, want 9 (3 polls × 3 SDK attempts)", n)

@@ -582,8 +582,10 @@ func (f *follower) cancel(ctx context.Context) error {
 		f.log.Warn("EMR Serverless refused to cancel the job run; following it until it ends", "err", err)
 		return nil
 	}
-	return fmt.Errorf("emr-serverless runner: run %s of job %s: could not cancel %s, which may still be running: cancel it with `aws emr-serverless cancel-job-run --application-id %s --job-run-id %s`: %w",
-		f.t.RunID, f.t.Rule, f.ref(), f.app, f.id, err)
+	// Detached, not failed: the job run may still be running, so the run
+	// is left for a later follower, never retried as a second job run.
+	return fmt.Errorf("emr-serverless runner: run %s of job %s: could not cancel %s, which may still be running: cancel it with `aws emr-serverless cancel-job-run --application-id %s --job-run-id %s`: %w: %w",
+		f.t.RunID, f.t.Rule, f.ref(), f.app, f.id, job.ErrDetached, err)
 }
 
 func isTerminal(s types.JobRunState) bool {
