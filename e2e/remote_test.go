@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -353,5 +355,57 @@ jobs:
 	}
 	if res := sluice(t, env, "jobs", "--data-dir="+e.dataDir, "cancel", r.ID); res.code == 0 || !strings.Contains(res.stderr, "already ended (FAILED): nothing to cancel") {
 		t.Fatalf("cancelling an ended run: exit %d, %s", res.code, res.stderr)
+	}
+}
+
+// TestValidateRunsTheRunnersOwnChecks: what a runner would refuse at start
+// (the service's own rules) `sluice validate` reports at its line.
+func TestValidateRunsTheRunnersOwnChecks(t *testing.T) {
+	spec := `name: t
+jobs:
+  a:
+    on: {prefix: data/}
+    runner: emr
+    emr:
+      release_label: "7.2.0"
+      service_role: r
+      instance_profile: p
+      subnets: [sn-123]
+      instance_groups:
+        - {role: MASTER, type: m5.xlarge, count: 2}
+    spark: {entry_point: a.py, input: "data/{{.Group}}/", output: "out/{{.Group}}/"}
+  b:
+    on: {prefix: other/}
+    runner: kubernetes
+    kubernetes:
+      image: x
+      namespace: Bad_NS
+      resources: {requests: {cpu: "4"}, limits: {cpu: "2"}}
+    command: [x]
+  c:
+    on: {prefix: third/}
+    runner: emr-serverless
+    emr_serverless: {application_id: APP, execution_role: "arn:aws:iam::123456789012:role/r"}
+    spark: {entry_point: a.py, input: "third/{{.Group}}/", output: "o3/{{.Group}}/"}
+`
+	f := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(f, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := sluice(t, nil, "validate", "-f", f)
+	for _, want := range []string{
+		f + `:7:22: jobs.a.emr.release_label: "7.2.0" is not an EMR release label`,
+		f + `:10:17: jobs.a.emr.subnets[0]: "sn-123" is not a subnet id`,
+		f + `:12:50: jobs.a.emr.instance_groups[0].count: a MASTER group has 1 instance (3 for high availability), not 2`,
+		f + `:19:18: jobs.b.kubernetes.namespace: "Bad_NS" is not a namespace name`,
+		f + `:20:35: jobs.b.kubernetes.resources.requests.cpu: 4 is more than the limit 2`,
+		f + `:25:38: jobs.c.emr_serverless.application_id: "APP" is not an EMR Serverless application id`,
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("sluice validate does not report %q:\n%s", want, res.stdout)
+		}
+	}
+	if res.code != 1 {
+		t.Errorf("exit %d, want 1", res.code)
 	}
 }

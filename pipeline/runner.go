@@ -136,6 +136,84 @@ type Spark struct {
 	Conf   map[string]string `yaml:"conf"`
 }
 
+// runnerChecks are the runners' own checks of their settings (the runner
+// packages' Config.Check, registered by whoever links them in: the engine).
+// They hold the service's rules (name formats, limits) that this package,
+// which stays free of service SDKs, does not repeat; Parse reports their
+// findings at the setting's line.
+var runnerChecks = map[string]func(Job) error{}
+
+// RegisterRunnerCheck registers check as runner's settings check: Parse
+// calls it for each job on runner whose settings block has no other error.
+// Its error lists one problem per line, each "field: problem" (a prefix
+// like "emr runner: " or "emr runner settings: " is dropped), with fields named as the spec writes
+// them (instance_groups[1].count).
+func RegisterRunnerCheck(runner string, check func(Job) error) { runnerChecks[runner] = check }
+
+// runnerCheck reports what runner's registered check finds in j's settings
+// block m (at path), each at its setting's line.
+func (p *parser) runnerCheck(j *Job, m *mapping, path string) {
+	check := runnerChecks[j.Runner]
+	if check == nil || m == nil {
+		return
+	}
+	err := check(*j)
+	if err == nil {
+		return
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = runnerPrefix.ReplaceAllString(line, "")
+		field, problem, ok := strings.Cut(line, ": ")
+		if !ok || strings.ContainsAny(field, " ") {
+			p.errorf(m.node, path, "%s", line)
+			continue
+		}
+		p.errorf(p.settingNode(m, field), path+"."+field, "%s", problem)
+	}
+}
+
+var runnerPrefix = regexp.MustCompile(`^[a-z-]+ runner(?: settings)?: `)
+
+var fieldStep = regexp.MustCompile(`^([^.\[]+)(?:\[(\d+)\])?`)
+
+// settingNode finds the node of field (like instance_groups[1].count) in
+// the settings block m; the closest enclosing node when it is not written.
+func (p *parser) settingNode(m *mapping, field string) *yaml.Node {
+	node := m.node
+	cur := m.node
+	for field != "" {
+		sm := fieldStep.FindStringSubmatch(field)
+		if sm == nil {
+			break
+		}
+		field = strings.TrimPrefix(field[len(sm[0]):], ".")
+		cur = p.resolve(cur)
+		if cur == nil || cur.Kind != yaml.MappingNode {
+			break
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(cur.Content); i += 2 {
+			if cur.Content[i].Value == sm[1] {
+				node, next = cur.Content[i], cur.Content[i+1]
+			}
+		}
+		if next == nil {
+			break
+		}
+		node, cur = next, next
+		if sm[2] != "" {
+			seq := p.resolve(next)
+			idx := 0
+			fmt.Sscan(sm[2], &idx)
+			if seq == nil || seq.Kind != yaml.SequenceNode || idx >= len(seq.Content) {
+				break
+			}
+			node, cur = seq.Content[idx], seq.Content[idx]
+		}
+	}
+	return node
+}
+
 // runnerKinds says which job kinds each runner runs.
 var runnerKinds = map[string][]string{
 	RunnerLocal:         {"curate", "command"},
@@ -340,17 +418,27 @@ func (p *parser) emr(e *entry, path string) *EMR {
 		n := p.fieldNode(m, "bootstrap_actions", i, "path")
 		if b.Path == "" {
 			p.errorf(n, bp+".path", "path is required: the script's s3:// URI")
+		} else if !strings.HasPrefix(b.Path, "file:/") {
+			p.checkS3(n, bp+".path", b.Path) // file:/ is a script already on the nodes
 		}
-		p.checkS3(n, bp+".path", b.Path)
 	}
 	if f := m.get("idle_timeout"); f != nil && (c.IdleTimeout < time.Minute || c.IdleTimeout > 7*24*time.Hour) {
 		p.errorf(f.val, path+".idle_timeout", "%s is out of range: EMR accepts 1m to 168h", c.IdleTimeout)
+	}
+	if len(p.errs) == before {
+		p.runnerCheck(&Job{Runner: RunnerEMR, EMR: c}, m, path)
 	}
 	return c
 }
 
 func (p *parser) emrServerless(e *entry, path string) *EMRServerless {
 	c := &EMRServerless{}
+	before := len(p.errs)
+	defer func() {
+		if len(p.errs) == before {
+			p.runnerCheck(&Job{Runner: RunnerEMRServerless, EMRServerless: c}, p.mapping(e.val, path, "", nil, nil), path)
+		}
+	}()
 	m := p.decodeInto(e.val, path, "write emr_serverless: {application_id: ..., execution_role: arn:aws:iam::123456789012:role/...}", c)
 	if m == nil {
 		return c
@@ -370,6 +458,12 @@ func (p *parser) emrServerless(e *entry, path string) *EMRServerless {
 
 func (p *parser) kubernetes(e *entry, path string) *Kubernetes {
 	c := &Kubernetes{}
+	before := len(p.errs)
+	defer func() {
+		if len(p.errs) == before {
+			p.runnerCheck(&Job{Runner: RunnerKubernetes, Kubernetes: c}, p.mapping(e.val, path, "", nil, nil), path)
+		}
+	}()
 	m := p.decodeInto(e.val, path, "write kubernetes: {image: registry.example/sluice:1.0, namespace: data}", c)
 	if m == nil {
 		return c

@@ -122,7 +122,7 @@ func TestEMRServerlessSpecParsesWithAJobRunPerRun(t *testing.T) {
 		t.Fatalf("runner %q emr %+v emr_serverless %+v", j.Runner, j.EMR, j.EMRServerless)
 	}
 	e := j.EMRServerless
-	if e.Region != "eu-west-1" || e.ApplicationID != "APPLICATION_ID" || e.LogURI != "s3://BUCKET/emr-serverless-logs/" {
+	if e.Region != "eu-west-1" || e.ApplicationID != "00fapplicationid" || e.LogURI != "s3://BUCKET/emr-serverless-logs/" {
 		t.Errorf("region %q application %q log uri %q", e.Region, e.ApplicationID, e.LogURI)
 	}
 	if e.ExecutionRole != "arn:aws:iam::123456789012:role/sluice-emr-serverless-job" {

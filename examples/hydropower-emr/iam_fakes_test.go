@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/emrserverless"
 
 	"github.com/sluicehq/sluice/fault"
+	_ "github.com/sluicehq/sluice/internal/engine" // the runners' own settings checks run when the specs are parsed
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/job/emr"
 	"github.com/sluicehq/sluice/job/emr/emrfake"

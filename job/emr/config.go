@@ -68,7 +68,7 @@ type Config struct {
 	// instances.
 	InstanceGroups []InstanceGroup
 	InstanceFleets []InstanceFleet
-	// SubnetIDs (subnet_ids) place the cluster: the first one for
+	// SubnetIDs (subnets) place the cluster: the first one for
 	// instance groups (Ec2SubnetId), all of them for instance fleets,
 	// which let EMR choose (Ec2SubnetIds). Empty: the default VPC.
 	SubnetIDs []string
@@ -91,7 +91,7 @@ type Config struct {
 type InstanceGroup struct {
 	// Role is MASTER, CORE or TASK (role).
 	Role string
-	// InstanceType is the EC2 instance type (instance_type).
+	// InstanceType is the EC2 instance type (type).
 	InstanceType string
 	// Count is the number of instances (count, at least 1; 1 or 3 for
 	// MASTER).
@@ -108,7 +108,7 @@ type InstanceFleet struct {
 	// (instance_types).
 	InstanceTypes []string
 	// TargetOnDemand and TargetSpot are the fleet's target capacities
-	// (target_on_demand, target_spot); each type weighs 1 unit.
+	// (on_demand, spot); each type weighs 1 unit.
 	TargetOnDemand int32
 	TargetSpot     int32
 }
@@ -193,7 +193,7 @@ func (c Config) Check() error {
 			bad("%s.role: %q is not MASTER, CORE or TASK", p, g.Role)
 		}
 		if strings.TrimSpace(g.InstanceType) == "" {
-			bad("%s.instance_type: required (like %s)", p, DefaultInstanceType)
+			bad("%s.type: required (like %s)", p, DefaultInstanceType)
 		}
 		if g.Market != "" && g.Market != "ON_DEMAND" && g.Market != "SPOT" {
 			bad("%s.market: %q is not ON_DEMAND or SPOT", p, g.Market)
@@ -209,7 +209,7 @@ func (c Config) Check() error {
 		case "MASTER":
 			masters++
 			if f.TargetOnDemand+f.TargetSpot != 1 {
-				bad("%s: a MASTER fleet has a target capacity of 1 (target_on_demand + target_spot), not %d", p, f.TargetOnDemand+f.TargetSpot)
+				bad("%s: a MASTER fleet has a target capacity of 1 (on_demand + spot), not %d", p, f.TargetOnDemand+f.TargetSpot)
 			}
 		case "CORE", "TASK":
 		case "":
@@ -218,21 +218,21 @@ func (c Config) Check() error {
 			bad("%s.role: %q is not MASTER, CORE or TASK", p, f.Role)
 		}
 		if len(f.InstanceTypes) == 0 {
-			bad("%s.instance_types: required (one or more EC2 instance types)", p)
+			bad("%s.types: required (one or more EC2 instance types)", p)
 		}
 		for j, it := range f.InstanceTypes {
 			if strings.TrimSpace(it) == "" {
-				bad("%s.instance_types[%d]: empty", p, j)
+				bad("%s.types[%d]: empty", p, j)
 			}
 		}
 		if f.TargetOnDemand < 0 {
-			bad("%s.target_on_demand: %d; not negative", p, f.TargetOnDemand)
+			bad("%s.on_demand: %d; not negative", p, f.TargetOnDemand)
 		}
 		if f.TargetSpot < 0 {
-			bad("%s.target_spot: %d; not negative", p, f.TargetSpot)
+			bad("%s.spot: %d; not negative", p, f.TargetSpot)
 		}
 		if f.Role != "MASTER" && f.TargetOnDemand+f.TargetSpot < 1 {
-			bad("%s: target_on_demand + target_spot must be at least 1", p)
+			bad("%s: on_demand + spot must be at least 1", p)
 		}
 	}
 	if len(c.InstanceFleets) > 0 && masters != 1 {
@@ -240,7 +240,7 @@ func (c Config) Check() error {
 	}
 	for i, s := range c.SubnetIDs {
 		if !strings.HasPrefix(s, "subnet-") {
-			bad("subnet_ids[%d]: %q is not a subnet id (subnet-...)", i, s)
+			bad("subnets[%d]: %q is not a subnet id (subnet-...)", i, s)
 		}
 	}
 	for i, b := range c.BootstrapActions {

@@ -25,16 +25,16 @@ func TestCheckNamesEveryMissingOrInvalidField(t *testing.T) {
 		}, []string{"instance_groups, instance_fleets:"}},
 		{"bad group", func(c *emr.Config) {
 			c.InstanceGroups = []emr.InstanceGroup{{Role: "MASTER", InstanceType: "m5.xlarge", Count: 2}, {Role: "CORE", Count: 0, Market: "CHEAP"}, {Role: "WORKER", InstanceType: "m5.xlarge", Count: 1}}
-		}, []string{"instance_groups[0].count:", "instance_groups[1].count:", "instance_groups[1].instance_type:", "instance_groups[1].market:", "instance_groups[2].role:"}},
+		}, []string{"instance_groups[0].count:", "instance_groups[1].count:", "instance_groups[1].type:", "instance_groups[1].market:", "instance_groups[2].role:"}},
 		{"no master group", func(c *emr.Config) {
 			c.InstanceGroups = []emr.InstanceGroup{{Role: "CORE", InstanceType: "m5.xlarge", Count: 2}}
 		}, []string{"instance_groups: 0 MASTER groups"}},
 		{"bad fleets", func(c *emr.Config) {
 			c.InstanceGroups = nil
 			c.InstanceFleets = []emr.InstanceFleet{{Role: "MASTER", TargetOnDemand: 2}, {Role: "CORE", InstanceTypes: []string{""}, TargetSpot: -1}}
-		}, []string{"instance_fleets[0]: a MASTER fleet", "instance_fleets[0].instance_types:", "instance_fleets[1].instance_types[0]:",
-			"instance_fleets[1].target_spot:", "instance_fleets[1]: target_on_demand + target_spot"}},
-		{"subnet", func(c *emr.Config) { c.SubnetIDs = []string{"vpc-1"} }, []string{"subnet_ids[0]:"}},
+		}, []string{"instance_fleets[0]: a MASTER fleet", "instance_fleets[0].types:", "instance_fleets[1].types[0]:",
+			"instance_fleets[1].spot:", "instance_fleets[1]: on_demand + spot"}},
+		{"subnet", func(c *emr.Config) { c.SubnetIDs = []string{"vpc-1"} }, []string{"subnets[0]:"}},
 		{"bootstrap", func(c *emr.Config) { c.BootstrapActions = []emr.BootstrapAction{{}} },
 			[]string{"bootstrap_actions[0].name:", "bootstrap_actions[0].path:"}},
 		{"idle timeout too short", func(c *emr.Config) { c.IdleTimeout = 30 * time.Second }, []string{"idle_timeout:"}},
