@@ -26,6 +26,9 @@ import (
 //   - Run returns an Outcome only once the compute is gone (terminated).
 //     Outputs are not the runner's business: the caller lists what the job
 //     committed.
+//
+// Every Remote runner's tests run job/runnertest, which checks this
+// contract against the runner's fake service.
 type Remote interface {
 	Runner
 	// RemoteName is the runner's name as written in a spec ("emr",
@@ -88,6 +91,21 @@ func NotifyRemote(ctx context.Context, id string) {
 
 func withRemote(ctx context.Context, f func(string)) context.Context {
 	return context.WithValue(ctx, remoteKey{}, f)
+}
+
+// WithNotify returns ctx carrying started and remote as the callbacks
+// NotifyStarted and NotifyRemote call, the way a Manager's run ctx carries
+// its own; a nil callback leaves that one as ctx has it. It is for runner
+// tests (job/runnertest) and custom drivers that run a Runner without a
+// Manager and want to see what it reports.
+func WithNotify(ctx context.Context, started func(pid int), remote func(id string)) context.Context {
+	if started != nil {
+		ctx = withStarted(ctx, started)
+	}
+	if remote != nil {
+		ctx = withRemote(ctx, remote)
+	}
+	return ctx
 }
 
 // deadline returns when a run created at created with timeout must end

@@ -86,34 +86,11 @@ func newRunner(fake *emrfake.Server, cfg emr.Config) *emr.Runner {
 	r := emr.New(cfg, "hydropower")
 	r.Client = client(fake.URL)
 	r.PollInterval = 5 * time.Millisecond
-	r.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	r.Logger = quiet()
 	return r
 }
 
-type result struct {
-	out job.Outcome
-	err error
-}
-
-func runAsync(ctx context.Context, r *emr.Runner, t job.Task) <-chan result {
-	ch := make(chan result, 1)
-	go func() {
-		out, err := r.Run(ctx, t)
-		ch <- result{out, err}
-	}()
-	return ch
-}
-
-func await(t *testing.T, ch <-chan result) result {
-	t.Helper()
-	select {
-	case res := <-ch:
-		return res
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30s")
-		return result{}
-	}
-}
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // deadline is a context for waiting on the fake.
 func deadline(t *testing.T) context.Context {
@@ -121,6 +98,18 @@ func deadline(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// clock is a manually advanced time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
 
 func TestRunJobFlowCarriesEveryConfigFieldAndIsSignedWithTheEMRTarget(t *testing.T) {
 	fake := emrfake.Start(t)
@@ -284,19 +273,6 @@ func TestLongJobNamesAndGroupsAreCutToEMRLimitsKeepingTheRunID(t *testing.T) {
 	}
 }
 
-// offerer drives a job.Manager with one spark job on the EMR runner.
-type offerer struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (o *offerer) clock() time.Time { o.mu.Lock(); defer o.mu.Unlock(); return o.now }
-func (o *offerer) advance(d time.Duration) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.now = o.now.Add(d)
-}
-
 func TestARunGoesStartingRunningSucceededOnATransientCluster(t *testing.T) {
 	ctx := t.Context()
 	st, err := state.Open(ctx, "", t.TempDir())
@@ -326,7 +302,7 @@ func TestARunGoesStartingRunningSucceededOnATransientCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &offerer{now: time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)}
+	clk := newClock()
 	logs := map[string]string{}
 	var logMu sync.Mutex
 	m, err := job.NewManager([]job.Definition{{
@@ -337,7 +313,7 @@ func TestARunGoesStartingRunningSucceededOnATransientCluster(t *testing.T) {
 		Task: func(group string, inputs []job.Input) (job.Task, error) {
 			return job.Task{Kind: job.KindSpark, Spark: &job.Spark{EntryPoint: "s3://acme-code/hydro.py", Args: []string{"--group", group}}}, nil
 		},
-	}}, job.Options{State: st, Runner: runner, Clock: clk.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}}, job.Options{State: st, Runner: runner, Clock: clk.Now, Logger: quiet(),
 		LogStore: func(ctx context.Context, id string, log []byte) (string, error) {
 			logMu.Lock()
 			defer logMu.Unlock()
@@ -347,10 +323,10 @@ func TestARunGoesStartingRunningSucceededOnATransientCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := m.Offer(ctx, event.New("lake", "data/2020-08-07_2PM/a.csv", 10, "e1", clk.clock())); !ok || err != nil {
+	if ok, err := m.Offer(ctx, event.New("lake", "data/2020-08-07_2PM/a.csv", 10, "e1", clk.Now())); !ok || err != nil {
 		t.Fatalf("Offer = %v, %v", ok, err)
 	}
-	clk.advance(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if n, err := m.Step(ctx); n != 1 || err != nil {
 		t.Fatalf("Step = %d, %v; want 1 run started", n, err)
 	}
@@ -409,29 +385,20 @@ func TestARunGoesStartingRunningSucceededOnATransientCluster(t *testing.T) {
 	}
 }
 
-func TestAFailedStepFailsTheRunWithEMRsReasonOnceTheClusterIsGone(t *testing.T) {
+func TestAFailedStepsOutcomeQuotesItsLogFileAndCountsEveryInstance(t *testing.T) {
 	fake := emrfake.Start(t)
 	sc := emrfake.StepFails(emrfake.FailureDetails{Reason: "Unknown Error.", Message: "java.lang.OutOfMemoryError: Java heap space",
 		LogFile: "s3://acme-logs/emr/j-1/steps/s-1/stderr.gz"})
 	sc.Runtime = 4 * time.Minute
 	fake.SetScript(sc)
-	cfg := fullConfig()
-	out, err := newRunner(fake, cfg).Run(t.Context(), sparkTask())
+	out, err := newRunner(fake, fullConfig()).Run(t.Context(), sparkTask())
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := fake.Clusters()[0]
-	for _, want := range []string{"FAILED", "Unknown Error.", "java.lang.OutOfMemoryError: Java heap space", "s3://acme-logs/emr/j-1/steps/s-1/stderr.gz",
-		"cluster " + id + " TERMINATED_WITH_ERRORS: STEP_FAILURE: Shut down as step failed"} {
-		if !strings.Contains(out.Err, want) {
-			t.Errorf("Outcome.Err = %q; lacks %q", out.Err, want)
-		}
-	}
-	if out.ExitCode != 1 || out.ComputeSeconds != 4*60*7 {
-		t.Errorf("Outcome = exit %d, %v compute seconds; want 1 and 1680 (4 min × 7 instances)", out.ExitCode, out.ComputeSeconds)
-	}
-	if s, step := fake.State(id); s != emrfake.TerminatedWithErrors || step != emrfake.StepFailed {
-		t.Errorf("cluster %s, step %s; want TERMINATED_WITH_ERRORS, FAILED", s, step)
+	if out.ExitCode != 1 || !strings.Contains(out.Err, "Java heap space (log s3://acme-logs/emr/j-1/steps/s-1/stderr.gz)") ||
+		!strings.Contains(out.Err, "cluster "+id+" TERMINATED_WITH_ERRORS: STEP_FAILURE: Shut down as step failed") || out.ComputeSeconds != 4*60*7 {
+		t.Errorf("Outcome = %+v; want exit 1, the step's log file and the cluster's reason in Err, 1680 compute seconds (4 min × 7 instances)", out)
 	}
 	if !strings.Contains(string(out.Log), "logs: s3://acme-logs/emr/"+id+"/") {
 		t.Errorf("Outcome.Log lacks the cluster's log folder:\n%s", out.Log)
@@ -491,170 +458,6 @@ func TestFollowingGivesUpAfterMaxPollErrorsNamingTheCluster(t *testing.T) {
 	}
 }
 
-func TestAClusterThatNeverStartsIsTerminatedAtTheDeadline(t *testing.T) {
-	fake := emrfake.Start(t)
-	fake.SetScript(emrfake.NeverStarts())
-	r := newRunner(fake, minimalConfig())
-	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	// Four minutes pass per look at the cluster: the third is past the deadline.
-	r.Clock = func() time.Time { return t0.Add(time.Duration(fake.Calls("DescribeCluster")) * 4 * time.Minute) }
-	task := sparkTask()
-	task.Created, task.Timeout, task.Deadline = t0, 10*time.Minute, t0.Add(10*time.Minute)
-	out, err := r.Run(t.Context(), task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := fake.Clusters()[0]
-	want := "timed out after 10m0s (cluster " + id + " was STARTING)"
-	if out.ExitCode != 1 || out.Err != want {
-		t.Fatalf("Outcome = exit %d, %q; want 1, %q", out.ExitCode, out.Err, want)
-	}
-	if n := fake.Calls("TerminateJobFlows"); n != 1 {
-		t.Fatalf("%d TerminateJobFlows calls, want 1", n)
-	}
-	if s, step := fake.State(id); s != emrfake.Terminated || step != emrfake.StepCancelled {
-		t.Fatalf("cluster %s, step %s; want TERMINATED, CANCELLED", s, step)
-	}
-	if d := fake.Calls("DescribeCluster"); d != 5 {
-		t.Fatalf("%d DescribeCluster calls, want 5: 3 STARTING, TERMINATING, TERMINATED", d)
-	}
-}
-
-func TestAStartedRunPastItsDeadlineStartsNoCluster(t *testing.T) {
-	fake := emrfake.Start(t)
-	r := newRunner(fake, minimalConfig())
-	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	r.Clock = func() time.Time { return t0.Add(time.Hour) }
-	task := sparkTask()
-	task.Created, task.Deadline = t0, t0.Add(10*time.Minute)
-	out, err := r.Run(t.Context(), task)
-	if err != nil || out.ExitCode != 1 || !strings.HasPrefix(out.Err, "timed out after 10m0s") || fake.Calls("RunJobFlow") != 0 {
-		t.Fatalf("Run = %+v, %v with %d RunJobFlow calls; want timed out, no cluster", out, err, fake.Calls("RunJobFlow"))
-	}
-}
-
-func TestCancellingARunTerminatesItsCluster(t *testing.T) {
-	fake := emrfake.Start(t)
-	fake.SetScript(emrfake.Script{Phases: []emrfake.Phase{{State: emrfake.Starting}, {State: emrfake.Running, Step: emrfake.StepRunning}}})
-	ctx, cancel := context.WithCancelCause(t.Context())
-	defer cancel(nil)
-	ch := runAsync(ctx, newRunner(fake, minimalConfig()), sparkTask())
-	if err := fake.WaitCalls(deadline(t), "DescribeCluster", 3); err != nil {
-		t.Fatal(err)
-	}
-	cancel(job.ErrCancelled)
-	res := await(t, ch)
-	id := fake.Clusters()[0]
-	want := "cancelled (cluster " + id + " was RUNNING)"
-	if res.err != nil || res.out.ExitCode != 1 || res.out.Err != want {
-		t.Fatalf("Run = %+v, %v; want exit 1, %q", res.out, res.err, want)
-	}
-	if n := fake.Calls("TerminateJobFlows"); n != 1 {
-		t.Fatalf("%d TerminateJobFlows calls, want 1", n)
-	}
-	if s, _ := fake.State(id); s != emrfake.Terminated {
-		t.Fatalf("cluster is %s, want TERMINATED", s)
-	}
-}
-
-func TestAnotherEndOfTheContextDetachesAndLeavesTheClusterRunning(t *testing.T) {
-	for _, cause := range []error{context.Canceled, errors.New("shutting down")} {
-		t.Run(cause.Error(), func(t *testing.T) {
-			fake := emrfake.Start(t)
-			fake.SetScript(emrfake.Script{Phases: []emrfake.Phase{{State: emrfake.Running, Step: emrfake.StepRunning}}})
-			ctx, cancel := context.WithCancelCause(t.Context())
-			defer cancel(nil)
-			ch := runAsync(ctx, newRunner(fake, minimalConfig()), sparkTask())
-			if err := fake.WaitCalls(deadline(t), "DescribeCluster", 2); err != nil {
-				t.Fatal(err)
-			}
-			cancel(cause)
-			res := await(t, ch)
-			id := fake.Clusters()[0]
-			if !errors.Is(res.err, job.ErrDetached) || !strings.Contains(res.err.Error(), id) {
-				t.Fatalf("Run = %+v, %v; want job.ErrDetached naming cluster %s", res.out, res.err, id)
-			}
-			if n := fake.Calls("TerminateJobFlows"); n != 0 {
-				t.Fatalf("%d TerminateJobFlows calls, want none", n)
-			}
-			if s, _ := fake.State(id); s != emrfake.Running {
-				t.Fatalf("cluster is %s, want still RUNNING", s)
-			}
-		})
-	}
-}
-
-func TestASecondRunOfTheSameRunIDFollowsTheFirstsCluster(t *testing.T) {
-	fake := emrfake.Start(t)
-	fake.PageSize = 2
-	sc := emrfake.Succeeds()
-	sc.Manual = true
-	fake.SetScript(sc)
-	r := newRunner(fake, minimalConfig())
-	wctx := deadline(t)
-
-	// While the first Run's cluster is STARTING.
-	first := runAsync(t.Context(), r, sparkTask())
-	if err := fake.WaitCalls(wctx, "RunJobFlow", 1); err != nil {
-		t.Fatal(err)
-	}
-	id := fake.Clusters()[0]
-	second := runAsync(t.Context(), r, sparkTask())
-	if err := fake.WaitCalls(wctx, "ListClusters", 2); err != nil {
-		t.Fatal(err)
-	}
-	for fake.Advance(id) {
-	}
-	for i, ch := range []<-chan result{first, second} {
-		res := await(t, ch)
-		if res.err != nil || res.out.ExitCode != 0 || !strings.Contains(string(res.out.Log), "EMR cluster "+id) {
-			t.Fatalf("Run %d = %+v, %v; want success on cluster %s", i+1, res.out, res.err, id)
-		}
-	}
-
-	// After it ended, behind newer clusters: a page of others, and one
-	// whose name has the run ID but whose tag says another run.
-	for range 3 {
-		fake.AddCluster(emrfake.RunJobFlowInput{Name: "sluice-other-0190c0de-0000", Tags: []emrfake.Tag{{Key: emr.TagRunID, Value: "0190c0de-0000"}}}, sc)
-	}
-	fake.AddCluster(emrfake.RunJobFlowInput{Name: "copy-of-" + runID, Tags: []emrfake.Tag{{Key: emr.TagRunID, Value: "someone-else"}}}, sc)
-	res := await(t, runAsync(t.Context(), r, sparkTask()))
-	if res.err != nil || res.out.ExitCode != 0 || !strings.Contains(string(res.out.Log), "found cluster "+id+", started earlier for this run") {
-		t.Fatalf("Run after the end = %+v, %v; want success on cluster %s", res.out, res.err, id)
-	}
-
-	// With the run record's Remote: no search at all.
-	lists := fake.Calls("ListClusters")
-	task := sparkTask()
-	task.Remote = "emr:" + id
-	res = await(t, runAsync(t.Context(), r, task))
-	if res.err != nil || res.out.ExitCode != 0 || !strings.Contains(string(res.out.Log), "following cluster "+id) || fake.Calls("ListClusters") != lists {
-		t.Fatalf("Run with Remote = %+v, %v (%d more ListClusters); want success on cluster %s without a search", res.out, res.err, fake.Calls("ListClusters")-lists, id)
-	}
-	if n := fake.Calls("RunJobFlow"); n != 1 {
-		t.Fatalf("%d RunJobFlow calls for one run ID, want 1", n)
-	}
-}
-
-func TestARemoteOfAnotherRunnerOrAMissingClusterIsPermanent(t *testing.T) {
-	fake := emrfake.Start(t)
-	r := newRunner(fake, minimalConfig())
-	for remote, want := range map[string]string{
-		"kubernetes:ns/job": `its remote compute is "kubernetes:ns/job", not an EMR cluster`,
-		"emr:j-NOSUCH":      "Cluster id 'j-NOSUCH' is not valid.",
-	} {
-		task := sparkTask()
-		task.Remote = remote
-		_, err := r.Run(t.Context(), task)
-		if !fault.IsPermanent(err) || !strings.Contains(err.Error(), want) {
-			t.Errorf("Run with Remote %s: %v; want a permanent error containing %q", remote, err, want)
-		}
-	}
-	if n := fake.Calls("RunJobFlow"); n != 0 {
-		t.Fatalf("%d RunJobFlow calls, want none", n)
-	}
-}
-
 func TestRejectedClusterRequestsArePermanentAndOutagesAreNot(t *testing.T) {
 	for _, typ := range []string{"ValidationException", "InvalidRequestException"} {
 		fake := emrfake.Start(t)
@@ -678,20 +481,58 @@ func TestRejectedClusterRequestsArePermanentAndOutagesAreNot(t *testing.T) {
 	}
 }
 
-func TestTheEMRRunnerRunsOnlySparkTasks(t *testing.T) {
+func TestTheRunsClusterIsFoundPastOtherPagesByItsTagAndARemoteNeedsNoSearch(t *testing.T) {
+	fake := emrfake.Start(t)
+	fake.PageSize = 2
+	r := newRunner(fake, minimalConfig())
+	if out, err := r.Run(t.Context(), sparkTask()); err != nil || out.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v; want success", out, err)
+	}
+	id := fake.Clusters()[0]
+	// Newer clusters: a page of others, and one whose name has the run ID
+	// but whose tag says another run.
+	for range 3 {
+		fake.AddCluster(emrfake.RunJobFlowInput{Name: "sluice-other-0190c0de-0000", Tags: []emrfake.Tag{{Key: emr.TagRunID, Value: "0190c0de-0000"}}}, emrfake.Succeeds())
+	}
+	fake.AddCluster(emrfake.RunJobFlowInput{Name: "copy-of-" + runID, Tags: []emrfake.Tag{{Key: emr.TagRunID, Value: "someone-else"}}}, emrfake.Succeeds())
+	out, err := r.Run(t.Context(), sparkTask())
+	if err != nil || out.ExitCode != 0 || !strings.Contains(string(out.Log), "found cluster "+id+", started earlier for this run") {
+		t.Fatalf("Run after the end = %+v, %v; want success on cluster %s", out, err, id)
+	}
+	// With the run record's Remote: no search at all.
+	lists := fake.Calls("ListClusters")
+	task := sparkTask()
+	task.Remote = "emr:" + id
+	out, err = r.Run(t.Context(), task)
+	if err != nil || out.ExitCode != 0 || !strings.Contains(string(out.Log), "following cluster "+id) || fake.Calls("ListClusters") != lists {
+		t.Fatalf("Run with Remote = %+v, %v (%d more ListClusters); want success on cluster %s without a search", out, err, fake.Calls("ListClusters")-lists, id)
+	}
+	if n := fake.Calls("RunJobFlow"); n != 1 {
+		t.Fatalf("%d RunJobFlow calls for one run ID, want 1", n)
+	}
+}
+
+func TestARemoteClusterThatDoesNotExistIsPermanent(t *testing.T) {
+	fake := emrfake.Start(t)
+	task := sparkTask()
+	task.Remote = "emr:j-NOSUCH"
+	_, err := newRunner(fake, minimalConfig()).Run(t.Context(), task)
+	if !fault.IsPermanent(err) || !strings.Contains(err.Error(), "Cluster id 'j-NOSUCH' is not valid.") {
+		t.Errorf("Run with Remote %s: %v; want a permanent error with EMR's message", task.Remote, err)
+	}
+	if n := fake.Calls("RunJobFlow"); n != 0 {
+		t.Fatalf("%d RunJobFlow calls, want none", n)
+	}
+}
+
+func TestASparkTaskWithoutAnEntryPointOrAnEmptyConfigIsPermanent(t *testing.T) {
 	fake := emrfake.Start(t)
 	r := newRunner(fake, minimalConfig())
 	if r.RemoteName() != "emr" {
 		t.Errorf("RemoteName() = %q", r.RemoteName())
 	}
-	for _, task := range []job.Task{
-		{RunID: runID, Kind: job.KindCommand, Command: []string{"true"}},
-		{RunID: runID, Kind: job.KindSpark},
-	} {
-		_, err := r.Run(t.Context(), task)
-		if !fault.IsPermanent(err) || !strings.Contains(err.Error(), "the emr runner runs spark jobs") {
-			t.Errorf("Run(%s task) = %v; want a permanent error", task.Kind, err)
-		}
+	if _, err := r.Run(t.Context(), job.Task{RunID: runID, Kind: job.KindSpark}); !fault.IsPermanent(err) || !strings.Contains(err.Error(), "no entry point") {
+		t.Errorf("Run of a spark task without an entry point = %v; want a permanent error", err)
 	}
 	bad := newRunner(fake, emr.Config{})
 	if _, err := bad.Run(t.Context(), sparkTask()); !fault.IsPermanent(err) || !strings.Contains(err.Error(), "release_label") {

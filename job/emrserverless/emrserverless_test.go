@@ -74,10 +74,10 @@ func sparkTask(runID string) job.Task {
 		Spark: &job.Spark{EntryPoint: "s3://code/curate.py", Args: []string{"--run-id", runID, "--output", "s3://lake/curated/"}}}
 }
 
-// waitFor waits (10s at most) until cond holds on the fake.
+// waitFor waits (30s at most) until cond holds on the fake.
 func waitFor(t *testing.T, fake *emrsfake.Server, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if err := fake.WaitFor(ctx, cond); err != nil {
 		t.Fatalf("waiting until %s: %v", what, err)
@@ -109,32 +109,6 @@ func onlyJobRun(t *testing.T, fake *emrsfake.Server) emrsfake.JobRun {
 		t.Fatalf("the fake holds %d job runs, want exactly 1: %+v", len(jrs), jrs)
 	}
 	return jrs[0]
-}
-
-// result is what a Run in a goroutine returned.
-type result struct {
-	out job.Outcome
-	err error
-}
-
-func runAsync(ctx context.Context, r *emrs.Runner, task job.Task) <-chan result {
-	ch := make(chan result, 1)
-	go func() {
-		out, err := r.Run(ctx, task)
-		ch <- result{out, err}
-	}()
-	return ch
-}
-
-func await(t *testing.T, ch <-chan result) result {
-	t.Helper()
-	select {
-	case res := <-ch:
-		return res
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s")
-		return result{}
-	}
 }
 
 func TestStartJobRunSendsTheRunsApplicationRoleDriverLogsTimeoutTagsAndName(t *testing.T) {
@@ -213,6 +187,11 @@ func TestStartJobRunSendsTheRunsApplicationRoleDriverLogsTimeoutTagsAndName(t *t
 	}
 	if got, want := fake.Operations(), []string{"emr-serverless:GetJobRun", "emr-serverless:StartJobRun", "iam:PassRole"}; !slices.Equal(got, want) {
 		t.Errorf("Operations = %q, want %q", got, want)
+	}
+	// Following the job run by its Remote asks for it without StartJobRun.
+	task.Remote = emrs.RemoteID(app, jr.ID)
+	if out, err := r.Run(t.Context(), task); err != nil || out.Err != "" || fake.Count("StartJobRun") != 1 {
+		t.Errorf("Run with Remote = %+v, %v after %d StartJobRun calls; want success without another", out, err, fake.Count("StartJobRun"))
 	}
 }
 
@@ -298,122 +277,6 @@ func TestARunThroughTheManagerIsRecordedStartingThenRunningThenSucceeded(t *test
 	}
 }
 
-func TestASecondRunForTheSameRunIDGetsTheSameJobRunAndARemoteRunStartsNothing(t *testing.T) {
-	fake := emrsfake.Start(t, &emrsfake.Options{Applications: []string{app}})
-	r := newRunner(fake)
-	task := sparkTask("run-redelivered")
-	for i := range 2 {
-		if out, err := r.Run(t.Context(), task); err != nil || out.Err != "" {
-			t.Fatalf("Run %d = %+v, %v; want success", i+1, out, err)
-		}
-	}
-	jr := onlyJobRun(t, fake)
-	var starts []emrsfake.Request
-	for _, q := range fake.Requests() {
-		if q.Operation == "StartJobRun" {
-			starts = append(starts, q)
-		}
-	}
-	if len(starts) != 2 || starts[0].Repeat || !starts[1].Repeat || starts[1].Body["clientToken"] != task.RunID || starts[1].JobRunID != jr.ID {
-		t.Fatalf("StartJobRun calls = %+v; want two with client token %s, the second a repeat answering job run %s", starts, task.RunID, jr.ID)
-	}
-	if jr.Starts != 2 {
-		t.Errorf("job run answered %d StartJobRun calls, want 2", jr.Starts)
-	}
-
-	adopted := task
-	adopted.Remote = emrs.RemoteID(app, jr.ID)
-	gets := fake.Count("GetJobRun")
-	if out, err := r.Run(t.Context(), adopted); err != nil || out.Err != "" {
-		t.Fatalf("Run with Remote = %+v, %v; want success", out, err)
-	}
-	if n := fake.Count("StartJobRun"); n != 2 {
-		t.Errorf("Run with Remote set called StartJobRun (%d calls in all, want 2)", n)
-	}
-	if fake.Count("GetJobRun") == gets {
-		t.Error("Run with Remote set did not ask for the job run")
-	}
-}
-
-func TestAFailedJobRunIsAFailedOutcomeCarryingTheServicesStateDetails(t *testing.T) {
-	details := "Job failed, ExitCode: 1. Last few exceptions: ZeroDivisionError: division by zero"
-	fake := emrsfake.Start(t, &emrsfake.Options{Applications: []string{app}, Script: []emrsfake.Step{
-		{State: emrsfake.Submitted}, {State: emrsfake.Running}, {State: emrsfake.Failed, Details: details, ExecutionSeconds: 30}}})
-	out, err := newRunner(fake).Run(t.Context(), sparkTask("run-fails"))
-	if err != nil {
-		t.Fatalf("Run: %v; a failed job run is an Outcome, not an error", err)
-	}
-	jr := onlyJobRun(t, fake)
-	if out.ExitCode != 1 || !strings.Contains(out.Err, "FAILED") || !strings.Contains(out.Err, details) || !strings.Contains(out.Err, jr.ID) {
-		t.Errorf("Outcome = %+v; want exit 1 and an Err naming job run %s, FAILED and %q", out, jr.ID, details)
-	}
-	if out.ComputeSeconds != 30 || out.Transient {
-		t.Errorf("Outcome = %+v; want 30 compute seconds, not transient", out)
-	}
-}
-
-func TestCancellingTheRunCancelsItsJobRunAndWaitsForCancelled(t *testing.T) {
-	fake := emrsfake.Start(t, &emrsfake.Options{Applications: []string{app}, Script: []emrsfake.Step{{State: emrsfake.Submitted}, {State: emrsfake.Running}}})
-	ctx, cancel := context.WithCancelCause(t.Context())
-	defer cancel(nil)
-	ch := runAsync(ctx, newRunner(fake), sparkTask("run-cancelled"))
-	waitFor(t, fake, "the runner has seen RUNNING", answeredAfter(fake, emrsfake.Running))
-	cancel(job.ErrCancelled)
-	res := await(t, ch)
-	if res.err != nil || res.out.ExitCode != 1 || !strings.HasPrefix(res.out.Err, "cancelled") {
-		t.Fatalf("Run = %+v, %v; want a failed outcome starting with \"cancelled\"", res.out, res.err)
-	}
-	jr := onlyJobRun(t, fake)
-	if jr.Cancels != 1 || jr.State != emrsfake.Cancelled {
-		t.Errorf("job run = %+v; want cancelled once and CANCELLED", jr)
-	}
-	if !strings.Contains(string(res.out.Log), "RUNNING → CANCELLING → CANCELLED") {
-		t.Errorf("Outcome.Log does not show the job run going through CANCELLING to CANCELLED:\n%s", res.out.Log)
-	}
-}
-
-func TestACancellationForAnotherCauseDetachesAndLeavesTheJobRunRunning(t *testing.T) {
-	fake := emrsfake.Start(t, &emrsfake.Options{Applications: []string{app}, Script: []emrsfake.Step{{State: emrsfake.Running}}})
-	ctx, cancel := context.WithCancelCause(t.Context())
-	defer cancel(nil)
-	ch := runAsync(ctx, newRunner(fake), sparkTask("run-detached"))
-	waitFor(t, fake, "the runner has seen RUNNING", answeredAfter(fake, emrsfake.Running))
-	cancel(errors.New("sluice is shutting down"))
-	res := await(t, ch)
-	if !errors.Is(res.err, job.ErrDetached) {
-		t.Fatalf("Run = %+v, %v; want job.ErrDetached", res.out, res.err)
-	}
-	if n := fake.Count("CancelJobRun"); n != 0 {
-		t.Errorf("%d CancelJobRun calls, want none", n)
-	}
-	if jr := onlyJobRun(t, fake); jr.State != emrsfake.Running || !strings.Contains(res.err.Error(), jr.ID) {
-		t.Errorf("job run = %+v, err %v; want it still RUNNING and named in the error", jr, res.err)
-	}
-}
-
-func TestAPassedDeadlineCancelsTheJobRunAndReportsATimeout(t *testing.T) {
-	fake := emrsfake.Start(t, &emrsfake.Options{Applications: []string{app}, Script: []emrsfake.Step{{State: emrsfake.Submitted}, {State: emrsfake.Running}}})
-	clk := &clock{now: t0}
-	r := newRunner(fake)
-	r.Clock = clk.Now
-	task := sparkTask("run-late")
-	task.Created, task.Deadline = t0, t0.Add(10*time.Minute)
-	ch := runAsync(t.Context(), r, task)
-	waitFor(t, fake, "the runner has seen RUNNING", answeredAfter(fake, emrsfake.Running))
-	if n := fake.Count("CancelJobRun"); n != 0 {
-		t.Fatalf("%d CancelJobRun calls before the deadline, want none", n)
-	}
-	clk.Set(t0.Add(10 * time.Minute))
-	res := await(t, ch)
-	if res.err != nil || res.out.ExitCode != 1 || !strings.HasPrefix(res.out.Err, "timed out") {
-		t.Fatalf("Run = %+v, %v; want a failed outcome starting with \"timed out\"", res.out, res.err)
-	}
-	jr := onlyJobRun(t, fake)
-	if jr.Cancels != 1 || jr.State != emrsfake.Cancelled || jr.TimeoutMinutes != 10 {
-		t.Errorf("job run = %+v; want cancelled once, CANCELLED, with a 10-minute service timeout", jr)
-	}
-}
-
 func TestThrottlingAndServerErrorsAreRetriedWithoutASecondJobRun(t *testing.T) {
 	fake := emrsfake.Start(t, &emrsfake.Options{Applications: []string{app}})
 	fake.FailNext("StartJobRun", 1, http.StatusInternalServerError, "InternalServerException", "try again")
@@ -473,14 +336,10 @@ func TestAnUnknownApplicationOrARejectedJobRunIsAPermanentErrorNamingTheApplicat
 func TestTasksTheRunnerCannotRunArePermanentErrorsAndStartNothing(t *testing.T) {
 	fake := emrsfake.Start(t, &emrsfake.Options{Applications: []string{app}})
 	r := newRunner(fake)
-	curate := sparkTask("run-curate")
-	curate.Kind, curate.Spark = job.KindCurate, nil
 	noEntry := sparkTask("run-noentry")
 	noEntry.Spark.EntryPoint = ""
 	spaced := sparkTask("run-spaced")
 	spaced.Spark.Conf = map[string]string{"spark.driver.extraJavaOptions": "-Xss4m -XX:+UseG1GC"}
-	otherRunner := sparkTask("run-emr")
-	otherRunner.Remote = "emr:j-2AXXXXXXGAPLF"
 	badConfig := newRunner(fake)
 	badConfig.ExecutionRole = "sluice-role"
 	for _, tc := range []struct {
@@ -489,10 +348,8 @@ func TestTasksTheRunnerCannotRunArePermanentErrorsAndStartNothing(t *testing.T) 
 		task job.Task
 		want string
 	}{
-		{"a curate task", r, curate, `"curate" job`},
 		{"no entry point", r, noEntry, "entry point"},
 		{"a conf value with spaces", r, spaced, "spark.driver.extraJavaOptions"},
-		{"compute of another runner", r, otherRunner, "emr:j-2AXXXXXXGAPLF"},
 		{"an invalid config", badConfig, sparkTask("run-badconfig"), "execution_role"},
 	} {
 		_, err := tc.r.Run(t.Context(), tc.task)
