@@ -269,6 +269,14 @@ func (f *follower) run(ctx context.Context) (job.Outcome, error) {
 // known.
 func (f *follower) endedBeforeCluster(ctx context.Context) (job.Outcome, error) {
 	if errors.Is(context.Cause(ctx), job.ErrCancelled) {
+		// An earlier attempt of this run (before an adoption) may have
+		// started its cluster: find it, to terminate it.
+		if id, err := f.findWithin(context.WithoutCancel(ctx), startAttempts); err == nil && id != "" {
+			f.cluster = id
+			f.note("found cluster %s of this run, to terminate it", id)
+			job.NotifyRemote(ctx, Name+":"+id)
+			return f.follow(ctx)
+		}
 		return job.Outcome{ExitCode: 1, Err: "cancelled before an EMR cluster was started"}, nil
 	}
 	return job.Outcome{}, f.errorf("%w", job.ErrDetached)

@@ -542,3 +542,40 @@ func TestASparkTaskWithoutAnEntryPointOrAnEmptyConfigIsPermanent(t *testing.T) {
 		t.Fatalf("%d requests to EMR, want none", len(fake.Requests()))
 	}
 }
+
+func TestACancelBeforeTheClusterIsKnownStillTerminatesTheRunsCluster(t *testing.T) {
+	fake := emrfake.Start(t)
+	fake.SetScript(emrfake.Script{Phases: emrfake.Succeeds().Phases[:3]})
+	r := newRunner(fake, minimalConfig())
+	type result struct {
+		out job.Outcome
+		err error
+	}
+	run := func(ctx context.Context) <-chan result {
+		ch := make(chan result, 1)
+		go func() { out, err := r.Run(ctx, sparkTask()); ch <- result{out, err} }()
+		return ch
+	}
+	// An earlier follower started the cluster and detached before its id
+	// was recorded anywhere (no Task.Remote).
+	first, stop := context.WithCancel(t.Context())
+	done := run(first)
+	if err := fake.WaitCalls(t.Context(), "DescribeCluster", 1); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if res := <-done; !errors.Is(res.err, job.ErrDetached) {
+		t.Fatalf("first Run = %+v; want detached", res)
+	}
+	// The run is cancelled while another follower has not found it yet.
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(job.ErrCancelled)
+	id := fake.Clusters()[0]
+	res := <-run(ctx)
+	if res.err != nil || res.out.ExitCode == 0 || !strings.Contains(res.out.Err, "cancel") || fake.Calls("TerminateJobFlows") != 1 || fake.Calls("RunJobFlow") != 1 {
+		t.Fatalf("cancelled Run = %+v, %d terminate calls; want the run's cluster %s terminated", res, fake.Calls("TerminateJobFlows"), id)
+	}
+	if c, _ := fake.State(id); c != emrfake.Terminated {
+		t.Fatalf("cluster %s is %s", id, c)
+	}
+}
