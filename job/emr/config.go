@@ -8,11 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/emr"
 
-	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/awsconf"
 )
 
 // Defaults of Config.
@@ -297,22 +295,11 @@ func (c Config) instanceCount() int {
 // NewClient returns an EMR client for c's Region and Endpoint, with
 // credentials from the SDK's default chain.
 func NewClient(ctx context.Context, c Config) (*emr.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if c.Region != "" {
-		opts = append(opts, config.WithRegion(c.Region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconf.Load(ctx, c.Region, "emr runner", "set region in the emr runner settings")
 	if err != nil {
-		return nil, fmt.Errorf("emr runner: load AWS configuration: %w", err)
+		return nil, err
 	}
-	if cfg.Region == "" {
-		return nil, fault.Permanent(errors.New("emr runner: no AWS region: set region in the emr runner settings or AWS_REGION"))
-	}
-	return emr.NewFromConfig(cfg, func(o *emr.Options) {
-		if c.Endpoint != "" {
-			o.BaseEndpoint = aws.String(c.Endpoint)
-		}
-	}), nil
+	return emr.NewFromConfig(cfg, func(o *emr.Options) { o.BaseEndpoint = awsconf.Endpoint(c.Endpoint) }), nil
 }
 
 func sortedKeys(m map[string]string) []string {

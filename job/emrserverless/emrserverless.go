@@ -74,12 +74,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/emrserverless"
 	"github.com/aws/aws-sdk-go-v2/service/emrserverless/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/awsconf"
 	"github.com/sluicehq/sluice/job"
 )
 
@@ -175,22 +175,11 @@ func (r *Runner) client(ctx context.Context) (*emrserverless.Client, error) {
 	if r.built != nil {
 		return r.built, nil
 	}
-	var opts []func(*config.LoadOptions) error
-	if r.Region != "" {
-		opts = append(opts, config.WithRegion(r.Region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconf.Load(ctx, r.Region, "emr-serverless runner", "set region in the runner spec")
 	if err != nil {
-		return nil, fmt.Errorf("emr-serverless runner: load AWS configuration: %w", err)
+		return nil, err
 	}
-	if cfg.Region == "" {
-		return nil, fault.Permanent(errors.New("emr-serverless runner: no AWS region: set region in the runner spec or AWS_REGION"))
-	}
-	r.built = emrserverless.NewFromConfig(cfg, func(o *emrserverless.Options) {
-		if r.Endpoint != "" {
-			o.BaseEndpoint = aws.String(r.Endpoint)
-		}
-	})
+	r.built = emrserverless.NewFromConfig(cfg, func(o *emrserverless.Options) { o.BaseEndpoint = awsconf.Endpoint(r.Endpoint) })
 	return r.built, nil
 }
 

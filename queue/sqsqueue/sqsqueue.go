@@ -112,12 +112,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/uuid"
 
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/awsconf"
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/queue/driver"
 )
@@ -293,22 +293,11 @@ func (o *Options) resolve(ctx context.Context, p params) (*sqs.Client, error) {
 }
 
 func newClient(ctx context.Context, p params) (*sqs.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if p.region != "" {
-		opts = append(opts, config.WithRegion(p.region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconf.Load(ctx, p.region, "sqsqueue", "add ?region=R to the sqs:// URL")
 	if err != nil {
-		return nil, fmt.Errorf("sqsqueue: load AWS configuration: %w", err)
+		return nil, err
 	}
-	if cfg.Region == "" {
-		return nil, fault.Permanent(errors.New("sqsqueue: no AWS region: add ?region=R to the sqs:// URL or set AWS_REGION"))
-	}
-	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
-		if p.endpoint != "" {
-			o.BaseEndpoint = aws.String(p.endpoint)
-		}
-	}), nil
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = awsconf.Endpoint(p.endpoint) }), nil
 }
 
 // Open opens the topic sqs://PREFIX?region=R&endpoint=URL: it creates the
