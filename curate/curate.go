@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/schema"
+
 	"github.com/google/uuid"
 
 	"github.com/sluicehq/sluice/fault"
@@ -43,11 +45,8 @@ type Store interface {
 	LocalDir() string
 }
 
-// Column is one output column.
-type Column struct {
-	Name string      // output name, after Spec.Rename
-	Kind format.Kind // "string", "int32", "int64", "float32", "float64", "bool", "date", "timestamp"
-}
+// Column is one output column: its name after Spec.Rename and its type.
+type Column = schema.Column
 
 // Spec says what one curate run reads and writes.
 type Spec struct {
@@ -340,7 +339,8 @@ func (s Spec) normalize() (Spec, error) {
 		return s, fmt.Errorf("curate: no columns declared for output %q", s.Output)
 	}
 	seen := map[string]bool{}
-	for _, c := range s.Columns {
+	s.Columns = slices.Clone(s.Columns) // normalised below: aliases become canonical types
+	for i, c := range s.Columns {
 		if c.Name == "" {
 			return s, fmt.Errorf("curate: an output column of %q has an empty name", s.Output)
 		}
@@ -348,9 +348,11 @@ func (s Spec) normalize() (Spec, error) {
 			return s, fmt.Errorf("curate: column %q declared twice for output %q", c.Name, s.Output)
 		}
 		seen[c.Name] = true
-		if _, err := format.ParseKind(string(c.Kind)); err != nil {
+		t, err := schema.Parse(string(c.Type))
+		if err != nil {
 			return s, fmt.Errorf("curate: column %q of output %q: %w", c.Name, s.Output, err)
 		}
+		s.Columns[i].Type = t
 	}
 	return s, nil
 }
@@ -459,7 +461,7 @@ func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key s
 		}
 		read++
 		for i, c := range spec.Columns {
-			v, err := castField(c.Kind, rec.Fields[sources[i]])
+			v, err := castField(c.Type, rec.Fields[sources[i]])
 			if err != nil {
 				// Record 0: CSV errors are located by line alone.
 				return &format.RecordError{Line: rec.Line, Column: sources[i], Err: err}
@@ -513,7 +515,7 @@ func mapHeader(spec Spec, headers []string) ([]string, error) {
 	return sources, nil
 }
 
-func castField(k format.Kind, v any) (any, error) {
+func castField(k schema.Type, v any) (any, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, nil

@@ -50,10 +50,10 @@ func hydroSpec(input, output string) Spec {
 		Output: output,
 		Rename: map[string]string{"Hydropower (Terawatt-hours)": "consumption"},
 		Columns: []Column{
-			{Name: "Entity", Kind: "string"},
-			{Name: "Code", Kind: "string"},
-			{Name: "Year", Kind: "int32"},
-			{Name: "consumption", Kind: "float32"},
+			{Name: "Entity", Type: "string"},
+			{Name: "Code", Type: "string"},
+			{Name: "Year", Type: "int32"},
+			{Name: "consumption", Type: "float32"},
 		},
 	}
 }
@@ -698,8 +698,8 @@ func TestRunWritesEveryKindWithSparksParquetTypes(t *testing.T) {
 		"x,-7,9000000000,1.5,2.25,true,2020-08-07,2020-08-07T14:00:00.000001Z\n"+
 		",,,,,,,\n"))
 	spec := Spec{Input: "in/k/", Output: "out/k", Columns: []Column{
-		{"s", "string"}, {"i", "int32"}, {"l", "int64"}, {"f", "float32"},
-		{"d", "float64"}, {"b", "bool"}, {"day", "date"}, {"ts", "timestamp"},
+		{Name: "s", Type: "string"}, {Name: "i", Type: "int32"}, {Name: "l", Type: "int64"}, {Name: "f", Type: "float32"},
+		{Name: "d", Type: "float64"}, {Name: "b", Type: "bool"}, {Name: "day", Type: "date"}, {Name: "ts", Type: "timestamp"},
 	}}
 	res, err := Run(context.Background(), st, spec, nil)
 	if err != nil {
@@ -783,7 +783,7 @@ func TestRunRejectsInvalidSpecs(t *testing.T) {
 		{"hidden output", func(s *Spec) { s.Output = "curated/_tmp/" }, "hidden segment"},
 		{"overlap", func(s *Spec) { s.Output = "data/x/out/" }, "overlap"},
 		{"mode", func(s *Spec) { s.Mode = "append" }, `unknown mode "append"`},
-		{"kind", func(s *Spec) { s.Columns[2].Kind = "int" }, `column "Year"`},
+		{"kind", func(s *Spec) { s.Columns[2].Type = "int" }, `column "Year"`},
 		{"duplicate column", func(s *Spec) { s.Columns[1].Name = "Entity" }, `"Entity" declared twice`},
 		{"filter", func(s *Spec) { s.Filter = "Year >= abc" }, "filter"},
 		{"negative max rows", func(s *Spec) { s.MaxRowsPerFile = -1 }, "negative"},

@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/schema"
+
 	"github.com/sluicehq/sluice/format"
 )
 
@@ -47,7 +49,7 @@ type cond struct {
 	op     string
 	lit    literal
 	index  int         // column index, set by bind
-	kind   format.Kind // set by bind
+	kind   schema.Type // set by bind
 	value  any         // literal cast to kind, set by bind; nil for null
 }
 
@@ -194,7 +196,7 @@ func (f *Filter) bind(cols []Column) error {
 		c.index = -1
 		for j, col := range cols {
 			if col.Name == c.column {
-				c.index, c.kind = j, col.Kind
+				c.index, c.kind = j, col.Type.Canonical()
 				break
 			}
 		}
@@ -211,20 +213,20 @@ func (f *Filter) bind(cols []Column) error {
 			}
 			continue
 		}
-		if c.kind == "bool" && c.op != "==" && c.op != "!=" {
-			return fmt.Errorf("filter: %q: bool column %q supports only == and !=", c.text(), c.column)
+		if c.kind == schema.Boolean && c.op != "==" && c.op != "!=" {
+			return fmt.Errorf("filter: %q: boolean column %q supports only == and !=", c.text(), c.column)
 		}
 		switch {
-		case c.lit.kind == litBool && c.kind != "bool",
-			c.lit.kind != litBool && c.kind == "bool",
-			c.lit.kind == litNumber && (c.kind == "string" || c.kind == "date" || c.kind == "timestamp"),
-			c.lit.kind == litString && (c.kind == "int32" || c.kind == "int64" || c.kind == "float32" || c.kind == "float64"):
+		case c.lit.kind == litBool && c.kind != schema.Boolean,
+			c.lit.kind != litBool && c.kind == schema.Boolean,
+			c.lit.kind == litNumber && (c.kind == schema.Text || c.kind == schema.Date || c.kind == schema.Timestamp),
+			c.lit.kind == litString && (c.kind == schema.Integer || c.kind == schema.BigInt || c.kind == schema.Real || c.kind == schema.Double):
 			return fmt.Errorf("filter: %q: a %s literal cannot be compared with %s column %q", c.text(), c.lit.kindName(), c.kind, c.column)
 		}
 		if c.lit.text == "" {
 			// "" casts to null for every kind; comparing with it would silently
 			// mean null, so ask for null explicitly.
-			if c.kind != "string" {
+			if c.kind != schema.Text {
 				return fmt.Errorf("filter: %q: empty literal; write null to test for missing values", c.text())
 			}
 			c.value = ""

@@ -7,9 +7,9 @@ import (
 )
 
 var filterCols = []Column{
-	{"Entity", "string"}, {"Code", "string"}, {"Year", "int32"}, {"consumption", "float32"},
-	{"big", "int64"}, {"d", "float64"}, {"ok", "bool"}, {"day", "date"}, {"ts", "timestamp"},
-	{"Hydro power", "string"},
+	{Name: "Entity", Type: "string"}, {Name: "Code", Type: "string"}, {Name: "Year", Type: "int32"}, {Name: "consumption", Type: "float32"},
+	{Name: "big", Type: "int64"}, {Name: "d", Type: "float64"}, {Name: "ok", Type: "bool"}, {Name: "day", Type: "date"}, {Name: "ts", Type: "timestamp"},
+	{Name: "Hydro power", Type: "string"},
 }
 
 // row builds a row for filterCols.
@@ -84,13 +84,13 @@ func TestFilterParseErrorsSayWhatAndWhere(t *testing.T) {
 		{"Year >= 1.2.3", `invalid number "1.2.3"`},
 		{"Year >= 2000 and", `expected a column name, found end of filter`},
 		{"Nope == 1", `unknown column "Nope"`},
-		{"Year >= 2.5", `not a valid int32 for column "Year"`},
-		{"Year >= 99999999999", `not a valid int32 for column "Year"`},
-		{`Year == "2000"`, `a string literal cannot be compared with int32 column "Year"`},
-		{"Entity == 5", `a number literal cannot be compared with string column "Entity"`},
+		{"Year >= 2.5", `not a valid integer for column "Year"`},
+		{"Year >= 99999999999", `not a valid integer for column "Year"`},
+		{`Year == "2000"`, `a string literal cannot be compared with integer column "Year"`},
+		{"Entity == 5", `a number literal cannot be compared with text column "Entity"`},
 		{"Code < null", `only == and != compare with null`},
 		{"ok > true", `supports only == and !=`},
-		{"ok == 1", `cannot be compared with bool column "ok"`},
+		{"ok == 1", `cannot be compared with boolean column "ok"`},
 		{`day >= "yesterday"`, `not a valid date for column "day"`},
 		{`Year == ""`, `cannot be compared`},
 		{`day == ""`, `write null`},

@@ -8,11 +8,11 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/sluicehq/sluice/schema"
+
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/encoding"
-
-	"github.com/sluicehq/sluice/format"
 )
 
 // rowGroupRows bounds the rows buffered in memory per row group.
@@ -28,23 +28,23 @@ const batchRows = 1024
 const dictionaryMaxBytes = 1 << 20
 
 // leafNode returns the Parquet type of a column kind, as Spark writes it.
-func leafNode(k format.Kind) (parquet.Node, error) {
-	switch k {
-	case "string":
+func leafNode(k schema.Type) (parquet.Node, error) {
+	switch k.Canonical() {
+	case schema.Text:
 		return parquet.String(), nil // BYTE_ARRAY, STRING
-	case "int32":
+	case schema.Integer:
 		return parquet.Leaf(parquet.Int32Type), nil // INT32
-	case "int64":
+	case schema.BigInt:
 		return parquet.Leaf(parquet.Int64Type), nil // INT64
-	case "float32":
+	case schema.Real:
 		return parquet.Leaf(parquet.FloatType), nil // FLOAT
-	case "float64":
+	case schema.Double:
 		return parquet.Leaf(parquet.DoubleType), nil // DOUBLE
-	case "bool":
+	case schema.Boolean:
 		return parquet.Leaf(parquet.BooleanType), nil // BOOLEAN
-	case "date":
+	case schema.Date:
 		return parquet.Date(), nil // INT32, DATE
-	case "timestamp":
+	case schema.Timestamp:
 		return parquet.Timestamp(parquet.Microsecond), nil // INT64, TIMESTAMP(MICROS, isAdjustedToUTC)
 	}
 	return nil, fmt.Errorf("curate: unsupported column kind %q", k)
@@ -65,11 +65,11 @@ func leafNode(k format.Kind) (parquet.Node, error) {
 func parquetSchema(cols []Column) (*parquet.Schema, error) {
 	g := orderedGroup{group: parquet.Group{}}
 	for _, c := range cols {
-		n, err := leafNode(c.Kind)
+		n, err := leafNode(c.Type)
 		if err != nil {
 			return nil, fmt.Errorf("curate: column %q: %w", c.Name, err)
 		}
-		if c.Kind == "string" {
+		if c.Type.Canonical() == schema.Text {
 			n = parquet.Encoded(n, &parquet.RLEDictionary)
 		}
 		n = parquet.Optional(n)
@@ -173,7 +173,7 @@ func (s *stager) write(row []any) error {
 			r[i] = parquet.NullValue().Level(0, 0, i)
 			continue
 		}
-		pv, err := toValue(s.cols[i].Kind, v)
+		pv, err := toValue(s.cols[i].Type, v)
 		if err != nil {
 			return fmt.Errorf("column %q: %w", s.cols[i].Name, err)
 		}
@@ -251,42 +251,43 @@ func (s *stager) abort() {
 // A string value points at the string's own bytes instead of a copy: the
 // writer only reads them, copying them into its column buffer or dictionary
 // during WriteRows, and a Go string is never modified.
-func toValue(k format.Kind, v any) (parquet.Value, error) {
+func toValue(k schema.Type, v any) (parquet.Value, error) {
+	k = k.Canonical()
 	if v == nil {
 		return parquet.NullValue(), nil
 	}
 	switch x := v.(type) {
 	case string:
-		if k == "string" {
+		if k == schema.Text {
 			return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(x), len(x))), nil
 		}
 	case int32:
-		if k == "int32" {
+		if k == schema.Integer {
 			return parquet.Int32Value(x), nil
 		}
 	case int64:
-		if k == "int64" {
+		if k == schema.BigInt {
 			return parquet.Int64Value(x), nil
 		}
 	case float32:
-		if k == "float32" {
+		if k == schema.Real {
 			return parquet.FloatValue(x), nil
 		}
 	case float64:
-		if k == "float64" {
+		if k == schema.Double {
 			return parquet.DoubleValue(x), nil
 		}
 	case bool:
-		if k == "bool" {
+		if k == schema.Boolean {
 			return parquet.BooleanValue(x), nil
 		}
 	case time.Time:
 		switch k {
-		case "date":
+		case schema.Date:
 			y, m, d := x.Date()
 			days := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400 // exact: midnight
 			return parquet.Int32Value(int32(days)), nil
-		case "timestamp":
+		case schema.Timestamp:
 			return parquet.Int64Value(x.UnixMicro()), nil
 		}
 	}

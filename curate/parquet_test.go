@@ -165,7 +165,7 @@ func TestAReusedRowSlotNeverCarriesAValueIntoALaterRow(t *testing.T) {
 	st := newMemStore()
 	st.put(t, "in/r/a.csv", []byte(csv.String()))
 	spec := Spec{Input: "in/r/", Output: "out/r", MaxRowsPerFile: 1100, Columns: []Column{
-		{"s", "string"}, {"t", "string"}, {"n", "int32"},
+		{Name: "s", Type: "string"}, {Name: "t", Type: "string"}, {Name: "n", Type: "int32"},
 	}}
 	res, err := Run(context.Background(), st, spec, nil)
 	if err != nil {
@@ -229,7 +229,7 @@ func TestAColumnOfDistinctStringsFallsBackToPlainPastTheDictionaryLimit(t *testi
 	// 45,000 rows into the first row group (131,072 rows); the second row
 	// group starts a new dictionary.
 	const rows = 140_000
-	cols := []Column{{"s", "string"}, {"k", "string"}}
+	cols := []Column{{Name: "s", Type: "string"}, {Name: "k", Type: "string"}}
 	s := newTestStager(t, cols, math.MaxInt)
 	for i := range rows {
 		var k any = "same"

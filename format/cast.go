@@ -1,45 +1,15 @@
 package format
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/schema"
 )
-
-// Kind is the type of a curated (Parquet) column, spelled as in pipeline
-// specs.
-type Kind string
-
-// Kinds and the Go values CastString returns for them.
-const (
-	String    Kind = "string"    // string
-	Int32     Kind = "int32"     // int32
-	Int64     Kind = "int64"     // int64
-	Float32   Kind = "float32"   // float32
-	Float64   Kind = "float64"   // float64
-	Bool      Kind = "bool"      // bool
-	Date      Kind = "date"      // time.Time, midnight UTC
-	Timestamp Kind = "timestamp" // time.Time, UTC
-)
-
-var kinds = []Kind{String, Int32, Int64, Float32, Float64, Bool, Date, Timestamp}
-
-// ParseKind returns the Kind spelled s (exactly, e.g. "int32").
-func ParseKind(s string) (Kind, error) {
-	for _, k := range kinds {
-		if string(k) == s {
-			return k, nil
-		}
-	}
-	names := make([]string, len(kinds))
-	for i, k := range kinds {
-		names[i] = string(k)
-	}
-	return "", fmt.Errorf("format: unknown column kind %q (want one of %s)", s, strings.Join(names, ", "))
-}
 
 // CastString converts a CSV value to kind k.
 //
@@ -47,61 +17,70 @@ func ParseKind(s string) (Kind, error) {
 // cannot tell an empty value from a missing one, and the reference
 // hydropower pipeline writes an empty Code as null.
 //
-// Other values: int32 and int64 are base-10 integers within range (a
-// leading + or - allowed); float32 and float64 are finite decimal numbers
+// Other values (Go types in brackets): integer (int32) and bigint (int64)
+// are base-10 integers within range (a leading + or - allowed); real
+// (float32) and double (float64) are finite decimal numbers
 // (strconv.ParseFloat with bit size 32 or 64; NaN, Inf and out-of-range
-// values are errors); bool is anything strconv.ParseBool accepts (true,
-// TRUE, True, t, 1 and their false forms); date is YYYY-MM-DD; timestamp
-// is RFC 3339 (2006-01-02T15:04:05Z07:00), or 2006-01-02T15:04:05 /
-// 2006-01-02 15:04:05 (fraction optional) read as UTC. Surrounding spaces
-// are not trimmed: " 1" is not an int32.
+// values are errors); boolean (bool) is anything strconv.ParseBool accepts
+// (true, TRUE, True, t, 1 and their false forms); date is YYYY-MM-DD;
+// timestamp is RFC 3339 (2006-01-02T15:04:05Z07:00), or
+// 2006-01-02T15:04:05 / 2006-01-02 15:04:05 (fraction optional) read as
+// UTC; json (string) is valid JSON text. Surrounding spaces are not
+// trimmed: " 1" is not an integer. Aliases (int32, ...) are taken for
+// their canonical types.
 //
-// Errors name the kind and quote the value: `want int32, got "abc"`.
+// Errors name the type and quote the value: `want integer, got "abc"`.
 // Callers add the line and column (a *RecordError).
-func CastString(k Kind, s string) (any, error) {
+func CastString(k schema.Type, s string) (any, error) {
+	k = k.Canonical()
 	if s == "" {
 		return nil, nil
 	}
 	switch k {
-	case String:
+	case schema.Text:
 		return s, nil
-	case Int32:
+	case schema.Integer:
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil {
 			return nil, castErr(k, s, err)
 		}
 		return int32(n), nil
-	case Int64:
+	case schema.BigInt:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return nil, castErr(k, s, err)
 		}
 		return n, nil
-	case Float32:
+	case schema.Real:
 		f, err := parseFinite(s, 32)
 		if err != nil {
 			return nil, castErr(k, s, err)
 		}
 		return float32(f), nil
-	case Float64:
+	case schema.Double:
 		f, err := parseFinite(s, 64)
 		if err != nil {
 			return nil, castErr(k, s, err)
 		}
 		return f, nil
-	case Bool:
+	case schema.Boolean:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
 			return nil, castErr(k, s, nil)
 		}
 		return b, nil
-	case Date:
+	case schema.Date:
 		d, err := time.Parse(time.DateOnly, s)
 		if err != nil {
 			return nil, fmt.Errorf("want date (YYYY-MM-DD), got %s", quoteShort(s))
 		}
 		return d, nil
-	case Timestamp:
+	case schema.JSON:
+		if !json.Valid([]byte(s)) {
+			return nil, fmt.Errorf("want json, got %s (not valid JSON)", quoteShort(s))
+		}
+		return s, nil
+	case schema.Timestamp:
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			return t.UTC(), nil
 		}
@@ -131,7 +110,7 @@ func parseFinite(s string, bits int) (float64, error) {
 
 // castErr reports a failed cast of s to k; err adds "out of range" or
 // "not finite" when that is the reason.
-func castErr(k Kind, s string, err error) error {
+func castErr(k schema.Type, s string, err error) error {
 	switch {
 	case errors.Is(err, strconv.ErrRange):
 		return fmt.Errorf("want %s, got %s (out of range)", k, quoteShort(s))

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/sluicehq/sluice/schema"
 )
 
 func decodeCSVAll(t testing.TB, r io.Reader, opts CSVOptions) ([]Record, error) {
@@ -124,10 +126,10 @@ func TestDecodeCSVReadsTheHydropowerFile(t *testing.T) {
 					emptyCodes++
 				}
 				// The curate step's casts must accept every row.
-				if _, err := CastString(Int32, rec.Fields["Year"].(string)); err != nil {
+				if _, err := CastString(schema.Integer, rec.Fields["Year"].(string)); err != nil {
 					return err
 				}
-				if _, err := CastString(Float32, rec.Fields["Hydropower (Terawatt-hours)"].(string)); err != nil {
+				if _, err := CastString(schema.Real, rec.Fields["Hydropower (Terawatt-hours)"].(string)); err != nil {
 					return err
 				}
 				return nil

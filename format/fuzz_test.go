@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
@@ -180,7 +181,7 @@ func FuzzCastString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, k := range kinds {
+		for _, k := range schema.Types {
 			v, err := CastString(k, s)
 			if err != nil {
 				if v != nil || !strings.HasPrefix(err.Error(), "want "+string(k)) {
@@ -194,16 +195,16 @@ func FuzzCastString(f *testing.F) {
 			if v == nil {
 				continue
 			}
-			want := map[Kind]string{String: "string", Int32: "int32", Int64: "int64", Float32: "float32", Float64: "float64", Bool: "bool", Date: "time.Time", Timestamp: "time.Time"}[k]
+			want := map[schema.Type]string{schema.Text: "string", schema.Integer: "int32", schema.BigInt: "int64", schema.Real: "float32", schema.Double: "float64", schema.Boolean: "bool", schema.Date: "time.Time", schema.Timestamp: "time.Time", schema.JSON: "string"}[k]
 			if got := fmt.Sprintf("%T", v); got != want {
 				t.Fatalf("CastString(%s, %q) is a %s", k, s, got)
 			}
 			switch k {
-			case Int32:
+			case schema.Integer:
 				if n, _ := strconv.ParseInt(s, 10, 32); int32(n) != v.(int32) {
 					t.Fatalf("CastString(int32, %q) = %v", s, v)
 				}
-			case Date, Timestamp:
+			case schema.Date, schema.Timestamp:
 				if v.(time.Time).Location() != time.UTC {
 					t.Fatalf("CastString(%s, %q) is not UTC", k, s)
 				}

@@ -286,7 +286,7 @@
 //     declared column, and no two headers may be renamed to one column.
 //   - columns (required, at least one, in output order): name: kind, where
 //     name is the column name after rename and kind is string, int32,
-//     int64, float32, float64, bool, date or timestamp (format.Kind). Every
+//     int64, float32, float64, bool, date or timestamp (schema.Type). Every
 //     CSV column must be declared; empty values are null.
 //   - filter (default none): a row filter over the declared columns such as
 //     "Year >= 2000 and Code != null" (see curate.Filter).

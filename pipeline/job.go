@@ -10,11 +10,12 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/schema"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicehq/sluice/curate"
 	"github.com/sluicehq/sluice/event"
-	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/trigger"
 )
 
@@ -31,15 +32,16 @@ var (
 		"error_if_exists": curate.ModeErrorIfExists, "errorifexists": curate.ModeErrorIfExists, "error": curate.ModeErrorIfExists, "fail": curate.ModeErrorIfExists,
 		"replace": curate.ModeOverwrite, "overwrite_all": curate.ModeOverwrite,
 	}
-	// kindNames are the format.Kind spellings, for messages.
-	kindNames   = []string{"string", "int32", "int64", "float32", "float64", "bool", "date", "timestamp"}
+	// kindNames are the column types a curated (Parquet) column may take:
+	// schema's types but json (schema.Parse also takes the older curate
+	// spellings string, int32, ...).
+	kindNames   = []string{"integer", "bigint", "real", "double", "text", "boolean", "date", "timestamp"}
 	kindAliases = map[string]string{
-		"text": "string", "str": "string", "varchar": "string", "char": "string",
-		"int": "int32", "integer": "int32", "int4": "int32", "smallint": "int32",
-		"bigint": "int64", "long": "int64", "int8": "int64",
-		"float": "float32", "real": "float32", "float4": "float32",
-		"double": "float64", "float8": "float64", "number": "float64", "numeric": "float64", "decimal": "float64",
-		"boolean":  "bool",
+		"str": "text", "varchar": "text", "char": "text",
+		"int": "integer", "int4": "integer", "smallint": "integer",
+		"long": "bigint", "int8": "bigint",
+		"float": "real", "float4": "real",
+		"float8": "double", "number": "double", "numeric": "double", "decimal": "double",
 		"datetime": "timestamp", "timestamptz": "timestamp", "time": "timestamp",
 	}
 )
@@ -499,7 +501,7 @@ func (p *parser) curate(e *entry, path string) (*Curate, *yaml.Node) {
 			if colsOK && strings.TrimSpace(v) != "" {
 				cols := make([]curate.Column, len(c.Columns))
 				for i, col := range c.Columns {
-					cols[i] = curate.Column{Name: col.Name, Kind: col.Kind}
+					cols[i] = curate.Column{Name: col.Name, Type: col.Type}
 				}
 				if _, err := curate.ParseFilter(v, cols); err != nil {
 					p.errorf(f.val, path+".filter", "%s: a filter compares declared columns (after rename) with literals, like \"Year >= 2000 and Code != null\"", strings.TrimPrefix(err.Error(), "filter: "))
@@ -512,7 +514,7 @@ func (p *parser) curate(e *entry, path string) (*Curate, *yaml.Node) {
 
 // curateColumns reads name: kind pairs in order; it also returns the key
 // node of each name.
-func (p *parser) curateColumns(n *yaml.Node, path string) ([]CurateColumn, map[string]*yaml.Node) {
+func (p *parser) curateColumns(n *yaml.Node, path string) ([]schema.Column, map[string]*yaml.Node) {
 	nodes := map[string]*yaml.Node{}
 	m := p.mapping(n, path, "write columns: {Entity: string, Year: int32} (name: kind, in file order)", nil, nil)
 	if m == nil {
@@ -522,7 +524,7 @@ func (p *parser) curateColumns(n *yaml.Node, path string) ([]CurateColumn, map[s
 		p.errorf(m.node, path, "columns is empty: declare every CSV column (after rename), like columns: {Entity: string, Year: int32}")
 		return nil, nodes
 	}
-	var out []CurateColumn
+	var out []schema.Column
 	for _, e := range m.entries {
 		cp := path + "." + e.name
 		if strings.TrimSpace(e.name) == "" {
@@ -534,16 +536,11 @@ func (p *parser) curateColumns(n *yaml.Node, path string) ([]CurateColumn, map[s
 			p.errorf(e.val, cp, "expected a kind, found a mapping: write %s: KIND with KIND one of %s (rename columns with curate.rename)", e.name, strings.Join(kindNames, ", "))
 			continue
 		}
-		v, ok := p.enum(e.val, cp, "column kind", kindNames, kindAliases)
+		k, ok := p.columnType(e.val, cp, "column kind", kindNames, kindAliases)
 		if !ok {
 			continue
 		}
-		k, err := format.ParseKind(v)
-		if err != nil {
-			p.errorf(e.val, cp, "%v", err)
-			continue
-		}
-		out = append(out, CurateColumn{Name: e.name, Kind: k})
+		out = append(out, schema.Column{Name: e.name, Type: k})
 	}
 	return out, nodes
 }
@@ -551,7 +548,7 @@ func (p *parser) curateColumns(n *yaml.Node, path string) ([]CurateColumn, map[s
 // rename reads header: column pairs. Targets must be declared columns
 // (checked when colsOK), and no column may be the target of two headers;
 // a declared column that is renamed away is an error.
-func (p *parser) rename(n *yaml.Node, path string, cols []CurateColumn, colNodes map[string]*yaml.Node, colsOK bool) map[string]string {
+func (p *parser) rename(n *yaml.Node, path string, cols []schema.Column, colNodes map[string]*yaml.Node, colsOK bool) map[string]string {
 	m := p.mapping(n, path, `write rename: {"Hydropower (Terawatt-hours)": consumption} (CSV header: column name)`, nil, nil)
 	if m == nil || len(m.entries) == 0 {
 		return nil

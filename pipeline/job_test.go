@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/schema"
+
 	"github.com/sluicehq/sluice/event"
-	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/trigger"
 )
 
@@ -100,8 +101,9 @@ var badJobSpecs = []badSpec{
 	{"error_if_exists suggests error-if-exists", jobHead + curOK + "      mode: error_if_exists\n", 8, 13, "jobs.j.curate.mode", `did you mean "error-if-exists"?`},
 	{"max_rows_per_file is positive", jobHead + curOK + "      max_rows_per_file: 0\n", 8, 26, "jobs.j.curate.max_rows_per_file", "0 is out of range"},
 	{"curate columns cannot be empty", jobHead + "    curate:\n      columns: {}\n", 5, 16, "jobs.j.curate.columns", "columns is empty"},
-	{"a column kind must be known", jobHead + "    curate:\n      columns: {a: text}\n", 5, 20, "jobs.j.curate.columns.a", `unknown column kind "text": did you mean "string"? (allowed: string, int32, int64, float32, float64, bool, date, timestamp)`},
-	{"double suggests float64", jobHead + "    curate:\n      columns: {a: double}\n", 5, 20, "jobs.j.curate.columns.a", `did you mean "float64"?`},
+	{"a column kind must be known", jobHead + "    curate:\n      columns: {a: varchar}\n", 5, 20, "jobs.j.curate.columns.a", `unknown column kind "varchar": did you mean "text"? (allowed: integer, bigint, real, double, text, boolean, date, timestamp)`},
+	{"float8 suggests double", jobHead + "    curate:\n      columns: {a: float8}\n", 5, 20, "jobs.j.curate.columns.a", `did you mean "double"?`},
+	{"json is not a curated kind", jobHead + "    curate:\n      columns: {a: json}\n", 5, 20, "jobs.j.curate.columns.a", `unknown column kind "json"`},
 	{"a column is a kind, not a mapping", jobHead + "    curate:\n      columns: {a: {type: string}}\n", 5, 20, "jobs.j.curate.columns.a", "expected a kind, found a mapping"},
 	{"rename targets are declared columns", jobHead + curOK + "      rename: {X: zzz}\n", 8, 19, "jobs.j.curate.rename.X", `"zzz" is not a declared column: rename targets are column names; add it to columns (declared: a, b)`},
 	{"a misspelt rename target gets a suggestion", jobHead + "    curate:\n      columns: {consumption: float32}\n      rename: {\"Hydropower (TWh)\": consumptoin}\n", 6, 36, "jobs.j.curate.rename.Hydropower (TWh)", `did you mean "consumption"?`},
@@ -150,8 +152,8 @@ func hydropowerJob(pos Pos) Job {
 		Curate: &Curate{
 			Input: "data/{{.Group}}/", Output: "curated/{{.Group}}/", Format: "csv", Delimiter: ",",
 			Rename: map[string]string{"Hydropower (Terawatt-hours)": "consumption"},
-			Columns: []CurateColumn{
-				{"Entity", format.String}, {"Code", format.String}, {"Year", format.Int32}, {"consumption", format.Float32},
+			Columns: []schema.Column{
+				{Name: "Entity", Type: schema.Text}, {Name: "Code", Type: schema.Text}, {Name: "Year", Type: schema.Integer}, {Name: "consumption", Type: schema.Real},
 			},
 			Mode: "overwrite", MaxRowsPerFile: 1000000,
 		},
@@ -216,7 +218,7 @@ func TestJobDefaultsApplyWhenKeysAreAbsent(t *testing.T) {
 	if !reflect.DeepEqual(c, wantC) {
 		t.Errorf("command job\n got %+v\nwant %+v", c, wantC)
 	}
-	wantK := &Curate{Input: "in/{{.Group}}/", Output: "out/", Format: "csv", Delimiter: ",", Columns: []CurateColumn{{"a", format.String}}, Mode: "overwrite", MaxRowsPerFile: 1000000}
+	wantK := &Curate{Input: "in/{{.Group}}/", Output: "out/", Format: "csv", Delimiter: ",", Columns: []schema.Column{{Name: "a", Type: schema.Text}}, Mode: "overwrite", MaxRowsPerFile: 1000000}
 	if !reflect.DeepEqual(k.Curate, wantK) || k.Output != "out/" || k.Settle != 0 || k.Command != nil {
 		t.Errorf("curate job = %+v, curate %+v", k, k.Curate)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/format"
+	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/source/httpsource"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
@@ -77,13 +78,14 @@ var (
 	writeAliases    = map[string]string{"upsert": "merge", "insert": "append"}
 	pageTypes       = []string{httpsource.PageNumber, httpsource.PageOffset, httpsource.PageCursor, httpsource.PageLink}
 	pageTypeAliases = map[string]string{"page_number": httpsource.PageNumber, "pages": httpsource.PageNumber, "limit": httpsource.PageOffset, "next": httpsource.PageCursor, "link_header": httpsource.PageLink}
-	columnTypes     = []string{string(driver.BigInt), string(driver.Integer), string(driver.Double), string(driver.Text), string(driver.Boolean), string(driver.Timestamp), string(driver.Date), string(driver.JSON)}
-	typeAliases     = map[string]string{
-		"int": "integer", "int32": "integer", "int4": "integer", "smallint": "integer",
-		"int64": "bigint", "long": "bigint", "int8": "bigint",
-		"float": "double", "float32": "double", "float64": "double", "real": "double", "numeric": "double", "decimal": "double", "number": "double",
-		"string": "text", "str": "text", "varchar": "text", "char": "text",
-		"bool":     "boolean",
+	// columnTypes are the types a load column may take (schema.Parse also
+	// takes their aliases, such as int32 and string).
+	columnTypes = schema.Names()
+	typeAliases = map[string]string{
+		"int": "integer", "int4": "integer", "smallint": "integer",
+		"long": "bigint", "int8": "bigint",
+		"float": "double", "numeric": "double", "decimal": "double", "number": "double",
+		"str": "text", "varchar": "text", "char": "text",
 		"datetime": "timestamp", "timestamptz": "timestamp", "time": "timestamp",
 		"jsonb": "json", "object": "json", "array": "json",
 	}
@@ -938,8 +940,8 @@ func (p *parser) columns(n *yaml.Node, path string) []Column {
 			if r.Kind == yaml.MappingNode {
 				tp += ".type"
 			}
-			if v, ok := p.enum(typeNode, tp, "column type", columnTypes, typeAliases); ok {
-				c.Type = driver.Type(v)
+			if t, ok := p.columnType(typeNode, tp, "column type", columnTypes, typeAliases); ok {
+				c.Type = t
 			}
 		}
 		switch {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/schema"
+
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/source/httpsource"
@@ -123,9 +125,9 @@ func TestParseReadsEveryKeyOfTheFullExample(t *testing.T) {
 		Curate: &Curate{
 			Input: "data/{{.Group}}/", Output: "curated/{{.Group}}/", Format: "csv", Delimiter: ";",
 			Rename: map[string]string{"Hydropower (Terawatt-hours)": "consumption"},
-			Columns: []CurateColumn{
-				{Name: "Entity", Kind: format.String}, {Name: "Code", Kind: format.String},
-				{Name: "Year", Kind: format.Int32}, {Name: "consumption", Kind: format.Float32},
+			Columns: []schema.Column{
+				{Name: "Entity", Type: schema.Text}, {Name: "Code", Type: schema.Text},
+				{Name: "Year", Type: schema.Integer}, {Name: "consumption", Type: schema.Real},
 			},
 			Filter: "Year >= 2000 and Code != null", Mode: "error-if-exists", MaxRowsPerFile: 500000,
 		},
@@ -189,7 +191,7 @@ jobs: []
 	want := []string{
 		"p.yaml:1:7: name: ",
 		"p.yaml:5:12: loads.a.write: write: merge needs primary_key",
-		"p.yaml:6:30: loads.a.columns.x: unknown column type \"strng\" (allowed: bigint,",
+		"p.yaml:6:30: loads.a.columns.x: unknown column type \"strng\"",
 		"p.yaml:9:17: sources.s.http.url: ",
 		"p.yaml:9:35: sources.s.http.timeout: ",
 		"p.yaml:10:12: sources.s.every: environment variable EVERY is not set",

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/schema"
+
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/format"
@@ -230,7 +232,7 @@ type Curate struct {
 	// Rename maps a CSV header to its column name; nil when empty.
 	Rename map[string]string
 	// Columns are the output columns in order, named after Rename.
-	Columns []CurateColumn
+	Columns []schema.Column
 	// Filter is a row filter (curate.ParseFilter), "" for none.
 	Filter string
 	// Mode is curate.ModeOverwrite (default) or curate.ModeErrorIfExists.
@@ -239,12 +241,6 @@ type Curate struct {
 	MaxRowsPerFile int
 	// Limits bound each input CSV (zero fields: format's defaults).
 	Limits format.Limits
-}
-
-// CurateColumn is one output column of a curate job.
-type CurateColumn struct {
-	Name string
-	Kind format.Kind
 }
 
 // Pos is a 1-based line and column in the spec file.

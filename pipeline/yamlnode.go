@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/schema"
 	"gopkg.in/yaml.v3"
 )
 
@@ -494,6 +495,19 @@ func (p *parser) enum(n *yaml.Node, path, what string, options []string, aliases
 	}
 	p.errorf(n, path, "%s (allowed: %s)", msg, strings.Join(options, ", "))
 	return "", false
+}
+
+// columnType reads a column type: one of names, or an alias schema.Parse
+// takes for one of them (int32 for integer, string for text); otherwise it
+// reports the error as enum does.
+func (p *parser) columnType(n *yaml.Node, path, what string, names []string, aliases map[string]string) (schema.Type, bool) {
+	if r := p.resolve(n); r != nil && r.Kind == yaml.ScalarNode {
+		if t, err := schema.Parse(r.Value); err == nil && contains(names, string(t)) {
+			return t, true
+		}
+	}
+	v, ok := p.enum(n, path, what, names, aliases)
+	return schema.Type(v), ok
 }
 
 func contains(list []string, s string) bool {

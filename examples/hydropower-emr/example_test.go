@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/schema"
+
 	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/pipeline"
 )
@@ -513,10 +515,10 @@ func TestScriptAcceptsTheValuesCurateAccepts(t *testing.T) {
 	}
 	differ := map[string]bool{}
 	for _, c := range []struct {
-		kind   format.Kind
+		kind   schema.Type
 		values []string
 		script []bool
-	}{{format.Int32, ints, got["int32"]}, {format.Float32, floats, got["float32"]}} {
+	}{{schema.Integer, ints, got["int32"]}, {schema.Real, floats, got["float32"]}} {
 		if len(c.script) != len(c.values) {
 			t.Fatalf("%s: %d answers for %d values", c.kind, len(c.script), len(c.values))
 		}

@@ -170,7 +170,7 @@ func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
 		spec.Delimiter = []rune(c.Delimiter)[0]
 	}
 	for _, col := range c.Columns {
-		spec.Columns = append(spec.Columns, curate.Column{Name: col.Name, Kind: col.Kind})
+		spec.Columns = append(spec.Columns, curate.Column{Name: col.Name, Type: col.Type})
 	}
 	raw, err := json.Marshal(spec)
 	if err != nil {

@@ -21,13 +21,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/schema"
 )
 
-// Type is a column type, spelled as in pipeline specs.
-type Type string
+// Type is a column type (see package schema).
+type Type = schema.Type
 
 // Column types. Go values in Row.Values: int64 for BigInt and Integer,
-// float64 for Double, string for Text and JSON (the JSON text), bool for
+// float64 for Double and Real, string for Text and JSON (the JSON text), bool for
 // Boolean, time.Time for Timestamp (UTC) and Date (midnight UTC); nil is NULL.
 //
 // warehouse.Warehouse checks every value before a backend's Load sees it
@@ -35,24 +37,16 @@ type Type string
 // and JSON, no NULL in a primary key column) and hands backends only these
 // canonical types, so backends convert values without checking them again.
 const (
-	BigInt    Type = "bigint"
-	Integer   Type = "integer"
-	Double    Type = "double"
-	Text      Type = "text"
-	Boolean   Type = "boolean"
-	Timestamp Type = "timestamp"
-	Date      Type = "date"
-	JSON      Type = "json"
+	BigInt    = schema.BigInt
+	Integer   = schema.Integer
+	Real      = schema.Real
+	Double    = schema.Double
+	Text      = schema.Text
+	Boolean   = schema.Boolean
+	Timestamp = schema.Timestamp
+	Date      = schema.Date
+	JSON      = schema.JSON
 )
-
-// Valid reports whether t is a known column type.
-func (t Type) Valid() bool {
-	switch t {
-	case BigInt, Integer, Double, Text, Boolean, Timestamp, Date, JSON:
-		return true
-	}
-	return false
-}
 
 // ErrInvalidData means the batch itself is bad: retrying cannot help. Match
 // it with errors.Is. warehouse.Warehouse returns it for rows it rejects
@@ -115,10 +109,7 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 func ValidIdent(s string) bool { return identRE.MatchString(s) }
 
 // Column is a table column.
-type Column struct {
-	Name string
-	Type Type
-}
+type Column = schema.Column
 
 // Table describes a target table. PrimaryKey may be empty (append-only).
 type Table struct {
