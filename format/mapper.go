@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
@@ -921,3 +922,15 @@ func shorten(s string) string {
 	}
 	return s
 }
+
+// Schema returns the columns of the batches the mapper produces, in order.
+func (m *Mapper) Schema() []schema.Column {
+	out := make([]schema.Column, len(m.cols))
+	for i, c := range m.cols {
+		out[i] = schema.Column{Name: c.Name, Type: c.Type}
+	}
+	return out
+}
+
+// Options returns the mapper's policies, with defaults filled in.
+func (m *Mapper) Options() MapperOptions { return m.opts }

@@ -1,0 +1,199 @@
+package format
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/sluicehq/sluice/schema"
+)
+
+// Input formats NewReader reads (besides InputJSON, InputNDJSON and
+// InputAuto).
+const (
+	InputCSV     = "csv"     // a header row, then records (RFC 4180)
+	InputParquet = "parquet" // a Parquet file, such as a curate job's output
+)
+
+// ErrRejected marks a record the mapper refused (a value that cannot be
+// cast, a required field that is missing, an undeclared field with extra:
+// error): NewReader's Next returns it, wrapped around a *RecordError, when
+// ReadOptions.Quarantine is off. With Quarantine on such records become
+// schema.Reject entries instead. Decode errors (syntax, limits, encoding)
+// never match it: they stop the object whatever the options.
+var ErrRejected = errors.New("record rejected")
+
+// ReadOptions configure NewReader.
+type ReadOptions struct {
+	// Format is InputJSON, InputNDJSON, InputAuto, InputCSV or
+	// InputParquet.
+	Format string
+	// Mapper maps records to the batch's columns (Mapper.Columns,
+	// Mapper.Schema) under its policies.
+	Mapper *Mapper
+	// Limits bound the object; the zero value means the defaults.
+	Limits Limits
+	// Delimiter separates CSV fields; 0 means ','.
+	Delimiter rune
+	// Quarantine turns records the mapper refuses into schema.Reject
+	// entries (with the reason and the raw record) instead of an error.
+	Quarantine bool
+	// BatchRows bounds the rows of one batch; 0 means DefaultBatchRows.
+	BatchRows int
+	// Workers bounds the goroutines that decode one object (an NDJSON or
+	// CSV object can be split at record boundaries); 0 means
+	// runtime.GOMAXPROCS.
+	Workers int
+}
+
+// DefaultBatchRows is the default ReadOptions.BatchRows.
+const DefaultBatchRows = 4096
+
+// decodeFunc decodes one object into batches handed to s, in record
+// order, and returns the mapper's report for the object.
+type decodeFunc func(ctx context.Context, r io.Reader, o *ReadOptions, s *sink) (Report, error)
+
+// decoders maps ReadOptions.Format to its decoder; each format's file
+// registers its own in init.
+var decoders = map[string]decodeFunc{}
+
+// Reader streams an object's records as typed columnar batches
+// (schema.Reader). Decoding runs ahead of the consumer in its own
+// goroutine(s), so decoding and writing overlap; at most a few batches are
+// in flight, so memory stays bounded whatever the object's size.
+type Reader struct {
+	cancel context.CancelFunc
+	out    chan *schema.Batch
+	free   chan *schema.Batch
+	done   chan struct{}
+	err    error  // set before done is closed
+	report Report // set before done is closed
+	cur    *schema.Batch
+	once   sync.Once
+}
+
+// inFlight is how many batches a Reader keeps between decoder and consumer.
+const inFlight = 4
+
+// NewReader starts decoding r (which must stay readable until Close) as
+// o.Format. Next returns the batches; after io.EOF, Report says what the
+// mapper found. Errors about the data are *RecordError naming the record,
+// line and column (IsReadFailure tells a failing store from bad data);
+// records the mapper refuses match ErrRejected unless o.Quarantine.
+func NewReader(ctx context.Context, r io.Reader, o ReadOptions) (*Reader, error) {
+	if o.Mapper == nil {
+		return nil, errors.New("format: NewReader needs a Mapper")
+	}
+	dec, ok := decoders[o.Format]
+	if !ok {
+		return nil, fmt.Errorf("format: unknown input format %q (want json, ndjson, auto, csv or parquet)", o.Format)
+	}
+	if o.BatchRows <= 0 {
+		o.BatchRows = DefaultBatchRows
+	}
+	if err := o.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	rd := &Reader{cancel: cancel, out: make(chan *schema.Batch), free: make(chan *schema.Batch, inFlight), done: make(chan struct{})}
+	cols := o.Mapper.Schema()
+	for range inFlight {
+		rd.free <- schema.NewBatch(cols)
+	}
+	s := &sink{ctx: ctx, out: rd.out, free: rd.free, rows: o.BatchRows}
+	go func() {
+		defer close(rd.done)
+		rep, err := dec(ctx, r, &o, s)
+		if err == nil {
+			err = s.flush()
+		}
+		rd.report, rd.err = rep, err
+	}()
+	return rd, nil
+}
+
+// Next implements schema.Reader: the batch is valid until the next call.
+func (rd *Reader) Next(ctx context.Context) (*schema.Batch, error) {
+	if rd.cur != nil {
+		rd.cur.Reset()
+		rd.free <- rd.cur // never blocks: at most inFlight batches exist
+		rd.cur = nil
+	}
+	select {
+	case b := <-rd.out:
+		rd.cur = b
+		return b, nil
+	case <-rd.done:
+		// The decoder may have sent its last batch just before finishing.
+		select {
+		case b := <-rd.out:
+			rd.cur = b
+			return b, nil
+		default:
+		}
+		if rd.err != nil {
+			return nil, rd.err
+		}
+		return nil, io.EOF
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Report returns the mapper's findings once Next has returned io.EOF.
+func (rd *Reader) Report() Report {
+	<-rd.done
+	return rd.report
+}
+
+// Close stops the decoder and waits for it to return.
+func (rd *Reader) Close() error {
+	rd.once.Do(rd.cancel)
+	<-rd.done
+	return nil
+}
+
+// sink hands full batches from a decoder to its Reader.
+type sink struct {
+	ctx  context.Context
+	out  chan<- *schema.Batch
+	free chan *schema.Batch
+	rows int
+	cur  *schema.Batch
+}
+
+// Batch returns the batch to append the next row to, after handing over
+// the current one when it is full.
+func (s *sink) Batch() (*schema.Batch, error) {
+	if s.cur != nil && s.cur.Len()+len(s.cur.Rejects) < s.rows {
+		return s.cur, nil
+	}
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
+	select {
+	case s.cur = <-s.free:
+		return s.cur, nil
+	case <-s.ctx.Done():
+		return nil, s.ctx.Err()
+	}
+}
+
+// flush hands over the current batch, if it holds anything.
+func (s *sink) flush() error {
+	if s.cur == nil {
+		return nil
+	}
+	if s.cur.Len() == 0 && len(s.cur.Rejects) == 0 {
+		return nil
+	}
+	select {
+	case s.out <- s.cur:
+		s.cur = nil
+		return nil
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+}
