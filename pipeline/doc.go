@@ -195,9 +195,14 @@
 //     neither), key_encoding (url, the AWS default, or raw for servers such
 //     as versitygw that send keys unencoded).
 //   - format (default auto): json (one array of objects, or one object),
-//     ndjson (one object per line) or auto (ndjson when the key ends in
-//     .ndjson or .jsonl, else json; see Load.FormatFor). A .gz suffix is
-//     handled by the decoder.
+//     ndjson (one object per line), csv (a header row, then records; the
+//     values are cast as the curate job casts them, an empty value is
+//     NULL; delimiter: sets the separator, default ","), parquet (a
+//     Parquet file such as a curate job's part files, columns matched by
+//     name; _SUCCESS and other files whose names start with _ or . are
+//     skipped) or auto (by the key's suffix: .ndjson or .jsonl, .csv,
+//     .parquet, else json; see Load.FormatFor). gzip and zstd compression
+//     is detected from the object's first bytes, whatever its name.
 //   - table (required): letters, digits and _, not starting with a digit,
 //     at most 63 characters (warehouse/driver.ValidIdent).
 //   - write (default append): append; merge (upsert on primary_key, which

@@ -458,16 +458,8 @@ func (p *parser) curate(e *entry, path string) (*Curate, *yaml.Node) {
 		}
 	}
 	if f := m.get("delimiter"); f != nil {
-		if v, ok := p.scalar(f.val, path+".delimiter", true); ok {
-			r, size := utf8.DecodeRuneInString(v)
-			switch {
-			case size != len(v) || v == "" || r == utf8.RuneError:
-				p.errorf(f.val, path+".delimiter", "%q is not one character: write one, like delimiter: \";\" (or \"\\t\" in double quotes for a tab)", v)
-			case r == '"' || r == '\r' || r == '\n':
-				p.errorf(f.val, path+".delimiter", "%q cannot separate CSV fields (it quotes or ends records): write another character, like \";\"", v)
-			default:
-				c.Delimiter = v
-			}
+		if r := p.delimiter(f.val, path+".delimiter"); r != 0 {
+			c.Delimiter = string(r)
 		}
 	}
 	if f := m.get("mode"); f != nil {
@@ -594,4 +586,23 @@ func (p *parser) rename(n *yaml.Node, path string, cols []schema.Column, colNode
 		}
 	}
 	return out
+}
+
+// delimiter reads a CSV delimiter: one character that can separate fields.
+// It returns 0 after reporting anything else.
+func (p *parser) delimiter(n *yaml.Node, path string) rune {
+	v, ok := p.scalar(n, path, true)
+	if !ok {
+		return 0
+	}
+	r, size := utf8.DecodeRuneInString(v)
+	switch {
+	case size != len(v) || v == "" || r == utf8.RuneError:
+		p.errorf(n, path, "%q is not one character: write one, like delimiter: \";\" (or \"\\t\" in double quotes for a tab)", v)
+	case r == '"' || r == '\r' || r == '\n':
+		p.errorf(n, path, "%q cannot separate CSV fields (it quotes or ends records): write another character, like \";\"", v)
+	default:
+		return r
+	}
+	return 0
 }

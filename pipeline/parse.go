@@ -66,14 +66,14 @@ var (
 	httpKeys       = []string{"url", "timeout", "headers", "auth", "retries", "backoff", "max_backoff", "expect_content_type", "pagination", "max_bytes"}
 	authKeys       = []string{"header", "env", "scheme"}
 	paginationKeys = []string{"type", "param", "size_param", "size", "start", "cursor_path", "max_pages"}
-	loadKeys       = []string{"on", "format", "table", "write", "primary_key", "order_by", "columns", "on_bad_record", "on_missing", "extra", "extra_column", "limits"}
+	loadKeys       = []string{"on", "format", "delimiter", "table", "write", "primary_key", "order_by", "columns", "on_bad_record", "on_missing", "extra", "extra_column", "limits"}
 	limitKeys      = []string{"max_object_bytes", "max_record_bytes", "max_field_bytes", "max_records"}
 	onBadRecords   = []string{OnBadDeadLetter, OnBadQuarantine}
 	onKeys         = []string{"events", "prefix", "suffix", "key_encoding"}
 	columnKeys     = []string{"type", "as", "required", "path"}
 
-	formats         = []string{FormatAuto, FormatJSON, FormatNDJSON}
-	formatAliases   = map[string]string{"jsonl": FormatNDJSON, "jsonlines": FormatNDJSON, "ndjson.gz": FormatNDJSON, "json.gz": FormatJSON}
+	formats         = []string{FormatAuto, FormatJSON, FormatNDJSON, FormatCSV, FormatParquet}
+	formatAliases   = map[string]string{"jsonl": FormatNDJSON, "jsonlines": FormatNDJSON, "ndjson.gz": FormatNDJSON, "json.gz": FormatJSON, "tsv": FormatCSV, "csv.gz": FormatCSV, "pq": FormatParquet}
 	writeModes      = []string{string(driver.Append), string(driver.Merge), string(driver.Replace)}
 	writeAliases    = map[string]string{"upsert": "merge", "insert": "append"}
 	pageTypes       = []string{httpsource.PageNumber, httpsource.PageOffset, httpsource.PageCursor, httpsource.PageLink}
@@ -653,6 +653,12 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 	if f := m.get("format"); f != nil {
 		l.Format, _ = p.enum(f.val, path+".format", "format", formats, formatAliases)
 	}
+	if f := m.get("delimiter"); f != nil {
+		l.Delimiter = p.delimiter(f.val, path+".delimiter")
+		if l.Format != FormatCSV && l.Format != FormatAuto && l.Format != "" {
+			p.errorf(f.key, path+".delimiter", "delimiter applies to CSV only, and this load's format is %s: remove it, or set format: csv", l.Format)
+		}
+	}
 	var tableNode *yaml.Node
 	if f := m.get("table"); f == nil {
 		p.errorf(e.key, path, "load %s has no table: add table: %s", e.name, sanitizeIdent(e.name))
@@ -679,6 +685,9 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 	} else {
 		l.Columns = p.columns(f.val, path+".columns")
 		for _, c := range l.Columns {
+			if len(c.Path) > 1 && (l.Format == FormatCSV || l.Format == FormatParquet) {
+				p.errorf(f.val, path+".columns."+c.Field, "%s records are flat: a nested path cannot reach into them; name the %s column (its header) instead", l.Format, l.Format)
+			}
 			columns[c.Name] = true
 			byField[c.Field] = c.Name
 		}

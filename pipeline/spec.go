@@ -44,9 +44,11 @@ const CurateCSV = "csv"
 
 // Load formats (Load.Format).
 const (
-	FormatAuto   = "auto"
-	FormatJSON   = "json"
-	FormatNDJSON = "ndjson"
+	FormatAuto    = "auto"
+	FormatJSON    = "json"
+	FormatNDJSON  = "ndjson"
+	FormatCSV     = "csv"
+	FormatParquet = "parquet"
 )
 
 // Spec is a parsed, env-expanded and validated pipeline spec with every
@@ -120,8 +122,11 @@ type Notifications struct {
 type Load struct {
 	Name string
 	On   On
-	// Format is FormatAuto, FormatJSON or FormatNDJSON; see FormatFor.
+	// Format is FormatAuto, FormatJSON, FormatNDJSON, FormatCSV or
+	// FormatParquet; see FormatFor.
 	Format string
+	// Delimiter separates CSV fields; 0 means ','.
+	Delimiter rune
 	Table  string
 	// Write is driver.Append or driver.Merge (which needs PrimaryKey).
 	Write      driver.Mode
@@ -266,17 +271,36 @@ func (l Load) TableDef() driver.Table {
 }
 
 // FormatFor returns the decoder format for an object key: l.Format, or for
-// FormatAuto, FormatNDJSON when the key (without a .gz suffix) ends in
-// .ndjson or .jsonl and FormatJSON otherwise.
+// FormatAuto the key's suffix (without a compression suffix .gz, .zst or
+// .zstd, case-insensitively): .ndjson and .jsonl are FormatNDJSON, .csv
+// FormatCSV, .parquet FormatParquet, anything else FormatJSON. Compression
+// itself is detected from the object's first bytes, whatever its name.
 func (l Load) FormatFor(key string) string {
 	if l.Format != FormatAuto && l.Format != "" {
 		return l.Format
 	}
-	k := strings.TrimSuffix(strings.ToLower(key), ".gz")
-	if strings.HasSuffix(k, ".ndjson") || strings.HasSuffix(k, ".jsonl") {
+	k := strings.ToLower(key)
+	for _, s := range []string{".gz", ".zst", ".zstd"} {
+		k = strings.TrimSuffix(k, s)
+	}
+	switch {
+	case strings.HasSuffix(k, ".ndjson"), strings.HasSuffix(k, ".jsonl"):
 		return FormatNDJSON
+	case strings.HasSuffix(k, ".csv"):
+		return FormatCSV
+	case strings.HasSuffix(k, ".parquet"):
+		return FormatParquet
 	}
 	return FormatJSON
+}
+
+// Hidden reports whether key names a file that readers of a Spark-layout
+// folder skip: one whose name starts with "_" or "." (_SUCCESS, staging
+// files). A load with format parquet (or auto on such a folder) ignores
+// them, as Spark and DuckDB do.
+func Hidden(key string) bool {
+	base := key[strings.LastIndex(key, "/")+1:]
+	return strings.HasPrefix(base, "_") || strings.HasPrefix(base, ".")
 }
 
 // DefaultReconcileEvery is ReconcileEvery when a spec does not set
