@@ -24,7 +24,7 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("run")
 	file := fs.String("f", "", "pipeline spec file (required)")
 	once := fs.Bool("once", false, "run each source once, process every pending event, then exit (0 only if all succeeded)")
-	workers := fs.Int("workers", 1, "concurrent consumers per load")
+	workers := fs.Int("workers", 0, "objects each load loads at once (0: one per CPU, at least 2)")
 	maxWait := fs.Duration("max-wait", engine.DefaultMaxWait, "with --once: how long to wait for an unavailable service (warehouse, store, queue) before exiting 75 with the work still queued")
 	if _, err := a.parse(fs, args); err != nil {
 		return err

@@ -21,7 +21,7 @@ func init() {
 func runWorker(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("worker")
 	file := fs.String("f", "", "pipeline spec file (required)")
-	workers := fs.Int("workers", 1, "concurrent consumers per load")
+	workers := fs.Int("workers", 0, "objects each load loads at once (0: one per CPU, at least 2)")
 	if _, err := a.parse(fs, args); err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,7 +84,9 @@ type Config struct {
 	Lock   *datadir.Lock
 	Logger *slog.Logger
 	Clock  func() time.Time
-	// Workers is the number of concurrent consumers per load (default 1).
+	// Workers is the number of objects each load loads at once (default
+	// DefaultWorkers). Merge and replace order rows by object version, not
+	// by commit order, so concurrent loads give the same table.
 	Workers int
 	// ScanInterval and Settle tune the local store watcher (defaults 1s, 2s).
 	ScanInterval, Settle time.Duration
@@ -180,7 +183,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.Clock = time.Now
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 1
+		cfg.Workers = DefaultWorkers()
 	}
 	if cfg.Retry == (fault.Retry{}) {
 		cfg.Retry = cfg.Spec.Retry
@@ -571,3 +574,8 @@ func fileExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular()
 }
+
+// DefaultWorkers is how many objects a load loads at once unless told
+// otherwise: one per CPU, at least 2, so that one object's decoding
+// overlaps another's commit.
+func DefaultWorkers() int { return max(2, runtime.GOMAXPROCS(0)) }
