@@ -199,10 +199,11 @@
 //     values are cast as the curate job casts them, an empty value is
 //     NULL; delimiter: sets the separator, default ","), parquet (a
 //     Parquet file such as a curate job's part files, columns matched by
-//     name; _SUCCESS and other files whose names start with _ or . are
-//     skipped) or auto (by the key's suffix: .ndjson or .jsonl, .csv,
+//     name) or auto (by the key's suffix: .ndjson or .jsonl, .csv,
 //     .parquet, else json; see Load.FormatFor). gzip and zstd compression
-//     is detected from the object's first bytes, whatever its name.
+//     is detected from the object's first bytes, whatever its name. Every
+//     load skips keys with a segment below its prefix that starts with _
+//     or . (_SUCCESS, staging files), as Spark and DuckDB do.
 //   - table (required): letters, digits and _, not starting with a digit,
 //     at most 63 characters (warehouse/driver.ValidIdent).
 //   - write (default append): append; merge (upsert on primary_key, which

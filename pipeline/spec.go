@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/curate"
 	"github.com/sluicehq/sluice/schema"
 
 	"github.com/sluicehq/sluice/event"
@@ -127,7 +128,7 @@ type Load struct {
 	Format string
 	// Delimiter separates CSV fields; 0 means ','.
 	Delimiter rune
-	Table  string
+	Table     string
 	// Write is driver.Append or driver.Merge (which needs PrimaryKey).
 	Write      driver.Mode
 	PrimaryKey []string
@@ -294,13 +295,13 @@ func (l Load) FormatFor(key string) string {
 	return FormatJSON
 }
 
-// Hidden reports whether key names a file that readers of a Spark-layout
-// folder skip: one whose name starts with "_" or "." (_SUCCESS, staging
-// files). A load with format parquet (or auto on such a folder) ignores
-// them, as Spark and DuckDB do.
-func Hidden(key string) bool {
-	base := key[strings.LastIndex(key, "/")+1:]
-	return strings.HasPrefix(base, "_") || strings.HasPrefix(base, ".")
+// Takes reports whether the load reads key at all (its event filter
+// aside): not a "folder" marker (a key ending in "/", which holds no
+// records), and no segment below the load's prefix that Spark and Hadoop
+// treat as hidden (starting with "_" or "."), so that a load of a curated
+// folder skips _SUCCESS and staging files as Spark and DuckDB do.
+func (l Load) Takes(key string) bool {
+	return !strings.HasSuffix(key, "/") && !curate.Hidden(strings.TrimPrefix(key, l.On.Prefix))
 }
 
 // DefaultReconcileEvery is ReconcileEvery when a spec does not set

@@ -88,7 +88,7 @@ func (ld *loader) handle(ctx context.Context, m *queue.Message) {
 	stop := ld.e.keepAlive(ctx, m)
 	defer stop()
 	for _, r := range recs {
-		if !ld.filter.Match(r) || strings.HasSuffix(r.S3.Object.Key, "/") { // a "folder" marker holds no records
+		if !ld.filter.Match(r) || !ld.spec.Takes(r.S3.Object.Key) {
 			continue
 		}
 		if !ld.loadWithRetry(ctx, r, m.Body, log) {

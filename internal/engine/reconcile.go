@@ -224,7 +224,7 @@ func (e *Engine) reconcileLoad(ctx context.Context, st state.Store, l pipeline.L
 		return nil
 	}
 	err := e.Store.Walk(ctx, l.On.Prefix, func(o store.Object) error {
-		if !RaisesEvents(o.Key) || strings.HasSuffix(o.Key, "/") || (!cutoff.IsZero() && !o.ModTime.Before(cutoff)) {
+		if !RaisesEvents(o.Key) || !l.Takes(o.Key) || (!cutoff.IsZero() && !o.ModTime.Before(cutoff)) {
 			return nil
 		}
 		if !filter.Match(event.New(e.Store.Bucket(), o.Key, o.Size, o.ETag, o.ModTime)) {
