@@ -1,10 +1,12 @@
 // Package format decodes the records sluice loads — JSON arrays, single JSON
-// objects, NDJSON and CSV — and casts their values to column types.
+// objects, NDJSON, CSV and Parquet — and casts their values to column types.
 //
 // Decoders stream: DecodeJSON and DecodeCSV read their input once, hold one
 // record at a time (plus a read buffer) and call a function per record, in
-// order. Gzip input (detected by its magic bytes) is decompressed on the fly
-// and a leading UTF-8 byte order mark is skipped. Input must be valid UTF-8.
+// order. Gzip and zstd input (detected by their magic bytes) is decompressed
+// on the fly and a leading UTF-8 byte order mark is skipped. Input must be
+// valid UTF-8. NewReader's CSV and Parquet decoders (csvload.go,
+// parquetload.go) write typed batches instead of records.
 //
 // Every error about the data is a *RecordError that says which record, line,
 // byte and column it concerns; callers prefix the object key. Errors returned

@@ -78,6 +78,10 @@ func openInput(r io.Reader, maxObject int64) (io.Reader, int64, error) {
 		}
 		br = bufio.NewReader(&errReader{r: zr, gzip: true})
 	}
+	br, err := zstdInput(br) // zstd magic: see compress.go
+	if err != nil {
+		return nil, 0, err
+	}
 	lr := &objectLimitReader{r: br, max: maxObject}
 	if head, _ := br.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {
 		_, _ = br.Discard(len(utf8BOM))
