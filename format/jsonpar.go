@@ -119,7 +119,7 @@ func decodeNDJSONParallel(ctx context.Context, d *jsonDecoder, o *ReadOptions, l
 	if size <= 0 {
 		size = defaultChunk
 	}
-	bufs := make(chan []byte, 2*o.Workers+4)
+	bufs := make(chan []byte, 2*o.Workers+2)
 	getBuf := func(n int) []byte {
 		select {
 		case b := <-bufs:
@@ -223,7 +223,7 @@ func decodeNDJSONParallel(ctx context.Context, d *jsonDecoder, o *ReadOptions, l
 		putBuf(c.buf)
 		return nil
 	}
-	if err := ordered(ctx, o.Workers, 2*o.Workers, produce, work, consume); err != nil {
+	if err := ordered(ctx, o.Workers, o.Workers+1, produce, work, consume); err != nil {
 		return Report{}, err
 	}
 	return o.Mapper.finish(t)

@@ -1,8 +1,16 @@
 package format
 
 import (
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"unicode/utf8"
+)
+
+// SWAR constants: a byte of ones and of high bits in every byte.
+const (
+	lo = 0x0101010101010101
+	hi = 0x8080808080808080
 )
 
 // parser validates one record — a JSON object — the way encoding/json's
@@ -133,10 +141,10 @@ func (p *parser) object(i, depth int, n *pathNode) (int, error) {
 		var child *pathNode
 		if n != nil {
 			if !esc {
-				child = n.children[string(b[k0+1:k1-1])]
+				child = n.child(b[k0+1 : k1-1])
 			} else {
 				p.r.tmp = appendUnescaped(p.r.tmp[:0], b[k0+1:k1-1])
-				child = n.children[string(p.r.tmp)]
+				child = n.child(p.r.tmp)
 			}
 		}
 		if child != nil {
@@ -352,8 +360,19 @@ func (p *parser) str(i int, topKey bool) (end int, esc, nul bool, err error) {
 	p.strStart, p.strTopKey = i, topKey
 	j := i + 1
 	for {
-		for j+8 <= len(b) && strPlain[b[j]] && strPlain[b[j+1]] && strPlain[b[j+2]] && strPlain[b[j+3]] &&
-			strPlain[b[j+4]] && strPlain[b[j+5]] && strPlain[b[j+6]] && strPlain[b[j+7]] {
+		// Eight bytes at a time: find the first that is '"', '\\', a
+		// control character or not ASCII. For an ASCII byte c the three
+		// differences keep the high bit clear unless c < 0x20, c == '"'
+		// or c == '\\' (a borrow only follows such a byte), and w's own
+		// high bit marks the rest, so the lowest flagged byte is exact.
+		for j+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[j:])
+			m := (w - lo*0x20) | (w ^ (lo * '"') - lo) | (w ^ (lo * '\\') - lo)
+			m = (m | w) & hi
+			if m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			j += 8
 		}
 		for j < len(b) && strPlain[b[j]] {

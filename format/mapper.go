@@ -119,6 +119,7 @@ type Mapper struct {
 	opts     MapperOptions
 	tree     *pathNode // the declared paths
 	nodes    int       // number of pathNodes
+	batches  *batchPool
 }
 
 // pathNode is one key of the declared paths.
@@ -130,6 +131,45 @@ type pathNode struct {
 	parent   *pathNode
 	cols     []int // the columns that take this node's whole value
 	sub      []int // every column at or below this node, in column order
+	// few lists the children when there are few of them, for child.
+	few []childKey
+}
+
+// childKey is a child of a node and its key, with the key's first eight
+// bytes as a number to compare.
+type childKey struct {
+	key  string
+	head uint64
+	node *pathNode
+}
+
+// maxFew is the most children child scans instead of hashing the key.
+const maxFew = 16
+
+// keyHead returns the first (up to) eight bytes of k as a number.
+func keyHead[S string | []byte](k S) uint64 {
+	var h uint64
+	for i := min(len(k), 8) - 1; i >= 0; i-- {
+		h = h<<8 | uint64(k[i])
+	}
+	return h
+}
+
+// child returns the child of n at key k, or nil: a key is compared by
+// length and first eight bytes before the rest, which costs less than
+// hashing it when a node has a handful of children.
+func (n *pathNode) child(k []byte) *pathNode {
+	if len(n.children) > maxFew {
+		return n.children[string(k)]
+	}
+	h := keyHead(k)
+	for i := range n.few {
+		c := &n.few[i]
+		if c.head == h && len(c.key) == len(k) && (len(k) <= 8 || c.key[8:] == string(k[8:])) {
+			return c.node
+		}
+	}
+	return nil
 }
 
 // NewMapper checks cols (a field or path for every column, known types,
@@ -204,6 +244,7 @@ func NewMapper(cols []Column, opts *MapperOptions) (*Mapper, error) {
 	if m.opts.ExtraColumn != "" && m.extraCol < 0 {
 		return nil, fmt.Errorf("format: extra column %q is not among the columns; declare it with type json", m.opts.ExtraColumn)
 	}
+	m.batches = newBatchPool(m.Schema())
 	return m, nil
 }
 
@@ -224,6 +265,7 @@ func (m *Mapper) declare(path []string, col int) {
 			child = &pathNode{idx: m.nodes, name: name, parent: n}
 			m.nodes++
 			n.children[seg] = child
+			n.few = append(n.few, childKey{key: seg, head: keyHead(seg), node: child})
 		}
 		n = child
 		n.sub = append(n.sub, col)

@@ -104,7 +104,7 @@ func NewReader(ctx context.Context, r io.Reader, o ReadOptions) (*Reader, error)
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	rd := &Reader{cancel: cancel, out: make(chan *schema.Batch), pool: newBatchPool(o.Mapper.Schema()), done: make(chan struct{})}
+	rd := &Reader{cancel: cancel, out: make(chan *schema.Batch), pool: o.Mapper.batches, done: make(chan struct{})}
 	s := &sink{ctx: ctx, out: rd.out, pool: rd.pool, rows: o.BatchRows}
 	go func() {
 		defer close(rd.done)
@@ -151,40 +151,40 @@ func (rd *Reader) Report() Report {
 	return rd.report
 }
 
-// Close stops the decoder and waits for it to return.
+// Close stops the decoder and waits for it to return. The last batch Next
+// returned is no longer valid.
 func (rd *Reader) Close() error {
 	rd.once.Do(rd.cancel)
 	<-rd.done
+	if rd.cur != nil {
+		rd.pool.put(rd.cur)
+		rd.cur = nil
+	}
 	return nil
 }
 
-// batchPool recycles batches between the consumer and the decoders. It
-// does not bound them: the unbuffered hand-over does (a decoder waits for
-// the consumer before it starts another batch).
+// batchPool recycles the batches of one Mapper's columns, across the
+// objects it maps (a load reads many objects with one Mapper), so that a
+// batch's vectors are grown once, not per object. It does not bound them:
+// the unbuffered hand-over does (a decoder waits for the consumer before it
+// starts another batch).
 type batchPool struct {
 	cols []schema.Column
-	free chan *schema.Batch
+	p    sync.Pool
 }
 
-func newBatchPool(cols []schema.Column) *batchPool {
-	return &batchPool{cols: cols, free: make(chan *schema.Batch, 64)}
-}
+func newBatchPool(cols []schema.Column) *batchPool { return &batchPool{cols: cols} }
 
 func (p *batchPool) get() *schema.Batch {
-	select {
-	case b := <-p.free:
+	if b, ok := p.p.Get().(*schema.Batch); ok {
 		return b
-	default:
-		return schema.NewBatch(p.cols)
 	}
+	return schema.NewBatch(p.cols)
 }
 
 func (p *batchPool) put(b *schema.Batch) {
 	b.Reset()
-	select {
-	case p.free <- b:
-	default: // the garbage collector takes it
-	}
+	p.p.Put(b)
 }
 
 // sink hands batches from a decoder to its Reader.
