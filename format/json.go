@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/schema"
@@ -93,7 +94,8 @@ func decodeJSON(ctx context.Context, r io.Reader, o *ReadOptions, s *sink) (Repo
 	t := m.newTally()
 	d := newJSONDecoder(o, lim, m, t, s)
 	d.src, d.base = src, skipped
-	d.buf = make([]byte, serialBuffer)
+	d.buf = getReadBuf()
+	defer func() { putReadBuf(d.buf) }()
 
 	c, ok := d.skipSpace()
 	if !ok {
@@ -126,8 +128,28 @@ func decodeJSON(ctx context.Context, r io.Reader, o *ReadOptions, s *sink) (Repo
 }
 
 // serialBuffer is the read buffer of a serial decoder; it grows for a
-// record that does not fit (up to about twice MaxRecordBytes).
+// record that does not fit (up to about twice MaxRecordBytes). It is also
+// the size of the chunks of a parallel one (defaultChunk).
 const serialBuffer = 1 << 20
+
+// readBufs recycles read buffers of serialBuffer bytes across objects.
+var readBufs sync.Pool
+
+func getReadBuf() []byte {
+	if b, ok := readBufs.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, serialBuffer)
+}
+
+// putReadBuf recycles b if it has the standard size; nothing may use it
+// afterwards.
+func putReadBuf(b []byte) {
+	if cap(b) == serialBuffer {
+		b = b[:serialBuffer]
+		readBufs.Put(&b)
+	}
+}
 
 // batcher hands out the batch to append the next record to.
 type batcher interface {

@@ -15,7 +15,7 @@ import (
 // defaultChunk is the size of the chunks an NDJSON object is cut into for
 // parallel parsing: big enough that handing one over costs nothing next to
 // parsing it, small enough that the chunks in flight stay a few MiB.
-const defaultChunk = 1 << 20
+const defaultChunk = serialBuffer
 
 // ndChunk is a stretch of an NDJSON object that starts at a line start,
 // and what parsing it gave.
@@ -119,22 +119,11 @@ func decodeNDJSONParallel(ctx context.Context, d *jsonDecoder, o *ReadOptions, l
 	if size <= 0 {
 		size = defaultChunk
 	}
-	bufs := make(chan []byte, 2*o.Workers+2)
 	getBuf := func(n int) []byte {
-		select {
-		case b := <-bufs:
-			if len(b) >= n {
-				return b
-			}
-		default:
+		if size == defaultChunk && n <= size {
+			return getReadBuf()
 		}
 		return make([]byte, max(n, size))
-	}
-	putBuf := func(b []byte) {
-		select {
-		case bufs <- b:
-		default:
-		}
 	}
 	pending := slices.Clone(d.buf[d.pos:d.end])
 	off, line := d.off(), d.line
@@ -220,7 +209,7 @@ func decodeNDJSONParallel(ctx context.Context, d *jsonDecoder, o *ReadOptions, l
 			carry = slices.Clone(c.data[c.tail:])
 			carryOff, carryLine = c.off+int64(c.tail), c.tailLine
 		}
-		putBuf(c.buf)
+		putReadBuf(c.buf)
 		return nil
 	}
 	if err := ordered(ctx, o.Workers, o.Workers+1, produce, work, consume); err != nil {

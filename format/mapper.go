@@ -148,6 +148,10 @@ const maxFew = 16
 
 // keyHead returns the first (up to) eight bytes of k as a number.
 func keyHead[S string | []byte](k S) uint64 {
+	if len(k) >= 8 {
+		return uint64(k[0]) | uint64(k[1])<<8 | uint64(k[2])<<16 | uint64(k[3])<<24 |
+			uint64(k[4])<<32 | uint64(k[5])<<40 | uint64(k[6])<<48 | uint64(k[7])<<56
+	}
 	var h uint64
 	for i := min(len(k), 8) - 1; i >= 0; i-- {
 		h = h<<8 | uint64(k[i])

@@ -1,8 +1,11 @@
 package format
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -297,4 +300,38 @@ func TestMapperRejectsAJSONEscapedNULInATitleNamingTheColumn(t *testing.T) {
 	if !errors.As(d.err, &re) || d.err.Error() != want {
 		t.Fatalf("err = %v, want *RecordError %q", d.err, want)
 	}
+}
+
+func TestExactFloatAgreesWithParseFloat(t *testing.T) {
+	for _, s := range []string{"0", "-0", "1", "0.29", "14.27", "-2.5", "123456789012345", "0.1234567890123456789012", "1.50", "9007199254740993",
+		"0.000001", "99999999999999.9", "1234567890123456", "0.30000000000000004", "1e5", "5e-324", "179769313486231570000000"} {
+		want, _ := strconv.ParseFloat(s, 64)
+		if got, ok := exactFloat([]byte(s)); ok && (got != want || math.Signbit(got) != math.Signbit(want)) {
+			t.Errorf("exactFloat(%s) = %v, ParseFloat says %v", s, got, want)
+		}
+	}
+	if _, ok := exactFloat([]byte("14.27")); !ok {
+		t.Error("exactFloat refuses 14.27")
+	}
+}
+
+// FuzzExactFloat checks the fast path against strconv.ParseFloat, on JSON
+// numbers (the only input it gets).
+func FuzzExactFloat(f *testing.F) {
+	for _, s := range []string{"0.29", "-1.5", "123456.789", "0.0000000000000000000001"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) || !json.Valid([]byte(s)) {
+			return
+		}
+		got, ok := exactFloat([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || got != want || math.Signbit(got) != math.Signbit(want) {
+			t.Fatalf("exactFloat(%q) = %v, ParseFloat says %v, %v", s, got, want, err)
+		}
+	})
 }

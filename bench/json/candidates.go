@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/bytedance/sonic"
@@ -39,18 +41,19 @@ var Candidates = []Candidate{
 	{"goccy-go-json/map", goccyMap},
 	{"sonic/map", sonicMap},
 	{"segmentio/tokenizer", segTokenizer},
-	{"fastjson", fastjsonVisit},
+	{"fastjson", fastjsonVisit(false)},
+	{"fastjson+validate", fastjsonVisit(true)},
 }
+
+// mappers holds one Mapper per shape: a load builds its Mapper once and
+// reads every object with it (and its recycled batches).
+var mappers sync.Map
 
 // sluice decodes through format.NewReader, the load path (validation,
 // limits, error positions and the Mapper's casts included).
 func sluice(workers int) func(sh *Shape, sink func(*schema.Batch)) error {
 	return func(sh *Shape, sink func(*schema.Batch)) error {
-		cols := make([]format.Column, len(sh.Cols))
-		for i, c := range sh.Cols {
-			cols[i] = format.Column{Field: sh.Fields[i], Name: c.Name, Type: c.Type}
-		}
-		m, err := format.NewMapper(cols, nil)
+		m, err := mapperFor(sh)
 		if err != nil {
 			return err
 		}
@@ -72,6 +75,23 @@ func sluice(workers int) func(sh *Shape, sink func(*schema.Batch)) error {
 	}
 }
 
+// mapperFor returns the shape's Mapper.
+func mapperFor(sh *Shape) (*format.Mapper, error) {
+	if m, ok := mappers.Load(sh.Name); ok {
+		return m.(*format.Mapper), nil
+	}
+	cols := make([]format.Column, len(sh.Cols))
+	for i, c := range sh.Cols {
+		cols[i] = format.Column{Field: sh.Fields[i], Name: c.Name, Type: c.Type}
+	}
+	m, err := format.NewMapper(cols, nil)
+	if err != nil {
+		return nil, err
+	}
+	mv, _ := mappers.LoadOrStore(sh.Name, m)
+	return mv.(*format.Mapper), nil
+}
+
 // rows builds batches from values handed over by a candidate, with the
 // casts a load makes (bigint from a number, double, text; NULL for absent
 // fields and null).
@@ -83,8 +103,14 @@ type rows struct {
 	n    int64
 }
 
+// batches recycles each shape's batch, as format recycles its batches per
+// Mapper, so that no candidate pays for growing its vectors again.
+var batches sync.Map
+
 func newRows(sh *Shape, sink func(*schema.Batch)) *rows {
-	r := &rows{sh: sh, b: schema.NewBatch(sh.Cols), idx: map[string]int{}, sink: sink}
+	b, _ := batches.LoadOrStore(sh.Name+"/rows", schema.NewBatch(sh.Cols))
+	r := &rows{sh: sh, b: b.(*schema.Batch), idx: map[string]int{}, sink: sink}
+	r.b.Reset()
 	for i, f := range sh.Fields {
 		r.idx[f] = i
 	}
@@ -420,11 +446,28 @@ func segTokenizer(sh *Shape, sink func(*schema.Batch)) error {
 }
 
 // fastjsonVisit parses each line with fastjson (a reused Parser, no
-// allocation once warm) and visits the object's members.
-func fastjsonVisit(sh *Shape, sink func(*schema.Batch)) error {
+// allocation once warm) and visits the object's members. fastjson's parser
+// skips checks encoding/json makes (accept_test.go); with validate each
+// line goes through fastjson.ValidateBytes and utf8.Valid first, the
+// checks sluice makes.
+func fastjsonVisit(validate bool) func(sh *Shape, sink func(*schema.Batch)) error {
+	return func(sh *Shape, sink func(*schema.Batch)) error {
+		return fastjsonLines(sh, sink, validate)
+	}
+}
+
+func fastjsonLines(sh *Shape, sink func(*schema.Batch), validate bool) error {
 	r := newRows(sh, sink)
 	var p fastjson.Parser
 	err := lines(sh.Data, func(l []byte) error {
+		if validate {
+			if err := fastjson.ValidateBytes(l); err != nil {
+				return err
+			}
+			if !utf8.Valid(l) {
+				return errors.New("invalid UTF-8")
+			}
+		}
 		v, err := p.ParseBytes(l)
 		if err != nil {
 			return err
