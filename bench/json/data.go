@@ -13,7 +13,7 @@ import (
 // Shape is an input and the columns a load declares for it.
 type Shape struct {
 	Name   string
-	Fields []string      // the JSON field of each column
+	Fields []string // the JSON field of each column
 	Cols   []schema.Column
 	Data   []byte // NDJSON
 	Rows   int
@@ -87,9 +87,9 @@ func splitCSV(l string) []string {
 // Sum is a checksum of batches: every candidate must produce the same.
 type Sum struct {
 	Rows, Nulls, Ints int64
-	Floats          float64
-	TextBytes       int64
-	TextHash        [8]uint64 // per column, over the text in row order
+	Floats            float64
+	TextBytes         int64
+	TextHash          [8]uint64 // per column, over the text in row order
 }
 
 // Add adds b to s.
