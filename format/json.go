@@ -85,7 +85,8 @@ func init() {
 // a record (an object spread over several lines) is joined with the next
 // one and parsed again, so the result never depends on where the cuts
 // fall. Arrays and single objects are parsed by one goroutine. Memory is
-// bounded by (2 × Workers + 2) chunks and their batches.
+// bounded by 2 × Workers + 1 chunks (being parsed, or parsed and waiting
+// for the consumer) and their batches.
 func decodeJSON(ctx context.Context, r io.Reader, o *ReadOptions, s *sink) (Report, error) {
 	lim, err := o.Limits.withDefaults()
 	if err != nil {
