@@ -43,6 +43,12 @@ import (
 // is NULL (an error when the column is Required); a path through a value
 // that is not an object is an error. When a key occurs twice in an object,
 // the last occurrence counts, as when encoding/json decodes into a map.
+// When a record has several problems, the first column in column order
+// names it; undeclared fields (extra: error) come after every column.
+//
+// The report: every record counts in Report.Records, refused ones too, and
+// a declared field is present when any record has its key (null
+// included); undeclared fields are reported from the records that map.
 
 // token is one JSON value as written, for a cast.
 type token struct {

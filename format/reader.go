@@ -39,7 +39,9 @@ type ReadOptions struct {
 	// Delimiter separates CSV fields; 0 means ','.
 	Delimiter rune
 	// Quarantine turns records the mapper refuses into schema.Reject
-	// entries (with the reason and the raw record) instead of an error.
+	// entries instead of an error: the reason is the *RecordError's
+	// message (record, line, column, what is wrong) and Raw the record's
+	// text as written.
 	Quarantine bool
 	// BatchRows bounds the rows of one batch; 0 means DefaultBatchRows.
 	BatchRows int
