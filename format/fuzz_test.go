@@ -52,7 +52,11 @@ func FuzzDecodeJSON(f *testing.F) {
 				t.Fatalf("row %d: N=%d Line=%d", i+1, d.n[i], d.line[i])
 			}
 		}
-		for _, chunk := range []int{1, 7} {
+		chunks := []int{1, 7} // cuts everywhere; each costs a goroutine hand-over
+		if len(data) > 256 {
+			chunks = []int{61, 4096}
+		}
+		for _, chunk := range chunks {
 			precs, pd := wholeRecordsChunked(t, data, kind, 3, chunk)
 			if fmt.Sprint(pd.err) != fmt.Sprint(err) || fmt.Sprint(precs) != fmt.Sprint(recs) || fmt.Sprint(pd.line) != fmt.Sprint(d.line) ||
 				fmt.Sprint(pd.n) != fmt.Sprint(d.n) || fmt.Sprint(pd.rejects) != fmt.Sprint(d.rejects) {

@@ -84,7 +84,9 @@ func init() {
 // the record numbers and lines of a serial parse. A chunk that ends inside
 // a record (an object spread over several lines) is joined with the next
 // one and parsed again, so the result never depends on where the cuts
-// fall. Arrays and single objects are parsed by one goroutine. Memory is
+// fall (records longer than a chunk are parsed again for every chunk they
+// reach, so objects of such records gain nothing from more workers).
+// Arrays and single objects are parsed by one goroutine. Memory is
 // bounded by 2 × Workers + 1 chunks (being parsed, or parsed and waiting
 // for the consumer) and their batches.
 func decodeJSON(ctx context.Context, r io.Reader, o *ReadOptions, s *sink) (Report, error) {
