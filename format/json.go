@@ -118,7 +118,8 @@ func decodeJSON(ctx context.Context, r io.Reader, o *ReadOptions, s *sink) (Repo
 	switch {
 	case c == '[' && o.Format != InputNDJSON:
 		err = d.array()
-	case c == '{' && o.Format != InputJSON && o.Workers > 1:
+	case c == '{' && o.Format != InputJSON && o.Workers > 1 && (d.rerr == nil || d.end-d.pos > o.chunkSize()):
+		// More than one chunk: worth more goroutines.
 		return decodeNDJSONParallel(ctx, d, o, lim, t, s)
 	case c == '{' || o.Format == InputNDJSON:
 		err = d.objects()

@@ -17,6 +17,14 @@ import (
 // parsing it, small enough that the chunks in flight stay a few MiB.
 const defaultChunk = serialBuffer
 
+// chunkSize is the size of the chunks a parallel decoder cuts.
+func (o *ReadOptions) chunkSize() int {
+	if o.chunkBytes > 0 {
+		return o.chunkBytes
+	}
+	return defaultChunk
+}
+
 // ndChunk is a stretch of an NDJSON object that starts at a line start,
 // and what parsing it gave.
 type ndChunk struct {
@@ -115,10 +123,7 @@ func asRecordError(err error, re **RecordError) bool {
 // on: a splitter cuts the input into chunks at line ends, o.Workers
 // goroutines parse them, and the batches are handed to s in order.
 func decodeNDJSONParallel(ctx context.Context, d *jsonDecoder, o *ReadOptions, lim Limits, t *tally, s *sink) (Report, error) {
-	size := o.chunkBytes
-	if size <= 0 {
-		size = defaultChunk
-	}
+	size := o.chunkSize()
 	getBuf := func(n int) []byte {
 		if size == defaultChunk && n <= size {
 			return getReadBuf()
