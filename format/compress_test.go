@@ -10,18 +10,15 @@ import (
 	"testing/iotest"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/sluicehq/sluice/schema"
 )
 
 func TestZstdInputIsDecompressedForJSONAndCSV(t *testing.T) {
 	// Two frames back to back, as zstd writes concatenated files.
 	ndjson := append(zstded(t, []byte("{\"a\":1}\n")), zstded(t, []byte("{\"a\":2}\n"))...)
-	var got []any
-	err := DecodeJSON(bytes.NewReader(ndjson), InputNDJSON, nil, func(r Record) error {
-		got = append(got, r.Fields["a"])
-		return nil
-	})
-	if err != nil || len(got) != 2 {
-		t.Fatalf("NDJSON in two zstd frames: %v, records %v", err, got)
+	d := readAll(t, bytes.NewReader(ndjson), ReadOptions{Format: InputNDJSON, Mapper: mustMapper(t, []Column{{Field: "a", Type: schema.BigInt}}, nil)})
+	if d.err != nil || len(d.rows) != 2 || d.rows[1][0] != int64(2) {
+		t.Fatalf("NDJSON in two zstd frames: %v, rows %v", d.err, d.rows)
 	}
 	rows, err := decodeCSVAll(t, bytes.NewReader(zstded(t, []byte("\ufeffa\n1\n2\n"))), CSVOptions{})
 	if err != nil || len(rows) != 2 || rows[1].Fields["a"] != "2" {

@@ -161,7 +161,7 @@ func decodeCSVBatches(ctx context.Context, r io.Reader, o *ReadOptions, s *sink)
 				b.Vecs[j].Truncate(row)
 			}
 			if !o.Quarantine {
-				return rep, rejectError(bad)
+				return rep, &rejectError{bad}
 			}
 			raw = appendCSVObject(raw[:0], sc.header, fields, nil, false)
 			b.Rejects = append(b.Rejects, schema.Reject{N: n, Line: int64(line), Reason: rejectReason(bad, cols, types), Raw: string(raw)})
@@ -181,9 +181,6 @@ func decodeCSVBatches(ctx context.Context, r io.Reader, o *ReadOptions, s *sink)
 	return rep, nil
 }
 
-// rejectError is the error of a record the mapper refuses when
-// ReadOptions.Quarantine is off: it matches ErrRejected and wraps re.
-func rejectError(re *RecordError) error { return fmt.Errorf("%w: %w", ErrRejected, re) }
 
 // rejectReason is a schema.Reject's Reason for re: the column, its type
 // and what is wrong, e.g. `column id (bigint): want bigint, got "x"`.

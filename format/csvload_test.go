@@ -175,7 +175,7 @@ func TestCSVLoadLocatesBadValuesAndQuarantinesThem(t *testing.T) {
 	_, _, _, err := loadCSV(t, in, cols, nil, ReadOptions{})
 	var re *RecordError
 	if !errors.Is(err, ErrRejected) || !errors.As(err, &re) || re.Record != 2 || re.Line != 3 || re.Column != "n" ||
-		err.Error() != `record rejected: record 2 (line 3): column n: want integer, got "x"` {
+		err.Error() != `record 2 (line 3): column n: want integer, got "x"` {
 		t.Fatalf("got %v; want ErrRejected naming record 2, line 3, column n", err)
 	}
 

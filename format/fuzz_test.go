@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,15 +15,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/schema"
-	"github.com/sluicehq/sluice/warehouse/driver"
 )
 
 var jsonKinds = []string{InputJSON, InputNDJSON, InputAuto}
 
-// FuzzDecodeJSON checks that DecodeJSON never panics, that its errors are
-// *RecordError, that a valid array of objects decodes to exactly what
-// encoding/json (with UseNumber) makes of it and vice versa, and that gzip
-// changes nothing.
+// FuzzDecodeJSON checks that the JSON decoders never panic, that their
+// errors are *RecordError, that a valid array of objects decodes to exactly
+// what encoding/json (with UseNumber) makes of it and vice versa, that gzip
+// changes nothing, and that parsing in parallel chunks (of a few bytes, so
+// that the cuts fall everywhere) gives exactly what one goroutine gives.
 func FuzzDecodeJSON(f *testing.F) {
 	posts, err := os.ReadFile("testdata/posts.json")
 	if err != nil {
@@ -34,6 +33,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		string(posts[:2000]), `[{"a":1},{"b":[1,{"c":"]}"}]}]`, "{\"a\":1}\n\n{\"a\":2}\n", `{"a":1}`, `[]`, `[`, `{`,
 		`[{"a":1},]`, `[{"a":1} {"b":2}]`, `[1]`, `"x"`, ``, "\ufeff[{}]", "[{\"a\":\"\xff\"}]", `[{"a":[}]`, `{"a":1}]`,
 		`[{"a":"\u00e9\ud800"}]`, `[{"a":1e999999999}]`, "[{}]\n]", `[{"a" 1}]`, "\x1f\x8b\x08",
+		"{\"a\":\n1}\n{\"b\"\n:[\n2]}\n{}", `[{"a":1,"a":{"b":2},"\u0000":"\u2028<"}]`, "{\"a\":\"\xe2\x82\xac\"}\n{\"b\":true}",
 	} {
 		for k := range jsonKinds {
 			f.Add([]byte(s), uint8(k))
@@ -41,26 +41,39 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, k uint8) {
 		kind := jsonKinds[int(k)%len(jsonKinds)]
-		recs, err := decodeAll(t, bytes.NewReader(data), kind)
+		recs, d := wholeRecords(t, bytes.NewReader(data), kind, nil, 1)
+		err := d.err
 		var re *RecordError
 		if err != nil && !errors.As(err, &re) {
 			t.Fatalf("error is %T, not *RecordError: %v", err, err)
 		}
-		for i, r := range recs {
-			if r.N != i+1 || r.Line < 1 || r.Fields == nil {
-				t.Fatalf("record %d: N=%d Line=%d Fields=%v", i+1, r.N, r.Line, r.Fields)
+		for i := range d.n {
+			if d.n[i] < 1 || (i > 0 && d.n[i] <= d.n[i-1]) || d.line[i] < 1 {
+				t.Fatalf("row %d: N=%d Line=%d", i+1, d.n[i], d.line[i])
 			}
 		}
-		checkSmallLimits(t, data, len(recs), err, func(lim *Limits, fn func(Record) error) error {
-			return DecodeJSON(bytes.NewReader(data), kind, lim, fn)
+		chunks := []int{1, 7} // cuts everywhere; each costs a goroutine hand-over
+		if len(data) > 256 {
+			chunks = []int{61, 4096}
+		}
+		for _, chunk := range chunks {
+			precs, pd := wholeRecordsChunked(t, data, kind, 3, chunk)
+			if fmt.Sprint(pd.err) != fmt.Sprint(err) || fmt.Sprint(precs) != fmt.Sprint(recs) || fmt.Sprint(pd.line) != fmt.Sprint(d.line) ||
+				fmt.Sprint(pd.n) != fmt.Sprint(d.n) || fmt.Sprint(pd.rejects) != fmt.Sprint(d.rejects) {
+				t.Fatalf("parallel (chunks of %d bytes): %q lines %v, %v\nserial: %q lines %v, %v", chunk, precs, pd.line, pd.err, recs, d.line, err)
+			}
+		}
+		checkSmallLimits(t, data, len(recs), err, func(lim *Limits) (int, error) {
+			r, d := wholeRecords(t, bytes.NewReader(data), kind, lim, 1)
+			return len(r), d.err
 		})
 
 		if bytes.HasPrefix(data, gzipMagic) {
 			return
 		}
-		zrecs, zerr := decodeAll(t, bytes.NewReader(storedGzip(t, data)), kind)
-		if fmt.Sprint(zerr) != fmt.Sprint(err) || len(zrecs) != len(recs) {
-			t.Fatalf("gzip changes the result: %d records, %v; plain: %d records, %v", len(zrecs), zerr, len(recs), err)
+		zrecs, zd := wholeRecords(t, bytes.NewReader(storedGzip(t, data)), kind, nil, 1)
+		if fmt.Sprint(zd.err) != fmt.Sprint(err) || len(zrecs) != len(recs) {
+			t.Fatalf("gzip changes the result: %d records, %v; plain: %d records, %v", len(zrecs), zd.err, len(recs), err)
 		}
 
 		// Oracle: a JSON array of objects, as encoding/json sees it.
@@ -70,7 +83,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
-		var all []any
+		var all []json.RawMessage
 		oerr := dec.Decode(&all)
 		if oerr == nil {
 			if _, tokErr := dec.Token(); tokErr == nil || tokErr.Error() != "EOF" {
@@ -78,26 +91,41 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 		}
 		for _, v := range all {
-			if _, ok := v.(map[string]any); !ok {
+			if !bytes.HasPrefix(v, []byte("{")) {
 				oerr = errors.New("non-object element")
 			}
 		}
 		switch {
 		case oerr == nil && err != nil:
-			t.Fatalf("encoding/json accepts the array, DecodeJSON says %v", err)
+			t.Fatalf("encoding/json accepts the array, the decoder says %v", err)
 		case oerr != nil && err == nil:
-			t.Fatalf("DecodeJSON accepts what encoding/json rejects (%v)", oerr)
+			t.Fatalf("the decoder accepts what encoding/json rejects (%v)", oerr)
 		case oerr == nil:
 			if len(all) != len(recs) {
 				t.Fatalf("%d records, encoding/json has %d", len(recs), len(all))
 			}
 			for i := range all {
-				if !reflect.DeepEqual(all[i], recs[i].Fields) {
-					t.Fatalf("record %d = %v, encoding/json has %v", i+1, recs[i].Fields, all[i])
+				want := canonicalJSON(t, all[i])
+				if strings.Contains(want, `\u0000`) {
+					want = "rejected: record " + strconv.Itoa(i+1) + " (line "
+					if !strings.HasPrefix(recs[i], want) || !strings.HasSuffix(recs[i], "column _all: json contains a NUL character (\\u0000), which PostgreSQL cannot store") {
+						t.Fatalf("record %d = %s, want it refused for its NUL", i+1, recs[i])
+					}
+					continue
+				}
+				if want != recs[i] {
+					t.Fatalf("record %d = %s, encoding/json has %s", i+1, recs[i], want)
 				}
 			}
 		}
 	})
+}
+
+// wholeRecordsChunked is wholeRecords with workers goroutines on chunks of
+// chunk bytes.
+func wholeRecordsChunked(t testing.TB, data []byte, format string, workers, chunk int) ([]string, decoded) {
+	t.Helper()
+	return wholeText(readAll(t, bytes.NewReader(data), ReadOptions{Format: format, Mapper: wholeMapper(t), Workers: workers, Quarantine: true, chunkBytes: chunk}))
 }
 
 // FuzzDecodeCSV checks that DecodeCSV never panics, that its errors are
@@ -147,8 +175,10 @@ func FuzzDecodeCSV(f *testing.F) {
 		if err == nil || !strings.HasPrefix(err.Error(), "record") { // not fn's own error
 			n := 0
 			_ = DecodeCSV(bytes.NewReader(data), CSVOptions{Delimiter: opts.Delimiter}, func(Record) error { n++; return nil })
-			checkSmallLimits(t, data, n, err, func(lim *Limits, fn func(Record) error) error {
-				return DecodeCSV(bytes.NewReader(data), CSVOptions{Delimiter: opts.Delimiter, Limits: *lim}, fn)
+			checkSmallLimits(t, data, n, err, func(lim *Limits) (int, error) {
+				got := 0
+				err := DecodeCSV(bytes.NewReader(data), CSVOptions{Delimiter: opts.Delimiter, Limits: *lim}, func(Record) error { got++; return nil })
+				return got, err
 			})
 		}
 	})
@@ -157,11 +187,10 @@ func FuzzDecodeCSV(f *testing.F) {
 // checkSmallLimits decodes data again under small limits: the result is a
 // *LimitError (inside a *RecordError) after at most as many records as
 // without limits (n records, error err), or exactly the same result.
-func checkSmallLimits(t *testing.T, data []byte, n int, err error, decode func(*Limits, func(Record) error) error) {
+func checkSmallLimits(t *testing.T, data []byte, n int, err error, decode func(*Limits) (int, error)) {
 	t.Helper()
 	lim := &Limits{MaxObjectBytes: 300, MaxRecordBytes: 60, MaxFieldBytes: 12, MaxRecords: 3}
-	got := 0
-	lerr := decode(lim, func(Record) error { got++; return nil })
+	got, lerr := decode(lim)
 	var le *LimitError
 	var re *RecordError
 	switch {
@@ -213,60 +242,40 @@ func FuzzCastString(f *testing.F) {
 	})
 }
 
-// FuzzMapperCasts checks that the JSON casts never panic, that errors are
+// FuzzMapperCasts checks that the casts never panic, that errors are
 // *RecordError, and that whole numbers cast to bigint exactly.
 func FuzzMapperCasts(f *testing.F) {
 	for _, s := range []string{"0", "-0.0", "1.5", "1e3", "12.50e1", "9223372036854775808", "1e999999999", "1e-999999999", "1709634030.5", "-1.5", "abc", "2024-03-05"} {
 		f.Add(s)
 	}
-	types := []driver.Type{driver.BigInt, driver.Integer, driver.Double, driver.Text, driver.Boolean, driver.Timestamp, driver.Date, driver.JSON}
-	cols := make([]Column, len(types))
-	for i, typ := range types {
-		cols[i] = Column{Field: "f", Name: string(typ), Type: typ}
-	}
-	m, err := NewMapper(cols, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
+	types := []schema.Type{schema.BigInt, schema.Integer, schema.Double, schema.Text, schema.Boolean, schema.Timestamp, schema.Date, schema.JSON}
 	f.Fuzz(func(t *testing.T, s string) {
-		values := []any{s}
+		quoted, _ := json.Marshal(s)
+		texts := []string{string(quoted)}
 		isNumber := false
 		var n json.Number
 		dec := json.NewDecoder(strings.NewReader(s))
 		dec.UseNumber()
 		if err := dec.Decode(&n); err == nil && n.String() == s {
-			values = append(values, n)
+			texts = append(texts, s)
 			isNumber = true
 		}
-		for _, v := range values {
-			for i := range types {
-				row, err := mapOne(m, i, v)
+		for _, text := range texts {
+			for _, typ := range types {
+				v, err := castOne(t, typ, text)
 				var re *RecordError
 				if err != nil && !errors.As(err, &re) {
-					t.Fatalf("%s from %#v: error %T %v", types[i], v, err, err)
+					t.Fatalf("%s from %s: error %T %v", typ, text, err, err)
 				}
-				if err == nil && types[i] == driver.BigInt && isNumber && v == any(n) && smallExponent(s) {
+				if err == nil && typ == schema.BigInt && isNumber && text == s && smallExponent(s) {
 					r, _ := new(big.Rat).SetString(s)
-					if !r.IsInt() || r.Num().Int64() != row.(int64) || !r.Num().IsInt64() {
-						t.Fatalf("bigint from %s = %v", s, row)
+					if !r.IsInt() || r.Num().Int64() != v.(int64) || !r.Num().IsInt64() {
+						t.Fatalf("bigint from %s = %v", s, v)
 					}
 				}
 			}
 		}
 	})
-}
-
-// mapOne maps v through column i of m.
-func mapOne(m *Mapper, i int, v any) (any, error) {
-	one, err := NewMapper(m.cols[i:i+1], nil)
-	if err != nil {
-		return nil, err
-	}
-	row, err := one.Row(Record{N: 1, Fields: map[string]any{"f": v}})
-	if err != nil {
-		return nil, err
-	}
-	return row[0], nil
 }
 
 // smallExponent reports whether s has no exponent beyond ±1000, so that

@@ -2,14 +2,16 @@ package format
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 )
 
 // Calls of the decoders with limits, in one place.
-func decodeJSONLimited(r io.Reader, kind string, lim *Limits, fn func(Record) error) error {
-	return DecodeJSON(r, kind, lim, fn)
+func decodeJSONLimited(t testing.TB, r io.Reader, kind string, lim *Limits, workers int) (int, error) {
+	got, d := wholeRecords(t, r, kind, lim, workers)
+	return len(got), d.err
 }
 
 func decodeCSVLimited(r io.Reader, lim *Limits, fn func(Record) error) error {
@@ -60,6 +62,14 @@ func TestDecodersRefuseInputOverALimitNamingTheKeyAndPlace(t *testing.T) {
 			in:  `[{"a":1},{"a":2},{"a":3}]`,
 			lim: Limits{MaxRecords: 2}, wantKey: KeyMaxRecords,
 			want: []string{"record 3", "limits.max_records = 2 records"}, records: 2},
+		{name: "ndjson more records than max_records", kind: InputNDJSON,
+			in:  "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n",
+			lim: Limits{MaxRecords: 2}, wantKey: KeyMaxRecords,
+			want: []string{"record 3 (line 3, byte 17)", "limits.max_records = 2 records"}, records: 2},
+		{name: "ndjson record over max_record_bytes", kind: InputNDJSON,
+			in:  "{\"a\":1}\n{\"a\":\n\"" + long(100) + "\"}\n",
+			lim: Limits{MaxRecordBytes: 64}, wantKey: KeyMaxRecordBytes,
+			want: []string{"record 2 (line 2, byte 9)"}, records: 1},
 		{name: "json object over max_object_bytes", kind: InputAuto,
 			in:  `{"a":1}` + "\n" + `{"a":2}` + "\n" + `{"a":3}` + "\n",
 			lim: Limits{MaxObjectBytes: 12}, wantKey: KeyMaxObjectBytes,
@@ -100,39 +110,44 @@ func TestDecodersRefuseInputOverALimitNamingTheKeyAndPlace(t *testing.T) {
 			want: []string{"limits.max_object_bytes = 1000 bytes"}, records: 499}, // "a\n" and 499 rows are 1000 bytes
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			n := 0
-			count := func(Record) error { n++; return nil }
-			var err error
-			if tc.csv {
-				err = decodeCSVLimited(strings.NewReader(tc.in), &tc.lim, count)
-			} else {
-				err = decodeJSONLimited(strings.NewReader(tc.in), tc.kind, &tc.lim, count)
+		for _, workers := range []int{1, 2} {
+			if tc.csv && workers > 1 {
+				continue
 			}
-			if n != tc.records {
-				t.Errorf("delivered %d records, want %d", n, tc.records)
-			}
-			if tc.wantKey == "" {
-				if err != nil {
-					t.Fatalf("err = %v, want none", err)
+			t.Run(fmt.Sprintf("%s/workers=%d", tc.name, workers), func(t *testing.T) {
+				n := 0
+				count := func(Record) error { n++; return nil }
+				var err error
+				if tc.csv {
+					err = decodeCSVLimited(strings.NewReader(tc.in), &tc.lim, count)
+				} else {
+					n, err = decodeJSONLimited(t, strings.NewReader(tc.in), tc.kind, &tc.lim, workers)
 				}
-				return
-			}
-			var le *LimitError
-			var re *RecordError
-			if !errors.As(err, &le) || !errors.As(err, &re) {
-				t.Fatalf("err = %v (%T), want a *RecordError wrapping a *LimitError", err, err)
-			}
-			if le.Key != tc.wantKey {
-				t.Errorf("limit key = %q, want %q (err: %v)", le.Key, tc.wantKey, err)
-			}
-			msg := err.Error()
-			for _, w := range append([]string{"raise " + tc.wantKey}, tc.want...) {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not contain %q", msg, w)
+				if n != tc.records {
+					t.Errorf("delivered %d records, want %d", n, tc.records)
 				}
-			}
-		})
+				if tc.wantKey == "" {
+					if err != nil {
+						t.Fatalf("err = %v, want none", err)
+					}
+					return
+				}
+				var le *LimitError
+				var re *RecordError
+				if !errors.As(err, &le) || !errors.As(err, &re) {
+					t.Fatalf("err = %v (%T), want a *RecordError wrapping a *LimitError", err, err)
+				}
+				if le.Key != tc.wantKey {
+					t.Errorf("limit key = %q, want %q (err: %v)", le.Key, tc.wantKey, err)
+				}
+				msg := err.Error()
+				for _, w := range append([]string{"raise " + tc.wantKey}, tc.want...) {
+					if !strings.Contains(msg, w) {
+						t.Errorf("error %q does not contain %q", msg, w)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -145,7 +160,7 @@ func TestZeroLimitsMeanTheDefaultsAndNegativeOnesAreRefused(t *testing.T) {
 	if got != want {
 		t.Errorf("defaults = %+v, want %+v", got, want)
 	}
-	err = decodeJSONLimited(strings.NewReader(`{}`), InputJSON, &Limits{MaxRecords: -1}, func(Record) error { return nil })
+	_, err = decodeJSONLimited(t, strings.NewReader(`{}`), InputJSON, &Limits{MaxRecords: -1}, 1)
 	if err == nil || !strings.Contains(err.Error(), "limits.max_records is -1") {
 		t.Errorf("negative max_records: err = %v", err)
 	}

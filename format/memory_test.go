@@ -191,7 +191,7 @@ func TestHugeOrEndlessInputIsRefusedWithBoundedMemory(t *testing.T) {
 			if tc.csv {
 				err = decodeCSVLimited(in, &lim, count)
 			} else {
-				err = decodeJSONLimited(in, InputAuto, &lim, count)
+				records, err = decodeJSONLimited(t, in, InputAuto, &lim, 0)
 			}
 			peak, sys := w.finish()
 			t.Logf("%s: %d records, %d MiB decompressed into the pipe, peak heap %d MiB, Sys grew %d MiB; err: %.200v",

@@ -818,7 +818,7 @@ func (pl *parquetLoad) block(b *schema.Batch, k int, first int64, opts MapperOpt
 			continue
 		}
 		if !pl.o.Quarantine {
-			return rejectError(&RecordError{Record: int(first) + i, Column: pl.badCol[i], Err: pl.badErr[i]})
+			return &rejectError{&RecordError{Record: int(first) + i, Column: pl.badCol[i], Err: pl.badErr[i]}}
 		}
 		b.Rejects = append(b.Rejects, schema.Reject{N: first + int64(i), Reason: pl.bad[i], Raw: pl.rawRow(b, base+i, i)})
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/schema"
 )
 
 func TestParsePathSplitsOnDotsAndRefusesEmptySegments(t *testing.T) {
@@ -38,32 +38,24 @@ func TestParsePathSplitsOnDotsAndRefusesEmptySegments(t *testing.T) {
 	}
 }
 
-// decodeRows maps NDJSON input through one ObjectMapper of m.
+// decodeRows maps NDJSON input through m, with one goroutine and with
+// three on chunks of 20 bytes, and checks that both give the same.
 func decodeRows(t *testing.T, m *Mapper, in string) ([][]any, Report, error) {
 	t.Helper()
-	om := m.Object()
-	var rows [][]any
-	err := DecodeJSON(strings.NewReader(in), InputNDJSON, nil, func(rec Record) error {
-		row, err := om.Row(rec)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, row)
-		return nil
-	})
-	if err != nil {
-		return rows, Report{}, err
+	d := readAll(t, strings.NewReader(in), ReadOptions{Format: InputNDJSON, Mapper: m, Workers: 1})
+	p := readAll(t, strings.NewReader(in), ReadOptions{Format: InputNDJSON, Mapper: m, Workers: 3, chunkBytes: 20})
+	if fmt.Sprint(d.rows, d.report, d.err) != fmt.Sprint(p.rows, p.report, p.err) {
+		t.Fatalf("in parallel: %v %+v %v\nserially: %v %+v %v", p.rows, p.report, p.err, d.rows, d.report, d.err)
 	}
-	rep, err := om.Finish()
-	return rows, rep, err
+	return d.rows, d.report, d.err
 }
 
 func TestMapperReadsNestedPathsAndTreatsAMissingParentAsAMissingValue(t *testing.T) {
 	m, err := NewMapper([]Column{
-		{Field: "id", Type: driver.BigInt},
-		{Path: []string{"address", "city"}, Type: driver.Text},
-		{Path: []string{"address", "geo", "lat"}, Name: "lat", Type: driver.Double},
-		{Path: []string{"a.b"}, Type: driver.Text}, // a key with a dot
+		{Field: "id", Type: schema.BigInt},
+		{Path: []string{"address", "city"}, Type: schema.Text},
+		{Path: []string{"address", "geo", "lat"}, Name: "lat", Type: schema.Double},
+		{Path: []string{"a.b"}, Type: schema.Text}, // a key with a dot
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +88,7 @@ func TestMapperReadsNestedPathsAndTreatsAMissingParentAsAMissingValue(t *testing
 		t.Errorf("err = %v, want a *RecordError about address not being an object", err)
 	}
 
-	req, err := NewMapper([]Column{{Path: []string{"address", "city"}, Type: driver.Text, Required: true}}, nil)
+	req, err := NewMapper([]Column{{Path: []string{"address", "city"}, Type: schema.Text, Required: true}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,17 +98,17 @@ func TestMapperReadsNestedPathsAndTreatsAMissingParentAsAMissingValue(t *testing
 	}
 }
 
-func TestObjectMapperReportsMissingAndUndeclaredFieldsByPolicy(t *testing.T) {
+func TestMapperReportsMissingAndUndeclaredFieldsByPolicy(t *testing.T) {
 	// "titel" is misspelt; "tilte" and address.zipcode are undeclared.
 	cols := []Column{
-		{Field: "id", Type: driver.BigInt},
-		{Field: "titel", Type: driver.Text},
-		{Path: []string{"address", "city"}, Type: driver.Text},
+		{Field: "id", Type: schema.BigInt},
+		{Field: "titel", Type: schema.Text},
+		{Path: []string{"address", "city"}, Type: schema.Text},
 	}
 	in := `{"id":1,"address":{"city":"Oslo","zipcode":"0150"}}
 {"id":2,"tilte":"x","body":"b","address":{"city":"Bergen"}}
 {"id":3,"tilte":"y"}`
-	jsonCols := append(cols[:len(cols):len(cols)], Column{Name: "_extra", Type: driver.JSON})
+	jsonCols := append(cols[:len(cols):len(cols)], Column{Name: "_extra", Type: schema.JSON})
 	tests := []struct {
 		name    string
 		cols    []Column
@@ -191,8 +183,8 @@ func TestObjectMapperReportsMissingAndUndeclaredFieldsByPolicy(t *testing.T) {
 	}
 }
 
-func TestObjectMapperReportsNothingForAnObjectWithoutRecordsOrFindings(t *testing.T) {
-	m, err := NewMapper([]Column{{Field: "id", Type: driver.BigInt}}, &MapperOptions{OnMissing: MissingError, Extra: ExtraError})
+func TestMapperReportsNothingForAnObjectWithoutRecordsOrFindings(t *testing.T) {
+	m, err := NewMapper([]Column{{Field: "id", Type: schema.BigInt}}, &MapperOptions{OnMissing: MissingError, Extra: ExtraError})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,21 +197,21 @@ func TestObjectMapperReportsNothingForAnObjectWithoutRecordsOrFindings(t *testin
 }
 
 func TestNewMapperRejectsBadPathsAndPolicies(t *testing.T) {
-	text := func(name string) Column { return Column{Field: name, Type: driver.Text} }
+	text := func(name string) Column { return Column{Field: name, Type: schema.Text} }
 	tests := []struct {
 		cols []Column
 		opts *MapperOptions
 		msg  string
 	}{
-		{[]Column{{Field: "a", Path: []string{"b", "c"}, Type: driver.Text}}, nil, `sets both field "a" and path "b.c"`},
-		{[]Column{{Path: []string{"a", ""}, Type: driver.Text}}, nil, "has an empty key in its path"},
-		{[]Column{{Path: []string{"a", "b"}, Type: driver.Text}, {Field: "a_b", Type: driver.Text}}, nil, `column name "a_b" is used by columns 1 and 2`},
+		{[]Column{{Field: "a", Path: []string{"b", "c"}, Type: schema.Text}}, nil, `sets both field "a" and path "b.c"`},
+		{[]Column{{Path: []string{"a", ""}, Type: schema.Text}}, nil, "has an empty key in its path"},
+		{[]Column{{Path: []string{"a", "b"}, Type: schema.Text}, {Field: "a_b", Type: schema.Text}}, nil, `column name "a_b" is used by columns 1 and 2`},
 		{[]Column{text("a")}, &MapperOptions{OnMissing: "fail"}, `unknown on_missing policy "fail"`},
 		{[]Column{text("a")}, &MapperOptions{Extra: "keep"}, `unknown extra policy "keep"`},
 		{[]Column{text("a")}, &MapperOptions{Extra: ExtraJSON}, "needs an extra column"},
 		{[]Column{text("a")}, &MapperOptions{Extra: ExtraJSON, ExtraColumn: "_extra"}, `extra column "_extra" is not among the columns`},
-		{[]Column{text("a"), {Name: "_extra", Type: driver.Text}}, &MapperOptions{Extra: ExtraJSON, ExtraColumn: "_extra"}, "must have type json"},
-		{[]Column{text("a"), {Name: "_extra", Type: driver.JSON}}, &MapperOptions{Extra: ExtraWarn, ExtraColumn: "_extra"}, `the extra policy is "warn"`},
+		{[]Column{text("a"), {Name: "_extra", Type: schema.Text}}, &MapperOptions{Extra: ExtraJSON, ExtraColumn: "_extra"}, "must have type json"},
+		{[]Column{text("a"), {Name: "_extra", Type: schema.JSON}}, &MapperOptions{Extra: ExtraWarn, ExtraColumn: "_extra"}, `the extra policy is "warn"`},
 	}
 	for _, tt := range tests {
 		if _, err := NewMapper(tt.cols, tt.opts); err == nil || !strings.Contains(err.Error(), tt.msg) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/sluicehq/sluice/schema"
@@ -38,7 +39,9 @@ type ReadOptions struct {
 	// Delimiter separates CSV fields; 0 means ','.
 	Delimiter rune
 	// Quarantine turns records the mapper refuses into schema.Reject
-	// entries (with the reason and the raw record) instead of an error.
+	// entries instead of an error: the reason is the *RecordError's
+	// message (record, line, column, what is wrong) and Raw the record's
+	// text as written.
 	Quarantine bool
 	// BatchRows bounds the rows of one batch; 0 means DefaultBatchRows.
 	BatchRows int
@@ -46,6 +49,10 @@ type ReadOptions struct {
 	// CSV object can be split at record boundaries); 0 means
 	// runtime.GOMAXPROCS.
 	Workers int
+
+	// chunkBytes is the size of the chunks a parallel NDJSON decoder cuts
+	// (0: defaultChunk); tests make it small.
+	chunkBytes int
 }
 
 // DefaultBatchRows is the default ReadOptions.BatchRows.
@@ -66,7 +73,7 @@ var decoders = map[string]decodeFunc{}
 type Reader struct {
 	cancel context.CancelFunc
 	out    chan *schema.Batch
-	free   chan *schema.Batch
+	pool   *batchPool
 	done   chan struct{}
 	err    error  // set before done is closed
 	report Report // set before done is closed
@@ -74,14 +81,13 @@ type Reader struct {
 	once   sync.Once
 }
 
-// inFlight is how many batches a Reader keeps between decoder and consumer.
-const inFlight = 4
-
 // NewReader starts decoding r (which must stay readable until Close) as
 // o.Format. Next returns the batches; after io.EOF, Report says what the
 // mapper found. Errors about the data are *RecordError naming the record,
 // line and column (IsReadFailure tells a failing store from bad data);
-// records the mapper refuses match ErrRejected unless o.Quarantine.
+// records the mapper refuses match ErrRejected unless o.Quarantine. The
+// batches before an error are delivered first, so a consumer sees every
+// record before the one at fault.
 func NewReader(ctx context.Context, r io.Reader, o ReadOptions) (*Reader, error) {
 	if o.Mapper == nil {
 		return nil, errors.New("format: NewReader needs a Mapper")
@@ -93,21 +99,27 @@ func NewReader(ctx context.Context, r io.Reader, o ReadOptions) (*Reader, error)
 	if o.BatchRows <= 0 {
 		o.BatchRows = DefaultBatchRows
 	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
 	if err := o.Limits.Validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	rd := &Reader{cancel: cancel, out: make(chan *schema.Batch), free: make(chan *schema.Batch, inFlight), done: make(chan struct{})}
-	cols := o.Mapper.Schema()
-	for range inFlight {
-		rd.free <- schema.NewBatch(cols)
-	}
-	s := &sink{ctx: ctx, out: rd.out, free: rd.free, rows: o.BatchRows}
+	rd := &Reader{cancel: cancel, out: make(chan *schema.Batch), pool: o.Mapper.batches, done: make(chan struct{})}
+	s := &sink{ctx: ctx, out: rd.out, pool: rd.pool, rows: o.BatchRows}
 	go func() {
 		defer close(rd.done)
 		rep, err := dec(ctx, r, &o, s)
-		if err == nil {
-			err = s.flush()
+		// Hand over the records before an error too, without the values
+		// a decoder appended for the row at fault.
+		if err != nil && s.cur != nil {
+			for j := range s.cur.Vecs {
+				s.cur.Vecs[j].Truncate(s.cur.Len())
+			}
+		}
+		if ferr := s.flush(); err == nil {
+			err = ferr
 		}
 		rd.report, rd.err = rep, err
 	}()
@@ -117,8 +129,7 @@ func NewReader(ctx context.Context, r io.Reader, o ReadOptions) (*Reader, error)
 // Next implements schema.Reader: the batch is valid until the next call.
 func (rd *Reader) Next(ctx context.Context) (*schema.Batch, error) {
 	if rd.cur != nil {
-		rd.cur.Reset()
-		rd.free <- rd.cur // never blocks: at most inFlight batches exist
+		rd.pool.put(rd.cur)
 		rd.cur = nil
 	}
 	select {
@@ -148,18 +159,47 @@ func (rd *Reader) Report() Report {
 	return rd.report
 }
 
-// Close stops the decoder and waits for it to return.
+// Close stops the decoder and waits for it to return. The last batch Next
+// returned is no longer valid.
 func (rd *Reader) Close() error {
 	rd.once.Do(rd.cancel)
 	<-rd.done
+	if rd.cur != nil {
+		rd.pool.put(rd.cur)
+		rd.cur = nil
+	}
 	return nil
 }
 
-// sink hands full batches from a decoder to its Reader.
+// batchPool recycles the batches of one Mapper's columns, across the
+// objects it maps (a load reads many objects with one Mapper), so that a
+// batch's vectors are grown once, not per object. It does not bound them:
+// the unbuffered hand-over does (a decoder waits for the consumer before it
+// starts another batch).
+type batchPool struct {
+	cols []schema.Column
+	p    sync.Pool
+}
+
+func newBatchPool(cols []schema.Column) *batchPool { return &batchPool{cols: cols} }
+
+func (p *batchPool) get() *schema.Batch {
+	if b, ok := p.p.Get().(*schema.Batch); ok {
+		return b
+	}
+	return schema.NewBatch(p.cols)
+}
+
+func (p *batchPool) put(b *schema.Batch) {
+	b.Reset()
+	p.p.Put(b)
+}
+
+// sink hands batches from a decoder to its Reader.
 type sink struct {
 	ctx  context.Context
 	out  chan<- *schema.Batch
-	free chan *schema.Batch
+	pool *batchPool
 	rows int
 	cur  *schema.Batch
 }
@@ -173,12 +213,8 @@ func (s *sink) Batch() (*schema.Batch, error) {
 	if err := s.flush(); err != nil {
 		return nil, err
 	}
-	select {
-	case s.cur = <-s.free:
-		return s.cur, nil
-	case <-s.ctx.Done():
-		return nil, s.ctx.Err()
-	}
+	s.cur = s.pool.get()
+	return s.cur, nil
 }
 
 // flush hands over the current batch, if it holds anything.
@@ -189,11 +225,92 @@ func (s *sink) flush() error {
 	if s.cur.Len() == 0 && len(s.cur.Rejects) == 0 {
 		return nil
 	}
+	if err := s.send(s.cur); err != nil {
+		return err
+	}
+	s.cur = nil
+	return nil
+}
+
+// send hands over b, waiting for the consumer.
+func (s *sink) send(b *schema.Batch) error {
 	select {
-	case s.out <- s.cur:
-		s.cur = nil
+	case s.out <- b:
 		return nil
 	case <-s.ctx.Done():
 		return s.ctx.Err()
 	}
+}
+
+// ordered runs work on the items produce sends, in up to workers
+// goroutines, and hands them to consume in the order they were sent. At
+// most depth items wait between produce and consume, so memory stays
+// bounded; produce blocks meanwhile. An error from consume (or ctx ending)
+// stops it all: produce's send returns the error, and ordered returns it
+// once every goroutine has ended.
+func ordered[T any](ctx context.Context, workers, depth int, produce func(send func(T) error) error, work func(T), consume func(T) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type slot struct {
+		v    T
+		done chan struct{}
+	}
+	jobs := make(chan *slot)
+	queue := make(chan *slot, depth)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range jobs {
+				work(s.v)
+				close(s.done)
+			}
+		}()
+	}
+	perr := make(chan error, 1)
+	go func() {
+		defer close(queue)
+		defer close(jobs)
+		perr <- produce(func(v T) error {
+			s := &slot{v: v, done: make(chan struct{})}
+			select {
+			case queue <- s:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case jobs <- s:
+				return nil
+			case <-ctx.Done():
+				close(s.done) // never worked on
+				return ctx.Err()
+			}
+		})
+	}()
+	var err error
+	for s := range queue {
+		if err != nil {
+			continue // drain
+		}
+		select {
+		case <-s.done:
+			if err = ctx.Err(); err == nil {
+				err = consume(s.v)
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			cancel()
+		}
+	}
+	wg.Wait()
+	if e := <-perr; err == nil && e != nil && !errors.Is(e, context.Canceled) {
+		err = e
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
 }

@@ -2,11 +2,9 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
 	"strings"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
+	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
@@ -169,7 +168,10 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	if etag == "" {
 		etag = obj.ETag
 	}
-	src := ld.stream(rc, key)
+	src, err := ld.stream(ctx, rc, key)
+	if err != nil {
+		return fmt.Errorf("object %s: %w", key, err)
+	}
 	defer src.stop()
 	mode := driver.DeadLetter
 	if ld.spec.OnBadRecord == pipeline.OnBadQuarantine {
@@ -246,54 +248,33 @@ func objectVersion(r event.Record, etag string) string {
 	return fmt.Sprintf("%020d|%s|%s|%s", ns, seq, r.S3.Object.Key, etag)
 }
 
-// rowStream streams an object's records as warehouse rows: the decoder runs
-// as a coroutine (iter.Pull) driven by the warehouse's reads, so one record
-// at a time is in memory, never the whole object. Records the mapper
-// rejects become quarantined rows or stop the load, as the load's
-// on_bad_record says; decode errors always stop it (err).
+// rowStream streams an object's records as warehouse rows from the
+// columnar batches of a format.Reader (which decodes ahead, holding a few
+// batches, never the whole object). Records the mapper rejects become
+// quarantined rows or stop the load, as the load's on_bad_record says;
+// decode errors always stop it (err).
 type rowStream struct {
-	next   func() (driver.Row, error, bool)
-	stop   func()
+	rd     *format.Reader
+	batch  *schema.Batch
+	i, j   int           // next row and next reject of batch
 	err    error         // why the object failed, once it did
 	report format.Report // set at the end of a complete object
 }
 
-func (ld *loader) stream(r io.Reader, key string) *rowStream {
-	s := &rowStream{}
-	om := ld.mapper.Object()
-	quarantine := ld.spec.OnBadRecord == pipeline.OnBadQuarantine
-	kind := ld.spec.FormatFor(key)
-	lim := ld.spec.Limits
-	seq := func(yield func(driver.Row, error) bool) {
-		stopped := errors.New("stopped")
-		err := format.DecodeJSON(r, kind, &lim, func(rec format.Record) error {
-			vals, err := om.Row(rec)
-			row := driver.Row{Values: vals, N: rec.N, Line: rec.Line}
-			if err != nil {
-				if !quarantine {
-					return badRecord{err}
-				}
-				raw, _ := json.Marshal(rec.Fields)
-				row = driver.Row{N: rec.N, Line: rec.Line, Reject: err.Error(), Raw: string(raw)}
-			}
-			if !yield(row, nil) {
-				return stopped
-			}
-			return nil
-		})
-		if err == stopped {
-			return
-		}
-		if err == nil {
-			s.report, err = om.Finish()
-		}
-		if err != nil {
-			yield(driver.Row{}, err)
-		}
+func (ld *loader) stream(ctx context.Context, r io.Reader, key string) (*rowStream, error) {
+	rd, err := format.NewReader(ctx, r, format.ReadOptions{
+		Format:     ld.spec.FormatFor(key),
+		Mapper:     ld.mapper,
+		Limits:     ld.spec.Limits,
+		Quarantine: ld.spec.OnBadRecord == pipeline.OnBadQuarantine,
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.next, s.stop = iter.Pull2(iter.Seq2[driver.Row, error](seq))
-	return s
+	return &rowStream{rd: rd}, nil
 }
+
+func (s *rowStream) stop() { s.rd.Close() }
 
 // badRecord marks a record the mapper rejected (a type, a required field),
 // which on_bad_record: quarantine would set aside, unlike a decode error,
@@ -303,18 +284,32 @@ type badRecord struct{ err error }
 func (b badRecord) Error() string { return b.err.Error() }
 func (b badRecord) Unwrap() error { return b.err }
 
-// Next implements driver.RowSource.
+// Next implements driver.RowSource: the rows and rejects of each batch,
+// in record order.
 func (s *rowStream) Next(ctx context.Context) (driver.Row, error) {
-	if err := ctx.Err(); err != nil {
-		return driver.Row{}, err
+	for {
+		if b := s.batch; b != nil && (s.i < b.Len() || s.j < len(b.Rejects)) {
+			if s.j < len(b.Rejects) && (s.i == b.Len() || b.Rejects[s.j].N < b.N[s.i]) {
+				rj := b.Rejects[s.j]
+				s.j++
+				return driver.Row{N: int(rj.N), Line: int(rj.Line), Reject: rj.Reason, Raw: rj.Raw}, nil
+			}
+			i := s.i
+			s.i++
+			return driver.Row{Values: b.Row(i), N: int(b.N[i]), Line: int(b.Line[i])}, nil
+		}
+		b, err := s.rd.Next(ctx)
+		if err == io.EOF {
+			s.report = s.rd.Report()
+			return driver.Row{}, io.EOF
+		}
+		if err != nil {
+			if errors.Is(err, format.ErrRejected) {
+				err = badRecord{err}
+			}
+			s.err = err
+			return driver.Row{}, err
+		}
+		s.batch, s.i, s.j = b, 0, 0
 	}
-	row, err, ok := s.next()
-	if !ok {
-		return driver.Row{}, io.EOF
-	}
-	if err != nil {
-		s.err = err
-		return driver.Row{}, err
-	}
-	return row, nil
 }
