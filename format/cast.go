@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/schema"
 )
@@ -118,4 +119,93 @@ func castErr(k schema.Type, s string, err error) error {
 		return fmt.Errorf("want %s, got %s (not finite)", k, quoteShort(s))
 	}
 	return fmt.Errorf("want %s, got %s", k, quoteShort(s))
+}
+
+// AppendCast casts b, a CSV value, to v's type exactly as CastString does
+// (the empty value is NULL; the errors are the same) and appends it to v,
+// without allocating: numbers are parsed from the bytes in place (integers
+// by hand, floats by strconv.ParseFloat, so every float has the bits
+// ParseFloat gives it) and text is copied into v's arena. On error v is
+// unchanged.
+func AppendCast(v *schema.Vector, b []byte) error {
+	if len(b) == 0 {
+		v.AppendNull()
+		return nil
+	}
+	s := unsafe.String(&b[0], len(b)) // read only, and not kept
+	switch v.Type {
+	case schema.Text:
+		v.AppendText(b)
+		return nil
+	case schema.Integer, schema.BigInt:
+		bits := 64
+		if v.Type == schema.Integer {
+			bits = 32
+		}
+		n, ok := parseDigits(b, bits)
+		if !ok {
+			var err error
+			if n, err = strconv.ParseInt(s, 10, bits); err != nil {
+				return castErr(v.Type, s, err)
+			}
+		}
+		v.AppendInt(n)
+		return nil
+	case schema.Real, schema.Double:
+		bits := 64
+		if v.Type == schema.Real {
+			bits = 32
+		}
+		f, err := parseFinite(s, bits)
+		if err != nil {
+			return castErr(v.Type, s, err)
+		}
+		v.AppendFloat(f)
+		return nil
+	}
+	x, err := CastString(v.Type, s)
+	if err != nil {
+		return err
+	}
+	switch x := x.(type) {
+	case bool:
+		v.AppendBool(x)
+	case time.Time:
+		v.AppendTime(x)
+	case string: // json: s, valid
+		v.AppendText(b)
+	default:
+		return fmt.Errorf("unknown column kind %q", v.Type)
+	}
+	return nil
+}
+
+// parseDigits parses an optionally signed run of at most 18 decimal
+// digits that fits in bits; ok is false for anything else, which
+// strconv.ParseInt then decides (and reports).
+func parseDigits(b []byte, bits int) (n int64, ok bool) {
+	neg := false
+	switch b[0] {
+	case '-':
+		neg = true
+		b = b[1:]
+	case '+':
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	if bits == 32 && (n < math.MinInt32 || n > math.MaxInt32) {
+		return 0, false
+	}
+	return n, true
 }
