@@ -5,8 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,40 +186,25 @@ func TestAReusedRowSlotNeverCarriesAValueIntoALaterRow(t *testing.T) {
 	}
 }
 
-// newTestStager returns a stager writing parts of at most max rows into a
-// temporary directory.
-func newTestStager(t *testing.T, cols []Column, max int) *stager {
-	t.Helper()
-	schema, err := parquetSchema(cols)
+func TestRunAllocatesAlmostNothingPerRow(t *testing.T) {
+	// 83,520 rows: before typed vectors, each row cost a map, boxed
+	// values and strings (about 10 allocations a row). Now allocations
+	// come per chunk, row group and part, not per row.
+	st := newMemStore()
+	st.put(t, "data/a/h.csv", hydroCopies(t, 20))
+	spec := hydroSpec("data/a/", "curated/a/")
+	if _, err := Run(context.Background(), st, spec, nil); err != nil { // warm the pools
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res, err := Run(context.Background(), st, spec, nil)
+	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stager{dir: t.TempDir(), id: uuidA, cols: cols, max: max, schema: schema}
-	t.Cleanup(s.abort)
-	return s
-}
-
-func TestTheStagerAllocatesAlmostNothingPerRow(t *testing.T) {
-	s := newTestStager(t, hydroSpec("", "").Columns, math.MaxInt)
-	rows := [][]any{
-		{"Afghanistan", "AFG", int32(2000), float32(0.31)},
-		{"Africa", nil, int32(2001), float32(75.2)},
-	}
-	write := func() {
-		for i := range batchRows {
-			if err := s.write(rows[i%2]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	write() // allocates the batch and the writer's buffers
-	// Before reusing rows, each row cost a parquet.Row and a copy of each
-	// string: about 2,900 allocations per 1,024 rows.
-	if n := testing.AllocsPerRun(10, write); n > 50 {
-		t.Errorf("writing %d rows allocates %.0f times, want at most 50 (rows and strings are reused, not copied)", batchRows, n)
-	}
-	if err := s.finish(); err != nil {
-		t.Fatal(err)
+	if perRow := float64(after.Mallocs-before.Mallocs) / float64(res.Rows); perRow > 0.05 {
+		t.Errorf("curating %d rows allocated %d times, %.3f a row; want at most 0.05 a row", res.Rows, after.Mallocs-before.Mallocs, perRow)
 	}
 }
 
@@ -229,24 +213,23 @@ func TestAColumnOfDistinctStringsFallsBackToPlainPastTheDictionaryLimit(t *testi
 	// 45,000 rows into the first row group (131,072 rows); the second row
 	// group starts a new dictionary.
 	const rows = 140_000
-	cols := []Column{{Name: "s", Type: "string"}, {Name: "k", Type: "string"}}
-	s := newTestStager(t, cols, math.MaxInt)
+	var in strings.Builder
+	in.WriteString("s,k\n")
 	for i := range rows {
-		var k any = "same"
+		k := "same"
 		if i%7 == 0 {
-			k = nil
+			k = ""
 		}
-		if err := s.write([]any{fmt.Sprintf("distinct-value-%08d", i), k}); err != nil {
-			t.Fatal(err)
-		}
+		fmt.Fprintf(&in, "distinct-value-%08d,%s\n", i, k)
 	}
-	if err := s.finish(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(s.dir, s.names[0]))
+	st := newMemStore()
+	st.put(t, "in/d/a.csv", []byte(in.String()))
+	spec := Spec{Input: "in/d/", Output: "out/d/", MaxRowsPerFile: math.MaxInt, Columns: []Column{{Name: "s", Type: "string"}, {Name: "k", Type: "string"}}}
+	res, err := Run(context.Background(), st, spec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	data := readObject(t, st, res.Outputs[0].Key)
 	encs, dict := dataPageEncodings(t, data)
 	if len(encs["s"]) != 2 {
 		t.Fatalf("%d row groups, want 2", len(encs["s"]))
