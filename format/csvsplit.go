@@ -280,17 +280,19 @@ type CSVParser struct {
 // returns the number of records it delivered.
 //
 // Errors are those DecodeCSV returns at the same place, and an error of fn
-// is returned unchanged. When a chunk is not plainly valid it is parsed a
-// second time from its start to locate the first error exactly, so after
-// an error fn may have seen some records twice.
+// is returned unchanged. fn is called once per record: when a chunk is not
+// plainly valid it is parsed a second time from its start, to locate the
+// first error exactly, and fn only sees the records it has not seen yet.
 func (p *CSVParser) Parse(c CSVChunk, base int64, fn func(line int, fields [][]byte) error) (int64, error) {
+	var done int64
 	if c.Err == nil && utf8.Valid(c.Data) {
 		n, ok, err := p.fast(c, base, fn)
 		if ok {
 			return n, err
 		}
+		done = n
 	}
-	return p.exact(c, base, fn)
+	return p.exact(c, base, done, fn)
 }
 
 // NeedsBase reports whether a chunk that Parse returned n records and err
@@ -469,8 +471,9 @@ func (p *CSVParser) unescape(b []byte) []byte {
 }
 
 // exact parses c with encoding/csv and DecodeCSV's checks, so that errors
-// are located exactly as DecodeCSV locates them.
-func (p *CSVParser) exact(c CSVChunk, base int64, fn func(int, [][]byte) error) (int64, error) {
+// are located exactly as DecodeCSV locates them; fn is not called for the
+// first skip records (the fast pass delivered them).
+func (p *CSVParser) exact(c CSVChunk, base, skip int64, fn func(int, [][]byte) error) (int64, error) {
 	var src io.Reader = bytes.NewReader(c.Data)
 	if c.Err != nil {
 		src = io.MultiReader(src, &failReader{c.Err})
@@ -520,6 +523,9 @@ func (p *CSVParser) exact(c CSVChunk, base int64, fn func(int, [][]byte) error) 
 				return n - 1, &RecordError{Line: at + off, Column: p.header[i], Err: errors.New("not valid UTF-8; convert the file to UTF-8")}
 			}
 			p.strs = append(p.strs, unsafe.Slice(unsafe.StringData(v), len(v)))
+		}
+		if n <= skip {
+			continue
 		}
 		if err := fn(line, p.strs); err != nil {
 			return n, err
