@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/sluicehq/sluice/schema"
@@ -222,74 +223,36 @@ func encodeRowGroup(p *part, cols []schema.Vector, n int, vals []parquet.Value) 
 // appendValues appends rows lo..hi of v as Parquet values of column j
 // (definition level 1, or 0 for null).
 func appendValues(vals []parquet.Value, v *schema.Vector, lo, hi, j int) []parquet.Value {
+	n := len(vals)
+	vals = slices.Grow(vals, hi-lo)[:n+hi-lo]
+	out := vals[n:]
 	null := parquet.NullValue().Level(0, 0, j)
-	switch v.Type {
-	case schema.Text, schema.JSON:
-		for i := lo; i < hi; i++ {
-			if v.Null[i] {
-				vals = append(vals, null)
-				continue
-			}
-			vals = append(vals, parquet.ByteArrayValue(v.Bytes[v.Off[i]:v.Off[i+1]]).Level(0, 1, j))
+	for i := lo; i < hi; i++ {
+		if v.Null[i] {
+			out[i-lo] = null
+			continue
 		}
-	case schema.Integer:
-		for i := lo; i < hi; i++ {
-			if v.Null[i] {
-				vals = append(vals, null)
-				continue
-			}
-			vals = append(vals, parquet.Int32Value(int32(v.Int[i])).Level(0, 1, j))
-		}
-	case schema.BigInt:
-		for i := lo; i < hi; i++ {
-			if v.Null[i] {
-				vals = append(vals, null)
-				continue
-			}
-			vals = append(vals, parquet.Int64Value(v.Int[i]).Level(0, 1, j))
-		}
-	case schema.Real:
-		for i := lo; i < hi; i++ {
-			if v.Null[i] {
-				vals = append(vals, null)
-				continue
-			}
-			vals = append(vals, parquet.FloatValue(float32(v.Float[i])).Level(0, 1, j))
-		}
-	case schema.Double:
-		for i := lo; i < hi; i++ {
-			if v.Null[i] {
-				vals = append(vals, null)
-				continue
-			}
-			vals = append(vals, parquet.DoubleValue(v.Float[i]).Level(0, 1, j))
-		}
-	case schema.Boolean:
-		for i := lo; i < hi; i++ {
-			if v.Null[i] {
-				vals = append(vals, null)
-				continue
-			}
-			vals = append(vals, parquet.BooleanValue(v.Bool[i]).Level(0, 1, j))
-		}
-	case schema.Date:
-		for i := lo; i < hi; i++ {
-			if v.Null[i] {
-				vals = append(vals, null)
-				continue
-			}
+		var pv parquet.Value
+		switch v.Type {
+		case schema.Text, schema.JSON:
+			pv = parquet.ByteArrayValue(v.Bytes[v.Off[i]:v.Off[i+1]])
+		case schema.Integer:
+			pv = parquet.Int32Value(int32(v.Int[i]))
+		case schema.BigInt:
+			pv = parquet.Int64Value(v.Int[i])
+		case schema.Real:
+			pv = parquet.FloatValue(float32(v.Float[i]))
+		case schema.Double:
+			pv = parquet.DoubleValue(v.Float[i])
+		case schema.Boolean:
+			pv = parquet.BooleanValue(v.Bool[i])
+		case schema.Date:
 			y, m, d := v.Time[i].Date()
-			days := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400 // exact: midnight
-			vals = append(vals, parquet.Int32Value(int32(days)).Level(0, 1, j))
+			pv = parquet.Int32Value(int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)) // exact: midnight
+		case schema.Timestamp:
+			pv = parquet.Int64Value(v.Time[i].UnixMicro())
 		}
-	case schema.Timestamp:
-		for i := lo; i < hi; i++ {
-			if v.Null[i] {
-				vals = append(vals, null)
-				continue
-			}
-			vals = append(vals, parquet.Int64Value(v.Time[i].UnixMicro()).Level(0, 1, j))
-		}
+		out[i-lo] = pv.Level(0, 1, j)
 	}
 	return vals
 }
