@@ -97,8 +97,11 @@ type pipeline struct {
 	encodeJobs chan *group
 	groups     chan *group
 
+	// Pools, apart because their sizes differ: chunk buffers, the
+	// vectors of a parsed chunk, the vectors of a row group.
 	chunkBufs sync.Pool // []byte
-	colSets   sync.Pool // []schema.Vector
+	chunkCols sync.Pool // []schema.Vector
+	groupCols sync.Pool // []schema.Vector
 }
 
 func startPipeline(ctx context.Context, st Store, spec Spec, filter Filter, inputs []Object, sch *parquet.Schema, dir, id string) *pipeline {
@@ -106,18 +109,19 @@ func startPipeline(ctx context.Context, st Store, spec Spec, filter Filter, inpu
 	ctx, cancel := context.WithCancel(ctx)
 	p := &pipeline{
 		ctx: ctx, cancel: cancel, st: st, spec: spec, filter: filter, inputs: inputs, sch: sch, dir: dir, id: id,
-		parseJobs:  make(chan *parsed, 2*workers+2),
-		parsedQ:    make(chan *parsed, 2*workers+2),
-		encodeJobs: make(chan *group, workers+1),
-		groups:     make(chan *group, workers+1),
+		parseJobs:  make(chan *parsed, workers+2),
+		parsedQ:    make(chan *parsed, workers+2),
+		encodeJobs: make(chan *group, workers),
+		groups:     make(chan *group, workers),
 	}
-	p.colSets.New = func() any {
+	newCols := func() any {
 		cols := make([]schema.Vector, len(spec.Columns))
 		for j, c := range spec.Columns {
 			cols[j].Reset(c.Type)
 		}
 		return cols
 	}
+	p.chunkCols.New, p.groupCols.New = newCols, newCols
 	p.wg.Add(2 + 2*workers)
 	go func() { defer p.wg.Done(); p.read() }()
 	for range workers {
@@ -219,7 +223,7 @@ func (p *pipeline) parseWorker() {
 			close(it.done)
 			continue
 		}
-		it.cols = p.colSets.Get().([]schema.Vector)
+		it.cols = p.chunkCols.Get().([]schema.Vector)
 		it.recs, it.rows, it.filtered, it.err = p.parse(it, -1, it.cols)
 		close(it.done)
 	}
@@ -311,9 +315,9 @@ func (p *pipeline) assemble() {
 		if ob.split.NewParser().NeedsBase(ob.base, it.recs, err) {
 			// The record limit may be passed in this chunk: parse it
 			// again knowing how many records came before.
-			cols := p.colSets.Get().([]schema.Vector)
+			cols := p.chunkCols.Get().([]schema.Vector)
 			_, _, _, err = p.parse(it, ob.base, cols)
-			p.putCols(cols)
+			putCols(&p.chunkCols, cols)
 		}
 		if err != nil {
 			fail(err)
@@ -329,7 +333,7 @@ func (p *pipeline) assemble() {
 					nparts++
 					partRows = 0
 				}
-				cur = &group{done: make(chan struct{}), part: curPart, cols: p.colSets.Get().([]schema.Vector)}
+				cur = &group{done: make(chan struct{}), part: curPart, cols: p.groupCols.Get().([]schema.Vector)}
 				textSize = 0
 			}
 			k := min(it.rows-lo, rowGroupRows-cur.rows, maxPart-partRows)
@@ -348,7 +352,7 @@ func (p *pipeline) assemble() {
 				}
 			}
 		}
-		p.putCols(it.cols)
+		putCols(&p.chunkCols, it.cols)
 		p.chunkBufs.Put(it.chunk.Data[:0])
 	}
 	if p.ctx.Err() != nil {
@@ -371,11 +375,11 @@ func (p *pipeline) assemble() {
 	}
 }
 
-func (p *pipeline) putCols(cols []schema.Vector) {
+func putCols(pool *sync.Pool, cols []schema.Vector) {
 	for j := range cols {
 		cols[j].Reset(cols[j].Type)
 	}
-	p.colSets.Put(cols)
+	pool.Put(cols)
 }
 
 // appendRows appends rows lo..hi of src to dst and returns the text bytes
@@ -417,7 +421,7 @@ func (p *pipeline) encodeWorker() {
 				g.err = fmt.Errorf("curate: stage part %s: %w", g.part.name, err)
 			}
 		}
-		p.putCols(g.cols)
+		putCols(&p.groupCols, g.cols)
 		g.cols = nil
 		close(g.done)
 	}
