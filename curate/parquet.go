@@ -132,6 +132,12 @@ func newPart(dir, id string, n int, sch *parquet.Schema) *part {
 		parquet.Compression(&parquet.Snappy),
 		parquet.MaxRowsPerRowGroup(rowGroupRows),
 		parquet.DictionaryMaxBytes(dictionaryMaxBytes),
+		// No statistics in each page header: as parquet-mr since 1.11
+		// (PARQUET-1365) writes for Spark, min and max live in the column
+		// index and the column chunk's statistics, which parquet-go still
+		// writes. Page header statistics made parquet-go compute every
+		// page's bounds twice: 7 % of the CPU of a hydropower run.
+		parquet.DataPageStatistics(false),
 		parquet.CreatedBy("sluice", "", ""),
 	)
 	return p

@@ -42,6 +42,25 @@ func dataPageEncodings(t *testing.T, data []byte) (encs map[string][][]pformat.E
 	return encs, dict
 }
 
+// assertChunkStatistics checks that every column chunk of a part has its
+// min, max and null count, and a column index: readers skip row groups and
+// pages by them (page headers carry no statistics, as parquet-mr writes).
+func assertChunkStatistics(t *testing.T, key string, data []byte) {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rg := range f.Metadata().RowGroups {
+		for _, c := range rg.Columns {
+			st := c.MetaData.Statistics
+			if st.MinValue == nil || st.MaxValue == nil || c.ColumnIndexLength == 0 {
+				t.Errorf("%s row group %d column %v: statistics %+v, column index %d bytes; want min, max and an index", key, i, c.MetaData.PathInSchema, st, c.ColumnIndexLength)
+			}
+		}
+	}
+}
+
 // formatRow renders a row for comparison: null as <null>, strings quoted,
 // floats by their bits so that equality is exact.
 func formatRow(r parquet.Row) string {
@@ -119,6 +138,7 @@ func TestHydropowerPartsDictionaryEncodeTheStringsAndReadBackAsExactlyTheInputRo
 				}
 			}
 		}
+		assertChunkStatistics(t, ob.Key, part)
 		for _, r := range readParquet(t, part).rows {
 			got = append(got, formatRow(r))
 		}
