@@ -43,10 +43,10 @@ const chunkBytes = 1 << 20
 
 // parsed is one chunk of an input object, parsed: its kept rows, or err.
 type parsed struct {
-	done  chan struct{} // closed when the fields below are set
-	obj   *object
-	chunk format.CSVChunk
-	cols  []schema.Vector
+	done     chan struct{} // closed when the fields below are set
+	obj      *object
+	chunk    format.CSVChunk
+	cols     []schema.Vector
 	rows     int   // kept rows in cols
 	recs     int64 // records read
 	filtered int64 // records the filter dropped
@@ -485,4 +485,3 @@ func (p *pipeline) commit(logf func(string, ...any), afterPart func(int)) (names
 		}
 	}
 }
-
