@@ -277,3 +277,45 @@ func TestAColumnOfDistinctStringsFallsBackToPlainPastTheDictionaryLimit(t *testi
 		}
 	}
 }
+
+func TestRowGroupsEncodedInParallelKeepTheirSizesAndTheRowOrder(t *testing.T) {
+	// 334,080 rows with parts of 300,000: part 0 holds row groups of
+	// 131,072, 131,072 and 37,856 rows (encoded concurrently, committed in
+	// order), part 1 the remaining 34,080.
+	data := hydroCopies(t, 80)
+	st := newMemStore()
+	st.put(t, "data/p/h.csv", data)
+	spec := hydroSpec("data/p/", "curated/p/")
+	spec.MaxRowsPerFile = 300_000
+	res, err := Run(context.Background(), st, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := hydroFacts(t, data)
+	wantGroups := [][]int64{{131072, 131072, 37856}, {34080}}
+	if res.Files != len(wantGroups) || res.Rows != int64(len(facts.records)) {
+		t.Fatalf("%d files, %d rows; want %d files, %d rows", res.Files, res.Rows, len(wantGroups), len(facts.records))
+	}
+	row := 0
+	for i, ob := range res.Outputs[:res.Files] {
+		part := readObject(t, st, ob.Key)
+		f, err := parquet.OpenFile(bytes.NewReader(part), int64(len(part)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sizes []int64
+		for _, rg := range f.Metadata().RowGroups {
+			sizes = append(sizes, rg.NumRows)
+		}
+		if !slices.Equal(sizes, wantGroups[i]) {
+			t.Errorf("part %d has row groups of %v rows, want %v", i, sizes, wantGroups[i])
+		}
+		for _, r := range readParquet(t, part).rows {
+			rec := facts.records[row]
+			if string(r[0].ByteArray()) != rec[0] || strconv.Itoa(int(r[2].Int32())) != rec[2] {
+				t.Fatalf("row %d reads back as %s, want %q", row, formatRow(r), rec)
+			}
+			row++
+		}
+	}
+}
