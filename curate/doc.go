@@ -83,7 +83,12 @@
 // _SUCCESS; a commit that crashes or fails at any step leaves no _SUCCESS
 // (the output is then incomplete until the next successful run, which
 // removes the leftovers). Data errors never reach this phase, so they never
-// touch the output.
+// touch the output. That is why parts are staged on local disk and
+// uploaded only once every row validated, rather than streamed to their
+// keys while they are encoded: a bad row at the end of the input would
+// otherwise have cost the previous output its _SUCCESS. The upload itself
+// streams each staged file (the store's Write takes a reader; on S3 it is a
+// multipart upload), so memory stays bounded either way.
 //
 // # Speed: a parallel pipeline without boxed values
 //
