@@ -89,6 +89,9 @@ const (
 	ModeErrorIfExists = "error-if-exists"
 )
 
+// maxRecordBytes is the largest Spec.Limits.MaxRecordBytes curate takes.
+const maxRecordBytes = 1 << 30
+
 // DefaultMaxRowsPerFile is used when Spec.MaxRowsPerFile is 0.
 const DefaultMaxRowsPerFile = 1_000_000
 
@@ -329,6 +332,12 @@ func (s Spec) normalize() (Spec, error) {
 	}
 	if err := s.Limits.Validate(); err != nil {
 		return s, fmt.Errorf("curate: spec for output %q: %w", s.Output, err)
+	}
+	// Values are held in vectors with 32-bit offsets (schema.Vector), a
+	// chunk of records at a time; parquet-go caps a dictionary at 1 GiB.
+	if s.Limits.MaxRecordBytes > maxRecordBytes {
+		return s, fmt.Errorf("curate: spec for output %q: %s is %d; curate reads records of at most %d bytes (1 GiB)",
+			s.Output, format.KeyMaxRecordBytes, s.Limits.MaxRecordBytes, int64(maxRecordBytes))
 	}
 	if len(s.Columns) == 0 {
 		return s, fmt.Errorf("curate: no columns declared for output %q", s.Output)

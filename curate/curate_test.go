@@ -788,6 +788,7 @@ func TestRunRejectsInvalidSpecs(t *testing.T) {
 		{"filter", func(s *Spec) { s.Filter = "Year >= abc" }, "filter"},
 		{"negative max rows", func(s *Spec) { s.MaxRowsPerFile = -1 }, "negative"},
 		{"negative limit", func(s *Spec) { s.Limits.MaxFieldBytes = -1 }, "limits.max_field_bytes is -1"},
+		{"record limit over 1 GiB", func(s *Spec) { s.Limits.MaxRecordBytes = 2 << 30 }, "limits.max_record_bytes is 2147483648; curate reads records of at most 1073741824 bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
