@@ -52,11 +52,12 @@ type cond struct {
 	kind   schema.Type // set by bind
 	value  any         // literal cast to kind, set by bind; nil for null
 	// value by kind, for eval: integers, floats, booleans, times, text.
-	ival int64
-	fval float64
-	bval bool
-	tval time.Time
-	sval string
+	class valueClass // which of them, decided once (a Type is a string)
+	ival  int64
+	fval  float64
+	bval  bool
+	tval  time.Time
+	sval  string
 }
 
 type literalKind int
@@ -152,20 +153,20 @@ func (c *cond) eval(v *schema.Vector, i int) bool {
 		}
 	}
 	var n int
-	switch {
-	case c.kind.IsInt():
+	switch c.class {
+	case classInt:
 		n = cmp3(v.Int[i], c.ival)
-	case c.kind.IsFloat():
+	case classFloat:
 		x := v.Float[i]
 		if x != x || c.fval != c.fval {
 			return false // NaN compares with nothing
 		}
 		n = cmp3(x, c.fval)
-	case c.kind == schema.Boolean:
+	case classBool:
 		if v.Bool[i] != c.bval {
 			n = 1
 		}
-	case c.kind.IsTime():
+	case classTime:
 		n = v.Time[i].Compare(c.tval)
 	default:
 		n = strings.Compare(v.TextString(i), c.sval)
@@ -197,6 +198,31 @@ func cmp3[T int64 | float64](a, b T) int {
 	return 0
 }
 
+// valueClass says which Vector field holds a column's values.
+type valueClass uint8
+
+const (
+	classText valueClass = iota
+	classInt
+	classFloat
+	classBool
+	classTime
+)
+
+func classOf(t schema.Type) valueClass {
+	switch {
+	case t.IsInt():
+		return classInt
+	case t.IsFloat():
+		return classFloat
+	case t == schema.Boolean:
+		return classBool
+	case t.IsTime():
+		return classTime
+	}
+	return classText
+}
+
 // setValue keeps the cast literal in the field eval reads for its kind.
 func (c *cond) setValue(v any) {
 	c.value = v
@@ -225,6 +251,7 @@ func (f *Filter) bind(cols []Column) error {
 		for j, col := range cols {
 			if col.Name == c.column {
 				c.index, c.kind = j, col.Type.Canonical()
+				c.class = classOf(c.kind)
 				break
 			}
 		}

@@ -227,38 +227,80 @@ func encodeRowGroup(p *part, cols []schema.Vector, n int, vals []parquet.Value) 
 }
 
 // appendValues appends rows lo..hi of v as Parquet values of column j
-// (definition level 1, or 0 for null).
+// (definition level 1, or 0 for null). One loop per type: the type is
+// decided once per batch, not per value (schema.Type is a string).
 func appendValues(vals []parquet.Value, v *schema.Vector, lo, hi, j int) []parquet.Value {
 	n := len(vals)
 	vals = slices.Grow(vals, hi-lo)[:n+hi-lo]
-	out := vals[n:]
-	null := parquet.NullValue().Level(0, 0, j)
-	for i := lo; i < hi; i++ {
-		if v.Null[i] {
-			out[i-lo] = null
-			continue
+	out, null := vals[n:], v.Null[lo:hi]
+	nv := parquet.NullValue().Level(0, 0, j)
+	switch v.Type {
+	case schema.Text, schema.JSON:
+		for i := range out {
+			if null[i] {
+				out[i] = nv
+				continue
+			}
+			out[i] = parquet.ByteArrayValue(v.Bytes[v.Off[lo+i]:v.Off[lo+i+1]]).Level(0, 1, j)
 		}
-		var pv parquet.Value
-		switch v.Type {
-		case schema.Text, schema.JSON:
-			pv = parquet.ByteArrayValue(v.Bytes[v.Off[i]:v.Off[i+1]])
-		case schema.Integer:
-			pv = parquet.Int32Value(int32(v.Int[i]))
-		case schema.BigInt:
-			pv = parquet.Int64Value(v.Int[i])
-		case schema.Real:
-			pv = parquet.FloatValue(float32(v.Float[i]))
-		case schema.Double:
-			pv = parquet.DoubleValue(v.Float[i])
-		case schema.Boolean:
-			pv = parquet.BooleanValue(v.Bool[i])
-		case schema.Date:
-			y, m, d := v.Time[i].Date()
-			pv = parquet.Int32Value(int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)) // exact: midnight
-		case schema.Timestamp:
-			pv = parquet.Int64Value(v.Time[i].UnixMicro())
+	case schema.Integer:
+		for i, x := range v.Int[lo:hi] {
+			if null[i] {
+				out[i] = nv
+				continue
+			}
+			out[i] = parquet.Int32Value(int32(x)).Level(0, 1, j)
 		}
-		out[i-lo] = pv.Level(0, 1, j)
+	case schema.BigInt:
+		for i, x := range v.Int[lo:hi] {
+			if null[i] {
+				out[i] = nv
+				continue
+			}
+			out[i] = parquet.Int64Value(x).Level(0, 1, j)
+		}
+	case schema.Real:
+		for i, x := range v.Float[lo:hi] {
+			if null[i] {
+				out[i] = nv
+				continue
+			}
+			out[i] = parquet.FloatValue(float32(x)).Level(0, 1, j)
+		}
+	case schema.Double:
+		for i, x := range v.Float[lo:hi] {
+			if null[i] {
+				out[i] = nv
+				continue
+			}
+			out[i] = parquet.DoubleValue(x).Level(0, 1, j)
+		}
+	case schema.Boolean:
+		for i, x := range v.Bool[lo:hi] {
+			if null[i] {
+				out[i] = nv
+				continue
+			}
+			out[i] = parquet.BooleanValue(x).Level(0, 1, j)
+		}
+	case schema.Date:
+		for i, x := range v.Time[lo:hi] {
+			if null[i] {
+				out[i] = nv
+				continue
+			}
+			y, m, d := x.Date()
+			days := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400 // exact: midnight
+			out[i] = parquet.Int32Value(int32(days)).Level(0, 1, j)
+		}
+	case schema.Timestamp:
+		for i, x := range v.Time[lo:hi] {
+			if null[i] {
+				out[i] = nv
+				continue
+			}
+			out[i] = parquet.Int64Value(x.UnixMicro()).Level(0, 1, j)
+		}
 	}
 	return vals
 }

@@ -99,6 +99,8 @@ type pipeline struct {
 
 	// Pools, apart because their sizes differ: chunk buffers, the
 	// vectors of a parsed chunk, the vectors of a row group.
+	casts []func(*schema.Vector, []byte) error // format.Caster of each column
+
 	chunkBufs sync.Pool // []byte
 	chunkCols sync.Pool // []schema.Vector
 	groupCols sync.Pool // []schema.Vector
@@ -122,6 +124,9 @@ func startPipeline(ctx context.Context, st Store, spec Spec, filter Filter, inpu
 		return cols
 	}
 	p.chunkCols.New, p.groupCols.New = newCols, newCols
+	for _, c := range spec.Columns {
+		p.casts = append(p.casts, format.Caster(c.Type))
+	}
 	p.wg.Add(2 + 2*workers)
 	go func() { defer p.wg.Done(); p.read() }()
 	for range workers {
@@ -236,7 +241,7 @@ func (p *pipeline) parse(it *parsed, base int64, cols []schema.Vector) (int64, i
 	rows, filtered := 0, int64(0)
 	n, err := ob.split.NewParser().Parse(it.chunk, base, func(line int, fields [][]byte) error {
 		for j, src := range ob.sources {
-			if err := format.AppendCast(&cols[j], fields[src]); err != nil {
+			if err := p.casts[j](&cols[j], fields[src]); err != nil {
 				for k := range j {
 					cols[k].Truncate(rows)
 				}

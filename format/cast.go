@@ -124,50 +124,87 @@ func castErr(k schema.Type, s string, err error) error {
 // AppendCast casts b, a CSV value, to v's type exactly as CastString does
 // (the empty value is NULL; the errors are the same) and appends it to v,
 // without allocating: numbers are parsed from the bytes in place (integers
-// by hand, floats by strconv.ParseFloat, so every float has the bits
-// ParseFloat gives it) and text is copied into v's arena. On error v is
-// unchanged.
-func AppendCast(v *schema.Vector, b []byte) error {
+// by hand, common decimals by parseFloatFast, the rest by strconv, so
+// every float has the bits strconv.ParseFloat gives it) and text is copied
+// into v's arena. On error v is unchanged. Callers casting many values of
+// one type take the function from Caster once instead.
+func AppendCast(v *schema.Vector, b []byte) error { return Caster(v.Type)(v, b) }
+
+// Caster returns AppendCast for vectors of type t, chosen once (a Type is a
+// string: comparing it per value costs more than some casts).
+func Caster(t schema.Type) func(v *schema.Vector, b []byte) error {
+	switch t.Canonical() {
+	case schema.Text:
+		return vecText
+	case schema.Integer:
+		return vecInt32
+	case schema.BigInt:
+		return vecInt64
+	case schema.Real:
+		return vecReal
+	case schema.Double:
+		return vecDouble
+	}
+	return vecOther
+}
+
+func vecText(v *schema.Vector, b []byte) error {
 	if len(b) == 0 {
 		v.AppendNull()
 		return nil
 	}
-	s := unsafe.String(&b[0], len(b)) // read only, and not kept
-	switch v.Type {
-	case schema.Text:
-		v.AppendText(b)
+	v.AppendText(b)
+	return nil
+}
+
+func vecInt32(v *schema.Vector, b []byte) error { return vecInt(v, b, 32) }
+func vecInt64(v *schema.Vector, b []byte) error { return vecInt(v, b, 64) }
+
+func vecInt(v *schema.Vector, b []byte, bits int) error {
+	if len(b) == 0 {
+		v.AppendNull()
 		return nil
-	case schema.Integer, schema.BigInt:
-		bits := 64
-		if v.Type == schema.Integer {
-			bits = 32
+	}
+	n, ok := parseDigits(b, bits)
+	if !ok {
+		s := unsafe.String(&b[0], len(b)) // read only, and not kept
+		var err error
+		if n, err = strconv.ParseInt(s, 10, bits); err != nil {
+			return castErr(v.Type.Canonical(), s, err)
 		}
-		n, ok := parseDigits(b, bits)
-		if !ok {
-			var err error
-			if n, err = strconv.ParseInt(s, 10, bits); err != nil {
-				return castErr(v.Type, s, err)
-			}
-		}
-		v.AppendInt(n)
+	}
+	v.AppendInt(n)
+	return nil
+}
+
+func vecReal(v *schema.Vector, b []byte) error   { return vecFloat(v, b, 32) }
+func vecDouble(v *schema.Vector, b []byte) error { return vecFloat(v, b, 64) }
+
+func vecFloat(v *schema.Vector, b []byte, bits int) error {
+	if len(b) == 0 {
+		v.AppendNull()
 		return nil
-	case schema.Real, schema.Double:
-		if f, ok := parseFloatFast(b, v.Type == schema.Real); ok {
-			v.AppendFloat(f)
-			return nil
-		}
-		bits := 64
-		if v.Type == schema.Real {
-			bits = 32
-		}
-		f, err := parseFinite(s, bits)
-		if err != nil {
-			return castErr(v.Type, s, err)
-		}
+	}
+	if f, ok := parseFloatFast(b, bits == 32); ok {
 		v.AppendFloat(f)
 		return nil
 	}
-	x, err := CastString(v.Type, s)
+	s := unsafe.String(&b[0], len(b))
+	f, err := parseFinite(s, bits)
+	if err != nil {
+		return castErr(v.Type.Canonical(), s, err)
+	}
+	v.AppendFloat(f)
+	return nil
+}
+
+// vecOther casts the rarer types through CastString.
+func vecOther(v *schema.Vector, b []byte) error {
+	if len(b) == 0 {
+		v.AppendNull()
+		return nil
+	}
+	x, err := CastString(v.Type, unsafe.String(&b[0], len(b)))
 	if err != nil {
 		return err
 	}
@@ -176,7 +213,7 @@ func AppendCast(v *schema.Vector, b []byte) error {
 		v.AppendBool(x)
 	case time.Time:
 		v.AppendTime(x)
-	case string: // json: s, valid
+	case string: // json, valid
 		v.AppendText(b)
 	default:
 		return fmt.Errorf("unknown column kind %q", v.Type)
