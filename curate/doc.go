@@ -104,8 +104,9 @@
 // concurrently (parquet-go's ConcurrentRowGroupWriter: dictionary,
 // pages, snappy); Run's goroutine commits them to their part files in
 // order. The queues between the stages are short, so memory is bounded
-// by a few chunks and row groups whatever the input's size: peak RSS 148
-// MB curating 4.18M rows, and about the same for a 1 GB CSV.
+// by a few chunks and row groups whatever the input's size: peak RSS of
+// the job process 130-160 MB on 4.18M rows and 166 MB on a 1 GB CSV
+// (before: 67-79 MB and 91 MB, one row at a time, at a fifth of the speed).
 //
 // Where the time went, measured with pprof on the hydropower CSV ×200
 // (BenchmarkRunHydropower): before, one goroutine spent 37 % of its CPU
@@ -116,10 +117,18 @@
 // holds it under 0.05 a row), about 40 % of the CPU parsing and casting on
 // all cores and 40 % encoding on all cores, most of it inside parquet-go
 // (building parquet.Value per value, dictionary inserts, page bounds).
+// The store's Open also hashed the whole input for an ETag curate never
+// used (15 % of the CPU, before the first record); the engine's adapter
+// now opens local inputs directly.
+//
 // The whole job process (`sluice job exec`, start-up included) on the
-// hydropower CSV ×1000 (4.18M rows, 126 MB) used 6.1-6.8 s of CPU before
-// and 1.2-1.5 s after, against 1.4-2.1 s for node + DuckDB with 2 threads
-// writing the same Parquet (bench: see the repository's benchmark doc).
+// hydropower CSV ×1000 (4.18M rows, 126 MB), alternating with node +
+// DuckDB (2 threads, COPY … TO … (FORMAT parquet, COMPRESSION snappy)) on
+// the shared 2-core machine: before, 5.7-8.5 s of CPU and 11-20 s of wall
+// time; after, 1.1-1.6 s of CPU and a median of 0.85 s wall in the
+// quietest 5 pairs, against 1.6-2.6 s of CPU and a median of 1.59 s for
+// DuckDB (1.9x; per pair 1.2x to 3.7x). Both outputs hold the same rows
+// (DuckDB's EXCEPT ALL both ways is empty).
 //
 // # Why parquet-go, not arrow-go
 //
