@@ -1,7 +1,6 @@
 package curate
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +88,9 @@ const (
 	ModeOverwrite     = "overwrite"
 	ModeErrorIfExists = "error-if-exists"
 )
+
+// maxRecordBytes is the largest Spec.Limits.MaxRecordBytes curate takes.
+const maxRecordBytes = 1 << 30
 
 // DefaultMaxRowsPerFile is used when Spec.MaxRowsPerFile is 0.
 const DefaultMaxRowsPerFile = 1_000_000
@@ -230,25 +232,21 @@ func Run(ctx context.Context, st Store, spec Spec, opts *Options) (res Result, e
 		}
 	}()
 
-	w := &stager{
-		dir: stageDir, id: id, cols: spec.Columns, max: spec.MaxRowsPerFile,
-		afterPart: o.AfterPart,
-	}
-	if w.schema, err = parquetSchema(spec.Columns); err != nil {
+	sch, err := parquetSchema(spec.Columns)
+	if err != nil {
 		return Result{}, err
 	}
-	var filtered int64
-	for _, in := range inputs {
-		n, f, err := curateObject(ctx, st, spec, filter, in.Key, w)
-		if err != nil {
-			w.abort()
-			return Result{}, err
+	pl := startPipeline(ctx, st, spec, filter, inputs, sch, stageDir, id)
+	// Stopped on every return, and while a panic (an emulated crash in
+	// AfterPart) unwinds, so that no stage outlives Run.
+	defer pl.stop()
+	names, rows, err := pl.commit(o.Logf, o.AfterPart)
+	pl.stop()
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
 		}
-		o.Logf("curate: read %s: %d rows, %d filtered out", in.Key, n, f)
-		filtered += f
-	}
-	if err := w.finish(); err != nil {
-		return Result{}, fmt.Errorf("curate: stage parts for %q: %w", spec.Output, err)
+		return Result{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("curate: %q cancelled before commit: %w", spec.Output, err)
@@ -273,7 +271,7 @@ func Run(ctx context.Context, st Store, spec Spec, opts *Options) (res Result, e
 			return Result{}, err
 		}
 	} else {
-		if err := commitRemote(ctx, st, spec.Output, stageDir, w.names, o.BeforeCommit); err != nil {
+		if err := commitRemote(ctx, st, spec.Output, stageDir, names, o.BeforeCommit); err != nil {
 			return Result{}, err
 		}
 		committed = true
@@ -290,16 +288,16 @@ func Run(ctx context.Context, st Store, spec Spec, opts *Options) (res Result, e
 	for _, ob := range outs {
 		byKey[ob.Key] = ob
 	}
-	for _, name := range append(slices.Clone(w.names), successName) {
+	for _, name := range append(slices.Clone(names), successName) {
 		ob, ok := byKey[spec.Output+name]
 		if !ok {
 			return Result{}, fmt.Errorf("curate: committed %q but %q is not listed by the store", spec.Output, spec.Output+name)
 		}
 		res.Outputs = append(res.Outputs, ob)
 	}
-	res.Inputs, res.Rows, res.Files = inputs, w.total, len(w.names)
-	o.Logf("curate: committed %s: %d rows in %d parts from %d inputs (%d filtered out) in %s",
-		spec.Output, res.Rows, res.Files, len(inputs), filtered, o.Clock().Sub(start))
+	res.Inputs, res.Rows, res.Files = inputs, rows, len(names)
+	o.Logf("curate: committed %s: %d rows in %d parts from %d inputs in %s",
+		spec.Output, res.Rows, res.Files, len(inputs), o.Clock().Sub(start))
 	return res, nil
 }
 
@@ -334,6 +332,12 @@ func (s Spec) normalize() (Spec, error) {
 	}
 	if err := s.Limits.Validate(); err != nil {
 		return s, fmt.Errorf("curate: spec for output %q: %w", s.Output, err)
+	}
+	// Values are held in vectors with 32-bit offsets (schema.Vector), a
+	// chunk of records at a time; parquet-go caps a dictionary at 1 GiB.
+	if s.Limits.MaxRecordBytes > maxRecordBytes {
+		return s, fmt.Errorf("curate: spec for output %q: %s is %d; curate reads records of at most %d bytes (1 GiB)",
+			s.Output, format.KeyMaxRecordBytes, s.Limits.MaxRecordBytes, int64(maxRecordBytes))
 	}
 	if len(s.Columns) == 0 {
 		return s, fmt.Errorf("curate: no columns declared for output %q", s.Output)
@@ -436,60 +440,17 @@ func listInputs(ctx context.Context, st Store, prefix string) ([]Object, error) 
 	return in, nil
 }
 
-// curateObject decodes one CSV object into the stager; it returns the rows
-// read and the rows filtered out.
-func curateObject(ctx context.Context, st Store, spec Spec, filter Filter, key string, w *stager) (read, filtered int64, err error) {
-	rc, err := st.Open(ctx, key)
-	if err != nil {
-		return 0, 0, fmt.Errorf("curate: object %q: open: %w", key, err)
-	}
-	defer rc.Close()
-
-	var (
-		sources []string // CSV header per output column
-		row     = make([]any, len(spec.Columns))
-	)
-	opts := format.CSVOptions{Delimiter: spec.Delimiter, Limits: spec.Limits, OnHeader: func(header []string) (err error) {
-		sources, err = mapHeader(spec, header)
-		return err
-	}}
-	err = format.DecodeCSV(bufio.NewReaderSize(rc, 64<<10), opts, func(rec format.Record) error {
-		if read%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("cancelled at line %d: %w", rec.Line, err)
-			}
-		}
-		read++
-		for i, c := range spec.Columns {
-			v, err := castField(c.Type, rec.Fields[sources[i]])
-			if err != nil {
-				// Record 0: CSV errors are located by line alone.
-				return &format.RecordError{Line: rec.Line, Column: sources[i], Err: err}
-			}
-			row[i] = v
-		}
-		if !filter.Keep(row) {
-			filtered++
-			return nil
-		}
-		return w.write(row)
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("curate: object %q: %w", key, err)
-	}
-	return read, filtered, nil
-}
-
 // mapHeader checks a file's header (in file order) against the declared
-// columns and returns, for each output column, the CSV header it comes from.
-func mapHeader(spec Spec, headers []string) ([]string, error) {
+// columns and returns, for each output column, the index of the header
+// column it comes from.
+func mapHeader(spec Spec, headers []string) ([]int, error) {
 	declared := map[string]int{}
 	for i, c := range spec.Columns {
 		declared[c.Name] = i
 	}
-	sources := make([]string, len(spec.Columns))
+	sources := make([]int, len(spec.Columns))
 	found := make([]bool, len(spec.Columns))
-	for _, h := range headers {
+	for j, h := range headers {
 		name := h
 		if r, ok := spec.Rename[h]; ok {
 			name = r
@@ -503,9 +464,9 @@ func mapHeader(spec Spec, headers []string) ([]string, error) {
 			return nil, &format.RecordError{Line: 1, Err: fmt.Errorf("%s is not a declared column; declare it in columns or rename it", msg)}
 		}
 		if found[i] {
-			return nil, &format.RecordError{Line: 1, Err: fmt.Errorf("header columns %q and %q both map to column %q", sources[i], h, name)}
+			return nil, &format.RecordError{Line: 1, Err: fmt.Errorf("header columns %q and %q both map to column %q", headers[sources[i]], h, name)}
 		}
-		sources[i], found[i] = h, true
+		sources[i], found[i] = j, true
 	}
 	for i, c := range spec.Columns {
 		if !found[i] {
@@ -513,15 +474,4 @@ func mapHeader(spec Spec, headers []string) ([]string, error) {
 		}
 	}
 	return sources, nil
-}
-
-func castField(k schema.Type, v any) (any, error) {
-	switch x := v.(type) {
-	case nil:
-		return nil, nil
-	case string:
-		return format.CastString(k, x)
-	default:
-		return nil, fmt.Errorf("unexpected %T value from the decoder", v)
-	}
 }

@@ -788,6 +788,7 @@ func TestRunRejectsInvalidSpecs(t *testing.T) {
 		{"filter", func(s *Spec) { s.Filter = "Year >= abc" }, "filter"},
 		{"negative max rows", func(s *Spec) { s.MaxRowsPerFile = -1 }, "negative"},
 		{"negative limit", func(s *Spec) { s.Limits.MaxFieldBytes = -1 }, "limits.max_field_bytes is -1"},
+		{"record limit over 1 GiB", func(s *Spec) { s.Limits.MaxRecordBytes = 2 << 30 }, "limits.max_record_bytes is 2147483648; curate reads records of at most 1073741824 bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -901,5 +902,66 @@ func TestCurateUsesTheSpecsFieldAndRowLimits(t *testing.T) {
 				t.Fatalf("err = %v, want it to start %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestQuotedMultilineFieldsAcrossChunksKeepTheirValuesAndLines(t *testing.T) {
+	// 40,000 records of two lines each (a quoted Entity holding a newline,
+	// a delimiter and doubled quotes): about 1.9 MB, so the object is cut
+	// into several chunks, most of them inside some record's lines.
+	const n = 40_000
+	build := func(bad ...int) []byte {
+		var b strings.Builder
+		b.WriteString("Entity,Code,Year,Hydropower (Terawatt-hours)\n")
+		for i := range n {
+			year := strconv.Itoa(1965 + i%50)
+			if slices.Contains(bad, i) {
+				year = "19x5"
+			}
+			fmt.Fprintf(&b, "\"Place, \"\"%d\"\"\r\nsecond line\",C%d,%s,%d.25\n", i, i%7, year, i)
+		}
+		return []byte(b.String())
+	}
+	st := newMemStore()
+	st.put(t, "data/q/a.csv", build())
+	spec := hydroSpec("data/q/", "curated/q/")
+	spec.MaxRowsPerFile = 15_000
+	res, err := Run(context.Background(), st, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	for _, pf := range readOutput(t, st, res) {
+		for _, r := range pf.rows {
+			want := fmt.Sprintf("%q | \"C%d\" | %d | %g/%#x", fmt.Sprintf("Place, \"%d\"\nsecond line", i), i%7, 1965+i%50,
+				float32(float64(i)+0.25), math.Float32bits(float32(float64(i)+0.25)))
+			if got := formatRow(r); got != want {
+				t.Fatalf("row %d reads back as %s, want %s", i, got, want)
+			}
+			i++
+		}
+	}
+	if i != n || res.Files != 3 {
+		t.Fatalf("read back %d rows in %d parts, want %d in 3", i, res.Files, n)
+	}
+
+	// A bad value in the last chunk is reported at its line: record k
+	// starts on line 2+2k.
+	const bad = n - 3
+	st.put(t, "data/r/a.csv", build(bad))
+	spec.Input, spec.Output = "data/r/", "curated/r/"
+	_, err = Run(context.Background(), st, spec, nil)
+	want := fmt.Sprintf(`curate: object "data/r/a.csv": line %d: column Year: want integer, got "19x5"`, 2+2*bad)
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+
+	// With bad values in several chunks (parsed in parallel), the first in
+	// the input is the one reported.
+	st.put(t, "data/s/a.csv", build(30_000, 5_000, bad))
+	spec.Input, spec.Output = "data/s/", "curated/s/"
+	_, err = Run(context.Background(), st, spec, nil)
+	if want := `line 10002: column Year`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want the first bad value: %s", err, want)
 	}
 }

@@ -51,6 +51,13 @@ type cond struct {
 	index  int         // column index, set by bind
 	kind   schema.Type // set by bind
 	value  any         // literal cast to kind, set by bind; nil for null
+	// value by kind, for eval: integers, floats, booleans, times, text.
+	class valueClass // which of them, decided once (a Type is a string)
+	ival  int64
+	fval  float64
+	bval  bool
+	tval  time.Time
+	sval  string
 }
 
 type literalKind int
@@ -106,31 +113,63 @@ func (f Filter) String() string {
 	return b.String()
 }
 
-// Keep reports whether a row of values (in Spec.Columns order, as cast) passes
-// the filter.
+// Keep reports whether a row of values (in Spec.Columns order, as cast:
+// nil, int32, int64, float32, float64, bool, time.Time or string) passes
+// the filter. It is for tests and single rows; Run evaluates keepRow on
+// typed vectors.
 func (f Filter) Keep(row []any) bool {
+	vecs := make([]schema.Vector, len(row))
 	for i := range f.conds {
-		if !f.conds[i].eval(row[f.conds[i].index]) {
+		j := f.conds[i].index
+		vecs[j].Reset(f.conds[i].kind)
+		if err := vecs[j].AppendValue(row[j]); err != nil {
+			return false
+		}
+	}
+	return f.keepRow(vecs, 0)
+}
+
+// keepRow reports whether row i of vecs (one vector per Spec.Columns
+// entry, of the columns' types) passes the filter.
+func (f *Filter) keepRow(vecs []schema.Vector, i int) bool {
+	for k := range f.conds {
+		if !f.conds[k].eval(&vecs[f.conds[k].index], i) {
 			return false
 		}
 	}
 	return true
 }
 
-func (c *cond) eval(v any) bool {
-	if c.value == nil || v == nil {
+func (c *cond) eval(v *schema.Vector, i int) bool {
+	isNull := v.Null[i]
+	if c.value == nil || isNull {
 		switch c.op {
 		case "==":
-			return c.value == nil && v == nil
+			return c.value == nil && isNull
 		case "!=":
-			return (c.value == nil) != (v == nil)
+			return (c.value == nil) != isNull
 		default:
 			return false
 		}
 	}
-	n, ok := compare(v, c.value)
-	if !ok {
-		return false
+	var n int
+	switch c.class {
+	case classInt:
+		n = cmp3(v.Int[i], c.ival)
+	case classFloat:
+		x := v.Float[i]
+		if x != x || c.fval != c.fval {
+			return false // NaN compares with nothing
+		}
+		n = cmp3(x, c.fval)
+	case classBool:
+		if v.Bool[i] != c.bval {
+			n = 1
+		}
+	case classTime:
+		n = v.Time[i].Compare(c.tval)
+	default:
+		n = strings.Compare(v.TextString(i), c.sval)
 	}
 	switch c.op {
 	case "==":
@@ -149,45 +188,60 @@ func (c *cond) eval(v any) bool {
 	return false
 }
 
-// compare orders two non-nil values of the same cast kind.
-func compare(a, b any) (int, bool) {
-	switch x := a.(type) {
-	case string:
-		y, ok := b.(string)
-		return strings.Compare(x, y), ok
-	case int32:
-		y, ok := b.(int32)
-		return cmp3(x, y), ok
-	case int64:
-		y, ok := b.(int64)
-		return cmp3(x, y), ok
-	case float32:
-		y, ok := b.(float32)
-		return cmp3(x, y), ok
-	case float64:
-		y, ok := b.(float64)
-		return cmp3(x, y), ok
-	case bool:
-		y, ok := b.(bool)
-		if x == y {
-			return 0, ok
-		}
-		return 1, ok
-	case time.Time:
-		y, ok := b.(time.Time)
-		return x.Compare(y), ok
-	}
-	return 0, false
-}
-
-func cmp3[T int32 | int64 | float32 | float64](a, b T) int {
+func cmp3[T int64 | float64](a, b T) int {
 	switch {
 	case a < b:
 		return -1
 	case a > b:
 		return 1
 	}
-	return 0 // equal, or NaN involved
+	return 0
+}
+
+// valueClass says which Vector field holds a column's values.
+type valueClass uint8
+
+const (
+	classText valueClass = iota
+	classInt
+	classFloat
+	classBool
+	classTime
+)
+
+func classOf(t schema.Type) valueClass {
+	switch {
+	case t.IsInt():
+		return classInt
+	case t.IsFloat():
+		return classFloat
+	case t == schema.Boolean:
+		return classBool
+	case t.IsTime():
+		return classTime
+	}
+	return classText
+}
+
+// setValue keeps the cast literal in the field eval reads for its kind.
+func (c *cond) setValue(v any) {
+	c.value = v
+	switch x := v.(type) {
+	case int32:
+		c.ival = int64(x)
+	case int64:
+		c.ival = x
+	case float32:
+		c.fval = float64(x)
+	case float64:
+		c.fval = x
+	case bool:
+		c.bval = x
+	case time.Time:
+		c.tval = x
+	case string:
+		c.sval = x
+	}
 }
 
 func (f *Filter) bind(cols []Column) error {
@@ -197,6 +251,7 @@ func (f *Filter) bind(cols []Column) error {
 		for j, col := range cols {
 			if col.Name == c.column {
 				c.index, c.kind = j, col.Type.Canonical()
+				c.class = classOf(c.kind)
 				break
 			}
 		}
@@ -229,14 +284,14 @@ func (f *Filter) bind(cols []Column) error {
 			if c.kind != schema.Text {
 				return fmt.Errorf("filter: %q: empty literal; write null to test for missing values", c.text())
 			}
-			c.value = ""
+			c.setValue("")
 			continue
 		}
 		v, err := format.CastString(c.kind, c.lit.text)
 		if err != nil {
 			return fmt.Errorf("filter: %q: literal is not a valid %s for column %q: %w", c.text(), c.kind, c.column, err)
 		}
-		c.value = v
+		c.setValue(v)
 	}
 	return nil
 }

@@ -5,8 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +40,25 @@ func dataPageEncodings(t *testing.T, data []byte) (encs map[string][][]pformat.E
 		}
 	}
 	return encs, dict
+}
+
+// assertChunkStatistics checks that every column chunk of a part has its
+// min, max and null count, and a column index: readers skip row groups and
+// pages by them (page headers carry no statistics, as parquet-mr writes).
+func assertChunkStatistics(t *testing.T, key string, data []byte) {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rg := range f.Metadata().RowGroups {
+		for _, c := range rg.Columns {
+			st := c.MetaData.Statistics
+			if st.MinValue == nil || st.MaxValue == nil || c.ColumnIndexLength == 0 {
+				t.Errorf("%s row group %d column %v: statistics %+v, column index %d bytes; want min, max and an index", key, i, c.MetaData.PathInSchema, st, c.ColumnIndexLength)
+			}
+		}
+	}
 }
 
 // formatRow renders a row for comparison: null as <null>, strings quoted,
@@ -120,6 +138,7 @@ func TestHydropowerPartsDictionaryEncodeTheStringsAndReadBackAsExactlyTheInputRo
 				}
 			}
 		}
+		assertChunkStatistics(t, ob.Key, part)
 		for _, r := range readParquet(t, part).rows {
 			got = append(got, formatRow(r))
 		}
@@ -187,40 +206,25 @@ func TestAReusedRowSlotNeverCarriesAValueIntoALaterRow(t *testing.T) {
 	}
 }
 
-// newTestStager returns a stager writing parts of at most max rows into a
-// temporary directory.
-func newTestStager(t *testing.T, cols []Column, max int) *stager {
-	t.Helper()
-	schema, err := parquetSchema(cols)
+func TestRunAllocatesAlmostNothingPerRow(t *testing.T) {
+	// 83,520 rows: before typed vectors, each row cost a map, boxed
+	// values and strings (about 10 allocations a row). Now allocations
+	// come per chunk, row group and part, not per row.
+	st := newMemStore()
+	st.put(t, "data/a/h.csv", hydroCopies(t, 20))
+	spec := hydroSpec("data/a/", "curated/a/")
+	if _, err := Run(context.Background(), st, spec, nil); err != nil { // warm the pools
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res, err := Run(context.Background(), st, spec, nil)
+	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stager{dir: t.TempDir(), id: uuidA, cols: cols, max: max, schema: schema}
-	t.Cleanup(s.abort)
-	return s
-}
-
-func TestTheStagerAllocatesAlmostNothingPerRow(t *testing.T) {
-	s := newTestStager(t, hydroSpec("", "").Columns, math.MaxInt)
-	rows := [][]any{
-		{"Afghanistan", "AFG", int32(2000), float32(0.31)},
-		{"Africa", nil, int32(2001), float32(75.2)},
-	}
-	write := func() {
-		for i := range batchRows {
-			if err := s.write(rows[i%2]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	write() // allocates the batch and the writer's buffers
-	// Before reusing rows, each row cost a parquet.Row and a copy of each
-	// string: about 2,900 allocations per 1,024 rows.
-	if n := testing.AllocsPerRun(10, write); n > 50 {
-		t.Errorf("writing %d rows allocates %.0f times, want at most 50 (rows and strings are reused, not copied)", batchRows, n)
-	}
-	if err := s.finish(); err != nil {
-		t.Fatal(err)
+	if perRow := float64(after.Mallocs-before.Mallocs) / float64(res.Rows); perRow > 0.05 {
+		t.Errorf("curating %d rows allocated %d times, %.3f a row; want at most 0.05 a row", res.Rows, after.Mallocs-before.Mallocs, perRow)
 	}
 }
 
@@ -229,24 +233,23 @@ func TestAColumnOfDistinctStringsFallsBackToPlainPastTheDictionaryLimit(t *testi
 	// 45,000 rows into the first row group (131,072 rows); the second row
 	// group starts a new dictionary.
 	const rows = 140_000
-	cols := []Column{{Name: "s", Type: "string"}, {Name: "k", Type: "string"}}
-	s := newTestStager(t, cols, math.MaxInt)
+	var in strings.Builder
+	in.WriteString("s,k\n")
 	for i := range rows {
-		var k any = "same"
+		k := "same"
 		if i%7 == 0 {
-			k = nil
+			k = ""
 		}
-		if err := s.write([]any{fmt.Sprintf("distinct-value-%08d", i), k}); err != nil {
-			t.Fatal(err)
-		}
+		fmt.Fprintf(&in, "distinct-value-%08d,%s\n", i, k)
 	}
-	if err := s.finish(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(s.dir, s.names[0]))
+	st := newMemStore()
+	st.put(t, "in/d/a.csv", []byte(in.String()))
+	spec := Spec{Input: "in/d/", Output: "out/d/", MaxRowsPerFile: math.MaxInt, Columns: []Column{{Name: "s", Type: "string"}, {Name: "k", Type: "string"}}}
+	res, err := Run(context.Background(), st, spec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	data := readObject(t, st, res.Outputs[0].Key)
 	encs, dict := dataPageEncodings(t, data)
 	if len(encs["s"]) != 2 {
 		t.Fatalf("%d row groups, want 2", len(encs["s"]))
@@ -271,6 +274,48 @@ func TestAColumnOfDistinctStringsFallsBackToPlainPastTheDictionaryLimit(t *testi
 		want := fmt.Sprintf("distinct-value-%08d", i)
 		if string(r[0].ByteArray()) != want || r[1].IsNull() != (i%7 == 0) || (!r[1].IsNull() && string(r[1].ByteArray()) != "same") {
 			t.Fatalf("row %d reads back as %s, want %q | %q (or null every 7th)", i, formatRow(r), want, "same")
+		}
+	}
+}
+
+func TestRowGroupsEncodedInParallelKeepTheirSizesAndTheRowOrder(t *testing.T) {
+	// 334,080 rows with parts of 300,000: part 0 holds row groups of
+	// 131,072, 131,072 and 37,856 rows (encoded concurrently, committed in
+	// order), part 1 the remaining 34,080.
+	data := hydroCopies(t, 80)
+	st := newMemStore()
+	st.put(t, "data/p/h.csv", data)
+	spec := hydroSpec("data/p/", "curated/p/")
+	spec.MaxRowsPerFile = 300_000
+	res, err := Run(context.Background(), st, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := hydroFacts(t, data)
+	wantGroups := [][]int64{{131072, 131072, 37856}, {34080}}
+	if res.Files != len(wantGroups) || res.Rows != int64(len(facts.records)) {
+		t.Fatalf("%d files, %d rows; want %d files, %d rows", res.Files, res.Rows, len(wantGroups), len(facts.records))
+	}
+	row := 0
+	for i, ob := range res.Outputs[:res.Files] {
+		part := readObject(t, st, ob.Key)
+		f, err := parquet.OpenFile(bytes.NewReader(part), int64(len(part)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sizes []int64
+		for _, rg := range f.Metadata().RowGroups {
+			sizes = append(sizes, rg.NumRows)
+		}
+		if !slices.Equal(sizes, wantGroups[i]) {
+			t.Errorf("part %d has row groups of %v rows, want %v", i, sizes, wantGroups[i])
+		}
+		for _, r := range readParquet(t, part).rows {
+			rec := facts.records[row]
+			if string(r[0].ByteArray()) != rec[0] || strconv.Itoa(int(r[2].Int32())) != rec[2] {
+				t.Fatalf("row %d reads back as %s, want %q", row, formatRow(r), rec)
+			}
+			row++
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/schema"
 )
@@ -118,4 +119,250 @@ func castErr(k schema.Type, s string, err error) error {
 		return fmt.Errorf("want %s, got %s (not finite)", k, quoteShort(s))
 	}
 	return fmt.Errorf("want %s, got %s", k, quoteShort(s))
+}
+
+// AppendCast casts b, a CSV value, to v's type exactly as CastString does
+// (the empty value is NULL; the errors are the same) and appends it to v,
+// without allocating: numbers are parsed from the bytes in place (integers
+// by hand, common decimals by parseFloatFast, the rest by strconv, so
+// every float has the bits strconv.ParseFloat gives it) and text is copied
+// into v's arena. On error v is unchanged. Callers casting many values of
+// one type take the function from Caster once instead.
+func AppendCast(v *schema.Vector, b []byte) error { return Caster(v.Type)(v, b) }
+
+// Caster returns AppendCast for vectors of type t, chosen once (a Type is a
+// string: comparing it per value costs more than some casts).
+func Caster(t schema.Type) func(v *schema.Vector, b []byte) error {
+	switch t.Canonical() {
+	case schema.Text:
+		return vecText
+	case schema.Integer:
+		return vecInt32
+	case schema.BigInt:
+		return vecInt64
+	case schema.Real:
+		return vecReal
+	case schema.Double:
+		return vecDouble
+	}
+	return vecOther
+}
+
+func vecText(v *schema.Vector, b []byte) error {
+	if len(b) == 0 {
+		v.AppendNull()
+		return nil
+	}
+	v.AppendText(b)
+	return nil
+}
+
+func vecInt32(v *schema.Vector, b []byte) error { return vecInt(v, b, 32) }
+func vecInt64(v *schema.Vector, b []byte) error { return vecInt(v, b, 64) }
+
+func vecInt(v *schema.Vector, b []byte, bits int) error {
+	if len(b) == 0 {
+		v.AppendNull()
+		return nil
+	}
+	n, ok := parseDigits(b, bits)
+	if !ok {
+		s := unsafe.String(&b[0], len(b)) // read only, and not kept
+		var err error
+		if n, err = strconv.ParseInt(s, 10, bits); err != nil {
+			return castErr(v.Type.Canonical(), s, err)
+		}
+	}
+	v.AppendInt(n)
+	return nil
+}
+
+func vecReal(v *schema.Vector, b []byte) error   { return vecFloat(v, b, 32) }
+func vecDouble(v *schema.Vector, b []byte) error { return vecFloat(v, b, 64) }
+
+func vecFloat(v *schema.Vector, b []byte, bits int) error {
+	if len(b) == 0 {
+		v.AppendNull()
+		return nil
+	}
+	if f, ok := parseFloatFast(b, bits == 32); ok {
+		v.AppendFloat(f)
+		return nil
+	}
+	s := unsafe.String(&b[0], len(b))
+	f, err := parseFinite(s, bits)
+	if err != nil {
+		return castErr(v.Type.Canonical(), s, err)
+	}
+	v.AppendFloat(f)
+	return nil
+}
+
+// vecOther casts the rarer types through CastString.
+func vecOther(v *schema.Vector, b []byte) error {
+	if len(b) == 0 {
+		v.AppendNull()
+		return nil
+	}
+	x, err := CastString(v.Type, unsafe.String(&b[0], len(b)))
+	if err != nil {
+		return err
+	}
+	switch x := x.(type) {
+	case bool:
+		v.AppendBool(x)
+	case time.Time:
+		v.AppendTime(x)
+	case string: // json, valid
+		v.AppendText(b)
+	default:
+		return fmt.Errorf("unknown column kind %q", v.Type)
+	}
+	return nil
+}
+
+// parseDigits parses an optionally signed run of at most 18 decimal
+// digits that fits in bits; ok is false for anything else, which
+// strconv.ParseInt then decides (and reports).
+func parseDigits(b []byte, bits int) (n int64, ok bool) {
+	neg := false
+	switch b[0] {
+	case '-':
+		neg = true
+		b = b[1:]
+	case '+':
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	if bits == 32 && (n < math.MinInt32 || n > math.MaxInt32) {
+		return 0, false
+	}
+	return n, true
+}
+
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseFloatFast parses the common decimal forms ([+-]digits[.digits]
+// [e[+-]digits], at most 19 significant digits, a power of ten within
+// ±22) and returns exactly what strconv.ParseFloat returns for them, or
+// ok == false for strconv to decide. It exists because strconv spends most
+// of its time on the general syntax (profile of the hydropower curate run:
+// 13 % of the CPU in ParseFloat, most of it in readFloat).
+//
+// Exactness: m × 10^e with m < 2^64 and |e| <= 22 is computed in float64
+// with two roundings, so it is within 4 units in the last place (ulp) of
+// the true value. For a float64 result (f32 false) that is exact only
+// when m <= 2^53 (Clinger's fast path: one rounding, as strconv does).
+// For a float32 result, rounding to float32 keeps the top 24 of float64's
+// 53 bits; the true value and the approximation round the same way unless
+// a float32 rounding midpoint lies between them, that is unless the
+// approximation's 29 dropped bits are within 4 ulp of the midpoint. Those
+// (within 16, one in 2^24 values) go to strconv.
+func parseFloatFast(b []byte, f32 bool) (float64, bool) {
+	i, neg := 0, false
+	switch b[0] {
+	case '-':
+		neg, i = true, 1
+	case '+':
+		i = 1
+	}
+	var m uint64
+	nd, exp := 0, 0
+	digits, dot := false, false
+digits:
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c >= '0' && c <= '9':
+			digits = true
+			if dot {
+				exp--
+			}
+			if c == '0' && nd == 0 {
+				continue // a leading zero
+			}
+			if nd == 19 {
+				return 0, false
+			}
+			m = m*10 + uint64(c-'0')
+			nd++
+		case c == '.' && !dot:
+			dot = true
+		default:
+			break digits
+		}
+	}
+	if !digits {
+		return 0, false
+	}
+	if i < len(b) {
+		if b[i] != 'e' && b[i] != 'E' {
+			return 0, false
+		}
+		i++
+		eneg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			eneg = b[i] == '-'
+			i++
+		}
+		if i == len(b) {
+			return 0, false
+		}
+		e := 0
+		for ; i < len(b); i++ {
+			c := b[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			if e < 1000 {
+				e = e*10 + int(c-'0')
+			}
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	x := 0.0
+	if m != 0 {
+		if exp < -22 || exp > 22 {
+			return 0, false
+		}
+		if !f32 && m > 1<<53 {
+			return 0, false
+		}
+		x = float64(m)
+		if exp < 0 {
+			x /= pow10[-exp]
+		} else {
+			x *= pow10[exp]
+		}
+		if f32 {
+			const mid = 1 << 28
+			if low := math.Float64bits(x) & (1<<29 - 1); low > mid-16 && low < mid+16 {
+				return 0, false
+			}
+			r := float32(x)
+			if math.IsInf(float64(r), 0) {
+				return 0, false // strconv reports the range error
+			}
+			x = float64(r)
+		}
+	}
+	if neg {
+		x = -x
+	}
+	return x, true
 }

@@ -306,11 +306,11 @@ func TestExactFloatAgreesWithParseFloat(t *testing.T) {
 	for _, s := range []string{"0", "-0", "1", "0.29", "14.27", "-2.5", "123456789012345", "0.1234567890123456789012", "1.50", "9007199254740993",
 		"0.000001", "99999999999999.9", "1234567890123456", "0.30000000000000004", "1e5", "5e-324", "179769313486231570000000"} {
 		want, _ := strconv.ParseFloat(s, 64)
-		if got, ok := exactFloat([]byte(s)); ok && (got != want || math.Signbit(got) != math.Signbit(want)) {
-			t.Errorf("exactFloat(%s) = %v, ParseFloat says %v", s, got, want)
+		if got, ok := parseFloatFast([]byte(s), false); ok && (got != want || math.Signbit(got) != math.Signbit(want)) {
+			t.Errorf("parseFloatFast(%s) = %v, ParseFloat says %v", s, got, want)
 		}
 	}
-	if _, ok := exactFloat([]byte("14.27")); !ok {
+	if _, ok := parseFloatFast([]byte("14.27"), false); !ok {
 		t.Error("exactFloat refuses 14.27")
 	}
 }
@@ -325,13 +325,13 @@ func FuzzExactFloat(f *testing.F) {
 		if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) || !json.Valid([]byte(s)) {
 			return
 		}
-		got, ok := exactFloat([]byte(s))
+		got, ok := parseFloatFast([]byte(s), false)
 		if !ok {
 			return
 		}
 		want, err := strconv.ParseFloat(s, 64)
 		if err != nil || got != want || math.Signbit(got) != math.Signbit(want) {
-			t.Fatalf("exactFloat(%q) = %v, ParseFloat says %v, %v", s, got, want, err)
+			t.Fatalf("parseFloatFast(%q) = %v, ParseFloat says %v, %v", s, got, want, err)
 		}
 	})
 }

@@ -637,7 +637,7 @@ func (r *recMap) castDouble(t *token) (float64, error) {
 	var s string
 	switch t.kind {
 	case '0':
-		if f, ok := exactFloat(t.raw); ok {
+		if f, ok := parseFloatFast(t.raw, false); ok {
 			return f, nil
 		}
 		s = view(t.raw)
@@ -656,54 +656,6 @@ func (r *recMap) castDouble(t *token) (float64, error) {
 		return 0, wantGot(schema.Double, r.describe(t), "not finite")
 	}
 	return f, nil
-}
-
-// pow10 are the powers of ten a float64 holds exactly.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
-
-// exactFloat converts a JSON number of at most 15 significant digits and
-// 22 decimals, without exponent, with one rounding (Clinger's fast path:
-// the digits and the power of ten are exact float64s, so the quotient is
-// the correctly rounded value strconv.ParseFloat returns); false for any
-// other number.
-func exactFloat(b []byte) (float64, bool) {
-	i, neg := 0, false
-	if b[0] == '-' {
-		i, neg = 1, true
-	}
-	var mant uint64
-	digits, frac := 0, -1 // frac: digits after the point (-1: none yet)
-	for ; i < len(b); i++ {
-		c := b[i]
-		if c == '.' {
-			frac = 0
-			continue
-		}
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		mant = mant*10 + uint64(c-'0')
-		if mant != 0 {
-			digits++
-		}
-		if frac >= 0 {
-			frac++
-		}
-		if digits > 15 {
-			return 0, false
-		}
-	}
-	if frac > 22 {
-		return 0, false
-	}
-	f := float64(mant)
-	if frac > 0 {
-		f /= pow10[frac]
-	}
-	if neg {
-		f = -f
-	}
-	return f, true
 }
 
 // castTimestamp casts an RFC 3339 string or Unix seconds to a UTC time.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -342,7 +343,19 @@ func (c curateStore) List(ctx context.Context, prefix string) ([]curate.Object, 
 	return out, nil
 }
 
+// Open opens an input. On a local store it opens the file in the store's
+// root directly (os.OpenInRoot, so no symlink leads out of the root, as
+// with the store's own Open): the store's Open also hashes the whole file
+// for its ETag, which curate does not use — on a 126 MB CSV that was 15 %
+// of the job's CPU, spent before the first record was parsed.
 func (c curateStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if dir := c.s.LocalDir(); dir != "" {
+		f, err := os.OpenInRoot(dir, filepath.FromSlash(key))
+		if err != nil {
+			return nil, fmt.Errorf("store %s: open %q: %w", c.s.URL(), key, err)
+		}
+		return f, nil
+	}
 	rc, _, err := c.s.Open(ctx, key)
 	return rc, err
 }
