@@ -76,20 +76,53 @@
 // Watch and ScanOnce turn files that other programs put into a store into
 // events (see SeenSet). The cheap change detector is the Fingerprint — in a
 // file:// store the file identity, so a `cp -p` replacement or a rename over
-// the file is noticed. A changed fingerprint starts the settle window; once
-// it has held for WatchOptions.Settle the ETag is computed, and the object is
-// announced only if that ETag differs from the one last announced for the key
-// (a `touch` or a chmod is not a new version). A file is complete when its
-// writer is done, which polling cannot see directly, so on Linux the watcher
-// also asks the kernel for a read lease on a read-only descriptor
-// (fcntl F_SETLEASE, F_RDLCK), which it refuses with EAGAIN while any process
-// holds the file open for writing; the file then stays unsettled however
-// long the writer pauses, and the lease, when granted, is released at once.
+// the file is noticed.
+//
+// Finding changes. On Linux, Watch follows a file:// store with inotify
+// (github.com/fsnotify/fsnotify): a watch on every directory, added for
+// each new directory as it appears (and the directory listed right after,
+// so files made before its watch are not missed), and dropped for a
+// directory moved away. Every path the kernel reports is looked at when it
+// is reported. When the kernel's event queue overflows
+// (fs.inotify.max_queued_events) events were lost, so the whole store is
+// listed again; it is also listed every WatchOptions.Rescan (default one
+// minute) as a safety net for changes inotify cannot see, such as other
+// hosts' writes to a network file system. Where inotify cannot be used — no
+// inotify instance, more directories than fs.inotify.max_user_watches
+// allows (Watch logs a warning), other systems (fsnotify's kqueue backend
+// needs a descriptor per file), mem:// and s3:// stores, or
+// WatchOptions.Poll — Watch lists the store every WatchOptions.Interval
+// (default one second) instead. S3 buckets should use bucket notifications.
+//
+// Completeness. A file is announced only once it is complete: its
+// fingerprint has held for WatchOptions.Settle (default two seconds) and,
+// on Linux, no process holds it open for writing (below). The window is
+// counted from the file's last change as the file system records it — the
+// later of its mtime and its ctime, which programs cannot set — when the
+// watcher first sees the file, and from the moment the watcher sees it
+// change after that. So a file that was already unchanged for the window
+// when the watcher started (one that arrived while sluice was down) is
+// announced by the first listing, at once, and a file that is being written
+// is announced when its window ends: Watch waits exactly until the earliest
+// settle deadline, not for the next poll. Once settled the ETag is computed,
+// and the object is announced only if that ETag differs from the one last
+// announced for the key (a `touch` or a chmod is not a new version).
+//
+// A file is complete when its writer is done, which the file's times cannot
+// show directly, so on Linux the watcher also asks the kernel for a read
+// lease on a read-only descriptor (fcntl F_SETLEASE, F_RDLCK), which it
+// refuses with EAGAIN while any process holds the file open for writing; the
+// file then stays unsettled however long the writer pauses (it is looked at
+// again every Interval), and the lease, when granted, is released at once.
 // The lease is only available to the file's owner (or with CAP_LEASE) and on
 // local file systems; otherwise (EACCES, EPERM, EINVAL) — and on other
 // systems — the settle window alone decides, and writers that pause longer
 // than Settle mid-file need a longer Settle. A process opening the file for
 // writing in the microseconds the lease is held waits until it is released.
+//
+// sluice's own writes do not wait for the watcher: whoever writes publishes
+// the event at once and marks the version seen, and the watcher then skips
+// it.
 //
 // # Keys
 //
@@ -164,6 +197,11 @@ type Object struct {
 	ContentType string
 
 	fp string // file:// only: the file identity (see Fingerprint)
+	// changed is when the file last changed, as far as the file system
+	// tells: the later of its mtime and ctime (file:// only; zero elsewhere,
+	// where ModTime says it).
+	changed time.Time
+	link    bool // file:// only: the key is a symbolic link
 }
 
 // Options configure Open. A nil *Options means defaults.
