@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // This file is the file:// backend. Every file operation goes through an
@@ -480,12 +479,9 @@ func (s *Store) localEntry(p string, fi fs.FileInfo) (o Object, why string, ok b
 		}
 		return Object{}, "a metadata sidecar left by an older sluice for a file that is gone (delete it)", false
 	}
-	o = Object{Key: p, Size: fi.Size(), ModTime: fi.ModTime(), changed: fi.ModTime(), link: link}
+	o = Object{Key: p, Size: fi.Size(), ModTime: fi.ModTime(), link: link}
 	if id, ok := identityOf(fi); ok {
 		o.fp = id.String()
-		if c := time.Unix(0, id.ctime); c.After(o.changed) {
-			o.changed = c
-		}
 	}
 	return o, "", true
 }

@@ -270,6 +270,12 @@ func TestFilesSettledBeforeStartAreAnnouncedAtOnce(t *testing.T) {
 	if c.Now() != start {
 		t.Errorf("the watcher's clock moved by %s; want the files announced without waiting", c.Now().Sub(start))
 	}
+	// Likewise a file moved in (a rename: complete) whose modification
+	// time is older than the window.
+	moveIn(t, dir, "late/c.csv", []byte("3\n"))
+	if o := receive(t, got); o.Key != "late/c.csv" || c.Now() != start {
+		t.Errorf("announced %s after %s; want late/c.csv without waiting", o.Key, c.Now().Sub(start))
+	}
 
 	// ScanOnce (run --once) likewise does not wait for them.
 	dir2 := t.TempDir()

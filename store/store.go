@@ -96,15 +96,17 @@
 //
 // Completeness. A file is announced only once it is complete: its
 // fingerprint has held for WatchOptions.Settle (default two seconds) and,
-// on Linux, no process holds it open for writing (below). The window is
-// counted from the file's last change as the file system records it — the
-// later of its mtime and its ctime, which programs cannot set — when the
-// watcher first sees the file, and from the moment the watcher sees it
-// change after that. So a file that was already unchanged for the window
-// when the watcher started (one that arrived while sluice was down) is
-// announced by the first listing, at once, and a file that is being written
-// is announced when its window ends: Watch waits exactly until the earliest
-// settle deadline, not for the next poll. Once settled the ETag is computed,
+// on Linux, no process holds it open for writing (below). When the watcher
+// first sees a file the window is counted from its modification time (or
+// from now, if that lies ahead), and from the moment the watcher sees the
+// fingerprint change after that. So a file that was already unchanged for
+// the window when the watcher started (one that arrived while sluice was
+// down, or was moved in by a rename) is announced by the first listing, at
+// once, and a file that is being written is announced when its window
+// ends: Watch waits exactly until the earliest settle deadline, not for the
+// next poll. Programs that set an old modification time (cp -p, tar, rsync)
+// do so after writing the content; cp -p and tar do it on the file they
+// wrote, which the watcher has then seen change, so it waits the window. Once settled the ETag is computed,
 // and the object is announced only if that ETag differs from the one last
 // announced for the key (a `touch` or a chmod is not a new version).
 //
@@ -196,12 +198,8 @@ type Object struct {
 	// guessed from the extension. List leaves it empty.
 	ContentType string
 
-	fp string // file:// only: the file identity (see Fingerprint)
-	// changed is when the file last changed, as far as the file system
-	// tells: the later of its mtime and ctime (file:// only; zero elsewhere,
-	// where ModTime says it).
-	changed time.Time
-	link    bool // file:// only: the key is a symbolic link
+	fp   string // file:// only: the file identity (see Fingerprint)
+	link bool   // file:// only: the key is a symbolic link
 }
 
 // Options configure Open. A nil *Options means defaults.

@@ -69,9 +69,9 @@ type WatchOptions struct {
 	// again (also with inotify).
 	Interval time.Duration
 	// Settle: an object is announced once its fingerprint has been
-	// unchanged for this long (default 2s), counted from its last change as
-	// the file system records it (the later of mtime and ctime) when the
-	// watcher first sees it, else from when the watcher saw it change. On
+	// unchanged for this long (default 2s), counted from its modification
+	// time when the watcher first sees it, else from when the watcher saw
+	// it change. On
 	// Linux a file:// object is also held back while any process has it
 	// open for writing (see the "Watching" section of the package doc);
 	// elsewhere, and where Linux cannot tell, writers that pause longer than
@@ -215,7 +215,7 @@ func (s *Store) ScanOnce(ctx context.Context, seen SeenSet, opts *WatchOptions, 
 // pending is an object waiting to be announced.
 type pending struct {
 	fp    string
-	since time.Time // when fp was first seen (or, at the first look, when the file last changed)
+	since time.Time // when fp was first seen (or, at the first look, the file's mtime)
 	due   time.Time // when to look at it again: since+Settle, or a retry
 }
 
@@ -377,11 +377,11 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 	case ok && p.fp != "":
 		p = pending{fp: fp, since: now} // changed since the watcher last looked
 	default:
-		// The first look: the file system says when the file last changed
-		// (a clock running behind the files' counts as now).
+		// The first look: the file's modification time says when it last
+		// changed (one ahead of the clock counts as now).
 		p = pending{fp: fp, since: now}
-		if c := lastChange(o); c.Before(now) {
-			p.since = c
+		if o.ModTime.Before(now) {
+			p.since = o.ModTime
 		}
 	}
 	if p.due.Before(p.since.Add(sc.w.Settle)) {
@@ -434,14 +434,6 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 		return
 	}
 	sc.known[o.Key] = fp
-}
-
-// lastChange is when o last changed as its store records it.
-func lastChange(o Object) time.Time {
-	if !o.changed.IsZero() {
-		return o.changed
-	}
-	return o.ModTime
 }
 
 func abbreviate(keys []string, n int) string {
