@@ -96,6 +96,11 @@ type Config struct {
 	// LeaseTTL is how long the leases of this process's duties and job runs
 	// outlive its last heartbeat (default DefaultLeaseTTL).
 	LeaseTTL time.Duration
+	// WriteOnly opens only what writing objects and announcing them needs
+	// — the state, the store and the queue — for `sluice put`: no
+	// warehouse, no notifications inbox, and no settings are recorded. Such
+	// an Engine can Put and Announce, not Run.
+	WriteOnly bool
 }
 
 // DefaultMaxDeliveries is the crash-loop guard when the queue URL sets no
@@ -227,6 +232,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.qopts.MaxDeliveries = math.MaxInt32
 	e.closer = append(e.closer, func() { e.Topic.Close() })
+	if cfg.WriteOnly {
+		ok = true
+		return e, nil
+	}
 	if cfg.Spec.Notifications != nil {
 		var closeInbox func()
 		if e.inbox, closeInbox, err = e.openInbox(ctx); err != nil {
