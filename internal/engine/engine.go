@@ -85,7 +85,8 @@ type Config struct {
 	Clock  func() time.Time
 	// Workers is the number of concurrent consumers per load (default 1).
 	Workers int
-	// ScanInterval and Settle tune the local store watcher (defaults 1s, 2s).
+	// ScanInterval and Settle tune the local store watcher (defaults 1s, 2s;
+	// see store.WatchOptions).
 	ScanInterval, Settle time.Duration
 	// JobBinary is the sluice binary local job runs start ("" = this
 	// executable; tests set the built binary).
