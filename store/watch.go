@@ -338,12 +338,12 @@ func (sc *scanner) forget(key string) {
 	delete(sc.links, key)
 }
 
-// retry looks at a pending key again an Interval from now.
+// retry looks at key again an Interval from now (a key not pending yet is
+// then looked at as if for the first time).
 func (sc *scanner) retry(key string, now time.Time) {
-	if p, ok := sc.pending[key]; ok {
-		p.due = now.Add(sc.w.Interval)
-		sc.pending[key] = p
-	}
+	p := sc.pending[key]
+	p.due = now.Add(sc.w.Interval)
+	sc.pending[key] = p
 }
 
 // consider handles one object as listed (Key, Size, ModTime and its
@@ -356,14 +356,13 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 	}
 	fp := Fingerprint(o)
 	if sc.known[o.Key] == fp {
+		delete(sc.pending, o.Key) // back to the version announced last
 		return
 	}
 	seenFP, seenETag, wasSeen, err := sc.seen.Seen(ctx, o.Key)
 	if err != nil {
 		r.errs = append(r.errs, fmt.Errorf("store %s: watch %q: checking whether it was seen: %w (will retry)", s.url, o.Key, err))
-		p := sc.pending[o.Key] // a new one (no fingerprint) takes its first look again
-		p.due = now.Add(sc.w.Interval)
-		sc.pending[o.Key] = p
+		sc.retry(o.Key, now)
 		return
 	}
 	if wasSeen && seenFP == fp {
