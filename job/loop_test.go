@@ -104,3 +104,28 @@ func TestLoopStartsARunWhenTheSettleDeadlinePassesNotAtATick(t *testing.T) {
 		t.Fatalf("follow-up = group %q with %v; want g with both inputs", c2.task.Group, c2.task.Inputs)
 	}
 }
+
+func TestEventsWhoseDeadlineIsNotEarlierDoNotWakeTheScheduler(t *testing.T) {
+	e := newEnv(t, nil)
+	waits := steppedLoop(e)
+	nextWait(t, waits) // idle
+	e.upload("data/g/a.csv", "1")
+	w := nextWait(t, waits)
+	if w.d != settle {
+		t.Fatalf("Loop waits %s; want the settle window", w.d)
+	}
+	// More events at the same moment settle at the same deadline: Loop
+	// keeps its wait (were it woken, this wait would be abandoned and no
+	// run could start when it is released).
+	e.upload("data/h/a.csv", "1")
+	e.upload("data/g/b.csv", "1")
+	close(w.release)
+	got := map[string]int{}
+	for range 2 {
+		c := e.next()
+		got[c.task.Group] = len(c.task.Inputs)
+	}
+	if got["g"] != 2 || got["h"] != 1 {
+		t.Errorf("runs started = %v (group → inputs); want g with 2 inputs and h with 1, at the one deadline", got)
+	}
+}

@@ -90,9 +90,11 @@ type Manager struct {
 	beating   bool // the heartbeat goroutine runs
 	lastSweep time.Time
 	wg        sync.WaitGroup
-	// woken is set by wake; stopWait cancels Loop's current wait.
+	// woken is set by wake; stopWait cancels Loop's current wait, which
+	// ends at waitEnd.
 	woken    bool
 	stopWait context.CancelFunc
+	waitEnd  time.Time
 }
 
 // held is a claim this Manager holds.
@@ -202,7 +204,7 @@ func (m *Manager) offer(ctx context.Context, d *Definition, rec event.Record) (b
 		return false, fmt.Errorf("job %s: event for %s: %w", d.Name, rec.Version(), err)
 	}
 	m.log.Debug("job requested", "job", d.Name, "group", g, "object", rec.Version().String())
-	m.wake() // Loop learns the group's new settle deadline now
+	m.wakeBy(m.now().Add(d.Settle)) // the group's new settle deadline
 	return true, nil
 }
 
@@ -336,11 +338,21 @@ func (m *Manager) Loop(ctx context.Context) error {
 }
 
 // wake ends Loop's current wait, or its next one if it is not waiting.
-func (m *Manager) wake() {
+func (m *Manager) wake() { m.wakeBy(time.Time{}) }
+
+// wakeBy makes Loop pass by at t (zero: now): it ends Loop's current wait
+// if that would end later, or its next one if it is not waiting (the next
+// pass may not have seen what changed). A wait that ends earlier is left
+// alone: the pass after it sees the change and waits for t then — so a
+// burst of events costs one pass per settle deadline, not one per event.
+func (m *Manager) wakeBy(t time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.woken = true
-	if m.stopWait != nil {
+	if m.stopWait == nil {
+		m.woken = true
+		return
+	}
+	if t.IsZero() || t.Before(m.waitEnd) {
 		m.stopWait()
 	}
 }
@@ -355,7 +367,7 @@ func (m *Manager) pause(ctx context.Context, d time.Duration) {
 		m.mu.Unlock()
 		return
 	}
-	m.stopWait = cancel
+	m.stopWait, m.waitEnd = cancel, m.now().Add(d)
 	m.mu.Unlock()
 	_ = m.sleep(wctx, d)
 	m.mu.Lock()

@@ -123,6 +123,12 @@ func run(n int, rate float64, group int, settle time.Duration, put, bin string, 
 	defer func() {
 		_ = owner.Process.Signal(syscall.SIGTERM)
 		_ = owner.Wait()
+		if ps := owner.ProcessState; ps != nil {
+			fmt.Printf("sluice run used %s user + %s system CPU over the whole run\n", ps.UserTime().Round(time.Millisecond), ps.SystemTime().Round(time.Millisecond))
+		}
+		if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+			fmt.Printf("load average (1, 5, 15 min): %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
+		}
 	}()
 
 	// Up: the embedded queue is published and the table exists.
@@ -188,6 +194,15 @@ func run(n int, rate float64, group int, settle time.Duration, put, bin string, 
 		}
 	}
 	offered := time.Since(t0)
+	if keep { // for looking into the owner's log (SLUICE_BENCH_LOG=debug)
+		var b strings.Builder
+		for i, k := range keys {
+			fmt.Fprintf(&b, "%s\t%d\n", k, started[i].UnixNano())
+		}
+		if err := os.WriteFile(filepath.Join(tmp, "starts.tsv"), []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
 
 	// Wait for every commit and every group's run.
 	groups := (n + group - 1) / group
