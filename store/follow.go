@@ -181,7 +181,7 @@ func (sc *scanner) list(ctx context.Context, prefix string, now time.Time, r *sc
 		sc.ignore(f)
 	}
 	for _, o := range objs {
-		sc.consider(ctx, o, now, r)
+		sc.consider(ctx, o, now, r, true)
 	}
 }
 

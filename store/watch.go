@@ -299,7 +299,7 @@ func (sc *scanner) scan(ctx context.Context) (r scanResult) {
 			return r
 		}
 		present[o.Key] = true
-		sc.consider(ctx, o, now, &r)
+		sc.consider(ctx, o, now, &r, true)
 	}
 	for k := range sc.pending {
 		if !present[k] {
@@ -328,7 +328,7 @@ func (sc *scanner) look(ctx context.Context, key string, now time.Time, r *scanR
 		sc.forget(key)
 		sc.ignore(IgnoredFile{Name: key, Path: filepath.Join(sc.s.dir, filepath.FromSlash(key)), Reason: why})
 	default:
-		sc.consider(ctx, o, now, r)
+		sc.consider(ctx, o, now, r, false)
 	}
 }
 
@@ -348,8 +348,12 @@ func (sc *scanner) retry(key string, now time.Time) {
 
 // consider handles one object as listed (Key, Size, ModTime and its
 // fingerprint): it starts or continues its settle window, and announces it
-// once settled.
-func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *scanResult) {
+// once settled. The seen-set is asked when the object is due, and at once
+// for objects found by a listing (listed), so that a listing of versions
+// announced before does not wait for them to settle; an object inotify
+// reported is usually being written by sluice itself, which marks it seen
+// only after publishing, so asking at once would be wasted.
+func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *scanResult, listed bool) {
 	s := sc.s
 	if o.link {
 		sc.links[o.Key] = true
@@ -357,17 +361,6 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 	fp := Fingerprint(o)
 	if sc.known[o.Key] == fp {
 		delete(sc.pending, o.Key) // back to the version announced last
-		return
-	}
-	seenFP, seenETag, wasSeen, err := sc.seen.Seen(ctx, o.Key)
-	if err != nil {
-		r.errs = append(r.errs, fmt.Errorf("store %s: watch %q: checking whether it was seen: %w (will retry)", s.url, o.Key, err))
-		sc.retry(o.Key, now)
-		return
-	}
-	if wasSeen && seenFP == fp {
-		sc.known[o.Key] = fp
-		delete(sc.pending, o.Key)
 		return
 	}
 	p, ok := sc.pending[o.Key]
@@ -386,12 +379,29 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 	if p.due.Before(p.since.Add(sc.w.Settle)) {
 		p.due = p.since.Add(sc.w.Settle)
 	}
+	var seenFP, seenETag string
+	var wasSeen bool
+	if listed || !now.Before(p.due) {
+		var err error
+		seenFP, seenETag, wasSeen, err = sc.seen.Seen(ctx, o.Key)
+		if err != nil {
+			r.errs = append(r.errs, fmt.Errorf("store %s: watch %q: checking whether it was seen: %w (will retry)", s.url, o.Key, err))
+			sc.retry(o.Key, now)
+			return
+		}
+		if wasSeen && seenFP == fp {
+			sc.known[o.Key] = fp
+			delete(sc.pending, o.Key)
+			return
+		}
+	}
 	sc.pending[o.Key] = p
 	if now.Before(p.due) {
 		r.unsettled = append(r.unsettled, o.Key)
 		return
 	}
 	var full Object
+	var err error
 	busy := false
 	if s.root != nil {
 		full, busy, err = s.statSettled(ctx, o.Key)
