@@ -4,7 +4,7 @@
 // its rows being committed, and from the write of the last object of a job
 // group to that group's run being RUNNING, minus the job's settle window.
 //
-//	go run ./bench/eventlatency [-n 1000] [-rate 100] [-group 10] [-settle 1s] [-put inproc|process]
+//	go run ./bench/eventlatency [-n 1000] [-rate 100] [-group 10] [-settle 1s] [-put inproc|process] [-dir DIR]
 //
 // It builds cmd/sluice (CGO_ENABLED=0), starts `sluice run` on a fresh data
 // dir with one NDJSON load and one command job (`true`) on the same prefix,
@@ -78,17 +78,18 @@ func main() {
 	put := flag.String("put", "inproc", "how objects are written: inproc (put's code in this process) or process (`sluice put`)")
 	bin := flag.String("bin", "", "sluice binary (default: build cmd/sluice)")
 	keep := flag.Bool("keep", false, "keep the data dir")
+	under := flag.String("dir", "", "where to make the data dir (default the system's temporary directory; /dev/shm takes the disk out)")
 	flag.Parse()
-	if err := run(*n, *rate, *group, *settle, *put, *bin, *keep); err != nil {
+	if err := run(*n, *rate, *group, *settle, *put, *bin, *under, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "eventlatency:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, rate float64, group int, settle time.Duration, put, bin string, keep bool) error {
+func run(n int, rate float64, group int, settle time.Duration, put, bin, under string, keep bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "eventlatency-")
+	tmp, err := os.MkdirTemp(under, "eventlatency-")
 	if err != nil {
 		return err
 	}
