@@ -292,9 +292,16 @@ func (s *Store) deleteLocal(key string) error {
 	return s.syncDir(filepath.Dir(name))
 }
 
-// sweepTemp deletes sluice's own temporary files older than StaleTempAge.
-// Only names isTempName accepts are candidates: no valid key has one.
-func (s *Store) sweepTemp() error {
+// SweepTemp deletes sluice's own temporary files older than StaleTempAge
+// from a file:// store: leftovers of writes that crashed. Only names that
+// temporary files get are candidates, and no valid key has one. It walks the
+// whole directory, so the process that owns the store runs it when it
+// starts, not every command that opens the store (`sluice put`, a job
+// process). Other stores have none; it does nothing there.
+func (s *Store) SweepTemp(ctx context.Context) error {
+	if s.root == nil {
+		return nil
+	}
 	cutoff := s.clock().Add(-StaleTempAge)
 	var swept int
 	err := fs.WalkDir(s.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
@@ -302,6 +309,9 @@ func (s *Store) sweepTemp() error {
 			if p != "." && (isNotExist(err) || isEscape(err)) {
 				return nil
 			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if d.IsDir() || !d.Type().IsRegular() || !isTempName(d.Name()) {

@@ -50,8 +50,9 @@
 // temporary file in the target's directory (so the rename cannot cross file
 // systems), is fsynced, renamed into place, and the directory is fsynced.
 // Temporary files are named ".sluice\" + 16 hex digits + ".tmp": the
-// backslash makes it a name no valid key has, so the sweeper — which deletes
-// such files older than StaleTempAge when a store is opened — can never
+// backslash makes it a name no valid key has, so the sweeper (SweepTemp,
+// which the owning process runs when it starts) — deleting such files older
+// than StaleTempAge — can never
 // delete a user's file (an "export.0123456789abcdef.tmp" is an ordinary
 // object). Younger ones may belong to a write in progress in another process
 // and are left alone. (On Windows a backslash separates path elements, so
@@ -179,7 +180,7 @@ var ErrNotFound = errors.New("object not found")
 var ErrInvalidKey = errors.New("invalid object key")
 
 // StaleTempAge is how old a temporary file in a file:// store must be before
-// Open deletes it as a leftover of a crashed write.
+// SweepTemp deletes it as a leftover of a crashed write.
 const StaleTempAge = time.Hour
 
 // MaxKeyLen is the longest key accepted, in bytes (the S3 limit).
@@ -230,8 +231,9 @@ type Store struct {
 }
 
 // Open opens the store at rawURL. For file:// the directory is created if it
-// is missing and stale temporary files are swept (see StaleTempAge). Opening
-// an s3:// store does not contact the server.
+// is missing; Open does not read it, so opening a large lake is cheap (the
+// owning process sweeps stale temporary files with SweepTemp). Opening an
+// s3:// store does not contact the server.
 func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -312,10 +314,6 @@ func (s *Store) openFile(u *url.URL) error {
 	}
 	s.root, s.dir, s.etags, s.sidecars = root, dir, newETagCache(), &sync.Map{}
 	s.bucket = filepath.Base(dir)
-	if err := s.sweepTemp(); err != nil {
-		_ = root.Close()
-		return err
-	}
 	return nil
 }
 

@@ -182,6 +182,13 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 
 	watchOpts := &store.WatchOptions{Interval: e.cfg.ScanInterval, Settle: e.cfg.Settle, Clock: e.now, Logger: e.log}
 	local := e.Store.LocalDir() != "" && !opts.Worker
+	if local {
+		// Only the owner sweeps: every other command opens the store
+		// without walking it.
+		if err := e.Store.SweepTemp(ctx); err != nil {
+			return res, err
+		}
+	}
 	if opts.Worker {
 		importers = nil
 	}
