@@ -51,7 +51,11 @@
 // so an event acknowledged before a crash is never lost. The scheduler
 // (Loop) starts a run for a request once no event has refreshed it for the
 // definition's settle window (DefaultSettle, 5s): five files uploaded into
-// one folder within the window start one run with all five as inputs. One
+// one folder within the window start one run with all five as inputs. Loop
+// does not poll for that: Offer wakes it, it then waits exactly until the
+// earliest settle deadline (a Sleep on the injected clock), and the end of
+// a run wakes it for the request that waited for the run; it still looks at
+// the state every Tick for requests other processes recorded. One
 // run at a time per (rule, group); different groups run concurrently. An
 // event that arrives while a run is in flight keeps the request alive, so
 // it causes exactly one follow-up run once the current one ends.
@@ -88,7 +92,8 @@ import (
 // of uploads by one client without delaying a single file noticeably.
 const DefaultSettle = 5 * time.Second
 
-// DefaultTick is how often Loop looks for settled requests by default.
+// DefaultTick is how often Loop looks at the state for requests it was not
+// told about (recorded by other processes sharing it), by default.
 const DefaultTick = 500 * time.Millisecond
 
 // Task is what a run executes. It is JSON-serialisable: the local runner

@@ -28,8 +28,16 @@ type Options struct {
 	// settle window (default time.Now).
 	Clock  func() time.Time
 	Logger *slog.Logger
-	// Tick is how often Loop looks for settled requests (DefaultTick).
+	// Tick is how often Loop looks for requests it was not told about
+	// (DefaultTick): those other processes sharing the state recorded, and
+	// runs to recover. Requests this Manager records (Offer) wake Loop at
+	// once, and Loop wakes by itself when the earliest settle deadline or
+	// retry time passes.
 	Tick time.Duration
+	// Sleep waits d or until ctx is done, returning ctx.Err() in that case
+	// (default: a timer). Every wait of Loop is a Sleep, which Offer and the
+	// end of a run cancel; tests replace it to advance a fake clock.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// OnDone is called after a run's final state is recorded (for example
 	// to emit events for its outputs). It is not called for runs deduplicated
 	// away.
@@ -67,6 +75,7 @@ type Manager struct {
 	now      func() time.Time
 	log      *slog.Logger
 	tick     time.Duration
+	sleep    func(context.Context, time.Duration) error
 	onDone   func(context.Context, Run)
 	logStore func(context.Context, string, []byte) (string, error)
 	retry    fault.Retry
@@ -81,6 +90,11 @@ type Manager struct {
 	beating   bool // the heartbeat goroutine runs
 	lastSweep time.Time
 	wg        sync.WaitGroup
+	// woken is set by wake; stopWait cancels Loop's current wait, which
+	// ends at waitEnd.
+	woken    bool
+	stopWait context.CancelFunc
+	waitEnd  time.Time
 }
 
 // held is a claim this Manager holds.
@@ -101,7 +115,7 @@ func NewManager(defs []Definition, opts Options) (*Manager, error) {
 		return nil, errors.New("job: NewManager needs Options.State")
 	}
 	m := &Manager{byName: map[string]*Definition{}, st: opts.State, now: opts.Clock,
-		log: opts.Logger, tick: opts.Tick, onDone: opts.OnDone, logStore: opts.LogStore, retry: opts.Retry, onDead: opts.OnDeadLetter, inflight: map[groupKey]bool{},
+		log: opts.Logger, tick: opts.Tick, sleep: opts.Sleep, onDone: opts.OnDone, logStore: opts.LogStore, retry: opts.Retry, onDead: opts.OnDeadLetter, inflight: map[groupKey]bool{},
 		holder: opts.Holder, ttl: opts.LeaseTTL, stateURL: opts.StateURL, leases: map[groupKey]*held{}}
 	if m.holder == "" {
 		m.holder = lease.NewHolder()
@@ -117,6 +131,9 @@ func NewManager(defs []Definition, opts Options) (*Manager, error) {
 	}
 	if m.tick <= 0 {
 		m.tick = DefaultTick
+	}
+	if m.sleep == nil {
+		m.sleep = fault.Sleep
 	}
 	for i := range defs {
 		d := defs[i]
@@ -187,6 +204,7 @@ func (m *Manager) offer(ctx context.Context, d *Definition, rec event.Record) (b
 		return false, fmt.Errorf("job %s: event for %s: %w", d.Name, rec.Version(), err)
 	}
 	m.log.Debug("job requested", "job", d.Name, "group", g, "object", rec.Version().String())
+	m.wakeBy(m.now().Add(d.Settle)) // the group's new settle deadline
 	return true, nil
 }
 
@@ -280,18 +298,17 @@ func (m *Manager) Retrying(ctx context.Context) (keys []string, since time.Time)
 	return keys, since
 }
 
-// Loop schedules runs every Tick until ctx is cancelled (see Step). Runs in
-// flight are then cancelled, recorded FAILED and requested again, and Loop
-// returns nil once all are recorded. Scheduling errors are logged and
-// retried on the next tick.
+// Loop schedules runs until ctx is cancelled (see Step). Between passes it
+// waits until the earliest settle deadline (or retry time) of a pending
+// request passes, until Offer records a request or a run ends, or at most a
+// random 50–150% of Tick — the look for requests recorded by other
+// processes. Runs in flight are then cancelled, recorded FAILED and
+// requested again, and Loop returns nil once all are recorded. Scheduling
+// errors are logged and retried on the next pass.
 func (m *Manager) Loop(ctx context.Context) error {
-	// Each pass waits a random 50–150% of Tick: processes sharing a state
-	// then take turns at claiming settled groups, instead of the one whose
-	// ticks happen to fall first winning every time.
-	t := time.NewTimer(m.tick)
-	defer t.Stop()
 	for {
-		if _, err := m.Step(ctx); err != nil && ctx.Err() == nil {
+		_, next, err := m.step(ctx)
+		if err != nil && ctx.Err() == nil {
 			m.log.Error("job scheduler", "err", err)
 		}
 		m.mu.Lock()
@@ -305,14 +322,57 @@ func (m *Manager) Loop(ctx context.Context) error {
 				m.log.Error("job recovery", "err", err)
 			}
 		}
-		t.Reset(m.tick/2 + rand.N(m.tick))
-		select {
-		case <-ctx.Done():
+		// The random part lets processes sharing a state take turns at
+		// claiming the groups they learn about by looking, instead of the
+		// one whose looks happen to fall first winning every time.
+		wait := m.tick/2 + rand.N(m.tick)
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(m.now()), 0))
+		}
+		m.pause(ctx, wait)
+		if ctx.Err() != nil {
 			m.Wait()
 			return nil
-		case <-t.C:
 		}
 	}
+}
+
+// wake ends Loop's current wait, or its next one if it is not waiting.
+func (m *Manager) wake() { m.wakeBy(time.Time{}) }
+
+// wakeBy makes Loop pass by at t (zero: now): it ends Loop's current wait
+// if that would end later, or its next one if it is not waiting (the next
+// pass may not have seen what changed). A wait that ends earlier is left
+// alone: the pass after it sees the change and waits for t then — so a
+// burst of events costs one pass per settle deadline, not one per event.
+func (m *Manager) wakeBy(t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopWait == nil {
+		m.woken = true
+		return
+	}
+	if t.IsZero() || t.Before(m.waitEnd) {
+		m.stopWait()
+	}
+}
+
+// pause waits d with the injected Sleep, or until wake or ctx ends it.
+func (m *Manager) pause(ctx context.Context, d time.Duration) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m.mu.Lock()
+	if m.woken {
+		m.woken = false
+		m.mu.Unlock()
+		return
+	}
+	m.stopWait, m.waitEnd = cancel, m.now().Add(d)
+	m.mu.Unlock()
+	_ = m.sleep(wctx, d)
+	m.mu.Lock()
+	m.stopWait, m.woken = nil, false
+	m.mu.Unlock()
 }
 
 // Step is one scheduling pass: for every pending request of a known job
@@ -321,9 +381,16 @@ func (m *Manager) Loop(ctx context.Context) error {
 // otherwise records a STARTING run and starts it in its own goroutine
 // under ctx. It returns how many runs it started.
 func (m *Manager) Step(ctx context.Context) (started int, err error) {
+	started, _, err = m.step(ctx)
+	return started, err
+}
+
+// step is Step; next is when the earliest request that has not settled yet
+// (or waits for a retry) will be due, zero when there is none.
+func (m *Manager) step(ctx context.Context) (started int, next time.Time, err error) {
 	reqs, err := m.st.PendingRequests(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("job: %w", err)
+		return 0, next, fmt.Errorf("job: %w", err)
 	}
 	var errs []error
 	for _, req := range reqs {
@@ -332,8 +399,17 @@ func (m *Manager) Step(ctx context.Context) (started int, err error) {
 			continue // a job no longer in the spec; the request waits for it
 		}
 		k := groupKey{req.Rule, req.Group}
-		if m.now().Sub(req.LastAt) < d.Settle || m.now().Before(req.NotBefore) || !m.claim(k) {
+		if m.inFlight(k) {
+			continue // its run's end wakes Loop
+		}
+		if due := latest(req.LastAt.Add(d.Settle), req.NotBefore); m.now().Before(due) {
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
 			continue
+		}
+		if !m.claim(k) {
+			continue // a run started meanwhile
 		}
 		l, err := m.st.Acquire(ctx, LeaseName(req.Rule, req.Group), m.holder, m.ttl)
 		if err != nil {
@@ -367,7 +443,11 @@ func (m *Manager) Step(ctx context.Context) (started int, err error) {
 		switch {
 		case err != nil:
 			errs = append(errs, err)
-		case !found || m.now().Sub(fresh.LastAt) < d.Settle || m.now().Before(fresh.NotBefore):
+		case !found:
+		case m.now().Sub(fresh.LastAt) < d.Settle || m.now().Before(fresh.NotBefore):
+			if due := latest(fresh.LastAt.Add(d.Settle), fresh.NotBefore); next.IsZero() || due.Before(next) {
+				next = due
+			}
 		default:
 			ok, err = m.start(ctx, d, fresh, l)
 			if err != nil {
@@ -381,7 +461,14 @@ func (m *Manager) Step(ctx context.Context) (started int, err error) {
 			m.release(k)
 		}
 	}
-	return started, errors.Join(errs...)
+	return started, next, errors.Join(errs...)
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // takeOverActive takes over (takeOver) the latest run of (rule, group) if
@@ -416,6 +503,12 @@ func (m *Manager) claim(k groupKey) bool {
 	}
 	m.inflight[k] = true
 	return true
+}
+
+func (m *Manager) inFlight(k groupKey) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inflight[k]
 }
 
 func (m *Manager) release(k groupKey) {
@@ -505,6 +598,7 @@ func (m *Manager) execute(ctx context.Context, d *Definition, run Run, task Task
 	lastAt := req.LastAt
 	k := groupKey{run.Rule, run.Group}
 	defer m.wg.Done()
+	defer m.wake() // a request that waited for this run may start now
 	defer m.release(k)
 	rec := context.WithoutCancel(ctx)
 	ctx, cancel := context.WithCancelCause(ctx)

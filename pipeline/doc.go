@@ -102,8 +102,11 @@
 //   - watch (optional): {settle: 2s, interval: 1s}. Files that other
 //     programs drop into a local (file://) store are announced once they
 //     have stayed unchanged for settle and, on Linux, no process still has
-//     them open for writing; the store is scanned every interval. Raise
-//     settle for writers that pause mid-file on systems without leases.
+//     them open for writing (a file already unchanged for settle when the
+//     watcher first sees it is announced at once). On Linux the watcher
+//     follows the store with inotify; elsewhere, and where inotify cannot
+//     be used, it lists the store every interval. Raise settle for writers
+//     that pause mid-file on systems without leases.
 //   - reconcile_every (optional, default 10m; 0 turns it off): how often
 //     `sluice run` reconciles the store with the work done: every object
 //     version under a load's prefix that its on: selects and that is

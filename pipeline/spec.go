@@ -310,8 +310,9 @@ const DefaultReconcileEvery = 10 * time.Minute
 
 // Watch tunes how files that other programs drop into a local store are
 // found: a file is announced once it has stayed unchanged for Settle (and,
-// on Linux, no process has it open for writing); the store is scanned every
-// Interval.
+// on Linux, no process has it open for writing); where the watcher cannot
+// follow the store with inotify it lists it every Interval (see package
+// store, "Watching").
 type Watch struct {
 	Settle, Interval time.Duration
 }

@@ -292,9 +292,16 @@ func (s *Store) deleteLocal(key string) error {
 	return s.syncDir(filepath.Dir(name))
 }
 
-// sweepTemp deletes sluice's own temporary files older than StaleTempAge.
-// Only names isTempName accepts are candidates: no valid key has one.
-func (s *Store) sweepTemp() error {
+// SweepTemp deletes sluice's own temporary files older than StaleTempAge
+// from a file:// store: leftovers of writes that crashed. Only names that
+// temporary files get are candidates, and no valid key has one. It walks the
+// whole directory, so the process that owns the store runs it when it
+// starts, not every command that opens the store (`sluice put`, a job
+// process). Other stores have none; it does nothing there.
+func (s *Store) SweepTemp(ctx context.Context) error {
+	if s.root == nil {
+		return nil
+	}
 	cutoff := s.clock().Add(-StaleTempAge)
 	var swept int
 	err := fs.WalkDir(s.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
@@ -302,6 +309,9 @@ func (s *Store) sweepTemp() error {
 			if p != "." && (isNotExist(err) || isEscape(err)) {
 				return nil
 			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if d.IsDir() || !d.Type().IsRegular() || !isTempName(d.Name()) {
@@ -417,10 +427,6 @@ func (s *Store) walkLocal(ctx context.Context, prefix string, emit func(Object) 
 		if !strings.HasPrefix(p, prefix) {
 			return nil
 		}
-		name := d.Name()
-		if isTempName(name) {
-			return nil // a write in progress
-		}
 		fi, err := d.Info()
 		if isNotExist(err) {
 			return nil
@@ -428,39 +434,12 @@ func (s *Store) walkLocal(ctx context.Context, prefix string, emit func(Object) 
 		if err != nil {
 			return err
 		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			fi, err = s.root.Stat(filepath.FromSlash(p))
-			switch {
-			case isEscape(err):
-				ignore(p, errOutside.Error())
-				return nil
-			case err != nil:
-				ignore(p, fmt.Sprintf("a symbolic link that cannot be followed: %v (fix or remove the link)", err))
-				return nil
-			case fi.IsDir():
-				ignore(p, "a symbolic link to a directory, which sluice does not follow (move the directory into the store instead)")
-				return nil
-			}
+		o, why, ok := s.localEntry(p, fi)
+		if why != "" {
+			ignore(p, why)
 		}
-		if !fi.Mode().IsRegular() {
-			ignore(p, fmt.Sprintf("not a regular file (%v)", fi.Mode().Type()))
+		if !ok {
 			return nil
-		}
-		if err := ValidateKey(p); err != nil {
-			why := strings.TrimPrefix(err.Error(), fmt.Sprintf("%v %q: ", ErrInvalidKey, p))
-			ignore(p, fmt.Sprintf("its name is not a valid key: %s (rename the file)", why))
-			return nil
-		}
-		if strings.HasSuffix(name, legacyAttrsExt) && s.isLegacySidecar(filepath.FromSlash(p)) {
-			if sib, err := s.root.Lstat(filepath.FromSlash(strings.TrimSuffix(p, legacyAttrsExt))); err == nil && !sib.IsDir() {
-				return nil // metadata of the file next to it, written by sluice before v0.x
-			}
-			ignore(p, "a metadata sidecar left by an older sluice for a file that is gone (delete it)")
-			return nil
-		}
-		o := Object{Key: p, Size: fi.Size(), ModTime: fi.ModTime()}
-		if id, ok := identityOf(fi); ok {
-			o.fp = id.String()
 		}
 		return emit(o)
 	})
@@ -469,6 +448,69 @@ func (s *Store) walkLocal(ctx context.Context, prefix string, emit func(Object) 
 	}
 	sort.Slice(ignored, func(i, j int) bool { return ignored[i].Name < ignored[j].Name })
 	return ignored, nil
+}
+
+// localEntry classifies the directory entry at p ("/"-separated, relative
+// to the store directory) whose Lstat is fi: an object (ok, with Key, Size,
+// ModTime and the identity fingerprint), a file that cannot be one (why
+// says what is wrong and what to do), or neither — a directory, sluice's
+// own temporary file, or a legacy sidecar next to its file.
+func (s *Store) localEntry(p string, fi fs.FileInfo) (o Object, why string, ok bool) {
+	name := path.Base(p)
+	if fi.IsDir() || isTempName(name) {
+		return Object{}, "", false // a "directory" of other keys, or a write in progress
+	}
+	link := fi.Mode()&fs.ModeSymlink != 0
+	if link {
+		var err error
+		fi, err = s.root.Stat(filepath.FromSlash(p))
+		switch {
+		case isEscape(err):
+			return Object{}, errOutside.Error(), false
+		case err != nil:
+			if _, lerr := s.root.Lstat(filepath.FromSlash(p)); isNotExist(lerr) {
+				return Object{}, "", false // the link itself was removed meanwhile
+			}
+			return Object{}, fmt.Sprintf("a symbolic link that cannot be followed: %v (fix or remove the link)", err), false
+		case fi.IsDir():
+			return Object{}, "a symbolic link to a directory, which sluice does not follow (move the directory into the store instead)", false
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return Object{}, fmt.Sprintf("not a regular file (%v)", fi.Mode().Type()), false
+	}
+	if err := ValidateKey(p); err != nil {
+		why := strings.TrimPrefix(err.Error(), fmt.Sprintf("%v %q: ", ErrInvalidKey, p))
+		return Object{}, fmt.Sprintf("its name is not a valid key: %s (rename the file)", why), false
+	}
+	if strings.HasSuffix(name, legacyAttrsExt) && s.isLegacySidecar(filepath.FromSlash(p)) {
+		if sib, err := s.root.Lstat(filepath.FromSlash(strings.TrimSuffix(p, legacyAttrsExt))); err == nil && !sib.IsDir() {
+			return Object{}, "", false // metadata of the file next to it, written by sluice before v0.x
+		}
+		return Object{}, "a metadata sidecar left by an older sluice for a file that is gone (delete it)", false
+	}
+	o = Object{Key: p, Size: fi.Size(), ModTime: fi.ModTime(), link: link}
+	if id, ok := identityOf(fi); ok {
+		o.fp = id.String()
+	}
+	return o, "", true
+}
+
+// localObject is localEntry for one key, looked up now: ErrNotFound when
+// nothing (or a directory) is there.
+func (s *Store) localObject(key string) (o Object, why string, err error) {
+	fi, err := s.root.Lstat(filepath.FromSlash(key))
+	if err != nil {
+		if isEscape(err) {
+			return Object{}, errOutside.Error(), nil
+		}
+		return Object{}, "", localErr(err)
+	}
+	o, why, ok := s.localEntry(key, fi)
+	if !ok && why == "" {
+		return Object{}, "", ErrNotFound
+	}
+	return o, why, nil
 }
 
 // isLegacySidecar reports whether the file at name (relative to the root) is

@@ -104,11 +104,14 @@ func TestTheSweeperDeletesOnlySluicesOwnTemporaryFiles(t *testing.T) {
 		}
 	}
 	s := openT(t, fileURL(dir), &store.Options{Clock: func() time.Time { return now }})
+	if err := s.SweepTemp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(user); err != nil {
 		t.Fatalf("the sweeper deleted a user's file: %v", err)
 	}
 	if _, err := os.Stat(own); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a stale temporary file of sluice's survived Open: %v", err)
+		t.Errorf("a stale temporary file of sluice's survived SweepTemp: %v", err)
 	}
 	objs, err := s.List(ctx, "exports/")
 	if err != nil || len(objs) != 1 || objs[0].Key != "exports/export.0123456789abcdef.tmp" {

@@ -50,8 +50,9 @@
 // temporary file in the target's directory (so the rename cannot cross file
 // systems), is fsynced, renamed into place, and the directory is fsynced.
 // Temporary files are named ".sluice\" + 16 hex digits + ".tmp": the
-// backslash makes it a name no valid key has, so the sweeper — which deletes
-// such files older than StaleTempAge when a store is opened — can never
+// backslash makes it a name no valid key has, so the sweeper (SweepTemp,
+// which the owning process runs when it starts) — deleting such files older
+// than StaleTempAge — can never
 // delete a user's file (an "export.0123456789abcdef.tmp" is an ordinary
 // object). Younger ones may belong to a write in progress in another process
 // and are left alone. (On Windows a backslash separates path elements, so
@@ -76,20 +77,55 @@
 // Watch and ScanOnce turn files that other programs put into a store into
 // events (see SeenSet). The cheap change detector is the Fingerprint — in a
 // file:// store the file identity, so a `cp -p` replacement or a rename over
-// the file is noticed. A changed fingerprint starts the settle window; once
-// it has held for WatchOptions.Settle the ETag is computed, and the object is
-// announced only if that ETag differs from the one last announced for the key
-// (a `touch` or a chmod is not a new version). A file is complete when its
-// writer is done, which polling cannot see directly, so on Linux the watcher
-// also asks the kernel for a read lease on a read-only descriptor
-// (fcntl F_SETLEASE, F_RDLCK), which it refuses with EAGAIN while any process
-// holds the file open for writing; the file then stays unsettled however
-// long the writer pauses, and the lease, when granted, is released at once.
+// the file is noticed.
+//
+// Finding changes. On Linux, Watch follows a file:// store with inotify
+// (github.com/fsnotify/fsnotify): a watch on every directory, added for
+// each new directory as it appears (and the directory listed right after,
+// so files made before its watch are not missed), and dropped for a
+// directory moved away. Every path the kernel reports is looked at when it
+// is reported. When the kernel's event queue overflows
+// (fs.inotify.max_queued_events) events were lost, so the whole store is
+// listed again; it is also listed every WatchOptions.Rescan (default one
+// minute) as a safety net for changes inotify cannot see, such as other
+// hosts' writes to a network file system. Where inotify cannot be used — no
+// inotify instance, more directories than fs.inotify.max_user_watches
+// allows (Watch logs a warning), other systems (fsnotify's kqueue backend
+// needs a descriptor per file), mem:// and s3:// stores, or
+// WatchOptions.Poll — Watch lists the store every WatchOptions.Interval
+// (default one second) instead. S3 buckets should use bucket notifications.
+//
+// Completeness. A file is announced only once it is complete: its
+// fingerprint has held for WatchOptions.Settle (default two seconds) and,
+// on Linux, no process holds it open for writing (below). When the watcher
+// first sees a file the window is counted from its modification time (or
+// from now, if that lies ahead), and from the moment the watcher sees the
+// fingerprint change after that. So a file that was already unchanged for
+// the window when the watcher started (one that arrived while sluice was
+// down, or was moved in by a rename) is announced by the first listing, at
+// once, and a file that is being written is announced when its window
+// ends: Watch waits exactly until the earliest settle deadline, not for the
+// next poll. Programs that set an old modification time (cp -p, tar, rsync)
+// do so after writing the content; cp -p and tar do it on the file they
+// wrote, which the watcher has then seen change, so it waits the window. Once settled the ETag is computed,
+// and the object is announced only if that ETag differs from the one last
+// announced for the key (a `touch` or a chmod is not a new version).
+//
+// A file is complete when its writer is done, which the file's times cannot
+// show directly, so on Linux the watcher also asks the kernel for a read
+// lease on a read-only descriptor (fcntl F_SETLEASE, F_RDLCK), which it
+// refuses with EAGAIN while any process holds the file open for writing; the
+// file then stays unsettled however long the writer pauses (it is looked at
+// again every Interval), and the lease, when granted, is released at once.
 // The lease is only available to the file's owner (or with CAP_LEASE) and on
 // local file systems; otherwise (EACCES, EPERM, EINVAL) — and on other
 // systems — the settle window alone decides, and writers that pause longer
 // than Settle mid-file need a longer Settle. A process opening the file for
 // writing in the microseconds the lease is held waits until it is released.
+//
+// sluice's own writes do not wait for the watcher: whoever writes publishes
+// the event at once and marks the version seen, and the watcher then skips
+// it.
 //
 // # Keys
 //
@@ -144,7 +180,7 @@ var ErrNotFound = errors.New("object not found")
 var ErrInvalidKey = errors.New("invalid object key")
 
 // StaleTempAge is how old a temporary file in a file:// store must be before
-// Open deletes it as a leftover of a crashed write.
+// SweepTemp deletes it as a leftover of a crashed write.
 const StaleTempAge = time.Hour
 
 // MaxKeyLen is the longest key accepted, in bytes (the S3 limit).
@@ -163,7 +199,8 @@ type Object struct {
 	// guessed from the extension. List leaves it empty.
 	ContentType string
 
-	fp string // file:// only: the file identity (see Fingerprint)
+	fp   string // file:// only: the file identity (see Fingerprint)
+	link bool   // file:// only: the key is a symbolic link
 }
 
 // Options configure Open. A nil *Options means defaults.
@@ -194,8 +231,9 @@ type Store struct {
 }
 
 // Open opens the store at rawURL. For file:// the directory is created if it
-// is missing and stale temporary files are swept (see StaleTempAge). Opening
-// an s3:// store does not contact the server.
+// is missing; Open does not read it, so opening a large lake is cheap (the
+// owning process sweeps stale temporary files with SweepTemp). Opening an
+// s3:// store does not contact the server.
 func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -276,10 +314,6 @@ func (s *Store) openFile(u *url.URL) error {
 	}
 	s.root, s.dir, s.etags, s.sidecars = root, dir, newETagCache(), &sync.Map{}
 	s.bucket = filepath.Base(dir)
-	if err := s.sweepTemp(); err != nil {
-		_ = root.Close()
-		return err
-	}
 	return nil
 }
 

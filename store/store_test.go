@@ -240,7 +240,7 @@ func TestNamesOnceReservedInAFileStoreAreOrdinaryKeys(t *testing.T) {
 	}
 }
 
-func TestOpenSweepsOnlyStaleTemporaryFiles(t *testing.T) {
+func TestSweepTempDeletesOnlyStaleTemporaryFilesAndOpenNone(t *testing.T) {
 	dir := t.TempDir()
 	stale := filepath.Join(dir, "d", ".sluice\\18c2f5e0a1b2c3d4.tmp")
 	fresh := filepath.Join(dir, "d", ".sluice\\18c2f5e0a1b2c3d5.tmp")
@@ -261,9 +261,15 @@ func TestOpenSweepsOnlyStaleTemporaryFiles(t *testing.T) {
 		}
 	}
 	var logged bytes.Buffer
-	openT(t, fileURL(dir), &store.Options{Clock: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	s := openT(t, fileURL(dir), &store.Options{Clock: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatalf("Open touched the directory (it must stay cheap for put and job processes): %v", err)
+	}
+	if err := s.SweepTemp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("stale temporary file survived Open: %v", err)
+		t.Errorf("stale temporary file survived SweepTemp: %v", err)
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Errorf("a temporary file young enough to be a write in progress was deleted: %v", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/sluicehq/sluice/fault"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -14,12 +15,9 @@ import (
 
 // This file is the watcher: it turns objects that appear in a store by means
 // other than sluice's own writes (another program's cp, or files that arrived
-// while sluice was down) into events.
-//
-// It polls: every Interval it lists the whole store (for file:// a directory
-// walk), which is fine up to about 100k objects; inotify/fsnotify could
-// replace the walk later. It works on any store, but S3 buckets should use
-// bucket notifications instead.
+// while sluice was down) into events. See "Watching" in the package doc for
+// how it finds them (inotify on Linux file:// stores, polling elsewhere) and
+// when a file counts as complete.
 
 // SeenSet records, per key, the version the watcher last announced (or the
 // caller marked): its fingerprint, the cheap change detector, and its ETag,
@@ -59,24 +57,40 @@ func legacyFingerprint(o Object) string {
 const (
 	DefaultWatchInterval = time.Second
 	DefaultSettle        = 2 * time.Second
+	DefaultRescan        = time.Minute
 )
 
 // WatchOptions configure Watch and ScanOnce. A nil *WatchOptions, or a zero
 // field, means defaults.
 type WatchOptions struct {
-	// Interval between scans (default 1s).
+	// Interval between scans when polling (default 1s): the longest a new
+	// file waits to be noticed, and how often a file that is settled but
+	// still open for writing, or whose announcement failed, is looked at
+	// again (also with inotify).
 	Interval time.Duration
-	// Settle: an object is announced once its fingerprint has been seen
-	// unchanged for this long (default 2s). On Linux a file:// object is
-	// also held back while any process has it open for writing (see the
-	// "Watching" section of the package doc); elsewhere, and where Linux
-	// cannot tell, writers that pause longer than Settle mid-file need a
-	// longer Settle.
+	// Settle: an object is announced once its fingerprint has been
+	// unchanged for this long (default 2s), counted from its modification
+	// time when the watcher first sees it, else from when the watcher saw
+	// it change. On
+	// Linux a file:// object is also held back while any process has it
+	// open for writing (see the "Watching" section of the package doc);
+	// elsewhere, and where Linux cannot tell, writers that pause longer than
+	// Settle mid-file need a longer Settle.
 	Settle time.Duration
+	// Rescan is how often Watch lists the whole store although inotify
+	// reports every change (default 1m): a safety net for changes the
+	// kernel cannot see, such as other hosts' writes to a network file
+	// system.
+	Rescan time.Duration
+	// Poll makes Watch poll every Interval even where it could use inotify.
+	Poll bool
 	// Clock returns the current time (default time.Now).
 	Clock func() time.Time
 	// Sleep waits d or until ctx is done, returning ctx.Err() in that case
-	// (default: a timer). Tests replace it to advance a fake clock.
+	// (default: a timer). Every wait of the watcher is a Sleep — until the
+	// next settle deadline, the next poll or the next rescan — and Watch
+	// cancels it when inotify reports a change. Tests replace it to advance
+	// a fake clock.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger reports emit failures and unreadable files, and warns once
 	// about each file that cannot be an object (default slog.Default()).
@@ -94,6 +108,9 @@ func (o *WatchOptions) withDefaults() WatchOptions {
 	if w.Settle <= 0 {
 		w.Settle = DefaultSettle
 	}
+	if w.Rescan <= 0 {
+		w.Rescan = DefaultRescan
+	}
 	if w.Clock == nil {
 		w.Clock = time.Now
 	}
@@ -106,31 +123,39 @@ func (o *WatchOptions) withDefaults() WatchOptions {
 	return w
 }
 
-// Watch scans the store at once and then every Interval. An object whose
-// fingerprint differs from the one in seen, and has stayed unchanged for
-// Settle (and, in a file:// store on Linux, is not open for writing), gets
-// its ETag computed; if the ETag differs from the one seen last for its key,
-// the object is passed to emit, with ETag and ContentType filled. Either way
-// it is then marked seen with its fingerprint and ETag. The first scan is
-// the rescan that finds what arrived while sluice was down.
+// Watch lists the store at once and then follows it: on a file:// store on
+// Linux through inotify (see the package doc), elsewhere — or with Poll, or
+// when inotify cannot be used — by listing it every Interval. An object
+// whose fingerprint differs from the one in seen, and has stayed unchanged
+// for Settle (and, in a file:// store on Linux, is not open for writing),
+// gets its ETag computed; if the ETag differs from the one seen last for its
+// key, the object is passed to emit, with ETag and ContentType filled.
+// Either way it is then marked seen with its fingerprint and ETag. The first
+// listing is the rescan that finds what arrived while sluice was down; a
+// file that had been unchanged for Settle by then is announced at once.
 //
 // Delivery is at least once: an object is marked seen only after emit
 // returns nil, so a crash between the two announces it again. emit errors,
 // and errors listing the store or reading an object, are logged and retried
-// at the next scan. Watch returns nil when ctx is done; a scan in progress is
-// abandoned, which is safe because nothing is marked seen before emit.
+// an Interval later. Watch returns nil when ctx is done; a scan in progress
+// is abandoned, which is safe because nothing is marked seen before emit.
 func (s *Store) Watch(ctx context.Context, seen SeenSet, opts *WatchOptions, emit func(ctx context.Context, o Object) error) error {
 	w := opts.withDefaults()
 	sc := s.newScanner(seen, w, emit)
+	if s.root != nil && !w.Poll && inotifyAvailable {
+		err := sc.follow(ctx)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		w.Logger.Warn("store: cannot watch with inotify; polling instead", "store", s.url, "interval", w.Interval, "err", err)
+	}
 	for {
 		r := sc.scan(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		for _, err := range r.errs {
-			w.Logger.Warn("store: watch", "store", s.url, "err", err)
-		}
-		if w.Sleep(ctx, w.Interval) != nil {
+		sc.log(r.errs)
+		if w.Sleep(ctx, sc.untilDue(w.Interval)) != nil {
 			return nil
 		}
 	}
@@ -148,9 +173,11 @@ type ScanResult struct {
 }
 
 // ScanOnce announces every unseen object, like Watch, and returns when none
-// is left waiting to settle: it rescans every Interval until objects still
-// being written have been unchanged for Settle (and, where Linux can tell, are
-// no longer open for writing). Errors of the last scan (emit failures,
+// is left waiting to settle: objects that have been unchanged for Settle
+// already are announced by the first listing; for the others it lists the
+// store again at their settle deadline (and at least every Interval) until
+// they have been unchanged for Settle (and, where Linux can tell, are no
+// longer open for writing). Errors of the last scan (emit failures,
 // unreadable objects) are returned together, after the other objects were
 // handled; if ctx ends first, the error names the objects that had not
 // settled. Files that cannot be objects are not errors: they are in the
@@ -179,15 +206,17 @@ func (s *Store) ScanOnce(ctx context.Context, seen SeenSet, opts *WatchOptions, 
 		if len(r.unsettled) == 0 {
 			return res, errors.Join(r.errs...)
 		}
-		if err := w.Sleep(ctx, w.Interval); err != nil {
+		if err := w.Sleep(ctx, sc.untilDue(w.Interval)); err != nil {
 			return stopped(err)
 		}
 	}
 }
 
+// pending is an object waiting to be announced.
 type pending struct {
 	fp    string
-	since time.Time
+	since time.Time // when fp was first seen (or, at the first look, the file's mtime)
+	due   time.Time // when to look at it again: since+Settle, or a retry
 }
 
 // scanner holds what one Watch or ScanOnce learns between scans.
@@ -196,14 +225,15 @@ type scanner struct {
 	seen    SeenSet
 	w       WatchOptions
 	emit    func(context.Context, Object) error
-	pending map[string]pending // key → fingerprint first seen unchanged at since
+	pending map[string]pending // key → the version waiting to settle
 	known   map[string]string  // key → fingerprint known to be seen (saves SeenSet lookups)
 	logged  map[string]bool    // ignored files already reported
+	links   map[string]bool    // keys that are symbolic links (file://): looked at on every inotify batch
 }
 
 func (s *Store) newScanner(seen SeenSet, w WatchOptions, emit func(context.Context, Object) error) *scanner {
 	return &scanner{s: s, seen: seen, w: w, emit: emit,
-		pending: map[string]pending{}, known: map[string]string{}, logged: map[string]bool{}}
+		pending: map[string]pending{}, known: map[string]string{}, logged: map[string]bool{}, links: map[string]bool{}}
 }
 
 // scanResult is what one pass did: how many objects were emitted, the keys
@@ -216,7 +246,32 @@ type scanResult struct {
 	errs      []error
 }
 
-// scan does one pass.
+func (sc *scanner) log(errs []error) {
+	for _, err := range errs {
+		sc.w.Logger.Warn("store: watch", "store", sc.s.url, "err", err)
+	}
+}
+
+// ignore reports a file that cannot be an object, once per name and reason.
+func (sc *scanner) ignore(f IgnoredFile) {
+	if !sc.logged[f.Name+"\x00"+f.Reason] {
+		sc.logged[f.Name+"\x00"+f.Reason] = true
+		sc.w.Logger.Warn("store: ignoring a file that cannot be an object", "store", sc.s.url, "path", f.Path, "reason", f.Reason)
+	}
+}
+
+// untilDue is how long to wait before the earliest pending object is due,
+// at most limit (and at least a millisecond, so a due object never spins).
+func (sc *scanner) untilDue(limit time.Duration) time.Duration {
+	now := sc.w.Clock()
+	d := limit
+	for _, p := range sc.pending {
+		d = min(d, p.due.Sub(now))
+	}
+	return max(d, time.Millisecond)
+}
+
+// scan lists the whole store and considers every object in it.
 func (sc *scanner) scan(ctx context.Context) (r scanResult) {
 	s := sc.s
 	var objs []Object
@@ -224,10 +279,7 @@ func (sc *scanner) scan(ctx context.Context) (r scanResult) {
 	if s.root != nil {
 		objs, r.ignored, err = s.listLocal(ctx, "")
 		for _, f := range r.ignored {
-			if !sc.logged[f.Name+"\x00"+f.Reason] {
-				sc.logged[f.Name+"\x00"+f.Reason] = true
-				sc.w.Logger.Warn("store: ignoring a file that cannot be an object", "store", s.url, "path", f.Path, "reason", f.Reason)
-			}
+			sc.ignore(f)
 		}
 		if err != nil {
 			err = fmt.Errorf("store %s: scan: %w (will retry)", s.url, err)
@@ -241,73 +293,13 @@ func (sc *scanner) scan(ctx context.Context) (r scanResult) {
 	}
 	now := sc.w.Clock()
 	present := make(map[string]bool, len(objs))
+	clear(sc.links)
 	for _, o := range objs {
 		if ctx.Err() != nil {
 			return r
 		}
 		present[o.Key] = true
-		fp := Fingerprint(o)
-		if sc.known[o.Key] == fp {
-			continue
-		}
-		seenFP, seenETag, wasSeen, err := sc.seen.Seen(ctx, o.Key)
-		if err != nil {
-			r.errs = append(r.errs, fmt.Errorf("store %s: watch %q: checking whether it was seen: %w (will retry)", s.url, o.Key, err))
-			continue
-		}
-		if wasSeen && seenFP == fp {
-			sc.known[o.Key] = fp
-			delete(sc.pending, o.Key)
-			continue
-		}
-		p, ok := sc.pending[o.Key]
-		if !ok || p.fp != fp {
-			p = pending{fp: fp, since: now}
-			sc.pending[o.Key] = p
-		}
-		if now.Sub(p.since) < sc.w.Settle {
-			r.unsettled = append(r.unsettled, o.Key)
-			continue
-		}
-		var full Object
-		busy := false
-		if s.root != nil {
-			full, busy, err = s.statSettled(ctx, o.Key)
-		} else {
-			full, err = s.Stat(ctx, o.Key)
-		}
-		if errors.Is(err, ErrNotFound) {
-			delete(sc.pending, o.Key)
-			continue
-		}
-		if err != nil {
-			r.errs = append(r.errs, fmt.Errorf("%w (will retry)", err))
-			continue
-		}
-		if busy { // a writer still holds it open: not complete yet
-			r.unsettled = append(r.unsettled, o.Key)
-			continue
-		}
-		if nfp := Fingerprint(full); nfp != fp {
-			sc.pending[o.Key] = pending{fp: nfp, since: now}
-			r.unsettled = append(r.unsettled, o.Key)
-			continue
-		}
-		same := wasSeen && (seenETag == full.ETag ||
-			seenETag == "" && seenFP == legacyFingerprint(full)) // marked by an older sluice and untouched since
-		if !same {
-			if err := sc.emit(ctx, full); err != nil {
-				r.errs = append(r.errs, fmt.Errorf("store %s: announcing %q failed, will retry next scan: %w", s.url, o.Key, err))
-				continue
-			}
-			r.emitted++
-		}
-		delete(sc.pending, o.Key)
-		if err := sc.seen.MarkSeen(ctx, o.Key, fp, full.ETag); err != nil {
-			r.errs = append(r.errs, fmt.Errorf("store %s: %q could not be marked seen, so it may be announced again: %w", s.url, o.Key, err))
-			continue
-		}
-		sc.known[o.Key] = fp
+		sc.consider(ctx, o, now, &r, true)
 	}
 	for k := range sc.pending {
 		if !present[k] {
@@ -320,6 +312,137 @@ func (sc *scanner) scan(ctx context.Context) (r scanResult) {
 		}
 	}
 	return r
+}
+
+// look considers the one key of a file:// store as it is now: what inotify
+// reported, or a pending object whose deadline passed.
+func (sc *scanner) look(ctx context.Context, key string, now time.Time, r *scanResult) {
+	o, why, err := sc.s.localObject(key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		sc.forget(key)
+	case err != nil:
+		r.errs = append(r.errs, fmt.Errorf("store %s: watch %q: %w (will retry)", sc.s.url, key, err))
+		sc.retry(key, now)
+	case why != "":
+		sc.forget(key)
+		sc.ignore(IgnoredFile{Name: key, Path: filepath.Join(sc.s.dir, filepath.FromSlash(key)), Reason: why})
+	default:
+		sc.consider(ctx, o, now, r, false)
+	}
+}
+
+func (sc *scanner) forget(key string) {
+	delete(sc.pending, key)
+	delete(sc.known, key)
+	delete(sc.links, key)
+}
+
+// retry looks at key again an Interval from now (a key not pending yet is
+// then looked at as if for the first time).
+func (sc *scanner) retry(key string, now time.Time) {
+	p := sc.pending[key]
+	p.due = now.Add(sc.w.Interval)
+	sc.pending[key] = p
+}
+
+// consider handles one object as listed (Key, Size, ModTime and its
+// fingerprint): it starts or continues its settle window, and announces it
+// once settled. The seen-set is asked when the object is due, and at once
+// for objects found by a listing (listed), so that a listing of versions
+// announced before does not wait for them to settle; an object inotify
+// reported is usually being written by sluice itself, which marks it seen
+// only after publishing, so asking at once would be wasted.
+func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *scanResult, listed bool) {
+	s := sc.s
+	if o.link {
+		sc.links[o.Key] = true
+	}
+	fp := Fingerprint(o)
+	if sc.known[o.Key] == fp {
+		delete(sc.pending, o.Key) // back to the version announced last
+		return
+	}
+	p, ok := sc.pending[o.Key]
+	switch {
+	case ok && p.fp == fp:
+	case ok && p.fp != "":
+		p = pending{fp: fp, since: now} // changed since the watcher last looked
+	default:
+		// The first look: the file's modification time says when it last
+		// changed (one ahead of the clock counts as now).
+		p = pending{fp: fp, since: now}
+		if o.ModTime.Before(now) {
+			p.since = o.ModTime
+		}
+	}
+	if p.due.Before(p.since.Add(sc.w.Settle)) {
+		p.due = p.since.Add(sc.w.Settle)
+	}
+	var seenFP, seenETag string
+	var wasSeen bool
+	if listed || !now.Before(p.due) {
+		var err error
+		seenFP, seenETag, wasSeen, err = sc.seen.Seen(ctx, o.Key)
+		if err != nil {
+			r.errs = append(r.errs, fmt.Errorf("store %s: watch %q: checking whether it was seen: %w (will retry)", s.url, o.Key, err))
+			sc.retry(o.Key, now)
+			return
+		}
+		if wasSeen && seenFP == fp {
+			sc.known[o.Key] = fp
+			delete(sc.pending, o.Key)
+			return
+		}
+	}
+	sc.pending[o.Key] = p
+	if now.Before(p.due) {
+		r.unsettled = append(r.unsettled, o.Key)
+		return
+	}
+	var full Object
+	var err error
+	busy := false
+	if s.root != nil {
+		full, busy, err = s.statSettled(ctx, o.Key)
+	} else {
+		full, err = s.Stat(ctx, o.Key)
+	}
+	if errors.Is(err, ErrNotFound) {
+		delete(sc.pending, o.Key)
+		return
+	}
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%w (will retry)", err))
+		sc.retry(o.Key, now)
+		return
+	}
+	if busy { // a writer still holds it open: not complete yet
+		sc.retry(o.Key, now)
+		r.unsettled = append(r.unsettled, o.Key)
+		return
+	}
+	if nfp := Fingerprint(full); nfp != fp {
+		sc.pending[o.Key] = pending{fp: nfp, since: now, due: now.Add(sc.w.Settle)}
+		r.unsettled = append(r.unsettled, o.Key)
+		return
+	}
+	same := wasSeen && (seenETag == full.ETag ||
+		seenETag == "" && seenFP == legacyFingerprint(full)) // marked by an older sluice and untouched since
+	if !same {
+		if err := sc.emit(ctx, full); err != nil {
+			r.errs = append(r.errs, fmt.Errorf("store %s: announcing %q failed, will retry in %s: %w", s.url, o.Key, sc.w.Interval, err))
+			sc.retry(o.Key, now)
+			return
+		}
+		r.emitted++
+	}
+	delete(sc.pending, o.Key)
+	if err := sc.seen.MarkSeen(ctx, o.Key, fp, full.ETag); err != nil {
+		r.errs = append(r.errs, fmt.Errorf("store %s: %q could not be marked seen, so it may be announced again: %w", s.url, o.Key, err))
+		return
+	}
+	sc.known[o.Key] = fp
 }
 
 func abbreviate(keys []string, n int) string {

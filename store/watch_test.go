@@ -18,6 +18,9 @@ import (
 
 // fakeTime is a clock that moves only when the watcher sleeps; onSleep runs
 // at every sleep, before the clock advances, to change files between scans.
+// Its options make Watch poll: the tests using it hold for the polling
+// watcher (mem://, s3://, systems without inotify) and for ScanOnce; those
+// of the inotify watcher use stepClock (follow_test.go).
 type fakeTime struct {
 	mu      sync.Mutex
 	now     time.Time
@@ -26,12 +29,17 @@ type fakeTime struct {
 	logs    []string
 }
 
-func newFakeTime() *fakeTime { return &fakeTime{now: time.Now()} }
+// newFakeTime starts an hour behind the real clock: the files the tests
+// write then look newer than the watcher's clock, so their settle window
+// starts at the watcher's first look (see WatchOptions.Settle) and the
+// number of sleeps is exact.
+func newFakeTime() *fakeTime { return &fakeTime{now: time.Now().Add(-time.Hour)} }
 
 func (f *fakeTime) opts() *store.WatchOptions {
 	return &store.WatchOptions{
 		Interval: time.Second,
 		Settle:   2 * time.Second,
+		Poll:     true,
 		Clock: func() time.Time {
 			f.mu.Lock()
 			defer f.mu.Unlock()

@@ -88,7 +88,8 @@ type Config struct {
 	// DefaultWorkers). Merge and replace order rows by object version, not
 	// by commit order, so concurrent loads give the same table.
 	Workers int
-	// ScanInterval and Settle tune the local store watcher (defaults 1s, 2s).
+	// ScanInterval and Settle tune the local store watcher (defaults 1s, 2s;
+	// see store.WatchOptions).
 	ScanInterval, Settle time.Duration
 	// JobBinary is the sluice binary local job runs start ("" = this
 	// executable; tests set the built binary).
@@ -99,6 +100,11 @@ type Config struct {
 	// LeaseTTL is how long the leases of this process's duties and job runs
 	// outlive its last heartbeat (default DefaultLeaseTTL).
 	LeaseTTL time.Duration
+	// WriteOnly opens only what writing objects and announcing them needs
+	// — the state, the store and the queue — for `sluice put`: no
+	// warehouse, no notifications inbox, and no settings are recorded. Such
+	// an Engine can Put and Announce, not Run.
+	WriteOnly bool
 }
 
 // DefaultMaxDeliveries is the crash-loop guard when the queue URL sets no
@@ -230,6 +236,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.qopts.MaxDeliveries = math.MaxInt32
 	e.closer = append(e.closer, func() { e.Topic.Close() })
+	if cfg.WriteOnly {
+		ok = true
+		return e, nil
+	}
 	if cfg.Spec.Notifications != nil {
 		var closeInbox func()
 		if e.inbox, closeInbox, err = e.openInbox(ctx); err != nil {

@@ -182,6 +182,13 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 
 	watchOpts := &store.WatchOptions{Interval: e.cfg.ScanInterval, Settle: e.cfg.Settle, Clock: e.now, Logger: e.log}
 	local := e.Store.LocalDir() != "" && !opts.Worker
+	if local {
+		// Only the owner sweeps: every other command opens the store
+		// without walking it.
+		if err := e.Store.SweepTemp(ctx); err != nil {
+			return res, err
+		}
+	}
 	if opts.Worker {
 		importers = nil
 	}
@@ -391,17 +398,27 @@ func (e *Engine) write(ctx context.Context, key string, body io.Reader, contentT
 	if err != nil {
 		return o, err
 	}
+	return o, e.Announce(ctx, o)
+}
+
+// Announce publishes the event of o, an object sluice has just written,
+// and marks it seen in a local store so that the watcher does not announce
+// it a second time — unless the store's server announces it (the spec has
+// notifications:). The event goes out the moment the write is complete, not
+// when the watcher would find it. If publishing fails, o is not marked seen,
+// so in a local store the watcher announces it once it has settled.
+func (e *Engine) Announce(ctx context.Context, o store.Object) error {
 	if e.cfg.Spec.Notifications != nil {
-		return o, nil // the store's server announces it: one event per write
+		return nil // the store's server announces it: one event per write
 	}
 	if err := e.Emit(ctx, o); err != nil {
-		return o, err
+		return err
 	}
 	if e.Store.LocalDir() != "" {
 		// The watcher need not announce it again.
-		_ = e.State.MarkSeen(ctx, key, store.Fingerprint(o), o.ETag)
+		_ = e.State.MarkSeen(ctx, o.Key, store.Fingerprint(o), o.ETag)
 	}
-	return o, nil
+	return nil
 }
 
 func (e *Engine) runSource(ctx context.Context, name string, im *httpsource.Importer) error {

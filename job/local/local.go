@@ -265,7 +265,11 @@ func readTail(path string, max int64) ([]byte, error) {
 }
 
 // writeAtomic writes data to a temporary file next to path and renames it
-// into place, so readers see the old file or the whole new one.
+// into place, so readers see the old file or the whole new one. It does not
+// fsync: the only reader is the job process started right after, through
+// the page cache, and after a crash of the machine the run is recovered as
+// "worker lost" and run again with a new file — an fsync would only delay
+// every run's start.
 func writeAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -273,10 +277,6 @@ func writeAtomic(path string, data []byte) error {
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
