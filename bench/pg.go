@@ -175,9 +175,19 @@ func (b *bench) schema(name string) string {
 	return strings.NewReplacer("-", "_").Replace(fmt.Sprintf("bench_%s_%03d_%s", b.id, b.seq, name))
 }
 
+// dropSchema drops a measurement's schema, even after an interrupt (which
+// closes the shared connection when it cuts a query short).
 func (b *bench) dropSchema(schema string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if b.pg.IsClosed() {
+		conn, err := pgx.Connect(ctx, b.cfg.pgURL)
+		if err != nil {
+			b.logf("bench: warning: drop schema %s: %v", schema, err)
+			return
+		}
+		b.pg = conn
+	}
 	if _, err := b.pg.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
 		b.logf("bench: warning: drop schema %s: %v", schema, err)
 	}
