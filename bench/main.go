@@ -2,7 +2,7 @@
 // work, on the same deterministic inputs, in the same run, and prints a
 // markdown table of figures, ratios, goals and floors (issue 9):
 //
-//	go run ./bench                      # the full run, about 12 minutes on 2 cores
+//	go run ./bench                      # the full run, 11–14 minutes on 2 cores
 //	go run ./bench -quick               # small inputs, a smoke run (under a minute)
 //	go run ./bench -only pg,curate -runs 5
 //	go run ./bench -out docs/BENCHMARKS.md   # also write the table into the doc
