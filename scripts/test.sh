@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test set-up: checks, installs (Debian and npm packages) and starts
 # what the tests need — PostgreSQL, NATS with JetStream, RabbitMQ, DuckDB's npm package, Python 3
-# (an independent Parquet reader), versitygw (a real S3-compatible server) —
+# (an independent Parquet reader), versitygw (a real S3-compatible server), the sqlite3 shell (bench's
+# reference for SQLite loads) —
 # then runs every Go test with the race detector. A service that cannot be started fails the run; no test skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +85,10 @@ if [ -f tools/duckcheck/package.json ]; then
     || die "npm could not install tools/duckcheck's packages"
   echo ok
 fi
+
+say "sqlite3 (the SQLite shell: bench's reference for loads into SQLite)"
+command -v sqlite3 >/dev/null || { echo "installing sqlite3 from Debian's packages"; apt_install sqlite3; }
+sqlite3 -version
 
 say "Python 3 (the PySpark example's syntax check and its Spark-free helpers)"
 command -v python3 >/dev/null || { echo "installing python3 from Debian's packages"; apt_install python3; }

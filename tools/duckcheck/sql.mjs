@@ -8,7 +8,10 @@
 //   [{"x":1}]
 //
 // Any failure prints the error to stderr and exits 1. The Go tests of
-// package format run it.
+// package format run it, and bench (`go run ./bench`) times this whole
+// process, Node and DuckDB start-up included, as the curate job's
+// reference ("SET threads = 2; COPY (SELECT ...) TO ... (FORMAT parquet,
+// COMPRESSION snappy)").
 import { DuckDBInstance } from '@duckdb/node-api';
 
 async function main() {
