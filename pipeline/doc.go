@@ -199,7 +199,7 @@
 //     .ndjson or .jsonl, else json; see Load.FormatFor). A .gz suffix is
 //     handled by the decoder.
 //   - table (required): letters, digits and _, not starting with a digit,
-//     at most 63 characters (warehouse/driver.ValidIdent).
+//     at most 63 characters (warehouse/warehouse.ValidIdent).
 //   - write (default append): append; merge (upsert on primary_key, which
 //     it then requires: a newer object version never loses to an older one
 //     that commits later — versions are ordered by event time, then the S3

@@ -17,8 +17,9 @@ import (
 	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
+	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/store"
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 // loader consumes events for one load of the spec.
@@ -27,7 +28,7 @@ type loader struct {
 	spec   pipeline.Load
 	filter event.Filter
 	mapper *format.Mapper
-	table  driver.Table
+	table  warehouse.Table
 }
 
 func (e *Engine) newLoader(l pipeline.Load) (*loader, error) {
@@ -171,11 +172,11 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	}
 	src := ld.stream(rc, key)
 	defer src.stop()
-	mode := driver.DeadLetter
+	mode := warehouse.DeadLetter
 	if ld.spec.OnBadRecord == pipeline.OnBadQuarantine {
-		mode = driver.Quarantine
+		mode = warehouse.Quarantine
 	}
-	res, err := ld.e.WH.Load(ctx, driver.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag,
+	res, err := ld.e.WH.Load(ctx, warehouse.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag,
 		Version: objectVersion(r, etag), Rows: src, OnBadRow: mode})
 	if derr := src.err; derr != nil {
 		// The object itself failed while it streamed (decode, limits,
@@ -189,7 +190,7 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		var re *format.RecordError
 		if errors.As(derr, &badRecord{}) {
 			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again, or set on_bad_record: quarantine in load %s to load the other records and keep such records in %s%s",
-				key, etag, derr, ld.spec.Name, ld.table.Name, driver.RejectedSuffix))
+				key, etag, derr, ld.spec.Name, ld.table.Name, warehouse.RejectedSuffix))
 		}
 		if errors.As(derr, &re) {
 			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, derr))
@@ -197,9 +198,9 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		return fmt.Errorf("object %s: read: %w", key, derr)
 	}
 	switch {
-	case errors.Is(err, driver.ErrInvalidData):
+	case errors.Is(err, warehouse.ErrInvalidData):
 		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
-	case errors.Is(err, driver.ErrNoTable):
+	case errors.Is(err, warehouse.ErrNoTable):
 		// The cause and the remedy come first: `sluice dlq ls` shows a
 		// reason's first 200 characters, and the warehouse's own error
 		// (its URL, the object again) is long.
@@ -213,7 +214,7 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	}
 	if res.Rejected > 0 {
 		ld.e.Stats.Rejected.Add(res.Rejected)
-		ld.e.log.Warn("rows quarantined", "load", ld.spec.Name, "key", key, "etag", etag, "rejected", res.Rejected, "table", ld.table.Name+driver.RejectedSuffix)
+		ld.e.log.Warn("rows quarantined", "load", ld.spec.Name, "key", key, "etag", etag, "rejected", res.Rejected, "table", ld.table.Name+warehouse.RejectedSuffix)
 	}
 	if _, err := ld.e.State.ResolveDeadLetter(ctx, ld.subscription(), key, etag); err != nil {
 		ld.e.log.Warn("could not clear the dead letter of a loaded object", "key", key, "err", err)
@@ -247,34 +248,53 @@ func objectVersion(r event.Record, etag string) string {
 }
 
 // rowStream streams an object's records as warehouse rows: the decoder runs
-// as a coroutine (iter.Pull) driven by the warehouse's reads, so one record
-// at a time is in memory, never the whole object. Records the mapper
-// rejects become quarantined rows or stop the load, as the load's
+// as a coroutine (iter.Pull) driven by the warehouse's reads, so one batch
+// of records at a time is in memory, never the whole object. Records the
+// mapper rejects become quarantined rows or stop the load, as the load's
 // on_bad_record says; decode errors always stop it (err).
+//
+// TEMPORARY: rowStream adapts the record-at-a-time decoder to the
+// warehouse's schema.Reader by packing its rows into batches with
+// schema.Vector.AppendValue (boxed values, the slow path). format's Reader
+// (format.NewReader), which decodes straight into typed batches, replaces
+// it.
 type rowStream struct {
-	next   func() (driver.Row, error, bool)
+	next   func() (record, error, bool)
 	stop   func()
 	err    error         // why the object failed, once it did
 	report format.Report // set at the end of a complete object
+	batch  *schema.Batch // reused for every batch
+	done   bool
 }
 
+// record is one decoded record: its values, or why it was set aside.
+type record struct {
+	values  []any
+	n, line int
+	reject  string
+	raw     string
+}
+
+// streamBatchRows is how many records a rowStream batch holds at most.
+const streamBatchRows = 1024
+
 func (ld *loader) stream(r io.Reader, key string) *rowStream {
-	s := &rowStream{}
+	s := &rowStream{batch: schema.NewBatch(ld.table.Columns)}
 	om := ld.mapper.Object()
 	quarantine := ld.spec.OnBadRecord == pipeline.OnBadQuarantine
 	kind := ld.spec.FormatFor(key)
 	lim := ld.spec.Limits
-	seq := func(yield func(driver.Row, error) bool) {
+	seq := func(yield func(record, error) bool) {
 		stopped := errors.New("stopped")
 		err := format.DecodeJSON(r, kind, &lim, func(rec format.Record) error {
 			vals, err := om.Row(rec)
-			row := driver.Row{Values: vals, N: rec.N, Line: rec.Line}
+			row := record{values: vals, n: rec.N, line: rec.Line}
 			if err != nil {
 				if !quarantine {
 					return badRecord{err}
 				}
 				raw, _ := json.Marshal(rec.Fields)
-				row = driver.Row{N: rec.N, Line: rec.Line, Reject: err.Error(), Raw: string(raw)}
+				row = record{n: rec.N, line: rec.Line, reject: err.Error(), raw: string(raw)}
 			}
 			if !yield(row, nil) {
 				return stopped
@@ -288,10 +308,10 @@ func (ld *loader) stream(r io.Reader, key string) *rowStream {
 			s.report, err = om.Finish()
 		}
 		if err != nil {
-			yield(driver.Row{}, err)
+			yield(record{}, err)
 		}
 	}
-	s.next, s.stop = iter.Pull2(iter.Seq2[driver.Row, error](seq))
+	s.next, s.stop = iter.Pull2(iter.Seq2[record, error](seq))
 	return s
 }
 
@@ -303,18 +323,64 @@ type badRecord struct{ err error }
 func (b badRecord) Error() string { return b.err.Error() }
 func (b badRecord) Unwrap() error { return b.err }
 
-// Next implements driver.RowSource.
-func (s *rowStream) Next(ctx context.Context) (driver.Row, error) {
+// Next implements schema.Reader: the next batch of up to streamBatchRows
+// records. A record whose values do not fit the columns becomes a reject,
+// which the warehouse quarantines or fails the load with.
+func (s *rowStream) Next(ctx context.Context) (*schema.Batch, error) {
 	if err := ctx.Err(); err != nil {
-		return driver.Row{}, err
+		return nil, err
 	}
-	row, err, ok := s.next()
-	if !ok {
-		return driver.Row{}, io.EOF
+	if s.done {
+		return nil, io.EOF
 	}
-	if err != nil {
-		s.err = err
-		return driver.Row{}, err
+	b := s.batch
+	b.Reset()
+	for b.Len()+len(b.Rejects) < streamBatchRows {
+		row, err, ok := s.next()
+		if !ok {
+			s.done = true
+			break
+		}
+		if err != nil {
+			s.err = err
+			return nil, err
+		}
+		if row.reject == "" {
+			row.reject = appendRow(b, row)
+			if row.reject == "" {
+				continue
+			}
+			raw, _ := json.Marshal(row.values)
+			row.raw = string(raw)
+		}
+		b.Rejects = append(b.Rejects, schema.Reject{N: int64(row.n), Line: int64(row.line), Reason: row.reject, Raw: row.raw})
 	}
-	return row, nil
+	if s.done && b.Len() == 0 && len(b.Rejects) == 0 {
+		return nil, io.EOF
+	}
+	return b, nil
+}
+
+// appendRow appends row's values to b, or returns why they do not fit
+// (and leaves b as it was).
+func appendRow(b *schema.Batch, row record) string {
+	if len(row.values) != len(b.Columns) {
+		return fmt.Sprintf("%d values for %d columns", len(row.values), len(b.Columns))
+	}
+	for j, v := range row.values {
+		if err := b.Vecs[j].AppendValue(v); err != nil {
+			for k := range j + 1 {
+				b.Vecs[k].Truncate(b.Len())
+			}
+			return fmt.Sprintf("column %s (%s): %v", b.Columns[j].Name, b.Columns[j].Type, err)
+		}
+	}
+	b.EndRow(int64(row.n), int64(row.line))
+	return ""
+}
+
+// Close implements schema.Reader: it stops the decoder.
+func (s *rowStream) Close() error {
+	s.stop()
+	return nil
 }

@@ -7,8 +7,9 @@
 // it is created when missing and becomes the connections' search_path, so
 // Query sees the tables unqualified.
 //
-// Column types: bigint, integer, double precision, text, boolean,
-// timestamptz, date and jsonb.
+// Column types: bigint, integer, real, double precision, text, boolean,
+// timestamptz, date and jsonb. Linking this package in registers it for
+// warehouse.Open's postgres:// and postgresql:// URLs.
 //
 // Load runs in one transaction: it inserts the ledger row first (a
 // concurrent load of the same version blocks on the ledger's primary key
@@ -44,8 +45,6 @@ import (
 	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
-	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -55,8 +54,16 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sluicehq/sluice/schema"
+	"github.com/sluicehq/sluice/warehouse"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
+
+func init() {
+	warehouse.Register("postgres", warehouse.Backend{Open: func(ctx context.Context, url string) (driver.Warehouse, error) {
+		return Open(ctx, url)
+	}})
+}
 
 const ledgerTable = driver.LedgerTable
 
@@ -232,6 +239,8 @@ func pgType(t driver.Type) (string, error) {
 		return "integer", nil
 	case driver.Double:
 		return "double precision", nil
+	case driver.Real:
+		return "real", nil
 	case driver.Text:
 		return "text", nil
 	case driver.Boolean:
@@ -503,162 +512,73 @@ func (w *Warehouse) Load(ctx context.Context, b driver.Batch) (driver.Result, er
 
 var errAlreadyLoaded = errors.New("object version already loaded")
 
-const stagingTable = "_sluice_staging"
-
-// maxPendingRejects is how many rejected rows a COPY collects before it
-// ends, so that they are written and memory stays bounded.
-const maxPendingRejects = 1000
-
-// copySource adapts a driver.RowSource to pgx.CopyFromSource. It ends a
-// COPY early when maxPendingRejects rejected rows are pending (more is
-// then true), so that the caller writes them and starts another COPY.
-type copySource struct {
-	ctx     context.Context
-	src     driver.RowSource
-	b       driver.Batch
-	extra   []any // values appended to every row: hidden columns, or merge's ordinal
-	ordinal bool  // append the record number (merge staging)
-	vals    []any
-	err     error
-	done    bool
-	rejects [][]any
-}
-
-func (s *copySource) Next() bool {
-	for len(s.rejects) < maxPendingRejects {
-		r, err := s.src.Next(s.ctx)
-		if errors.Is(err, io.EOF) {
-			s.done = true
-			return false
-		}
-		if err != nil {
-			s.err = fmt.Errorf("read rows: %w", err)
-			return false
-		}
-		if r.Reject != "" {
-			if s.b.OnBadRow != driver.Quarantine {
-				s.err = fmt.Errorf("%w: %s", driver.ErrInvalidData, driver.RejectReason(r))
-				return false
-			}
-			var line any
-			if r.Line > 0 {
-				line = int64(r.Line)
-			}
-			s.rejects = append(s.rejects, []any{s.b.Key, s.b.ETag, int64(r.N), line, driver.Storable(r.Reject), driver.RawText(r)})
-			continue
-		}
-		// pgx encodes the values before it asks for the next row, so
-		// one slice serves every row.
-		if s.vals, s.err = driver.ConvertRow(s.b.Table, r, s.vals, convert); s.err != nil {
-			return false
-		}
-		s.vals = append(s.vals, s.extra...)
-		if s.ordinal {
-			s.vals = append(s.vals, int64(r.N))
-		}
-		return true
-	}
-	return false
-}
-
-func (s *copySource) Values() ([]any, error) { return s.vals, nil }
-func (s *copySource) Err() error             { return s.err }
-
-// copyRows streams b.Rows into table (columns cols) with COPY, and their
-// rejected rows into the quarantine table. It returns the rows copied and
-// rejected.
-func (w *Warehouse) copyRows(ctx context.Context, tx pgx.Tx, b driver.Batch, table pgx.Identifier, cols []string, s *copySource) (rows, rejected int64, err error) {
-	for !s.done {
-		n, err := tx.CopyFrom(ctx, table, cols, s)
-		if s.err != nil { // the COPY failed because the source did
-			return 0, 0, s.err
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("copy rows into %s: %w", table.Sanitize(), err)
-		}
-		rows += n
-		if len(s.rejects) > 0 {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{w.schema, b.Table.Name + driver.RejectedSuffix},
-				[]string{"_sluice_key", "_sluice_etag", "record", "line", "reason", "raw"}, pgx.CopyFromRows(s.rejects))
-			if err != nil {
-				return 0, 0, fmt.Errorf("copy rejected rows into %s.%s%s: %w", w.schema, b.Table.Name, driver.RejectedSuffix, err)
-			}
-			rejected += int64(len(s.rejects))
-			s.rejects = s.rejects[:0]
-		}
-	}
-	return rows, rejected, nil
-}
-
-// writeRows streams b.Rows into the table: appended with COPY, or for merge
-// COPYed into a temporary staging table with their record numbers, then
-// upserted from it (see merge).
+// writeRows streams b.Rows into the table: appended with one binary COPY
+// (replace: with the hidden columns), or merged (see merge). Rejected rows
+// go to the quarantine table between COPYs.
 func (w *Warehouse) writeRows(ctx context.Context, tx pgx.Tx, b driver.Batch) (driver.Result, error) {
-	s := &copySource{ctx: ctx, src: driver.Numbered(b.Rows), b: b}
-	cols := columnNames(b.Table)
+	tap := &rejectTap{src: b.Rows, quarantine: b.OnBadRow == driver.Quarantine}
 	var res driver.Result
 	var err error
-	switch b.Mode {
-	case driver.Append, driver.Replace:
+	if b.Mode == driver.Merge {
+		res.Rows, err = w.merge(ctx, tx, b, tap)
+	} else {
+		s := newCopyStream(ctx, tap, columnTypes(b.Table))
+		cols := columnNames(b.Table)
 		if b.Mode == driver.Replace {
 			cols = append(cols, driver.KeyColumn, driver.VersionColumn)
-			s.extra = []any{b.Key, b.Version}
+			s.withText(b.Key)
+			s.withText(b.Version)
 		}
-		res.Rows, res.Rejected, err = w.copyRows(ctx, tx, b, pgx.Identifier{w.schema, b.Table.Name}, cols, s)
-		return res, err
+		res.Rows, err = w.copyRows(ctx, tx, b, tap, pgx.Identifier{w.schema, b.Table.Name}, cols, s)
 	}
-	var defs []string
-	for _, c := range b.Table.Columns {
-		pt, _ := pgType(c.Type)
-		defs = append(defs, pgx.Identifier{c.Name}.Sanitize()+" "+pt)
+	if err == nil {
+		err = w.writeRejects(ctx, tx, b, tap)
 	}
-	staging := pgx.Identifier{stagingTable}.Sanitize()
-	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+staging+" ("+strings.Join(defs, ", ")+", _sluice_ordinal bigint) ON COMMIT DROP"); err != nil {
-		return res, fmt.Errorf("create staging table for %s.%s: %w", w.schema, b.Table.Name, err)
-	}
-	s.ordinal = true
-	if _, res.Rejected, err = w.copyRows(ctx, tx, b, pgx.Identifier{stagingTable}, append(cols, "_sluice_ordinal"), s); err != nil {
-		return res, err
-	}
-	res.Rows, err = w.merge(ctx, tx, b)
+	res.Rejected = tap.written
 	return res, err
 }
 
-// merge upserts, for each key, the staged row with the greatest OrderBy
-// (the later of equals) into the table, where the stored row of the key is
-// not newer (see driver.Merge). It returns the rows written.
-func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch) (int64, error) {
-	t := b.Table
-	cols := columnNames(t)
-	pk := map[string]bool{}
-	for _, k := range t.PrimaryKey {
-		pk[k] = true
-	}
-	ver := pgx.Identifier{driver.VersionColumn}.Sanitize()
-	set := []string{ver + " = EXCLUDED." + ver}
-	for _, c := range cols {
-		if !pk[c] {
-			q := pgx.Identifier{c}.Sanitize()
-			set = append(set, q+" = EXCLUDED."+q)
+// copyRows runs COPYs of s into table until s is exhausted, writing the
+// rejects tap collects between them. It returns the rows copied.
+func (w *Warehouse) copyRows(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *rejectTap, table pgx.Identifier, cols []string, s *copyStream) (int64, error) {
+	s.pause = tap.full
+	var rows int64
+	for {
+		n, err := copyInto(ctx, tx, table, cols, s)
+		if err != nil {
+			return 0, err
+		}
+		rows += n
+		if s.done() {
+			return rows, nil
+		}
+		if err := w.writeRejects(ctx, tx, b, tap); err != nil {
+			return 0, err
 		}
 	}
-	keys := identList(t.PrimaryKey)
-	colList := identList(cols)
-	order := keys + ", "
-	cond := "EXCLUDED." + ver + " >= t." + ver
-	if t.OrderBy != "" {
-		ob := pgx.Identifier{t.OrderBy}.Sanitize()
-		order += ob + " DESC NULLS LAST, "
-		cond = "(EXCLUDED." + ob + ", EXCLUDED." + ver + ") >= (t." + ob + ", t." + ver + ")"
+}
+
+// writeRejects COPYs the rejects tap holds into the quarantine table.
+func (w *Warehouse) writeRejects(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *rejectTap) error {
+	if len(tap.rejects) == 0 {
+		return nil
 	}
-	q := "INSERT INTO " + w.ident(t.Name) + " AS t (" + colList + ", " + ver + ") SELECT DISTINCT ON (" + keys + ") " + colList + ", $1::text" +
-		" FROM " + pgx.Identifier{stagingTable}.Sanitize() + " ORDER BY " + order + "_sluice_ordinal DESC" +
-		" ON CONFLICT (" + keys + ") DO UPDATE SET " + strings.Join(set, ", ") + " WHERE " + cond
-	tag, err := tx.Exec(ctx, q, b.Version)
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{w.schema, b.Table.Name + driver.RejectedSuffix},
+		[]string{"_sluice_key", "_sluice_etag", "record", "line", "reason", "raw"},
+		pgx.CopyFromSlice(len(tap.rejects), func(i int) ([]any, error) {
+			r := tap.rejects[i]
+			var line any
+			if r.Line > 0 {
+				line = r.Line
+			}
+			return []any{b.Key, b.ETag, r.N, line, r.Reason, r.Raw}, nil
+		}))
 	if err != nil {
-		return 0, fmt.Errorf("merge staged rows into %s.%s: %w", w.schema, t.Name, err)
+		return fmt.Errorf("copy rejected rows into %s.%s%s: %w", w.schema, b.Table.Name, driver.RejectedSuffix, err)
 	}
-	return tag.RowsAffected(), nil
+	tap.written += int64(len(tap.rejects))
+	tap.rejects = tap.rejects[:0]
+	return nil
 }
 
 func columnNames(t driver.Table) []string {
@@ -669,35 +589,12 @@ func columnNames(t driver.Table) []string {
 	return cols
 }
 
-// convert returns what pgx encodes for v, a value of column type t in the
-// Go type driver.Type documents; false for any other value.
-func convert(t driver.Type, v any) (any, bool) {
-	switch x := v.(type) {
-	case nil:
-		return nil, true
-	case int64:
-		switch t {
-		case driver.BigInt:
-			return x, true
-		case driver.Integer:
-			return int32(x), x >= math.MinInt32 && x <= math.MaxInt32
-		}
-	case float64:
-		return x, t == driver.Double
-	case string:
-		return x, t == driver.Text || t == driver.JSON
-	case bool:
-		return x, t == driver.Boolean
-	case time.Time:
-		switch t {
-		case driver.Timestamp:
-			return x.UTC(), true
-		case driver.Date:
-			y, m, d := x.UTC().Date()
-			return pgtype.Date{Time: time.Date(y, m, d, 0, 0, 0, 0, time.UTC), Valid: true}, true
-		}
+func columnTypes(t driver.Table) []schema.Type {
+	types := make([]schema.Type, len(t.Columns))
+	for i, c := range t.Columns {
+		types[i] = c.Type
 	}
-	return nil, false
+	return types
 }
 
 // isDataError reports whether err is PostgreSQL rejecting the data itself:

@@ -53,17 +53,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/schema"
+	"github.com/sluicehq/sluice/warehouse"
 	"github.com/sluicehq/sluice/warehouse/driver"
 	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
 )
+
+func init() {
+	warehouse.Register("sqlite", warehouse.Backend{
+		Open:     func(ctx context.Context, path string) (driver.Warehouse, error) { return Open(ctx, path) },
+		ReadOnly: func(ctx context.Context, path string) (driver.Warehouse, error) { return OpenReadOnly(ctx, path) },
+	})
+}
 
 // TimestampLayout is how timestamp values are stored as text.
 const TimestampLayout = "2006-01-02T15:04:05.000000Z"
@@ -203,7 +211,7 @@ func declType(t driver.Type) (string, error) {
 		return "BIGINT", nil
 	case driver.Integer:
 		return "INTEGER", nil
-	case driver.Double:
+	case driver.Double, driver.Real:
 		return "REAL", nil
 	case driver.Text, driver.JSON:
 		return "TEXT", nil
@@ -507,73 +515,51 @@ func (w *Warehouse) load(ctx context.Context, b driver.Batch) (driver.Result, er
 	return res, nil
 }
 
-// writeRows streams b.Rows into the table in multi-row INSERTs of up to
-// chunk rows (SQLite allows 32766 parameters per statement; about 1.3x the
-// rows/s of one statement per row in BenchmarkLoadAppend), and rejected
-// rows into the quarantine table. Only one chunk is held in memory. Merge
-// upserts row by row in stream order (SQLite applies a multi-row upsert
-// row by row), so the later row of a key wins within an object.
+// writeRows streams b.Rows into the table, one multi-row INSERT per batch
+// (or per part of a batch past SQLite's limit of 32766 bound parameters),
+// prepared once per row count and load, binding the values straight from
+// the batch's vectors; rejected rows go to the quarantine table as they
+// come. A statement never spans batches, so text is bound from the batch's
+// arena without copying it first (the driver copies it into SQLite).
+// Merge upserts row by row in stream order (SQLite applies a multi-row
+// upsert row by row), so the later row of a key wins within an object.
 func (w *Warehouse) writeRows(ctx context.Context, tx *sql.Tx, b driver.Batch) (driver.Result, error) {
 	var res driver.Result
-	src := driver.Numbered(b.Rows)
+	if b.Rows == nil {
+		return res, nil
+	}
 	hidden := driver.HiddenColumns(b.Mode)
 	width := len(b.Table.Columns) + len(hidden)
-	chunk := max(1, min(256, 32766/width))
-	args := make([]any, 0, chunk*width)
-	first, last := 0, 0 // record numbers of the rows in args
-	var full, rejected *sql.Stmt
+	maxRows := max(1, maxParams/width)
+	stmts := map[int]*sql.Stmt{} // by row count
+	var rejected *sql.Stmt
 	defer func() {
-		for _, s := range []*sql.Stmt{full, rejected} {
-			if s != nil {
-				s.Close()
-			}
+		for _, s := range stmts {
+			s.Close()
+		}
+		if rejected != nil {
+			rejected.Close()
 		}
 	}()
-	flush := func() error {
-		n := len(args) / width
-		if n == 0 {
-			return nil
-		}
-		var err error
-		var r sql.Result
-		if n == chunk {
-			if full == nil {
-				if full, err = tx.PrepareContext(ctx, insertStatement(b.Table, b.Mode, chunk)); err != nil {
-					return fmt.Errorf("prepare insert into %s (does the table exist with these columns?): %w", b.Table.Name, err)
-				}
-			}
-			r, err = full.ExecContext(ctx, args...)
-		} else {
-			r, err = tx.ExecContext(ctx, insertStatement(b.Table, b.Mode, n), args...)
-		}
-		if isDataError(err) {
-			return fmt.Errorf("insert rows %d to %d into %s: %w: %w", first, last, b.Table.Name, driver.ErrInvalidData, err)
-		}
-		if err != nil {
-			return fmt.Errorf("insert rows %d to %d into %s: %w", first, last, b.Table.Name, err)
-		}
-		if b.Mode != driver.Merge {
-			k, err := r.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("insert rows %d to %d into %s: %w", first, last, b.Table.Name, err)
-			}
-			res.Rows += k
-		}
-		args = args[:0]
-		return nil
+	var args []any
+	var tail []any // the hidden columns' values
+	switch b.Mode {
+	case driver.Merge:
+		tail = []any{b.Version}
+	case driver.Replace:
+		tail = []any{b.Key, b.Version}
 	}
-	vals := make([]any, 0, len(b.Table.Columns))
 	for {
-		r, err := src.Next(ctx)
+		bt, err := b.Rows.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			break
+			return res, nil
 		}
 		if err != nil {
-			return res, fmt.Errorf("read rows: %w", err)
+			return res, err
 		}
-		if r.Reject != "" {
+		if r, ok := driver.FirstReject(bt); ok {
 			if b.OnBadRow != driver.Quarantine {
-				return res, fmt.Errorf("%w: %s", driver.ErrInvalidData, driver.RejectReason(r))
+				return res, driver.RejectError(r)
 			}
 			if rejected == nil {
 				if rejected, err = tx.PrepareContext(ctx, "INSERT INTO "+quote(b.Table.Name+driver.RejectedSuffix)+
@@ -581,38 +567,86 @@ func (w *Warehouse) writeRows(ctx context.Context, tx *sql.Tx, b driver.Batch) (
 					return res, fmt.Errorf("prepare insert into %s%s: %w", b.Table.Name, driver.RejectedSuffix, err)
 				}
 			}
-			var line any
-			if r.Line > 0 {
-				line = int64(r.Line)
+			now := time.Now().UTC().Format(TimestampLayout)
+			for _, r := range bt.Rejects {
+				var line any
+				if r.Line > 0 {
+					line = r.Line
+				}
+				if _, err := rejected.ExecContext(ctx, b.Key, b.ETag, r.N, line, driver.Storable(r.Reason), driver.Storable(r.Raw), now); err != nil {
+					return res, fmt.Errorf("quarantine row %d in %s%s: %w", r.N, b.Table.Name, driver.RejectedSuffix, err)
+				}
+				res.Rejected++
 			}
-			if _, err := rejected.ExecContext(ctx, b.Key, b.ETag, int64(r.N), line, driver.Storable(r.Reject), driver.RawText(r),
-				time.Now().UTC().Format(TimestampLayout)); err != nil {
-				return res, fmt.Errorf("quarantine row %d in %s%s: %w", r.N, b.Table.Name, driver.RejectedSuffix, err)
+		}
+		for from := 0; from < bt.Len(); from += maxRows {
+			to := min(from+maxRows, bt.Len())
+			n := to - from
+			st := stmts[n]
+			if st == nil {
+				if st, err = tx.PrepareContext(ctx, insertStatement(b.Table, b.Mode, n)); err != nil {
+					return res, fmt.Errorf("prepare insert into %s (does the table exist with these columns?): %w", b.Table.Name, err)
+				}
+				stmts[n] = st
 			}
-			res.Rejected++
-			continue
-		}
-		if vals, err = driver.ConvertRow(b.Table, r, vals, convert); err != nil {
-			return res, err
-		}
-		if len(args) == 0 {
-			first = r.N
-		}
-		last = r.N
-		args = append(args, vals...)
-		switch b.Mode {
-		case driver.Merge:
-			args = append(args, b.Version)
-		case driver.Replace:
-			args = append(args, b.Key, b.Version)
-		}
-		if len(args) == chunk*width {
-			if err := flush(); err != nil {
-				return res, err
+			args = appendArgs(args[:0], bt, from, to, tail)
+			r, err := st.ExecContext(ctx, args...)
+			if isDataError(err) {
+				return res, fmt.Errorf("insert rows %d to %d into %s: %w: %w", bt.N[from], bt.N[to-1], b.Table.Name, driver.ErrInvalidData, err)
+			}
+			if err != nil {
+				return res, fmt.Errorf("insert rows %d to %d into %s: %w", bt.N[from], bt.N[to-1], b.Table.Name, err)
+			}
+			if b.Mode != driver.Merge {
+				k, err := r.RowsAffected()
+				if err != nil {
+					return res, fmt.Errorf("insert rows %d to %d into %s: %w", bt.N[from], bt.N[to-1], b.Table.Name, err)
+				}
+				res.Rows += k
 			}
 		}
 	}
-	return res, flush()
+}
+
+// maxParams is SQLite's default limit on the bound parameters of one
+// statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
+const maxParams = 32766
+
+// appendArgs appends the values of rows from to to of b, each row followed
+// by tail, in what SQLite stores (see the package doc). Text aliases b's
+// arena: the statement must run before b is reused.
+func appendArgs(args []any, b *schema.Batch, from, to int, tail []any) []any {
+	for i := from; i < to; i++ {
+		for j := range b.Vecs {
+			v := &b.Vecs[j]
+			if v.Null[i] {
+				args = append(args, nil)
+				continue
+			}
+			switch v.Type {
+			case schema.BigInt, schema.Integer:
+				args = append(args, v.Int[i])
+			case schema.Double:
+				args = append(args, v.Float[i])
+			case schema.Real: // stored as float32 rounds it, as PostgreSQL's real does
+				args = append(args, float64(float32(v.Float[i])))
+			case schema.Text, schema.JSON:
+				args = append(args, v.TextString(i))
+			case schema.Boolean:
+				var x int64
+				if v.Bool[i] {
+					x = 1
+				}
+				args = append(args, x)
+			case schema.Timestamp:
+				args = append(args, v.Time[i].UTC().Truncate(time.Microsecond).Format(TimestampLayout))
+			case schema.Date:
+				args = append(args, v.Time[i].UTC().Format(DateLayout))
+			}
+		}
+		args = append(args, tail...)
+	}
+	return args
 }
 
 // insertStatement inserts (append, replace) or upserts (merge) n rows,
@@ -661,41 +695,6 @@ func insertStatement(t driver.Table, mode driver.Mode, n int) string {
 // isNoTable reports whether err is SQLite saying a table does not exist.
 func isNoTable(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no such table")
-}
-
-// convert returns the value SQLite stores for v, a value of column type t
-// in the Go type driver.Type documents; false for any other value.
-func convert(t driver.Type, v any) (any, bool) {
-	switch x := v.(type) {
-	case nil:
-		return nil, true
-	case int64:
-		switch t {
-		case driver.BigInt:
-			return x, true
-		case driver.Integer:
-			return x, x >= math.MinInt32 && x <= math.MaxInt32
-		}
-	case float64:
-		return x, t == driver.Double
-	case string:
-		return x, t == driver.Text || t == driver.JSON
-	case bool:
-		if t == driver.Boolean {
-			if x {
-				return int64(1), true
-			}
-			return int64(0), true
-		}
-	case time.Time:
-		switch t {
-		case driver.Timestamp:
-			return x.UTC().Truncate(time.Microsecond).Format(TimestampLayout), true
-		case driver.Date:
-			return x.UTC().Format(DateLayout), true
-		}
-	}
-	return nil, false
 }
 
 // isDataError reports whether err is SQLite rejecting the data itself: a
