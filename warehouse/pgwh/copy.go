@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/warehouse/driver"
 )
@@ -226,15 +227,15 @@ func (s *copyStream) encode() {
 	s.i, s.buf = i, buf
 }
 
-// copyInto runs one COPY of s into table (columns cols) on tx's
-// connection and returns the rows it wrote. When the source fails, its
+// copyInto runs one COPY of s into table (columns cols) on conn and
+// returns the rows it wrote. When the source fails, its
 // error is returned as it is, rather than the server's complaint about the
 // aborted COPY.
-func copyInto(ctx context.Context, tx pgx.Tx, table pgx.Identifier, cols []string, s *copyStream) (int64, error) {
+func copyInto(ctx context.Context, conn *pgconn.PgConn, table pgx.Identifier, cols []string, s *copyStream) (int64, error) {
 	if s.ended {
 		s.restart()
 	}
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, s, "COPY "+table.Sanitize()+" ("+identList(cols)+") FROM STDIN (FORMAT binary)")
+	tag, err := conn.CopyFrom(ctx, s, "COPY "+table.Sanitize()+" ("+identList(cols)+") FROM STDIN (FORMAT binary)")
 	if s.err != nil {
 		return 0, s.err
 	}

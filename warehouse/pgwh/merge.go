@@ -2,13 +2,10 @@ package pgwh
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"hash/maphash"
 	"io"
-	"math"
 	"slices"
 	"strings"
 
@@ -29,8 +26,9 @@ type mergeOptions struct {
 	// column set (ON COMMIT DELETE ROWS) instead of creating one per load
 	// (ON COMMIT DROP).
 	reuseStaging bool
-	// trackKeys remembers the object's keys (hashed, up to maxTrackedKeys)
-	// so that the upsert skips DISTINCT ON when no key repeats.
+	// trackKeys remembers the object's keys (driver.KeySet) so that the
+	// upsert skips DISTINCT ON when no key repeats, and a batch that
+	// repeats a key goes to staging without trying a direct COPY.
 	trackKeys bool
 }
 
@@ -52,7 +50,10 @@ var mergeOpts = mergeOptions{direct: true, reuseStaging: true, trackKeys: true}
 // when it would have won inside the object.
 func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *rejectTap) (int64, error) {
 	t := b.Table
-	keys := newKeySet(tap, t, mergeOpts.trackKeys)
+	keys := &keyTap{src: tap}
+	if mergeOpts.trackKeys {
+		keys.keys = driver.NewKeySet(t)
+	}
 	cols, types := columnNames(t), columnTypes(t)
 	var direct int64
 	var pending *schema.Batch
@@ -84,7 +85,7 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 			}
 			s := newCopyStream(ctx, &single{b: bt}, types)
 			s.withText(b.Version)
-			n, err := copyInto(ctx, tx, target, dcols, s)
+			n, err := copyInto(ctx, tx.Conn().PgConn(), target, dcols, s)
 			if isConflict(err) {
 				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_direct"); err != nil {
 					return 0, fmt.Errorf("roll back to savepoint: %w", err)
@@ -111,12 +112,12 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 		return 0, err
 	}
 	var twice int64
-	if direct > 0 && keys.repeats {
+	if direct > 0 && keys.repeats() {
 		if twice, err = w.rewritten(ctx, tx, b, staging); err != nil {
 			return 0, err
 		}
 	}
-	merged, err := w.upsert(ctx, tx, b, staging, keys.repeats)
+	merged, err := w.upsert(ctx, tx, b, staging, keys.repeats())
 	if err != nil {
 		return 0, err
 	}
@@ -195,7 +196,12 @@ func (w *Warehouse) upsert(ctx context.Context, tx pgx.Tx, b driver.Batch, stagi
 		order += ", " + ordinalColumn + " DESC"
 	}
 	// Rows go in key order, so that loads upserting the same keys lock
-	// them in the same order rather than deadlock.
+	// them in the same order rather than deadlock. The sort gets more
+	// memory than PostgreSQL's default 4 MB, which an object of 10,000
+	// posts already overflows to disk.
+	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
+		return 0, fmt.Errorf("merge staged rows into %s.%s: %w", w.schema, t.Name, err)
+	}
 	q := "INSERT INTO " + w.ident(t.Name) + " AS t (" + colList + ", " + ver + ") " + sel + colList + ", $1::text" +
 		" FROM " + pgx.Identifier{staging}.Sanitize() + " ORDER BY " + order +
 		" ON CONFLICT (" + keys + ") DO UPDATE SET " + strings.Join(set, ", ") + " WHERE " + cond
@@ -234,96 +240,26 @@ func (w *Warehouse) rewritten(ctx context.Context, tx pgx.Tx, b driver.Batch, st
 	return n, nil
 }
 
-// maxTrackedKeys bounds the keys a keySet remembers (a few MB); past it
-// whether keys repeat is unknown.
-const maxTrackedKeys = 1 << 17
-
-// keySet passes the batches of src on, remembering their primary keys:
-// one int64 key as it is, other keys as 64-bit hashes (a collision is
-// taken for a repeat, which only costs the slower path).
-type keySet struct {
+// keyTap passes the batches of src on, adding their keys to keys (nil:
+// not tracked, every batch may repeat keys).
+type keyTap struct {
 	src  schema.Reader
-	cols []int // the key columns
-	seed maphash.Seed
-	seen map[uint64]struct{}
-	// repeats is true once a key repeated, or too many keys were seen
-	// to tell; last whether the last batch repeated a key of its own or
-	// of an earlier batch.
-	repeats, last bool
+	keys *driver.KeySet
+	// last is whether the last batch repeated a key of its own or of an
+	// earlier batch.
+	last bool
 }
 
-func newKeySet(src schema.Reader, t driver.Table, track bool) *keySet {
-	k := &keySet{src: src, seed: maphash.MakeSeed(), repeats: !track}
-	if track {
-		k.seen = map[uint64]struct{}{}
-	}
-	for _, name := range t.PrimaryKey {
-		k.cols = append(k.cols, slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == name }))
-	}
-	return k
-}
-
-func (k *keySet) Next(ctx context.Context) (*schema.Batch, error) {
+func (k *keyTap) Next(ctx context.Context) (*schema.Batch, error) {
 	b, err := k.src.Next(ctx)
 	if err != nil {
 		return nil, err
 	}
-	k.last = false
-	if k.seen == nil {
-		return b, nil
-	}
-	n := b.Len()
-	if len(k.seen)+n > maxTrackedKeys {
-		k.seen, k.repeats = nil, true
-		return b, nil
-	}
-	add := func(x uint64) {
-		if _, ok := k.seen[x]; ok {
-			k.last, k.repeats = true, true
-			return
-		}
-		k.seen[x] = struct{}{}
-	}
-	if len(k.cols) == 1 && b.Columns[k.cols[0]].Type.IsInt() {
-		for _, x := range b.Vecs[k.cols[0]].Int {
-			add(uint64(x))
-		}
-		return b, nil
-	}
-	var h maphash.Hash
-	h.SetSeed(k.seed)
-	var buf [8]byte
-	for i := range n {
-		h.Reset()
-		for _, j := range k.cols {
-			v := &b.Vecs[j]
-			var x uint64
-			switch t := v.Type; {
-			case v.Null[i]:
-				h.WriteByte(0)
-				continue
-			case t.IsInt():
-				x = uint64(v.Int[i])
-			case t.IsFloat():
-				x = math.Float64bits(v.Float[i])
-			case t == schema.Boolean:
-				if v.Bool[i] {
-					x = 1
-				}
-			case t.IsTime():
-				x = uint64(v.Time[i].Unix())<<30 ^ uint64(v.Time[i].Nanosecond())
-			default:
-				s := v.TextBytes(i)
-				x = uint64(len(s))
-				h.Write(s)
-			}
-			h.WriteByte(1)
-			binary.LittleEndian.PutUint64(buf[:], x)
-			h.Write(buf[:])
-		}
-		add(h.Sum64())
-	}
+	k.last = k.keys != nil && k.keys.Add(b) != nil
 	return b, nil
 }
 
-func (k *keySet) Close() error { return nil }
+func (k *keyTap) Close() error { return nil }
+
+// repeats reports whether a key may have repeated in the object.
+func (k *keyTap) repeats() bool { return k.keys == nil || k.keys.Repeats() }

@@ -544,7 +544,7 @@ func (w *Warehouse) copyRows(ctx context.Context, tx pgx.Tx, b driver.Batch, tap
 	s.pause = tap.full
 	var rows int64
 	for {
-		n, err := copyInto(ctx, tx, table, cols, s)
+		n, err := copyInto(ctx, tx.Conn().PgConn(), table, cols, s)
 		if err != nil {
 			return 0, err
 		}

@@ -55,6 +55,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +92,9 @@ type Warehouse struct {
 	// prepared holds the driver.Signature of every batch whose table Load
 	// checked (and extended) in a committed transaction.
 	prepared sync.Map
+	// stmts holds the prepared INSERT statements of Load, by table
+	// signature and row count; used under wlock.
+	stmts map[string]*sql.Stmt
 }
 
 var _ driver.Warehouse = (*Warehouse)(nil)
@@ -398,10 +402,7 @@ func prepareTable(ctx context.Context, tx execer, b driver.Batch) error {
 		return fmt.Errorf("%w: table %s is missing; create it (sluice creates the tables of a pipeline when it starts) and replay the object", driver.ErrNoTable, t.Name)
 	}
 	var stmts []string
-	switch b.Mode {
-	case driver.Merge:
-		stmts = append(stmts, "CREATE INDEX IF NOT EXISTS "+quote(t.Name+"__sluice_version")+" ON "+quote(t.Name)+" ("+quote(driver.VersionColumn)+")")
-	case driver.Replace:
+	if b.Mode == driver.Replace {
 		stmts = append(stmts, "CREATE INDEX IF NOT EXISTS "+quote(t.Name+"__sluice_key")+" ON "+quote(t.Name)+" ("+quote(driver.KeyColumn)+")")
 	}
 	if b.OnBadRow == driver.Quarantine {
@@ -448,6 +449,10 @@ func (w *Warehouse) Load(ctx context.Context, b driver.Batch) (driver.Result, er
 
 // load runs Load's transaction; the caller holds the write lock.
 func (w *Warehouse) load(ctx context.Context, b driver.Batch) (driver.Result, error) {
+	sig := driver.Signature(b)
+	if _, ok := w.prepared.Load(sig); ok {
+		w.keepStmts(ctx, b)
+	}
 	tx, err := w.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return driver.Result{}, fmt.Errorf("begin: %w", err)
@@ -465,7 +470,6 @@ func (w *Warehouse) load(ctx context.Context, b driver.Batch) (driver.Result, er
 	} else if n == 0 {
 		return driver.Result{Loaded: false}, nil // already loaded; Rollback ends the transaction
 	}
-	sig := driver.Signature(b)
 	if _, ok := w.prepared.Load(sig); !ok {
 		if err := prepareTable(ctx, tx, b); err != nil {
 			return driver.Result{}, err
@@ -495,14 +499,6 @@ func (w *Warehouse) load(ctx context.Context, b driver.Batch) (driver.Result, er
 	if err != nil {
 		return driver.Result{}, err
 	}
-	if b.Mode == driver.Merge {
-		// The rows holding this version are the keys it wrote (an index
-		// serves this; counting statement changes would count a key the
-		// object updates twice twice).
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+quote(b.Table.Name)+" WHERE "+quote(driver.VersionColumn)+" = ?", b.Version).Scan(&res.Rows); err != nil {
-			return driver.Result{}, fmt.Errorf("count the rows written to %s: %w", b.Table.Name, err)
-		}
-	}
 	if _, err := tx.ExecContext(ctx, `UPDATE `+quote(ledgerTable)+` SET rows = ?, rejected = ? WHERE table_name = ? AND object_key = ? AND etag = ?`,
 		res.Rows, res.Rejected, b.Table.Name, b.Key, b.ETag); err != nil {
 		return driver.Result{}, fmt.Errorf("update ledger row: %w", err)
@@ -515,32 +511,35 @@ func (w *Warehouse) load(ctx context.Context, b driver.Batch) (driver.Result, er
 	return res, nil
 }
 
-// writeRows streams b.Rows into the table, one multi-row INSERT per batch
-// (or per part of a batch past SQLite's limit of 32766 bound parameters),
-// prepared once per row count and load, binding the values straight from
-// the batch's vectors; rejected rows go to the quarantine table as they
-// come. A statement never spans batches, so text is bound from the batch's
-// arena without copying it first (the driver copies it into SQLite).
-// Merge upserts row by row in stream order (SQLite applies a multi-row
-// upsert row by row), so the later row of a key wins within an object.
+// writeRows streams b.Rows into the table in multi-row INSERTs bound
+// straight from the batches' vectors: each batch in statements of a
+// power-of-two number of rows (the greatest that fits SQLite's limit of
+// 32766 bound parameters, then smaller ones for the rest), prepared once
+// per process and kept (see stmt). A statement never spans batches, so
+// text is bound from the batch's arena without copying it first (the
+// driver copies it into SQLite). Rejected rows go to the quarantine table
+// as they come.
+//
+// Merge upserts in stream order (SQLite applies a multi-row upsert row by
+// row), so the later row of a key wins within an object. Its Rows result,
+// the keys holding the object's version afterwards, is the sum of the
+// statements' changes, except for rows that repeat a key of an earlier
+// row of the object (driver.KeySet tells them): each is upserted alone
+// after looking up whether its key already holds the version, and counts
+// only if it does not and the upsert changes the row.
 func (w *Warehouse) writeRows(ctx context.Context, tx *sql.Tx, b driver.Batch) (driver.Result, error) {
 	var res driver.Result
 	if b.Rows == nil {
 		return res, nil
 	}
-	hidden := driver.HiddenColumns(b.Mode)
-	width := len(b.Table.Columns) + len(hidden)
-	maxRows := max(1, maxParams/width)
-	stmts := map[int]*sql.Stmt{} // by row count
+	maxRows := chunkRows(b)
+	txStmts := map[int]*sql.Stmt{}
+	var keys *driver.KeySet
+	var lookup *sql.Stmt // whether a key holds b's version (merge)
+	if b.Mode == driver.Merge {
+		keys = driver.NewKeySet(b.Table)
+	}
 	var rejected *sql.Stmt
-	defer func() {
-		for _, s := range stmts {
-			s.Close()
-		}
-		if rejected != nil {
-			rejected.Close()
-		}
-	}()
 	var args []any
 	var tail []any // the hidden columns' values
 	switch b.Mode {
@@ -548,6 +547,49 @@ func (w *Warehouse) writeRows(ctx context.Context, tx *sql.Tx, b driver.Batch) (
 		tail = []any{b.Version}
 	case driver.Replace:
 		tail = []any{b.Key, b.Version}
+	}
+	// insert runs rows from to to of bt in one statement and returns its
+	// changes.
+	insert := func(bt *schema.Batch, from, to int) (int64, error) {
+		st, err := w.stmt(ctx, tx, txStmts, b, to-from)
+		if err != nil {
+			return 0, err
+		}
+		args = appendArgs(args[:0], bt, from, to, tail)
+		r, err := st.ExecContext(ctx, args...)
+		if err == nil {
+			var n int64
+			if n, err = r.RowsAffected(); err == nil {
+				return n, nil
+			}
+		}
+		if isDataError(err) {
+			return 0, fmt.Errorf("insert rows %d to %d into %s: %w: %w", bt.N[from], bt.N[to-1], b.Table.Name, driver.ErrInvalidData, err)
+		}
+		return 0, fmt.Errorf("insert rows %d to %d into %s: %w", bt.N[from], bt.N[to-1], b.Table.Name, err)
+	}
+	// held reports whether the key of row i of bt holds b's version.
+	held := func(bt *schema.Batch, i int) (bool, error) {
+		if lookup == nil {
+			var err error
+			if lookup, err = tx.PrepareContext(ctx, "SELECT "+quote(driver.VersionColumn)+" = ? FROM "+quote(b.Table.Name)+" WHERE "+keyMatch(b.Table)); err != nil {
+				return false, fmt.Errorf("prepare key lookup in %s: %w", b.Table.Name, err)
+			}
+		}
+		kargs := []any{b.Version}
+		for _, k := range b.Table.PrimaryKey {
+			j := slices.IndexFunc(b.Table.Columns, func(c schema.Column) bool { return c.Name == k })
+			kargs = append(kargs, value(&bt.Vecs[j], i))
+		}
+		var is bool
+		err := lookup.QueryRowContext(ctx, kargs...).Scan(&is)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("look up the key of row %d in %s: %w", bt.N[i], b.Table.Name, err)
+		}
+		return is, nil
 	}
 	for {
 		bt, err := b.Rows.Next(ctx)
@@ -579,33 +621,125 @@ func (w *Warehouse) writeRows(ctx context.Context, tx *sql.Tx, b driver.Batch) (
 				res.Rejected++
 			}
 		}
-		for from := 0; from < bt.Len(); from += maxRows {
-			to := min(from+maxRows, bt.Len())
-			n := to - from
-			st := stmts[n]
-			if st == nil {
-				if st, err = tx.PrepareContext(ctx, insertStatement(b.Table, b.Mode, n)); err != nil {
-					return res, fmt.Errorf("prepare insert into %s (does the table exist with these columns?): %w", b.Table.Name, err)
-				}
-				stmts[n] = st
-			}
-			args = appendArgs(args[:0], bt, from, to, tail)
-			r, err := st.ExecContext(ctx, args...)
-			if isDataError(err) {
-				return res, fmt.Errorf("insert rows %d to %d into %s: %w: %w", bt.N[from], bt.N[to-1], b.Table.Name, driver.ErrInvalidData, err)
-			}
-			if err != nil {
-				return res, fmt.Errorf("insert rows %d to %d into %s: %w", bt.N[from], bt.N[to-1], b.Table.Name, err)
-			}
-			if b.Mode != driver.Merge {
-				k, err := r.RowsAffected()
+		var rep []bool
+		if keys != nil {
+			rep = keys.Add(bt)
+		}
+		for i, n := 0, bt.Len(); i < n; {
+			if rep != nil && rep[i] {
+				had, err := held(bt, i)
 				if err != nil {
-					return res, fmt.Errorf("insert rows %d to %d into %s: %w", bt.N[from], bt.N[to-1], b.Table.Name, err)
+					return res, err
 				}
-				res.Rows += k
+				c, err := insert(bt, i, i+1)
+				if err != nil {
+					return res, err
+				}
+				if !had {
+					res.Rows += c
+				}
+				i++
+				continue
 			}
+			// The greatest power of two of rows, up to maxRows, that
+			// repeat no key.
+			run := 0
+			for i+run < n && run < maxRows && (rep == nil || !rep[i+run]) {
+				run++
+			}
+			for run&(run-1) != 0 {
+				run &= run - 1
+			}
+			c, err := insert(bt, i, i+run)
+			if err != nil {
+				return res, err
+			}
+			res.Rows += c
+			i += run
 		}
 	}
+}
+
+// maxChunkRows bounds the rows of one INSERT statement (prepared
+// statements of thousands of rows take megabytes; past a few hundred rows
+// the statement's own cost is negligible).
+const maxChunkRows = 4096
+
+// maxStmts bounds the statements a Warehouse keeps prepared (those of a
+// few tables).
+const maxStmts = 64
+
+// stmt returns the statement that inserts (or, for merge, upserts) n rows
+// of b's table in tx: one prepared before the transaction by keepStmts
+// when there is one, else one prepared in tx (and kept in txStmts until
+// the transaction ends).
+func (w *Warehouse) stmt(ctx context.Context, tx *sql.Tx, txStmts map[int]*sql.Stmt, b driver.Batch, n int) (*sql.Stmt, error) {
+	if st, ok := w.stmts[stmtKey(b, n)]; ok {
+		return tx.StmtContext(ctx, st), nil
+	}
+	if st, ok := txStmts[n]; ok {
+		return st, nil
+	}
+	st, err := tx.PrepareContext(ctx, insertStatement(b.Table, b.Mode, n))
+	if err != nil {
+		return nil, fmt.Errorf("prepare insert into %s (does the table exist with these columns?): %w", b.Table.Name, err)
+	}
+	txStmts[n] = st
+	return st, nil
+}
+
+func stmtKey(b driver.Batch, n int) string { return fmt.Sprintf("%s|%d", driver.Signature(b), n) }
+
+// keepStmts prepares, on the write connection and outside a transaction
+// (database/sql cannot prepare a lasting statement while the one
+// connection is in one), the INSERT statements of every row count a load
+// of b uses, unless they are kept already, so that later loads skip
+// SQLite's parsing of statements of thousands of parameters (measured:
+// 7 % of a load's CPU when prepared per load). It runs once b's table
+// is known to be ready (after a load of its signature committed); a
+// failure only leaves the statements to be prepared in the load's
+// transaction. The caller holds the write lock.
+func (w *Warehouse) keepStmts(ctx context.Context, b driver.Batch) {
+	if _, ok := w.stmts[stmtKey(b, 1)]; ok {
+		return
+	}
+	if len(w.stmts) >= maxStmts {
+		for k, s := range w.stmts {
+			s.Close()
+			delete(w.stmts, k)
+		}
+	}
+	if w.stmts == nil {
+		w.stmts = map[string]*sql.Stmt{}
+	}
+	for n := chunkRows(b); n >= 1; n /= 2 {
+		st, err := w.wdb.PrepareContext(ctx, insertStatement(b.Table, b.Mode, n))
+		if err != nil {
+			return
+		}
+		w.stmts[stmtKey(b, n)] = st
+	}
+}
+
+// chunkRows is the greatest number of rows of b's table that one INSERT
+// statement takes: a power of two, within SQLite's limit of bound
+// parameters and maxChunkRows.
+func chunkRows(b driver.Batch) int {
+	width := len(b.Table.Columns) + len(driver.HiddenColumns(b.Mode))
+	n := 1
+	for n*2*width <= maxParams && n*2 <= maxChunkRows {
+		n *= 2
+	}
+	return n
+}
+
+// keyMatch is the WHERE condition matching t's primary key to parameters.
+func keyMatch(t driver.Table) string {
+	var conds []string
+	for _, k := range t.PrimaryKey {
+		conds = append(conds, quote(k)+" = ?")
+	}
+	return strings.Join(conds, " AND ")
 }
 
 // maxParams is SQLite's default limit on the bound parameters of one
@@ -613,40 +747,44 @@ func (w *Warehouse) writeRows(ctx context.Context, tx *sql.Tx, b driver.Batch) (
 const maxParams = 32766
 
 // appendArgs appends the values of rows from to to of b, each row followed
-// by tail, in what SQLite stores (see the package doc). Text aliases b's
-// arena: the statement must run before b is reused.
+// by tail. Text aliases b's arena: the statement must run before b is
+// reused.
 func appendArgs(args []any, b *schema.Batch, from, to int, tail []any) []any {
 	for i := from; i < to; i++ {
 		for j := range b.Vecs {
-			v := &b.Vecs[j]
-			if v.Null[i] {
-				args = append(args, nil)
-				continue
-			}
-			switch v.Type {
-			case schema.BigInt, schema.Integer:
-				args = append(args, v.Int[i])
-			case schema.Double:
-				args = append(args, v.Float[i])
-			case schema.Real: // stored as float32 rounds it, as PostgreSQL's real does
-				args = append(args, float64(float32(v.Float[i])))
-			case schema.Text, schema.JSON:
-				args = append(args, v.TextString(i))
-			case schema.Boolean:
-				var x int64
-				if v.Bool[i] {
-					x = 1
-				}
-				args = append(args, x)
-			case schema.Timestamp:
-				args = append(args, v.Time[i].UTC().Truncate(time.Microsecond).Format(TimestampLayout))
-			case schema.Date:
-				args = append(args, v.Time[i].UTC().Format(DateLayout))
-			}
+			args = append(args, value(&b.Vecs[j], i))
 		}
 		args = append(args, tail...)
 	}
 	return args
+}
+
+// value is value i of v as SQLite stores it (see the package doc); text
+// aliases v's arena.
+func value(v *schema.Vector, i int) any {
+	if v.Null[i] {
+		return nil
+	}
+	switch v.Type {
+	case schema.BigInt, schema.Integer:
+		return v.Int[i]
+	case schema.Double:
+		return v.Float[i]
+	case schema.Real: // rounded to float32, as PostgreSQL's real is
+		return float64(float32(v.Float[i]))
+	case schema.Text, schema.JSON:
+		return v.TextString(i)
+	case schema.Boolean:
+		if v.Bool[i] {
+			return int64(1)
+		}
+		return int64(0)
+	case schema.Timestamp:
+		return v.Time[i].UTC().Truncate(time.Microsecond).Format(TimestampLayout)
+	case schema.Date:
+		return v.Time[i].UTC().Format(DateLayout)
+	}
+	return nil
 }
 
 // insertStatement inserts (append, replace) or upserts (merge) n rows,
@@ -831,5 +969,8 @@ func (w *Warehouse) Close() error {
 		return w.rdb.Close()
 	}
 	_, _ = w.wdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`) // see OpenReadOnly
+	for _, st := range w.stmts {
+		st.Close()
+	}
 	return errors.Join(w.rdb.Close(), w.wdb.Close())
 }
