@@ -338,7 +338,7 @@ func BenchmarkMerge(b *testing.B) {
 		{"a2-reused-staging", false, true, false},
 		{"c-staging-tracked-keys", false, false, true},
 		{"b-direct-savepoint", true, false, false},
-		{"d-direct-reused-staging-tracked", true, true, true},
+		{"d-direct-reused-tracked", true, true, true},
 	}
 	db := newBenchDB(b)
 	// Fill the table once, with the merge Load itself (one object).

@@ -26,3 +26,9 @@ func SetMergeOptions(direct, reuseStaging, trackKeys bool) (restore func()) {
 func CopyBatches(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, cols []string, types []schema.Type, src schema.Reader) (int64, error) {
 	return copyInto(ctx, conn.PgConn(), table, cols, newCopyStream(ctx, src, types))
 }
+
+// QueryRowForTest scans the one row of sql (with one argument) into dst,
+// outside a transaction.
+func (w *Warehouse) QueryRowForTest(ctx context.Context, sql string, dst any, arg any) error {
+	return w.pool.QueryRow(ctx, sql, arg).Scan(dst)
+}

@@ -57,6 +57,7 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 	cols, types := columnNames(t), columnTypes(t)
 	var direct int64
 	var pending *schema.Batch
+	savepoints := 0
 	if mergeOpts.direct {
 		target := pgx.Identifier{w.schema, t.Name}
 		dcols := append(slices.Clip(cols), driver.VersionColumn)
@@ -80,24 +81,44 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 				pending = bt
 				break
 			}
-			if _, err := tx.Exec(ctx, "SAVEPOINT sluice_direct"); err != nil {
+			// Past maxSavepoints, a batch goes straight in only when no
+			// stored key lies in the range of its keys (one index probe),
+			// and without a savepoint.
+			guarded := savepoints < maxSavepoints
+			if !guarded {
+				free, err := w.keyRangeFree(ctx, tx, t, bt)
+				if err != nil {
+					return 0, err
+				}
+				if !free {
+					pending = bt
+					break
+				}
+			} else if _, err := tx.Exec(ctx, "SAVEPOINT sluice_direct"); err != nil {
 				return 0, fmt.Errorf("savepoint: %w", err)
 			}
 			s := newCopyStream(ctx, &single{b: bt}, types)
 			s.withText(b.Version)
 			n, err := copyInto(ctx, tx.Conn().PgConn(), target, dcols, s)
-			if isConflict(err) {
+			switch {
+			case guarded && isConflict(err):
 				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_direct"); err != nil {
 					return 0, fmt.Errorf("roll back to savepoint: %w", err)
 				}
 				pending = bt
-				break
-			}
-			if err != nil {
+				continue
+			case isConflict(err):
+				// Another load inserted one of these keys since the probe:
+				// not bad data, and a retry stages the batch.
+				return 0, fmt.Errorf("rows %d to %d: another load inserted some of their keys meanwhile; retry: %v", bt.N[0], bt.N[bt.Len()-1], err)
+			case err != nil:
 				return 0, err
 			}
-			if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT sluice_direct"); err != nil {
-				return 0, fmt.Errorf("release savepoint: %w", err)
+			if guarded {
+				if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT sluice_direct"); err != nil {
+					return 0, fmt.Errorf("release savepoint: %w", err)
+				}
+				savepoints++
 			}
 			direct += n
 		}
@@ -124,6 +145,34 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 	return direct + merged - twice, nil
 }
 
+// maxSavepoints bounds the savepoints of one load. Every savepoint that
+// writes is a subtransaction with its own transaction ID, and PostgreSQL
+// caches at most 64 of them per transaction: past that, every snapshot
+// taken by other sessions while the load runs looks them up in pg_subtrans.
+const maxSavepoints = 48
+
+// keyRangeFree reports whether no stored row of t has a key between the
+// least and the greatest key of bt, for a single integer key; false for
+// other keys (their batches go to staging past maxSavepoints).
+func (w *Warehouse) keyRangeFree(ctx context.Context, tx pgx.Tx, t driver.Table, bt *schema.Batch) (bool, error) {
+	if len(t.PrimaryKey) != 1 {
+		return false, nil
+	}
+	j := slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == t.PrimaryKey[0] })
+	v := &bt.Vecs[j]
+	if !v.Type.IsInt() || slices.Contains(v.Null, true) {
+		return false, nil
+	}
+	k := pgx.Identifier{t.PrimaryKey[0]}.Sanitize()
+	var taken bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM "+w.ident(t.Name)+" WHERE "+k+" BETWEEN $1 AND $2)",
+		slices.Min(v.Int), slices.Max(v.Int)).Scan(&taken); err != nil {
+		return false, fmt.Errorf("look for stored keys of rows %d to %d in %s.%s: %w", bt.N[0], bt.N[bt.Len()-1], w.schema, t.Name, err)
+	}
+	return !taken, nil
+}
+
+// ordinalColumn holds a staged row's record number.
 const ordinalColumn = "_sluice_ordinal"
 
 // isConflict reports whether a direct COPY failed on a stored key: a
