@@ -102,7 +102,9 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 			n, err := copyInto(ctx, tx.Conn().PgConn(), target, dcols, s)
 			switch {
 			case guarded && isConflict(err):
-				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_direct"); err != nil {
+				// Released too, so that the rest of the load does not run
+				// in the savepoint's subtransaction.
+				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_direct; RELEASE SAVEPOINT sluice_direct"); err != nil {
 					return 0, fmt.Errorf("roll back to savepoint: %w", err)
 				}
 				pending = bt
