@@ -47,7 +47,10 @@ var mergeOpts = mergeOptions{direct: true, reuseStaging: true, trackKeys: true}
 // (EXCLUDED.order_by, EXCLUDED._sluice_version) >= the stored row's.
 // Batches merged in stream order give the result of merging the object at
 // once: a later batch's row of a key replaces an earlier batch's exactly
-// when it would have won inside the object.
+// when it would have won inside the object. Past maxSavepoints batches a
+// batch goes straight in only when keyRangeFree, without a savepoint: if
+// a concurrent load inserts one of its keys meanwhile, the load fails with
+// a transient error, and its retry stages that batch.
 func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *rejectTap) (int64, error) {
 	t := b.Table
 	keys := &keyTap{src: tap}
