@@ -9,7 +9,7 @@ import (
 // TestCorePackagesStayFreeOfBackendSDKs keeps the portable packages portable:
 // backend SDKs belong in their drivers only.
 func TestCorePackagesStayFreeOfBackendSDKs(t *testing.T) {
-	core := []string{"event", "queue", "queue/driver", "warehouse/driver", "format", "trigger", "pipeline", "source/httpsource"}
+	core := []string{"event", "queue", "queue/driver", "schema", "warehouse", "warehouse/driver", "format", "trigger", "pipeline", "source/httpsource"}
 	banned := []string{"github.com/aws/", "github.com/nats-io/", "github.com/jackc/", "modernc.org/sqlite", "gocloud.dev"}
 	for _, pkg := range core {
 		out, err := exec.Command("go", "list", "-deps", "github.com/sluicehq/sluice/"+pkg).CombinedOutput()

@@ -14,7 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/format"
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 func TestKindOfClassifiesErrors(t *testing.T) {
@@ -27,13 +27,13 @@ func TestKindOfClassifiesErrors(t *testing.T) {
 		{"an unknown failure is retried", refused, KindTransient},
 		{"a wrapped unknown failure is retried", fmt.Errorf("load x: %w", refused), KindTransient},
 		{"a decode error is permanent", fmt.Errorf("object a.json: %w", &format.RecordError{Record: 2, Err: errors.New("truncated")}), KindPermanent},
-		{"rows the warehouse rejects are permanent", fmt.Errorf("load: %w: null key", driver.ErrInvalidData), KindPermanent},
+		{"rows the warehouse rejects are permanent", fmt.Errorf("load: %w: null key", warehouse.ErrInvalidData), KindPermanent},
 		{"a queue message that is no notification is permanent", func() error {
 			_, _, err := event.ParseNotification([]byte("hello"), event.KeyURL)
 			return fmt.Errorf("inbox message 7: %w", err)
 		}(), KindPermanent},
 		{"an explicit mark is permanent", Permanent(refused), KindPermanent},
-		{"transient overrides a permanent cause", Transient(fmt.Errorf("x: %w", driver.ErrInvalidData)), KindTransient},
+		{"transient overrides a permanent cause", Transient(fmt.Errorf("x: %w", warehouse.ErrInvalidData)), KindTransient},
 		{"the outermost mark wins", Permanent(Transient(refused)), KindPermanent},
 		{"cancellation is transient", fmt.Errorf("load: %w", context.Canceled), KindTransient},
 		{"a deadline is transient", context.DeadlineExceeded, KindTransient},

@@ -5,7 +5,7 @@ import (
 
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/format"
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 // knownPermanent lists the errors of sluice's packages that mean the data
@@ -14,7 +14,7 @@ import (
 //   - *format.RecordError: the object does not decode or cast (including
 //     limits hit) — except a read failure inside one (format.IsReadFailure),
 //     which is the store or the network failing mid-object;
-//   - driver.ErrInvalidData: the warehouse rejects the rows;
+//   - warehouse.ErrInvalidData: the warehouse rejects the rows;
 //   - event.ErrNotANotification: a message on a notification queue is not
 //     an S3 event notification in any dialect sluice reads.
 //
@@ -26,5 +26,5 @@ func knownPermanent(err error) bool {
 		return false // the store or the network failed mid-object: not the data
 	}
 	var re *format.RecordError
-	return errors.As(err, &re) || errors.Is(err, driver.ErrInvalidData) || errors.Is(err, event.ErrNotANotification)
+	return errors.As(err, &re) || errors.Is(err, warehouse.ErrInvalidData) || errors.Is(err, event.ErrNotANotification)
 }

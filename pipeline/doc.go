@@ -208,7 +208,7 @@
 //     load skips keys with a segment below its prefix that starts with _
 //     or . (_SUCCESS, staging files), as Spark and DuckDB do.
 //   - table (required): letters, digits and _, not starting with a digit,
-//     at most 63 characters (warehouse/driver.ValidIdent).
+//     at most 63 characters (warehouse/warehouse.ValidIdent).
 //   - write (default append): append; merge (upsert on primary_key, which
 //     it then requires: a newer object version never loses to an older one
 //     that commits later — versions are ordered by event time, then the S3

@@ -17,7 +17,7 @@ import (
 	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/source/httpsource"
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 // LoadFile reads the spec file at path and parses it (see Parse). (It is
@@ -74,7 +74,7 @@ var (
 
 	formats         = []string{FormatAuto, FormatJSON, FormatNDJSON, FormatCSV, FormatParquet}
 	formatAliases   = map[string]string{"jsonl": FormatNDJSON, "jsonlines": FormatNDJSON, "ndjson.gz": FormatNDJSON, "json.gz": FormatJSON, "tsv": FormatCSV, "csv.gz": FormatCSV, "pq": FormatParquet}
-	writeModes      = []string{string(driver.Append), string(driver.Merge), string(driver.Replace)}
+	writeModes      = []string{string(warehouse.Append), string(warehouse.Merge), string(warehouse.Replace)}
 	writeAliases    = map[string]string{"upsert": "merge", "insert": "append"}
 	pageTypes       = []string{httpsource.PageNumber, httpsource.PageOffset, httpsource.PageCursor, httpsource.PageLink}
 	pageTypeAliases = map[string]string{"page_number": httpsource.PageNumber, "pages": httpsource.PageNumber, "limit": httpsource.PageOffset, "next": httpsource.PageCursor, "link_header": httpsource.PageLink}
@@ -632,7 +632,7 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 	path := "loads." + e.name
 	p.checkPartName(e, path, "load")
 	l := Load{
-		Name: e.name, Format: FormatAuto, Write: driver.Append, Pos: posOf(e.key),
+		Name: e.name, Format: FormatAuto, Write: warehouse.Append, Pos: posOf(e.key),
 		On: On{Events: []string{DefaultEvent}, KeyEncoding: event.KeyURL},
 	}
 	hints := map[string]string{}
@@ -664,9 +664,9 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 		p.errorf(e.key, path, "load %s has no table: add table: %s", e.name, sanitizeIdent(e.name))
 	} else if v, ok := p.scalar(f.val, path+".table", true); ok {
 		tableNode = f.val
-		if !driver.ValidIdent(v) {
+		if !warehouse.ValidIdent(v) {
 			p.errorf(f.val, path+".table", "%q is not a valid table name: use letters, digits and _, not starting with a digit, at most 63 characters (for example %q)", v, sanitizeIdent(v))
-		} else if strings.EqualFold(v, driver.LedgerTable) {
+		} else if strings.EqualFold(v, warehouse.LedgerTable) {
 			p.errorf(f.val, path+".table", "%s is sluice's ledger table: choose another name", v)
 		}
 		l.Table = v
@@ -675,7 +675,7 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 	if f := m.get("write"); f != nil {
 		writeNode = f.val
 		if v, ok := p.enum(f.val, path+".write", "write mode", writeModes, writeAliases); ok {
-			l.Write = driver.Mode(v)
+			l.Write = warehouse.Mode(v)
 		}
 	}
 	byField := map[string]string{}
@@ -713,7 +713,7 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 			l.PrimaryKey = append(l.PrimaryKey, it.val)
 		}
 	}
-	if l.Write == driver.Merge && len(l.PrimaryKey) == 0 {
+	if l.Write == warehouse.Merge && len(l.PrimaryKey) == 0 {
 		switch {
 		case pk == nil:
 			p.errorf(writeNode, path+".write", "write: merge needs primary_key: add primary_key: [id] naming the columns that identify a row, or write: append")
@@ -724,7 +724,7 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 	if f := m.get("order_by"); f != nil {
 		if v, ok := p.scalar(f.val, path+".order_by", true); ok {
 			switch {
-			case l.Write != driver.Merge:
+			case l.Write != warehouse.Merge:
 				p.errorf(f.val, path+".order_by", "order_by orders the versions of a row in write: merge; remove it, or write: merge")
 			case !columns[v]:
 				p.errorf(f.val, path+".order_by", "%q is not a column of this load: order_by names a column (after as:), like updated_at", v)
@@ -763,7 +763,7 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 		l.ExtraColumn, _ = p.scalar(f.val, path+".extra_column", true)
 		if l.Extra != format.ExtraJSON {
 			p.errorf(f.val, path+".extra_column", "extra_column is used only with extra: json; remove it or write extra: json")
-		} else if !driver.ValidIdent(l.ExtraColumn) || columns[l.ExtraColumn] {
+		} else if !warehouse.ValidIdent(l.ExtraColumn) || columns[l.ExtraColumn] {
 			p.errorf(f.val, path+".extra_column", "%q must be a new column name (letters, digits and _, not a declared column)", l.ExtraColumn)
 		}
 	}
@@ -774,7 +774,7 @@ func (p *parser) load(e entry) (Load, *yaml.Node) {
 		if columns[l.ExtraColumn] {
 			p.errorf(e.key, path+".extra", "extra: json keeps undeclared fields in column %q, which is already declared: name another with extra_column", l.ExtraColumn)
 		}
-		l.Columns = append(l.Columns, Column{Name: l.ExtraColumn, Type: driver.JSON})
+		l.Columns = append(l.Columns, Column{Name: l.ExtraColumn, Type: schema.JSON})
 	}
 	if f := m.get("limits"); f != nil {
 		l.Limits = p.limits(f.val, path+".limits")
@@ -954,7 +954,7 @@ func (p *parser) columns(n *yaml.Node, path string) []Column {
 			}
 		}
 		switch {
-		case driver.ValidIdent(c.Name):
+		case warehouse.ValidIdent(c.Name):
 		case asNode != nil:
 			p.errorf(asNode, cp+".as", "%q is not a valid column name: use letters, digits and _, not starting with a digit, at most 63 characters (for example %q)", c.Name, sanitizeIdent(c.Name))
 		default:
@@ -996,11 +996,11 @@ func (p *parser) checkSharedTables(loads []Load, tables []*yaml.Node, ok []bool)
 // tableDiff describes the first difference between the tables a and b
 // write, from b's point of view, or returns "".
 func tableDiff(a, b Load) string {
-	at := map[string]driver.Type{}
+	at := map[string]schema.Type{}
 	for _, c := range a.Columns {
 		at[c.Name] = c.Type
 	}
-	bt := map[string]driver.Type{}
+	bt := map[string]schema.Type{}
 	for _, c := range b.Columns {
 		bt[c.Name] = c.Type
 		t, ok := at[c.Name]

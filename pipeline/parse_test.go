@@ -15,7 +15,7 @@ import (
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/source/httpsource"
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 func mustParse(t *testing.T, src string, getenv func(string) string) *Spec {
@@ -58,13 +58,13 @@ func TestParseAppliesEveryDefaultToThePostsExample(t *testing.T) {
 			On:         On{Events: []string{"ObjectCreated:*"}, Prefix: "raw/posts/", Suffix: ".json", KeyEncoding: event.KeyURL},
 			Format:     "json",
 			Table:      "posts",
-			Write:      driver.Merge,
+			Write:      warehouse.Merge,
 			PrimaryKey: []string{"id"},
 			Columns: []Column{
-				{Field: "id", Path: []string{"id"}, Name: "id", Type: driver.BigInt},
-				{Field: "userId", Path: []string{"userId"}, Name: "userid", Type: driver.BigInt},
-				{Field: "title", Path: []string{"title"}, Name: "title", Type: driver.Text},
-				{Field: "body", Path: []string{"body"}, Name: "body", Type: driver.Text},
+				{Field: "id", Path: []string{"id"}, Name: "id", Type: schema.BigInt},
+				{Field: "userId", Path: []string{"userId"}, Name: "userid", Type: schema.BigInt},
+				{Field: "title", Path: []string{"title"}, Name: "title", Type: schema.Text},
+				{Field: "body", Path: []string{"body"}, Name: "body", Type: schema.Text},
 			},
 			OnBadRecord: OnBadDeadLetter, OnMissing: format.MissingWarn, Extra: format.ExtraWarn,
 			Pos: Pos{Line: 16, Col: 3},
@@ -106,7 +106,7 @@ func TestParseReadsEveryKeyOfTheFullExample(t *testing.T) {
 	if !reflect.DeepEqual(l.On.Events, []string{"ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload"}) || l.On.KeyEncoding != event.KeyRaw {
 		t.Errorf("on = %+v, want normalised events and raw keys", l.On)
 	}
-	if !reflect.DeepEqual(l.Columns[0], Column{Field: "id", Path: []string{"id"}, Name: "id", Type: driver.BigInt, Required: true}) || l.Columns[2].Name != "created_at" {
+	if !reflect.DeepEqual(l.Columns[0], Column{Field: "id", Path: []string{"id"}, Name: "id", Type: schema.BigInt, Required: true}) || l.Columns[2].Name != "created_at" {
 		t.Errorf("columns = %+v", l.Columns)
 	}
 	if s.Loads[1].Table != "users" || s.Loads[1].Format != "ndjson" {
@@ -393,7 +393,7 @@ func TestMaxBytesReadsWholeBytesAndSizesWithUnits(t *testing.T) {
 func TestALoadWithoutOnMatchesEveryObjectCreatedEvent(t *testing.T) {
 	s := mustParse(t, "name: t\nloads:\n  l: {table: t, columns: {id: bigint}}\n", noEnv)
 	l := s.Loads[0]
-	if l.Format != FormatAuto || l.Write != driver.Append || l.On.KeyEncoding != event.KeyURL || !reflect.DeepEqual(l.On.Events, []string{DefaultEvent}) {
+	if l.Format != FormatAuto || l.Write != warehouse.Append || l.On.KeyEncoding != event.KeyURL || !reflect.DeepEqual(l.On.Events, []string{DefaultEvent}) {
 		t.Errorf("load defaults = %+v", l)
 	}
 	f := l.On.Filter()
@@ -401,7 +401,7 @@ func TestALoadWithoutOnMatchesEveryObjectCreatedEvent(t *testing.T) {
 	if !f.Match(put) {
 		t.Errorf("the default filter does not match %+v", put)
 	}
-	if want := (driver.Table{Name: "t", Columns: []driver.Column{{Name: "id", Type: driver.BigInt}}}); !reflect.DeepEqual(l.TableDef(), want) {
+	if want := (warehouse.Table{Name: "t", Columns: []schema.Column{{Name: "id", Type: schema.BigInt}}}); !reflect.DeepEqual(l.TableDef(), want) {
 		t.Errorf("TableDef = %+v", l.TableDef())
 	}
 }
@@ -435,10 +435,10 @@ loads:
     primary_key: [id]
 `, noEnv)
 	a, b := s.Loads[0], s.Loads[1]
-	if a.Table != "posts" || a.Write != driver.Merge || len(a.Columns) != 2 {
+	if a.Table != "posts" || a.Write != warehouse.Merge || len(a.Columns) != 2 {
 		t.Errorf("a = %+v: explicit keys must win over merged ones", a)
 	}
-	if b.Write != driver.Append || b.On.Prefix != "b/" || len(b.Columns) != 2 {
+	if b.Write != warehouse.Append || b.On.Prefix != "b/" || len(b.Columns) != 2 {
 		t.Errorf("b = %+v", b)
 	}
 }
@@ -638,7 +638,7 @@ func TestThePackageDocExampleParses(t *testing.T) {
 	if s.Name != "reference" || len(s.Sources) != 1 || len(s.Loads) != 1 || s.Sources[0].HTTP.URL != "https://jsonplaceholder.typicode.com/posts" {
 		t.Errorf("example parsed as %+v", s)
 	}
-	if !reflect.DeepEqual(s.Loads[0].Columns[1], Column{Field: "userId", Path: []string{"userId"}, Name: "userid", Type: driver.BigInt, Required: true}) {
+	if !reflect.DeepEqual(s.Loads[0].Columns[1], Column{Field: "userId", Path: []string{"userId"}, Name: "userid", Type: schema.BigInt, Required: true}) {
 		t.Errorf("example columns = %+v", s.Loads[0].Columns)
 	}
 	if len(s.Jobs) != 1 || s.Jobs[0].Curate == nil || s.Jobs[0].Curate.Rename["Hydropower (Terawatt-hours)"] != "consumption" {

@@ -12,7 +12,7 @@ import (
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/format"
 	"github.com/sluicehq/sluice/source/httpsource"
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 // Defaults applied by Parse when a key is absent. A source's defaults are
@@ -129,8 +129,8 @@ type Load struct {
 	// Delimiter separates CSV fields; 0 means ','.
 	Delimiter rune
 	Table     string
-	// Write is driver.Append or driver.Merge (which needs PrimaryKey).
-	Write      driver.Mode
+	// Write is warehouse.Append or warehouse.Merge (which needs PrimaryKey).
+	Write      warehouse.Mode
 	PrimaryKey []string
 	// Columns are in file order.
 	Columns []Column
@@ -178,7 +178,7 @@ type Column struct {
 	Path []string
 	// Name is the column name (Field unless renamed with "as").
 	Name string
-	Type driver.Type
+	Type schema.Type
 	// Required rejects records where the field is missing or null.
 	Required bool
 }
@@ -263,10 +263,10 @@ func (o On) Filter() event.Filter {
 }
 
 // TableDef returns the warehouse table the load writes.
-func (l Load) TableDef() driver.Table {
-	t := driver.Table{Name: l.Table, PrimaryKey: l.PrimaryKey, OrderBy: l.OrderBy}
+func (l Load) TableDef() warehouse.Table {
+	t := warehouse.Table{Name: l.Table, PrimaryKey: l.PrimaryKey, OrderBy: l.OrderBy}
 	for _, c := range l.Columns {
-		t.Columns = append(t.Columns, driver.Column{Name: c.Name, Type: c.Type})
+		t.Columns = append(t.Columns, schema.Column{Name: c.Name, Type: c.Type})
 	}
 	return t
 }

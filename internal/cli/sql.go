@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/warehouse"
+	_ "github.com/sluicehq/sluice/warehouse/pgwh"     // registers postgres:// warehouses
+	_ "github.com/sluicehq/sluice/warehouse/sqlitewh" // registers sqlite:// warehouses
 )
 
 func init() {

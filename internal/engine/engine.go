@@ -72,6 +72,8 @@ import (
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/warehouse"
+	_ "github.com/sluicehq/sluice/warehouse/pgwh"     // registers postgres:// warehouses
+	_ "github.com/sluicehq/sluice/warehouse/sqlitewh" // registers sqlite:// warehouses
 )
 
 // Config configures an Engine.

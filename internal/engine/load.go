@@ -17,7 +17,7 @@ import (
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/store"
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 // loader consumes events for one load of the spec.
@@ -26,7 +26,7 @@ type loader struct {
 	spec   pipeline.Load
 	filter event.Filter
 	mapper *format.Mapper
-	table  driver.Table
+	table  warehouse.Table
 }
 
 func (e *Engine) newLoader(l pipeline.Load) (*loader, error) {
@@ -172,12 +172,12 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	if err != nil {
 		return fmt.Errorf("object %s: %w", key, err)
 	}
-	defer src.stop()
-	mode := driver.DeadLetter
+	defer src.Close()
+	mode := warehouse.DeadLetter
 	if ld.spec.OnBadRecord == pipeline.OnBadQuarantine {
-		mode = driver.Quarantine
+		mode = warehouse.Quarantine
 	}
-	res, err := ld.e.WH.Load(ctx, driver.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag,
+	res, err := ld.e.WH.Load(ctx, warehouse.Batch{Table: ld.table, Mode: ld.spec.Write, Key: key, ETag: etag,
 		Version: objectVersion(r, etag), Rows: src, OnBadRow: mode})
 	if derr := src.err; derr != nil {
 		// The object itself failed while it streamed (decode, limits,
@@ -189,9 +189,9 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 			return fmt.Errorf("object %s (ETag %s): reading it from the store failed mid-object: %w", key, etag, derr) // transient
 		}
 		var re *format.RecordError
-		if errors.As(derr, &badRecord{}) {
+		if errors.Is(derr, format.ErrRejected) {
 			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again, or set on_bad_record: quarantine in load %s to load the other records and keep such records in %s%s",
-				key, etag, derr, ld.spec.Name, ld.table.Name, driver.RejectedSuffix))
+				key, etag, derr, ld.spec.Name, ld.table.Name, warehouse.RejectedSuffix))
 		}
 		if errors.As(derr, &re) {
 			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, derr))
@@ -199,9 +199,9 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		return fmt.Errorf("object %s: read: %w", key, derr)
 	}
 	switch {
-	case errors.Is(err, driver.ErrInvalidData):
+	case errors.Is(err, warehouse.ErrInvalidData):
 		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
-	case errors.Is(err, driver.ErrNoTable):
+	case errors.Is(err, warehouse.ErrNoTable):
 		// The cause and the remedy come first: `sluice dlq ls` shows a
 		// reason's first 200 characters, and the warehouse's own error
 		// (its URL, the object again) is long.
@@ -209,13 +209,13 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	case err != nil:
 		return fmt.Errorf("object %s (ETag %s): %w", key, etag, err)
 	}
-	if w := src.report.Warning(); w != "" {
+	if w := src.rd.Report().Warning(); w != "" {
 		ld.e.Stats.Warnings.Add(1)
 		ld.e.log.Warn("object loaded with a warning: "+w, "load", ld.spec.Name, "key", key, "etag", etag)
 	}
 	if res.Rejected > 0 {
 		ld.e.Stats.Rejected.Add(res.Rejected)
-		ld.e.log.Warn("rows quarantined", "load", ld.spec.Name, "key", key, "etag", etag, "rejected", res.Rejected, "table", ld.table.Name+driver.RejectedSuffix)
+		ld.e.log.Warn("rows quarantined", "load", ld.spec.Name, "key", key, "etag", etag, "rejected", res.Rejected, "table", ld.table.Name+warehouse.RejectedSuffix)
 	}
 	if _, err := ld.e.State.ResolveDeadLetter(ctx, ld.subscription(), key, etag); err != nil {
 		ld.e.log.Warn("could not clear the dead letter of a loaded object", "key", key, "err", err)
@@ -248,68 +248,38 @@ func objectVersion(r event.Record, etag string) string {
 	return fmt.Sprintf("%020d|%s|%s|%s", ns, seq, r.S3.Object.Key, etag)
 }
 
-// rowStream streams an object's records as warehouse rows from the
-// columnar batches of a format.Reader (which decodes ahead, holding a few
-// batches, never the whole object). Records the mapper rejects become
-// quarantined rows or stop the load, as the load's on_bad_record says;
-// decode errors always stop it (err).
-type rowStream struct {
-	rd     *format.Reader
-	batch  *schema.Batch
-	i, j   int           // next row and next reject of batch
-	err    error         // why the object failed, once it did
-	report format.Report // set at the end of a complete object
+// objectReader is the object's format.Reader as the warehouse reads it
+// (a schema.Reader of typed batches, decoded ahead of the writes, never the
+// whole object), keeping the error that stopped it: a decode error always
+// stops the object; a record the mapper refused (format.ErrRejected) only
+// without quarantine.
+type objectReader struct {
+	rd  *format.Reader
+	err error // why the object failed while it streamed, once it did
 }
 
-func (ld *loader) stream(ctx context.Context, r io.Reader, key string) (*rowStream, error) {
+func (ld *loader) stream(ctx context.Context, r io.Reader, key string) (*objectReader, error) {
 	rd, err := format.NewReader(ctx, r, format.ReadOptions{
 		Format:     ld.spec.FormatFor(key),
 		Mapper:     ld.mapper,
 		Limits:     ld.spec.Limits,
+		Delimiter:  ld.spec.Delimiter,
 		Quarantine: ld.spec.OnBadRecord == pipeline.OnBadQuarantine,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &rowStream{rd: rd}, nil
+	return &objectReader{rd: rd}, nil
 }
 
-func (s *rowStream) stop() { s.rd.Close() }
-
-// badRecord marks a record the mapper rejected (a type, a required field),
-// which on_bad_record: quarantine would set aside, unlike a decode error,
-// which always stops the object.
-type badRecord struct{ err error }
-
-func (b badRecord) Error() string { return b.err.Error() }
-func (b badRecord) Unwrap() error { return b.err }
-
-// Next implements driver.RowSource: the rows and rejects of each batch,
-// in record order.
-func (s *rowStream) Next(ctx context.Context) (driver.Row, error) {
-	for {
-		if b := s.batch; b != nil && (s.i < b.Len() || s.j < len(b.Rejects)) {
-			if s.j < len(b.Rejects) && (s.i == b.Len() || b.Rejects[s.j].N < b.N[s.i]) {
-				rj := b.Rejects[s.j]
-				s.j++
-				return driver.Row{N: int(rj.N), Line: int(rj.Line), Reject: rj.Reason, Raw: rj.Raw}, nil
-			}
-			i := s.i
-			s.i++
-			return driver.Row{Values: b.Row(i), N: int(b.N[i]), Line: int(b.Line[i])}, nil
-		}
-		b, err := s.rd.Next(ctx)
-		if err == io.EOF {
-			s.report = s.rd.Report()
-			return driver.Row{}, io.EOF
-		}
-		if err != nil {
-			if errors.Is(err, format.ErrRejected) {
-				err = badRecord{err}
-			}
-			s.err = err
-			return driver.Row{}, err
-		}
-		s.batch, s.i, s.j = b, 0, 0
+// Next implements schema.Reader.
+func (o *objectReader) Next(ctx context.Context) (*schema.Batch, error) {
+	b, err := o.rd.Next(ctx)
+	if err != nil && err != io.EOF {
+		o.err = err
 	}
+	return b, err
 }
+
+// Close implements schema.Reader.
+func (o *objectReader) Close() error { return o.rd.Close() }

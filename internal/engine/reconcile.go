@@ -15,7 +15,7 @@ import (
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/trigger"
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 // Reconcile finds the work that never happened: notifications are lossy
@@ -59,7 +59,7 @@ import (
 
 // reconcilePage is how many object versions Reconcile checks against the
 // ledger per query.
-const reconcilePage = driver.MaxLedgerLookup
+const reconcilePage = warehouse.MaxLedgerLookup
 
 // ReconcileOptions configure Reconcile.
 type ReconcileOptions struct {
@@ -161,7 +161,7 @@ func (e *Engine) reconcileLoad(ctx context.Context, st state.Store, l pipeline.L
 	page := make([]store.Object, 0, reconcilePage)
 	flush := func() error {
 		defer func() { page = page[:0] }()
-		versions := make([]driver.ObjectVersion, 0, len(page))
+		versions := make([]warehouse.ObjectVersion, 0, len(page))
 		objs := make([]store.Object, 0, len(page))
 		for _, o := range page {
 			if o.ETag == "" {
@@ -175,7 +175,7 @@ func (e *Engine) reconcileLoad(ctx context.Context, st state.Store, l pipeline.L
 				o = full
 			}
 			objs = append(objs, o)
-			versions = append(versions, driver.ObjectVersion{Key: o.Key, ETag: o.ETag})
+			versions = append(versions, warehouse.ObjectVersion{Key: o.Key, ETag: o.ETag})
 		}
 		has, err := e.WH.LedgerHas(ctx, table, versions)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/warehouse/driver"
+	"github.com/sluicehq/sluice/warehouse"
 )
 
 // BenchmarkReconcile100k measures one reconcile of a load over 100,000
@@ -39,7 +39,7 @@ func BenchmarkReconcile100k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := e.WH.Load(ctx, driver.Batch{Table: ld.table, Mode: driver.Merge, Key: key, ETag: o.ETag, Version: fmt.Sprint(i), Rows: driver.SliceSource(nil)}); err != nil {
+		if _, err := e.WH.Load(ctx, warehouse.Batch{Table: ld.table, Mode: warehouse.Merge, Key: key, ETag: o.ETag, Version: fmt.Sprint(i)}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -61,9 +61,9 @@ func BenchmarkReconcile100k(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				set := make(map[driver.ObjectVersion]bool, len(l))
+				set := make(map[warehouse.ObjectVersion]bool, len(l))
 				for _, x := range l {
-					set[driver.ObjectVersion{Key: x.Key, ETag: x.ETag}] = true
+					set[warehouse.ObjectVersion{Key: x.Key, ETag: x.ETag}] = true
 				}
 				if len(set) != n {
 					b.Fatalf("ledger has %d", len(set))

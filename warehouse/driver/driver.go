@@ -3,9 +3,10 @@
 // they stream and wraps errors once for every backend; backends run
 // warehouse/drivertest.
 //
-// A backend's Load reads Batch.Rows (a RowSource) once, writing rows as it
-// reads them, never collecting the object; rows marked Reject go to the
-// quarantine table (Quarantine) or fail the load with ErrInvalidData. The
+// A backend's Load reads Batch.Rows (a schema.Reader of typed columnar
+// batches) once, writing each batch as it reads it, never collecting the
+// object; the records in a batch's Rejects go to the quarantine table
+// (Quarantine) or fail the load with ErrInvalidData (RejectError). The
 // semantics of the write modes, hidden columns, quarantine tables, schema
 // evolution and error classes are the package warehouse's (see its doc);
 // the names sluice uses in the database are the constants below.
@@ -13,10 +14,8 @@ package driver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"slices"
 	"strings"
@@ -28,14 +27,13 @@ import (
 // Type is a column type (see package schema).
 type Type = schema.Type
 
-// Column types. Go values in Row.Values: int64 for BigInt and Integer,
-// float64 for Double and Real, string for Text and JSON (the JSON text), bool for
-// Boolean, time.Time for Timestamp (UTC) and Date (midnight UTC); nil is NULL.
+// Column types (see package schema for the Vector field holding each).
 //
 // warehouse.Warehouse checks every value before a backend's Load sees it
-// (its type, Integer within 32 bits, valid JSON, no NUL character in Text
-// and JSON, no NULL in a primary key column) and hands backends only these
-// canonical types, so backends convert values without checking them again.
+// (its column's type, Integer within 32 bits, Real within float32's range,
+// valid JSON, text and JSON valid UTF-8 without NUL characters, no NULL in
+// a primary key or OrderBy column), so backends encode values without
+// checking them again.
 const (
 	BigInt    = schema.BigInt
 	Integer   = schema.Integer
@@ -156,45 +154,6 @@ const (
 	Quarantine OnBadRow = "quarantine"
 )
 
-// Row is one record of an object on its way to a table.
-type Row struct {
-	// Values holds one value per Table.Columns entry, in that order.
-	Values []any
-	// N is the 1-based record number in the object (0: counted by Load).
-	N int
-	// Line is the 1-based line of the record in the object, 0 if unknown.
-	Line int
-	// Reject, when not empty, says why the decoder or mapper already
-	// rejected this record; Values is then ignored.
-	Reject string
-	// Raw is the record as text (JSON), kept for quarantine.
-	Raw string
-}
-
-// RowSource streams the rows of one object. Next returns io.EOF after the
-// last row. Load reads a source once, from one goroutine at a time, and
-// does not keep the rows it returned.
-type RowSource interface {
-	Next(ctx context.Context) (Row, error)
-}
-
-// SliceSource streams rows held in memory, numbered from 1. It is for
-// tests and small batches; real loads stream from the object.
-func SliceSource(rows [][]any) RowSource { return &sliceSource{rows: rows} }
-
-type sliceSource struct {
-	rows [][]any
-	i    int
-}
-
-func (s *sliceSource) Next(context.Context) (Row, error) {
-	if s.i >= len(s.rows) {
-		return Row{}, io.EOF
-	}
-	s.i++
-	return Row{Values: s.rows[s.i-1], N: s.i}, nil
-}
-
 // Batch is the rows of one object version, loaded at most once per table.
 type Batch struct {
 	Table Table
@@ -210,8 +169,13 @@ type Batch struct {
 	// empty Version loses to every other (it is what rows written before
 	// versions existed hold).
 	Version string
-	// Rows streams the rows; nil means no rows.
-	Rows RowSource
+	// Rows streams the rows in typed columnar batches; nil means no
+	// rows. Load reads it to io.EOF or its first error and does not Close
+	// it (the caller does). Through warehouse.Load every batch has the
+	// table's columns (same order and types), passes schema.Batch.Check,
+	// and holds only values that passed Load's checks; records set aside
+	// (by the decoder or by those checks) are in its Rejects.
+	Rows schema.Reader
 	// OnBadRow is DeadLetter ("" too) or Quarantine.
 	OnBadRow OnBadRow
 }
@@ -280,78 +244,50 @@ type ObjectVersion struct{ Key, ETag string }
 // parameters is 32766; PostgreSQL's 65535).
 const MaxLedgerLookup = 500
 
-// ConvertRow turns the values of r, which warehouse.Load has checked, into
-// a backend's own values with convert (false: a value the backend cannot
-// store, reported as ErrInvalidData naming the row and column), appended to
-// dst[:0]. Callers reuse dst only when the backend does not keep it.
-func ConvertRow(t Table, r Row, dst []any, convert func(Type, any) (any, bool)) ([]any, error) {
-	if len(r.Values) != len(t.Columns) {
-		return nil, fmt.Errorf("%w: row %d has %d values for %d columns", ErrInvalidData, r.N, len(r.Values), len(t.Columns))
-	}
-	dst = dst[:0]
-	for j, c := range t.Columns {
-		v, ok := convert(c.Type, r.Values[j])
-		if !ok {
-			return nil, fmt.Errorf("%w: row %d, column %s (%s): unexpected %T value %.40v (warehouse.Load checks and converts values)", ErrInvalidData, r.N, c.Name, c.Type, r.Values[j], r.Values[j])
-		}
-		dst = append(dst, v)
-	}
-	return dst, nil
-}
-
-// Numbered numbers the rows of src that come without a record number N,
-// counting from 1, so that every row a backend sees can be named.
-func Numbered(src RowSource) RowSource {
-	if src == nil {
-		return SliceSource(nil)
-	}
-	return &numbered{src: src}
-}
-
-type numbered struct {
-	src RowSource
-	n   int
-}
-
-func (s *numbered) Next(ctx context.Context) (Row, error) {
-	r, err := s.src.Next(ctx)
-	if err != nil {
-		return r, err
-	}
-	s.n++
-	if r.N == 0 {
-		r.N = s.n
-	}
-	return r, nil
-}
-
-// RejectReason describes a bad row for a quarantine table, or for the
-// error that fails a dead-lettering load.
-// A reason that names a column follows the row after a comma:
-// "row 7 (line 8), column id (bigint): want an integer, got string".
-func RejectReason(r Row) string {
+// RejectReason describes a rejected record for the error that fails a
+// dead-lettering load. A reason that names a column follows the record
+// after a comma: "row 7 (line 8), column id (bigint): want an integer, got
+// string".
+func RejectReason(r schema.Reject) string {
 	sep := ": "
-	if strings.HasPrefix(r.Reject, "column ") {
+	if strings.HasPrefix(r.Reason, "column ") {
 		sep = ", "
 	}
 	if r.Line > 0 {
-		return fmt.Sprintf("row %d (line %d)%s%s", r.N, r.Line, sep, r.Reject)
+		return fmt.Sprintf("row %d (line %d)%s%s", r.N, r.Line, sep, r.Reason)
 	}
-	return fmt.Sprintf("row %d%s%s", r.N, sep, r.Reject)
+	return fmt.Sprintf("row %d%s%s", r.N, sep, r.Reason)
 }
 
-// RawText returns r.Raw, or when empty the values as JSON, made storable
-// everywhere: valid UTF-8 without NUL characters.
-func RawText(r Row) string {
-	s := r.Raw
-	if s == "" && r.Values != nil {
-		if b, err := json.Marshal(r.Values); err == nil {
-			s = string(b)
-		} else {
-			s = fmt.Sprint(r.Values)
+// FirstReject returns the reject of b with the smallest record number, and
+// false when b has none.
+func FirstReject(b *schema.Batch) (schema.Reject, bool) {
+	if len(b.Rejects) == 0 {
+		return schema.Reject{}, false
+	}
+	first := b.Rejects[0]
+	for _, r := range b.Rejects[1:] {
+		if r.N < first.N {
+			first = r
 		}
 	}
-	return Storable(s)
+	return first, true
+}
+
+// RejectError is the error a backend returns for a reject it meets
+// without Quarantine (warehouse.Load stops such loads before the backend
+// sees the reject).
+func RejectError(r schema.Reject) error {
+	return fmt.Errorf("%w: %s", ErrInvalidData, RejectReason(r))
+}
+
+// Kept returns a copy of r whose strings do not alias the batch's memory,
+// for a backend that holds rejects past the batch's lifetime, made
+// storable (see Storable).
+func Kept(r schema.Reject) schema.Reject {
+	r.Reason = Storable(strings.Clone(r.Reason))
+	r.Raw = Storable(strings.Clone(r.Raw))
+	return r
 }
 
 // Storable makes s valid UTF-8 without NUL characters (PostgreSQL stores

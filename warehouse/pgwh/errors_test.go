@@ -33,7 +33,7 @@ func TestLoadOfTextWithANULCharacterIsErrInvalidDataNamingTheColumn(t *testing.T
 		{"NUL in text", []any{int64(2), "a\x00b", nil}, []string{"SQLSTATE 22021", "column title"}},
 		{"NUL escape in JSON", []any{int64(2), "b", `{"a":"\u0000"}`}, []string{"SQLSTATE 22P05", "column doc"}},
 	} {
-		_, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1), "ok", nil}, tc.row})})
+		_, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: mustRows(tbl, [][]any{{int64(1), "ok", nil}, tc.row})})
 		if !errors.Is(err, driver.ErrInvalidData) {
 			t.Fatalf("%s: Load error = %v, want ErrInvalidData", tc.name, err)
 		}
@@ -71,7 +71,7 @@ func TestLoadWhenTheServerGoesAwayIsNotErrInvalidData(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := func(etag string) driver.Batch {
-		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: etag, Rows: driver.SliceSource([][]any{{int64(1)}})}
+		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: etag, Rows: mustRows(tbl, [][]any{{int64(1)}})}
 	}
 	if _, err := w.Load(ctx, batch("1")); err != nil {
 		t.Fatalf("Load through the proxy: %v", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/warehouse"
 	"github.com/sluicehq/sluice/warehouse/driver"
 	"github.com/sluicehq/sluice/warehouse/drivertest"
@@ -111,7 +112,7 @@ func TestOpenTwiceOnOneSchemaSharesTheLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := func() driver.Batch {
-		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1)}})}
+		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: mustRows(tbl, [][]any{{int64(1)}})}
 	}
 	if r, err := a.Load(ctx, batch()); err != nil || !r.Loaded {
 		t.Fatalf("first Load = %+v, %v", r, err)
@@ -203,68 +204,6 @@ func password(raw string) string {
 	return p
 }
 
-// BenchmarkLoadAppend loads 100k rows per iteration, each iteration a new
-// object version. Load is the sluice path (conversion, ledger row, binary
-// COPY in one transaction); RawCopyFrom is the baseline: pgx CopyFrom of the
-// same rows into a table without the ledger. Reproduce with
-//
-//	go test -run '^$' -bench LoadAppend -benchtime 5x ./warehouse/pgwh
-func BenchmarkLoadAppend(b *testing.B) {
-	const n = 100_000
-	tbl := driver.Table{Name: "bench", Columns: []driver.Column{
-		{Name: "id", Type: driver.BigInt}, {Name: "name", Type: driver.Text}, {Name: "amount", Type: driver.Double},
-		{Name: "at", Type: driver.Timestamp}, {Name: "ok", Type: driver.Boolean},
-	}}
-	rows := make([][]any, n)
-	t0 := time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)
-	for i := range rows {
-		rows[i] = []any{int64(i), fmt.Sprintf("name-%d", i), float64(i) / 3, t0.Add(time.Duration(i) * time.Second), i%2 == 0}
-	}
-	b.Run("Load", func(b *testing.B) {
-		w := warehouse.New("bench", open(b))
-		ctx := context.Background()
-		if err := w.EnsureTable(ctx, tbl); err != nil {
-			b.Fatal(err)
-		}
-		var total int64
-		for i := 0; b.Loop(); i++ {
-			res, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: driver.SliceSource(rows)})
-			if err != nil || !res.Loaded || res.Rows != n {
-				b.Fatalf("Load = %+v, %v", res, err)
-			}
-			total += res.Rows
-		}
-		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
-	})
-	b.Run("RawCopyFrom", func(b *testing.B) {
-		u := freshSchema(b)
-		w, err := pgwh.Open(context.Background(), u)
-		if err != nil {
-			b.Fatal(err)
-		}
-		schema := w.Schema()
-		if err := w.EnsureTable(context.Background(), tbl); err != nil {
-			b.Fatal(err)
-		}
-		w.Close()
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, baseURL())
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		var total int64
-		for b.Loop() {
-			c, err := conn.CopyFrom(ctx, pgx.Identifier{schema, "bench"}, []string{"id", "name", "amount", "at", "ok"}, pgx.CopyFromRows(rows))
-			if err != nil || c != n {
-				b.Fatalf("CopyFrom = %d, %v", c, err)
-			}
-			total += c
-		}
-		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
-	})
-}
-
 func TestOpenMigratesAVersion1LedgerAndRefusesANewerSchema(t *testing.T) {
 	ctx := t.Context()
 	u := freshSchema(t)
@@ -301,7 +240,7 @@ func TestOpenMigratesAVersion1LedgerAndRefusesANewerSchema(t *testing.T) {
 	if err := w.EnsureTable(ctx, tbl); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Replace, Key: "old.csv", ETag: "e2", Version: "2", Rows: driver.SliceSource([][]any{{int64(1)}})}); err != nil || r.Rows != 1 {
+	if r, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Replace, Key: "old.csv", ETag: "e2", Version: "2", Rows: mustRows(tbl, [][]any{{int64(1)}})}); err != nil || r.Rows != 1 {
 		t.Fatalf("replace after migration = %+v, %v", r, err)
 	}
 	w.Close()
@@ -328,4 +267,13 @@ func TestUndefinedTableIsErrNoTableAndNotBadData(t *testing.T) {
 			t.Errorf("SQLSTATE %s is IsNoTable", code)
 		}
 	}
+}
+
+// mustRows streams rows of t's columns.
+func mustRows(t driver.Table, rows [][]any) schema.Reader {
+	r, err := schema.FromRows(t.Columns, rows, 0)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }

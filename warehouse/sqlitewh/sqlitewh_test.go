@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/warehouse/driver"
 	"github.com/sluicehq/sluice/warehouse/drivertest"
 	"github.com/sluicehq/sluice/warehouse/sqlitewh"
@@ -70,7 +71,7 @@ func TestTwoOpensOfOneFileShareTheLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := func() driver.Batch {
-		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: driver.SliceSource([][]any{{int64(1)}})}
+		return driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e", Rows: mustRows(tbl, [][]any{{int64(1)}})}
 	}
 	var wg sync.WaitGroup
 	results := make([]driver.Result, 8)
@@ -117,7 +118,7 @@ func TestTimestampsAndDatesAreStoredAsSortableUTCText(t *testing.T) {
 	}
 	ts := time.Date(2020, 8, 7, 16, 3, 4, 123456789, time.FixedZone("+02", 7200))
 	if _, err := w.Load(t.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "k", ETag: "e",
-		Rows: driver.SliceSource([][]any{{ts, time.Date(2020, 8, 7, 0, 0, 0, 0, time.UTC), true}})}); err != nil {
+		Rows: mustRows(tbl, [][]any{{ts, time.Date(2020, 8, 7, 0, 0, 0, 0, time.UTC), true}})}); err != nil {
 		t.Fatal(err)
 	}
 	_, rows, err := w.Query(t.Context(), "SELECT ts || '', d || '', typeof(ts), b + 0 FROM t")
@@ -128,38 +129,6 @@ func TestTimestampsAndDatesAreStoredAsSortableUTCText(t *testing.T) {
 	if len(rows) != 1 || !reflect.DeepEqual(rows[0], want) {
 		t.Fatalf("stored %v, want %v", rows, want)
 	}
-}
-
-// BenchmarkLoadAppend loads 100k rows per iteration into a new object
-// version: go test -run '^$' -bench LoadAppend -benchtime 5x ./warehouse/sqlitewh
-func BenchmarkLoadAppend(b *testing.B) {
-	const n = 100_000
-	w, err := sqlitewh.Open(b.Context(), filepath.Join(b.TempDir(), "wh.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
-	tbl := driver.Table{Name: "bench", Columns: []driver.Column{
-		{Name: "id", Type: driver.BigInt}, {Name: "name", Type: driver.Text}, {Name: "amount", Type: driver.Double},
-		{Name: "at", Type: driver.Timestamp}, {Name: "ok", Type: driver.Boolean},
-	}}
-	if err := w.EnsureTable(b.Context(), tbl); err != nil {
-		b.Fatal(err)
-	}
-	rows := make([][]any, n)
-	t0 := time.Date(2020, 8, 7, 14, 0, 0, 0, time.UTC)
-	for i := range rows {
-		rows[i] = []any{int64(i), fmt.Sprintf("name-%d", i), float64(i) / 3, t0.Add(time.Duration(i) * time.Second), i%2 == 0}
-	}
-	var total int64
-	for i := 0; b.Loop(); i++ {
-		res, err := w.Load(b.Context(), driver.Batch{Table: tbl, Mode: driver.Append, Key: "bench.csv", ETag: fmt.Sprint(i), Rows: driver.SliceSource(rows)})
-		if err != nil || res.Rows != n {
-			b.Fatalf("Load = %+v, %v", res, err)
-		}
-		total += res.Rows
-	}
-	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
 }
 
 func TestOpenMigratesAVersion1LedgerAndRefusesANewerSchema(t *testing.T) {
@@ -192,7 +161,7 @@ func TestOpenMigratesAVersion1LedgerAndRefusesANewerSchema(t *testing.T) {
 	if err := w.EnsureTable(ctx, tbl); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Replace, Key: "old.csv", ETag: "e2", Version: "2", Rows: driver.SliceSource([][]any{{int64(1)}})}); err != nil || r.Rows != 1 {
+	if r, err := w.Load(ctx, driver.Batch{Table: tbl, Mode: driver.Replace, Key: "old.csv", ETag: "e2", Version: "2", Rows: mustRows(tbl, [][]any{{int64(1)}})}); err != nil || r.Rows != 1 {
 		t.Fatalf("replace after migration = %+v, %v", r, err)
 	}
 	w.Close()
@@ -213,4 +182,13 @@ func TestOpenMigratesAVersion1LedgerAndRefusesANewerSchema(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "schema version 99, newer than") || !strings.Contains(err.Error(), "upgrade sluice") {
 		t.Fatalf("Open of a newer schema: error %v, want one naming version 99 and saying to upgrade sluice", err)
 	}
+}
+
+// mustRows streams rows of t's columns.
+func mustRows(t driver.Table, rows [][]any) schema.Reader {
+	r, err := schema.FromRows(t.Columns, rows, 0)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }
