@@ -153,10 +153,16 @@ func (rd *Reader) Next(ctx context.Context) (*schema.Batch, error) {
 	}
 }
 
-// Report returns the mapper's findings once Next has returned io.EOF.
+// Report returns the mapper's findings once Next has returned io.EOF;
+// before that (a consumer that stopped early) it returns an empty Report
+// rather than wait for a decoder that waits for the consumer.
 func (rd *Reader) Report() Report {
-	<-rd.done
-	return rd.report
+	select {
+	case <-rd.done:
+		return rd.report
+	default:
+		return Report{}
+	}
 }
 
 // Close stops the decoder and waits for it to return. The last batch Next
