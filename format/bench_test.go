@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -109,27 +108,6 @@ func BenchmarkReadJSON(b *testing.B) {
 			return len(all), err
 		})
 	})
-}
-
-// BenchmarkDecodeCSV measures decoding the hydropower file (4,176 rows).
-func BenchmarkDecodeCSV(b *testing.B) {
-	in, err := os.ReadFile("testdata/hydropower-consumption.csv")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	total := 0
-	for b.Loop() {
-		err := DecodeCSV(bytes.NewReader(in), CSVOptions{}, func(Record) error { total++; return nil })
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	if total%4176 != 0 {
-		b.Fatalf("decoded %d rows, not a multiple of 4176", total)
-	}
-	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "records/s")
 }
 
 // cpuTime is the CPU time of the process so far: MB/cpu-s (input bytes per

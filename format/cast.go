@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,6 +196,40 @@ func vecFloat(v *schema.Vector, b []byte, bits int) error {
 		return castErr(v.Type.Canonical(), s, err)
 	}
 	v.AppendFloat(f)
+	return nil
+}
+
+// loadCaster is Caster for a load into a warehouse: it also refuses a NUL
+// character in text and json values, as the JSON mapper does (errNUL),
+// because PostgreSQL cannot store one. A curated Parquet file can, so the
+// curate job's casts (Caster) keep it.
+func loadCaster(t schema.Type) func(v *schema.Vector, b []byte) error {
+	switch t.Canonical() {
+	case schema.Text:
+		return loadText
+	case schema.JSON:
+		return loadJSON
+	}
+	return Caster(t)
+}
+
+func loadText(v *schema.Vector, b []byte) error {
+	if bytes.IndexByte(b, 0) >= 0 {
+		return fmt.Errorf("text %w", errNUL)
+	}
+	return vecText(v, b)
+}
+
+// loadJSON refuses the escape \u0000 in valid JSON text (a raw NUL
+// byte is not valid JSON).
+func loadJSON(v *schema.Vector, b []byte) error {
+	if err := vecOther(v, b); err != nil {
+		return err
+	}
+	if bytes.Contains(b, []byte(`\u0000`)) {
+		v.Truncate(v.Len() - 1)
+		return fmt.Errorf("json %w", errNUL)
+	}
 	return nil
 }
 

@@ -20,9 +20,9 @@ func TestZstdInputIsDecompressedForJSONAndCSV(t *testing.T) {
 	if d.err != nil || len(d.rows) != 2 || d.rows[1][0] != int64(2) {
 		t.Fatalf("NDJSON in two zstd frames: %v, rows %v", d.err, d.rows)
 	}
-	rows, err := decodeCSVAll(t, bytes.NewReader(zstded(t, []byte("\ufeffa\n1\n2\n"))), CSVOptions{})
-	if err != nil || len(rows) != 2 || rows[1].Fields["a"] != "2" {
-		t.Fatalf("zstd CSV with a byte order mark: %v, rows %v", err, rows)
+	d = loadCSV(t, zstded(t, []byte("\ufeffa\n1\n2\n")), textCols("a"), nil, ReadOptions{})
+	if d.err != nil || fmt.Sprint(d.rows) != "[[1] [2]]" {
+		t.Fatalf("zstd CSV with a byte order mark: %v, rows %v", d.err, d.rows)
 	}
 }
 
@@ -67,7 +67,7 @@ func TestZstdErrorsAreDataErrorsUnlessTheStoreFails(t *testing.T) {
 		corrupt[i] ^= 0x5a
 	}
 	for name, in := range map[string][]byte{"corrupt": corrupt, "truncated": good[:len(good)/2], "magic only": zstdMagic} {
-		_, err := decodeCSVAll(t, bytes.NewReader(in), CSVOptions{})
+		err := loadCSV(t, in, textCols("a"), nil, ReadOptions{}).err
 		var re *RecordError
 		if !errors.As(err, &re) || IsReadFailure(err) || !strings.Contains(err.Error(), "zstd") {
 			t.Errorf("%s zstd: got %v; want a RecordError about zstd that is not a read failure", name, err)
@@ -76,7 +76,7 @@ func TestZstdErrorsAreDataErrorsUnlessTheStoreFails(t *testing.T) {
 
 	// The store fails mid-object: a read failure, to retry.
 	failing := io.MultiReader(bytes.NewReader(good[:len(good)/2]), iotest.ErrReader(errors.New("connection reset")))
-	_, err := decodeCSVAll(t, failing, CSVOptions{})
+	err := readAll(t, failing, ReadOptions{Format: InputCSV, Mapper: mustMapper(t, textCols("a"), nil)}).err
 	if !IsReadFailure(err) || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("a store failing mid-zstd gave %v; want a read failure", err)
 	}
@@ -89,7 +89,7 @@ func TestZstdRefusesAWindowLargerThanItsLimit(t *testing.T) {
 	if got, err := io.ReadAll(mustZstdReader(t, frame, 512<<20)); err != nil || string(got) != "a\n1\n" {
 		t.Fatalf("the hand-made frame does not decode with a large window: %q, %v", got, err)
 	}
-	_, err := decodeCSVAll(t, bytes.NewReader(frame), CSVOptions{})
+	err := loadCSV(t, frame, textCols("a"), nil, ReadOptions{}).err
 	var re *RecordError
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "window") {
 		t.Fatalf("a frame asking for a 256 MiB window gave %v; want a RecordError about the window", err)

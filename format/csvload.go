@@ -1,17 +1,12 @@
 package format
 
 import (
+	"bytes"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"strconv"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/schema"
 )
@@ -21,11 +16,23 @@ func init() { decoders[InputCSV] = decodeCSVBatches }
 // decodeCSVBatches loads a CSV object (a header row, then records; RFC
 // 4180) into typed batches: each declared column takes the header field
 // named by its Field, and each value is cast as the curate job casts CSV
-// values (CastString; see appendCast), straight into the column's
-// vector. It reads the input as DecodeCSV does — gzip and zstd
-// decompressed, a byte order mark skipped, CRLF, quoted fields across
-// lines, every Limit checked while reading — but keeps no map and no
-// []any per record.
+// values (Caster, with loadCaster's refusal of NUL), straight from the
+// field's bytes into the column's vector. It reads the input with
+// CSVSplitter and CSVParser — gzip and zstd decompressed, a byte order
+// mark skipped, CRLF, quoted fields across lines, every Limit checked
+// while reading — and keeps no map and no []any per record.
+//
+// Parallelism: the splitter cuts the object into chunks of whole records
+// (quote-aware, in order, in one goroutine), ReadOptions.Workers
+// goroutines parse and cast the chunks into batches of their own, and the
+// batches are handed over in input order, their record numbers counted
+// from the object's first record once the records of the chunks before
+// are known. A batch never spans two chunks, so the batches, rejects and
+// errors are the same whatever Workers is (a test holds 1 to 4). A chunk
+// in which the record limit may be passed is parsed again, in order, with
+// the count before it, so the limit stops at the same record as a serial
+// read. Memory: Workers+1 chunks (1 MiB, or one longer record) and their
+// batches.
 //
 // The empty string is NULL for every type, text included, as in curate.
 // A Required column that is empty, or absent from the header, rejects
@@ -46,141 +53,234 @@ func init() { decoders[InputCSV] = decodeCSVBatches }
 // schema.Reject whose Raw is the record as a JSON object of header →
 // string when o.Quarantine is set, and otherwise stops the object with
 // an error matching ErrRejected and wrapping a *RecordError that names
-// the record, its line and the column. Errors about the file itself
-// (quotes, field counts, encoding, limits) are *RecordError and stop the
-// object whatever the options.
+// the record, the line of the value and the column. Errors about the
+// file itself (quotes, field counts, encoding, limits) are *RecordError
+// and stop the object whatever the options; those about one whole record
+// (its field count, invalid UTF-8) name the record too.
 func decodeCSVBatches(ctx context.Context, r io.Reader, o *ReadOptions, s *sink) (Report, error) {
-	cols := o.Mapper.Columns()
-	opts := o.Mapper.Options()
-	types := o.Mapper.Schema()
-	extraCol := -1
-	for j, c := range cols {
-		switch {
-		case opts.ExtraColumn != "" && c.Name == opts.ExtraColumn:
-			extraCol = j
-		case len(c.Path) > 1:
-			return Report{}, fmt.Errorf("format: column %q takes the nested path %q, but CSV records are flat; name a header field instead", c.Name, strings.Join(c.Path, "."))
-		}
-	}
-	sc, err := newCSVScanner(r, o.Delimiter, o.Limits)
+	cl, err := newCSVLoad(r, o)
 	if err != nil {
 		return Report{}, err
 	}
+	size := o.chunkSize()
+	produce := func(send func(*csvChunk) error) error {
+		for {
+			var buf []byte
+			if size == serialBuffer {
+				buf = getReadBuf()
+			}
+			c, err := cl.split.Next(buf)
+			if err == io.EOF {
+				putReadBuf(buf)
+				return nil
+			}
+			ch := &csvChunk{chunk: c, chunkBatches: chunkBatches{rows: o.BatchRows, pool: s.pool}}
+			if err := send(ch); err != nil {
+				return err
+			}
+			if c.Err != nil {
+				return nil // the input stopped; the chunk reports why
+			}
+		}
+	}
+	work := func(ch *csvChunk) { cl.parse(ch, -1) }
 
-	// Map the header: per column the field it takes (-1: absent), and
-	// the header fields no column takes.
-	byName := make(map[string]int, len(sc.header))
-	for i, h := range sc.header {
-		byName[h] = i
+	var rep Report
+	var base int64 // records before the chunk
+	limit := cl.split.NewParser()
+	consume := func(ch *csvChunk) error {
+		if limit.NeedsBase(base, ch.records, ch.err) {
+			ch.release()
+			cl.parse(ch, base)
+		}
+		ch.renumber(base, ch.err)
+		if base == 0 && ch.records > 0 {
+			// The header's findings, at the object's first record.
+			if len(cl.missing) > 0 && cl.opts.OnMissing == MissingError {
+				ch.release()
+				return &RecordError{Line: 1, Column: cl.missing[0], Err: fmt.Errorf("the declared field is not in the header (%s); check its spelling in the spec, or set on_missing to warn", strings.Join(cl.header, ", "))}
+			}
+			for _, i := range cl.extras {
+				rep.Extra = append(rep.Extra, ExtraField{Field: cl.header[i], Record: 1, Line: ch.firstLine})
+			}
+		}
+		if err := ch.sendTo(s); err != nil {
+			return err
+		}
+		base += ch.records
+		putReadBuf(ch.chunk.Data)
+		return ch.err
 	}
-	src := make([]int, len(cols))
-	taken := make([]bool, len(sc.header))
-	var missing []string
-	for j, c := range cols {
-		src[j] = -1
-		if j == extraCol {
-			continue
-		}
-		if i, ok := byName[c.Field]; ok {
-			src[j], taken[i] = i, true
-		} else {
-			missing = append(missing, c.Field)
-		}
+	if err := ordered(ctx, o.Workers, o.Workers+1, produce, work, consume); err != nil {
+		return Report{}, err
 	}
-	var extras []int // header indexes no column takes
-	if opts.Extra != ExtraIgnore {
-		for i := range sc.header {
-			if !taken[i] {
-				extras = append(extras, i)
-			}
-		}
-	}
-
-	rep := Report{}
-	var raw, extraBuf []byte
-	for n := int64(1); ; n++ {
-		fields, line, size, err := sc.next(n)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return rep, err
-		}
-		if n == 1 {
-			if len(missing) > 0 && opts.OnMissing == MissingError {
-				return rep, &RecordError{Line: 1, Column: missing[0], Err: fmt.Errorf("the declared field is not in the header (%s); check its spelling in the spec, or set on_missing to warn", strings.Join(sc.header, ", "))}
-			}
-			for _, i := range extras {
-				rep.Extra = append(rep.Extra, ExtraField{Field: sc.header[i], Record: 1, Line: line})
-			}
-		}
-		rep.Records++
-		b, err := s.Batch()
-		if err != nil {
-			return rep, err
-		}
-		row := b.Len()
-		var bad *RecordError
-		for j := range cols {
-			v := &b.Vecs[j]
-			if j == extraCol {
-				if len(extras) == 0 {
-					v.AppendNull()
-					continue
-				}
-				extraBuf = appendCSVObject(extraBuf[:0], sc.header, fields, extras, true)
-				v.AppendText(extraBuf)
-				continue
-			}
-			i := src[j]
-			if i < 0 || fields[i] == "" {
-				if cols[j].Required {
-					what := "missing from the header"
-					if i >= 0 {
-						what = "empty (NULL)"
-					}
-					bad = &RecordError{Record: int(n), Line: line, Column: cols[j].Field, Err: fmt.Errorf("required field is %s", what)}
-					break
-				}
-				v.AppendNull()
-				continue
-			}
-			if err := appendCast(v, types[j].Type, fields[i]); err != nil {
-				at, _ := sc.cr.FieldPos(i)
-				bad = &RecordError{Record: int(n), Line: at, Column: cols[j].Field, Err: err}
-				break
-			}
-		}
-		if bad == nil && opts.Extra == ExtraError && len(extras) > 0 {
-			bad = &RecordError{Record: int(n), Line: line, Column: sc.header[extras[0]],
-				Err: errors.New("the field is not declared; declare it as a column, or set extra to ignore, warn or json")}
-		}
-		b.Bytes += size
-		if bad != nil {
-			for j := range b.Vecs {
-				b.Vecs[j].Truncate(row)
-			}
-			if !o.Quarantine {
-				return rep, &rejectError{bad}
-			}
-			raw = appendCSVObject(raw[:0], sc.header, fields, nil, false)
-			b.Rejects = append(b.Rejects, schema.Reject{N: n, Line: int64(line), Reason: rejectReason(bad, cols, types), Raw: string(raw)})
-			continue
-		}
-		b.EndRow(n, int64(line))
-	}
+	rep.Records = int(base)
 	if rep.Records > 0 {
-		rep.Missing = missing
+		rep.Missing = cl.missing
 	}
-	if extraCol >= 0 {
-		rep.ExtraColumn = cols[extraCol].Name
-	}
-	if opts.Extra == ExtraIgnore {
-		rep.Extra = nil
+	if cl.extraCol >= 0 {
+		rep.ExtraColumn = cl.cols[cl.extraCol].Name
 	}
 	return rep, nil
 }
 
+// csvLoad is what the chunks of one CSV object share: the header and how
+// it maps to the columns, decided once.
+type csvLoad struct {
+	quarantine bool
+	split      *CSVSplitter
+	cols       []Column
+	types      []schema.Column
+	opts       MapperOptions
+	header     []string
+	src        []int                                // per column: the header field it takes, -1: none
+	casts      []func(*schema.Vector, []byte) error // per column: loadCaster
+	extraCol   int                                  // the column keeping undeclared fields, or -1
+	extras     []int                                // header fields no column takes (none with extra: ignore)
+	missing    []string                             // declared fields the header lacks
+}
+
+func newCSVLoad(r io.Reader, o *ReadOptions) (*csvLoad, error) {
+	cl := &csvLoad{quarantine: o.Quarantine, cols: o.Mapper.Columns(), opts: o.Mapper.Options(), types: o.Mapper.Schema(), extraCol: -1}
+	for j, c := range cl.cols {
+		switch {
+		case cl.opts.ExtraColumn != "" && c.Name == cl.opts.ExtraColumn:
+			cl.extraCol = j
+		case len(c.Path) > 1:
+			return nil, fmt.Errorf("format: column %q takes the nested path %q, but CSV records are flat; name a header field instead", c.Name, strings.Join(c.Path, "."))
+		}
+	}
+	var err error
+	cl.split, err = NewCSVSplitter(r, CSVOptions{Delimiter: o.Delimiter, Limits: o.Limits}, o.chunkSize())
+	if err != nil {
+		return nil, err
+	}
+	cl.header = cl.split.Header()
+	byName := make(map[string]int, len(cl.header))
+	for i, h := range cl.header {
+		byName[h] = i
+	}
+	cl.src = make([]int, len(cl.cols))
+	taken := make([]bool, len(cl.header))
+	for j, c := range cl.cols {
+		cl.src[j] = -1
+		cl.casts = append(cl.casts, loadCaster(cl.types[j].Type))
+		if j == cl.extraCol {
+			continue
+		}
+		if i, ok := byName[c.Field]; ok {
+			cl.src[j], taken[i] = i, true
+		} else {
+			cl.missing = append(cl.missing, c.Field)
+		}
+	}
+	if cl.opts.Extra != ExtraIgnore {
+		for i := range cl.header {
+			if !taken[i] {
+				cl.extras = append(cl.extras, i)
+			}
+		}
+	}
+	return cl, nil
+}
+
+// csvChunk is one chunk of a CSV object and what parsing it gave.
+type csvChunk struct {
+	chunk CSVChunk
+	chunkBatches
+	records   int64 // records parsed (rows and rejects)
+	firstLine int   // the line of the first
+	err       error // what stopped the parse
+}
+
+// parse parses ch into its own batches, with record numbers counted from
+// 1 at its first record; base is the number of records before it, or -1
+// when not known yet (CSVParser.Parse).
+func (cl *csvLoad) parse(ch *csvChunk, base int64) {
+	p := cl.split.NewParser()
+	p.numbered = true
+	var n int64
+	prevEnd := 0
+	var raw, extra []byte
+	ch.records, ch.err = p.Parse(ch.chunk, base, func(line int, fields [][]byte) error {
+		n++
+		if n == 1 {
+			ch.firstLine = line
+		}
+		size := int64(p.end - prevEnd)
+		prevEnd = p.end
+		b, err := ch.Batch()
+		if err != nil {
+			return err
+		}
+		b.Bytes += size
+		bad, at := cl.record(b, fields, &extra)
+		if bad == nil {
+			b.EndRow(n, int64(line))
+			return nil
+		}
+		for j := range b.Vecs {
+			b.Vecs[j].Truncate(b.Len())
+		}
+		bad.Record, bad.Line = int(n), line
+		if at >= 0 {
+			bad.Line = fieldLine(line, fields, at)
+		}
+		if !cl.quarantine {
+			return &rejectError{bad}
+		}
+		raw = appendCSVObject(raw[:0], cl.header, fields, nil, false)
+		b.Rejects = append(b.Rejects, schema.Reject{N: n, Line: int64(line), Reason: rejectReason(bad, cl.cols, cl.types), Raw: string(raw)})
+		return nil
+	})
+	ch.dropEmpty()
+}
+
+// record appends the values of one record to b's vectors, or returns why
+// the record is rejected and the header field at fault (-1: the record),
+// leaving a partial row for the caller to truncate.
+func (cl *csvLoad) record(b *schema.Batch, fields [][]byte, extra *[]byte) (*RecordError, int) {
+	for j := range cl.cols {
+		v := &b.Vecs[j]
+		if j == cl.extraCol {
+			if len(cl.extras) == 0 {
+				v.AppendNull()
+				continue
+			}
+			*extra = appendCSVObject((*extra)[:0], cl.header, fields, cl.extras, true)
+			v.AppendText(*extra)
+			continue
+		}
+		i := cl.src[j]
+		if i < 0 || len(fields[i]) == 0 {
+			if cl.cols[j].Required {
+				what := "missing from the header"
+				if i >= 0 {
+					what = "empty (NULL)"
+				}
+				return &RecordError{Column: cl.cols[j].Field, Err: fmt.Errorf("required field is %s", what)}, -1
+			}
+			v.AppendNull()
+			continue
+		}
+		if err := cl.casts[j](v, fields[i]); err != nil {
+			return &RecordError{Column: cl.cols[j].Field, Err: err}, i
+		}
+	}
+	if cl.opts.Extra == ExtraError && len(cl.extras) > 0 {
+		return &RecordError{Column: cl.header[cl.extras[0]], Err: errors.New("the field is not declared; declare it as a column, or set extra to ignore, warn or json")}, -1
+	}
+	return nil, -1
+}
+
+// fieldLine is the line where field i of a record starting on line
+// starts: quoted fields before it may span lines.
+func fieldLine(line int, fields [][]byte, i int) int {
+	for _, f := range fields[:i] {
+		line += bytes.Count(f, newline)
+	}
+	return line
+}
 
 // rejectReason is a schema.Reject's Reason for re: the column, its type
 // and what is wrong, e.g. `column id (bigint): want bigint, got "x"`.
@@ -199,18 +299,18 @@ func rejectReason(re *RecordError, cols []Column, types []schema.Column) string 
 // appendCSVObject appends a JSON object of header[i] → fields[i] for the
 // indexes idx (all fields when idx is nil); with emptyNull an empty value
 // is null, otherwise "".
-func appendCSVObject(dst []byte, header, fields []string, idx []int, emptyNull bool) []byte {
+func appendCSVObject(dst []byte, header []string, fields [][]byte, idx []int, emptyNull bool) []byte {
 	dst = append(dst, '{')
 	put := func(k int, i int) {
 		if k > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONText(dst, header[i])
+		dst = appendJSONString(dst, header[i])
 		dst = append(dst, ':')
-		if emptyNull && fields[i] == "" {
+		if emptyNull && len(fields[i]) == 0 {
 			dst = append(dst, "null"...)
 		} else {
-			dst = appendJSONText(dst, fields[i])
+			dst = appendJSONString(dst, view(fields[i]))
 		}
 	}
 	if idx == nil {
@@ -223,269 +323,4 @@ func appendCSVObject(dst []byte, header, fields []string, idx []int, emptyNull b
 		}
 	}
 	return append(dst, '}')
-}
-
-// appendJSONText appends s, valid UTF-8, as a JSON string: quotes,
-// backslashes and control characters escaped, nothing else (no HTML
-// escaping, as the mapper's json casts).
-func appendJSONText(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-// appendCast casts the CSV value s (not empty) to t and appends it to v,
-// with CastString's rules and messages, without boxing the value.
-// Unlike CastString it also refuses a NUL character in text and json
-// (PostgreSQL cannot store one; the mapper refuses it too).
-func appendCast(v *schema.Vector, t schema.Type, s string) error {
-	switch t {
-	case schema.Text:
-		if strings.IndexByte(s, 0) >= 0 {
-			return fmt.Errorf("text %w", errNULChar)
-		}
-		v.AppendString(s)
-	case schema.Integer, schema.BigInt:
-		bits := 64
-		if t == schema.Integer {
-			bits = 32
-		}
-		n, err := strconv.ParseInt(s, 10, bits)
-		if err != nil {
-			return castFailed(t, s, err)
-		}
-		v.AppendInt(n)
-	case schema.Real, schema.Double:
-		bits := 64
-		if t == schema.Real {
-			bits = 32
-		}
-		f, err := strconv.ParseFloat(s, bits)
-		if err == nil && (math.IsInf(f, 0) || math.IsNaN(f)) {
-			err = errInfinite
-		}
-		if err != nil {
-			return castFailed(t, s, err)
-		}
-		v.AppendFloat(f)
-	case schema.Boolean:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return castFailed(t, s, nil)
-		}
-		v.AppendBool(b)
-	case schema.Date:
-		d, err := time.Parse(time.DateOnly, s)
-		if err != nil {
-			return fmt.Errorf("want date (YYYY-MM-DD), got %s", quoteValue(s))
-		}
-		v.AppendTime(d)
-	case schema.Timestamp:
-		ts, ok := parseTimestamp(s)
-		if !ok {
-			return fmt.Errorf("want timestamp (RFC 3339, e.g. 2006-01-02T15:04:05Z), got %s", quoteValue(s))
-		}
-		v.AppendTime(ts)
-	case schema.JSON:
-		if !json.Valid([]byte(s)) {
-			return fmt.Errorf("want json, got %s (not valid JSON)", quoteValue(s))
-		}
-		if strings.Contains(s, `\u0000`) {
-			return fmt.Errorf("json %w", errNULChar)
-		}
-		v.AppendString(s)
-	default:
-		return fmt.Errorf("unknown column type %q", t)
-	}
-	return nil
-}
-
-// errNULChar refuses NUL characters in text and json values, as the
-// mapper does: PostgreSQL cannot store them.
-var errNULChar = errors.New("contains a NUL character (\\u0000), which PostgreSQL cannot store")
-
-// errInfinite refuses NaN and infinities, as CastString does.
-var errInfinite = errors.New("not finite")
-
-// timestampLayouts are the zone-less layouts CastString reads as UTC.
-var timestampLayouts = []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"}
-
-// parseTimestamp parses a timestamp as CastString does: RFC 3339, or a
-// zone-less layout read as UTC.
-func parseTimestamp(s string) (time.Time, bool) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), true
-	}
-	for _, layout := range timestampLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, true
-		}
-	}
-	return time.Time{}, false
-}
-
-// castFailed is CastString's message for a value s that is not a t; err
-// adds "out of range" or "not finite" when that is the reason.
-func castFailed(t schema.Type, s string, err error) error {
-	switch {
-	case errors.Is(err, strconv.ErrRange):
-		return fmt.Errorf("want %s, got %s (out of range)", t, quoteValue(s))
-	case errors.Is(err, errInfinite):
-		return fmt.Errorf("want %s, got %s (not finite)", t, quoteValue(s))
-	}
-	return fmt.Errorf("want %s, got %s", t, quoteValue(s))
-}
-
-// quoteValue quotes a value for a message, cut to 40 characters.
-func quoteValue(s string) string {
-	const limit = 40
-	n := 0
-	for i := range s {
-		if n == limit {
-			return strconv.Quote(s[:i] + "…")
-		}
-		n++
-	}
-	return strconv.Quote(s)
-}
-
-// csvScanner reads a CSV object's header and then its records with
-// encoding/csv, checking every Limit and locating every error by line,
-// as DecodeCSV does.
-type csvScanner struct {
-	cr     *csv.Reader
-	rl     *recordLimitReader
-	lim    Limits
-	header []string
-	end    int64 // input offset where the last record ended
-	// The line of the last record's last field and that field (which may
-	// span lines), for locating a record that fails before encoding/csv
-	// returns it.
-	lastLine  int
-	lastField string
-}
-
-// newCSVScanner opens r (gzip, zstd, byte order mark) and reads and
-// checks the header row.
-func newCSVScanner(r io.Reader, delim rune, limits Limits) (*csvScanner, error) {
-	if delim == 0 {
-		delim = ','
-	}
-	if delim == '"' || delim == '\r' || delim == '\n' || delim == utf8.RuneError || !utf8.ValidRune(delim) {
-		return nil, fmt.Errorf("format: invalid CSV delimiter %q", delim)
-	}
-	lim, err := limits.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	in, _, err := openInput(r, lim.MaxObjectBytes)
-	if err != nil {
-		return nil, err
-	}
-	sc := &csvScanner{lim: lim, rl: &recordLimitReader{r: in, max: lim.MaxRecordBytes + csvReadSlack}}
-	sc.cr = csv.NewReader(sc.rl)
-	sc.cr.Comma = delim
-	sc.cr.FieldsPerRecord = -1 // checked in next, with a clearer message
-	sc.cr.ReuseRecord = true
-	head, err := sc.cr.Read()
-	if err == io.EOF {
-		return nil, &RecordError{Err: errors.New("empty file: no header row")}
-	}
-	if err != nil {
-		return nil, sc.readErr(err)
-	}
-	if err := sc.checkLimits(head, nil); err != nil {
-		return nil, err
-	}
-	if sc.header, err = checkHeader(sc.cr, head); err != nil {
-		return nil, err
-	}
-	return sc, nil
-}
-
-// next returns record n (1: the first after the header): its fields
-// (valid until the next call), the line where it starts and the bytes it
-// took; io.EOF after the last.
-func (sc *csvScanner) next(n int64) (fields []string, line int, size int64, err error) {
-	fields, err = sc.cr.Read()
-	if err == io.EOF {
-		return nil, 0, 0, io.EOF
-	}
-	if err != nil {
-		return nil, 0, 0, sc.readErr(err)
-	}
-	line, _ = sc.cr.FieldPos(0)
-	if n > sc.lim.MaxRecords {
-		return nil, 0, 0, &RecordError{Line: line, Err: &LimitError{Key: KeyMaxRecords, Limit: sc.lim.MaxRecords}}
-	}
-	prev := sc.end
-	if err := sc.checkLimits(fields, sc.header); err != nil {
-		return nil, 0, 0, err
-	}
-	if len(fields) != len(sc.header) {
-		return nil, 0, 0, &RecordError{Record: int(n), Line: line, Err: fmt.Errorf("%s, header has %d", plural(len(fields), "field"), len(sc.header))}
-	}
-	for i, v := range fields {
-		if !utf8.ValidString(v) {
-			at, _ := sc.cr.FieldPos(i)
-			return nil, 0, 0, &RecordError{Record: int(n), Line: at, Column: sc.header[i], Err: errors.New("not valid UTF-8; convert the file to UTF-8")}
-		}
-	}
-	return fields, line, sc.end - prev, nil
-}
-
-// checkLimits checks the record encoding/csv just returned and moves the
-// record limit's mark past it.
-func (sc *csvScanner) checkLimits(fields, names []string) error {
-	line, _ := sc.cr.FieldPos(0)
-	prev, end := sc.end, sc.cr.InputOffset()
-	if end-prev > sc.lim.MaxRecordBytes {
-		return &RecordError{Line: line, Err: &LimitError{Key: KeyMaxRecordBytes, Limit: sc.lim.MaxRecordBytes}}
-	}
-	for i, v := range fields {
-		if int64(len(v)) > sc.lim.MaxFieldBytes {
-			at, _ := sc.cr.FieldPos(i)
-			col := ""
-			if i < len(names) {
-				col = names[i]
-			}
-			return &RecordError{Line: at, Column: col, Err: &LimitError{Key: KeyMaxFieldBytes, Limit: sc.lim.MaxFieldBytes}}
-		}
-	}
-	sc.end, sc.rl.mark = end, end
-	sc.lastLine, _ = sc.cr.FieldPos(len(fields) - 1)
-	sc.lastField = fields[len(fields)-1]
-	return nil
-}
-
-// readErr turns an error of encoding/csv or of the input into a
-// *RecordError.
-func (sc *csvScanner) readErr(err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return csvErr(err)
-	}
-	return &RecordError{Line: sc.lastLine + strings.Count(sc.lastField, "\n") + 1, Err: err}
 }

@@ -12,11 +12,22 @@ import (
 	"unsafe"
 )
 
-// CSVSplitter cuts a CSV object into chunks of whole records, so that the
-// chunks can be parsed in parallel (CSVParser) while the object is read
-// once, in order. It reads and checks the header exactly as DecodeCSV
-// does, and a CSVParser gives the same records, lines and errors as
-// DecodeCSV (a fuzz test compares them).
+// CSVSplitter cuts a CSV object (a header row, then records; RFC 4180:
+// quoted fields may hold delimiters, doubled quotes and newlines) into
+// chunks of whole records, so that the chunks can be parsed in parallel
+// (CSVParser) while the object is read once, in order. The CSV load
+// (decodeCSVBatches) and the curate job read CSV through it. Input that
+// starts with the gzip or zstd magic bytes is decompressed first; a UTF-8
+// byte order mark is skipped; CRLF line ends, blank lines and a missing
+// final newline are fine.
+//
+// Records, lines and errors are encoding/csv's, checked as a loader needs
+// them: errors about the data are *RecordError with Line (and Column
+// where one value is at fault) — an empty file, empty or duplicate header
+// names, a row whose field count differs from the header's, a bare or
+// unbalanced quote, invalid UTF-8, a broken limit. An invalid delimiter is
+// a plain error. Tests hold the fast parser, on chunks of any size, to
+// encoding/csv on the whole object (CSVParser's exact path).
 //
 // # Where a chunk may end
 //
@@ -33,20 +44,25 @@ import (
 // holds that quote starts at a true boundary, so its parser reports the
 // quote exactly where encoding/csv does. Blank lines at the end of a block
 // go to the next chunk, so a record's size and an error's line are counted
-// from the end of the record before, as DecodeCSV counts them.
+// from the end of the record before, as encoding/csv counts them on the
+// whole object.
 //
 // The second pass, CSVParser.Parse, parses each chunk on its own. A chunk
 // whose records are all valid is parsed by a hand-written parser that
 // aliases its fields in the chunk (no copies, no allocations); a chunk with
 // any problem — a syntax error, a ragged row, invalid UTF-8, a limit, a
-// read error — is parsed again with encoding/csv and DecodeCSV's checks,
-// which locate the first error exactly as DecodeCSV does.
+// read error — is parsed again with encoding/csv and the same checks,
+// which locate the first error exactly.
 //
-// Limits are checked as in DecodeCSV: the object stream is bounded by
-// MaxObjectBytes, a record that does not end within MaxRecordBytes (plus
-// DecodeCSV's read slack) stops the splitter with a *LimitError, so a
-// chunk holds at most one oversized record's worth of bytes, and
-// CSVParser checks the record and field sizes and the record count.
+// Limits: the object stream is bounded by MaxObjectBytes; a record that
+// does not end within MaxRecordBytes (plus the read slack of encoding/csv)
+// stops the splitter with a *LimitError, so a chunk holds at most one
+// oversized record's worth of bytes; CSVParser checks the record and field
+// sizes and the record count. The
+// header counts as a record for MaxRecordBytes and MaxFieldBytes, not
+// for MaxRecords. A 1 GiB field is refused after about MaxRecordBytes of
+// it, with a *RecordError (Line: where the record starts; Column: for
+// MaxFieldBytes) wrapping a *LimitError that names the spec key.
 type CSVSplitter struct {
 	src    io.Reader // decompressed and bounded
 	delim  rune
@@ -58,6 +74,22 @@ type CSVSplitter struct {
 	line   int    // line of tail[0]
 	srcErr error  // the first error of src (io.EOF at its end)
 	done   bool
+}
+
+// CSVOptions configures NewCSVSplitter. The zero value reads
+// comma-separated values.
+type CSVOptions struct {
+	// Delimiter separates fields; 0 means ','.
+	Delimiter rune
+	// OnHeader, if set, is called once with the header row (in file
+	// order; the slice is the caller's to keep) after the header checks
+	// pass and before any record, so a file with no rows still shows its
+	// header. An error from it stops decoding and is returned unchanged.
+	OnHeader func(header []string) error
+	// Limits bound the object; the zero value means the defaults. The
+	// header row counts as a record for MaxRecordBytes and
+	// MaxFieldBytes, not for MaxRecords.
+	Limits Limits
 }
 
 // DefaultCSVChunkBytes is the chunk size NewCSVSplitter uses for 0.
@@ -72,15 +104,15 @@ type CSVChunk struct {
 	Line int
 	// Err is what stopped the input right after Data (a read failure or a
 	// limit), nil when the input went on or ended normally. Parse reports
-	// it, located like DecodeCSV locates it, after the records before it.
+	// it, located by line, after the records before it.
 	Err error
 }
 
-// NewCSVSplitter reads r's header row (gzip input is decompressed and a
-// byte order mark skipped, as by DecodeCSV), checks it, calls
-// opts.OnHeader and returns a splitter for the records after it. chunk is
-// the target chunk size in bytes (0: DefaultCSVChunkBytes); a chunk grows
-// past it only to hold one longer record. Header errors are DecodeCSV's.
+// NewCSVSplitter reads r's header row (gzip and zstd input decompressed, a
+// byte order mark skipped), checks it, calls opts.OnHeader and returns a
+// splitter for the records after it. chunk is the target chunk size in
+// bytes (0: DefaultCSVChunkBytes); a chunk grows past it only to hold one
+// longer record.
 func NewCSVSplitter(r io.Reader, opts CSVOptions, chunk int) (*CSVSplitter, error) {
 	delim := opts.Delimiter
 	if delim == 0 {
@@ -102,8 +134,8 @@ func NewCSVSplitter(r io.Reader, opts CSVOptions, chunk int) (*CSVSplitter, erro
 	}
 	s := &CSVSplitter{src: src, delim: delim, lim: lim, size: chunk}
 
-	// The header goes through encoding/csv exactly as in DecodeCSV; tee
-	// keeps what it read past the header for the first chunk.
+	// The header goes through encoding/csv, bounded by recordLimitReader;
+	// tee keeps what it read past the header for the first chunk.
 	tee := &teeReader{r: src}
 	rl := &recordLimitReader{r: tee, max: lim.MaxRecordBytes + csvReadSlack}
 	cr := csv.NewReader(rl)
@@ -171,9 +203,11 @@ func (s *CSVSplitter) Next(buf []byte) (CSVChunk, error) {
 	target := s.size
 	maxRec := int(min(s.lim.MaxRecordBytes+csvReadSlack, int64(^uint(0)>>2)))
 	buf = append(buf[:0], s.tail...)
+	// Each read adds at least step bytes (tests cut chunks of a few).
+	step := min(s.size, 4096)
 	for {
-		if target < len(buf)+4096 {
-			target = len(buf) + 4096
+		if target < len(buf)+step {
+			target = len(buf) + step
 		}
 		if cap(buf) < target {
 			buf = append(make([]byte, 0, target), buf...)
@@ -269,6 +303,14 @@ type CSVParser struct {
 	fields  [][]byte
 	scratch []byte
 	strs    [][]byte
+
+	// end is the offset in the chunk just past the record being
+	// delivered (its line end), for the caller to count its bytes.
+	end int
+	// numbered sets Record, counted from 1 at the chunk's first record,
+	// on the errors about one whole record (its field count, invalid
+	// UTF-8), for a caller that renumbers them (the CSV load).
+	numbered bool
 }
 
 // Parse calls fn for each record of c, in order, with the line where the
@@ -279,8 +321,8 @@ type CSVParser struct {
 // and parses a chunk again with its base where NeedsBase says so. Parse
 // returns the number of records it delivered.
 //
-// Errors are those DecodeCSV returns at the same place, and an error of fn
-// is returned unchanged. fn is called once per record: when a chunk is not
+// Errors are located by line (see CSVSplitter), and an error of fn is
+// returned unchanged. fn is called once per record: when a chunk is not
 // plainly valid it is parsed a second time from its start, to locate the
 // first error exactly, and fn only sees the records it has not seen yet.
 func (p *CSVParser) Parse(c CSVChunk, base int64, fn func(line int, fields [][]byte) error) (int64, error) {
@@ -446,6 +488,7 @@ func (p *CSVParser) fast(c CSVChunk, base int64, fn func(int, [][]byte) error) (
 		}
 		n++
 		prevEnd = pos
+		p.end = pos
 		if err := fn(recLine, fields); err != nil {
 			return n, true, err
 		}
@@ -470,9 +513,10 @@ func (p *CSVParser) unescape(b []byte) []byte {
 	return p.scratch[start:len(p.scratch):len(p.scratch)]
 }
 
-// exact parses c with encoding/csv and DecodeCSV's checks, so that errors
-// are located exactly as DecodeCSV locates them; fn is not called for the
-// first skip records (the fast pass delivered them).
+// exact parses c with encoding/csv and the checks of every record, so
+// that errors are located exactly (the fast pass only sees that there is
+// one); fn is not called for the first skip records (the fast pass
+// delivered them).
 func (p *CSVParser) exact(c CSVChunk, base, skip int64, fn func(int, [][]byte) error) (int64, error) {
 	var src io.Reader = bytes.NewReader(c.Data)
 	if c.Err != nil {
@@ -513,27 +557,32 @@ func (p *CSVParser) exact(c CSVChunk, base, skip int64, fn func(int, [][]byte) e
 		lastLine, _ = cr.FieldPos(len(fields) - 1)
 		lastLine += off
 		lastField = fields[len(fields)-1]
+		rec := 0
+		if p.numbered {
+			rec = int(n)
+		}
 		if len(fields) != len(p.header) {
-			return n - 1, &RecordError{Line: line, Err: fmt.Errorf("%s, header has %d", plural(len(fields), "field"), len(p.header))}
+			return n - 1, &RecordError{Record: rec, Line: line, Err: fmt.Errorf("%s, header has %d", plural(len(fields), "field"), len(p.header))}
 		}
 		p.strs = p.strs[:0]
 		for i, v := range fields {
 			if !utf8.ValidString(v) {
 				at, _ := cr.FieldPos(i)
-				return n - 1, &RecordError{Line: at + off, Column: p.header[i], Err: errors.New("not valid UTF-8; convert the file to UTF-8")}
+				return n - 1, &RecordError{Record: rec, Line: at + off, Column: p.header[i], Err: errors.New("not valid UTF-8; convert the file to UTF-8")}
 			}
 			p.strs = append(p.strs, unsafe.Slice(unsafe.StringData(v), len(v)))
 		}
 		if n <= skip {
 			continue
 		}
+		p.end = int(end)
 		if err := fn(line, p.strs); err != nil {
 			return n, err
 		}
 	}
 }
 
-// checkRecordLimits is DecodeCSV's check of the record cr just returned,
+// checkRecordLimits checks the sizes of the record cr just returned,
 // which ends at input offset end (prev: where the one before ended); off
 // is added to cr's line numbers.
 func checkRecordLimits(cr *csv.Reader, lim Limits, fields, names []string, prev, end int64, off int) error {
@@ -558,3 +607,78 @@ func checkRecordLimits(cr *csv.Reader, lim Limits, fields, names []string, prev,
 type failReader struct{ err error }
 
 func (f *failReader) Read([]byte) (int, error) { return 0, f.err }
+
+// csvReadSlack is how far encoding/csv may read ahead of the record it
+// has returned: its bufio.Reader's buffer (4 KiB), with room to spare.
+const csvReadSlack = 64 << 10
+
+// recordLimitReader feeds encoding/csv, which gathers a whole record in
+// memory, and fails with a *LimitError for KeyMaxRecordBytes once it
+// would return more than max bytes past mark, the input offset where the
+// last complete record ended. So a record far longer than the limit (a
+// 1 GiB field) is refused after about max bytes, not held.
+type recordLimitReader struct {
+	r    io.Reader
+	n    int64 // bytes returned so far
+	mark int64
+	max  int64
+}
+
+func (l *recordLimitReader) Read(p []byte) (int, error) {
+	rem := l.mark + l.max - l.n
+	if rem <= 0 {
+		return 0, &LimitError{Key: KeyMaxRecordBytes, Limit: l.max - csvReadSlack}
+	}
+	if int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	return n, err
+}
+
+// checkHeader copies the header row and checks its names.
+func checkHeader(cr *csv.Reader, head []string) ([]string, error) {
+	header := make([]string, len(head))
+	seen := make(map[string]int, len(head))
+	for i, name := range head {
+		line, _ := cr.FieldPos(i)
+		switch j, dup := seen[name]; {
+		case !utf8.ValidString(name):
+			return nil, &RecordError{Line: line, Err: fmt.Errorf("header field %d is not valid UTF-8; convert the file to UTF-8", i+1)}
+		case strings.TrimSpace(name) == "":
+			return nil, &RecordError{Line: line, Err: fmt.Errorf("header field %d has an empty name; every column needs a name", i+1)}
+		case dup:
+			return nil, &RecordError{Line: line, Column: name, Err: fmt.Errorf("duplicate header name (fields %d and %d)", j+1, i+1)}
+		}
+		seen[name] = i
+		header[i] = name
+	}
+	return header, nil
+}
+
+// csvErr turns an encoding/csv error into a *RecordError.
+func csvErr(err error) error {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return &RecordError{Err: err}
+	}
+	switch {
+	case errors.Is(pe.Err, csv.ErrBareQuote):
+		return &RecordError{Line: pe.Line, Err: fmt.Errorf(`bare " in an unquoted field (character %d); quote the whole field and double the quotes inside it`, pe.Column)}
+	case errors.Is(pe.Err, csv.ErrQuote):
+		where := ""
+		if pe.StartLine != pe.Line {
+			where = fmt.Sprintf("; the record starts on line %d", pe.StartLine)
+		}
+		return &RecordError{Line: pe.Line, Err: fmt.Errorf(`extraneous or missing " in a quoted field (character %d)%s; a quoted field must close with " right before a delimiter or line end`, pe.Column, where)}
+	}
+	return &RecordError{Line: pe.Line, Err: pe.Err}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -2,40 +2,68 @@ package format
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
-// csvRun is what a decoder made of an input: the records (line and fields
-// in header order) and the error.
+// csvRun is what a parse made of an input: the header, the records and
+// the error.
 type csvRun struct {
 	header []string
-	recs   []string
+	recs   []csvRec
 	err    string
+	errv   error // viaSplitter's
+}
+
+type csvRec struct {
+	line   int
+	fields []string
 }
 
 func (r csvRun) String() string {
-	return fmt.Sprintf("header %q\nrecords %q\nerror %s", r.header, r.recs, r.err)
+	var b strings.Builder
+	fmt.Fprintf(&b, "header %q\n", r.header)
+	for _, rec := range r.recs {
+		fmt.Fprintf(&b, "%d:%q\n", rec.line, rec.fields)
+	}
+	fmt.Fprintf(&b, "error %s", r.err)
+	return b.String()
 }
 
-func recString(line int, fields []string) string {
-	return fmt.Sprintf("%d:%q", line, fields)
-}
-
-// viaDecodeCSV is the reference: DecodeCSV.
-func viaDecodeCSV(data []byte, opts CSVOptions) csvRun {
+// viaExact is the reference: encoding/csv and the checks of every record
+// (CSVParser's exact path) on the whole object as one chunk.
+func viaExact(data []byte, opts CSVOptions) csvRun {
 	var r csvRun
 	opts.OnHeader = func(h []string) error { r.header = h; return nil }
-	err := DecodeCSV(bytes.NewReader(data), opts, func(rec Record) error {
-		fields := make([]string, len(r.header))
-		for i, h := range r.header {
-			fields[i] = rec.Fields[h].(string)
+	s, err := NewCSVSplitter(bytes.NewReader(data), opts, len(data)+1)
+	if err != nil {
+		r.err = err.Error()
+		return r
+	}
+	// The chunks, joined: every record after the header, as read.
+	var all CSVChunk
+	for i := 0; ; i++ {
+		c, err := s.Next(nil)
+		if err == io.EOF {
+			break
 		}
-		r.recs = append(r.recs, recString(rec.Line, fields))
+		if i == 0 {
+			all.Line = c.Line
+		}
+		all.Data, all.Err = append(all.Data, c.Data...), c.Err
+	}
+	_, err = s.NewParser().exact(all, 0, 0, func(line int, fields [][]byte) error {
+		rec := csvRec{line: line}
+		for _, f := range fields {
+			rec.fields = append(rec.fields, string(f))
+		}
+		r.recs = append(r.recs, rec)
 		return nil
 	})
 	if err != nil {
@@ -52,7 +80,11 @@ func viaSplitter(t *testing.T, data []byte, opts CSVOptions, chunk int) csvRun {
 	opts.OnHeader = func(h []string) error { r.header = h; return nil }
 	s, err := NewCSVSplitter(bytes.NewReader(data), opts, chunk)
 	if err != nil {
-		r.err = err.Error()
+		var re *RecordError
+		if !errors.As(err, &re) {
+			t.Fatalf("header error %T, not a *RecordError: %v", err, err)
+		}
+		r.err, r.errv = err.Error(), err
 		return r
 	}
 	p := s.NewParser()
@@ -69,18 +101,24 @@ func viaSplitter(t *testing.T, data []byte, opts CSVOptions, chunk int) csvRun {
 		if len(c.Data) > 2*chunk+4096+int(p.lim.MaxRecordBytes)+csvReadSlack {
 			t.Fatalf("a chunk of %d bytes for a target of %d", len(c.Data), chunk)
 		}
-		var got []string
+		var got []csvRec
 		lastLine := 0
 		collect := func(line int, fields [][]byte) error {
 			if line <= lastLine {
 				t.Fatalf("a record at line %d after one at line %d: Parse delivered a record twice", line, lastLine)
 			}
 			lastLine = line
-			fs := make([]string, len(fields))
-			for i, f := range fields {
-				fs[i] = string(f)
+			rec := csvRec{line: line}
+			for _, f := range fields {
+				if !utf8.Valid(f) {
+					t.Fatalf("line %d: field %q is not valid UTF-8", line, f)
+				}
+				rec.fields = append(rec.fields, string(f))
 			}
-			got = append(got, recString(line, fs))
+			if len(rec.fields) != len(r.header) {
+				t.Fatalf("line %d: %d fields, header has %d", line, len(rec.fields), len(r.header))
+			}
+			got = append(got, rec)
 			return nil
 		}
 		n, err := p.Parse(c, -1, collect)
@@ -94,14 +132,18 @@ func viaSplitter(t *testing.T, data []byte, opts CSVOptions, chunk int) csvRun {
 		r.recs = append(r.recs, got...)
 		base += n
 		if err != nil {
-			r.err = err.Error()
+			var re *RecordError
+			if !errors.As(err, &re) {
+				t.Fatalf("error %T, not a *RecordError: %v", err, err)
+			}
+			r.err, r.errv = err.Error(), err
 			return r
 		}
 		buf = c.Data
 	}
 }
 
-func TestCSVSplitterGivesDecodeCSVsRecordsAndErrors(t *testing.T) {
+func TestCSVSplitterGivesEncodingCSVsRecordsAndErrors(t *testing.T) {
 	hydro, err := os.ReadFile("testdata/hydropower-consumption.csv")
 	if err != nil {
 		t.Fatal(err)
@@ -147,11 +189,11 @@ func TestCSVSplitterGivesDecodeCSVsRecordsAndErrors(t *testing.T) {
 				}
 				for _, lim := range []Limits{{}, {MaxObjectBytes: 300, MaxRecordBytes: 60, MaxFieldBytes: 12, MaxRecords: 3}} {
 					opts := CSVOptions{Delimiter: delim, Limits: lim}
-					want := viaDecodeCSV(data, opts)
+					want := viaExact(data, opts)
 					for _, chunk := range []int{1, 7, 64, 1 << 20} {
 						got := viaSplitter(t, data, opts, chunk)
 						if got.String() != want.String() {
-							t.Fatalf("delimiter %q, limits %+v, chunks of %d bytes:\nsplitter:\n%s\nDecodeCSV:\n%s", delim, lim, chunk, got, want)
+							t.Fatalf("delimiter %q, limits %+v, chunks of %d bytes:\nsplitter:\n%s\nencoding/csv:\n%s", delim, lim, chunk, got, want)
 						}
 					}
 				}
@@ -239,7 +281,12 @@ func (endless) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func FuzzCSVSplitterMatchesDecodeCSV(f *testing.F) {
+// FuzzCSVSplitterMatchesEncodingCSV checks that splitting and parsing
+// never panic, that errors are *RecordError, that every record has the
+// header's width in valid UTF-8, that chunks of any size give what
+// encoding/csv gives on the whole object, and that small limits stop the
+// parse with a *LimitError no later than it stops without them.
+func FuzzCSVSplitterMatchesEncodingCSV(f *testing.F) {
 	hydro, err := os.ReadFile("testdata/hydropower-consumption.csv")
 	if err != nil {
 		f.Fatal(err)
@@ -255,18 +302,26 @@ func FuzzCSVSplitterMatchesDecodeCSV(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, d, chunk uint8) {
 		for _, lim := range []Limits{{}, {MaxObjectBytes: 300, MaxRecordBytes: 60, MaxFieldBytes: 12, MaxRecords: 3}} {
 			opts := CSVOptions{Delimiter: delims[int(d)%len(delims)], Limits: lim}
-			want := viaDecodeCSV(data, opts)
+			want := viaExact(data, opts)
 			got := viaSplitter(t, data, opts, int(chunk)+1)
 			if got.String() != want.String() {
-				t.Fatalf("limits %+v, chunks of %d bytes:\nsplitter:\n%s\nDecodeCSV:\n%s", lim, int(chunk)+1, got, want)
+				t.Fatalf("limits %+v, chunks of %d bytes:\nsplitter:\n%s\nencoding/csv:\n%s", lim, int(chunk)+1, got, want)
 			}
 		}
+		opts := CSVOptions{Delimiter: delims[int(d)%len(delims)]}
+		run := viaSplitter(t, data, opts, int(chunk)+1)
+		checkSmallLimits(t, data, len(run.recs), run.errv, func(lim *Limits) (int, error) {
+			o := opts
+			o.Limits = *lim
+			r := viaSplitter(t, data, o, int(chunk)+1)
+			return len(r.recs), r.errv
+		})
 	})
 }
 
 // BenchmarkCSVSplitter measures splitting and parsing the hydropower file
-// ×50 (208,800 rows) on one goroutine, against DecodeCSV on the same bytes
-// in the same run.
+// ×50 (208,800 rows) on one goroutine, against encoding/csv reading the
+// same bytes in the same run.
 //
 //	go test -run '^$' -bench CSVSplitter -benchmem ./format/
 func BenchmarkCSVSplitter(b *testing.B) {
@@ -278,13 +333,25 @@ func BenchmarkCSVSplitter(b *testing.B) {
 	body := append(bytes.TrimRight(hydro[nl+1:], "\n"), '\n')
 	in := append(bytes.Clone(hydro[:nl+1]), bytes.Repeat(body, 50)...)
 	const want = 4176 * 50
-	b.Run("DecodeCSV", func(b *testing.B) {
+	b.Run("encoding-csv", func(b *testing.B) {
 		b.SetBytes(int64(len(in)))
 		b.ReportAllocs()
 		for b.Loop() {
-			n := 0
-			if err := DecodeCSV(bytes.NewReader(in), CSVOptions{}, func(Record) error { n++; return nil }); err != nil || n != want {
-				b.Fatalf("%d records, %v", n, err)
+			cr := csv.NewReader(bytes.NewReader(in))
+			cr.ReuseRecord = true
+			n := -1 // the header
+			for {
+				_, err := cr.Read()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			if n != want {
+				b.Fatalf("%d records", n)
 			}
 		}
 	})
@@ -315,4 +382,86 @@ func BenchmarkCSVSplitter(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestCSVSplitterShowsTheHeaderOnceBeforeAnyRecord(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+		recs int
+	}{
+		{"with rows", []byte("b,a\n1,2\n3,4\n"), "[b a]", 2},
+		{"header only", []byte("b,a\n"), "[b a]", 0},
+		{"gzip and byte order mark, header only", gzipBytes(t, []byte("\ufeffb,a\r\n")), "[b a]", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var events []string
+			opts := CSVOptions{OnHeader: func(h []string) error {
+				events = append(events, fmt.Sprint(h))
+				h[0] = "changed" // the slice is the caller's; the splitter must not see this
+				return nil
+			}}
+			s, err := NewCSVSplitter(bytes.NewReader(tt.in), opts, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(events) != 1 || events[0] != tt.want || fmt.Sprint(s.Header()) != tt.want {
+				t.Fatalf("OnHeader calls = %q, header %q; want one with %s", events, s.Header(), tt.want)
+			}
+			var recs []string
+			for {
+				c, err := s.Next(nil)
+				if err == io.EOF {
+					break
+				}
+				if _, err := s.NewParser().Parse(c, 0, func(_ int, f [][]byte) error { recs = append(recs, fmt.Sprintf("%s", f)); return nil }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(recs) != tt.recs || (tt.recs > 0 && recs[0] != "[1 2]") {
+				t.Fatalf("records %q, want %d, the first [1 2]", recs, tt.recs)
+			}
+		})
+	}
+}
+
+func TestCSVSplitterStopsWithTheErrorReturnedByOnHeader(t *testing.T) {
+	stop := errors.New("stop")
+	if _, err := NewCSVSplitter(strings.NewReader("a\n1\n2\n"), CSVOptions{OnHeader: func([]string) error { return stop }}, 0); err != stop {
+		t.Errorf("err = %v, want the OnHeader error unchanged", err)
+	}
+}
+
+func TestCSVSplitterDoesNotShowABadHeader(t *testing.T) {
+	for _, in := range []string{"", "a,a\n1,2\n", "a,,b\n"} {
+		called := false
+		_, err := NewCSVSplitter(strings.NewReader(in), CSVOptions{OnHeader: func([]string) error { called = true; return nil }}, 0)
+		var re *RecordError
+		if !errors.As(err, &re) || called {
+			t.Errorf("%q: err = %v, OnHeader called = %v; want a *RecordError and no call", in, err, called)
+		}
+	}
+}
+
+func TestCSVParserStopsWithTheErrorReturnedByFn(t *testing.T) {
+	stop := errors.New("stop")
+	for _, in := range []string{"a\n1\n2\n3\n", "a\n1\n2\n3\n\"x\"y\n"} { // plainly valid, and not
+		s, err := NewCSVSplitter(strings.NewReader(in), CSVOptions{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := s.Next(nil)
+		calls := 0
+		n, err := s.NewParser().Parse(c, 0, func(int, [][]byte) error {
+			if calls++; calls == 2 {
+				return stop
+			}
+			return nil
+		})
+		if err != stop || n != 2 || calls != 2 {
+			t.Errorf("%q: err = %v after %d records (%d calls), want the fn error unchanged after 2", in, err, n, calls)
+		}
+	}
 }

@@ -15,8 +15,9 @@ import (
 type RecordError struct {
 	// Record is the 1-based record number (JSON: element of the array or
 	// object of the stream; CSV: data row, 1 = first row after the
-	// header), or 0 when the error is not inside one record. DecodeCSV
-	// leaves it 0 and locates errors by Line.
+	// header), or 0 when the error is not inside one record or the
+	// record is not counted (a CSV syntax error or limit; CSVParser
+	// locates errors by Line only).
 	Record int
 	// Line is the 1-based line of the offending byte (or of the record,
 	// for cast errors), or 0 when unknown.

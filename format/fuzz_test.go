@@ -71,7 +71,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		if bytes.HasPrefix(data, gzipMagic) {
 			return
 		}
-		zrecs, zd := wholeRecords(t, bytes.NewReader(storedGzip(t, data)), kind, nil, 1)
+		zrecs, zd := wholeRecords(t, bytes.NewReader(gzipLevel(t, data, gzip.NoCompression)), kind, nil, 1)
 		if fmt.Sprint(zd.err) != fmt.Sprint(err) || len(zrecs) != len(recs) {
 			t.Fatalf("gzip changes the result: %d records, %v; plain: %d records, %v", len(zrecs), zd.err, len(recs), err)
 		}
@@ -126,62 +126,6 @@ func FuzzDecodeJSON(f *testing.F) {
 func wholeRecordsChunked(t testing.TB, data []byte, format string, workers, chunk int) ([]string, decoded) {
 	t.Helper()
 	return wholeText(readAll(t, bytes.NewReader(data), ReadOptions{Format: format, Mapper: wholeMapper(t), Workers: workers, Quarantine: true, chunkBytes: chunk}))
-}
-
-// FuzzDecodeCSV checks that DecodeCSV never panics, that its errors are
-// *RecordError, that OnHeader comes once before any record, and that every
-// record it delivers is consistent.
-func FuzzDecodeCSV(f *testing.F) {
-	hydro, err := os.ReadFile("testdata/hydropower-consumption.csv")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range []string{
-		string(hydro[:3000]), "a,b\n1,2\n", "a,b\r\n1,2", "\ufeffa\n1\n", "", "a,a\n", "a,,b\n", "a,b\n1\n",
-		"a\n\"x\ny\"\n", "a\n\"x\n", "a\nx\"y\n", "a\n\xff\n", "\xff\n1\n", "a;b\n1;2\n",
-	} {
-		f.Add([]byte(s), uint8(0))
-		f.Add([]byte(s), uint8(1))
-	}
-	delims := []rune{',', ';', '\t', '|'}
-	f.Fuzz(func(t *testing.T, data []byte, d uint8) {
-		width, prevLine := -1, 0
-		opts := CSVOptions{Delimiter: delims[int(d)%len(delims)], OnHeader: func(h []string) error {
-			if width != -1 {
-				return fmt.Errorf("OnHeader called again with %q", h)
-			}
-			width = len(h)
-			return nil
-		}}
-		err := DecodeCSV(bytes.NewReader(data), opts, func(rec Record) error {
-			if width == -1 {
-				return fmt.Errorf("record %d before OnHeader", rec.N)
-			}
-			if len(rec.Fields) != width || rec.Line <= prevLine {
-				return fmt.Errorf("record %d: %d fields (header has %d), line %d after %d", rec.N, len(rec.Fields), width, rec.Line, prevLine)
-			}
-			for k, v := range rec.Fields {
-				if s, ok := v.(string); !ok || !utf8.ValidString(s) || !utf8.ValidString(k) {
-					return fmt.Errorf("record %d: field %q = %#v", rec.N, k, v)
-				}
-			}
-			prevLine = rec.Line
-			return nil
-		})
-		var re *RecordError
-		if err != nil && !errors.As(err, &re) {
-			t.Fatalf("error is %T, not *RecordError: %v", err, err)
-		}
-		if err == nil || !strings.HasPrefix(err.Error(), "record") { // not fn's own error
-			n := 0
-			_ = DecodeCSV(bytes.NewReader(data), CSVOptions{Delimiter: opts.Delimiter}, func(Record) error { n++; return nil })
-			checkSmallLimits(t, data, n, err, func(lim *Limits) (int, error) {
-				got := 0
-				err := DecodeCSV(bytes.NewReader(data), CSVOptions{Delimiter: opts.Delimiter, Limits: *lim}, func(Record) error { got++; return nil })
-				return got, err
-			})
-		}
-	})
 }
 
 // checkSmallLimits decodes data again under small limits: the result is a
@@ -287,21 +231,4 @@ func smallExponent(s string) bool {
 	}
 	e, err := strconv.Atoi(s[i+1:])
 	return err == nil && e > -1000 && e < 1000
-}
-
-// storedGzip wraps b in a gzip stream without compressing it: cheap
-// enough to run on every fuzz input.
-func storedGzip(t *testing.T, b []byte) []byte {
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.NoCompression)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := zw.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }

@@ -14,18 +14,6 @@ import (
 	"github.com/sluicehq/sluice/schema"
 )
 
-// Record is one decoded record as a map, for DecodeCSV and curate (the JSON
-// decoders produce batches instead).
-type Record struct {
-	// N is the 1-based record number in the object (CSV: 1 = first data
-	// row).
-	N int
-	// Line is the 1-based line where the record starts.
-	Line int
-	// Fields maps field names to values (CSV: strings).
-	Fields map[string]any
-}
-
 // JSON input formats (ReadOptions.Format).
 const (
 	InputJSON   = "json"   // one JSON array of objects, or one object

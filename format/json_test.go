@@ -141,10 +141,18 @@ func canonicalJSON(t testing.TB, in []byte) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-func gzipBytes(t testing.TB, b []byte) []byte {
+// gzipBytes compresses b as one gzip member.
+func gzipBytes(t testing.TB, b []byte) []byte { return gzipLevel(t, b, gzip.DefaultCompression) }
+
+// gzipLevel compresses b as one gzip member at level: gzip.NoCompression
+// is cheap enough for every fuzz input, gzip.BestSpeed for gigabytes.
+func gzipLevel(t testing.TB, b []byte, level int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw, err := gzip.NewWriterLevel(&buf, level)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := zw.Write(b); err != nil {
 		t.Fatal(err)
 	}

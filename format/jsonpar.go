@@ -6,10 +6,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
-
-	"github.com/sluicehq/sluice/schema"
 )
 
 // defaultChunk is the size of the chunks an NDJSON object is cut into for
@@ -35,26 +31,12 @@ type ndChunk struct {
 	last bool  // the input ends after data
 	rerr error // with last: why the input ended (nil: it simply did)
 
-	rows     int
-	pool     *batchPool
-	batches  []*schema.Batch
+	chunkBatches
 	t        *tally
 	records  int   // records parsed (rows and rejects)
 	err      error // what stopped the parse
 	tail     int   // >= 0: data[tail:] is a record the chunk cuts
 	tailLine int64
-}
-
-// Batch implements batcher.
-func (c *ndChunk) Batch() (*schema.Batch, error) {
-	if n := len(c.batches); n > 0 {
-		if b := c.batches[n-1]; b.Len()+len(b.Rejects) < c.rows {
-			return b, nil
-		}
-	}
-	b := c.pool.get()
-	c.batches = append(c.batches, b)
-	return b, nil
 }
 
 // parse parses the chunk with its records numbered from base+1, at most
@@ -80,43 +62,7 @@ func (c *ndChunk) parse(o *ReadOptions, lim Limits, base int64, maxRecords int64
 		c.tail, c.tailLine, err = d.pos, d.line, nil
 	}
 	c.records, c.err = c.t.records, err
-	if n := len(c.batches); n > 0 && c.batches[n-1].Len()+len(c.batches[n-1].Rejects) == 0 {
-		c.pool.put(c.batches[n-1])
-		c.batches = c.batches[:n-1]
-	}
-}
-
-// renumber adds base to the record numbers of a chunk parsed from 1.
-func (c *ndChunk) renumber(base int64) {
-	for _, b := range c.batches {
-		for i := range b.N {
-			b.N[i] += base
-		}
-		for i := range b.Rejects {
-			rj := &b.Rejects[i]
-			// The reason leads with the record number (RecordError).
-			if at := "record " + strconv.FormatInt(rj.N, 10); strings.HasPrefix(rj.Reason, at) {
-				rj.Reason = "record " + strconv.FormatInt(rj.N+base, 10) + rj.Reason[len(at):]
-			}
-			rj.N += base
-		}
-	}
-	var re *RecordError
-	if c.err != nil && asRecordError(c.err, &re) && re.Record > 0 {
-		re.Record += int(base)
-	}
-}
-
-func asRecordError(err error, re **RecordError) bool {
-	switch e := err.(type) {
-	case *RecordError:
-		*re = e
-		return true
-	case *rejectError:
-		*re = e.e
-		return true
-	}
-	return false
+	c.dropEmpty()
 }
 
 // decodeNDJSONParallel decodes the objects of d's input from d's position
@@ -135,7 +81,7 @@ func decodeNDJSONParallel(ctx context.Context, d *jsonDecoder, o *ReadOptions, l
 	src, rerr := d.src, d.rerr
 	produce := func(send func(*ndChunk) error) error {
 		for {
-			c := &ndChunk{off: off, line: line, rows: o.BatchRows, pool: s.pool}
+			c := &ndChunk{off: off, line: line, chunkBatches: chunkBatches{rows: o.BatchRows, pool: s.pool}}
 			c.buf = getBuf(len(pending))
 			n := copy(c.buf, pending)
 			for empty := 0; n < len(c.buf) && rerr == nil; {
@@ -181,10 +127,8 @@ func decodeNDJSONParallel(ctx context.Context, d *jsonDecoder, o *ReadOptions, l
 		if carry != nil || base+int64(c.records) > lim.MaxRecords {
 			// The speculative parse is void: the chunk continues a record
 			// of the one before, or holds the record over the limit.
-			for _, b := range c.batches {
-				s.pool.put(b)
-			}
-			j := &ndChunk{off: c.off, line: c.line, last: c.last, rerr: c.rerr, rows: c.rows, pool: c.pool}
+			c.release()
+			j := &ndChunk{off: c.off, line: c.line, last: c.last, rerr: c.rerr, chunkBatches: chunkBatches{rows: c.rows, pool: c.pool}}
 			if carry != nil {
 				j.data = append(carry, c.data...)
 				j.off, j.line = carryOff, carryLine
@@ -196,15 +140,12 @@ func decodeNDJSONParallel(ctx context.Context, d *jsonDecoder, o *ReadOptions, l
 			t.merge(j.t, 0)
 			c = j
 		} else {
-			c.renumber(base)
+			c.renumber(base, c.err)
 			t.merge(c.t, int(base))
 		}
-		for _, b := range c.batches {
-			if err := s.send(b); err != nil {
-				return err
-			}
+		if err := c.sendTo(s); err != nil {
+			return err
 		}
-		c.batches = nil
 		base += int64(c.records)
 		if c.err != nil {
 			return c.err

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -57,12 +60,27 @@ func drain(b *testing.B, rd *Reader) int {
 	}
 }
 
-// BenchmarkCSVLoad measures the CSV decoder into typed batches (MB/s of
-// CSV, rows/s) on the hydropower CSV ×40 (167,040 rows, 6 MB), against
-// the path it replaces in the same run: DecodeCSV (a map per record) and
-// CastString (a boxed value per field) into a []any row. Reproduce with
+// benchRows runs load, which must return rows, b.N times, reporting the
+// throughput of size input bytes and rows/s.
+func benchRows(b *testing.B, size int64, rows int, load func() int) {
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := load(); n != rows {
+			b.Fatalf("loaded %d rows, want %d", n, rows)
+		}
+	}
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkCSVLoad measures the CSV load into typed batches (MB/s of CSV,
+// rows/s) on the hydropower CSV ×40 (167,040 rows, 6 MB) with 1 and 2
+// workers, against a baseline in the same run: encoding/csv on one
+// goroutine with the same casts (AppendCast) into one reused batch — the
+// decoder the load used before CSVSplitter, less its checks. Reproduce
+// with
 //
-//	go test -run '^$' -bench CSVLoad -benchmem ./format/
+//	go test -run '^$' -bench CSVLoad -benchmem -count 5 ./format/
 func BenchmarkCSVLoad(b *testing.B) {
 	in := hydroCSV(b, 40)
 	const rows = 4176 * 40
@@ -70,45 +88,50 @@ func BenchmarkCSVLoad(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	run := func(b *testing.B, load func() int) {
-		b.SetBytes(int64(len(in)))
-		b.ReportAllocs()
-		for b.Loop() {
-			if n := load(); n != rows {
-				b.Fatalf("loaded %d rows, want %d", n, rows)
-			}
-		}
-		b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
-	}
-	b.Run("batches", func(b *testing.B) {
-		run(b, func() int {
-			rd, err := NewReader(context.Background(), bytes.NewReader(in), ReadOptions{Format: InputCSV, Mapper: m})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rd.Close()
-			return drain(b, rd)
-		})
-	})
-	b.Run("DecodeCSV+CastString", func(b *testing.B) {
-		row := make([]any, len(hydroCols))
-		run(b, func() int {
-			n := 0
-			err := DecodeCSV(bytes.NewReader(in), CSVOptions{}, func(r Record) error {
-				for j, c := range hydroCols {
-					v, err := CastString(c.Type, r.Fields[c.Field].(string))
-					if err != nil {
-						return err
-					}
-					row[j] = v
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("batches/workers=%d", workers), func(b *testing.B) {
+			benchRows(b, int64(len(in)), rows, func() int {
+				rd, err := NewReader(context.Background(), bytes.NewReader(in), ReadOptions{Format: InputCSV, Mapper: m, Workers: workers})
+				if err != nil {
+					b.Fatal(err)
 				}
-				n++
-				return nil
+				defer rd.Close()
+				return drain(b, rd)
 			})
+		})
+	}
+	b.Run("baseline-encoding-csv", func(b *testing.B) {
+		batch := schema.NewBatch(m.Schema())
+		benchRows(b, int64(len(in)), rows, func() int {
+			cr := csv.NewReader(bytes.NewReader(in))
+			cr.ReuseRecord = true
+			head, err := cr.Read()
 			if err != nil {
 				b.Fatal(err)
 			}
-			return n
+			idx := make([]int, len(hydroCols))
+			for j, c := range hydroCols {
+				idx[j] = slices.Index(head, c.Field)
+			}
+			n := 0
+			for {
+				rec, err := cr.Read()
+				if err == io.EOF {
+					return n
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				for j, i := range idx {
+					if err := AppendCast(&batch.Vecs[j], unsafe.Slice(unsafe.StringData(rec[i]), len(rec[i]))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				batch.EndRow(int64(n+1), 0)
+				if n++; batch.Len() == DefaultBatchRows {
+					batch.Reset()
+				}
+			}
 		})
 	})
 }
@@ -163,18 +186,8 @@ func BenchmarkParquetLoad(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	run := func(b *testing.B, load func() int) {
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		for b.Loop() {
-			if n := load(); n != rows {
-				b.Fatalf("loaded %d rows, want %d", n, rows)
-			}
-		}
-		b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
-	}
 	b.Run("batches", func(b *testing.B) {
-		run(b, func() int {
+		benchRows(b, int64(len(data)), rows, func() int {
 			rd, err := NewReader(context.Background(), bytes.NewReader(data), ReadOptions{Format: InputParquet, Mapper: m})
 			if err != nil {
 				b.Fatal(err)
@@ -185,7 +198,7 @@ func BenchmarkParquetLoad(b *testing.B) {
 	})
 	b.Run("parquet-go rows", func(b *testing.B) {
 		buf := make([]parquet.Row, 4096)
-		run(b, func() int {
+		benchRows(b, int64(len(data)), rows, func() int {
 			f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 			if err != nil {
 				b.Fatal(err)

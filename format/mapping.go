@@ -571,7 +571,7 @@ func (r *recMap) castInt(typ schema.Type, t *token, lo, hi int64) (int64, error)
 	var n int64
 	switch t.kind {
 	case '0':
-		if n, ok := smallInt(t.raw); ok {
+		if n, ok := parseDigits(t.raw, 64); ok { // a JSON integer of at most 18 digits
 			if n < lo || n > hi {
 				return 0, wantGot(typ, r.describe(t), "out of range")
 			}
@@ -607,29 +607,6 @@ func (r *recMap) castInt(typ schema.Type, t *token, lo, hi int64) (int64, error)
 		return 0, wantGot(typ, r.describe(t), "out of range")
 	}
 	return n, nil
-}
-
-// smallInt parses a JSON number of at most 18 digits without fraction or
-// exponent; false for anything else.
-func smallInt(b []byte) (int64, bool) {
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		b = b[1:]
-	}
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
 }
 
 // castDouble casts t to a finite float64.

@@ -1,7 +1,6 @@
 package format
 
 import (
-	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -13,23 +12,6 @@ import (
 	"testing"
 	"time"
 )
-
-// gzipMember compresses b as one gzip member (BestSpeed).
-func gzipMember(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := zw.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // bomb is a gzip stream made on the fly: head, then unit repeated until
 // bodyBytes bytes of it, then tail — all decompressed. To make gigabytes
@@ -55,8 +37,8 @@ func (b bomb) stream(t *testing.T, stopAfter int64) (r *io.PipeReader, written f
 	if b.bodyBytes%block != 0 || block%len(b.unit) != 0 {
 		t.Fatalf("bodyBytes %d is not a multiple of 1 MiB or unit length %d does not divide it", b.bodyBytes, len(b.unit))
 	}
-	head, tail := gzipMember(t, []byte(b.head)), gzipMember(t, []byte(b.tail))
-	body := gzipMember(t, []byte(strings.Repeat(b.unit, block/len(b.unit))))
+	head, tail := gzipLevel(t, []byte(b.head), gzip.BestSpeed), gzipLevel(t, []byte(b.tail), gzip.BestSpeed)
+	body := gzipLevel(t, []byte(strings.Repeat(b.unit, block/len(b.unit))), gzip.BestSpeed)
 	pr, pw := io.Pipe()
 	var mu sync.Mutex
 	var n int64
@@ -187,9 +169,8 @@ func TestHugeOrEndlessInputIsRefusedWithBoundedMemory(t *testing.T) {
 			w := watchHeap(in, 1<<30)
 			var err error
 			records := 0
-			count := func(Record) error { records++; return nil }
 			if tc.csv {
-				err = decodeCSVLimited(in, &lim, count)
+				records, err = decodeCSVLimited(t, in, &lim, 0)
 			} else {
 				records, err = decodeJSONLimited(t, in, InputAuto, &lim, 0)
 			}

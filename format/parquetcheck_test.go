@@ -43,7 +43,8 @@ func loadParquet(t testing.TB, data []byte, cols []Column, mo *MapperOptions, ro
 		t.Fatal(err)
 	}
 	ro.Format, ro.Mapper = InputParquet, m
-	return readBatches(t, bytes.NewReader(data), ro)
+	d := readAll(t, bytes.NewReader(data), ro)
+	return d.rows, d.rejects, d.report, d.err
 }
 
 type pqRow struct {

@@ -58,7 +58,7 @@ func init() { decoders[InputParquet] = decodeParquetBatches }
 //	                                        bigint and integer at scale 0
 //	STRING, ENUM, JSON, BYTE_ARRAY          text, json, and every other
 //	                                        type cast as a CSV value is
-//	                                        (appendCast; "" is NULL)
+//	                                        (loadCaster; "" is NULL)
 //	UUID                                    text
 //
 // Timestamps are read as UTC whether or not the file marks them
@@ -836,7 +836,7 @@ func (pl *parquetLoad) rawRow(b *schema.Batch, row, i int) string {
 		if k > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendJSONText(buf, l.label)
+		buf = appendJSONString(buf, l.label)
 		buf = append(buf, ':')
 		if !l.direct {
 			buf = appendNaturalJSON(buf, &l.nat2, i, l.f32)
@@ -878,12 +878,12 @@ func (pl *parquetLoad) appendExtras(v *schema.Vector, i int) bool {
 		}
 		for len(stack) < len(parents) {
 			comma()
-			buf = appendJSONText(buf, parents[len(stack)])
+			buf = appendJSONString(buf, parents[len(stack)])
 			buf = append(buf, ':', '{')
 			stack, first = append(stack, parents[len(stack)]), append(first, true)
 		}
 		comma()
-		buf = appendJSONText(buf, l.path[len(l.path)-1])
+		buf = appendJSONString(buf, l.path[len(l.path)-1])
 		buf = append(buf, ':')
 		buf = appendNaturalJSON(buf, &l.nat2, i, l.f32)
 	}
@@ -918,7 +918,7 @@ func appendNaturalJSON(dst []byte, v *schema.Vector, i int, f32 bool) []byte {
 	case schema.JSON:
 		return append(dst, v.TextBytes(i)...)
 	}
-	return appendJSONText(dst, v.TextString(i))
+	return appendJSONString(dst, v.TextString(i))
 }
 
 // appendFloat formats f as the shortest decimal that reads back as the
@@ -1023,16 +1023,11 @@ func convertValue(dst *schema.Vector, t schema.Type, src *schema.Vector, i int, 
 			dst.AppendText(tm.AppendFormat(dst.Bytes[len(dst.Bytes):], time.RFC3339Nano))
 		}
 	case schema.Text, schema.JSON:
-		s := src.TextString(i)
-		if s == "" && t != schema.Text {
-			dst.AppendNull() // as a CSV value: empty is NULL
-			return nil
-		}
 		if t == schema.Text {
-			dst.AppendString(s)
+			dst.AppendText(src.TextBytes(i))
 			return nil
 		}
-		return appendCast(dst, t, s)
+		return loadCaster(t)(dst, src.TextBytes(i)) // as a CSV value: "" is NULL
 	default:
 		return fmt.Errorf("cannot convert %s to %s", src.Type, t)
 	}
@@ -1149,40 +1144,22 @@ func (l *pqLeaf) nextPage() error {
 		have = len(idx)
 		switch kind {
 		case parquet.Boolean:
-			l.xBools = l.xBools[:0]
-			for _, i := range idx {
-				l.xBools = append(l.xBools, l.dBools[i])
-			}
+			l.xBools = gather(l.xBools, l.dBools, idx)
 			l.bools = l.xBools
 		case parquet.Int32:
-			l.xI32 = l.xI32[:0]
-			for _, i := range idx {
-				l.xI32 = append(l.xI32, l.dI32[i])
-			}
+			l.xI32 = gather(l.xI32, l.dI32, idx)
 			l.i32 = l.xI32
 		case parquet.Int64:
-			l.xI64 = l.xI64[:0]
-			for _, i := range idx {
-				l.xI64 = append(l.xI64, l.dI64[i])
-			}
+			l.xI64 = gather(l.xI64, l.dI64, idx)
 			l.i64 = l.xI64
 		case parquet.Int96:
-			l.xI96 = l.xI96[:0]
-			for _, i := range idx {
-				l.xI96 = append(l.xI96, l.dI96[i])
-			}
+			l.xI96 = gather(l.xI96, l.dI96, idx)
 			l.i96 = l.xI96
 		case parquet.Float:
-			l.xF32 = l.xF32[:0]
-			for _, i := range idx {
-				l.xF32 = append(l.xF32, l.dF32[i])
-			}
+			l.xF32 = gather(l.xF32, l.dF32, idx)
 			l.f32s = l.xF32
 		case parquet.Double:
-			l.xF64 = l.xF64[:0]
-			for _, i := range idx {
-				l.xF64 = append(l.xF64, l.dF64[i])
-			}
+			l.xF64 = gather(l.xF64, l.dF64, idx)
 			l.f64s = l.xF64
 		case parquet.ByteArray:
 			l.idx, l.data, l.off = idx, l.dData, l.dOff
@@ -1282,9 +1259,9 @@ func (l *pqLeaf) checkText(b []byte) string {
 	case !utf8.Valid(b):
 		return "not valid UTF-8"
 	case bytes.IndexByte(b, 0) >= 0:
-		return "text " + errNULChar.Error()
+		return "text " + errNUL.Error()
 	case l.nat == schema.JSON && !json.Valid(b):
-		return fmt.Sprintf("want json, got %s (not valid JSON)", quoteValue(string(b)))
+		return fmt.Sprintf("want json, got %s (not valid JSON)", quoteShort(string(b)))
 	}
 	return ""
 }
@@ -1531,6 +1508,16 @@ func (l *pqLeaf) decodeRun(dst *schema.Vector, run, row int, lim Limits, bad fun
 		return fmt.Errorf("unknown source kind %d", l.src)
 	}
 	return nil
+}
+
+// gather returns dst (emptied) with dict[i] for each i of idx: a page's
+// dictionary indexes as values.
+func gather[T any](dst, dict []T, idx []int32) []T {
+	dst = dst[:0]
+	for _, i := range idx {
+		dst = append(dst, dict[i])
+	}
+	return dst
 }
 
 // appendFalse appends n false values.

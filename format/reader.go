@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/sluicehq/sluice/schema"
@@ -50,8 +52,8 @@ type ReadOptions struct {
 	// runtime.GOMAXPROCS.
 	Workers int
 
-	// chunkBytes is the size of the chunks a parallel NDJSON decoder cuts
-	// (0: defaultChunk); tests make it small.
+	// chunkBytes is the size of the chunks the NDJSON and CSV decoders
+	// cut for parallel parsing (0: defaultChunk); tests make it small.
 	chunkBytes int
 }
 
@@ -210,10 +212,21 @@ type sink struct {
 	cur  *schema.Batch
 }
 
+// maxBatchBytes bounds the input bytes (schema.Batch.Bytes) of the
+// records of one batch, besides ReadOptions.BatchRows: 4096 rows of long
+// text would otherwise hold gigabytes. A batch holds at least one record.
+const maxBatchBytes = 16 << 20
+
+// full reports whether b takes no more records: rows records (rows and
+// rejects) or maxBatchBytes of input.
+func full(b *schema.Batch, rows int) bool {
+	return b.Len()+len(b.Rejects) >= rows || b.Bytes >= maxBatchBytes
+}
+
 // Batch returns the batch to append the next row to, after handing over
 // the current one when it is full.
 func (s *sink) Batch() (*schema.Batch, error) {
-	if s.cur != nil && s.cur.Len()+len(s.cur.Rejects) < s.rows {
+	if s.cur != nil && !full(s.cur, s.rows) {
 		return s.cur, nil
 	}
 	if err := s.flush(); err != nil {
@@ -246,6 +259,87 @@ func (s *sink) send(b *schema.Batch) error {
 	case <-s.ctx.Done():
 		return s.ctx.Err()
 	}
+}
+
+// chunkBatches are the batches a parallel decoder fills for one chunk of
+// an object before it knows where in the object the chunk is: record
+// numbers count from the chunk's first record until renumber.
+type chunkBatches struct {
+	rows    int // ReadOptions.BatchRows
+	pool    *batchPool
+	batches []*schema.Batch
+}
+
+// Batch implements batcher.
+func (c *chunkBatches) Batch() (*schema.Batch, error) {
+	if n := len(c.batches); n > 0 && !full(c.batches[n-1], c.rows) {
+		return c.batches[n-1], nil
+	}
+	b := c.pool.get()
+	c.batches = append(c.batches, b)
+	return b, nil
+}
+
+// dropEmpty recycles the last batch if it holds nothing.
+func (c *chunkBatches) dropEmpty() {
+	if n := len(c.batches); n > 0 && c.batches[n-1].Len()+len(c.batches[n-1].Rejects) == 0 {
+		c.pool.put(c.batches[n-1])
+		c.batches = c.batches[:n-1]
+	}
+}
+
+// release recycles the batches, for a chunk parsed again.
+func (c *chunkBatches) release() {
+	for _, b := range c.batches {
+		c.pool.put(b)
+	}
+	c.batches = c.batches[:0]
+}
+
+// sendTo hands the batches to s, in order.
+func (c *chunkBatches) sendTo(s *sink) error {
+	for _, b := range c.batches {
+		if err := s.send(b); err != nil {
+			return err
+		}
+	}
+	c.batches = nil
+	return nil
+}
+
+// renumber adds base to the record numbers of the batches and of err (a
+// *RecordError, or a rejection wrapping one), which count from 1 at the
+// chunk's first record.
+func (c *chunkBatches) renumber(base int64, err error) {
+	for _, b := range c.batches {
+		for i := range b.N {
+			b.N[i] += base
+		}
+		for i := range b.Rejects {
+			rj := &b.Rejects[i]
+			// A JSON reason leads with the record number (RecordError).
+			if at := "record " + strconv.FormatInt(rj.N, 10); strings.HasPrefix(rj.Reason, at) {
+				rj.Reason = "record " + strconv.FormatInt(rj.N+base, 10) + rj.Reason[len(at):]
+			}
+			rj.N += base
+		}
+	}
+	var re *RecordError
+	if err != nil && asRecordError(err, &re) && re.Record > 0 {
+		re.Record += int(base)
+	}
+}
+
+func asRecordError(err error, re **RecordError) bool {
+	switch e := err.(type) {
+	case *RecordError:
+		*re = e
+		return true
+	case *rejectError:
+		*re = e.e
+		return true
+	}
+	return false
 }
 
 // ordered runs work on the items produce sends, in up to workers
