@@ -151,8 +151,8 @@
 // # Limits and errors about inputs
 //
 // Every input is outside data. curate reads it with format.CSVSplitter
-// and format.CSVParser, which give the records and errors of
-// format.DecodeCSV (a fuzz test compares them), under Spec.Limits
+// and format.CSVParser, which give the records and errors of encoding/csv
+// (a fuzz test compares them), under Spec.Limits
 // (format's defaults when zero: 4 GiB decompressed per object, 16 MiB per
 // row and per field, 100 million rows), checked while streaming, so a small
 // gzip object with a 1 GiB field is refused after 16 MiB of it — before
