@@ -147,7 +147,9 @@ func newCSVLoad(r io.Reader, o *ReadOptions) (*csvLoad, error) {
 		case cl.opts.ExtraColumn != "" && c.Name == cl.opts.ExtraColumn:
 			cl.extraCol = j
 		case len(c.Path) > 1:
-			return nil, fmt.Errorf("format: column %q takes the nested path %q, but CSV records are flat; name a header field instead", c.Name, strings.Join(c.Path, "."))
+			// About this object (a load with format auto meets a .csv key):
+			// permanent, as every *RecordError is.
+			return nil, &RecordError{Column: strings.Join(c.Path, "."), Err: fmt.Errorf("column %s takes a nested path, but CSV records are flat; name a header field instead, or set the load's format to json", c.Name)}
 		}
 	}
 	var err error

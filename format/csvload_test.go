@@ -531,3 +531,14 @@ func (d decoded) String() string {
 	fmt.Fprintf(&b, "report %+v\nerror %v\n", d.report, d.err)
 	return b.String()
 }
+
+// A nested path meets a CSV object when a load's format is auto and a key
+// ends in .csv: an error about the object (a *RecordError, which callers
+// dead-letter at once), not one a retry could fix.
+func TestCSVLoadRefusesANestedPathAsAnErrorAboutTheObject(t *testing.T) {
+	d := loadCSV(t, []byte("a\n1\n"), []Column{{Path: []string{"address", "city"}, Name: "city", Type: schema.Text}}, nil, ReadOptions{})
+	var re *RecordError
+	if !errors.As(d.err, &re) || re.Column != "address.city" || !strings.Contains(d.err.Error(), "CSV records are flat") {
+		t.Fatalf("got %v; want a *RecordError naming column address.city", d.err)
+	}
+}

@@ -124,9 +124,11 @@ func decodeNDJSONParallel(ctx context.Context, d *jsonDecoder, o *ReadOptions, l
 	var carry []byte
 	var carryOff, carryLine int64
 	consume := func(c *ndChunk) error {
-		if carry != nil || base+int64(c.records) > lim.MaxRecords {
+		if carry != nil || base+int64(c.records) > lim.MaxRecords || c.err != nil && base+int64(c.records) >= lim.MaxRecords {
 			// The speculative parse is void: the chunk continues a record
-			// of the one before, or holds the record over the limit.
+			// of the one before, or holds the record over the limit (or
+			// stopped at an error where the limit may come first, as a
+			// serial read checks the limit before parsing a record).
 			c.release()
 			j := &ndChunk{off: c.off, line: c.line, last: c.last, rerr: c.rerr, chunkBatches: chunkBatches{rows: c.rows, pool: c.pool}}
 			if carry != nil {

@@ -63,6 +63,9 @@ func TestParallelDecodingGivesExactlyWhatOneGoroutineGives(t *testing.T) {
 		{"a syntax error", append(append(bytes.Clone(in[:bad]), "x"...), in[bad:]...), ReadOptions{Quarantine: true}},
 		{"a truncated object", in[:bad+5], ReadOptions{Quarantine: true}},
 		{"max_records", in, ReadOptions{Quarantine: true, Limits: Limits{MaxRecords: 2000}}},
+		// The record past the limit is also a syntax error: the limit,
+		// checked first by a serial read, is what every split reports.
+		{"max_records before a syntax error", append(append(bytes.Clone(in[:bad]), "x"...), in[bad:]...), ReadOptions{Quarantine: true, Limits: Limits{MaxRecords: 2000}}},
 		{"max_record_bytes", append(append(bytes.Clone(in[:bad]), strings.Repeat(" ", 300)+"\n"...), in[bad:]...), ReadOptions{Quarantine: true, Limits: Limits{MaxRecordBytes: 200}}},
 		{"gzip", gzipBytes(t, in), ReadOptions{Quarantine: true}},
 	}

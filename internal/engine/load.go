@@ -172,7 +172,9 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	if err != nil {
 		return fmt.Errorf("object %s: %w", key, err)
 	}
-	defer src.Close()
+	// The store's body first: a decoder blocked reading it then returns,
+	// and Close does not wait out a stalled read.
+	defer func() { rc.Close(); src.Close() }()
 	mode := warehouse.DeadLetter
 	if ld.spec.OnBadRecord == pipeline.OnBadQuarantine {
 		mode = warehouse.Quarantine
