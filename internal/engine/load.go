@@ -172,9 +172,9 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	if err != nil {
 		return fmt.Errorf("object %s: %w", key, err)
 	}
-	// The store's body first: a decoder blocked reading it then returns,
-	// and Close does not wait out a stalled read.
-	defer func() { rc.Close(); src.Close() }()
+	// The reader before the store's body: the decoder may be reading it,
+	// and store readers are not safe to close under a concurrent Read.
+	defer src.Close()
 	mode := warehouse.DeadLetter
 	if ld.spec.OnBadRecord == pipeline.OnBadQuarantine {
 		mode = warehouse.Quarantine
