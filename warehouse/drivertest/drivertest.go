@@ -94,6 +94,7 @@ func RunConformanceTests(t *testing.T, open func(t *testing.T) driver.Warehouse)
 		{"StreamingLoadOfManyRowsKeepsMemoryFlat", testStreamingLoadOfManyRowsKeepsMemoryFlat},
 		{"ManyBatchesCommitInOneTransactionOrNotAtAll", testManyBatchesCommitInOneTransactionOrNotAtAll},
 		{"MergeAcrossBatchesKeepsTheWinnerAndCountsEachKeyOnce", testMergeAcrossBatchesKeepsTheWinnerAndCountsEachKeyOnce},
+		{"MergeOfManyBatchesMixingStoredAndNewKeys", testMergeOfManyBatchesMixingStoredAndNewKeys},
 		{"QuarantineOfManyRejectsAcrossBatchesKeepsThemAll", testQuarantineOfManyRejectsAcrossBatchesKeepsThemAll},
 		{"RealColumnsHoldFloat32Values", testRealColumnsHoldFloat32Values},
 		{"MissingTableIsErrNoTable", testMissingTableIsErrNoTable},
@@ -1499,5 +1500,70 @@ func testRealColumnsHoldFloat32Values(h *harness) {
 		Rows: h.rowsOf(t, [][]any{{int64(1), 1.0}, {int64(2), 1e39}})})
 	if !errors.Is(err, warehouse.ErrInvalidData) || !strings.Contains(err.Error(), "row 2, column r (real): 1e+39 does not fit a 32-bit float") {
 		h.t.Fatalf("Load of 1e39 into a real column: error %v, want ErrInvalidData naming row 2, column r", err)
+	}
+}
+
+// testMergeOfManyBatchesMixingStoredAndNewKeys merges 60 batches, each
+// holding stored keys (an older version, some newer) beside new ones and a
+// few keys repeated from earlier batches, for integer keys close together
+// and far apart and for text keys: every key ends up with the row that
+// wins, each counted once. (A backend may route each batch's rows by
+// whether their keys are stored, past any per-load limit of its own.)
+func testMergeOfManyBatchesMixingStoredAndNewKeys(h *harness) {
+	const batches = 60
+	for _, kind := range []string{"dense", "sparse", "text"} {
+		typ, key := schema.BigInt, func(i int) any { return int64(i) }
+		switch kind {
+		case "sparse":
+			key = func(i int) any { return int64(i) * 7919 }
+		case "text":
+			typ, key = schema.Text, func(i int) any { return fmt.Sprintf("k%06d", i) }
+		}
+		tbl := warehouse.Table{Name: "mix_" + kind, Columns: []schema.Column{
+			{Name: "k", Type: typ}, {Name: "v", Type: schema.Text},
+		}, PrimaryKey: []string{"k"}}
+		h.ensure(tbl)
+		n := batches * batchRows
+		// Stored: every third key at an older version, every 31st at a
+		// newer one (it keeps its row).
+		var older, newer [][]any
+		for i := 0; i < n; i += 3 {
+			if i%31 != 0 {
+				older = append(older, []any{key(i), "old"})
+			}
+		}
+		for i := 0; i < n; i += 31 {
+			newer = append(newer, []any{key(i), "newer stays"})
+		}
+		h.loadV(tbl, warehouse.Merge, "old.json", "e", "0001", older...)
+		h.loadV(tbl, warehouse.Merge, "newer.json", "e", "0003", newer...)
+		// The object: every key once in order, and after each batch's
+		// rows every 50th key of the batch before it again (a later row,
+		// which wins).
+		var rows [][]any
+		for b := range batches {
+			for i := b * batchRows; i < (b+1)*batchRows; i++ {
+				rows = append(rows, []any{key(i), "merged"})
+			}
+			for i := (b - 1) * batchRows; b > 0 && i < b*batchRows; i += 50 {
+				rows = append(rows, []any{key(i), "again"})
+			}
+		}
+		res := h.loadV(tbl, warehouse.Merge, "mix.json", "e", "0002", rows...)
+		want := map[string]int64{}
+		for i := range n {
+			switch {
+			case i%31 == 0:
+				want["newer stays"]++
+			case i%50 == 0 && i < (batches-1)*batchRows:
+				want["again"]++
+			default:
+				want["merged"]++
+			}
+		}
+		h.wantResult(res, true, want["merged"]+want["again"])
+		h.wantRows("SELECT v, count(*) FROM "+tbl.Name+" GROUP BY v ORDER BY v", [][]any{
+			{"again", want["again"]}, {"merged", want["merged"]}, {"newer stays", want["newer stays"]},
+		})
 	}
 }

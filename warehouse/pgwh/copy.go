@@ -53,7 +53,12 @@ type copyStream struct {
 	// constant fields (hidden columns) of the load.
 	tail    []byte
 	ordinal bool // end every row with its record number (int8): merge staging
-	fields  int16
+	// sel, when set, picks a batch's rows: only those with sel[i] !=
+	// selNot are encoded (merge splits one batch between the table and
+	// staging).
+	sel    []bool
+	selNot bool
+	fields int16
 
 	// pause, when set, ends the COPY at the end of a batch when it
 	// returns true (the caller then writes the rejects pending in its
@@ -200,6 +205,10 @@ func (s *copyStream) encode() {
 	i := s.i
 	be := binary.BigEndian
 	for ; i < n && len(buf) < copyChunk; i++ {
+		if s.sel != nil && s.sel[i] == s.selNot {
+			continue
+		}
+		s.rows++
 		buf = be.AppendUint16(buf, uint16(s.fields))
 		for j, t := range s.types {
 			v := &b.Vecs[j]
@@ -252,7 +261,6 @@ func (s *copyStream) encode() {
 			buf = be.AppendUint64(buf, uint64(b.N[i]))
 		}
 	}
-	s.rows += int64(i - s.i)
 	s.i, s.buf = i, buf
 }
 

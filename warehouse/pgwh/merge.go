@@ -38,19 +38,23 @@ var mergeOpts = mergeOptions{direct: true, reuseStaging: true, trackKeys: true}
 // merge writes the rows of tap into b.Table by key (see driver.Merge) and
 // returns the rows written: those inserted, or updated and holding b's
 // version. While the batches meet no stored key and repeat none, each is
-// COPYed straight into the table inside a savepoint; the batch that meets
-// one (a unique violation, which rolls the savepoint back, or a deadlock
-// with a load inserting the same new keys) and all that follow are COPYed
-// into a temporary staging table with their record numbers, from which one
-// INSERT ... SELECT [DISTINCT ON (key)] ... ON CONFLICT DO UPDATE WHERE
-// upserts the greatest (order_by, record) row of each key where
-// (EXCLUDED.order_by, EXCLUDED._sluice_version) >= the stored row's.
-// Batches merged in stream order give the result of merging the object at
-// once: a later batch's row of a key replaces an earlier batch's exactly
-// when it would have won inside the object. Past maxSavepoints batches a
-// batch goes straight in only when keyRangeFree, without a savepoint: if
-// a concurrent load inserts one of its keys meanwhile, the load fails with
-// a transient error, and its retry stages that batch.
+// COPYed straight into the table inside a savepoint. From the batch that
+// meets one (a unique violation, which rolls the savepoint back, or a
+// deadlock with a load inserting the same new keys) on, each batch's keys
+// are looked up first (storedKeys, one query a batch): its rows with a key
+// not stored and not repeated in the object still go straight in, and the
+// others are COPYed into a temporary staging table with their record
+// numbers, from which one INSERT ... SELECT [DISTINCT ON (key)] ... ON
+// CONFLICT DO UPDATE WHERE upserts the greatest (order_by, record) row of
+// each key where (EXCLUDED.order_by, EXCLUDED._sluice_version) >= the
+// stored row's. Keys that cannot be looked up that way (several columns,
+// or a type other than bigint, integer or text) send the whole batch to
+// staging. Batches merged in stream order give the result of merging the
+// object at once: a later row of a key replaces an earlier one exactly
+// when it would have won inside the object. Past maxSavepoints, rows go
+// straight in without a savepoint, and only after the lookup and only for
+// integer keys: if a concurrent load inserts one of their keys meanwhile,
+// the load fails with a transient error, and its retry stages those rows.
 func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *rejectTap) (int64, error) {
 	t := b.Table
 	keys := &keyTap{src: tap}
@@ -58,87 +62,111 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 		keys.keys = driver.NewKeySet(t)
 	}
 	cols, types := columnNames(t), columnTypes(t)
-	var direct int64
-	var pending *schema.Batch
+	var direct, staged int64
+	var staging string
+	// stage COPYs the rows of bt with sel[i] (all when sel is nil) into
+	// the staging table.
+	stage := func(bt *schema.Batch, sel []bool) error {
+		if staging == "" {
+			var err error
+			if staging, err = w.staging(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		s := newCopyStream(ctx, &single{b: bt}, types)
+		s.withOrdinal()
+		s.sel = sel
+		n, err := copyInto(ctx, tx.Conn().PgConn(), pgx.Identifier{staging}, append(slices.Clip(cols), ordinalColumn), s)
+		staged += n
+		return err
+	}
 	savepoints := 0
-	if mergeOpts.direct {
-		target := pgx.Identifier{w.schema, t.Name}
-		dcols := append(slices.Clip(cols), driver.VersionColumn)
-		for pending == nil {
+	lookup := false // look each batch's keys up before it goes straight in
+	mostlyStored := false
+	var again *schema.Batch
+	for {
+		bt := again
+		if again = nil; bt == nil {
 			if tap.full() {
 				if err := w.writeRejects(ctx, tx, b, tap); err != nil {
 					return 0, err
 				}
 			}
-			bt, err := keys.Next(ctx)
-			if errors.Is(err, io.EOF) {
-				return direct, nil
-			}
-			if err != nil {
+			var err error
+			if bt, err = keys.Next(ctx); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
 				return 0, err
 			}
 			if bt.Len() == 0 {
 				continue
 			}
-			if keys.last {
-				pending = bt
-				break
-			}
-			// Past maxSavepoints, a batch goes straight in only when no
-			// stored key lies in the range of its keys (one index probe),
-			// and without a savepoint.
-			guarded := savepoints < maxSavepoints
-			if !guarded {
-				free, err := w.keyRangeFree(ctx, tx, t, bt)
-				if err != nil {
-					return 0, err
-				}
-				if !free {
-					pending = bt
-					break
-				}
-			} else if _, err := tx.Exec(ctx, "SAVEPOINT sluice_direct"); err != nil {
-				return 0, fmt.Errorf("savepoint: %w", err)
-			}
-			s := newCopyStream(ctx, &single{b: bt}, types)
-			s.withText(b.Version)
-			n, err := copyInto(ctx, tx.Conn().PgConn(), target, dcols, s)
-			switch {
-			case guarded && isConflict(err):
-				// Released too, so that the rest of the load does not run
-				// in the savepoint's subtransaction.
-				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_direct; RELEASE SAVEPOINT sluice_direct"); err != nil {
-					return 0, fmt.Errorf("roll back to savepoint: %w", err)
-				}
-				pending = bt
-				continue
-			case isConflict(err):
-				// Another load inserted one of these keys since the probe:
-				// not bad data, and a retry stages the batch.
-				return 0, fmt.Errorf("rows %d to %d: another load inserted some of their keys meanwhile; retry: %v", bt.N[0], bt.N[bt.Len()-1], err)
-			case err != nil:
+		}
+		if !mergeOpts.direct || mostlyStored {
+			if err := stage(bt, nil); err != nil {
 				return 0, err
 			}
-			if guarded {
-				if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT sluice_direct"); err != nil {
-					return 0, fmt.Errorf("release savepoint: %w", err)
-				}
-				savepoints++
+			continue
+		}
+		guarded := savepoints < maxSavepoints
+		away := keys.rep // away[i]: row i goes to staging; nil: none does
+		if lookup || !guarded {
+			stored, ok, err := w.storedKeys(ctx, tx, t, bt)
+			if err != nil {
+				return 0, err
 			}
-			direct += n
+			if !ok || !guarded && !intKey(t) {
+				// Without a savepoint only integer keys go straight in:
+				// their equality is the values' (a text key's may
+				// follow a collation).
+				if err := stage(bt, nil); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			away = orInto(stored, keys.rep)
+			// An object whose keys are nearly all stored already is
+			// an update: the rest of it goes to staging without more
+			// lookups.
+			mostlyStored = count(stored) >= len(stored)*9/10
+		}
+		if away != nil && !slices.Contains(away, false) {
+			if err := stage(bt, nil); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		n, conflict, err := w.straight(ctx, tx, b, bt, away, guarded)
+		if guarded {
+			savepoints++
+		}
+		switch {
+		case err != nil:
+			return 0, err
+		case conflict && !lookup:
+			lookup, again = true, bt // once more, with its keys looked up
+			continue
+		case conflict:
+			// A concurrent load inserted some of these keys since the
+			// lookup (or a key only collates equal to a stored one).
+			if err := stage(bt, nil); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		direct += n
+		if slices.Contains(away, true) {
+			if err := stage(bt, away); err != nil {
+				return 0, err
+			}
 		}
 	}
-	staging, err := w.staging(ctx, tx, t)
-	if err != nil {
-		return 0, err
-	}
-	s := newCopyStream(ctx, &single{b: pending, rest: keys}, types)
-	s.withOrdinal()
-	if _, err := w.copyRows(ctx, tx, b, tap, pgx.Identifier{staging}, append(cols, ordinalColumn), s); err != nil {
-		return 0, err
+	if staged == 0 {
+		return direct, nil
 	}
 	var twice int64
 	if direct > 0 && keys.repeats() {
+		var err error
 		if twice, err = w.rewritten(ctx, tx, b, staging); err != nil {
 			return 0, err
 		}
@@ -150,31 +178,156 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 	return direct + merged - twice, nil
 }
 
+// straight COPYs the rows of bt that are not away (all when away is nil)
+// into the table, inside a savepoint when guarded. conflict reports a
+// unique violation or deadlock that rolled the savepoint back (and
+// released it, so that the rest of the load does not run in its
+// subtransaction); unguarded, one is an error: another load inserted some
+// of the keys since they were looked up, which a retry stages.
+func (w *Warehouse) straight(ctx context.Context, tx pgx.Tx, b driver.Batch, bt *schema.Batch, away []bool, guarded bool) (n int64, conflict bool, err error) {
+	if guarded {
+		if _, err := tx.Exec(ctx, "SAVEPOINT sluice_direct"); err != nil {
+			return 0, false, fmt.Errorf("savepoint: %w", err)
+		}
+	}
+	s := newCopyStream(ctx, &single{b: bt}, columnTypes(b.Table))
+	s.withText(b.Version)
+	s.sel, s.selNot = away, true
+	n, err = copyInto(ctx, tx.Conn().PgConn(), pgx.Identifier{w.schema, b.Table.Name}, append(columnNames(b.Table), driver.VersionColumn), s)
+	switch {
+	case guarded && isConflict(err):
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_direct; RELEASE SAVEPOINT sluice_direct"); err != nil {
+			return 0, false, fmt.Errorf("roll back to savepoint: %w", err)
+		}
+		return 0, true, nil
+	case isConflict(err):
+		return 0, false, fmt.Errorf("rows %d to %d: another load inserted some of their keys meanwhile; retry: %v", bt.N[0], bt.N[bt.Len()-1], err)
+	case err != nil:
+		return 0, false, err
+	}
+	if guarded {
+		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT sluice_direct"); err != nil {
+			return 0, false, fmt.Errorf("release savepoint: %w", err)
+		}
+	}
+	return n, false, nil
+}
+
+// count counts the true values of x.
+func count(x []bool) int {
+	n := 0
+	for _, y := range x {
+		if y {
+			n++
+		}
+	}
+	return n
+}
+
+// orInto sets into[i] where also[i] (also may be nil) and returns into.
+func orInto(into, also []bool) []bool {
+	for i, x := range also {
+		into[i] = into[i] || x
+	}
+	return into
+}
+
 // maxSavepoints bounds the savepoints of one load. Every savepoint that
 // writes is a subtransaction with its own transaction ID, and PostgreSQL
 // caches at most 64 of them per transaction: past that, every snapshot
 // taken by other sessions while the load runs looks them up in pg_subtrans.
 const maxSavepoints = 48
 
-// keyRangeFree reports whether no stored row of t has a key between the
-// least and the greatest key of bt, for a single integer key; false for
-// other keys (their batches go to staging past maxSavepoints).
-func (w *Warehouse) keyRangeFree(ctx context.Context, tx pgx.Tx, t driver.Table, bt *schema.Batch) (bool, error) {
+// intKey reports whether t's key is one integer column.
+func intKey(t driver.Table) bool {
 	if len(t.PrimaryKey) != 1 {
-		return false, nil
+		return false
+	}
+	j := slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == t.PrimaryKey[0] })
+	return t.Columns[j].Type.IsInt()
+}
+
+// storedKeys looks up which rows of bt have a key that t holds: stored[i]
+// for row i. ok is false when the key is not one column of an integer or
+// text type, which it does not look up. One query: for integer keys no
+// more spread out than four times the batch's rows, every stored key
+// between the least and the greatest (one index range scan); otherwise
+// key = ANY($1).
+func (w *Warehouse) storedKeys(ctx context.Context, tx pgx.Tx, t driver.Table, bt *schema.Batch) (stored []bool, ok bool, err error) {
+	if len(t.PrimaryKey) != 1 {
+		return nil, false, nil
 	}
 	j := slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == t.PrimaryKey[0] })
 	v := &bt.Vecs[j]
-	if !v.Type.IsInt() || slices.Contains(v.Null, true) {
-		return false, nil
-	}
+	n := bt.Len()
 	k := pgx.Identifier{t.PrimaryKey[0]}.Sanitize()
-	var taken bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM "+w.ident(t.Name)+" WHERE "+k+" BETWEEN $1 AND $2)",
-		slices.Min(v.Int), slices.Max(v.Int)).Scan(&taken); err != nil {
-		return false, fmt.Errorf("look for stored keys of rows %d to %d in %s.%s: %w", bt.N[0], bt.N[bt.Len()-1], w.schema, t.Name, err)
+	from := " FROM " + w.ident(t.Name) + " WHERE " + k
+	fail := func(err error) ([]bool, bool, error) {
+		return nil, false, fmt.Errorf("look up the stored keys of rows %d to %d in %s.%s: %w", bt.N[0], bt.N[n-1], w.schema, t.Name, err)
 	}
-	return !taken, nil
+	stored = make([]bool, n)
+	switch {
+	case v.Type.IsInt():
+		var lo, hi int64
+		some := false
+		ids := make([]int64, 0, n)
+		for i := range n {
+			if v.Null[i] {
+				continue
+			}
+			x := v.Int[i]
+			if !some || x < lo {
+				lo = x
+			}
+			if !some || x > hi {
+				hi = x
+			}
+			some = true
+			ids = append(ids, x)
+		}
+		if !some {
+			return stored, true, nil
+		}
+		var rows pgx.Rows
+		if uint64(hi-lo) < 4*uint64(n) {
+			rows, err = tx.Query(ctx, "SELECT "+k+from+" BETWEEN $1 AND $2", lo, hi)
+		} else {
+			rows, err = tx.Query(ctx, "SELECT "+k+from+" = ANY($1)", ids)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		have := map[int64]bool{}
+		var x int64
+		if _, err := pgx.ForEachRow(rows, []any{&x}, func() error { have[x] = true; return nil }); err != nil {
+			return fail(err)
+		}
+		for i := range n {
+			stored[i] = !v.Null[i] && have[v.Int[i]]
+		}
+	case v.Type == schema.Text:
+		ids := make([]string, 0, n)
+		for i := range n {
+			if !v.Null[i] {
+				ids = append(ids, string(v.Bytes[v.Off[i]:v.Off[i+1]]))
+			}
+		}
+		rows, err := tx.Query(ctx, "SELECT "+k+from+" = ANY($1)", ids)
+		if err != nil {
+			return fail(err)
+		}
+		have := map[string]bool{}
+		var x string
+		if _, err := pgx.ForEachRow(rows, []any{&x}, func() error { have[x] = true; return nil }); err != nil {
+			return fail(err)
+		}
+		for i := range n {
+			stored[i] = !v.Null[i] && have[string(v.Bytes[v.Off[i]:v.Off[i+1]])]
+		}
+	default:
+		return nil, false, nil
+	}
+	return stored, true, nil
 }
 
 // ordinalColumn holds a staged row's record number.
@@ -299,9 +452,9 @@ func (w *Warehouse) rewritten(ctx context.Context, tx pgx.Tx, b driver.Batch, st
 type keyTap struct {
 	src  schema.Reader
 	keys *driver.KeySet
-	// last is whether the last batch repeated a key of its own or of an
-	// earlier batch.
-	last bool
+	// rep says, for each row of the last batch, whether it repeated a key
+	// of an earlier row of the object; nil when none did.
+	rep []bool
 }
 
 func (k *keyTap) Next(ctx context.Context) (*schema.Batch, error) {
@@ -309,7 +462,10 @@ func (k *keyTap) Next(ctx context.Context) (*schema.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.last = k.keys != nil && k.keys.Add(b) != nil
+	k.rep = nil
+	if k.keys != nil {
+		k.rep = k.keys.Add(b)
+	}
 	return b, nil
 }
 
