@@ -288,18 +288,12 @@ func (w *Warehouse) storedKeys(ctx context.Context, tx pgx.Tx, t driver.Table, b
 		if !some {
 			return stored, true, nil
 		}
-		var rows pgx.Rows
+		q, args := "SELECT "+k+from+" = ANY($1)", []any{ids}
 		if uint64(hi-lo) < 4*uint64(n) {
-			rows, err = tx.Query(ctx, "SELECT "+k+from+" BETWEEN $1 AND $2", lo, hi)
-		} else {
-			rows, err = tx.Query(ctx, "SELECT "+k+from+" = ANY($1)", ids)
+			q, args = "SELECT "+k+from+" BETWEEN $1 AND $2", []any{lo, hi}
 		}
+		have, err := queryKeys[int64](ctx, tx, q, args...)
 		if err != nil {
-			return fail(err)
-		}
-		have := map[int64]bool{}
-		var x int64
-		if _, err := pgx.ForEachRow(rows, []any{&x}, func() error { have[x] = true; return nil }); err != nil {
 			return fail(err)
 		}
 		for i := range n {
@@ -312,13 +306,8 @@ func (w *Warehouse) storedKeys(ctx context.Context, tx pgx.Tx, t driver.Table, b
 				ids = append(ids, string(v.Bytes[v.Off[i]:v.Off[i+1]]))
 			}
 		}
-		rows, err := tx.Query(ctx, "SELECT "+k+from+" = ANY($1)", ids)
+		have, err := queryKeys[string](ctx, tx, "SELECT "+k+from+" = ANY($1)", ids)
 		if err != nil {
-			return fail(err)
-		}
-		have := map[string]bool{}
-		var x string
-		if _, err := pgx.ForEachRow(rows, []any{&x}, func() error { have[x] = true; return nil }); err != nil {
 			return fail(err)
 		}
 		for i := range n {
@@ -328,6 +317,18 @@ func (w *Warehouse) storedKeys(ctx context.Context, tx pgx.Tx, t driver.Table, b
 		return nil, false, nil
 	}
 	return stored, true, nil
+}
+
+// queryKeys returns the set of keys that q returns.
+func queryKeys[K comparable](ctx context.Context, tx pgx.Tx, q string, args ...any) (map[K]bool, error) {
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	have := map[K]bool{}
+	var x K
+	_, err = pgx.ForEachRow(rows, []any{&x}, func() error { have[x] = true; return nil })
+	return have, err
 }
 
 // ordinalColumn holds a staged row's record number.
