@@ -237,7 +237,7 @@ func (s *Store) ScanOnce(ctx context.Context, seen SeenSet, opts *WatchOptions, 
 type pending struct {
 	fp      string
 	since   time.Time     // when fp was first seen (or, at the first look, the file's mtime)
-	due     time.Time     // when to look at it again: the end of its settle window, or a retry
+	due     time.Time     // when to look at it again: the end of its settle window, the next look at an open file, or a retry
 	backoff time.Duration // > 0: a writer held it open at the last look, which waits this long for the next
 	blind   bool          // the kernel cannot tell whether a writer holds it open
 	own     bool          // sluice wrote it (this Store, or another process as inotify told): its writer announces it
@@ -246,7 +246,7 @@ type pending struct {
 // window is how long p's version must stay unchanged before it may be
 // announced (see WatchOptions.Settle): Settle when set; else none for a
 // file whose writers the kernel can tell, and DefaultSettle for the others
-// and for this Store's own writes.
+// and for versions sluice wrote.
 func (sc *scanner) window(p pending) time.Duration {
 	switch {
 	case sc.w.Settle > 0:
