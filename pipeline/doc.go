@@ -99,14 +99,20 @@
 //     jitter) for as long as for allows (default 6h), then dead-lettered;
 //     work that fails permanently (bad data) is dead-lettered at once. See
 //     package fault.
-//   - watch (optional): {settle: 2s, interval: 1s}. Files that other
+//   - watch (optional): {settle: 0, interval: 1s}. Files that other
 //     programs drop into a local (file://) store are announced once they
-//     have stayed unchanged for settle and, on Linux, no process still has
-//     them open for writing (a file already unchanged for settle when the
-//     watcher first sees it is announced at once). On Linux the watcher
-//     follows the store with inotify; elsewhere, and where inotify cannot
-//     be used, it lists the store every interval. Raise settle for writers
-//     that pause mid-file on systems without leases.
+//     are complete: on Linux, the moment no process holds them open for
+//     writing — a file renamed into place, or closed by its writer, is
+//     announced within milliseconds. settle unset or 0 (the default) adds
+//     no window there, and 2s where Linux cannot tell (another user's
+//     files, NFS and other file systems without leases, other systems): a
+//     file then waits until it has been unchanged for 2s. A settle above
+//     zero (at least 100ms) is a window every file must also wait out, for
+//     programs that write one file in several opens (repeated >> appends):
+//     without it each closed version is announced; better, have them write
+//     under a temporary name and rename the file into place. On Linux the
+//     watcher follows the store with inotify; elsewhere, and where inotify
+//     cannot be used, it lists the store every interval.
 //   - reconcile_every (optional, default 10m; 0 turns it off): how often
 //     `sluice run` reconciles the store with the work done: every object
 //     version under a load's prefix that its on: selects and that is

@@ -135,7 +135,12 @@ func (p *parser) spec(data []byte) *Spec {
 	if e := m.get("watch"); e != nil {
 		if wm := p.mapping(e.val, "watch", "write watch: {settle: 2s, interval: 1s}", watchKeys, nil); wm != nil {
 			if f := wm.get("settle"); f != nil {
-				s.Watch.Settle, _ = p.duration(f.val, "watch.settle", 100*time.Millisecond)
+				if d, ok := p.duration(f.val, "watch.settle", 0); ok {
+					if d > 0 && d < 100*time.Millisecond {
+						p.errorf(f.val, "watch.settle", "%s is too short: write at least 100ms, or 0 for the default (no window where Linux can tell that a file is complete, 2s elsewhere)", d)
+					}
+					s.Watch.Settle = d
+				}
 			}
 			if f := wm.get("interval"); f != nil {
 				s.Watch.Interval, _ = p.duration(f.val, "watch.interval", 100*time.Millisecond)

@@ -692,6 +692,27 @@ func TestStateIsAURLThatSLUICE_STATEReplaces(t *testing.T) {
 	}
 }
 
+func TestWatchSettleUnsetOrZeroIsTheAutomaticWindow(t *testing.T) {
+	for _, tc := range []struct {
+		yaml   string
+		settle time.Duration
+	}{
+		{"name: t\njobs: {}\n", 0},
+		{"name: t\nwatch: {interval: 2s}\njobs: {}\n", 0},
+		{"name: t\nwatch: {settle: 0s}\njobs: {}\n", 0},
+		{"name: t\nwatch: {settle: 100ms}\njobs: {}\n", 100 * time.Millisecond},
+		{"name: t\nwatch: {settle: 5s}\njobs: {}\n", 5 * time.Second},
+	} {
+		s, err := Parse("t.yaml", []byte(strings.Replace(tc.yaml, "jobs: {}", "loads: {l: {on: {prefix: a/}, table: t, columns: {id: bigint}}}", 1)), noEnv)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if s.Watch.Settle != tc.settle {
+			t.Errorf("%q: Watch.Settle = %s, want %s", tc.yaml, s.Watch.Settle, tc.settle)
+		}
+	}
+}
+
 func TestReconcileEveryDefaultsToTenMinutesAndZeroTurnsItOff(t *testing.T) {
 	for _, tc := range []struct {
 		yaml string

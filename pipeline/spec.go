@@ -77,7 +77,8 @@ type Spec struct {
 	// they are dead-lettered.
 	Retry fault.Retry
 	// Watch tunes the local store watcher (zero: store's defaults, a scan a
-	// second and a 2 s settle).
+	// second where it polls, and no settle window where Linux can tell that
+	// a file is complete).
 	Watch Watch
 	// ReconcileEvery is how often `sluice run` looks for object versions
 	// that never produced work (lost notifications, uploads made before the
@@ -309,10 +310,17 @@ func (l Load) Takes(key string) bool {
 const DefaultReconcileEvery = 10 * time.Minute
 
 // Watch tunes how files that other programs drop into a local store are
-// found: a file is announced once it has stayed unchanged for Settle (and,
-// on Linux, no process has it open for writing); where the watcher cannot
-// follow the store with inotify it lists it every Interval (see package
-// store, "Watching").
+// found (see package store, "Watching"). A file is announced once it is
+// complete: on Linux, as soon as no process holds it open for writing (it
+// was renamed into place, or its writer closed it). Settle 0 (watch.settle
+// unset or 0) is automatic: no settle window where Linux can tell, and
+// store.DefaultSettle (2s) where it cannot (another user's files, file
+// systems without leases such as NFS, other systems). A Settle above zero is
+// a window every file must stay unchanged for, everywhere, in addition: for
+// programs that write one file in several opens (repeated >> appends),
+// which otherwise get each closed version announced; renaming a finished
+// file into place is the better fix. Where the watcher cannot follow the
+// store with inotify it lists it every Interval (0: 1s).
 type Watch struct {
 	Settle, Interval time.Duration
 }

@@ -159,17 +159,20 @@ func (s *Store) writeLocal(ctx context.Context, key string, r io.Reader, content
 	if err != nil {
 		return Object{}, s.errorf("write", key, err)
 	}
+	o := Object{Key: key, Size: fi.Size(), ETag: hex.EncodeToString(h.Sum(nil)), ModTime: fi.ModTime(), ContentType: contentType}
+	if id, ok := identityOf(fi); ok {
+		// Remembered as this Store's own version before the file is
+		// closed: a watcher takes it as complete only after the close
+		// (see "Watching" in the package doc), so it finds the mark.
+		s.etags.put(id, etagEntry{etag: o.ETag, contentType: o.ContentType, own: true})
+		o.fp = id.String()
+	}
 	done = true
 	if err := f.Close(); err != nil {
 		return Object{}, s.errorf("write", key, err)
 	}
 	if err := s.syncDir(dir); err != nil {
 		return Object{}, s.errorf("write", key, fmt.Errorf("fsync directory: %w", err))
-	}
-	o := Object{Key: key, Size: fi.Size(), ETag: hex.EncodeToString(h.Sum(nil)), ModTime: fi.ModTime(), ContentType: contentType}
-	if id, ok := identityOf(fi); ok {
-		s.etags.put(id, o.ETag, o.ContentType)
-		o.fp = id.String()
 	}
 	return o, nil
 }
@@ -249,28 +252,25 @@ func (s *Store) describe(ctx context.Context, f *os.File, key string) (Object, e
 	o.ETag = etag
 	o.ContentType = typeByExtension(key)
 	if hasID {
-		s.etags.put(id, o.ETag, o.ContentType)
+		s.etags.put(id, etagEntry{etag: o.ETag, contentType: o.ContentType})
 	}
 	return o, nil
 }
 
-// statSettled opens key and, where the platform can tell, reports busy if
-// another open file description may still write to it (see writerOpen);
-// otherwise it describes the version it holds.
-func (s *Store) statSettled(ctx context.Context, key string) (o Object, busy bool, err error) {
-	f, err := s.root.Open(rel(key))
+// wroteHere reports whether the open file f is a version this Store wrote
+// (Write or Put): its writer announces it (see "Watching" in the package
+// doc).
+func (s *Store) wroteHere(f *os.File) bool {
+	fi, err := f.Stat()
 	if err != nil {
-		return Object{}, false, s.errorf("stat", key, localErr(err))
+		return false
 	}
-	defer f.Close()
-	if writerOpen(f) {
-		return Object{}, true, nil
+	id, ok := identityOf(fi)
+	if !ok {
+		return false
 	}
-	o, err = s.describe(ctx, f, key)
-	if err != nil {
-		return Object{}, false, s.errorf("stat", key, err)
-	}
-	return o, false, nil
+	e, ok := s.etags.get(id)
+	return ok && e.own
 }
 
 // deleteLocal removes key's file, and the legacy fileblob sidecar next to it.
@@ -578,9 +578,15 @@ func (id fileID) String() string {
 	return fmt.Sprintf("%d:%d:%d:%d:%d", id.dev, id.ino, id.size, id.mtime, id.ctime)
 }
 
-type etagEntry struct{ etag, contentType string }
+// etagEntry is what etagCache remembers of one file identity; own says
+// that this Store wrote that version.
+type etagEntry struct {
+	etag, contentType string
+	own               bool
+}
 
-// etagCache remembers computed ETags by file identity.
+// etagCache remembers computed ETags by file identity, and which versions
+// the Store wrote itself.
 type etagCache struct {
 	mu sync.Mutex
 	m  map[fileID]etagEntry
@@ -598,11 +604,11 @@ func (c *etagCache) get(id fileID) (etagEntry, bool) {
 	return e, ok
 }
 
-func (c *etagCache) put(id fileID, etag, contentType string) {
+func (c *etagCache) put(id fileID, e etagEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= maxCachedETags {
 		clear(c.m)
 	}
-	c.m[id] = etagEntry{etag, contentType}
+	c.m[id] = e
 }

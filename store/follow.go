@@ -17,7 +17,10 @@ import (
 
 // This file is Watch on a file:// store through inotify (fsnotify): every
 // change is looked at when the kernel reports it, instead of at the next
-// listing, and every wait ends at the next settle deadline.
+// listing, and every wait ends at the next settle deadline or look at a
+// file open for writing. fsnotify reports writes but not closes
+// (IN_CLOSE_WRITE is not among its portable events), so a file being
+// written is looked at again on a short, growing wait (see consider).
 
 // inotifyAvailable says whether Watch may follow file:// stores with
 // fsnotify: on Linux only. fsnotify's other backends are not used: kqueue
@@ -31,12 +34,12 @@ const maxBatch = 4096
 
 // follow watches every directory of the store with inotify, lists the store
 // once (the rescan at start), and then looks at each path the kernel
-// reports, at each pending object when its settle deadline passes, and at
-// the whole store again every Rescan and after the kernel's event queue
-// overflowed. It returns nil when ctx ends, and an error when inotify
-// cannot be used (no inotify instance, too many watches for
-// fs.inotify.max_user_watches): Watch then polls, keeping what the scanner
-// learnt.
+// reports, at each pending object when it is due (its settle deadline, or
+// the next look at a file open for writing), and at the whole store again
+// every Rescan and after the kernel's event queue overflowed. It returns
+// nil when ctx ends, and an error when inotify cannot be used (no inotify
+// instance, too many watches for fs.inotify.max_user_watches): Watch then
+// polls, keeping what the scanner learnt.
 func (sc *scanner) follow(ctx context.Context) error {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -53,6 +56,7 @@ func (sc *scanner) follow(ctx context.Context) error {
 	}
 	sc.log(r.errs)
 	lastScan := sc.w.Clock()
+	tempMoved := "" // the directory of the last event, if it was a sluice temporary file renamed
 	for {
 		wait := sc.untilDue(sc.w.Rescan - sc.w.Clock().Sub(lastScan))
 		evs, errs, closed := sc.wait(ctx, fw, wait)
@@ -74,9 +78,23 @@ func (sc *scanner) follow(ctx context.Context) error {
 		keys := map[string]bool{}
 		for _, ev := range evs {
 			rel, ok := d.rel(ev.Name)
-			if !ok || isTempName(path.Base(rel)) {
+			if !ok {
+				tempMoved = ""
 				continue
 			}
+			if isTempName(path.Base(rel)) {
+				if ev.Has(fsnotify.Rename) {
+					tempMoved = path.Dir(rel)
+				}
+				continue
+			}
+			// A sluice writer, in this process or another (`sluice put`,
+			// a job run), renames its temporary file into place: inotify
+			// reports the old name (IN_MOVED_FROM, a Rename) and then, as
+			// a rule right after it, the new one (IN_MOVED_TO, a Create).
+			// That version is its writer's to announce.
+			byWriter := tempMoved != "" && tempMoved == path.Dir(rel) && ev.Has(fsnotify.Create)
+			tempMoved = ""
 			if (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) && d.watched[rel] {
 				d.forget(rel) // a directory went away
 				sc.forgetUnder(rel + "/")
@@ -93,6 +111,9 @@ func (sc *scanner) follow(ctx context.Context) error {
 				continue
 			}
 			keys[rel] = true
+			if byWriter {
+				sc.wrote[rel] = true
+			}
 		}
 		if rescan {
 			if err := d.addTree(ctx, "."); err != nil {

@@ -19,8 +19,10 @@ import (
 // These tests are of the inotify watcher. Its clock is a stepClock: time
 // never passes by itself; each wait of the watcher is handed to the test,
 // which checks how long the watcher asked to wait and lets that much time
-// pass. The scan interval and the rescan are an hour, so only inotify and
-// the settle deadlines can explain anything the watcher does.
+// pass. The scan interval and the rescan are an hour, so only inotify, the
+// settle deadlines and the looks at files open for writing can explain
+// anything the watcher does. The settle window is automatic (none where the
+// kernel can tell a file's writers) unless a test sets one.
 
 // sleepReq is one wait of the watcher.
 type sleepReq struct {
@@ -101,7 +103,6 @@ func (c *stepClock) opts(t *testing.T) *store.WatchOptions {
 	return &store.WatchOptions{
 		Interval: time.Hour,
 		Rescan:   idle,
-		Settle:   2 * time.Second,
 		Clock:    c.Now,
 		Sleep:    c.Sleep,
 		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
@@ -116,11 +117,17 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 // objects arrive on the returned channel.
 func following(t *testing.T, s *store.Store, opts *store.WatchOptions, emit func(context.Context, store.Object) error) <-chan store.Object {
 	t.Helper()
+	return followingSeen(t, s, &store.MemorySeenSet{}, opts, emit)
+}
+
+// followingSeen is following with the given seen-set.
+func followingSeen(t *testing.T, s *store.Store, seen store.SeenSet, opts *store.WatchOptions, emit func(context.Context, store.Object) error) <-chan store.Object {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan store.Object, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Watch(ctx, &store.MemorySeenSet{}, opts, func(ctx context.Context, o store.Object) error {
+		done <- s.Watch(ctx, seen, opts, func(ctx context.Context, o store.Object) error {
 			if emit != nil {
 				if err := emit(ctx, o); err != nil {
 					return err
@@ -179,13 +186,15 @@ func moveIn(t *testing.T, dir, key string, data []byte) {
 	}
 }
 
-func TestAFileMovedInIsAnnouncedAtItsSettleDeadlineNotAtAScan(t *testing.T) {
+func TestAFileRenamedIntoPlaceIsAnnouncedAtOnceWithoutASettleWindow(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "in"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	s := openT(t, fileURL(dir), nil)
-	start := time.Now().Add(-time.Hour) // behind the files' times: the window starts when the watcher sees them
+	// Behind the files' times, so a window counted from their modification
+	// time would still be to wait out in full.
+	start := time.Now().Add(-time.Hour)
 	c := newStepClock(start)
 	got := following(t, s, c.opts(t), nil)
 	if r := c.next(t); r.d != idle {
@@ -193,9 +202,39 @@ func TestAFileMovedInIsAnnouncedAtItsSettleDeadlineNotAtAScan(t *testing.T) {
 	}
 	data := []byte("a,b\n1,2\n")
 	moveIn(t, dir, "in/x.csv", data)
+	// The pass that handles the rename announces the file: the watcher's
+	// next wait is the idle one, with nothing pending.
+	if r := c.next(t); r.d != idle {
+		t.Fatalf("after a complete file was moved in the watcher waits %s; want it announced in the same pass, then idle", r.d)
+	}
+	o := receive(t, got)
+	if o.Key != "in/x.csv" || o.ETag != storetest.MD5Hex(data) || o.Size != int64(len(data)) {
+		t.Errorf("announced %+v; want in/x.csv with its MD5", o)
+	}
+	if c.Now() != start {
+		t.Errorf("announced after %s of watcher time; want no wait at all", c.Now().Sub(start))
+	}
+}
+
+func TestAnExplicitSettleWindowHoldsBackAFileMovedInUntilItsDeadlineNotAScan(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "in"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := openT(t, fileURL(dir), nil)
+	start := time.Now().Add(-time.Hour) // behind the files' times: the window starts when the watcher sees them
+	c := newStepClock(start)
+	opts := c.opts(t)
+	opts.Settle = 2 * time.Second
+	got := following(t, s, opts, nil)
+	if r := c.next(t); r.d != idle {
+		t.Fatalf("an idle watcher waits %s; want the rescan period: nothing is pending", r.d)
+	}
+	data := []byte("a,b\n1,2\n")
+	moveIn(t, dir, "in/x.csv", data)
 	r := c.next(t)
 	if r.d != 2*time.Second {
-		t.Fatalf("after the file appeared the watcher waits %s; want exactly the 2s settle window", r.d)
+		t.Fatalf("after the file appeared the watcher waits %s; want exactly the 2s settle window, although the file is complete", r.d)
 	}
 	nothingYet(t, got)
 	close(r.release)
@@ -246,8 +285,8 @@ func TestFilesInDirectoriesCreatedOrMovedWhileWatchingAreFollowed(t *testing.T) 
 	announced("z/b/c/3.json")
 	moveIn(t, dir, "z/b/4.json", []byte(`{"n":4}`))
 	announced("z/b/4.json")
-	if el := c.Now().Sub(start); el >= time.Hour {
-		t.Errorf("%s of watcher time passed; want only settle windows (no interval, no rescan)", el)
+	if el := c.Now().Sub(start); el != 0 {
+		t.Errorf("%s of watcher time passed; want none: every file was complete when it appeared", el)
 	}
 }
 
@@ -288,19 +327,77 @@ func TestFilesSettledBeforeStartAreAnnouncedAtOnce(t *testing.T) {
 	}
 }
 
-func TestAFileWrittenInPlaceIsAnnouncedOnlyWhole(t *testing.T) {
+func TestAFileOpenForWritingIsAnnouncedOnlyOnceItsWriterClosesIt(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, fileURL(dir), nil)
+	start := time.Now().Add(-time.Hour)
+	c := newStepClock(start)
+	got := following(t, s, c.opts(t), nil)
+	c.next(t) // idle
+	f, err := os.OpenFile(filepath.Join(dir, "slow.csv"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Each system call below is one inotify event, and the watcher is
+	// waiting again (having looked at the file) before the next one.
+	if r := c.next(t); r.d != 5*time.Millisecond {
+		t.Fatalf("after the file was created (and is open for writing) the watcher waits %s; want 5ms, the first wait for its writer", r.d)
+	}
+	var want []byte
+	var r sleepReq
+	for i := range 3 {
+		line := fmt.Appendf(nil, "row %d\n", i)
+		want = append(want, line...)
+		if _, err := f.Write(line); err != nil {
+			t.Fatal(err)
+		}
+		// A change: the writer is at work, so the watcher looks again
+		// once it has paused for 5ms.
+		if r = c.next(t); r.d != 5*time.Millisecond {
+			t.Fatalf("after write %d the watcher waits %s; want 5ms", i, r.d)
+		}
+		nothingYet(t, got)
+	}
+	// Paused but still open: the wait doubles at each look.
+	for _, d := range []time.Duration{10, 20, 40} {
+		close(r.release)
+		if r = c.next(t); r.d != d*time.Millisecond {
+			t.Fatalf("a file still open for writing is looked at again in %s; want %s", r.d, d*time.Millisecond)
+		}
+		nothingYet(t, got)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// inotify does not report the close: the next look finds it.
+	close(r.release)
+	o := receive(t, got)
+	if o.Key != "slow.csv" || o.ETag != storetest.MD5Hex(want) || o.Size != int64(len(want)) {
+		t.Errorf("announced %+v; want the whole file (%d bytes)", o, len(want))
+	}
+	if el := c.Now().Sub(start); el != (5+10+20+40)*time.Millisecond {
+		t.Errorf("announced after %s of watcher time; want the 75ms of looks", el)
+	}
+	if r := c.next(t); r.d != idle-c.Now().Sub(start) {
+		t.Errorf("after announcing the watcher waits %s; want nothing pending (the rest of the rescan period)", r.d)
+	}
+}
+
+func TestAnExplicitSettleWindowAndTheWriterCheckBothHoldBackAFileWrittenInPlace(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, fileURL(dir), nil)
 	c := newStepClock(time.Now().Add(-time.Hour))
-	got := following(t, s, c.opts(t), nil)
+	opts := c.opts(t)
+	opts.Settle = 2 * time.Second
+	got := following(t, s, opts, nil)
 	c.next(t) // idle
 	p := filepath.Join(dir, "slow.csv")
 	f, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Each system call below is one inotify event, and the watcher is
-	// waiting again (having looked at the file) before the next one.
+	defer f.Close()
 	if r := c.next(t); r.d != 2*time.Second {
 		t.Fatalf("after the file was created the watcher waits %s; want the settle window", r.d)
 	}
@@ -312,16 +409,24 @@ func TestAFileWrittenInPlaceIsAnnouncedOnlyWhole(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := c.next(t) // each write restarts the window
+		if r.d != 2*time.Second {
+			t.Fatalf("after write %d the watcher waits %s; want the settle window again", i, r.d)
+		}
 		nothingYet(t, got)
 		if i == 4 {
 			close(r.release)
 		}
 	}
 	// Settled but still open for writing: not complete. It is looked at
-	// again an Interval later.
+	// again 5ms later, then 10ms.
 	r := c.next(t)
-	if r.d != time.Hour {
-		t.Fatalf("a settled file still open for writing is looked at again in %s; want the 1h interval", r.d)
+	if r.d != 5*time.Millisecond {
+		t.Fatalf("a settled file still open for writing is looked at again in %s; want 5ms", r.d)
+	}
+	nothingYet(t, got)
+	close(r.release)
+	if r = c.next(t); r.d != 10*time.Millisecond {
+		t.Fatalf("then in %s; want 10ms", r.d)
 	}
 	nothingYet(t, got)
 	if err := f.Close(); err != nil {
@@ -330,6 +435,113 @@ func TestAFileWrittenInPlaceIsAnnouncedOnlyWhole(t *testing.T) {
 	close(r.release)
 	if o := receive(t, got); o.Key != "slow.csv" || o.ETag != storetest.MD5Hex(want) || o.Size != int64(len(want)) {
 		t.Errorf("announced %+v; want the whole file (%d bytes)", o, len(want))
+	}
+}
+
+func TestWhereTheKernelCannotTellAFilesWritersTheDefaultSettleWindowDecides(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "in"), 0o755); err != nil { // one event for the file, none for its directory
+		t.Fatal(err)
+	}
+	s := openT(t, fileURL(dir), nil)
+	// As for another user's file without CAP_LEASE, or on NFS: the lease
+	// is refused, which says nothing about writers.
+	store.SetWriterProbe(s, func(*os.File) (open, known bool) { return false, false })
+	start := time.Now().Add(-time.Hour)
+	c := newStepClock(start)
+	got := following(t, s, c.opts(t), nil)
+	c.next(t) // idle
+	moveIn(t, dir, "in/x.csv", []byte("x\n"))
+	r := c.next(t)
+	if r.d != store.DefaultSettle {
+		t.Fatalf("the watcher waits %s for a file whose writers it cannot tell; want DefaultSettle (%s)", r.d, store.DefaultSettle)
+	}
+	nothingYet(t, got)
+	close(r.release)
+	if o := receive(t, got); o.Key != "in/x.csv" || c.Now().Sub(start) != store.DefaultSettle {
+		t.Errorf("announced %s after %s; want in/x.csv after DefaultSettle", o.Key, c.Now().Sub(start))
+	}
+}
+
+func TestVersionsThisStoreWroteWaitForTheirWriterToMarkThemSeen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, fileURL(dir), nil)
+	start := time.Now().Add(-time.Hour)
+	c := newStepClock(start)
+	seen := &store.MemorySeenSet{}
+	var mu sync.Mutex
+	at := map[string]time.Time{} // watcher time of each announcement
+	got := followingSeen(t, s, seen, c.opts(t), func(_ context.Context, o store.Object) error {
+		mu.Lock()
+		defer mu.Unlock()
+		at[o.Key] = c.Now()
+		return nil
+	})
+	c.next(t) // idle
+	// The engine writes, publishes and then marks seen (Announce); "lost"
+	// stands for a version whose publishing failed, so it is not marked.
+	o, err := s.Put(ctx, "landed/marked.json", []byte(`{"a":1}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seen.MarkSeen(ctx, o.Key, store.Fingerprint(o), o.ETag); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "landed/lost.json", []byte(`{"b":2}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	if o := c.untilAnnounced(t, got); o.Key != "landed/lost.json" {
+		t.Fatalf("announced %s; want only landed/lost.json", o.Key)
+	}
+	for r := c.next(t); r.d != idle; r = c.next(t) {
+		close(r.release)
+	}
+	nothingYet(t, got)
+	mu.Lock()
+	defer mu.Unlock()
+	if el := at["landed/lost.json"].Sub(start); el < store.DefaultSettle {
+		t.Errorf("the unmarked version was announced after %s of watcher time; want DefaultSettle (%s) for its writer to mark it first", el, store.DefaultSettle)
+	}
+}
+
+func TestVersionsAnotherSluiceProcessWroteWaitForTheirWriter(t *testing.T) {
+	dir := t.TempDir()
+	// The directory exists: a new one would be listed, and a listing
+	// cannot tell who wrote a file.
+	if err := os.Mkdir(filepath.Join(dir, "in"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := openT(t, fileURL(dir), nil)
+	// A second Store on the directory stands for `sluice put` or a job
+	// run: its writes are unknown to s but for what inotify reports.
+	other := openT(t, fileURL(dir), nil)
+	start := time.Now().Add(-time.Hour)
+	c := newStepClock(start)
+	var mu sync.Mutex
+	var at time.Time
+	got := following(t, s, c.opts(t), func(context.Context, store.Object) error {
+		mu.Lock()
+		defer mu.Unlock()
+		at = c.Now()
+		return nil
+	})
+	c.next(t) // idle
+	if _, err := other.Put(context.Background(), "in/put.json", []byte(`{"p":1}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	// A file another program moves in right after is not taken for one.
+	moveIn(t, dir, "in/moved.json", []byte(`{"m":1}`))
+	if o := receive(t, got); o.Key != "in/moved.json" || c.Now() != start { // no wait is let pass
+		t.Fatalf("announced %s after %s; want in/moved.json at once", o.Key, c.Now().Sub(start))
+	}
+	if o := c.untilAnnounced(t, got); o.Key != "in/put.json" {
+		t.Fatalf("announced %s; want in/put.json", o.Key)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if el := at.Sub(start); el < store.DefaultSettle {
+		t.Errorf("the version another sluice wrote was announced after %s of watcher time; want DefaultSettle (%s), time for its writer to mark it seen", el, store.DefaultSettle)
 	}
 }
 

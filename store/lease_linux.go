@@ -9,17 +9,22 @@ import (
 )
 
 // writerOpen reports whether some open file description may still write to
-// f's file. It asks Linux for a read lease on f (opened read-only): the
-// kernel refuses with EAGAIN while any process, this one included, holds the
-// file open for writing. The lease is released at once. Where leases are
+// f's file, and known, whether Linux could tell. It asks for a read lease on
+// f (opened read-only): the kernel grants it only while no process, this one
+// included, holds the file open for writing, and refuses with EAGAIN
+// otherwise. A granted lease is released at once. Where leases are
 // unavailable — EACCES or EPERM when the file belongs to another user and
 // the process lacks CAP_LEASE, EINVAL on file systems without leases (NFS,
-// FUSE, ...) — it reports false and the settle window alone decides.
-func writerOpen(f *os.File) bool {
+// FUSE, ...) or with fs.leases-enable off — known is false, and the settle
+// window decides (see "Watching" in the package doc).
+func writerOpen(f *os.File) (open, known bool) {
 	_, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_RDLCK)
-	if err == nil {
+	switch err {
+	case nil:
 		_, _ = unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_UNLCK)
-		return false
+		return false, true
+	case unix.EAGAIN, unix.EBUSY:
+		return true, true
 	}
-	return err == unix.EAGAIN || err == unix.EBUSY
+	return false, false
 }

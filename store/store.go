@@ -95,37 +95,70 @@
 // WatchOptions.Poll — Watch lists the store every WatchOptions.Interval
 // (default one second) instead. S3 buckets should use bucket notifications.
 //
-// Completeness. A file is announced only once it is complete: its
-// fingerprint has held for WatchOptions.Settle (default two seconds) and,
-// on Linux, no process holds it open for writing (below). When the watcher
-// first sees a file the window is counted from its modification time (or
-// from now, if that lies ahead), and from the moment the watcher sees the
-// fingerprint change after that. So a file that was already unchanged for
-// the window when the watcher started (one that arrived while sluice was
-// down, or was moved in by a rename) is announced by the first listing, at
-// once, and a file that is being written is announced when its window
-// ends: Watch waits exactly until the earliest settle deadline, not for the
-// next poll. Programs that set an old modification time (cp -p, tar, rsync)
-// do so after writing the content; cp -p and tar do it on the file they
-// wrote, which the watcher has then seen change, so it waits the window. Once settled the ETag is computed,
-// and the object is announced only if that ETag differs from the one last
-// announced for the key (a `touch` or a chmod is not a new version).
+// Completeness. A file is announced only once it is complete. A file is
+// complete when no process holds it open for writing: it was renamed into
+// place, or its last writer closed it. On Linux the watcher asks the kernel
+// for a read lease on a read-only descriptor (fcntl F_SETLEASE, F_RDLCK),
+// which it refuses with EAGAIN while any process holds the file open for
+// writing; a granted lease is released at once (a process opening the file
+// for writing in the microseconds it is held waits until then). So by
+// default (WatchOptions.Settle zero) a file moved into a file:// store, or
+// closed by its writer, is announced the moment the watcher looks at it —
+// with inotify, when the kernel reports it, within milliseconds, with no
+// settle window. A file still open for writing is looked at again 5ms later,
+// the wait doubling at each look that finds it still open, up to
+// WatchOptions.Interval, and starting over at each change inotify reports:
+// inotify reports the writes (IN_MODIFY) but fsnotify, the library used,
+// does not report the close (IN_CLOSE_WRITE), so the close is noticed at the
+// next look — 5ms after the last write for a writer that closes the file
+// right after it. The file stays unannounced however long its writer pauses.
 //
-// A file is complete when its writer is done, which the file's times cannot
-// show directly, so on Linux the watcher also asks the kernel for a read
-// lease on a read-only descriptor (fcntl F_SETLEASE, F_RDLCK), which it
-// refuses with EAGAIN while any process holds the file open for writing; the
-// file then stays unsettled however long the writer pauses (it is looked at
-// again every Interval), and the lease, when granted, is released at once.
-// The lease is only available to the file's owner (or with CAP_LEASE) and on
-// local file systems; otherwise (EACCES, EPERM, EINVAL) — and on other
-// systems — the settle window alone decides, and writers that pause longer
-// than Settle mid-file need a longer Settle. A process opening the file for
-// writing in the microseconds the lease is held waits until it is released.
+// Where the kernel cannot tell — the lease is only granted to the file's
+// owner (or with CAP_LEASE) and on file systems that have leases, so
+// EACCES, EPERM or EINVAL mean nothing is known (another user's files, NFS,
+// FUSE) — on systems other than Linux, and for mem:// and s3:// stores, a
+// file is complete once its fingerprint has held for the settle window,
+// DefaultSettle (two seconds): counted from its modification time when the
+// watcher first sees it (or from now, if that lies ahead), and from the
+// moment the watcher sees the fingerprint change after that. So a file that
+// was already unchanged for the window when the watcher started (one that
+// arrived while sluice was down) is announced by the first listing, at once,
+// and a file that is being written is announced when its window ends: Watch
+// waits exactly until the earliest settle deadline, not for the next poll.
+// Writers there that pause longer than the window mid-file need a longer
+// WatchOptions.Settle. Programs that set an old modification time (cp -p,
+// tar, rsync) do so after writing the content; cp -p and tar do it on the
+// file they wrote, which the watcher has then seen change, so it waits the
+// window.
+//
+// A WatchOptions.Settle above zero (the spec's watch.settle) is a window
+// every object must wait out, everywhere, in addition to the writer check.
+// It is for programs that write one file in several opens (repeated `>>`
+// appends, a logger reopening its file): each close makes the file
+// complete, so without a window each of its versions is announced (and
+// loaded) in turn. Such programs can instead write under a temporary name
+// and rename the file into place when it is done; a rename is the one way to
+// make a file appear complete on every system.
+//
+// Once complete the ETag is computed, and the object is announced only if
+// that ETag differs from the one last announced for the key (a `touch` or a
+// chmod is not a new version).
 //
 // sluice's own writes do not wait for the watcher: whoever writes publishes
 // the event at once and marks the version seen, and the watcher then skips
-// it.
+// it. So that the mark comes first, a version sluice wrote waits
+// DefaultSettle in the watcher even by default (if it is still unmarked
+// then — publishing failed — the watcher announces it). The watcher knows
+// such a version in two ways: this Store wrote it (Write and Put remember
+// the file identity of what they wrote, with the ETag cache), or, with
+// inotify, it appeared by the rename of a sluice temporary file, which is
+// how every process writes through a Store (`sluice put` too): inotify
+// reports the rename's two names as consecutive events, as a rule. A
+// version that escapes both — another process's write found by a listing
+// (polling, a rescan, a directory moved in such as a curated output's
+// commit) — is announced at once, possibly before its writer marked it: a
+// second event for the same version (ETag), which loads and jobs
+// deduplicate.
 //
 // # Keys
 //
@@ -227,7 +260,8 @@ type Store struct {
 	dir      string // absolute directory
 	dirMode  os.FileMode
 	etags    *etagCache
-	sidecars *sync.Map // fileID → bool: is it a legacy fileblob sidecar
+	sidecars *sync.Map                           // fileID → bool: is it a legacy fileblob sidecar
+	writers  func(f *os.File) (open, known bool) // writerOpen; tests replace it
 }
 
 // Open opens the store at rawURL. For file:// the directory is created if it
@@ -312,7 +346,7 @@ func (s *Store) openFile(u *url.URL) error {
 	if err != nil {
 		return fmt.Errorf("store %s: open directory %s: %v", s.url, dir, err)
 	}
-	s.root, s.dir, s.etags, s.sidecars = root, dir, newETagCache(), &sync.Map{}
+	s.root, s.dir, s.etags, s.sidecars, s.writers = root, dir, newETagCache(), &sync.Map{}, writerOpen
 	s.bucket = filepath.Base(dir)
 	return nil
 }

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sluicehq/sluice/fault"
 	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/fault"
 )
 
 // This file is the watcher: it turns objects that appear in a store by means
@@ -56,26 +57,43 @@ func legacyFingerprint(o Object) string {
 // Defaults for WatchOptions.
 const (
 	DefaultWatchInterval = time.Second
-	DefaultSettle        = 2 * time.Second
-	DefaultRescan        = time.Minute
+	// DefaultSettle is the settle window where the watcher cannot tell
+	// whether a file is still open for writing (see WatchOptions.Settle).
+	DefaultSettle = 2 * time.Second
+	DefaultRescan = time.Minute
 )
+
+// minBackoff is how soon a file found open for writing is looked at again:
+// the wait doubles at each look that finds it still open, up to
+// WatchOptions.Interval, and starts over when inotify reports a change.
+const minBackoff = 5 * time.Millisecond
 
 // WatchOptions configure Watch and ScanOnce. A nil *WatchOptions, or a zero
 // field, means defaults.
 type WatchOptions struct {
 	// Interval between scans when polling (default 1s): the longest a new
-	// file waits to be noticed, and how often a file that is settled but
-	// still open for writing, or whose announcement failed, is looked at
-	// again (also with inotify).
+	// file waits to be noticed, the longest wait between looks at a file
+	// that is still open for writing (the wait starts at 5ms and doubles),
+	// and how soon a file whose announcement failed is looked at again
+	// (also with inotify).
 	Interval time.Duration
-	// Settle: an object is announced once its fingerprint has been
-	// unchanged for this long (default 2s), counted from its modification
+	// Settle is the settle window: how long an object's fingerprint must
+	// stay unchanged before it is announced, counted from its modification
 	// time when the watcher first sees it, else from when the watcher saw
-	// it change. On
-	// Linux a file:// object is also held back while any process has it
-	// open for writing (see the "Watching" section of the package doc);
-	// elsewhere, and where Linux cannot tell, writers that pause longer than
-	// Settle mid-file need a longer Settle.
+	// it change. A file:// object on Linux is also held back while any
+	// process has it open for writing (see "Watching" in the package doc).
+	//
+	// Zero (the default) is automatic: a file:// object whose writers Linux
+	// can tell is announced as soon as no process holds it open for
+	// writing — no window at all; DefaultSettle (2s) applies where it
+	// cannot tell (another user's file without CAP_LEASE, file systems
+	// without leases, systems other than Linux), to mem:// and s3://
+	// stores, and to versions sluice wrote itself, which their writer
+	// announces. A Settle above zero applies to every object, in addition
+	// to the writer check: set it for programs that write one file in
+	// several opens (repeated >> appends), which otherwise get a version
+	// announced at each close — or have them write under a temporary name
+	// and rename the file into place.
 	Settle time.Duration
 	// Rescan is how often Watch lists the whole store although inotify
 	// reports every change (default 1m): a safety net for changes the
@@ -88,7 +106,8 @@ type WatchOptions struct {
 	Clock func() time.Time
 	// Sleep waits d or until ctx is done, returning ctx.Err() in that case
 	// (default: a timer). Every wait of the watcher is a Sleep — until the
-	// next settle deadline, the next poll or the next rescan — and Watch
+	// next settle deadline, the next look at a file open for writing, the
+	// next poll or the next rescan — and Watch
 	// cancels it when inotify reports a change. Tests replace it to advance
 	// a fake clock.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -105,8 +124,8 @@ func (o *WatchOptions) withDefaults() WatchOptions {
 	if w.Interval <= 0 {
 		w.Interval = DefaultWatchInterval
 	}
-	if w.Settle <= 0 {
-		w.Settle = DefaultSettle
+	if w.Settle < 0 {
+		w.Settle = 0 // automatic
 	}
 	if w.Rescan <= 0 {
 		w.Rescan = DefaultRescan
@@ -126,13 +145,15 @@ func (o *WatchOptions) withDefaults() WatchOptions {
 // Watch lists the store at once and then follows it: on a file:// store on
 // Linux through inotify (see the package doc), elsewhere — or with Poll, or
 // when inotify cannot be used — by listing it every Interval. An object
-// whose fingerprint differs from the one in seen, and has stayed unchanged
-// for Settle (and, in a file:// store on Linux, is not open for writing),
-// gets its ETag computed; if the ETag differs from the one seen last for its
-// key, the object is passed to emit, with ETag and ContentType filled.
-// Either way it is then marked seen with its fingerprint and ETag. The first
-// listing is the rescan that finds what arrived while sluice was down; a
-// file that had been unchanged for Settle by then is announced at once.
+// whose fingerprint differs from the one in seen and that is complete — in
+// a file:// store on Linux, no process holds it open for writing; its
+// fingerprint has stayed unchanged for the settle window where one applies
+// (see WatchOptions.Settle) — gets its ETag computed; if the ETag differs
+// from the one seen last for its key, the object is passed to emit, with
+// ETag and ContentType filled. Either way it is then marked seen with its
+// fingerprint and ETag. The first listing is the rescan that finds what
+// arrived while sluice was down; a file that was complete by then is
+// announced at once.
 //
 // Delivery is at least once: an object is marked seen only after emit
 // returns nil, so a crash between the two announces it again. emit errors,
@@ -173,11 +194,11 @@ type ScanResult struct {
 }
 
 // ScanOnce announces every unseen object, like Watch, and returns when none
-// is left waiting to settle: objects that have been unchanged for Settle
-// already are announced by the first listing; for the others it lists the
-// store again at their settle deadline (and at least every Interval) until
-// they have been unchanged for Settle (and, where Linux can tell, are no
-// longer open for writing). Errors of the last scan (emit failures,
+// is left waiting to be complete: objects that are complete already (see
+// Watch) are announced by the first listing, at once; for the others it
+// lists the store again at their settle deadline, or when a file found
+// open for writing is due to be looked at again (after 5ms, doubling up to
+// Interval), until they are complete. Errors of the last scan (emit failures,
 // unreadable objects) are returned together, after the other objects were
 // handled; if ctx ends first, the error names the objects that had not
 // settled. Files that cannot be objects are not errors: they are in the
@@ -214,9 +235,32 @@ func (s *Store) ScanOnce(ctx context.Context, seen SeenSet, opts *WatchOptions, 
 
 // pending is an object waiting to be announced.
 type pending struct {
-	fp    string
-	since time.Time // when fp was first seen (or, at the first look, the file's mtime)
-	due   time.Time // when to look at it again: since+Settle, or a retry
+	fp      string
+	since   time.Time     // when fp was first seen (or, at the first look, the file's mtime)
+	due     time.Time     // when to look at it again: the end of its settle window, the next look at an open file, or a retry
+	backoff time.Duration // > 0: a writer held it open at the last look, which waits this long for the next
+	blind   bool          // the kernel cannot tell whether a writer holds it open
+	own     bool          // sluice wrote it (this Store, or another process as inotify told): its writer announces it
+}
+
+// window is how long p's version must stay unchanged before it may be
+// announced (see WatchOptions.Settle): Settle when set; else none for a
+// file whose writers the kernel can tell, and DefaultSettle for the others
+// and for versions sluice wrote.
+func (sc *scanner) window(p pending) time.Duration {
+	switch {
+	case sc.w.Settle > 0:
+		return sc.w.Settle
+	case sc.s.root == nil || p.blind || p.own:
+		return DefaultSettle
+	}
+	return 0
+}
+
+// longer is the wait after d before a file still open for writing is looked
+// at again: twice d, from minBackoff up to Interval.
+func (sc *scanner) longer(d time.Duration) time.Duration {
+	return max(min(2*d, sc.w.Interval), minBackoff)
 }
 
 // scanner holds what one Watch or ScanOnce learns between scans.
@@ -229,11 +273,12 @@ type scanner struct {
 	known   map[string]string  // key → fingerprint known to be seen (saves SeenSet lookups)
 	logged  map[string]bool    // ignored files already reported
 	links   map[string]bool    // keys that are symbolic links (file://): looked at on every inotify batch
+	wrote   map[string]bool    // keys a sluice writer (any process) just renamed into place, as inotify reported
 }
 
 func (s *Store) newScanner(seen SeenSet, w WatchOptions, emit func(context.Context, Object) error) *scanner {
 	return &scanner{s: s, seen: seen, w: w, emit: emit,
-		pending: map[string]pending{}, known: map[string]string{}, logged: map[string]bool{}, links: map[string]bool{}}
+		pending: map[string]pending{}, known: map[string]string{}, logged: map[string]bool{}, links: map[string]bool{}, wrote: map[string]bool{}}
 }
 
 // scanResult is what one pass did: how many objects were emitted, the keys
@@ -311,6 +356,7 @@ func (sc *scanner) scan(ctx context.Context) (r scanResult) {
 			delete(sc.known, k)
 		}
 	}
+	clear(sc.wrote)
 	return r
 }
 
@@ -336,6 +382,7 @@ func (sc *scanner) forget(key string) {
 	delete(sc.pending, key)
 	delete(sc.known, key)
 	delete(sc.links, key)
+	delete(sc.wrote, key)
 }
 
 // retry looks at key again an Interval from now (a key not pending yet is
@@ -348,17 +395,19 @@ func (sc *scanner) retry(key string, now time.Time) {
 
 // consider handles one object as listed (Key, Size, ModTime and its
 // fingerprint): it starts or continues its settle window, and announces it
-// once settled. The seen-set is asked when the object is due, and at once
+// once complete. The seen-set is asked when the object is due, and at once
 // for objects found by a listing (listed), so that a listing of versions
-// announced before does not wait for them to settle; an object inotify
-// reported is usually being written by sluice itself, which marks it seen
-// only after publishing, so asking at once would be wasted.
+// announced before does not wait for them to settle; with a settle window,
+// an object inotify reported is usually being written, so asking at once
+// would be wasted.
 func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *scanResult, listed bool) {
 	s := sc.s
 	if o.link {
 		sc.links[o.Key] = true
 	}
 	fp := Fingerprint(o)
+	wrote := sc.wrote[o.Key]
+	delete(sc.wrote, o.Key)
 	if sc.known[o.Key] == fp {
 		delete(sc.pending, o.Key) // back to the version announced last
 		return
@@ -367,7 +416,20 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 	switch {
 	case ok && p.fp == fp:
 	case ok && p.fp != "":
-		p = pending{fp: fp, since: now} // changed since the watcher last looked
+		// Changed since the watcher last looked. A writer that held it
+		// open then is likely still at work. inotify reports each write,
+		// so it is looked at again once the writes pause for minBackoff;
+		// a listing sees only some, so it is looked at now, and the wait
+		// keeps growing while the writer holds it open.
+		q := pending{fp: fp, since: now, blind: p.blind}
+		if p.backoff > 0 {
+			q.backoff = p.backoff
+			if !listed {
+				q.backoff = minBackoff
+				q.due = now.Add(minBackoff)
+			}
+		}
+		p = q
 	default:
 		// The first look: the file's modification time says when it last
 		// changed (one ahead of the clock counts as now).
@@ -376,8 +438,11 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 			p.since = o.ModTime
 		}
 	}
-	if p.due.Before(p.since.Add(sc.w.Settle)) {
-		p.due = p.since.Add(sc.w.Settle)
+	if wrote {
+		p.own = true
+	}
+	if d := p.since.Add(sc.window(p)); p.due.Before(d) {
+		p.due = d
 	}
 	var seenFP, seenETag string
 	var wasSeen bool
@@ -402,9 +467,10 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 	}
 	var full Object
 	var err error
-	busy := false
+	complete := true
 	if s.root != nil {
-		full, busy, err = s.statSettled(ctx, o.Key)
+		full, complete, err = sc.complete(ctx, o.Key, &p, now)
+		sc.pending[o.Key] = p
 	} else {
 		full, err = s.Stat(ctx, o.Key)
 	}
@@ -417,13 +483,14 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 		sc.retry(o.Key, now)
 		return
 	}
-	if busy { // a writer still holds it open: not complete yet
-		sc.retry(o.Key, now)
+	if !complete {
 		r.unsettled = append(r.unsettled, o.Key)
 		return
 	}
-	if nfp := Fingerprint(full); nfp != fp {
-		sc.pending[o.Key] = pending{fp: nfp, since: now, due: now.Add(sc.w.Settle)}
+	if nfp := Fingerprint(full); nfp != fp { // changed since it was listed
+		q := pending{fp: nfp, since: now, blind: p.blind}
+		q.due = now.Add(sc.window(q))
+		sc.pending[o.Key] = q
 		r.unsettled = append(r.unsettled, o.Key)
 		return
 	}
@@ -443,6 +510,42 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 		return
 	}
 	sc.known[o.Key] = fp
+}
+
+// complete opens the file of key, whose version p waited out its settle
+// window, and tells whether that file is complete, describing it if so;
+// otherwise it sets when to look again in p. A file still open for writing
+// is looked at again after p's backoff. Finding that the kernel cannot tell
+// (p.blind), or that this Store wrote the file (p.own), may lengthen p's
+// window (see window).
+func (sc *scanner) complete(ctx context.Context, key string, p *pending, now time.Time) (Object, bool, error) {
+	s := sc.s
+	f, err := s.root.Open(rel(key))
+	if err != nil {
+		return Object{}, false, s.errorf("stat", key, localErr(err))
+	}
+	defer f.Close()
+	open, known := s.writers(f)
+	switch {
+	case open:
+		p.backoff = sc.longer(p.backoff)
+		p.due = now.Add(p.backoff)
+		return Object{}, false, nil
+	case !known:
+		p.blind = true
+	case sc.w.Settle <= 0 && !p.own && s.wroteHere(f):
+		p.own = true
+	}
+	p.backoff = 0
+	if d := p.since.Add(sc.window(*p)); now.Before(d) {
+		p.due = d
+		return Object{}, false, nil
+	}
+	o, err := s.describe(ctx, f, key)
+	if err != nil {
+		return Object{}, false, s.errorf("stat", key, err)
+	}
+	return o, true, nil
 }
 
 func abbreviate(keys []string, n int) string {

@@ -20,11 +20,13 @@ import (
 // at every sleep, before the clock advances, to change files between scans.
 // Its options make Watch poll: the tests using it hold for the polling
 // watcher (mem://, s3://, systems without inotify) and for ScanOnce; those
-// of the inotify watcher use stepClock (follow_test.go).
+// of the inotify watcher use stepClock (follow_test.go). They set a 2s
+// settle window, which holds everywhere; autoOpts leaves it automatic.
 type fakeTime struct {
 	mu      sync.Mutex
 	now     time.Time
 	sleeps  int
+	slept   []time.Duration // each sleep's length
 	onSleep func(n int)
 	logs    []string
 }
@@ -51,6 +53,7 @@ func (f *fakeTime) opts() *store.WatchOptions {
 			}
 			f.mu.Lock()
 			f.sleeps++
+			f.slept = append(f.slept, d)
 			n, hook := f.sleeps, f.onSleep
 			f.mu.Unlock()
 			if hook != nil {
@@ -63,6 +66,13 @@ func (f *fakeTime) opts() *store.WatchOptions {
 		},
 		Logger: slog.New(slog.NewTextHandler(logWriter{f}, nil)),
 	}
+}
+
+// autoOpts is opts with the settle window left automatic.
+func (f *fakeTime) autoOpts() *store.WatchOptions {
+	o := f.opts()
+	o.Settle = 0
+	return o
 }
 
 // logWriter keeps each log record (one Write each) as a line of f.logs.
@@ -431,6 +441,22 @@ func TestWatchWorksOnAMemStore(t *testing.T) {
 	n, err := emitted(s.ScanOnce(context.Background(), &store.MemorySeenSet{}, newFakeTime().opts(), rec.emit))
 	if n != 1 || err != nil || rec.objs[0].ETag != storetest.MD5Hex([]byte("one")) {
 		t.Errorf("ScanOnce on mem:// = %d, %v, %+v", n, err, rec.objs)
+	}
+}
+
+func TestObjectsOfAMemStoreWaitTheDefaultSettleWindowByDefault(t *testing.T) {
+	s := openT(t, "mem://", nil)
+	if _, err := s.Put(context.Background(), "m/1", []byte("one"), ""); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeTime() // behind the object's time: the window starts at the first listing
+	var rec recorder
+	n, err := emitted(s.ScanOnce(context.Background(), &store.MemorySeenSet{}, ft.autoOpts(), rec.emit))
+	if n != 1 || err != nil {
+		t.Fatalf("ScanOnce on mem:// = %d, %v; want the object", n, err)
+	}
+	if fmt.Sprint(ft.slept) != "[1s 1s]" {
+		t.Errorf("ScanOnce slept %v; want the 2s DefaultSettle at 1s intervals: nothing tells when a mem:// object is complete", ft.slept)
 	}
 }
 

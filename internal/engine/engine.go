@@ -90,8 +90,10 @@ type Config struct {
 	// DefaultWorkers). Merge and replace order rows by object version, not
 	// by commit order, so concurrent loads give the same table.
 	Workers int
-	// ScanInterval and Settle tune the local store watcher (defaults 1s, 2s;
-	// see store.WatchOptions).
+	// ScanInterval and Settle tune the local store watcher (0: the spec's
+	// watch: settings; 0 there too: a scan a second where it polls, and the
+	// automatic settle window — none where Linux can tell that a file is
+	// complete, store.DefaultSettle elsewhere; see store.WatchOptions).
 	ScanInterval, Settle time.Duration
 	// JobBinary is the sluice binary local job runs start ("" = this
 	// executable; tests set the built binary).
