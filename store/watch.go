@@ -158,11 +158,15 @@ func (o *WatchOptions) withDefaults() WatchOptions {
 // Delivery is at least once: an object is marked seen only after emit
 // returns nil, so a crash between the two announces it again. emit errors,
 // and errors listing the store or reading an object, are logged and retried
-// an Interval later. Watch returns nil when ctx is done; a scan in progress
-// is abandoned, which is safe because nothing is marked seen before emit.
+// an Interval later. Watch writes the marks on a goroutine of its own, in
+// order, so that announcing the next object does not wait for the
+// seen-set (markInBackground); it returns only once they are written.
+// Watch returns nil when ctx is done; a scan in progress is abandoned,
+// which is safe because nothing is marked seen before emit.
 func (s *Store) Watch(ctx context.Context, seen SeenSet, opts *WatchOptions, emit func(ctx context.Context, o Object) error) error {
 	w := opts.withDefaults()
 	sc := s.newScanner(seen, w, emit)
+	defer sc.markInBackground(ctx)()
 	if s.root != nil && !w.Poll && inotifyAvailable {
 		err := sc.follow(ctx)
 		if err == nil || ctx.Err() != nil {
@@ -274,6 +278,39 @@ type scanner struct {
 	logged  map[string]bool    // ignored files already reported
 	links   map[string]bool    // keys that are symbolic links (file://): looked at on every inotify batch
 	wrote   map[string]bool    // keys a sluice writer (any process) just renamed into place, as inotify reported
+	marks   chan mark          // Watch: announced versions to mark seen, in order, on their own goroutine
+}
+
+// mark is an announced version to record in the seen-set.
+type mark struct{ key, fp, etag string }
+
+// markInBackground makes the scanner mark announced versions seen on a
+// goroutine of their own, in order, so that the next announcement does
+// not wait for the seen-set's write (a transaction and an fsync on the
+// state database, shared with every other writer of the process). The
+// version is known to this scanner at once, and delivery stays at least
+// once: a crash before its mark is written announces it again at the next
+// start. A failed mark is logged (the version may be announced again
+// after a restart). The returned func waits until every queued mark is
+// written (at most a minute each), also after ctx ended.
+func (sc *scanner) markInBackground(ctx context.Context) (wait func()) {
+	sc.marks = make(chan mark, 1024)
+	mctx := context.WithoutCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range sc.marks {
+			c, cancel := context.WithTimeout(mctx, time.Minute)
+			if err := sc.seen.MarkSeen(c, m.key, m.fp, m.etag); err != nil {
+				sc.w.Logger.Warn("store: an announced object could not be marked seen, so it may be announced again after a restart", "store", sc.s.url, "key", m.key, "err", err)
+			}
+			cancel()
+		}
+	}()
+	return func() {
+		close(sc.marks)
+		<-done
+	}
 }
 
 func (s *Store) newScanner(seen SeenSet, w WatchOptions, emit func(context.Context, Object) error) *scanner {
@@ -505,6 +542,11 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 		r.emitted++
 	}
 	delete(sc.pending, o.Key)
+	if sc.marks != nil {
+		sc.marks <- mark{o.Key, fp, full.ETag}
+		sc.known[o.Key] = fp
+		return
+	}
 	if err := sc.seen.MarkSeen(ctx, o.Key, fp, full.ETag); err != nil {
 		r.errs = append(r.errs, fmt.Errorf("store %s: %q could not be marked seen, so it may be announced again: %w", s.url, o.Key, err))
 		return

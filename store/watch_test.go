@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -486,5 +487,61 @@ func TestFingerprintIsSizeAndNanosecondMtime(t *testing.T) {
 	}
 	if a == store.Fingerprint(store.Object{Size: 10, ModTime: mt.Add(time.Nanosecond)}) || a == store.Fingerprint(store.Object{Size: 11, ModTime: mt}) {
 		t.Error("fingerprints of different size or mtime are equal")
+	}
+}
+
+// blockingSeen is a SeenSet whose MarkSeen waits until release is closed.
+type blockingSeen struct {
+	store.MemorySeenSet
+	release chan struct{}
+}
+
+func (b *blockingSeen) MarkSeen(ctx context.Context, key, fp, etag string) error {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.MemorySeenSet.MarkSeen(ctx, key, fp, etag)
+}
+
+// Watch announces the next object without waiting for the seen-set to
+// record the one before (the marks are written in the background), and
+// returns only once every mark is written.
+func TestWatchAnnouncesWithoutWaitingForMarksAndWritesThemAllBeforeReturning(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.csv", []byte("a\n"))
+	writeFile(t, dir, "b.csv", []byte("b\n"))
+	s := openT(t, fileURL(dir), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := &blockingSeen{release: make(chan struct{})}
+	var rec recorder
+	rec.fail = func(o store.Object) error {
+		if len(rec.objs) == 1 { // the second announcement, with the first mark still blocked
+			cancel()
+		}
+		return nil
+	}
+	returned := make(chan error, 1)
+	go func() { returned <- s.Watch(ctx, seen, newFakeTime().opts(), rec.emit) }()
+	select {
+	case err := <-returned:
+		t.Fatalf("Watch returned (%v) before the blocked marks were written", err)
+	case <-ctx.Done(): // both announced while the first mark waits
+	case <-time.After(time.Minute):
+		close(seen.release)
+		t.Fatal("the second object was not announced while the first one's mark waited")
+	}
+	close(seen.release)
+	if err := <-returned; err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.keys(); !slices.Equal(got, []string{"a.csv", "b.csv"}) {
+		t.Fatalf("announced %q; want a.csv and b.csv", got)
+	}
+	for _, o := range rec.objs {
+		if !isSeen(t, &seen.MemorySeenSet, o) {
+			t.Errorf("%s not marked seen when Watch returned", o.Key)
+		}
 	}
 }

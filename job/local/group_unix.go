@@ -35,3 +35,9 @@ func killGroupOnSignal() (stop func()) {
 		close(done)
 	}
 }
+
+// setNice sets the niceness of process group pgid's processes (a job
+// process that has just started leads its own group) to n.
+func setNice(pgid, n int) error {
+	return syscall.Setpriority(syscall.PRIO_PGRP, pgid, n)
+}

@@ -502,3 +502,29 @@ func TestExecWithoutATaskFileReadsTheTaskFromTheEnvironment(t *testing.T) {
 		t.Fatalf("Exec without a task = %d, result %q", code, data)
 	}
 }
+
+// Job processes, and what they start, run at the runner's niceness
+// (DefaultNice unless set), below the pipeline's process; a negative Nice
+// leaves them at the parent's.
+func TestJobProcessesRunAtTheRunnersNiceness(t *testing.T) {
+	own, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownNice := 20 - own // Linux's getpriority returns 20 - nice
+	if ownNice >= DefaultNice {
+		t.Fatalf("the test runs at nice %d already; it needs to run below %d", ownNice, DefaultNice)
+	}
+	for _, c := range []struct{ nice, want int }{{0, DefaultNice}, {15, 15}, {-1, ownNice}} {
+		r := newRunner(t)
+		r.Nice = c.nice
+		tk := task(t, childSpec{})
+		// Field 19 of /proc/PID/stat is the niceness; the shell is a
+		// process the job process started.
+		tk.Kind, tk.Command = job.KindCommand, []string{"sh", "-c", `echo "nice=$(cut -d' ' -f19 /proc/$$/stat)"`, "sh"}
+		out := run(t, r, t.Context(), tk)
+		if want := fmt.Sprintf("nice=%d\n", c.want); out.Err != "" || !strings.Contains(string(out.Log), want) {
+			t.Errorf("Nice %d: outcome %+v, log %q; want it to contain %q", c.nice, out, out.Log, want)
+		}
+	}
+}

@@ -24,3 +24,5 @@ func reapRun(ctx context.Context, id string, timeout time.Duration) error { retu
 func supported() error { return errNoGroups }
 
 func killGroupOnSignal() (stop func()) { return func() {} }
+
+func setNice(pgid, n int) error { return errNoGroups }

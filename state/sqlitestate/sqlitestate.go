@@ -156,17 +156,43 @@ func Open(ctx context.Context, path string, opts *Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
-	return wrap(db, opts, true), nil
+	// Writes go through the one connection above; reads outside
+	// transactions through a few more beside it (WAL lets them run while
+	// it writes), so that a read such as the watcher's seen-check does
+	// not wait behind other goroutines' writes and their fsyncs.
+	reads, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=query_only(1)", path, busyTimeout.Milliseconds()))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state db %s: %w", path, err)
+	}
+	reads.SetMaxOpenConns(readConns)
+	reads.SetMaxIdleConns(readConns)
+	st := wrap(db, opts, true)
+	st.Reads = reads
+	closeWrites := st.Closer
+	st.Closer = func() error { return errors.Join(reads.Close(), closeWrites()) }
+	return st, nil
 }
+
+// readConns is how many connections serve reads beside the writing one.
+const readConns = 4
 
 func wrap(db *sql.DB, opts *Options, checkpoint bool) *DB {
 	s := sqlstate.New(db, sqlstate.Dialect{Clock: opts.Clock})
 	if checkpoint {
 		// Close checkpoints the write-ahead log into the database file, so
 		// that a reader on a full disk, which cannot map the log, misses
-		// nothing.
+		// nothing. PASSIVE: it copies what no reader still needs and
+		// never waits. A blocking checkpoint (FULL, RESTART, TRUNCATE)
+		// holds off every new writer until all readers are done, and
+		// short-lived processes close the state all the time (each job
+		// run's fence check, `sluice put`): ten a second stalled the
+		// writes of the process running the pipeline for over a second.
+		// The process that closes the last connection, normally the one
+		// that ran the pipeline, leaves nothing behind: its checkpoint
+		// finds no reader.
 		s.Closer = func() error {
-			_, _ = db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+			_, _ = db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 			return db.Close()
 		}
 	}
@@ -258,6 +284,14 @@ func isBusy(err error) bool {
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
+	// An up-to-date database needs no lock: versions only grow, and the
+	// processes that open the state most often (a job run's fence check,
+	// `sluice put`) would otherwise take the write lock from the process
+	// running the pipeline every time.
+	var v int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err == nil && v == len(migrations) {
+		return nil
+	}
 	// Each step reads the version inside its own write transaction
 	// (BEGIN IMMEDIATE), so processes opening the same database at once
 	// apply every migration exactly once.

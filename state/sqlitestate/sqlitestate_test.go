@@ -1,9 +1,11 @@
 package sqlitestate_test
 
 import (
+	"context"
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/state/sqlitestate"
 	"github.com/sluicehq/sluice/state/statetest"
@@ -118,5 +120,37 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 			t.Errorf("user_version = %d, %v; want %d", v, err, sqlitestate.SchemaVersion)
 		}
 		db.Close()
+	}
+}
+
+// Reads outside transactions do not queue behind a write in progress: the
+// one connection that writes is busy in an open transaction, and Seen,
+// GetRun-style reads still answer (and see only committed data).
+func TestReadsDoNotWaitForTheWritingConnection(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlitestate.Open(ctx, filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.MarkSeen(ctx, "a.csv", "fp1", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.DB.DB.BeginTx(ctx, nil) // holds the writing connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`UPDATE seen SET fingerprint = 'fp2' WHERE key = 'a.csv'`); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fp, etag, ok, err := db.Seen(rctx, "a.csv")
+	if err != nil || !ok || fp != "fp1" || etag != "e1" {
+		t.Fatalf("Seen during another write = %q %q %v %v; want the committed fp1 e1 at once", fp, etag, ok, err)
+	}
+	if _, err := db.PendingRequests(rctx); err != nil {
+		t.Fatalf("PendingRequests during another write: %v", err)
 	}
 }

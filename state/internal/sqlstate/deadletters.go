@@ -37,6 +37,16 @@ func (s *DB) AddDeadLetter(ctx context.Context, d deadletter.DeadLetter) (int64,
 
 // ResolveDeadLetter deletes the dead letter of (target, key, etag), if any.
 func (s *DB) ResolveDeadLetter(ctx context.Context, target, key, etag string) (bool, error) {
+	// Every load and run that succeeds resolves its dead letter, which
+	// almost never exists: look first, on the read connections, rather
+	// than take the write lock for nothing.
+	var any bool
+	if err := s.queryRow(ctx, s.reads(), `SELECT EXISTS (SELECT 1 FROM dead_letters WHERE target = ? AND object_key = ? AND etag = ?)`, target, key, etag).Scan(&any); err != nil {
+		return false, fmt.Errorf("state: resolve dead letter %s of %s: %w", key, target, err)
+	}
+	if !any {
+		return false, nil
+	}
 	res, err := s.exec(ctx, s.DB, `DELETE FROM dead_letters WHERE target = ? AND object_key = ? AND etag = ?`, target, key, etag)
 	if err != nil {
 		return false, fmt.Errorf("state: resolve dead letter %s of %s: %w", key, target, err)
@@ -81,7 +91,7 @@ func (s *DB) DeadLetters(ctx context.Context, ids ...int64) ([]deadletter.DeadLe
 		}
 	}
 	q += ` ORDER BY id`
-	rows, err := s.DB.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.reads().QueryContext(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("state: list dead letters: %w", err)
 	}
@@ -109,7 +119,7 @@ func (s *DB) DeadLetters(ctx context.Context, ids ...int64) ([]deadletter.DeadLe
 
 // DeadLetterFor returns the dead letter of (target, key, etag), if any.
 func (s *DB) DeadLetterFor(ctx context.Context, target, key, etag string) (deadletter.DeadLetter, bool, error) {
-	d, err := scanDeadLetter(s.queryRow(ctx, s.DB, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE target = ? AND object_key = ? AND etag = ?`, target, key, etag))
+	d, err := scanDeadLetter(s.queryRow(ctx, s.reads(), `SELECT `+deadLetterColumns+` FROM dead_letters WHERE target = ? AND object_key = ? AND etag = ?`, target, key, etag))
 	if errors.Is(err, sql.ErrNoRows) {
 		return deadletter.DeadLetter{}, false, nil
 	}

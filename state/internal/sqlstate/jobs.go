@@ -137,7 +137,7 @@ func scanRun(sc interface{ Scan(...any) error }) (job.Run, error) {
 
 // GetRun returns one run, or an error wrapping job.ErrRunNotFound.
 func (s *DB) GetRun(ctx context.Context, id string) (job.Run, error) {
-	r, err := scanRun(s.queryRow(ctx, s.DB, `SELECT `+runColumns+` FROM job_runs WHERE id = ?`, id))
+	r, err := scanRun(s.queryRow(ctx, s.reads(), `SELECT `+runColumns+` FROM job_runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return job.Run{}, fmt.Errorf("state: get job run %s: %w", id, job.ErrRunNotFound)
 	}
@@ -171,7 +171,7 @@ func (s *DB) ListRuns(ctx context.Context, f job.RunFilter) ([]job.Run, error) {
 	if f.Limit > 0 {
 		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
 	}
-	rows, err := s.DB.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.reads().QueryContext(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("state: list job runs: %w", err)
 	}
@@ -203,7 +203,7 @@ func (s *DB) RequestRun(ctx context.Context, rule, grp string, at time.Time) err
 
 // PendingRequests returns every pending run request, oldest last_at first.
 func (s *DB) PendingRequests(ctx context.Context) ([]job.RunRequest, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT rule, grp, first_at, last_at, not_before, attempts, first_failure FROM job_requests ORDER BY last_at, rule, grp`)
+	rows, err := s.reads().QueryContext(ctx, `SELECT rule, grp, first_at, last_at, not_before, attempts, first_failure FROM job_requests ORDER BY last_at, rule, grp`)
 	if err != nil {
 		return nil, fmt.Errorf("state: list pending run requests: %w", err)
 	}

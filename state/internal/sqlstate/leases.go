@@ -133,7 +133,7 @@ func (s *DB) Break(ctx context.Context, l lease.Lease) (bool, error) {
 func (s *DB) Get(ctx context.Context, name string) (lease.Lease, bool, error) {
 	l := lease.Lease{Name: name}
 	var expires any
-	err := s.queryRow(ctx, s.DB, `SELECT holder, epoch, expires FROM leases WHERE name = ?`, name).Scan(&l.Holder, &l.Epoch, &expires)
+	err := s.queryRow(ctx, s.reads(), `SELECT holder, epoch, expires FROM leases WHERE name = ?`, name).Scan(&l.Holder, &l.Epoch, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, false, nil
 	}
@@ -148,7 +148,7 @@ func (s *DB) Get(ctx context.Context, name string) (lease.Lease, bool, error) {
 
 // Check returns nil if l is current and unexpired (lease.Store).
 func (s *DB) Check(ctx context.Context, l lease.Lease) error {
-	if err := s.checkLease(ctx, s.DB, l, false); err != nil {
+	if err := s.checkLease(ctx, s.reads(), l, false); err != nil {
 		return fmt.Errorf("state: check lease: %w", err)
 	}
 	return nil
@@ -201,7 +201,7 @@ func (s *DB) CompareAndSwap(ctx context.Context, l lease.Lease, key, old, new st
 // Value reads a key of the fenced table (lease.Store).
 func (s *DB) Value(ctx context.Context, key string) (string, bool, error) {
 	var v string
-	err := s.queryRow(ctx, s.DB, `SELECT v FROM fenced WHERE k = ?`, key).Scan(&v)
+	err := s.queryRow(ctx, s.reads(), `SELECT v FROM fenced WHERE k = ?`, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}

@@ -27,7 +27,11 @@ type Dialect struct {
 // DB is a state database.
 type DB struct {
 	DB *sql.DB
-	d  Dialect
+	// Reads, when set, serves the reads that need no transaction: SQLite
+	// writes through one connection, and in WAL mode other connections
+	// read beside it instead of queueing behind its writes.
+	Reads *sql.DB
+	d     Dialect
 	// Closer, when set, replaces DB.Close (SQLite checkpoints first).
 	Closer func() error
 }
@@ -38,6 +42,14 @@ func New(db *sql.DB, d Dialect) *DB {
 		d.Clock = time.Now
 	}
 	return &DB{DB: db, d: d}
+}
+
+// reads is the pool for reads outside transactions.
+func (s *DB) reads() *sql.DB {
+	if s.Reads != nil {
+		return s.Reads
+	}
+	return s.DB
 }
 
 // Close closes the database.
@@ -135,7 +147,7 @@ func (s *DB) greatest() string {
 // Seen returns the fingerprint and ETag key was last marked seen with
 // (store.SeenSet).
 func (s *DB) Seen(ctx context.Context, key string) (fingerprint, etag string, ok bool, err error) {
-	err = s.queryRow(ctx, s.DB, `SELECT fingerprint, etag FROM seen WHERE key = ?`, key).Scan(&fingerprint, &etag)
+	err = s.queryRow(ctx, s.reads(), `SELECT fingerprint, etag FROM seen WHERE key = ?`, key).Scan(&fingerprint, &etag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", false, nil
 	}
@@ -169,7 +181,7 @@ func (s *DB) SetSetting(ctx context.Context, k, v string) error {
 // Setting reads a setting; "" when unset.
 func (s *DB) Setting(ctx context.Context, k string) (string, error) {
 	var v string
-	err := s.queryRow(ctx, s.DB, `SELECT v FROM kv WHERE k = ?`, k).Scan(&v)
+	err := s.queryRow(ctx, s.reads(), `SELECT v FROM kv WHERE k = ?`, k).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
