@@ -379,7 +379,8 @@ func (m *Manager) pause(ctx context.Context, d time.Duration) {
 // that has settled and has no run in flight, it lists the group's inputs,
 // drops the request if the latest non-failed run had the same inputs, and
 // otherwise records a STARTING run and starts it in its own goroutine
-// under ctx. It returns how many runs it started.
+// under ctx. Settled groups are handled concurrently (stepParallel at
+// once). It returns how many runs it started.
 func (m *Manager) Step(ctx context.Context) (started int, err error) {
 	started, _, err = m.step(ctx)
 	return started, err
@@ -392,7 +393,20 @@ func (m *Manager) step(ctx context.Context) (started int, next time.Time, err er
 	if err != nil {
 		return 0, next, fmt.Errorf("job: %w", err)
 	}
-	var errs []error
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sooner := func(due time.Time) {
+		if !due.IsZero() && (next.IsZero() || due.Before(next)) {
+			next = due
+		}
+	}
+	// Due groups are handled concurrently, at most stepParallel at once:
+	// each takes a few state writes, a listing of the store and a process
+	// start, and one slow group must not hold up the others.
+	sem := make(chan struct{}, stepParallel)
 	for _, req := range reqs {
 		d := m.byName[req.Rule]
 		if d == nil {
@@ -403,65 +417,82 @@ func (m *Manager) step(ctx context.Context) (started int, next time.Time, err er
 			continue // its run's end wakes Loop
 		}
 		if due := latest(req.LastAt.Add(d.Settle), req.NotBefore); m.now().Before(due) {
-			if next.IsZero() || due.Before(next) {
-				next = due
-			}
+			mu.Lock()
+			sooner(due)
+			mu.Unlock()
 			continue
 		}
 		if !m.claim(k) {
 			continue // a run started meanwhile
 		}
-		l, err := m.st.Acquire(ctx, LeaseName(req.Rule, req.Group), m.holder, m.ttl)
-		if err != nil {
-			if !errors.Is(err, lease.ErrHeld) {
-				errs = append(errs, fmt.Errorf("job %s: claim group %s: %w", req.Rule, req.Group, err))
-			}
-			m.release(k) // held: another process runs the group
-			continue
-		}
-		m.hold(k, l)
-		// A run of the group still active under a claim nobody holds (its
-		// claimer stopped or died and recovery has not come by yet) is
-		// taken over first: a remote one is adopted — the request waits
-		// for it to end, so a second compute never works on the group at
-		// once — and any other is failed "worker lost".
-		adopted, err := m.takeOverActive(ctx, req.Rule, req.Group, l)
-		if adopted || err != nil {
-			if adopted {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ok, due, err := m.handle(ctx, d, req, k)
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
 				started++
-			} else {
-				errs = append(errs, err)
-				m.unhold(ctx, k)
-				m.release(k)
 			}
-			continue
-		}
-		// Re-read the request under the claim: another process may have
-		// run the group, or an event refreshed it, since the list above.
-		fresh, found, err := m.request(ctx, req.Rule, req.Group)
-		ok := false
-		switch {
-		case err != nil:
+			sooner(due)
 			errs = append(errs, err)
-		case !found:
-		case m.now().Sub(fresh.LastAt) < d.Settle || m.now().Before(fresh.NotBefore):
-			if due := latest(fresh.LastAt.Add(d.Settle), fresh.NotBefore); next.IsZero() || due.Before(next) {
-				next = due
-			}
-		default:
-			ok, err = m.start(ctx, d, fresh, l)
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if ok {
-			started++
-		} else {
-			m.unhold(ctx, k)
-			m.release(k)
-		}
+		}()
 	}
+	wg.Wait()
 	return started, next, errors.Join(errs...)
+}
+
+// stepParallel bounds the due groups one step handles at once.
+const stepParallel = 4
+
+// handle starts a run for the settled request req of group k, which the
+// caller has claimed in this process (claim): it takes the group's lease,
+// adopts or fails a run of the group still active, and starts a run unless
+// the request changed meanwhile. ok reports whether a run (started or
+// adopted) now owns the group's in-flight slot; otherwise the slot is
+// released. due is when the request will be due again if it is not yet.
+func (m *Manager) handle(ctx context.Context, d *Definition, req RunRequest, k groupKey) (ok bool, due time.Time, err error) {
+	l, err := m.st.Acquire(ctx, LeaseName(req.Rule, req.Group), m.holder, m.ttl)
+	if err != nil {
+		m.release(k) // held: another process runs the group
+		if !errors.Is(err, lease.ErrHeld) {
+			return false, due, fmt.Errorf("job %s: claim group %s: %w", req.Rule, req.Group, err)
+		}
+		return false, due, nil
+	}
+	m.hold(k, l)
+	// A run of the group still active under a claim nobody holds (its
+	// claimer stopped or died and recovery has not come by yet) is taken
+	// over first: a remote one is adopted — the request waits for it to
+	// end, so a second compute never works on the group at once — and any
+	// other is failed "worker lost".
+	adopted, err := m.takeOverActive(ctx, req.Rule, req.Group, l)
+	if adopted {
+		return true, due, nil
+	}
+	if err != nil {
+		m.unhold(ctx, k)
+		m.release(k)
+		return false, due, err
+	}
+	// Re-read the request under the claim: another process may have run
+	// the group, or an event refreshed it, since the list above.
+	fresh, found, err := m.request(ctx, req.Rule, req.Group)
+	switch {
+	case err != nil:
+	case !found:
+	case m.now().Sub(fresh.LastAt) < d.Settle || m.now().Before(fresh.NotBefore):
+		due = latest(fresh.LastAt.Add(d.Settle), fresh.NotBefore)
+	default:
+		ok, err = m.start(ctx, d, fresh, l)
+	}
+	if !ok {
+		m.unhold(ctx, k)
+		m.release(k)
+	}
+	return ok, due, err
 }
 
 func latest(a, b time.Time) time.Time {

@@ -80,6 +80,9 @@ type objects struct {
 	fail error
 	// after runs once at the end of the next listing, outside the lock.
 	after func()
+	// slow, when set, holds a listing of its group until it is closed.
+	slow      chan struct{}
+	slowGroup string
 }
 
 func (o *objects) put(key, etag string) {
@@ -89,6 +92,9 @@ func (o *objects) put(key, etag string) {
 }
 
 func (o *objects) list(ctx context.Context, group string) ([]job.Input, error) {
+	if o.slow != nil && group == o.slowGroup {
+		<-o.slow
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.fail != nil {
@@ -391,6 +397,39 @@ func TestGroupsRunConcurrently(t *testing.T) {
 			t.Errorf("run %s for %s is %s", r.ID, r.Group, r.State)
 		}
 	}
+}
+
+// A group whose start is slow (here its store listing) does not hold up
+// the other groups settled at the same time.
+func TestASlowGroupDoesNotHoldUpTheOthers(t *testing.T) {
+	e := newEnv(t, nil)
+	e.objs.slow, e.objs.slowGroup = make(chan struct{}), "d1"
+	e.upload("data/d1/a.csv", "1")
+	e.upload("data/d2/a.csv", "1")
+	e.clock.Advance(settle)
+	stepped := make(chan int, 1)
+	go func() {
+		n, err := e.m.Step(e.ctx)
+		if err != nil {
+			t.Errorf("Step: %v", err)
+		}
+		stepped <- n
+	}()
+	if c := e.next(); c.task.Group != "d2" { // while d1's listing waits
+		t.Fatalf("first run is for group %s, want d2", c.task.Group)
+	} else {
+		c.done <- job.Outcome{}
+	}
+	close(e.objs.slow)
+	if n := <-stepped; n != 2 {
+		t.Fatalf("Step started %d runs, want 2", n)
+	}
+	c := e.next()
+	if c.task.Group != "d1" {
+		t.Fatalf("second run is for group %s, want d1", c.task.Group)
+	}
+	c.done <- job.Outcome{}
+	e.m.Wait()
 }
 
 func TestFailingToListInputsRecordsAFailedRunAndRetriesIt(t *testing.T) {
