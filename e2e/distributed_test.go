@@ -408,10 +408,15 @@ jobs:
 	if n := pgCount(fmt.Sprintf("select count(*) from (select id from %s.items group by id having count(*) > 1) d", schema)); n != 0 {
 		t.Errorf("%d ids loaded more than once", n)
 	}
-	// Each tick fetched once: as many requests as landed objects, each
-	// object's key derived from its own tick.
-	if r := requests(); r != apiObjects {
-		t.Errorf("API requests = %d but %d objects landed: a tick was fetched twice (or a fetch landed nothing)", r, apiObjects)
+	// Each tick landed once: as many requests as landed objects, each
+	// object's key derived from its own tick — plus at most one: the kill
+	// -9 of the source's holder may fall between a request and its
+	// landing, and the next holder then fetches that tick again (its
+	// object lands once, under the tick's key). Whether the kill falls in
+	// that window is timing, so the test allows it rather than depend on
+	// missing it.
+	if r := requests(); r != apiObjects && r != apiObjects+1 {
+		t.Errorf("API requests = %d but %d objects landed: a tick was fetched more than once beyond the fetch the kill interrupted (or a fetch landed nothing)", r, apiObjects)
 	}
 	if apiObjects < 5 {
 		t.Errorf("only %d source ticks fetched, want at least 5", apiObjects)
