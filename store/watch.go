@@ -279,6 +279,9 @@ type scanner struct {
 	links   map[string]bool    // keys that are symbolic links (file://): looked at on every inotify batch
 	wrote   map[string]bool    // keys a sluice writer (any process) just renamed into place, as inotify reported
 	marks   chan mark          // Watch: announced versions to mark seen, in order, on their own goroutine
+	// marked holds, per key, the ETag last queued on marks: the seen-set
+	// may not hold it yet, and a touch meanwhile is still no new version.
+	marked map[string]string
 }
 
 // mark is an announced version to record in the seen-set.
@@ -315,7 +318,7 @@ func (sc *scanner) markInBackground(ctx context.Context) (wait func()) {
 
 func (s *Store) newScanner(seen SeenSet, w WatchOptions, emit func(context.Context, Object) error) *scanner {
 	return &scanner{s: s, seen: seen, w: w, emit: emit,
-		pending: map[string]pending{}, known: map[string]string{}, logged: map[string]bool{}, links: map[string]bool{}, wrote: map[string]bool{}}
+		pending: map[string]pending{}, known: map[string]string{}, logged: map[string]bool{}, links: map[string]bool{}, wrote: map[string]bool{}, marked: map[string]string{}}
 }
 
 // scanResult is what one pass did: how many objects were emitted, the keys
@@ -391,6 +394,7 @@ func (sc *scanner) scan(ctx context.Context) (r scanResult) {
 	for k := range sc.known {
 		if !present[k] {
 			delete(sc.known, k)
+			delete(sc.marked, k)
 		}
 	}
 	clear(sc.wrote)
@@ -418,6 +422,7 @@ func (sc *scanner) look(ctx context.Context, key string, now time.Time, r *scanR
 func (sc *scanner) forget(key string) {
 	delete(sc.pending, key)
 	delete(sc.known, key)
+	delete(sc.marked, key)
 	delete(sc.links, key)
 	delete(sc.wrote, key)
 }
@@ -531,7 +536,7 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 		r.unsettled = append(r.unsettled, o.Key)
 		return
 	}
-	same := wasSeen && (seenETag == full.ETag ||
+	same := sc.marked[o.Key] == full.ETag && full.ETag != "" || wasSeen && (seenETag == full.ETag ||
 		seenETag == "" && seenFP == legacyFingerprint(full)) // marked by an older sluice and untouched since
 	if !same {
 		if err := sc.emit(ctx, full); err != nil {
@@ -544,7 +549,7 @@ func (sc *scanner) consider(ctx context.Context, o Object, now time.Time, r *sca
 	delete(sc.pending, o.Key)
 	if sc.marks != nil {
 		sc.marks <- mark{o.Key, fp, full.ETag}
-		sc.known[o.Key] = fp
+		sc.known[o.Key], sc.marked[o.Key] = fp, full.ETag
 		return
 	}
 	if err := sc.seen.MarkSeen(ctx, o.Key, fp, full.ETag); err != nil {

@@ -545,3 +545,39 @@ func TestWatchAnnouncesWithoutWaitingForMarksAndWritesThemAllBeforeReturning(t *
 		}
 	}
 }
+
+// A touch of an announced file while its mark is still queued is no new
+// version: the watcher compares the content with what it queued, not only
+// with what the seen-set holds yet.
+func TestATouchWhileTheMarkIsQueuedIsNotAnnouncedAgain(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.csv", []byte("a\n"))
+	s := openT(t, fileURL(dir), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := &blockingSeen{release: make(chan struct{})}
+	var rec recorder
+	rec.fail = func(o store.Object) error {
+		later := time.Now().Add(time.Hour)
+		if err := os.Chtimes(filepath.Join(dir, "a.csv"), later, later); err != nil {
+			t.Error(err)
+		}
+		return nil
+	}
+	ft := newFakeTime()
+	ft.onSleep = func(n int) {
+		if n == 10 { // several scans after the touch, each past its settle window
+			cancel()
+		}
+	}
+	returned := make(chan error, 1)
+	go func() { returned <- s.Watch(ctx, seen, ft.opts(), rec.emit) }()
+	<-ctx.Done()
+	close(seen.release)
+	if err := <-returned; err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.keys(); !slices.Equal(got, []string{"a.csv"}) {
+		t.Fatalf("announced %q; want a.csv once", got)
+	}
+}
