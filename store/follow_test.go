@@ -34,6 +34,7 @@ type stepClock struct {
 	mu   sync.Mutex
 	now  time.Time
 	reqs chan sleepReq
+	held []sleepReq // waits untilAnnounced received but did not let pass: next returns them first
 }
 
 func newStepClock(now time.Time) *stepClock {
@@ -67,6 +68,11 @@ func (c *stepClock) Sleep(ctx context.Context, d time.Duration) error {
 // next returns the watcher's next wait (failing after 10 s of real time).
 func (c *stepClock) next(t *testing.T) sleepReq {
 	t.Helper()
+	if len(c.held) > 0 {
+		r := c.held[0]
+		c.held = c.held[1:]
+		return r
+	}
 	select {
 	case r := <-c.reqs:
 		return r
@@ -78,7 +84,8 @@ func (c *stepClock) next(t *testing.T) sleepReq {
 
 // untilAnnounced lets every wait shorter than an hour pass — settle
 // deadlines, never a poll interval or a rescan — until the watcher announces
-// something, and returns that.
+// something, and returns that. A longer wait is kept for next: the watcher
+// may ask for it just after announcing, and select may take it first.
 func (c *stepClock) untilAnnounced(t *testing.T, got <-chan store.Object) store.Object {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
@@ -87,6 +94,8 @@ func (c *stepClock) untilAnnounced(t *testing.T, got <-chan store.Object) store.
 		case r := <-c.reqs:
 			if r.d < time.Hour {
 				close(r.release)
+			} else {
+				c.held = append(c.held, r)
 			}
 		case o := <-got:
 			return o
