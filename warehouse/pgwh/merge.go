@@ -111,14 +111,18 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 		guarded := savepoints < maxSavepoints
 		away := keys.rep // away[i]: row i goes to staging; nil: none does
 		if lookup || !guarded {
-			stored, ok, err := w.storedKeys(ctx, tx, t, bt)
-			if err != nil {
-				return 0, err
+			// Without a savepoint only integer keys go straight in:
+			// their equality is the values' (a text key's may follow a
+			// collation), so other keys are not looked up then.
+			var stored []bool
+			ok := guarded || intKey(t)
+			if ok {
+				var err error
+				if stored, ok, err = w.storedKeys(ctx, tx, t, bt); err != nil {
+					return 0, err
+				}
 			}
-			if !ok || !guarded && !intKey(t) {
-				// Without a savepoint only integer keys go straight in:
-				// their equality is the values' (a text key's may
-				// follow a collation).
+			if !ok {
 				if err := stage(bt, nil); err != nil {
 					return 0, err
 				}
