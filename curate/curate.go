@@ -2,6 +2,8 @@ package curate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -107,8 +109,10 @@ type Result struct {
 type Options struct {
 	// Clock returns the time (for logged durations); default time.Now.
 	Clock func() time.Time
-	// UUID returns the run's uuid used in part names; default a random
-	// version 4 uuid. It must be non-empty and contain no "/".
+	// UUID returns the run's uuid used in part names. It must be non-empty
+	// and contain no "/". The default is RunID of the spec and the listed
+	// inputs, so a rerun over the same input versions writes the same keys
+	// with the same bytes (see RunID).
 	UUID func() string
 	// Logf logs progress; default discards.
 	Logf func(format string, args ...any)
@@ -138,9 +142,6 @@ func (o *Options) withDefaults() Options {
 	if r.Clock == nil {
 		r.Clock = time.Now
 	}
-	if r.UUID == nil {
-		r.UUID = uuid.NewString
-	}
 	if r.Logf == nil {
 		r.Logf = func(string, ...any) {}
 	}
@@ -148,6 +149,35 @@ func (o *Options) withDefaults() Options {
 		r.TempDir = os.TempDir()
 	}
 	return r
+}
+
+// outputVersion names how this code encodes its output; change it whenever
+// the same spec and inputs would encode to different bytes, so that RunID
+// names the new encoding's parts differently.
+const outputVersion = "sluice-curate-1"
+
+// runIDSpace is the namespace of RunID's name-based uuids.
+var runIDSpace = uuid.MustParse("6f1c2b8e-5a1d-4c1e-9b7a-3d0e8f5a2c41")
+
+// RunID is the default uuid of a run's part names: a name-based (version 5)
+// uuid of the normalized spec and the input versions (key, size, ETag) it
+// lists. Output bytes are a function of those, so a rerun over unchanged
+// inputs — a retry after a crash between the commit and its record, or a
+// second trigger of a group nothing new arrived in — writes the same keys
+// with the same bytes and the same ETags: a load of the output prefix sees
+// object versions it already committed, and its ledger skips them. A run
+// over changed inputs gets new names.
+func RunID(spec Spec, inputs []Object) string {
+	h := sha256.New()
+	specJSON, err := json.Marshal(spec) // map keys sorted: deterministic
+	if err != nil {
+		panic(fmt.Sprintf("curate: RunID: encode spec: %v", err)) // only plain fields: cannot fail
+	}
+	fmt.Fprintf(h, "%s\n%s\n", outputVersion, specJSON)
+	for _, in := range inputs {
+		fmt.Fprintf(h, "%q %d %q\n", in.Key, in.Size, in.ETag)
+	}
+	return uuid.NewSHA1(runIDSpace, h.Sum(nil)).String()
 }
 
 // ErrOutputExists is returned (wrapped) by Run in error-if-exists mode when
@@ -180,10 +210,6 @@ func Run(ctx context.Context, st Store, spec Spec, opts *Options) (res Result, e
 	if err != nil {
 		return Result{}, fault.Permanent(fmt.Errorf("curate: spec for %q: %w", spec.Output, err))
 	}
-	id := o.UUID()
-	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
-		return Result{}, fmt.Errorf("curate: invalid run uuid %q from Options.UUID", id)
-	}
 	if err := Recover(ctx, st, spec.Output); err != nil {
 		return Result{}, err
 	}
@@ -191,6 +217,15 @@ func Run(ctx context.Context, st Store, spec Spec, opts *Options) (res Result, e
 	inputs, err := listInputs(ctx, st, spec.Input)
 	if err != nil {
 		return Result{}, err
+	}
+	var id string
+	if o.UUID != nil {
+		id = o.UUID()
+	} else {
+		id = RunID(spec, inputs)
+	}
+	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
+		return Result{}, fmt.Errorf("curate: invalid run uuid %q from Options.UUID", id)
 	}
 	existing, err := st.List(ctx, spec.Output)
 	if err != nil {

@@ -7,7 +7,11 @@
 //	curated/2020-08-07_2PM/part-00001-<uuid>-c000.snappy.parquet
 //	curated/2020-08-07_2PM/_SUCCESS        (empty, written last)
 //
-// One uuid names all parts of a run, like Spark's job id. Every column is
+// One uuid names all parts of a run, like Spark's job id. Unlike Spark's, it
+// is not random: it is a name-based uuid of the spec and the input versions
+// (RunID), and the bytes of a part are a function of the same, so a rerun
+// over unchanged inputs rewrites identical objects under identical keys and
+// a load chained onto the output loads nothing twice. Every column is
 // OPTIONAL (nullable), as Spark writes it. String columns are
 // dictionary-encoded, as Spark's writer does by default, falling back to
 // PLAIN within a row group once a column's dictionary passes 1 MiB (Spark's

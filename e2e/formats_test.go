@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/job"
 )
 
 // The chain the design promises — raw CSV → curated Parquet → warehouse
@@ -70,15 +75,22 @@ jobs:
       columns: {obj: bigint, n: bigint, payload: text, amount: double}
 `
 
-func TestCSVAndChainedParquetLoadsAreExactlyOnceAcrossKillNine(t *testing.T) {
+// chainSetup writes the chain's input and spec and gives a PostgreSQL
+// schema for its tables.
+func chainSetup(t *testing.T) (env []string, dataDir, specFile, schema string, conn *pgx.Conn) {
+	t.Helper()
 	whURL, schema, conn := pgSchema(t)
-	env := []string{"SLUICE_WAREHOUSE=" + whURL}
-	dataDir := t.TempDir()
+	dataDir = t.TempDir()
 	writeChainInput(t, dataDir)
-	specFile := filepath.Join(t.TempDir(), "pipeline.yaml")
+	specFile = filepath.Join(t.TempDir(), "pipeline.yaml")
 	if err := os.WriteFile(specFile, []byte(chainSpec), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return []string{"SLUICE_WAREHOUSE=" + whURL}, dataDir, specFile, schema, conn
+}
+
+func TestCSVAndChainedParquetLoadsAreExactlyOnceAcrossKillNine(t *testing.T) {
+	env, dataDir, specFile, schema, conn := chainSetup(t)
 	ctx := context.Background()
 	one := func(q string) int64 {
 		t.Helper()
@@ -121,5 +133,61 @@ func TestCSVAndChainedParquetLoadsAreExactlyOnceAcrossKillNine(t *testing.T) {
 	}
 	if n := one("select count(*) from " + schema + "._sluice_ledger where table_name = 'curated_events' and object_key not like 'curated/g__/part-%.snappy.parquet'"); n != 0 {
 		t.Errorf("the parquet load took %d objects that are not part files (_SUCCESS?)", n)
+	}
+}
+
+// A job run killed together with its `sluice run` after its commit and
+// before its record (the failpoint SIGKILLs the parent, then itself) is
+// marked FAILED at the next start and its group runs again. The rerun reads
+// the same input versions, so it must rewrite the same part files — same
+// keys, same bytes — and the load chained onto the output must hold every
+// record once, whether it took the first run's parts or the rerun's.
+func TestARerunOfACommittedButUnrecordedJobDuplicatesNothingDownstream(t *testing.T) {
+	env, dataDir, specFile, schema, conn := chainSetup(t)
+	r := sluice(t, append(env, "SLUICE_FAILPOINT=curate-after-commit"), "run", "--data-dir="+dataDir, "-f", specFile, "--once", "--log-level=warn")
+	if r.code != -1 {
+		t.Fatalf("run with the failpoint: exit %d, want killed\n%s", r.code, tail(r.stderr, 3000))
+	}
+	committed := map[string][]string{} // group → its output keys, as the killed run left them
+	for g := range chainGroups {
+		group := fmt.Sprintf("g%02d", g)
+		if out := curated(t, dataDir, group); len(out) > 0 {
+			committed[group] = out
+		}
+	}
+	if len(committed) == 0 {
+		t.Fatal("no group's output was committed before the kill")
+	}
+	for range 2 {
+		if r := sluice(t, env, "run", "--data-dir="+dataDir, "-f", specFile, "--once", "--log-level=warn"); r.code != 0 {
+			t.Fatalf("run --once: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 3000))
+		}
+	}
+	// Other groups' runs in flight at the kill fail too, before their
+	// commit; at least one FAILED run must be a committed one.
+	var rerun int
+	for _, run := range runs(t, dataDir) {
+		if _, ok := committed[run.Group]; ok && run.State == job.Failed {
+			rerun++
+		}
+	}
+	if rerun == 0 {
+		t.Fatal("no committed group's run was left FAILED by the kill: the failpoint did not fire between commit and record")
+	}
+	for group, before := range committed {
+		if after := curated(t, dataDir, group); !slices.Equal(after, before) {
+			t.Errorf("group %s: the rerun over unchanged inputs wrote %v, the killed run %v", group, after, before)
+		}
+	}
+	var rows, dups int64
+	q := schema + ".curated_events"
+	if err := conn.QueryRow(context.Background(), "select count(*) from "+q).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(context.Background(), "select count(*) from (select obj, n from "+q+" group by obj, n having count(*) > 1) d").Scan(&dups); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(chainGroups * chainObjects * chainRecords); rows != want || dups != 0 {
+		t.Fatalf("curated_events: %d rows with %d duplicate (object, record) pairs; want exactly %d and 0", rows, dups, want)
 	}
 }

@@ -20,8 +20,11 @@ func init() {
 
 // failpointEnv names the failpoint variable the job child honours:
 // "curate-after-part=N" makes the process SIGKILL itself once part N
-// (0-based) of a curate run is written. Tests use it to prove that a job
-// dying mid-write leaves the previous output intact.
+// (0-based) of a curate run is written; "curate-after-commit" makes it
+// SIGKILL its parent (the `sluice run` that started it) and then itself
+// once the output is committed, before the run is recorded. Tests use them
+// to prove that a job dying mid-write leaves the previous output intact
+// and that a rerun of a committed but unrecorded run duplicates nothing.
 const failpointEnv = "SLUICE_FAILPOINT"
 
 func runJob(ctx context.Context, a *app, args []string) error {
@@ -37,9 +40,9 @@ func runJob(ctx context.Context, a *app, args []string) error {
 	if len(pos) == 2 {
 		taskFile = pos[1]
 	}
-	afterPart := failpoint(a.getenv(failpointEnv))
+	fp := failpoints(a.getenv(failpointEnv))
 	code := local.Exec(ctx, taskFile, func(ctx context.Context, t job.Task) ([]string, error) {
-		return engine.ExecTask(ctx, t, afterPart)
+		return engine.ExecTask(ctx, t, fp)
 	})
 	if code != 0 {
 		return exitError{code, fmt.Errorf("run failed (see its log)")}
@@ -47,19 +50,28 @@ func runJob(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-func failpoint(v string) func(int) {
+func failpoints(v string) engine.Failpoints {
+	kill := func(pid int) {
+		fmt.Fprintf(os.Stderr, "failpoint %s: killing process %d\n", v, pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if v == "curate-after-commit" {
+		return engine.Failpoints{AfterCommit: func() {
+			kill(os.Getppid())
+			kill(os.Getpid())
+		}}
+	}
 	n, ok := strings.CutPrefix(v, "curate-after-part=")
 	if !ok {
-		return nil
+		return engine.Failpoints{}
 	}
 	at, err := strconv.Atoi(n)
 	if err != nil {
-		return nil
+		return engine.Failpoints{}
 	}
-	return func(part int) {
+	return engine.Failpoints{AfterPart: func(part int) {
 		if part == at {
-			fmt.Fprintf(os.Stderr, "failpoint %s: killing the job process\n", v)
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			kill(os.Getpid())
 		}
-	}
+	}}
 }

@@ -294,11 +294,19 @@ func (e *Engine) consume(ctx context.Context, sub *queue.Subscription, handle fu
 	}
 }
 
+// Failpoints are the crash points of a curate run that tests can set (nil
+// means none): AfterPart runs once part n is staged, AfterCommit once the
+// output is committed, before the run reports success.
+type Failpoints struct {
+	AfterPart   func(n int)
+	AfterCommit func()
+}
+
 // ExecTask is the child side of a curate run (`sluice job exec`): it opens
 // the store, runs curate and returns the committed output keys. afterPart,
 // if not nil, is called after each part file (0-based) is written: the
 // CLI's failpoint kills the process there.
-func ExecTask(ctx context.Context, t job.Task, afterPart func(n int)) ([]string, error) {
+func ExecTask(ctx context.Context, t job.Task, fp Failpoints) ([]string, error) {
 	if t.Kind != job.KindCurate {
 		return nil, fault.Permanent(fmt.Errorf("unknown job kind %q", t.Kind))
 	}
@@ -311,7 +319,7 @@ func ExecTask(ctx context.Context, t job.Task, afterPart func(n int)) ([]string,
 		return nil, err
 	}
 	defer st.Close()
-	res, err := curate.Run(ctx, curateStore{st}, spec, &curate.Options{AfterPart: afterPart,
+	res, err := curate.Run(ctx, curateStore{st}, spec, &curate.Options{AfterPart: fp.AfterPart,
 		BeforeCommit: func(ctx context.Context) error { return local.CheckFence(ctx, t) },
 		Logf:         func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
 	if errors.Is(err, curate.ErrNoInput) || errors.Is(err, curate.ErrOutputExists) {
@@ -319,6 +327,9 @@ func ExecTask(ctx context.Context, t job.Task, afterPart func(n int)) ([]string,
 	}
 	if err != nil {
 		return nil, err // a store or disk failure: transient, the run is retried
+	}
+	if fp.AfterCommit != nil {
+		fp.AfterCommit()
 	}
 	fmt.Printf("curated %d row(s) from %d input(s) into %d part file(s) under %s\n", res.Rows, len(res.Inputs), res.Files, spec.Output)
 	out := make([]string, len(res.Outputs))
