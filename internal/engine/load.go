@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"strings"
@@ -237,17 +238,24 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 }
 
 // objectVersion orders object versions for merge and replace: the event
-// time (nanoseconds, fixed width), then the S3 sequencer (hex, left-padded
-// so that sequencers of different lengths compare as numbers, as AWS
-// documents), then the key and the ETag (so that the value is unique per
-// object version). Byte-wise order is version order.
+// time (nanoseconds, 20 decimal digits), then the S3 sequencer (hex
+// without leading zeros, after its length in two hex digits, so that
+// sequencers of different lengths compare as numbers, as AWS documents),
+// then a 64-bit hash of the key and the ETag (so that the value is unique
+// per object version). Byte-wise order is version order. Every row a merge
+// or replace writes carries it, so it is kept short: 40 bytes plus the
+// sequencer. (Before, the sequencer was zero-padded to 32 digits and the
+// key and ETag were spelled out; the event time leads both, so stored
+// versions still order against new ones unless their times are equal to
+// the nanosecond.)
 func objectVersion(r event.Record, etag string) string {
 	ns := max(r.EventTime.UnixNano(), 0)
-	seq := strings.ToUpper(r.S3.Object.Sequencer)
-	if len(seq) < 32 {
-		seq = strings.Repeat("0", 32-len(seq)) + seq
-	}
-	return fmt.Sprintf("%020d|%s|%s|%s", ns, seq, r.S3.Object.Key, etag)
+	seq := strings.TrimLeft(strings.ToUpper(r.S3.Object.Sequencer), "0")
+	h := fnv.New64a()
+	h.Write([]byte(r.S3.Object.Key))
+	h.Write([]byte{0})
+	h.Write([]byte(etag))
+	return fmt.Sprintf("%020d|%02x%s|%016x", ns, len(seq), seq, h.Sum64())
 }
 
 // objectReader is the object's format.Reader as the warehouse reads it

@@ -331,14 +331,15 @@ func BenchmarkMerge(b *testing.B) {
 	posts(b) // the rows that fill the table
 	const perObject = 10_000
 	strategies := []struct {
-		name                          string
-		direct, reuseStaging, tracked bool
+		name                                    string
+		direct, reuseStaging, tracked, reinsert bool
 	}{
-		{"a-staging-distinct", false, false, false},
-		{"a2-reused-staging", false, true, false},
-		{"c-staging-tracked-keys", false, false, true},
-		{"b-direct-savepoint", true, false, false},
-		{"d-direct-reused-tracked", true, true, true},
+		{"a-staging-distinct", false, false, false, false},
+		{"a2-reused-staging", false, true, false, false},
+		{"c-staging-tracked-keys", false, false, true, false},
+		{"b-direct-savepoint", true, false, false, false},
+		{"d-direct-reused-tracked", true, true, true, false},
+		{"e-d-reinsert", true, true, true, true},
 	}
 	db := newBenchDB(b)
 	// Fill the table once, with the merge Load itself (one object).
@@ -392,6 +393,7 @@ func BenchmarkMerge(b *testing.B) {
 					}
 					st := strategies[i]
 					restore := pgwh.SetMergeOptions(st.direct, st.reuseStaging, st.tracked)
+					noReinsert := pgwh.SetReinsert(st.reinsert)
 					t.run(i, func() int64 {
 						res, err := db.wh.Load(db.ctx, warehouse.Batch{Table: drivertest.Posts, Mode: warehouse.Merge, Key: fmt.Sprint("obj-", version),
 							ETag: "e", Version: fmt.Sprintf("%08d", version), Rows: o.Reader()})
@@ -400,6 +402,7 @@ func BenchmarkMerge(b *testing.B) {
 						}
 						return res.Rows
 					})
+					noReinsert()
 					restore()
 				}
 			}

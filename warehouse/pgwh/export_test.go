@@ -17,7 +17,15 @@ var IsNoTable = isNoTable
 // mergeOptions) until the returned func restores the default.
 func SetMergeOptions(direct, reuseStaging, trackKeys bool) (restore func()) {
 	saved := mergeOpts
-	mergeOpts = mergeOptions{direct: direct, reuseStaging: reuseStaging, trackKeys: trackKeys}
+	mergeOpts = mergeOptions{direct: direct, reuseStaging: reuseStaging, trackKeys: trackKeys, reinsert: saved.reinsert}
+	return func() { mergeOpts = saved }
+}
+
+// SetReinsert turns the replacement of stored rows by DELETE and COPY on
+// or off until the returned func restores the default.
+func SetReinsert(on bool) (restore func()) {
+	saved := mergeOpts
+	mergeOpts.reinsert = on
 	return func() { mergeOpts = saved }
 }
 
@@ -31,4 +39,10 @@ func CopyBatches(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, cols
 // outside a transaction.
 func (w *Warehouse) QueryRowForTest(ctx context.Context, sql string, dst any, arg any) error {
 	return w.pool.QueryRow(ctx, sql, arg).Scan(dst)
+}
+
+// ExecForTest runs sql (several statements allowed) outside a transaction.
+func (w *Warehouse) ExecForTest(ctx context.Context, sql string) error {
+	_, err := w.pool.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -30,18 +31,22 @@ type mergeOptions struct {
 	// upsert skips DISTINCT ON when no key repeats, and a batch that
 	// repeats a key goes to staging without trying a direct COPY.
 	trackKeys bool
+	// reinsert replaces stored rows by DELETE and COPY where the table
+	// allows it (see reinsertable) instead of staging and upserting them.
+	reinsert bool
 }
 
 // mergeOpts are the strategies Load uses; benchmarks change them.
-var mergeOpts = mergeOptions{direct: true, reuseStaging: true, trackKeys: true}
+var mergeOpts = mergeOptions{direct: true, reuseStaging: true, trackKeys: true, reinsert: true}
 
 // merge writes the rows of tap into b.Table by key (see driver.Merge) and
 // returns the rows written: those inserted, or updated and holding b's
-// version. While the batches meet no stored key and repeat none, each is
+// version. The first batch's keys are looked up (below) before it goes
+// in. While the batches meet no stored key and repeat none, each is
 // COPYed straight into the table inside a savepoint. From the batch that
-// meets one (a unique violation, which rolls the savepoint back, or a
-// deadlock with a load inserting the same new keys) on, each batch's keys
-// are looked up first (storedKeys, one query a batch): its rows with a key
+// meets one (found by that first lookup, or a unique violation, which
+// rolls the savepoint back, or a deadlock with a load inserting the same
+// new keys) on, each batch's keys are looked up first (storedKeys, one query a batch): its rows with a key
 // not stored and not repeated in the object still go straight in, and the
 // others are COPYed into a temporary staging table with their record
 // numbers, from which one INSERT ... SELECT [DISTINCT ON (key)] ... ON
@@ -82,7 +87,13 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 	}
 	savepoints := 0
 	lookup := false // look each batch's keys up before it goes straight in
+	// The first batch's keys are looked up before it goes straight in, so
+	// that an object meeting stored keys does not COPY a whole batch only
+	// to roll it back (and leave its index entries behind); the later
+	// batches are looked up when that one met a stored key.
+	first := true
 	mostlyStored := false
+	reinsert := reinsertUnknown
 	var again *schema.Batch
 	for {
 		bt := again
@@ -109,38 +120,63 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 			continue
 		}
 		guarded := savepoints < maxSavepoints
-		away := keys.rep // away[i]: row i goes to staging; nil: none does
-		if lookup || !guarded {
+		away := keys.rep   // away[i]: row i goes to staging; nil: none does
+		var replace []bool // replace[i]: row i's stored row is deleted first if older
+		if lookup || first || !guarded {
 			// Without a savepoint only integer keys go straight in:
 			// their equality is the values' (a text key's may follow a
 			// collation), so other keys are not looked up then.
 			var stored []bool
+			var dense bool
 			ok := guarded || intKey(t)
 			if ok {
 				var err error
-				if stored, ok, err = w.storedKeys(ctx, tx, t, bt); err != nil {
+				if stored, dense, ok, err = w.storedKeys(ctx, tx, t, bt); err != nil {
 					return 0, err
 				}
 			}
-			if !ok {
+			switch {
+			case ok:
+				some := slices.Contains(stored, true)
+				if first && some {
+					lookup = true
+				}
+				if !mergeOpts.reinsert {
+					reinsert = reinsertNo
+				}
+				if some && dense && reinsert == reinsertUnknown {
+					var err error
+					if reinsert, err = w.reinsertable(ctx, tx, t); err != nil {
+						return 0, err
+					}
+				}
+				if some && dense && reinsert == reinsertYes {
+					replace = andNot(stored, keys.rep)
+				}
+				away = orInto(stored, keys.rep)
+				// Without reinsert, an object whose keys are nearly
+				// all stored already is an update: the rest of it goes
+				// to staging without more lookups.
+				mostlyStored = !(dense && reinsert == reinsertYes) && count(stored) >= len(stored)*9/10
+			case first && guarded && !lookup:
+				// Keys that cannot be looked up: the first batch
+				// tries straight in.
+			default:
 				if err := stage(bt, nil); err != nil {
 					return 0, err
 				}
+				first = false
 				continue
 			}
-			away = orInto(stored, keys.rep)
-			// An object whose keys are nearly all stored already is
-			// an update: the rest of it goes to staging without more
-			// lookups.
-			mostlyStored = count(stored) >= len(stored)*9/10
 		}
-		if away != nil && !slices.Contains(away, false) {
+		if away != nil && !slices.Contains(away, false) && !slices.Contains(replace, true) {
 			if err := stage(bt, nil); err != nil {
 				return 0, err
 			}
 			continue
 		}
-		n, conflict, err := w.straight(ctx, tx, b, bt, away, guarded)
+		first = false
+		n, conflict, err := w.straight(ctx, tx, b, bt, away, replace, guarded)
 		if guarded {
 			savepoints++
 		}
@@ -183,21 +219,29 @@ func (w *Warehouse) merge(ctx context.Context, tx pgx.Tx, b driver.Batch, tap *r
 }
 
 // straight COPYs the rows of bt that are not away (all when away is nil)
-// into the table, inside a savepoint when guarded. conflict reports a
+// into the table, inside a savepoint when guarded. Rows with replace[i]
+// (away too) first have their stored row deleted where that is older
+// (deleteOlder); those deleted stop being away and go in with the rest,
+// in place of an update. conflict reports a
 // unique violation or deadlock that rolled the savepoint back (and
 // released it, so that the rest of the load does not run in its
 // subtransaction); unguarded, one is an error: another load inserted some
 // of the keys since they were looked up, which a retry stages.
-func (w *Warehouse) straight(ctx context.Context, tx pgx.Tx, b driver.Batch, bt *schema.Batch, away []bool, guarded bool) (n int64, conflict bool, err error) {
+func (w *Warehouse) straight(ctx context.Context, tx pgx.Tx, b driver.Batch, bt *schema.Batch, away, replace []bool, guarded bool) (n int64, conflict bool, err error) {
 	if guarded {
 		if _, err := tx.Exec(ctx, "SAVEPOINT sluice_direct"); err != nil {
 			return 0, false, fmt.Errorf("savepoint: %w", err)
 		}
 	}
-	s := newCopyStream(ctx, &single{b: bt}, columnTypes(b.Table))
-	s.withText(b.Version)
-	s.sel, s.selNot = away, true
-	n, err = copyInto(ctx, tx.Conn().PgConn(), pgx.Identifier{w.schema, b.Table.Name}, append(columnNames(b.Table), driver.VersionColumn), s)
+	if slices.Contains(replace, true) {
+		err = w.deleteOlder(ctx, tx, b, bt, replace, away)
+	}
+	if err == nil {
+		s := newCopyStream(ctx, &single{b: bt}, columnTypes(b.Table))
+		s.withText(b.Version)
+		s.sel, s.selNot = away, true
+		n, err = copyInto(ctx, tx.Conn().PgConn(), pgx.Identifier{w.schema, b.Table.Name}, append(columnNames(b.Table), driver.VersionColumn), s)
+	}
 	switch {
 	case guarded && isConflict(err):
 		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_direct; RELEASE SAVEPOINT sluice_direct"); err != nil {
@@ -228,6 +272,15 @@ func count(x []bool) int {
 	return n
 }
 
+// andNot returns x[i] && !y[i] for each i (y may be nil).
+func andNot(x, y []bool) []bool {
+	z := slices.Clone(x)
+	for i, v := range y {
+		z[i] = z[i] && !v
+	}
+	return z
+}
+
 // orInto sets into[i] where also[i] (also may be nil) and returns into.
 func orInto(into, also []bool) []bool {
 	for i, x := range also {
@@ -254,20 +307,20 @@ func intKey(t driver.Table) bool {
 // storedKeys looks up which rows of bt have a key that t holds: stored[i]
 // for row i. ok is false when the key is not one column of an integer or
 // text type, which it does not look up. One query: for integer keys no
-// more spread out than four times the batch's rows, every stored key
-// between the least and the greatest (one index range scan); otherwise
-// key = ANY($1).
-func (w *Warehouse) storedKeys(ctx context.Context, tx pgx.Tx, t driver.Table, bt *schema.Batch) (stored []bool, ok bool, err error) {
+// more spread out than four times the batch's rows (dense), every stored
+// key between the least and the greatest (one index range scan);
+// otherwise key = ANY($1).
+func (w *Warehouse) storedKeys(ctx context.Context, tx pgx.Tx, t driver.Table, bt *schema.Batch) (stored []bool, dense, ok bool, err error) {
 	if len(t.PrimaryKey) != 1 {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	j := slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == t.PrimaryKey[0] })
 	v := &bt.Vecs[j]
 	n := bt.Len()
 	k := pgx.Identifier{t.PrimaryKey[0]}.Sanitize()
 	from := " FROM " + w.ident(t.Name) + " WHERE " + k
-	fail := func(err error) ([]bool, bool, error) {
-		return nil, false, fmt.Errorf("look up the stored keys of rows %d to %d in %s.%s: %w", bt.N[0], bt.N[n-1], w.schema, t.Name, err)
+	fail := func(err error) ([]bool, bool, bool, error) {
+		return nil, false, false, fmt.Errorf("look up the stored keys of rows %d to %d in %s.%s: %w", bt.N[0], bt.N[n-1], w.schema, t.Name, err)
 	}
 	stored = make([]bool, n)
 	switch {
@@ -290,10 +343,10 @@ func (w *Warehouse) storedKeys(ctx context.Context, tx pgx.Tx, t driver.Table, b
 			ids = append(ids, x)
 		}
 		if !some {
-			return stored, true, nil
+			return stored, false, true, nil
 		}
 		q, args := "SELECT "+k+from+" = ANY($1)", []any{ids}
-		if uint64(hi-lo) < 4*uint64(n) {
+		if dense = uint64(hi-lo) < 4*uint64(n); dense {
 			q, args = "SELECT "+k+from+" BETWEEN $1 AND $2", []any{lo, hi}
 		}
 		have, err := queryKeys[int64](ctx, tx, q, args...)
@@ -318,9 +371,9 @@ func (w *Warehouse) storedKeys(ctx context.Context, tx pgx.Tx, t driver.Table, b
 			stored[i] = !v.Null[i] && have[string(v.Bytes[v.Off[i]:v.Off[i+1]])]
 		}
 	default:
-		return nil, false, nil
+		return nil, false, false, nil
 	}
-	return stored, true, nil
+	return stored, dense, true, nil
 }
 
 // queryKeys returns the set of keys that q returns.
@@ -478,3 +531,142 @@ func (k *keyTap) Close() error { return nil }
 
 // repeats reports whether a key may have repeated in the object.
 func (k *keyTap) repeats() bool { return k.keys == nil || k.keys.Repeats() }
+
+// reinsert says whether a merge may replace a stored row by deleting it
+// and COPYing the new one (see reinsertable).
+type reinsertState int
+
+const (
+	reinsertUnknown reinsertState = iota
+	reinsertYes
+	reinsertNo
+)
+
+// reinsertable reports whether the stored rows of t may be replaced by a
+// DELETE and a COPY instead of an UPDATE, as dbt's delete+insert strategy
+// does: measured on 1,000,000 posts rows with 30 % and 100 % of the keys
+// stored, it takes 10-15 % less time than staging and upserting, because
+// a COPY inserts rows in bulk where an update goes row by row. The table
+// ends up the same only when nothing else sees the difference, so it is
+// used only when the table has no column the spec does not write (a
+// DELETE and INSERT would reset it), no foreign key referring to it (ON
+// DELETE actions), no user trigger or rule (they would fire as DELETE and
+// INSERT), no row-level security policy, no inheritance children, is in
+// no publication and its database has no logical replication slot (change
+// data capture would see a DELETE and an INSERT), and the loading role may
+// DELETE. Otherwise the stored rows are updated as before.
+func (w *Warehouse) reinsertable(ctx context.Context, tx pgx.Tx, t driver.Table) (reinsertState, error) {
+	cols := append(columnNames(t), driver.VersionColumn)
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT c.relkind = 'r'
+	AND has_table_privilege(c.oid, 'DELETE')
+	AND NOT c.relrowsecurity
+	AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND NOT a.attname = ANY($2))
+	AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.oid AND f.contype = 'f')
+	AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)
+	AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid)
+	AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid)
+	AND NOT EXISTS (SELECT 1 FROM pg_publication_tables p WHERE p.schemaname = n.nspname AND p.tablename = c.relname)
+	AND NOT EXISTS (SELECT 1 FROM pg_replication_slots s WHERE s.slot_type = 'logical' AND s.database = current_database())
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $3`, w.schema, cols, t.Name).Scan(&ok)
+	if err != nil {
+		return reinsertUnknown, fmt.Errorf("check how to replace the stored rows of %s.%s: %w", w.schema, t.Name, err)
+	}
+	if ok {
+		return reinsertYes, nil
+	}
+	return reinsertNo, nil
+}
+
+// deleteOlder deletes the stored rows of the rows i of bt with replace[i]
+// whose (order_by, version) the row's is not smaller than (driver.Merge's
+// condition), and clears away[i] for each deleted, so that the row goes
+// in by COPY in its place. A stored row it does not delete — newer, or
+// deleted meanwhile by a concurrent load — leaves its row away: staged and
+// upserted, which decides it as before. The key is one integer or text
+// column (storedKeys looked it up).
+func (w *Warehouse) deleteOlder(ctx context.Context, tx pgx.Tx, b driver.Batch, bt *schema.Batch, replace, away []bool) error {
+	t := b.Table
+	col := func(name string) int {
+		return slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == name })
+	}
+	kc := col(t.PrimaryKey[0])
+	kt, err := pgType(t.Columns[kc].Type)
+	if err != nil {
+		return err
+	}
+	k, ver := pgx.Identifier{t.PrimaryKey[0]}.Sanitize(), pgx.Identifier{driver.VersionColumn}.Sanitize()
+	keys := vecParam(&bt.Vecs[kc], replace)
+	q := "DELETE FROM " + w.ident(t.Name) + " AS t USING unnest($1::" + kt + "[]) AS s(k) WHERE t." + k + " = s.k AND $2::text >= t." + ver + " RETURNING t." + k + "::text"
+	args := []any{keys, b.Version}
+	if t.OrderBy != "" {
+		oc := col(t.OrderBy)
+		ot, err := pgType(t.Columns[oc].Type)
+		if err != nil {
+			return err
+		}
+		ob := pgx.Identifier{t.OrderBy}.Sanitize()
+		q = "DELETE FROM " + w.ident(t.Name) + " AS t USING unnest($1::" + kt + "[], $3::" + ot + "[]) AS s(k, ob) WHERE t." + k + " = s.k AND (s.ob, $2::text) >= (t." + ob + ", t." + ver + ") RETURNING t." + k + "::text"
+		args = append(args, vecParam(&bt.Vecs[oc], replace))
+	}
+	row := map[string]int{} // key as text → its row (keys do not repeat among replace)
+	v := &bt.Vecs[kc]
+	for i, r := range replace {
+		if r {
+			row[keyText(v, i)] = i
+		}
+	}
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("delete the older stored rows of rows %d to %d from %s.%s: %w", bt.N[0], bt.N[bt.Len()-1], w.schema, t.Name, err)
+	}
+	var key string
+	_, err = pgx.ForEachRow(rows, []any{&key}, func() error {
+		// A key deleted under a collation that calls other bytes equal
+		// is not found here: its row stays away, and the upsert inserts
+		// it in place of the deleted one.
+		if i, ok := row[key]; ok {
+			away[i] = false
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete the older stored rows of rows %d to %d from %s.%s: %w", bt.N[0], bt.N[bt.Len()-1], w.schema, t.Name, err)
+	}
+	return nil
+}
+
+// keyText is value i of an integer or text vector as PostgreSQL prints
+// it in text.
+func keyText(v *schema.Vector, i int) string {
+	if v.Type.IsInt() {
+		return strconv.FormatInt(v.Int[i], 10)
+	}
+	return string(v.Bytes[v.Off[i]:v.Off[i+1]])
+}
+
+// vecParam returns the values i of v with sel[i] as a query parameter for
+// an array of v's type (NULLs as nil).
+func vecParam(v *schema.Vector, sel []bool) any {
+	var out []any
+	for i, s := range sel {
+		switch {
+		case !s:
+			continue
+		case v.Null[i]:
+			out = append(out, nil)
+		case v.Type.IsInt():
+			out = append(out, v.Int[i])
+		case v.Type == schema.Real || v.Type == schema.Double:
+			out = append(out, v.Float[i])
+		case v.Type == schema.Boolean:
+			out = append(out, v.Bool[i])
+		case v.Type == schema.Date || v.Type == schema.Timestamp:
+			out = append(out, v.Time[i])
+		default: // text, json
+			out = append(out, string(v.Bytes[v.Off[i]:v.Off[i+1]]))
+		}
+	}
+	return out
+}

@@ -25,11 +25,13 @@
 //
 // # Merge
 //
-// While the batches of an object meet no stored key and repeat none of
-// its own keys (driver.KeySet), each is COPYed straight into the table
-// inside a savepoint. From the batch that meets a stored key (a unique
-// violation rolls its savepoint back, a deadlock with a load inserting the
-// same new keys too) on, each batch's keys are looked up first, in one
+// The first batch's keys are looked up before it goes in (so that an
+// object of stored keys does not COPY a batch only to roll it back). While
+// the batches of an object meet no stored key and repeat none of its own
+// keys (driver.KeySet), each is COPYed straight into the table inside a
+// savepoint. From the batch that meets a stored key (found by that lookup,
+// or a unique violation rolls its savepoint back, a deadlock with a load
+// inserting the same new keys too) on, each batch's keys are looked up first, in one
 // query (for a single integer key whose values lie close together, one
 // index range scan; else key = ANY($1)): the rows whose key is neither
 // stored nor repeated still go straight into the table, and the others are
@@ -50,6 +52,22 @@
 // that were looked up go straight in, without a savepoint (a concurrent
 // load inserting one of the keys meanwhile fails the load with a transient
 // error; its retry stages them), and other batches go to staging.
+//
+// Reinsert: where a batch's stored keys lie close together (the index
+// range scan above) and the table allows it (reinsertable: no column the
+// spec does not write, no foreign key referring to it, no trigger, rule,
+// policy, inheritance child, publication or logical slot, and DELETE is
+// granted), the stored rows the batch's rows win against are deleted
+// (DELETE ... USING unnest(keys[, order_by]) ... WHERE (order_by,
+// version) >= stored RETURNING key) inside the batch's savepoint and the
+// batch's rows COPYed in their place, as dbt's delete+insert strategy
+// does; rows whose stored row is newer stay away and go through staging.
+// A COPY inserts in bulk where an upsert updates row by row: `go run
+// ./bench` (1,000,000 rows, 30 % stored, ids of an object close together)
+// went from 7.5 to 7.1 s in six alternating pairs. With keys spread over
+// the table (BenchmarkMerge's random stored keys) the DELETE costs more
+// than the update it saves (162 against 118 ms per object at 30 %, 326
+// against 194 at 100 %), so sparse keys are updated as before.
 //
 // Measured with BenchmarkMerge (bench_test.go): objects of 10,000
 // posts-shaped rows merged into a table of 1,000,000, one Load each, the

@@ -80,6 +80,13 @@ func TestConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, func(t *testing.T) driver.Warehouse { return open(t) })
 }
 
+// The merge path for tables whose stored rows must be updated in place
+// (see reinsertable) passes the same suite.
+func TestConformanceUpdatingStoredRowsInPlace(t *testing.T) {
+	defer pgwh.SetReinsert(false)()
+	drivertest.RunConformanceTests(t, func(t *testing.T) driver.Warehouse { return open(t) })
+}
+
 func TestOpenCreatesSchemaAndLedgerThatQuerySeesUnqualified(t *testing.T) {
 	w := open(t)
 	if !strings.HasPrefix(w.Schema(), "sluice_test_") {
