@@ -115,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	var cfg config
 	only := fs.String("only", "", "comma-separated figure groups to run (default all): "+strings.Join(groups, ","))
-	fs.IntVar(&cfg.runs, "runs", 3, "repetitions of every timed pair; the median is reported")
+	fs.IntVar(&cfg.runs, "runs", 5, "repetitions of every timed pair; the median is reported")
 	fs.BoolVar(&cfg.quick, "quick", false, "small inputs: a smoke run, not figures to publish")
 	fs.StringVar(&cfg.out, "out", "", "also write the table into this markdown file, between its bench markers (docs/BENCHMARKS.md)")
 	fs.StringVar(&cfg.pgURL, "pg", firstNonEmpty(os.Getenv("SLUICE_BENCH_POSTGRES"), os.Getenv("SLUICE_TEST_POSTGRES"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
