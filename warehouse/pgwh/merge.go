@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -584,66 +583,46 @@ WHERE n.nspname = $1 AND c.relname = $3`, w.schema, cols, t.Name).Scan(&ok)
 // condition), and clears away[i] for each deleted, so that the row goes
 // in by COPY in its place. A stored row it does not delete — newer, or
 // deleted meanwhile by a concurrent load — leaves its row away: staged and
-// upserted, which decides it as before. The key is one integer or text
-// column (storedKeys looked it up).
+// upserted, which decides it as before. Only dense keys are replaced, so
+// the key is one integer column (storedKeys looked it up).
 func (w *Warehouse) deleteOlder(ctx context.Context, tx pgx.Tx, b driver.Batch, bt *schema.Batch, replace, away []bool) error {
 	t := b.Table
 	col := func(name string) int {
 		return slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == name })
 	}
-	kc := col(t.PrimaryKey[0])
-	kt, err := pgType(t.Columns[kc].Type)
-	if err != nil {
-		return err
-	}
 	k, ver := pgx.Identifier{t.PrimaryKey[0]}.Sanitize(), pgx.Identifier{driver.VersionColumn}.Sanitize()
-	keys := vecParam(&bt.Vecs[kc], replace)
-	q := "DELETE FROM " + w.ident(t.Name) + " AS t USING unnest($1::" + kt + "[]) AS s(k) WHERE t." + k + " = s.k AND $2::text >= t." + ver + " RETURNING t." + k + "::text"
-	args := []any{keys, b.Version}
+	v := &bt.Vecs[col(t.PrimaryKey[0])]
+	row := map[int64]int{} // key → its row (keys do not repeat among replace)
+	var keys []int64
+	for i, r := range replace {
+		if r {
+			row[v.Int[i]] = i
+			keys = append(keys, v.Int[i])
+		}
+	}
+	from, cond, args := "unnest($1::bigint[]) AS s(k)", "$2::text >= t."+ver, []any{keys, b.Version}
 	if t.OrderBy != "" {
 		oc := col(t.OrderBy)
 		ot, err := pgType(t.Columns[oc].Type)
 		if err != nil {
 			return err
 		}
-		ob := pgx.Identifier{t.OrderBy}.Sanitize()
-		q = "DELETE FROM " + w.ident(t.Name) + " AS t USING unnest($1::" + kt + "[], $3::" + ot + "[]) AS s(k, ob) WHERE t." + k + " = s.k AND (s.ob, $2::text) >= (t." + ob + ", t." + ver + ") RETURNING t." + k + "::text"
+		from = "unnest($1::bigint[], $3::" + ot + "[]) AS s(k, ob)"
+		cond = "(s.ob, $2::text) >= (t." + pgx.Identifier{t.OrderBy}.Sanitize() + ", t." + ver + ")"
 		args = append(args, vecParam(&bt.Vecs[oc], replace))
 	}
-	row := map[string]int{} // key as text → its row (keys do not repeat among replace)
-	v := &bt.Vecs[kc]
-	for i, r := range replace {
-		if r {
-			row[keyText(v, i)] = i
-		}
-	}
-	rows, err := tx.Query(ctx, q, args...)
-	if err != nil {
+	fail := func(err error) error {
 		return fmt.Errorf("delete the older stored rows of rows %d to %d from %s.%s: %w", bt.N[0], bt.N[bt.Len()-1], w.schema, t.Name, err)
 	}
-	var key string
-	_, err = pgx.ForEachRow(rows, []any{&key}, func() error {
-		// A key deleted under a collation that calls other bytes equal
-		// is not found here: its row stays away, and the upsert inserts
-		// it in place of the deleted one.
-		if i, ok := row[key]; ok {
-			away[i] = false
-		}
-		return nil
-	})
+	rows, err := tx.Query(ctx, "DELETE FROM "+w.ident(t.Name)+" AS t USING "+from+" WHERE t."+k+" = s.k AND "+cond+" RETURNING t."+k, args...)
 	if err != nil {
-		return fmt.Errorf("delete the older stored rows of rows %d to %d from %s.%s: %w", bt.N[0], bt.N[bt.Len()-1], w.schema, t.Name, err)
+		return fail(err)
+	}
+	var key int64
+	if _, err := pgx.ForEachRow(rows, []any{&key}, func() error { away[row[key]] = false; return nil }); err != nil {
+		return fail(err)
 	}
 	return nil
-}
-
-// keyText is value i of an integer or text vector as PostgreSQL prints
-// it in text.
-func keyText(v *schema.Vector, i int) string {
-	if v.Type.IsInt() {
-		return strconv.FormatInt(v.Int[i], 10)
-	}
-	return string(v.Bytes[v.Off[i]:v.Off[i+1]])
 }
 
 // vecParam returns the values i of v with sel[i] as a query parameter for
