@@ -110,6 +110,9 @@ type Task struct {
 	// Command is the argv for kind "command"; see job/local.RunCommand for
 	// the environment and arguments it receives.
 	Command []string `json:"command,omitempty"`
+	// PassEnv names the variables of sluice's environment a command job
+	// gets besides job/local.CommandEnv's; see pipeline's pass_env.
+	PassEnv []string `json:"pass_env,omitempty"`
 	Inputs  []Input  `json:"inputs"`
 	// Timeout bounds the run; 0 means none.
 	Timeout time.Duration `json:"timeout,omitempty"`

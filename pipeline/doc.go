@@ -312,7 +312,11 @@
 //     object and the line, before anything is written).
 //
 // command is the program and its arguments as a list (command: [python3,
-// clean.py]), run without a shell; the program must not be empty.
+// clean.py]), run without a shell; the program must not be empty. It gets
+// "--" and the group after its arguments, and an environment of its own
+// (PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, TMPDIR, TERM
+// and SLUICE_*), not sluice's: pass_env: [AWS_PROFILE, ...] names the other
+// variables of sluice's environment it gets.
 //
 // Input and output templates are checked with the sample group
 // "2020-08-07_2PM": they must parse, use only .Group, and give a relative

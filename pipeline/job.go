@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -20,7 +21,7 @@ import (
 )
 
 var (
-	jobKeys    = []string{"on", "group", "settle", "runner", "timeout", "curate", "command", "spark", "output", "emr", "emr_serverless", "kubernetes"}
+	jobKeys    = []string{"on", "group", "settle", "runner", "timeout", "curate", "command", "pass_env", "spark", "output", "emr", "emr_serverless", "kubernetes"}
 	curateKeys = []string{"input", "output", "format", "delimiter", "rename", "columns", "filter", "mode", "max_rows_per_file", "limits"}
 
 	runners       = []string{RunnerLocal, RunnerEMR, RunnerEMRServerless, RunnerKubernetes}
@@ -176,6 +177,13 @@ func (p *parser) job(e entry) (Job, jobInfo) {
 	}
 	if cmd != nil {
 		j.Command = p.command(cmd.val, path+".command")
+	}
+	if f := m.get("pass_env"); f != nil {
+		if cmd == nil {
+			p.errorf(f.key, path+".pass_env", "pass_env gives variables to a command job's program; job %s runs no command: remove pass_env", e.name)
+		} else {
+			j.PassEnv = p.passEnv(f.val, path+".pass_env")
+		}
 	}
 	if out != nil {
 		if cur != nil {
@@ -408,6 +416,27 @@ func (p *parser) command(n *yaml.Node, path string) []string {
 	out := make([]string, len(items))
 	for i, it := range items {
 		out[i] = it.val
+	}
+	return out
+}
+
+// envName is a variable name a shell can set.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// passEnv reads a command job's pass_env: names of sluice's environment
+// variables its program gets (it gets no other but job/local.CommandEnv's).
+func (p *parser) passEnv(n *yaml.Node, path string) []string {
+	items, ok := p.strList(n, path, "pass_env: [AWS_PROFILE, AWS_REGION]")
+	if !ok {
+		return nil
+	}
+	var out []string
+	for i, it := range items {
+		if !envName.MatchString(it.val) {
+			p.errorf(it.node, fmt.Sprintf("%s[%d]", path, i), "%q is not an environment variable name: write names only, like pass_env: [AWS_PROFILE] (the value is taken from sluice's environment when the job runs)", it.val)
+			continue
+		}
+		out = append(out, it.val)
 	}
 	return out
 }

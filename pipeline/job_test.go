@@ -75,6 +75,9 @@ var badJobSpecs = []badSpec{
 	{"command is a list", jobHead + "    command: python3 x.py\n", 4, 14, "jobs.j.command", `expected a list, found the value "python3 x.py": command is the program and its arguments, one per item, like command: [python3, x.py]`},
 	{"command names a program first", jobHead + "    command: [\"\", x]\n", 4, 15, "jobs.j.command[0]", "the program name is empty"},
 	{"command arguments are values", jobHead + "    command: [x, {a: b}]\n", 4, 18, "jobs.j.command[1]", "expected a single value"},
+	{"pass_env names variables", jobHead + cmdOK + "    pass_env: [AWS_PROFILE, \"A=B\"]\n", 5, 29, "jobs.j.pass_env[1]", `"A=B" is not an environment variable name`},
+	{"pass_env is a list", jobHead + cmdOK + "    pass_env: AWS_PROFILE\n", 5, 15, "jobs.j.pass_env", "expected a list"},
+	{"pass_env is for command jobs", jobHead + curOK + "    pass_env: [X]\n", 8, 5, "jobs.j.pass_env", "job j runs no command: remove pass_env"},
 	{"a command job's output must parse", jobHead + cmdOK + "    output: \"r/{{.Group\"\n", 5, 13, "jobs.j.output", "the template does not work"},
 	{"a command job's output is relative", jobHead + cmdOK + "    output: \"/r/{{.Group}}/\"\n", 5, 13, "jobs.j.output", `for group "2020-08-07_2PM" the template gives "/r/2020-08-07_2PM/", which starts with /`},
 	{"a curate job has no job-level output", jobHead + curOK + "    output: x/\n", 8, 5, "jobs.j.output", "a curate job writes where curate.output says: remove output here"},
@@ -209,11 +212,11 @@ func TestTheHydropowerExampleIsTheReferenceJob(t *testing.T) {
 }
 
 func TestJobDefaultsApplyWhenKeysAreAbsent(t *testing.T) {
-	s := mustParse(t, "name: t\njobs:\n  c: {command: [run.sh]}\n  k:\n    on: {prefix: in/}\n    curate: {input: \"in/{{.Group}}/\", output: out/, columns: {a: string}}\n", noEnv)
+	s := mustParse(t, "name: t\njobs:\n  c: {command: [run.sh], pass_env: [AWS_PROFILE, TOKEN_2]}\n  k:\n    on: {prefix: in/}\n    curate: {input: \"in/{{.Group}}/\", output: out/, columns: {a: string}}\n", noEnv)
 	c, k := s.Jobs[0], s.Jobs[1]
 	wantC := Job{
 		Name: "c", On: On{Events: []string{DefaultEvent}, KeyEncoding: event.KeyURL}, Group: "{{.Key.Parent}}",
-		Runner: "local", Timeout: time.Hour, Command: []string{"run.sh"}, Pos: Pos{3, 3},
+		Runner: "local", Timeout: time.Hour, Command: []string{"run.sh"}, PassEnv: []string{"AWS_PROFILE", "TOKEN_2"}, Pos: Pos{3, 3},
 	}
 	if !reflect.DeepEqual(c, wantC) {
 		t.Errorf("command job\n got %+v\nwant %+v", c, wantC)

@@ -213,6 +213,9 @@ type Job struct {
 	Spark *Spark
 	// Command is the argv of a command job; Command[0] is the program.
 	Command []string
+	// PassEnv names variables of sluice's environment a command job's
+	// program gets besides the few every program needs and SLUICE_*.
+	PassEnv []string
 	// Output is the template over .Group of the key prefix the job writes
 	// under: Curate.Output for curate jobs, Spark.Output for spark jobs, the optional output key for
 	// command jobs ("" when a command job declares none). Parse checks that

@@ -154,7 +154,7 @@ func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
 	}
 	if j.Curate == nil {
 		t.Kind = job.KindCommand
-		t.Command = j.Command
+		t.Command, t.PassEnv = j.Command, j.PassEnv
 		return t, nil
 	}
 	c := j.Curate

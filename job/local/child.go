@@ -6,13 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sluicehq/sluice/fault"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+
+	"github.com/sluicehq/sluice/fault"
 
 	"github.com/sluicehq/sluice/job"
 )
@@ -116,9 +118,14 @@ func execTask(ctx context.Context, taskFile string, do func(context.Context, job
 	return outputs, nil
 }
 
-// RunCommand runs a "command" task: t.Command with the group appended as
-// its last argument, stdout and stderr as given, and this environment on
-// top of the current one:
+// RunCommand runs a "command" task: t.Command, then "--" and the group as
+// its last two arguments, stdout and stderr as given. The group comes from
+// an object's key, which whoever writes to the store chooses: after "--" a
+// group like "--version" or "-rf" is an operand, never an option (a program
+// that does not take "--" reads the group from $SLUICE_GROUP instead).
+//
+// The command gets CommandEnv's environment, not sluice's — sluice's holds
+// the importers' tokens and the stores' credentials — and these:
 //
 //	SLUICE_RUN_ID   the run id
 //	SLUICE_RULE     the job (rule) name
@@ -150,8 +157,8 @@ func RunCommand(ctx context.Context, t job.Task, stdout, stderr io.Writer) (outp
 	outFile.Close()
 	defer os.Remove(outFile.Name())
 
-	cmd := exec.CommandContext(ctx, t.Command[0], append(t.Command[1:], t.Group)...)
-	cmd.Env = append(os.Environ(),
+	cmd := exec.CommandContext(ctx, t.Command[0], append(slices.Clip(t.Command[1:]), "--", t.Group)...)
+	cmd.Env = append(CommandEnv(os.Environ(), t.PassEnv),
 		"SLUICE_RUN_ID="+t.RunID, "SLUICE_RULE="+t.Rule, "SLUICE_GROUP="+t.Group,
 		"SLUICE_INPUTS="+string(in), "SLUICE_STORE="+t.StoreURL, "SLUICE_OUTPUTS="+outFile.Name())
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -184,4 +191,26 @@ func RunCommand(ctx context.Context, t job.Task, stdout, stderr io.Writer) (outp
 		return nil, fmt.Errorf("run %s: read outputs file: %w", t.RunID, err)
 	}
 	return outputs, nil
+}
+
+// baseEnv is the environment every program may expect: where to find
+// programs, whose home and which language, time zone and temporary folder.
+var baseEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"}
+
+// CommandEnv is the environment a command job starts with, out of environ
+// (sluice's, as "NAME=value"): the variables of baseEnv, LC_*, every
+// SLUICE_* one, and those named in pass (a job's pass_env). Nothing else
+// gets through: no token, password or key is passed unless a spec names it.
+func CommandEnv(environ, pass []string) []string {
+	var out []string
+	for _, kv := range environ {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		if slices.Contains(baseEnv, name) || strings.HasPrefix(name, "LC_") || strings.HasPrefix(name, "SLUICE_") || slices.Contains(pass, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -322,7 +322,7 @@ func TestCommandJobsGetTheGroupAndInputsAndReportOutputs(t *testing.T) {
 	tk := task(t, childSpec{})
 	tk.Kind = job.KindCommand
 	tk.StoreURL = "file:///lake"
-	tk.Command = []string{"sh", "-c", `echo "group=$SLUICE_GROUP arg=$1 rule=$SLUICE_RULE run=$SLUICE_RUN_ID store=$SLUICE_STORE inputs=$SLUICE_INPUTS"; echo "curated/$1/out.txt" > "$SLUICE_OUTPUTS"`, "sh"}
+	tk.Command = []string{"sh", "-c", `echo "group=$SLUICE_GROUP arg=$2 rule=$SLUICE_RULE run=$SLUICE_RUN_ID store=$SLUICE_STORE inputs=$SLUICE_INPUTS"; echo "curated/$2/out.txt" > "$SLUICE_OUTPUTS"`, "sh"}
 	out := run(t, r, t.Context(), tk)
 	if out.Err != "" || !slices.Equal(out.Outputs, []string{"curated/2020-08-07_2PM/out.txt"}) {
 		t.Fatalf("outcome = %+v", out)
@@ -337,6 +337,56 @@ func TestCommandJobsGetTheGroupAndInputsAndReportOutputs(t *testing.T) {
 	out = run(t, r, t.Context(), tk)
 	if out.ExitCode != 1 || !strings.Contains(out.Err, "exit status 7") || !strings.Contains(string(out.Log), "oops") {
 		t.Fatalf("failing command outcome = %+v", out)
+	}
+}
+
+// TestAGroupCannotInjectOptionsIntoACommand: the group comes from an
+// object's key, so anyone who can write under the job's prefix chooses it.
+// A key data/--version/x.csv must not make `ls` print its version and
+// succeed: the group goes after "--", where it is only ever an operand.
+func TestAGroupCannotInjectOptionsIntoACommand(t *testing.T) {
+	r := newRunner(t)
+	tk := task(t, childSpec{})
+	tk.Kind, tk.Command, tk.Group = job.KindCommand, []string{"ls"}, "--version"
+	out := run(t, r, t.Context(), tk)
+	if out.ExitCode == 0 || strings.Contains(string(out.Log), "coreutils") || !strings.Contains(string(out.Log), "--version") {
+		t.Fatalf("ls with the group --version: exit %d, log %q; want ls to fail on a file named --version", out.ExitCode, out.Log)
+	}
+	tk = task(t, childSpec{})
+	tk.Kind, tk.Group = job.KindCommand, "-rf x"
+	tk.Command = []string{"sh", "-c", `printf '%s|' "$@"`, "sh", "a"}
+	out = run(t, r, t.Context(), tk)
+	if out.Err != "" || !strings.Contains(string(out.Log), "a|--|-rf x|") {
+		t.Fatalf("argv: outcome %+v, log %q; want a|--|-rf x|", out, out.Log)
+	}
+}
+
+// TestCommandJobsGetOnlyTheEnvironmentTheyAreGiven: a command job sees the
+// variables every program needs, the SLUICE_* ones and those its spec names
+// in pass_env — not the importer's token nor any other secret of sluice's.
+func TestCommandJobsGetOnlyTheEnvironmentTheyAreGiven(t *testing.T) {
+	t.Setenv("API_TOKEN", "s3cr3t-token")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-key")
+	t.Setenv("PASSED_ON", "yes-passed")
+	t.Setenv("SLUICE_EXTRA", "sluice-extra")
+	t.Setenv("LC_TIME", "C")
+	r := newRunner(t)
+	tk := task(t, childSpec{})
+	tk.Kind, tk.Command, tk.PassEnv = job.KindCommand, []string{"sh", "-c", "env", "sh"}, []string{"PASSED_ON", "NOT_SET_AT_ALL"}
+	out := run(t, r, t.Context(), tk)
+	log := string(out.Log)
+	if out.Err != "" {
+		t.Fatalf("outcome %+v", out)
+	}
+	for _, secret := range []string{"API_TOKEN", "s3cr3t", "AWS_SECRET_ACCESS_KEY", "NOT_SET_AT_ALL"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the command's environment holds %s:\n%s", secret, log)
+		}
+	}
+	for _, want := range []string{"PATH=", "HOME=", "LC_TIME=C", "PASSED_ON=yes-passed", "SLUICE_EXTRA=sluice-extra", "SLUICE_GROUP=2020-08-07_2PM", "SLUICE_RUN_ID=" + tk.RunID} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the command's environment lacks %s:\n%s", want, log)
+		}
 	}
 }
 
