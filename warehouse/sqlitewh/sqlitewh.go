@@ -880,9 +880,27 @@ func isDataError(err error) bool {
 	return false
 }
 
-// Query implements driver.Warehouse on a read-only connection.
+// sqliteLimitAttached is SQLITE_LIMIT_ATTACHED, for sqlite3_limit.
+const sqliteLimitAttached = 7
+
+// Query implements driver.Warehouse on a read-only connection (query_only,
+// and mode=ro when opened by OpenReadOnly). It refuses what would reach
+// beyond the warehouse file or lift that protection (see refuseWrites), and
+// runs on a connection allowed no attached database as well, so neither
+// ATTACH nor VACUUM INTO can open or create another file, however written.
 func (w *Warehouse) Query(ctx context.Context, query string) ([]string, [][]any, error) {
-	rs, err := w.rdb.QueryContext(ctx, query)
+	if err := refuseWrites(query); err != nil {
+		return nil, nil, fmt.Errorf("sqlite %s: %w", w.path, err)
+	}
+	c, err := w.rdb.Conn(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite %s: %w", w.path, err)
+	}
+	defer c.Close()
+	if _, err := sqlite.Limit(c, sqliteLimitAttached, 0); err != nil {
+		return nil, nil, fmt.Errorf("sqlite %s: limit attached databases: %w", w.path, err)
+	}
+	rs, err := c.QueryContext(ctx, query)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sqlite %s: %w", w.path, err)
 	}

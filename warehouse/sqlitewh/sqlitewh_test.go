@@ -192,3 +192,61 @@ func mustRows(t driver.Table, rows [][]any) schema.Reader {
 	}
 	return r
 }
+
+// TestQueriesCannotAttachWriteOrChangePragmas: Query (`sluice sql`) reads.
+// ATTACH and VACUUM INTO would create a file anywhere the process may
+// write; a pragma could turn query_only off for a DELETE after it.
+func TestQueriesCannotAttachWriteOrChangePragmas(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wh.db")
+	w, err := sqlitewh.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := sqlitewh.ExecForTest(w, `CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1), (2)`); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := sqlitewh.OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
+	target := filepath.Join(dir, "elsewhere.db")
+	for name, wh := range map[string]driver.Warehouse{"read-write": w, "read-only": ro} {
+		for _, q := range []string{
+			"ATTACH DATABASE '" + target + "' AS x",
+			"attach '" + target + "' as x",
+			"/* c */ select 1; ATTACH '" + target + "' AS x",
+			"DETACH DATABASE main",
+			"VACUUM INTO '" + target + "'",
+			"PRAGMA query_only = 0; DELETE FROM t",
+			"PRAGMA query_only(0)",
+			"pragma main.journal_mode=DELETE",
+			"DELETE FROM t",
+			"select 1; delete from t",
+		} {
+			if _, _, err := wh.Query(ctx, q); err == nil {
+				t.Errorf("%s: Query(%q) succeeded", name, q)
+			}
+			if _, err := os.Stat(target); err == nil {
+				t.Fatalf("%s: Query(%q) created %s", name, q, target)
+			}
+		}
+		_, rows, err := wh.Query(ctx, "SELECT count(*) FROM t")
+		if err != nil || fmt.Sprint(rows) != "[[2]]" {
+			t.Fatalf("%s: after the refused queries t holds %v (%v), want 2 rows", name, rows, err)
+		}
+		// Reading pragmas and a ';' or keyword inside a string still work.
+		for _, q := range []string{"PRAGMA table_info(t)", "pragma user_version", "SELECT 'ATTACH; PRAGMA a=1' AS s", `SELECT a AS "pragma" FROM t -- ; attach`} {
+			if _, _, err := wh.Query(ctx, q); err != nil {
+				t.Errorf("%s: Query(%q): %v", name, q, err)
+			}
+		}
+	}
+	_, _, err = ro.Query(ctx, "ATTACH '"+target+"' AS x")
+	if err == nil || !strings.Contains(err.Error(), "ATTACH") || !strings.Contains(err.Error(), "read") {
+		t.Errorf("the refusal does not say why: %v", err)
+	}
+}
