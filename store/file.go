@@ -103,7 +103,7 @@ func (s *Store) writeLocal(ctx context.Context, key string, r io.Reader, content
 	name := rel(key)
 	dir := filepath.Dir(name)
 	if dir != "." {
-		if err := s.root.MkdirAll(dir, s.dirMode); err != nil {
+		if err := s.root.MkdirAll(dir, 0o755); err != nil {
 			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
 				err = fmt.Errorf("%w: part of %q is an object in this file:// store, so it cannot also be a prefix of other objects", ErrInvalidKey, key)
 			}

@@ -186,7 +186,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -258,7 +257,6 @@ type Store struct {
 	// file:// only
 	root     *os.Root
 	dir      string // absolute directory
-	dirMode  os.FileMode
 	etags    *etagCache
 	sidecars *sync.Map                           // fileID → bool: is it a legacy fileblob sidecar
 	writers  func(f *os.File) (open, known bool) // writerOpen; tests replace it
@@ -327,19 +325,11 @@ func (s *Store) openFile(u *url.URL) error {
 	if u.Path == "" || !filepath.IsAbs(filepath.FromSlash(u.Path)) {
 		return fmt.Errorf("store %s: file URL needs an absolute path, like file:///abs/dir", s.url)
 	}
-	s.dirMode = 0o755
-	for k, v := range u.Query() {
-		if k != "dir_file_mode" {
-			return fmt.Errorf("store %s: unknown query parameter %q for a file:// store (only dir_file_mode is accepted)", s.url, k)
-		}
-		m, err := strconv.ParseUint(v[0], 8, 32)
-		if err != nil || m&^0o7777 != 0 {
-			return fmt.Errorf("store %s: dir_file_mode=%q is not an octal permission mode like 0755", s.url, v[0])
-		}
-		s.dirMode = os.FileMode(m)
+	if len(u.Query()) > 0 {
+		return fmt.Errorf("store %s: a file:// store takes no query parameters (its files get the umask's mode: sluice's is 077; to share the store with a group, give its directory a default ACL, like setfacl -d -m g:NAME:rX DIR)", s.url)
 	}
 	dir := filepath.Clean(filepath.FromSlash(u.Path))
-	if err := os.MkdirAll(dir, s.dirMode); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("store %s: create directory %s: %v", s.url, dir, err)
 	}
 	root, err := os.OpenRoot(dir)

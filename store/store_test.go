@@ -82,7 +82,7 @@ func TestOpenRejectsBadURLsWithAHint(t *testing.T) {
 	for _, tc := range []struct{ url, want string }{
 		{"file://relative/dir", "absolute path"},
 		{"file:relative", "absolute path"},
-		{"file:///tmp/x?metadata=skip", "unknown query parameter"},
+		{"file:///tmp/x?metadata=skip", "a file:// store takes no query parameters"},
 		{"mem:///path", "mem://"},
 		{"mem://?x=1", "no path or query"},
 		{"s3://", "no bucket"},

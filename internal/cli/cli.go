@@ -54,6 +54,7 @@ func (e exitError) Error() string { return e.err.Error() }
 // Run runs the command line args (without the program name) and returns
 // the process exit status.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	ownerOnly()
 	a := &app{stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	global := flag.NewFlagSet("sluice", flag.ContinueOnError)
 	global.SetOutput(io.Discard)

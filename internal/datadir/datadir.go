@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -40,12 +41,24 @@ func Resolve(flag string, getenv func(string) string) (Dir, error) {
 	return Dir{Path: abs}, nil
 }
 
-// Ensure creates the data dir and its lake.
+// Ensure creates the data dir and its lake, for the owner alone (0700):
+// it holds the warehouse, the state, the queue and the landed objects. A
+// data dir group or others can enter is made 0700, with a warning.
 func (d Dir) Ensure() error {
 	for _, p := range []string{d.Path, d.Lake(), d.Jobs()} {
-		if err := os.MkdirAll(p, 0o755); err != nil {
+		if err := os.MkdirAll(p, 0o700); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
 		}
+	}
+	fi, err := os.Stat(d.Path)
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", d.Path, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(d.Path, 0o700); err != nil {
+			return fmt.Errorf("data dir %s is open to other users (mode %04o) and cannot be made 0700: %w", d.Path, perm, err)
+		}
+		slog.Warn("the data dir was open to other users; it is now the owner's alone", "dir", d.Path, "was", fmt.Sprintf("%04o", perm), "now", "0700")
 	}
 	return nil
 }
@@ -94,7 +107,7 @@ func (d Dir) Acquire(command string) (*Lock, error) {
 	if err := d.Ensure(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(d.Path, "owner.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(d.Path, "owner.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock data dir %s: %w", d.Path, err)
 	}
@@ -136,7 +149,7 @@ func (l *Lock) Publish(o Owner) error {
 	}
 	b, _ := json.MarshalIndent(o, "", "  ")
 	tmp := filepath.Join(l.dir.Path, ".owner.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("write owner file: %w", err)
 	}
 	return os.Rename(tmp, filepath.Join(l.dir.Path, "owner.json"))

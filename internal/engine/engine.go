@@ -295,7 +295,7 @@ func OpenQueue(ctx context.Context, rawURL string, spec *pipeline.Spec, dir data
 	if err != nil {
 		return nil, opts, fault.Permanent(fmt.Errorf("queue URL %q does not parse; write embedded, nats://HOST:PORT, amqp://USER:PASSWORD@HOST:5672/VHOST, sqs://PREFIX?region=REGION or mem://", redactURL(rawURL)))
 	}
-	shown := u.Redacted() // for messages: never a password
+	shown := redacted(u) // for messages: never a password or token
 	q := u.Query()
 	if v := q.Get("ack_wait"); v != "" {
 		if opts.AckWait, err = time.ParseDuration(v); err != nil || opts.AckWait < 100*time.Millisecond {
@@ -337,7 +337,7 @@ func OpenQueue(ctx context.Context, rawURL string, spec *pipeline.Spec, dir data
 				return nil, opts, fmt.Errorf("the embedded queue of %s runs only inside the process that owns the data dir; none is running — start `sluice run`, or use a nats:// queue", dir.Path)
 			}
 			if nc, err = nats.Connect(o.QueueURL, nats.Name("sluice")); err != nil {
-				return nil, opts, fmt.Errorf("connect to the embedded queue of pid %d at %s: %w", o.PID, o.QueueURL, err)
+				return nil, opts, fmt.Errorf("connect to the embedded queue of pid %d at %s: %w", o.PID, redactURL(o.QueueURL), err)
 			}
 			cleanup = nc.Close
 			break
@@ -359,7 +359,7 @@ func OpenQueue(ctx context.Context, rawURL string, spec *pipeline.Spec, dir data
 	case u.Scheme == "nats":
 		hostURL := (&url.URL{Scheme: "nats", User: u.User, Host: u.Host}).String()
 		if nc, err = nats.Connect(hostURL, nats.Name("sluice"), nats.Timeout(5*time.Second)); err != nil {
-			return nil, opts, fmt.Errorf("connect to NATS at %s: %w (is nats-server running with JetStream, -js?)", u.Redacted(), err)
+			return nil, opts, fmt.Errorf("connect to NATS at %s: %w (is nats-server running with JetStream, -js?)", redacted(u), err)
 		}
 		cleanup = nc.Close
 	default:
@@ -477,12 +477,25 @@ func RaisesEvents(key string) bool { return !skipKey(key) }
 // redactURL hides a password in a URL that may not parse.
 func redactURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
+		return redacted(u)
 	}
 	if i := strings.Index(raw, "@"); i >= 0 {
 		return "…" + raw[i:]
 	}
 	return raw
+}
+
+// redacted is u for messages: without a password, and without a user
+// given alone, which NATS reads as a token (nats://TOKEN@HOST:PORT).
+func redacted(u *url.URL) string {
+	if u.User != nil {
+		if _, ok := u.User.Password(); !ok {
+			c := *u
+			c.User = url.User("REDACTED")
+			return c.String()
+		}
+	}
+	return u.Redacted()
 }
 
 // retrying runs do until it succeeds, fails permanently, fails

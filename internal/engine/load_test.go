@@ -56,3 +56,19 @@ func TestObjectVersionOrdersByTimeThenSequencerAsANumber(t *testing.T) {
 		t.Errorf("a stored old-form version does not order by its time against new ones")
 	}
 }
+
+// TestURLsInMessagesHideTokensAndPasswords: NATS reads a user given alone
+// as a token (the embedded queue's URL carries one), so it is hidden too.
+func TestURLsInMessagesHideTokensAndPasswords(t *testing.T) {
+	for raw, want := range map[string]string{
+		"nats://s3cr3t@127.0.0.1:4222":             "nats://REDACTED@127.0.0.1:4222",
+		"amqp://guest:s3cr3t@127.0.0.1:5672/":      "amqp://guest:xxxxx@127.0.0.1:5672/",
+		"nats://127.0.0.1:4222":                    "nats://127.0.0.1:4222",
+		"postgres://u:s3cr3t@h/db?sslmode=disable": "postgres://u:xxxxx@h/db?sslmode=disable",
+		"nats://s3cr3t@[bad":                       "…@[bad",
+	} {
+		if got := redactURL(raw); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

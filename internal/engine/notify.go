@@ -39,7 +39,7 @@ func (e *Engine) openInbox(ctx context.Context) (driver.Subscription, func(), er
 		hostURL := (&url.URL{Scheme: "nats", User: u.User, Host: u.Host}).String()
 		nc, err := nats.Connect(hostURL, nats.Name("sluice-notifications"), nats.Timeout(5*time.Second), nats.MaxReconnects(-1))
 		if err != nil {
-			return nil, nil, fmt.Errorf("notifications: connect to NATS at %s: %w", u.Redacted(), err)
+			return nil, nil, fmt.Errorf("notifications: connect to NATS at %s: %w", redacted(u), err)
 		}
 		durable := q.Get("durable")
 		if durable == "" {
@@ -48,7 +48,7 @@ func (e *Engine) openInbox(ctx context.Context) (driver.Subscription, func(), er
 		sub, err := natsqueue.OpenInbox(ctx, nc, q.Get("subject"), durable, &natsqueue.InboxOptions{AckWait: e.qopts.AckWait})
 		if err != nil {
 			nc.Close()
-			return nil, nil, fmt.Errorf("notifications: open the inbox on subject %q at %s: %w", q.Get("subject"), u.Redacted(), err)
+			return nil, nil, fmt.Errorf("notifications: open the inbox on subject %q at %s: %w", q.Get("subject"), redacted(u), err)
 		}
 		return sub, func() { sub.Close(); nc.Close() }, nil
 	case "amqp", "amqps":
@@ -56,17 +56,17 @@ func (e *Engine) openInbox(ctx context.Context) (driver.Subscription, func(), er
 		bare.RawQuery = ""
 		sub, err := rabbitqueue.OpenInbox(ctx, bare.String(), q.Get("queue"), rabbitqueue.InboxOptions{AckWait: e.qopts.AckWait, Logger: e.log, Now: e.now})
 		if err != nil {
-			return nil, nil, fmt.Errorf("notifications: open the inbox queue %q at %s: %w", q.Get("queue"), u.Redacted(), err)
+			return nil, nil, fmt.Errorf("notifications: open the inbox queue %q at %s: %w", q.Get("queue"), redacted(u), err)
 		}
 		return sub, func() { sub.Close() }, nil
 	case "sqs":
 		sub, err := sqsqueue.OpenInbox(ctx, n.URL, sqsqueue.Options{Logger: e.log})
 		if err != nil {
-			return nil, nil, fmt.Errorf("notifications: open the inbox %s: %w", u.Redacted(), err)
+			return nil, nil, fmt.Errorf("notifications: open the inbox %s: %w", redacted(u), err)
 		}
 		return sub, func() { sub.Close() }, nil
 	default:
-		return nil, nil, fault.Permanent(fmt.Errorf("notifications URL %q: scheme %q is not supported; write nats://, sqs:// or amqp://", u.Redacted(), u.Scheme))
+		return nil, nil, fault.Permanent(fmt.Errorf("notifications URL %q: scheme %q is not supported; write nats://, sqs:// or amqp://", redacted(u), u.Scheme))
 	}
 }
 

@@ -2,9 +2,11 @@ package natsqueue
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -44,7 +46,12 @@ type EmbeddedOptions struct {
 
 // Embedded is a NATS server with JetStream running inside this process, for
 // the data dir's owner. It listens on 127.0.0.1 on a free port, so other
-// local processes (sluice worker, the nats CLI) can connect to ClientURL.
+// local processes (sluice put, sluice worker, the nats CLI) can connect to
+// ClientURL. Every local user can reach that port, so the server admits
+// only clients with its credential: a random token made at each start,
+// which ClientURL carries (nats://TOKEN@127.0.0.1:PORT) and the data dir's
+// owner.json (0600 in the 0700 data dir) hands to the owner's processes.
+// (nats-server listens on TCP only: no Unix socket.)
 //
 // # Storage faults and recovery
 //
@@ -75,6 +82,7 @@ type EmbeddedOptions struct {
 // during the fault may be lost too; those messages are delivered again.
 type Embedded struct {
 	srv     *server.Server
+	token   string // the credential clients must give
 	dir     string
 	lock    *os.File // held until Shutdown; nil where locking is unsupported
 	log     *slog.Logger
@@ -116,7 +124,7 @@ func StartEmbedded(ctx context.Context, dir string, opts *EmbeddedOptions) (*Emb
 		return nil, fmt.Errorf("natsqueue: start embedded server: %w", err)
 	}
 	e := &Embedded{
-		dir: dir, lock: lock, log: o.Logger, every: o.CheckInterval, minFree: o.MinFree,
+		token: rand.Text(), dir: dir, lock: lock, log: o.Logger, every: o.CheckInterval, minFree: o.MinFree,
 		faults: make(chan string, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if e.log == nil {
@@ -140,6 +148,8 @@ func (e *Embedded) startServer(ctx context.Context, notices bool) error {
 		JetStream:  true,
 		StoreDir:   e.dir,
 		NoSigs:     true,
+		// Authorization is the token every client must give.
+		Authorization: e.token,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -170,12 +180,21 @@ func (e *Embedded) startServer(ctx context.Context, notices bool) error {
 	return nil
 }
 
-// ClientURL is the address other processes connect to, nats://127.0.0.1:PORT.
-func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+// ClientURL is the address other processes connect to with the
+// credential: nats://TOKEN@127.0.0.1:PORT. It is a secret: keep it in files
+// only the owner reads, and never log it (Redacted drops the token).
+func (e *Embedded) ClientURL() string {
+	u, err := url.Parse(e.srv.ClientURL())
+	if err != nil {
+		return e.srv.ClientURL()
+	}
+	u.User = url.User(e.token)
+	return u.String()
+}
 
 // Connect opens an in-process client connection (no TCP) to the server.
 func (e *Embedded) Connect() (*nats.Conn, error) {
-	nc, err := nats.Connect(e.srv.ClientURL(), nats.InProcessServer(e.srv), nats.Name("sluice"))
+	nc, err := nats.Connect(e.srv.ClientURL(), nats.InProcessServer(e.srv), nats.Name("sluice"), nats.Token(e.token))
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: connect to the embedded server on %s: %w", e.dir, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -235,8 +236,8 @@ func TestEmbeddedRestartKeepsStreamsConsumersAndAckState(t *testing.T) {
 	}
 	defer e.Shutdown()
 	// Over TCP, as another local process would connect.
-	if !strings.HasPrefix(e.ClientURL(), "nats://127.0.0.1:") {
-		t.Errorf("ClientURL = %q, want nats://127.0.0.1:PORT", e.ClientURL())
+	if u, err := url.Parse(e.ClientURL()); err != nil || u.Hostname() != "127.0.0.1" || u.Scheme != "nats" {
+		t.Errorf("ClientURL = %q, want nats://TOKEN@127.0.0.1:PORT", e.ClientURL())
 	}
 	nc, err = nats.Connect(e.ClientURL())
 	if err != nil {
@@ -546,5 +547,57 @@ func TestDiagnoseNamesTheStorageCause(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTheEmbeddedServerAdmitsOnlyClientsWithItsCredential: the embedded
+// server listens on a loopback port every local user can reach; without the
+// data dir's credential nobody may connect, let alone publish events.
+func TestTheEmbeddedServerAdmitsOnlyClientsWithItsCredential(t *testing.T) {
+	e, err := StartEmbedded(t.Context(), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	u, err := url.Parse(e.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.User == nil || u.User.Username() == "" {
+		t.Fatalf("ClientURL %s carries no credential", u.Redacted())
+	}
+	bare := "nats://" + u.Host
+	if nc, err := nats.Connect(bare); err == nil {
+		nc.Close()
+		t.Fatalf("a client without the credential connected to %s", bare)
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Errorf("the refusal is %v, want an authorization violation", err)
+	}
+	if nc, err := nats.Connect("nats://wrong-token@" + u.Host); err == nil {
+		nc.Close()
+		t.Fatal("a client with a wrong credential connected")
+	}
+	for name, connect := range map[string]func() (*nats.Conn, error){
+		"ClientURL": func() (*nats.Conn, error) { return nats.Connect(e.ClientURL()) },
+		"Connect":   e.Connect,
+	} {
+		nc, err := connect()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := nc.Publish("x", []byte("y")); err != nil {
+			t.Errorf("%s: publish: %v", name, err)
+		}
+		nc.Close()
+	}
+	e2, err := StartEmbedded(t.Context(), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Shutdown()
+	if e2.ClientURL() == e.ClientURL() {
+		t.Error("two servers have the same client URL")
+	} else if u2, _ := url.Parse(e2.ClientURL()); u2.User.Username() == u.User.Username() {
+		t.Error("two servers share a credential")
 	}
 }
