@@ -135,9 +135,10 @@ func execTask(ctx context.Context, taskFile string, do func(context.Context, job
 //	SLUICE_OUTPUTS  a file the command may write the keys it created to,
 //	                one per line; they become the run's outputs
 //
-// A non-zero exit fails the run: exit status 75 (EX_TEMPFAIL) as a
-// transient failure that is retried with backoff, any other as a permanent
-// one that is dead-lettered. On Linux the command dies with its parent.
+// A non-zero exit fails the run: exit status 75 (EX_TEMPFAIL) and death by
+// a signal sluice did not send (the OOM killer, kill -9) as a transient
+// failure that is retried with backoff, any other as a permanent one that
+// is dead-lettered. On Linux the command dies with its parent.
 func RunCommand(ctx context.Context, t job.Task, stdout, stderr io.Writer) (outputs []string, err error) {
 	if len(t.Command) == 0 || t.Command[0] == "" {
 		return nil, fmt.Errorf("run %s: job %s has an empty command", t.RunID, t.Rule)
@@ -171,6 +172,9 @@ func RunCommand(ctx context.Context, t job.Task, stdout, stderr io.Writer) (outp
 			err := fmt.Errorf("command %s %s", t.Command[0], ee.ProcessState)
 			if ee.ExitCode() == fault.ExitTempFail {
 				return nil, fault.Transient(fmt.Errorf("%w (EX_TEMPFAIL: it will be retried)", err))
+			}
+			if !ee.Exited() && ctx.Err() == nil {
+				return nil, fault.Transient(fmt.Errorf("%w by a signal sluice did not send, as the OOM killer or an operator would (it will be retried)", err))
 			}
 			return nil, fault.Permanent(err)
 		}

@@ -214,13 +214,17 @@ func (r *Runner) Run(ctx context.Context, t job.Task) (job.Outcome, error) {
 		out.Err = res.Error
 	case resErr != nil && out.ExitCode == 0:
 		out.Err = fmt.Sprintf("job process exited 0 but left no usable %s: %v", ResultFile, resErr)
+	case !cmd.ProcessState.Exited():
+		out.Err = fmt.Sprintf("job process %s by a signal sluice did not send, as the OOM killer or an operator would (it will be retried; see its log %s)", cmd.ProcessState, logPath)
 	case out.ExitCode != 0:
 		out.Err = fmt.Sprintf("job process %s (see its log %s)", cmd.ProcessState, logPath)
 	}
 	if out.Err != "" && out.ExitCode == 0 {
 		out.ExitCode = 1
 	}
-	out.Transient = killed == "" && out.ExitCode == fault.ExitTempFail
+	// A process that died of a signal sluice did not send may well succeed
+	// next time: retried with backoff, like EX_TEMPFAIL, within the budget.
+	out.Transient = killed == "" && (out.ExitCode == fault.ExitTempFail || !cmd.ProcessState.Exited())
 	logger.Info("job process ended", "run", t.RunID, "pid", pgid, "exit", out.ExitCode, "seconds", compute, "err", out.Err)
 	if goneErr != nil {
 		return out, fmt.Errorf("local runner: run %s: %w", t.RunID, goneErr)

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sluicehq/sluice/fault"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/fault"
 
 	"github.com/sluicehq/sluice/job"
 )
@@ -86,6 +87,9 @@ func childDo(ctx context.Context, t job.Task) ([]string, error) {
 		return nil, errors.New("store s3://lake: connection refused") // unclassified: transient
 	case "exit3":
 		os.Exit(3)
+	case "killed": // by the OOM killer or an operator, not by sluice
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		time.Sleep(time.Hour)
 	case "noresult":
 		os.Exit(0)
 	case "spawn-and-hang", "spawn-and-leave":
@@ -221,6 +225,7 @@ func TestAFailingChildReportsItsErrorAndExitCode(t *testing.T) {
 		{"noresult", 1, "left no usable result.json", false},
 		{"nonsense", 1, `unknown mode "nonsense"`, false},
 		{"unavailable", fault.ExitTempFail, "connection refused", true},
+		{"killed", -1, "signal: killed", true},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			out := run(t, r, t.Context(), task(t, childSpec{Mode: tc.mode}))
@@ -228,6 +233,19 @@ func TestAFailingChildReportsItsErrorAndExitCode(t *testing.T) {
 				t.Fatalf("outcome = %+v, want exit %d, transient %v and an error containing %q", out, tc.wantCode, tc.wantTransient, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestACommandKilledByASignalIsRetried: a program killed by a signal
+// sluice did not send (the OOM killer, an operator's kill -9) may well
+// succeed next time; its run is retried, not dead-lettered at once.
+func TestACommandKilledByASignalIsRetried(t *testing.T) {
+	r := newRunner(t)
+	tk := task(t, childSpec{})
+	tk.Kind, tk.Command = job.KindCommand, []string{"sh", "-c", "kill -9 $$"}
+	out := run(t, r, t.Context(), tk)
+	if !out.Transient || !strings.Contains(out.Err, "signal: killed") {
+		t.Fatalf("outcome = %+v, want a transient failure naming the signal", out)
 	}
 }
 
