@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,10 +29,20 @@ type Versitygw struct {
 	Client   *s3.Client
 }
 
+// TB is what StartVersitygw and Bucket need of a test: a *testing.T, or a
+// program's stand-in for one (the chaos suite, ./chaos).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+}
+
 // StartVersitygw starts versitygw with extra global flags (for example its
 // NATS event notification flags) and stops it at the end of the test. A
 // missing binary fails the test with what to run.
-func StartVersitygw(t *testing.T, flags ...string) *Versitygw {
+func StartVersitygw(t TB, flags ...string) *Versitygw {
 	t.Helper()
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {
@@ -81,7 +90,7 @@ func StartVersitygw(t *testing.T, flags ...string) *Versitygw {
 }
 
 // Bucket creates a bucket and returns its sluice store URL.
-func (v *Versitygw) Bucket(t *testing.T, name string) string {
+func (v *Versitygw) Bucket(t TB, name string) string {
 	t.Helper()
 	if _, err := v.Client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("create bucket %s: %v", name, err)
