@@ -189,6 +189,7 @@ type harness struct {
 	spec   string
 	env    []string
 	procs  []*proc
+	deck   []string // fault kinds still to deal: each kind once, in a random order, then again
 	keys   []string       // raw objects landed
 	groups map[string]int // group → rows landed
 }
@@ -358,11 +359,17 @@ func (h *harness) put(ctx context.Context, key string, body []byte) {
 	h.tb.Fatalf("land %s: %v", key, err)
 }
 
-// inject injects one fault of a random kind and returns its kind, or ""
+// inject injects one fault, of the next kind dealt from a shuffled deck of
+// all kinds (so every kind comes up, in a random order), and returns its kind, or ""
 // when none could be. Faults that need work under way to mean anything (a
 // job to kill, writes to refuse) land a group of their own, named group.
 func (h *harness) inject(ctx context.Context, group string) string {
-	kind := kinds[h.rng.IntN(len(kinds))]
+	if len(h.deck) == 0 {
+		h.deck = slices.Clone(kinds)
+		h.rng.Shuffle(len(h.deck), func(i, j int) { h.deck[i], h.deck[j] = h.deck[j], h.deck[i] })
+	}
+	kind := h.deck[0]
+	h.deck = h.deck[1:]
 	switch kind {
 	case KillRun, KillWorker:
 		role := "run"
@@ -816,7 +823,13 @@ func startPrivatePG(tb TB) *privatePG {
 	}
 	sort.Strings(bins)
 	p := &privatePG{tb: tb, bin: filepath.Dir(bins[len(bins)-1])}
-	dir := tb.TempDir()
+	// Not tb.TempDir(): a test's is inside a 0700 directory the postgres
+	// user cannot enter.
+	dir, err := os.MkdirTemp("", "sluice-chaos-pg-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
 	p.dir, p.log = filepath.Join(dir, "data"), filepath.Join(dir, "server.log")
 	u, err := user.Lookup("postgres")
 	if err != nil {
