@@ -93,13 +93,13 @@ type Summary struct {
 	Seed             int64
 	Rounds           int
 	Faults           map[string]int
-	Objects          int // raw objects landed
-	LoadedOnce       int // ... each in the ledger once with all its rows
-	Lost             int // ... not loaded, or missing rows
-	Duplicated       int // ... in the ledger more than once, or rows twice
-	GoodDeadLettered int // dead letters (every input is good)
-	Groups           int // curate groups landed
-	Curated          int // ... with one SUCCEEDED run whose complete output is all the store holds
+	Objects          int   // raw objects landed
+	LoadedOnce       int   // ... each in the ledger once with all its rows
+	Lost             int   // ... not loaded, or missing rows
+	Duplicated       int   // ... in the ledger more than once, or rows twice
+	GoodDeadLettered int   // dead letters (every input is good)
+	Groups           int   // curate groups landed
+	Curated          int   // ... with one SUCCEEDED run whose complete output is all the store holds
 	WritesRefused    int64 // store writes the full disk refused
 	Problems         []string
 	Took             time.Duration
@@ -189,7 +189,7 @@ type harness struct {
 	spec   string
 	env    []string
 	procs  []*proc
-	deck   []string // fault kinds still to deal: each kind once, in a random order, then again
+	deck   []string       // fault kinds still to deal: each kind once, in a random order, then again
 	keys   []string       // raw objects landed
 	groups map[string]int // group → rows landed
 }
