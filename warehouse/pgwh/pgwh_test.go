@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -283,4 +284,28 @@ func mustRows(t driver.Table, rows [][]any) schema.Reader {
 		panic(err)
 	}
 	return r
+}
+
+// TestQueriesCannotCopyToTheServersFiles: a read-only transaction still
+// lets a superuser's COPY … TO write a file on the database server (or run
+// a program): `sluice sql` refuses COPY.
+func TestQueriesCannotCopyToTheServersFiles(t *testing.T) {
+	w := open(t)
+	target := filepath.Join(os.TempDir(), fmt.Sprintf("sluice-copy-%d.txt", time.Now().UnixNano()))
+	defer os.Remove(target)
+	for _, q := range []string{
+		"COPY (SELECT 1) TO '" + target + "'",
+		"  /* a comment */ -- another\n copy (select 1) to '" + target + "'",
+	} {
+		_, _, err := w.Query(t.Context(), q)
+		if err == nil || !strings.Contains(err.Error(), "COPY is refused") {
+			t.Errorf("Query(%q) = %v, want COPY refused", q, err)
+		}
+		if _, err := os.Stat(target); err == nil {
+			t.Fatalf("Query(%q) wrote %s on the server", q, target)
+		}
+	}
+	if _, rows, err := w.Query(t.Context(), "SELECT 'COPY' AS copy"); err != nil || len(rows) != 1 {
+		t.Errorf("a query naming COPY in a string: %v %v", rows, err)
+	}
 }
