@@ -47,13 +47,30 @@ const (
 	Pause      = "SIGSTOP past the lease"
 	PGOutage   = "PostgreSQL stopped"
 	NATSCrash  = "NATS killed and restarted"
+	RabbitKill = "RabbitMQ killed and restarted"
 	DiskFull   = "store disk full"
 )
 
-var kinds = []string{KillRun, KillWorker, KillJob, Pause, PGOutage, NATSCrash, DiskFull}
+// allKinds is every kind, in the order summaries list them.
+var allKinds = []string{KillRun, KillWorker, KillJob, Pause, PGOutage, NATSCrash, RabbitKill, DiskFull}
+
+// Kinds are the faults a run with this bus injects: RabbitMQ's only when
+// it is the bus.
+func (c Config) Kinds() []string {
+	var out []string
+	for _, k := range allKinds {
+		if k != RabbitKill || c.Queue == "rabbitmq" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
 
 // Config is one chaos run.
 type Config struct {
+	// Queue is the bus: "nats" (default; the private NATS server that also
+	// carries the store's notifications) or "rabbitmq" (a private node).
+	Queue     string
 	Seed      int64
 	Faults    int           // at least this many faults are injected
 	PerRound  int           // faults per round; the promises are checked after each
@@ -91,6 +108,8 @@ func ShortConfig(seed int64, faults int) Config {
 // state and the store.
 type Summary struct {
 	Seed             int64
+	Queue            string
+	Kinds            []string
 	Rounds           int
 	Faults           map[string]int
 	Objects          int   // raw objects landed
@@ -117,8 +136,8 @@ func (s Summary) String() string {
 	for _, n := range s.Faults {
 		total += n
 	}
-	fmt.Fprintf(&b, "chaos: seed %d, %d rounds, %d faults injected in %s\n", s.Seed, s.Rounds, total, s.Took.Round(time.Second))
-	for _, k := range kinds {
+	fmt.Fprintf(&b, "chaos: seed %d, bus %s, %d rounds, %d faults injected in %s\n", s.Seed, s.Queue, s.Rounds, total, s.Took.Round(time.Second))
+	for _, k := range s.Kinds {
 		fmt.Fprintf(&b, "  %-28s %4d\n", k, s.Faults[k])
 	}
 	fmt.Fprintf(&b, "store writes refused by the full disk: %d\n", s.WritesRefused)
@@ -144,8 +163,11 @@ func Run(ctx context.Context, tb TB, cfg Config) Summary {
 	if cfg.Seed == 0 {
 		cfg.Seed = time.Now().UnixNano()
 	}
+	if cfg.Queue == "" {
+		cfg.Queue = "nats"
+	}
 	h := setUp(ctx, tb, cfg)
-	sum := Summary{Seed: cfg.Seed, Faults: map[string]int{}}
+	sum := Summary{Seed: cfg.Seed, Queue: cfg.Queue, Kinds: cfg.Kinds(), Faults: map[string]int{}}
 	h.logf("seed %d: %d processes, store %s, PostgreSQL on :%d, NATS on :%d", cfg.Seed, len(h.procs), h.v.Endpoint, h.pg.port, h.nats.port)
 	injected := 0
 	for round := 1; injected < cfg.Faults && ctx.Err() == nil; round++ {
@@ -162,7 +184,7 @@ func Run(ctx context.Context, tb TB, cfg Config) Summary {
 			}
 			time.Sleep(time.Second)
 		}
-		got.Seed, got.Rounds, got.Faults = sum.Seed, sum.Rounds, sum.Faults
+		got.Seed, got.Queue, got.Kinds, got.Rounds, got.Faults = sum.Seed, sum.Queue, sum.Kinds, sum.Rounds, sum.Faults
 		sum = got
 		if !sum.OK() {
 			sum.Problems = append(sum.Problems, fmt.Sprintf("round %d did not settle within %s", round, cfg.Settle))
@@ -184,6 +206,7 @@ type harness struct {
 	proxy  *failingProxy
 	pg     *privatePG
 	nats   *privateNATS
+	rabbit *privateRabbit // the bus, when cfg.Queue is rabbitmq
 	conn   func(ctx context.Context) (*pgx.Conn, error)
 	st     state.Store
 	spec   string
@@ -210,6 +233,13 @@ func setUp(ctx context.Context, tb TB, cfg Config) *harness {
 	h := &harness{tb: tb, cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5EED)), groups: map[string]int{}}
 	h.pg = startPrivatePG(tb)
 	h.nats = startPrivateNATS(tb)
+	bus := h.nats.url()
+	if cfg.Queue == "rabbitmq" {
+		h.rabbit = startPrivateRabbit(tb)
+		bus = h.rabbit.url()
+	} else if cfg.Queue != "nats" {
+		tb.Fatalf("queue %q: want nats or rabbitmq", cfg.Queue)
+	}
 	h.v = storetest.StartVersitygw(tb, "--event-nats-url", h.nats.url(), "--event-nats-topic", subject)
 	h.v.Bucket(tb, bucket)
 	h.proxy = startFailingProxy(tb, h.v.Endpoint)
@@ -236,7 +266,7 @@ jobs:
       columns: {id: int64, v: string}
       output: "curated/{{.Group}}/"
       max_rows_per_file: 2000
-`, storeURL, h.nats.url(), h.pg.url(schema), h.pg.url(schema+"_state"), h.nats.url()+"?subject="+subject)
+`, storeURL, bus, h.pg.url(schema), h.pg.url(schema+"_state"), h.nats.url()+"?subject="+subject)
 	h.spec = filepath.Join(tb.TempDir(), "pipeline.yaml")
 	if err := os.WriteFile(h.spec, []byte(spec), 0o600); err != nil {
 		tb.Fatal(err)
@@ -365,7 +395,7 @@ func (h *harness) put(ctx context.Context, key string, body []byte) {
 // job to kill, writes to refuse) land a group of their own, named group.
 func (h *harness) inject(ctx context.Context, group string) string {
 	if len(h.deck) == 0 {
-		h.deck = slices.Clone(kinds)
+		h.deck = h.cfg.Kinds()
 		h.rng.Shuffle(len(h.deck), func(i, j int) { h.deck[i], h.deck[j] = h.deck[j], h.deck[i] })
 	}
 	kind := h.deck[0]
@@ -428,6 +458,12 @@ func (h *harness) inject(ctx context.Context, group string) string {
 		h.nats.kill()
 		time.Sleep(down)
 		h.nats.start()
+	case RabbitKill:
+		down := time.Duration(500+h.rng.IntN(2500)) * time.Millisecond
+		h.logf("fault: %s (down %s, then its start)", kind, down)
+		h.rabbit.kill()
+		time.Sleep(down)
+		h.rabbit.start()
 	case DiskFull:
 		d := time.Duration(2000+h.rng.IntN(4000)) * time.Millisecond
 		before := h.proxy.refused.Load()
@@ -918,4 +954,156 @@ func waitPort(tb TB, port int, what string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// privateRabbit is a RabbitMQ node of the run's own (its node name, ports,
+// data and cookie), which it may kill and restart: the bus.
+type privateRabbit struct {
+	tb     TB
+	dir    string
+	name   string
+	port   int
+	env    []string
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *os.File
+}
+
+// rabbitBin finds a RabbitMQ script: the scripts behind Debian's /usr/sbin
+// wrappers take the environment as is.
+func rabbitBin(tb TB, name string) string {
+	if p := filepath.Join("/usr/lib/rabbitmq/bin", name); fileExists(p) {
+		return p
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		tb.Fatalf("%s not found: install RabbitMQ (Debian package rabbitmq-server; ./scripts/test.sh does it)", name)
+	}
+	return p
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func startPrivateRabbit(tb TB) *privateRabbit {
+	dir := tb.TempDir()
+	n := &privateRabbit{tb: tb, dir: dir, name: fmt.Sprintf("sluicechaos%d@localhost", freePort(tb)), port: freePort(tb)}
+	for f, body := range map[string]string{
+		"rabbitmq.conf":   fmt.Sprintf("listeners.tcp.local = 127.0.0.1:%d\n", n.port),
+		"enabled_plugins": "[].\n",
+		"env.conf":        "",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	n.env = append(os.Environ(),
+		"HOME="+filepath.Join(dir, "home"), // a private Erlang cookie
+		"RABBITMQ_NODENAME="+n.name,
+		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", n.port),
+		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", freePort(tb)),
+		"RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
+		"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"),
+		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq.conf"),
+		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(dir, "advanced.config"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
+		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(dir, "env.conf"), // not the machine's rabbitmq-env.conf
+		"ERL_EPMD_ADDRESS=127.0.0.1",
+	)
+	log, err := os.Create(filepath.Join(dir, "rabbitmq.out"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n.log = log
+	tb.Cleanup(func() { n.kill(); log.Close() })
+	n.start()
+	return n
+}
+
+func (n *privateRabbit) url() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.port) }
+
+// start runs rabbitmq-server in the foreground, in its own process group,
+// and waits until it has started.
+func (n *privateRabbit) start() {
+	cmd := exec.Command(rabbitBin(n.tb, "rabbitmq-server"))
+	cmd.Env, cmd.Stdout, cmd.Stderr = n.env, n.log, n.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		n.tb.Fatalf("start private RabbitMQ node %s: %v", n.name, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	n.mu.Lock()
+	n.cmd, n.exited = cmd, exited
+	n.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", n.port), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			n.tb.Fatalf("private RabbitMQ node %s exited during start (see %s)", n.name, n.log.Name())
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			n.tb.Fatalf("private RabbitMQ node %s did not open port %d within 2m (see %s)", n.name, n.port, n.log.Name())
+		}
+	}
+	ctl := exec.Command(rabbitBin(n.tb, "rabbitmqctl"), "-n", n.name, "await_startup")
+	ctl.Env = n.env
+	if out, err := ctl.CombinedOutput(); err != nil {
+		n.tb.Fatalf("rabbitmqctl -n %s await_startup: %v\n%s", n.name, err, out)
+	}
+}
+
+// kill kills the node and every process it started at once, as a crash
+// of its machine would. Its process group is not enough: the disk monitor
+// runs in a session of its own and holds the node's sockets open, so
+// clients would see a broker that accepts and never answers.
+func (n *privateRabbit) kill() {
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	for _, pid := range descendants(cmd.Process.Pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-exited
+}
+
+// descendants lists the processes below pid (children, theirs, ...).
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		cpid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], cpid)
+	}
+	var out []int
+	for queue := children[pid]; len(queue) > 0; queue = queue[1:] {
+		out = append(out, queue[0])
+		queue = append(queue, children[queue[0]]...)
+	}
+	return out
 }

@@ -12,7 +12,9 @@ import (
 // kinds (seeded; the seed is printed, and `go run ./chaos -short -seed N`
 // replays it) against the distributed set-up, every promise checked after
 // each round. `go run ./chaos` is the full mode (100 faults and more).
-func TestChaosShort(t *testing.T) {
+func TestChaosShort(t *testing.T) { runShort(t, "nats") }
+
+func runShort(t *testing.T, queue string) {
 	bin := filepath.Join(t.TempDir(), "sluice")
 	build := exec.Command("go", "build", "-o", bin, "github.com/sluicehq/sluice/cmd/sluice")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -20,7 +22,7 @@ func TestChaosShort(t *testing.T) {
 		t.Fatalf("build sluice: %v\n%s", err, out)
 	}
 	cfg := ShortConfig(0, 0)
-	cfg.Bin, cfg.Out = bin, testWriter{t}
+	cfg.Bin, cfg.Out, cfg.Queue = bin, testWriter{t}, queue
 	sum := Run(t.Context(), t, cfg)
 	t.Log("\n" + sum.String())
 	total := 0

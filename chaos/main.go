@@ -9,7 +9,8 @@
 // PostgreSQL (warehouse and state), a private NATS JetStream server (the
 // bus, and the store's notifications), and versitygw (a real S3 server)
 // behind a proxy that can fail writes as a full disk does. The faults, at
-// random points while objects and groups land: kill -9 of a run, a worker
+// random points while objects and groups land (-queue rabbitmq: the bus is
+// a private RabbitMQ node instead): kill -9 of a run, a worker
 // or a job process (restarted, as systemd would); SIGSTOP of a run or a
 // worker and its jobs past the lease, then SIGCONT; PostgreSQL stopped
 // (60s; 5s in the short mode) and started again; NATS killed and restarted;
@@ -18,6 +19,7 @@
 //	go run ./chaos                 # 100 faults at least, a random seed
 //	go run ./chaos -seed 42        # replays the run of seed 42
 //	go run ./chaos -short          # the short mode the tests run in CI
+//	go run ./chaos -queue rabbitmq # RabbitMQ as the bus, killed and restarted too
 //
 // It needs what ./scripts/test.sh installs: PostgreSQL's server binaries,
 // nats-server and versitygw. It runs as root (initdb as the postgres user).
@@ -42,6 +44,7 @@ func main() {
 	short := flag.Bool("short", false, "the short mode CI runs: few faults, a 5s PostgreSQL outage")
 	flag.Int64Var(&cfg.Seed, "seed", 0, "the random seed (0: a new one, printed); the same seed replays a run's choices")
 	flag.IntVar(&cfg.Faults, "faults", 0, "inject at least this many faults (default 100; 8 with -short)")
+	queue := flag.String("queue", "nats", "the bus: nats or rabbitmq (a private node; NATS still carries the store's notifications)")
 	keep := flag.Bool("keep", false, "keep the temporary directories (logs, data dirs) and print where")
 	flag.Parse()
 	if *short {
@@ -49,7 +52,7 @@ func main() {
 	} else {
 		cfg = FullConfig(cfg.Seed, cfg.Faults)
 	}
-	cfg.Out = os.Stdout
+	cfg.Out, cfg.Queue = os.Stdout, *queue
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

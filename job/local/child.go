@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/fault"
-
 	"github.com/sluicehq/sluice/job"
 )
 
