@@ -12,16 +12,16 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/testsvc"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -168,7 +168,7 @@ func Run(ctx context.Context, tb TB, cfg Config) Summary {
 	}
 	h := setUp(ctx, tb, cfg)
 	sum := Summary{Seed: cfg.Seed, Queue: cfg.Queue, Kinds: cfg.Kinds(), Faults: map[string]int{}}
-	h.logf("seed %d: %d processes, store %s, PostgreSQL on :%d, NATS on :%d", cfg.Seed, len(h.procs), h.v.Endpoint, h.pg.port, h.nats.port)
+	h.logf("seed %d: %d processes, store %s, PostgreSQL on :%d, NATS on :%d", cfg.Seed, len(h.procs), h.v.Endpoint, h.pg.Port, h.nats.Port)
 	injected := 0
 	for round := 1; injected < cfg.Faults && ctx.Err() == nil; round++ {
 		sum.Rounds = round
@@ -204,9 +204,9 @@ type harness struct {
 	rng    *rand.Rand
 	v      *storetest.Versitygw
 	proxy  *failingProxy
-	pg     *privatePG
-	nats   *privateNATS
-	rabbit *privateRabbit // the bus, when cfg.Queue is rabbitmq
+	pg     *testsvc.PG
+	nats   *testsvc.NATS
+	rabbit *testsvc.Rabbit // the bus, when cfg.Queue is rabbitmq
 	conn   func(ctx context.Context) (*pgx.Conn, error)
 	st     state.Store
 	spec   string
@@ -231,19 +231,19 @@ const (
 
 func setUp(ctx context.Context, tb TB, cfg Config) *harness {
 	h := &harness{tb: tb, cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5EED)), groups: map[string]int{}}
-	h.pg = startPrivatePG(tb)
-	h.nats = startPrivateNATS(tb)
-	bus := h.nats.url()
+	h.pg = testsvc.StartPG(tb)
+	h.nats = testsvc.StartNATS(tb)
+	bus := h.nats.URL()
 	if cfg.Queue == "rabbitmq" {
-		h.rabbit = startPrivateRabbit(tb)
-		bus = h.rabbit.url()
+		h.rabbit = testsvc.StartRabbit(tb)
+		bus = h.rabbit.URL()
 	} else if cfg.Queue != "nats" {
 		tb.Fatalf("queue %q: want nats or rabbitmq", cfg.Queue)
 	}
-	h.v = storetest.StartVersitygw(tb, "--event-nats-url", h.nats.url(), "--event-nats-topic", subject)
+	h.v = storetest.StartVersitygw(tb, "--event-nats-url", h.nats.URL(), "--event-nats-topic", subject)
 	h.v.Bucket(tb, bucket)
 	h.proxy = startFailingProxy(tb, h.v.Endpoint)
-	h.conn = func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, h.pg.url("")) }
+	h.conn = func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, h.pg.URL("")) }
 	storeURL := "s3://" + bucket + "?endpoint=" + h.proxy.url + "&region=" + storetest.S3Region + "&use_path_style=true"
 	spec := fmt.Sprintf(`name: chaos
 store: %q
@@ -266,7 +266,7 @@ jobs:
       columns: {id: int64, v: string}
       output: "curated/{{.Group}}/"
       max_rows_per_file: 2000
-`, storeURL, bus, h.pg.url(schema), h.pg.url(schema+"_state"), h.nats.url()+"?subject="+subject)
+`, storeURL, bus, h.pg.URL(schema), h.pg.URL(schema+"_state"), h.nats.URL()+"?subject="+subject)
 	h.spec = filepath.Join(tb.TempDir(), "pipeline.yaml")
 	if err := os.WriteFile(h.spec, []byte(spec), 0o600); err != nil {
 		tb.Fatal(err)
@@ -278,7 +278,7 @@ jobs:
 	h.waitFor(ctx, "the first run to create the notification inbox", 2*time.Minute, func() bool {
 		return strings.Contains(first.logText(), "consuming") || h.inboxReady()
 	})
-	st, err := state.Open(ctx, h.pg.url(schema+"_state"), tb.TempDir())
+	st, err := state.Open(ctx, h.pg.URL(schema+"_state"), tb.TempDir())
 	if err != nil {
 		tb.Fatalf("open the state: %v", err)
 	}
@@ -293,8 +293,8 @@ jobs:
 // inboxReady reports whether the state schema exists, which the first run
 // creates before it consumes.
 func (h *harness) inboxReady() bool {
-	return h.pg.count(fmt.Sprintf("select count(*) from information_schema.tables where table_schema = '%s_state'", schema)) > 0 &&
-		h.pg.count(fmt.Sprintf("select count(*) from information_schema.tables where table_schema = '%s'", schema)) > 0
+	return h.pg.Count(fmt.Sprintf("select count(*) from information_schema.tables where table_schema = '%s_state'", schema)) > 0 &&
+		h.pg.Count(fmt.Sprintf("select count(*) from information_schema.tables where table_schema = '%s'", schema)) > 0
 }
 
 func (h *harness) waitFor(ctx context.Context, what string, limit time.Duration, ok func() bool) {
@@ -449,21 +449,21 @@ func (h *harness) inject(ctx context.Context, group string) string {
 		}
 	case PGOutage:
 		h.logf("fault: %s for %s", kind, h.cfg.PGOutage)
-		h.pg.stop()
+		h.pg.Stop()
 		time.Sleep(h.cfg.PGOutage)
-		h.pg.start()
+		h.pg.Start()
 	case NATSCrash:
 		down := time.Duration(500+h.rng.IntN(2500)) * time.Millisecond
 		h.logf("fault: %s (down %s)", kind, down)
-		h.nats.kill()
+		h.nats.Kill()
 		time.Sleep(down)
-		h.nats.start()
+		h.nats.Start()
 	case RabbitKill:
 		down := time.Duration(500+h.rng.IntN(2500)) * time.Millisecond
 		h.logf("fault: %s (down %s, then its start)", kind, down)
-		h.rabbit.kill()
+		h.rabbit.Kill()
 		time.Sleep(down)
-		h.rabbit.start()
+		h.rabbit.Start()
 	case DiskFull:
 		d := time.Duration(2000+h.rng.IntN(4000)) * time.Millisecond
 		before := h.proxy.refused.Load()
@@ -509,25 +509,14 @@ func (h *harness) jobPIDs() []int {
 
 // childJobs lists the `sluice job exec` processes whose parent is pid.
 func (h *harness) childJobs(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
 	var out []int
-	for _, e := range ents {
-		cpid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, c := range testsvc.Descendants(pid) {
+		if testsvc.Parent(c) != pid {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'.
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
-			continue
-		}
-		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
 		if bytes.Contains(cmdline, []byte("job\x00exec")) {
-			out = append(out, cpid)
+			out = append(out, c)
 		}
 	}
 	return out
@@ -789,321 +778,4 @@ func startFailingProxy(tb TB, target string) *failingProxy {
 	tb.Cleanup(func() { srv.Close() })
 	p.url = "http://" + ln.Addr().String()
 	return p
-}
-
-// privateNATS is a nats-server with JetStream of the run's own, which it
-// may kill and restart: the bus and the store's notifications.
-type privateNATS struct {
-	tb        TB
-	bin, dir  string
-	port      int
-	mu        sync.Mutex
-	cmd       *exec.Cmd
-	done      chan struct{}
-	logWriter *os.File
-}
-
-func startPrivateNATS(tb TB) *privateNATS {
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		tb.Fatal("nats-server is not installed: ./scripts/test.sh installs it from Debian's packages")
-	}
-	n := &privateNATS{tb: tb, bin: bin, dir: tb.TempDir(), port: freePort(tb)}
-	log, err := os.Create(filepath.Join(n.dir, "nats.log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n.logWriter = log
-	n.start()
-	tb.Cleanup(func() { n.kill(); log.Close() })
-	return n
-}
-
-func (n *privateNATS) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
-
-func (n *privateNATS) start() {
-	cmd := exec.Command(n.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", filepath.Join(n.dir, "store"))
-	cmd.Stdout, cmd.Stderr = n.logWriter, n.logWriter
-	if err := cmd.Start(); err != nil {
-		n.tb.Fatalf("start nats-server: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	n.mu.Lock()
-	n.cmd, n.done = cmd, done
-	n.mu.Unlock()
-	waitPort(n.tb, n.port, "nats-server")
-}
-
-func (n *privateNATS) kill() {
-	n.mu.Lock()
-	cmd, done := n.cmd, n.done
-	n.mu.Unlock()
-	cmd.Process.Kill()
-	<-done
-}
-
-// privatePG is a PostgreSQL cluster of the run's own (never the
-// machine's), which it may stop and start.
-type privatePG struct {
-	tb       TB
-	bin, dir string
-	port     int
-	log      string
-}
-
-func startPrivatePG(tb TB) *privatePG {
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
-	if len(bins) == 0 {
-		tb.Fatal("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (./scripts/test.sh installs them)")
-	}
-	sort.Strings(bins)
-	p := &privatePG{tb: tb, bin: filepath.Dir(bins[len(bins)-1])}
-	// Not tb.TempDir(): a test's is inside a 0700 directory the postgres
-	// user cannot enter.
-	dir, err := os.MkdirTemp("", "sluice-chaos-pg-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	p.dir, p.log = filepath.Join(dir, "data"), filepath.Join(dir, "server.log")
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		tb.Fatalf("no postgres user to run a private PostgreSQL as: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := os.Chown(dir, uid, gid); err != nil {
-		tb.Fatal(err)
-	}
-	if out, err := p.as(filepath.Join(p.bin, "initdb"), "-D", p.dir, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
-		tb.Fatalf("initdb: %v\n%s", err, out)
-	}
-	p.port = freePort(tb)
-	p.start()
-	tb.Cleanup(func() { p.pgctl("stop", "-m", "immediate", "-w") })
-	return p
-}
-
-func (p *privatePG) as(name string, args ...string) *exec.Cmd {
-	return exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
-}
-
-func (p *privatePG) pgctl(args ...string) ([]byte, error) {
-	return p.as(filepath.Join(p.bin, "pg_ctl"), append([]string{"-D", p.dir, "-l", p.log}, args...)...).CombinedOutput()
-}
-
-func (p *privatePG) start() {
-	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -k %s -c fsync=off -c max_connections=200", p.port, filepath.Dir(p.dir))
-	if out, err := p.pgctl("start", "-w", "-t", "60", "-o", opts); err != nil {
-		log, _ := os.ReadFile(p.log)
-		p.tb.Fatalf("start private PostgreSQL: %v\n%s\n%s", err, out, log)
-	}
-}
-
-// stop stops the server at once, as a crash or an outage would.
-func (p *privatePG) stop() {
-	if out, err := p.pgctl("stop", "-m", "immediate", "-w"); err != nil {
-		p.tb.Fatalf("stop private PostgreSQL: %v\n%s", err, out)
-	}
-}
-
-func (p *privatePG) url(schema string) string {
-	u := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
-	if schema != "" {
-		u += "&schema=" + schema
-	}
-	return u
-}
-
-// count runs a count query; -1 when the server is down or the query fails.
-func (p *privatePG) count(q string) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, p.url(""))
-	if err != nil {
-		return -1
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
-		return -1
-	}
-	return n
-}
-
-func freePort(tb TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitPort(tb TB, port int, what string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s did not listen on :%d in 30s", what, port)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// privateRabbit is a RabbitMQ node of the run's own (its node name, ports,
-// data and cookie), which it may kill and restart: the bus.
-type privateRabbit struct {
-	tb     TB
-	dir    string
-	name   string
-	port   int
-	env    []string
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    *os.File
-}
-
-// rabbitBin finds a RabbitMQ script: the scripts behind Debian's /usr/sbin
-// wrappers take the environment as is.
-func rabbitBin(tb TB, name string) string {
-	if p := filepath.Join("/usr/lib/rabbitmq/bin", name); fileExists(p) {
-		return p
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		tb.Fatalf("%s not found: install RabbitMQ (Debian package rabbitmq-server; ./scripts/test.sh does it)", name)
-	}
-	return p
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func startPrivateRabbit(tb TB) *privateRabbit {
-	dir := tb.TempDir()
-	n := &privateRabbit{tb: tb, dir: dir, name: fmt.Sprintf("sluicechaos%d@localhost", freePort(tb)), port: freePort(tb)}
-	for f, body := range map[string]string{
-		"rabbitmq.conf":   fmt.Sprintf("listeners.tcp.local = 127.0.0.1:%d\n", n.port),
-		"enabled_plugins": "[].\n",
-		"env.conf":        "",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o600); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
-		tb.Fatal(err)
-	}
-	n.env = append(os.Environ(),
-		"HOME="+filepath.Join(dir, "home"), // a private Erlang cookie
-		"RABBITMQ_NODENAME="+n.name,
-		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", n.port),
-		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", freePort(tb)),
-		"RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
-		"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"),
-		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq.conf"),
-		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(dir, "advanced.config"),
-		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
-		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(dir, "env.conf"), // not the machine's rabbitmq-env.conf
-		"ERL_EPMD_ADDRESS=127.0.0.1",
-	)
-	log, err := os.Create(filepath.Join(dir, "rabbitmq.out"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n.log = log
-	tb.Cleanup(func() { n.kill(); log.Close() })
-	n.start()
-	return n
-}
-
-func (n *privateRabbit) url() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.port) }
-
-// start runs rabbitmq-server in the foreground, in its own process group,
-// and waits until it has started.
-func (n *privateRabbit) start() {
-	cmd := exec.Command(rabbitBin(n.tb, "rabbitmq-server"))
-	cmd.Env, cmd.Stdout, cmd.Stderr = n.env, n.log, n.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		n.tb.Fatalf("start private RabbitMQ node %s: %v", n.name, err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	n.mu.Lock()
-	n.cmd, n.exited = cmd, exited
-	n.mu.Unlock()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", n.port), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			n.tb.Fatalf("private RabbitMQ node %s exited during start (see %s)", n.name, n.log.Name())
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			n.tb.Fatalf("private RabbitMQ node %s did not open port %d within 2m (see %s)", n.name, n.port, n.log.Name())
-		}
-	}
-	ctl := exec.Command(rabbitBin(n.tb, "rabbitmqctl"), "-n", n.name, "await_startup")
-	ctl.Env = n.env
-	if out, err := ctl.CombinedOutput(); err != nil {
-		n.tb.Fatalf("rabbitmqctl -n %s await_startup: %v\n%s", n.name, err, out)
-	}
-}
-
-// kill kills the node and every process it started at once, as a crash
-// of its machine would. Its process group is not enough: the disk monitor
-// runs in a session of its own and holds the node's sockets open, so
-// clients would see a broker that accepts and never answers.
-func (n *privateRabbit) kill() {
-	n.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	for _, pid := range descendants(cmd.Process.Pid) {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-exited
-}
-
-// descendants lists the processes below pid (children, theirs, ...).
-func descendants(pid int) []int {
-	children := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		cpid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], cpid)
-	}
-	var out []int
-	for queue := children[pid]; len(queue) > 0; queue = queue[1:] {
-		out = append(out, queue[0])
-		queue = append(queue, children[queue[0]]...)
-	}
-	return out
 }

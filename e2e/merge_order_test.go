@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sluicehq/sluice/internal/testsvc"
 	_ "modernc.org/sqlite"
 )
 
@@ -224,14 +225,14 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 // whose outage stops the server for 8 s (or until sluice has found every
 // file, if that is later).
 func privatePGMerge(t *testing.T) mergeWarehouse {
-	pg := startPrivatePG(t)
+	pg := testsvc.StartPG(t)
 	return mergeWarehouse{
-		env:    []string{"SLUICE_WAREHOUSE=" + pg.url("m")},
-		ledger: func() int { return pg.count("select count(*) from m._sluice_ledger") },
+		env:    []string{"SLUICE_WAREHOUSE=" + pg.URL("m")},
+		ledger: func() int { return pg.Count("select count(*) from m._sluice_ledger") },
 		rows: func(t *testing.T) [][2]int64 {
 			t.Helper()
 			ctx := context.Background()
-			conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.port))
+			conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.Port))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -241,7 +242,7 @@ func privatePGMerge(t *testing.T) mergeWarehouse {
 		committed: func(t *testing.T) []string {
 			t.Helper()
 			ctx := context.Background()
-			conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.port))
+			conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.Port))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,11 +250,11 @@ func privatePGMerge(t *testing.T) mergeWarehouse {
 			return pgKeys(t, conn, "m")
 		},
 		outage: func(t *testing.T, foundAll func() bool) {
-			pg.stop()
+			pg.Stop()
 			stopped := time.Now()
 			time.Sleep(8 * time.Second)
 			waitFor(t, foundAll, "sluice to find every file")
-			pg.start()
+			pg.Start()
 			t.Logf("PostgreSQL was down for %s", time.Since(stopped).Round(100*time.Millisecond))
 		},
 	}

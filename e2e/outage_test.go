@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/testsvc"
 )
 
 const (
@@ -61,7 +63,7 @@ func writeObjects(t *testing.T, dataDir string, n, records int) {
 // during the outage exits 75 and dead-letters nothing, and loads everything
 // when run again afterwards.
 func TestAPostgresOutageDeadLettersNothing(t *testing.T) {
-	pg := startPrivatePG(t)
+	pg := testsvc.StartPG(t)
 	specFile := filepath.Join(t.TempDir(), "pipeline.yaml")
 	if err := os.WriteFile(specFile, []byte(outageSpec), 0o644); err != nil {
 		t.Fatal(err)
@@ -70,16 +72,16 @@ func TestAPostgresOutageDeadLettersNothing(t *testing.T) {
 	// A: a long-running sluice in the middle of a load.
 	dirA := t.TempDir()
 	writeObjects(t, dirA, outageObjects, outageRecords)
-	envA := []string{"SLUICE_WAREHOUSE=" + pg.url("a")}
+	envA := []string{"SLUICE_WAREHOUSE=" + pg.URL("a")}
 	d := startRun(t, dirA, outageSpec, envA...)
 	deadline := time.Now().Add(2 * time.Minute)
-	for pg.count("select count(*) from a._sluice_ledger") < 20 {
+	for pg.Count("select count(*) from a._sluice_ledger") < 20 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the load did not start within 2m:\n%s", d.logTail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	pg.stop()
+	pg.Stop()
 	stopped := time.Now()
 	if d.cmd.ProcessState != nil {
 		t.Fatal("sluice run exited")
@@ -88,7 +90,7 @@ func TestAPostgresOutageDeadLettersNothing(t *testing.T) {
 	// B: run --once during the outage waits 10 s, then exits 75.
 	dirB := t.TempDir()
 	writeObjects(t, dirB, 5, 10)
-	envB := []string{"SLUICE_WAREHOUSE=" + pg.url("b")}
+	envB := []string{"SLUICE_WAREHOUSE=" + pg.URL("b")}
 	r := sluice(t, envB, "run", "--data-dir="+dirB, "-f", specFile, "--once", "--max-wait", "10s")
 	if r.code != 75 {
 		t.Fatalf("run --once during the outage: exit %d, want 75\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, tail(r.stderr, 3000))
@@ -102,20 +104,20 @@ func TestAPostgresOutageDeadLettersNothing(t *testing.T) {
 
 	// The outage lasts outageFor, then the server comes back.
 	time.Sleep(time.Until(stopped.Add(outageFor)))
-	pg.start()
+	pg.Start()
 	t.Logf("PostgreSQL was down for %s", time.Since(stopped).Round(time.Second))
 
 	deadline = time.Now().Add(3 * time.Minute)
-	for pg.count("select count(*) from a._sluice_ledger") < outageObjects {
+	for pg.Count("select count(*) from a._sluice_ledger") < outageObjects {
 		if time.Now().After(deadline) || d.cmd.ProcessState != nil {
-			t.Fatalf("ledger has %d of %d objects 3m after the outage:\n%s", pg.count("select count(*) from a._sluice_ledger"), outageObjects, d.logTail())
+			t.Fatalf("ledger has %d of %d objects 3m after the outage:\n%s", pg.Count("select count(*) from a._sluice_ledger"), outageObjects, d.logTail())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if n := pg.count("select count(*) from a.events"); n != outageObjects*outageRecords {
+	if n := pg.Count("select count(*) from a.events"); n != outageObjects*outageRecords {
 		t.Errorf("rows = %d, want %d", n, outageObjects*outageRecords)
 	}
-	if n := pg.count("select count(*) from (select obj, n from a.events group by obj, n having count(*) > 1) d"); n != 0 {
+	if n := pg.Count("select count(*) from (select obj, n from a.events group by obj, n having count(*) > 1) d"); n != 0 {
 		t.Errorf("%d duplicate rows", n)
 	}
 	if d.cmd.ProcessState != nil {
@@ -130,7 +132,7 @@ func TestAPostgresOutageDeadLettersNothing(t *testing.T) {
 
 	// B again, with the server back: everything loads.
 	r = mustRun(t, envB, "run", "--data-dir="+dirB, "-f", specFile, "--once")
-	if n := pg.count("select count(*) from b.events"); n != 5*10 {
+	if n := pg.Count("select count(*) from b.events"); n != 5*10 {
 		t.Errorf("B rows after the outage = %d, want 50\n%s", n, r.stdout)
 	}
 }
