@@ -1439,16 +1439,10 @@ func corpusNotificationEmpty(t *testing.T) {
 	if n := s.inboxPending(t); n != 0 {
 		t.Errorf("the inbox still holds %d unacknowledged message(s)", n)
 	}
-	// KNOWN DEFECT, pinned so that its fix shows here: sluice dead-letters
-	// the empty notification as unreadable (event.ParseNotification: "its
-	// Records array is empty") and run --once exits 1 for it, where an
-	// empty Records array is a well-formed notification of nothing that
-	// should be acknowledged without an error, like s3:TestEvent. Once
-	// fixed: want exit 0 and no dead letter.
-	if m.code != 1 {
-		t.Errorf("run --once: exit %d, want 1 (today's behaviour)\n%s\n%s", m.code, m.stdout, tail(m.stderr, 3000))
+	if m.code != 0 {
+		t.Errorf("run --once: exit %d, want 0 (a notification of nothing is acknowledged)\n%s\n%s", m.code, m.stdout, tail(m.stderr, 3000))
 	}
-	s.check(t, 0, map[string][]string{"notification": {"not an S3 event notification: its Records array is empty", `received "{\"Records\":[]}\n"`}})
+	s.check(t, 0, map[string][]string{})
 }
 
 // corpusNotification1000: one notification of 1,000 records loads the

@@ -161,7 +161,8 @@ func parseNotification(body []byte, enc KeyEncoding, inSNS bool) ([]Record, Noti
 		}
 		recs := records(raw)
 		if len(recs) == 0 {
-			return nil, 0, notificationError(body, "its Records array is empty")
+			// A notification of nothing: acknowledged, not an error.
+			return nil, NotificationRecords, nil
 		}
 		if err := normalise(recs, enc, body); err != nil {
 			return nil, 0, err

@@ -117,6 +117,15 @@ func TestParseNotificationReportsTheS3TestEvent(t *testing.T) {
 	}
 }
 
+// TestAnEmptyRecordsArrayIsANotificationOfNothing: {"Records":[]} is well
+// formed; it is acknowledged, not dead-lettered.
+func TestAnEmptyRecordsArrayIsANotificationOfNothing(t *testing.T) {
+	recs, kind, err := ParseNotification([]byte(`{"Records":[]}`), KeyURL)
+	if err != nil || kind != NotificationRecords || len(recs) != 0 {
+		t.Fatalf("got %d records, kind %v, err %v; want no records and no error", len(recs), kind, err)
+	}
+}
+
 func TestParseNotificationSingleRecordAsParseAcceptsIt(t *testing.T) {
 	recs, kind, err := ParseNotification([]byte(`{"eventName":"s3:ObjectCreated:Post","eventTime":"","s3":{"object":{"key":"k+1.json","eTag":"W/\"w\""}}}`), KeyURL)
 	if err != nil || kind != NotificationRecords || recs[0].S3.Object.Key != "k 1.json" || recs[0].S3.Object.ETag != "w" || recs[0].EventName != ObjectCreatedPost || !recs[0].EventTime.IsZero() {
@@ -133,7 +142,6 @@ func TestParseNotificationRejectsWhatItCannotRead(t *testing.T) {
 		{"not JSON", "hello", "not a JSON object"},
 		{"a JSON array", `[{"Records":[]}]`, "not a JSON object"},
 		{"broken JSON", `{"Records":[`, "not valid JSON"},
-		{"no records", `{"Records":[]}`, "Records array is empty"},
 		{"records of the wrong type", `{"Records":"x"}`, "not S3 event records"},
 		{"record without key", `{"Records":[{"eventName":"ObjectCreated:Put","s3":{"object":{}}}]}`, "no s3.object.key"},
 		{"bad URL encoding", `{"Records":[{"s3":{"object":{"key":"a%zz"}}}]}`, `set the key encoding to "raw"`},

@@ -310,6 +310,9 @@ type Report struct {
 	// ExtraColumn is the column that kept them (Extra "json"), or "" when
 	// they were dropped.
 	ExtraColumn string
+	// MoreExtra says the object had more undeclared fields than Extra
+	// lists (MaxExtraListed).
+	MoreExtra bool
 }
 
 // Warning describes the report's findings in one sentence for a log
@@ -322,13 +325,21 @@ func (r Report) Warning() string {
 	if len(r.Extra) > 0 {
 		fs := make([]string, len(r.Extra))
 		for i, e := range r.Extra {
-			fs[i] = fmt.Sprintf("%s (first in record %d, line %d)", e.Field, e.Record, e.Line)
+			name := e.Field
+			if len(name) > 200 {
+				name = strings.ToValidUTF8(name[:200], "") + "…"
+			}
+			fs[i] = fmt.Sprintf("%s (first in record %d, line %d)", name, e.Record, e.Line)
 		}
 		where := "dropped"
 		if r.ExtraColumn != "" {
 			where = "kept in column " + r.ExtraColumn
 		}
-		parts = append(parts, "undeclared fields "+where+": "+strings.Join(fs, ", "))
+		more := ""
+		if r.MoreExtra {
+			more = fmt.Sprintf(", and more (only the first %d are listed)", MaxExtraListed)
+		}
+		parts = append(parts, "undeclared fields "+where+": "+strings.Join(fs, ", ")+more)
 	}
 	return strings.Join(parts, "; ")
 }

@@ -74,7 +74,13 @@ type tally struct {
 	present []bool                // per column: some record had the key
 	seen    []map[string]struct{} // per path node: undeclared keys seen
 	extra   []seenExtra           // in order of first appearance
+	more    bool                  // undeclared keys past MaxExtraListed were not kept
 }
+
+// MaxExtraListed bounds the undeclared fields an object's report names:
+// past it they are counted as "more", so that an object whose every record
+// has a key of its own costs no memory per record.
+const MaxExtraListed = 100
 
 // seenExtra is an undeclared key k of the object at node n, first seen as
 // f says.
@@ -95,6 +101,7 @@ func (t *tally) merge(u *tally, base int) {
 	for i, p := range u.present {
 		t.present[i] = t.present[i] || p
 	}
+	t.more = t.more || u.more
 	for _, e := range u.extra {
 		if t.saw(e.n, e.k) {
 			e.f.Record += base
@@ -110,6 +117,10 @@ func (t *tally) saw(n *pathNode, k string) bool {
 	if _, ok := s[k]; ok {
 		return false
 	}
+	if len(t.extra) >= MaxExtraListed {
+		t.more = true
+		return false
+	}
 	if s == nil {
 		s = map[string]struct{}{}
 		t.seen[n.idx] = s
@@ -123,7 +134,7 @@ func (t *tally) saw(n *pathNode, k string) bool {
 // naming the first such field. An object without records reports nothing
 // missing.
 func (m *Mapper) finish(t *tally) (Report, error) {
-	r := Report{Records: t.records}
+	r := Report{Records: t.records, MoreExtra: t.more}
 	for _, e := range t.extra {
 		r.Extra = append(r.Extra, e.f)
 	}

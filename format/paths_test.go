@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -217,5 +218,29 @@ func TestNewMapperRejectsBadPathsAndPolicies(t *testing.T) {
 		if _, err := NewMapper(tt.cols, tt.opts); err == nil || !strings.Contains(err.Error(), tt.msg) {
 			t.Errorf("NewMapper(%v, %+v) = %v, want an error containing %q", tt.cols, tt.opts, err, tt.msg)
 		}
+	}
+}
+
+// TestAnObjectWhoseEveryRecordHasAKeyOfItsOwnCostsNoMemoryPerRecord: the
+// report lists MaxExtraListed undeclared fields, then says there are more;
+// it does not remember a million keys (before, 3 million records of one
+// key each took 1.6 GB and one 183 MB log line).
+func TestAnObjectWhoseEveryRecordHasAKeyOfItsOwnCostsNoMemoryPerRecord(t *testing.T) {
+	m := mustMapper(t, []Column{{Field: "id", Type: schema.BigInt}}, nil)
+	var in bytes.Buffer
+	const n = 20000
+	for i := range n {
+		fmt.Fprintf(&in, "{\"id\": %d, \"field_number_%d\": 1}\n", i, i)
+	}
+	d := readAll(t, bytes.NewReader(in.Bytes()), ReadOptions{Format: InputNDJSON, Mapper: m, Workers: 3, BatchRows: 100, chunkBytes: 4096})
+	if d.err != nil || len(d.rows) != n {
+		t.Fatalf("%d rows, err %v", len(d.rows), d.err)
+	}
+	if len(d.report.Extra) != MaxExtraListed || !d.report.MoreExtra {
+		t.Fatalf("report lists %d undeclared fields (more: %v), want %d and more", len(d.report.Extra), d.report.MoreExtra, MaxExtraListed)
+	}
+	w := d.report.Warning()
+	if !strings.Contains(w, "field_number_0 (first in record 1, line 1)") || !strings.Contains(w, "and more (only the first 100 are listed)") || len(w) > 10000 {
+		t.Errorf("warning (%d bytes): %.300s", len(w), w)
 	}
 }

@@ -316,7 +316,7 @@ func TestBridgeDoesNotAckAnUnreadableNotificationUntilItIsDeadLettered(t *testin
 	e := newEnv(t, event.KeyURL)
 	e.failDLQ.Store(2)
 	e.start()
-	e.publish([]byte(`{"Records":[]}`))
+	e.publish([]byte(`{"Records":"x"}`))
 	waitFor(t, "the notification to be dead-lettered on the third try", func() bool {
 		return e.bridge.Stats.DeadLettered.Load() == 1 && e.inboxPending() == 0
 	})
@@ -325,7 +325,7 @@ func TestBridgeDoesNotAckAnUnreadableNotificationUntilItIsDeadLettered(t *testin
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.dead) != 1 || !strings.Contains(e.dead[0].reason, "Records array is empty") {
+	if len(e.dead) != 1 || !strings.Contains(e.dead[0].reason, "its Records are not S3 event records") {
 		t.Fatalf("dead letters = %+v", e.dead)
 	}
 }
