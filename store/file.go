@@ -97,9 +97,18 @@ func isNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
+// maxNameLen is the longest file or folder name Linux file systems take
+// (NAME_MAX).
+const maxNameLen = 255
+
 // writeLocal writes r to key through a temporary file in the key's
 // directory: write and hash, fsync, rename into place, fsync the directory.
 func (s *Store) writeLocal(ctx context.Context, key string, r io.Reader, contentType string) (Object, error) {
+	for seg := range strings.SplitSeq(key, "/") {
+		if len(seg) > maxNameLen {
+			return Object{}, s.errorf("write", key, fmt.Errorf("%w: a part of the key is %d bytes, and a file:// store's file system takes at most %d bytes per folder or file name: shorten it (an s3:// store takes it)", ErrInvalidKey, len(seg), maxNameLen))
+		}
+	}
 	name := rel(key)
 	dir := filepath.Dir(name)
 	if dir != "." {

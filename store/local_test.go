@@ -235,3 +235,22 @@ func TestASymlinkInsideTheStoreIsFollowed(t *testing.T) {
 		t.Errorf("List = %+v, %v; want alias.csv, real/a.csv and real/b.csv", objs, err)
 	}
 }
+
+// TestAKeyPartLongerThanAFileNameIsRefusedClearly: a file:// store cannot
+// hold a 300-byte folder or file name; the error says so and what to do,
+// instead of "renameat .sluice<hex>.tmp …: file name too long".
+func TestAKeyPartLongerThanAFileNameIsRefusedClearly(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, "file://"+dir, nil)
+	key := "in/" + strings.Repeat("s", 300) + ".json"
+	_, err := s.Write(t.Context(), key, strings.NewReader("{}"), "")
+	if !errors.Is(err, store.ErrInvalidKey) || !strings.Contains(err.Error(), "at most 255 bytes per folder or file name") || strings.Contains(err.Error(), ".tmp") {
+		t.Fatalf("Write(%d-byte segment) = %v", 300, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "in")); len(ents) != 0 {
+		t.Errorf("left %d entries behind", len(ents))
+	}
+	if _, err := s.Write(t.Context(), "in/"+strings.Repeat("s", 250)+".json", strings.NewReader("{}"), ""); err != nil {
+		t.Errorf("a 255-byte name: %v", err)
+	}
+}

@@ -180,7 +180,7 @@ func (a *app) demoHeader(spec *pipeline.Spec, dir datadir.Dir) (overrides []stri
 	storeURL, queueURL, whURL := engine.URLs(spec, dir)
 	stateURL := spec.State
 	if stateURL == "" {
-		stateURL = "sqlite://" + filepath.Join(dir.Path, "state.db")
+		stateURL = dir.StateURL()
 	}
 	urls := map[string]string{"store": storeURL, "queue": queueURL, "warehouse": whURL, "state": stateURL}
 	for _, v := range demoEnv {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -67,11 +68,18 @@ func (d Dir) Ensure() error {
 func (d Dir) Lake() string { return filepath.Join(d.Path, "lake") }
 
 // StoreURL is the default store URL.
-func (d Dir) StoreURL() string { return "file://" + filepath.ToSlash(d.Lake()) }
+func (d Dir) StoreURL() string { return FileURL("file", d.Lake()) }
 
 // WarehouseURL is the default warehouse URL (embedded SQLite).
-func (d Dir) WarehouseURL() string {
-	return "sqlite://" + filepath.ToSlash(filepath.Join(d.Path, "warehouse.db"))
+func (d Dir) WarehouseURL() string { return FileURL("sqlite", filepath.Join(d.Path, "warehouse.db")) }
+
+// StateURL is the default state URL (SQLite).
+func (d Dir) StateURL() string { return FileURL("sqlite", d.State()) }
+
+// FileURL is scheme:///abs/path for an absolute path, escaped: a data dir
+// like /tmp/x%2Fy or /srv/a#b names that directory, not /tmp/x/y or /srv/a.
+func FileURL(scheme, abs string) string {
+	return (&url.URL{Scheme: scheme, Path: filepath.ToSlash(abs)}).String()
 }
 
 // Queue is the embedded queue's storage directory.

@@ -2,7 +2,9 @@ package datadir
 
 import (
 	"errors"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +60,25 @@ func TestPublishingTheQueueURLKeepsTheOwnersCommand(t *testing.T) {
 	o, err := d.ReadOwner()
 	if err != nil || o.Command != "demo" || o.QueueURL != "nats://127.0.0.1:1234" {
 		t.Fatalf("owner = %+v, %v; want command demo with the queue URL", o, err)
+	}
+}
+
+// TestURLsOfADataDirWithURICharactersNameThatDir: a data dir /tmp/x%2Fy/dd
+// put the lake, the warehouse and the state in /tmp/x/y/dd, and /tmp/h#x/dd
+// a SQLite file at /tmp/h.
+func TestURLsOfADataDirWithURICharactersNameThatDir(t *testing.T) {
+	for _, p := range []string{"/tmp/x%2Fy/dd", "/tmp/h#x/dd", "/tmp/q?a=b/dd", "/tmp/sp ace/é/dd"} {
+		d := Dir{Path: p}
+		for want, raw := range map[string]string{d.Lake(): d.StoreURL(), d.State(): d.StateURL(), filepath.Join(p, "warehouse.db"): d.WarehouseURL()} {
+			u, err := url.Parse(raw)
+			if err != nil || u.Path != want || u.Host != "" || u.RawQuery != "" || u.Fragment != "" {
+				t.Errorf("%s: URL %q parses to path %q (host %q, query %q, fragment %q, %v), want %q", p, raw, u.Path, u.Host, u.RawQuery, u.Fragment, err, want)
+			}
+			// The warehouse's own parse: the path after "://", unescaped.
+			_, rest, _ := strings.Cut(raw, "://")
+			if got, err := url.PathUnescape(rest); err != nil || got != want || strings.Contains(rest, "?") {
+				t.Errorf("%s: %q unescapes to %q (%v), want %q", p, raw, got, err, want)
+			}
+		}
 	}
 }

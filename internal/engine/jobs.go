@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/job/local"
 	"github.com/sluicehq/sluice/pipeline"
@@ -90,7 +91,7 @@ func (e *Engine) stateURL() string {
 	if err != nil {
 		p = e.cfg.DataDir.State()
 	}
-	return "sqlite://" + filepath.ToSlash(p)
+	return datadir.FileURL("sqlite", p)
 }
 
 // jobInputs lists a group's inputs with their ETags: for curate jobs the

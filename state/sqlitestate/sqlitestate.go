@@ -19,6 +19,7 @@ import (
 	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/sluicehq/sluice/internal/sqliteuri"
 	"github.com/sluicehq/sluice/state/internal/sqlstate"
 )
 
@@ -143,7 +144,7 @@ func Open(ctx context.Context, path string, opts *Options) (*DB, error) {
 	// synchronous(FULL): in WAL mode NORMAL can roll back the last commits on an OS crash or power loss, after callers already acted on them (events emitted, messages acked).
 	// WAL mode is not asked for here but by enableWAL, which copes with
 	// other connections switching the same new file at the same time.
-	db, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)&_txlock=immediate", path, busyTimeout.Milliseconds()))
+	db, err := sql.Open("sqlite", sqliteuri.File(path, fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)&_txlock=immediate", busyTimeout.Milliseconds())))
 	if err != nil {
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
@@ -160,7 +161,7 @@ func Open(ctx context.Context, path string, opts *Options) (*DB, error) {
 	// transactions through a few more beside it (WAL lets them run while
 	// it writes), so that a read such as the watcher's seen-check does
 	// not wait behind other goroutines' writes and their fsyncs.
-	reads, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=query_only(1)", path, busyTimeout.Milliseconds()))
+	reads, err := sql.Open("sqlite", sqliteuri.File(path, fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds())))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
@@ -215,7 +216,7 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 	}
 	var firstErr error
 	for _, q := range []string{"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)", "?mode=ro&immutable=1"} {
-		db, err := sql.Open("sqlite", "file:"+path+q)
+		db, err := sql.Open("sqlite", sqliteuri.File(path, q))
 		if err == nil {
 			err = db.PingContext(ctx)
 			if err == nil {

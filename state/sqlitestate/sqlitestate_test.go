@@ -3,6 +3,7 @@ package sqlitestate_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -152,5 +153,31 @@ func TestReadsDoNotWaitForTheWritingConnection(t *testing.T) {
 	}
 	if _, err := db.PendingRequests(rctx); err != nil {
 		t.Fatalf("PendingRequests during another write: %v", err)
+	}
+}
+
+// TestOpenOnAPathWithURICharactersUsesThatFile: a state under a data dir
+// /tmp/h#x/d%2Fd was created at /tmp/h.
+func TestOpenOnAPathWithURICharactersUsesThatFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "h#x", "d%2Fd?q")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "state.db")
+	db, err := sqlitestate.Open(t.Context(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no state at the literal path: %v", err)
+	}
+	ro, err := sqlitestate.OpenReadOnly(t.Context(), path)
+	if err != nil {
+		t.Fatalf("read-only: %v", err)
+	}
+	ro.Close()
+	if ents, _ := os.ReadDir(filepath.Dir(filepath.Dir(dir))); len(ents) != 1 {
+		t.Errorf("files beside the data dir's parent: %v", ents)
 	}
 }

@@ -89,6 +89,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/sqliteuri"
 	"github.com/sluicehq/sluice/schema"
 	"github.com/sluicehq/sluice/warehouse"
 	"github.com/sluicehq/sluice/warehouse/driver"
@@ -142,7 +143,7 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("sqlite warehouse %s: create its directory: %w", abs, err)
 	}
-	base := "file:" + escapePath(abs) + "?_pragma=busy_timeout(10000)"
+	base := sqliteuri.File(abs, "?_pragma=busy_timeout(10000)")
 	// synchronous(FULL): in WAL mode NORMAL can roll back the last commits
 	// on an OS crash or power loss, after the caller acknowledged the
 	// message that carried the object; FULL syncs the WAL on every commit.
@@ -189,7 +190,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
 	}
 	var firstErr error
 	for _, q := range []string{"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)", "?mode=ro&immutable=1"} {
-		rdb, err := sql.Open("sqlite", "file:"+escapePath(abs)+q)
+		rdb, err := sql.Open("sqlite", sqliteuri.File(abs, q))
 		if err == nil {
 			var n int
 			if err = rdb.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err == nil {
@@ -222,11 +223,6 @@ func (w *Warehouse) unlock() { <-w.wlock }
 
 // Path returns the absolute path of the database file.
 func (w *Warehouse) Path() string { return w.path }
-
-// escapePath makes p safe inside a SQLite URI filename.
-func escapePath(p string) string {
-	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
-}
 
 func quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
 
