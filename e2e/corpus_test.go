@@ -32,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/storetest"
 )
 
@@ -1233,7 +1234,11 @@ func corpusIgnoredFiles(t *testing.T) {
 		t.Errorf("the log warns %d times about a file that cannot be an object, want 4", n)
 	}
 	for name, why := range bad {
-		p := filepath.Join(dataDir, "lake", name)
+		// Listed as a terminal may show it: quoted when not printable.
+		p := store.IgnoredFile{Path: filepath.Join(dataDir, "lake", name)}.PrintablePath()
+		if strings.ContainsAny(p, "\x01\xe9") {
+			t.Errorf("ls --ignored would print %q raw", p)
+		}
 		line := ""
 		for _, l := range strings.Split(ls.stdout, "\n") {
 			if strings.HasPrefix(l, p+"\t") {

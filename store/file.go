@@ -18,9 +18,12 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 )
 
 // This file is the file:// backend. Every file operation goes through an
@@ -358,6 +361,18 @@ type IgnoredFile struct {
 	// Path is the file's path on this machine.
 	Path   string
 	Reason string
+}
+
+// PrintablePath is Path as a terminal may show it: as it is when every
+// character is printable, else quoted with escapes, so that a file named
+// with ESC sequences cannot rewrite the operator's terminal.
+func (f IgnoredFile) PrintablePath() string {
+	for _, r := range f.Path {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return strconv.Quote(f.Path)
+		}
+	}
+	return f.Path
 }
 
 // Ignored returns the files under prefix in a file:// store that are not

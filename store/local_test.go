@@ -254,3 +254,23 @@ func TestAKeyPartLongerThanAFileNameIsRefusedClearly(t *testing.T) {
 		t.Errorf("a 255-byte name: %v", err)
 	}
 }
+
+// TestIgnoredFilesArePrintedSafely: a file dropped in the lake with ESC in
+// its name is listed quoted, so it cannot rewrite the operator's terminal.
+func TestIgnoredFilesArePrintedSafely(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "esc-\x1b[31mred.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openT(t, "file://"+dir, nil)
+	ign, err := s.Ignored(t.Context(), "")
+	if err != nil || len(ign) != 1 {
+		t.Fatalf("Ignored = %v, %v", ign, err)
+	}
+	if p := ign[0].PrintablePath(); strings.ContainsRune(p, 0x1b) || !strings.Contains(p, `\x1b[31mred.json"`) {
+		t.Errorf("PrintablePath = %q", p)
+	}
+	if p := (store.IgnoredFile{Path: "/lake/ok é.json"}).PrintablePath(); p != "/lake/ok é.json" {
+		t.Errorf("a printable path is changed: %q", p)
+	}
+}

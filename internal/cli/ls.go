@@ -43,7 +43,7 @@ func runLs(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		for _, f := range files {
-			fmt.Fprintf(a.stdout, "%s\t%s\n", f.Path, f.Reason)
+			fmt.Fprintf(a.stdout, "%s\t%s\n", f.PrintablePath(), f.Reason)
 		}
 		return nil
 	}

@@ -196,7 +196,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 		if local && !opts.DrainOnly {
 			scan, err := e.Store.ScanOnce(ctx, e.State, watchOpts, e.emitFound)
 			for _, f := range scan.Ignored {
-				res.Ignored = append(res.Ignored, fmt.Sprintf("%s: %s", f.Path, f.Reason))
+				res.Ignored = append(res.Ignored, fmt.Sprintf("%s: %s", f.PrintablePath(), f.Reason))
 			}
 			if err != nil {
 				return res, fmt.Errorf("scan local store: %w", err)
