@@ -563,7 +563,7 @@ func corpusCases() []corpusCase {
 			spec:    specWith("primary_key: [id]"),
 			files:   map[string]string{"in/dup-key.ndjson": "duplicate-key-append.ndjson"},
 			exit:    1,
-			dead:    map[string][]string{"in/dup-key.ndjson": {"into rows: ", "invalid data: constraint failed: UNIQUE constraint failed: rows.id", fixHint}},
+			dead:    map[string][]string{"in/dup-key.ndjson": {"insert record 8 (line 8) into rows: ", "invalid data: constraint failed: UNIQUE constraint failed: rows.id", "write: merge updates rows by key, or remove the duplicate", fixHint}},
 			queries: map[string]string{"select count(*) from rows where id >= 10": "0"},
 		},
 

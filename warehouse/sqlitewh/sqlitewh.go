@@ -575,7 +575,8 @@ func (w *Warehouse) writeRows(ctx context.Context, tx *sql.Tx, b driver.Batch) (
 	}
 	// insert runs rows from to to of bt in one statement and returns its
 	// changes.
-	insert := func(bt *schema.Batch, from, to int) (int64, error) {
+	var insert func(bt *schema.Batch, from, to int) (int64, error)
+	insert = func(bt *schema.Batch, from, to int) (int64, error) {
 		st, err := w.stmt(ctx, tx, txStmts, b, to-from)
 		if err != nil {
 			return 0, err
@@ -589,7 +590,25 @@ func (w *Warehouse) writeRows(ctx context.Context, tx *sql.Tx, b driver.Batch) (
 			}
 		}
 		if isDataError(err) {
-			return 0, fmt.Errorf("insert rows %d to %d into %s: %w: %w", bt.N[from], bt.N[to-1], b.Table.Name, driver.ErrInvalidData, err)
+			if to-from > 1 {
+				// Name the row: SQLite undid the statement and the
+				// transaction goes on, so insert its rows one by one
+				// until one fails (the caller rolls back on the error).
+				for i := from; i < to; i++ {
+					if _, err := insert(bt, i, i+1); err != nil {
+						return 0, err
+					}
+				}
+			}
+			hint := ""
+			if strings.Contains(err.Error(), "UNIQUE") {
+				hint = " (its key is already in the table or earlier in this object: write: merge updates rows by key, or remove the duplicate)"
+			}
+			where := fmt.Sprintf("record %d", bt.N[from])
+			if l := bt.Line[from]; l > 0 {
+				where += fmt.Sprintf(" (line %d)", l)
+			}
+			return 0, fmt.Errorf("insert %s into %s: %w: %w%s", where, b.Table.Name, driver.ErrInvalidData, err, hint)
 		}
 		return 0, fmt.Errorf("insert rows %d to %d into %s: %w", bt.N[from], bt.N[to-1], b.Table.Name, err)
 	}
