@@ -42,13 +42,15 @@ type measured struct {
 }
 
 // runMeasured runs `sluice run --once` on dataDir and measures the peak
-// resident set of the process. The measurement is exact: it is ru_maxrss
-// of the rusage that wait4 returns for the child (Go's
-// ProcessState.SysUsage; KiB on Linux), the kernel's own high-water mark
-// of the process's RSS over its whole life — the VmHWM that
-// /proc/PID/status shows while it runs, which can no longer be read once
-// it has exited, and which polling would only sample. It also covers any
-// descendant the process waited for (a load starts none).
+// resident set of the process: ru_maxrss of the rusage that wait4 returns
+// for the child (Go's ProcessState.SysUsage; KiB on Linux), the kernel's
+// own high-water mark of the process's RSS over its whole life — the VmHWM
+// that /proc/PID/status shows while it runs, which can no longer be read
+// once it has exited, and which polling would only sample. It also covers
+// any descendant the process waited for (a load starts none). It can only
+// over-report: the mark starts from the test process's own RSS when it
+// forked (exec keeps it), so a large test process makes it pessimistic;
+// e2e/corpus_test.go's corpusRun forks from a small helper instead.
 func runMeasured(t *testing.T, dataDir string, env ...string) measured {
 	t.Helper()
 	spec := filepath.Join(t.TempDir(), "pipeline.yaml")
