@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
+	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	pformat "github.com/parquet-go/parquet-go/format"
 )
@@ -41,6 +43,198 @@ func checkFooter(buf []byte, budget int64) error {
 		return fmt.Errorf("%d bytes follow the file metadata", len(buf)-w.pos)
 	}
 	return nil
+}
+
+// checkShape reads, from a footer checkFooter passed, what parquet-go
+// sizes its column tree by before it checks it — the schema's nesting,
+// its leaf columns, the column chunks and rows of each row group — and
+// refuses what parquet-go would refuse only after allocating for it: it
+// makes leaves × row groups chunk pointers first (a footer of 8,000
+// leaves and 8,000 empty row groups, 170 KB, costs 500 MB; at the default
+// limits, a fatal out-of-memory), and a path per schema element and
+// ancestor. Row groups must also hold the rows the footer says the file
+// has: sluice reads as many rows as a row group says, and a row group
+// whose columns the load does not read can claim any number.
+func checkShape(buf []byte) error {
+	w := &thriftWalker{buf: buf, budget: math.MaxInt64}
+	var (
+		fileRows       int64
+		leaves, chunks int64
+		maxDepth       int
+		groupRows      []int64
+		groupChunks    []int64
+	)
+	schema := func() error {
+		leaves, maxDepth = 0, 0
+		var open []int64 // children left of each open group
+		return w.list(func(w *thriftWalker) error {
+			if len(open) > maxDepth {
+				maxDepth = len(open)
+			}
+			leaf, children := false, int64(0)
+			err := w.fields(func(id int16, t byte) (bool, error) {
+				switch id {
+				case 1: // type: the element is a leaf
+					leaf = true
+					return false, nil
+				case 5: // num_children
+					v, err := w.integer(t)
+					children = int64(int32(v))
+					return true, err
+				}
+				return false, nil
+			})
+			if leaf {
+				leaves++
+			}
+			// As parquet-go's columnLoader.reserve walks the schema.
+			if children > 0 {
+				open = append(open, children)
+			} else {
+				for len(open) > 0 {
+					if open[len(open)-1]--; open[len(open)-1] > 0 {
+						break
+					}
+					open = open[:len(open)-1]
+				}
+			}
+			return err
+		})
+	}
+	rowGroups := func() error {
+		groupRows, groupChunks = groupRows[:0], groupChunks[:0]
+		return w.list(func(w *thriftWalker) error {
+			var rows, n int64
+			err := w.fields(func(id int16, t byte) (bool, error) {
+				switch id {
+				case 1: // columns
+					if t != 9 && t != 10 {
+						return false, nil
+					}
+					n = 0
+					return true, w.list(func(w *thriftWalker) error { n++; return w.structure(1) })
+				case 3: // num_rows
+					v, err := w.integer(t)
+					rows = v
+					return true, err
+				}
+				return false, nil
+			})
+			groupRows, groupChunks = append(groupRows, rows), append(groupChunks, n)
+			return err
+		})
+	}
+	err := w.fields(func(id int16, t byte) (bool, error) {
+		switch {
+		case id == 2 && (t == 9 || t == 10):
+			return true, schema()
+		case id == 3:
+			v, err := w.integer(t)
+			fileRows = v
+			return true, err
+		case id == 4 && (t == 9 || t == 10):
+			return true, rowGroups()
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	if maxDepth > parquet.MaxColumnDepth {
+		return fmt.Errorf("its schema nests more than %d levels deep", parquet.MaxColumnDepth)
+	}
+	if leaves > parquet.MaxColumnIndex+1 {
+		return fmt.Errorf("its schema has %d columns, more than %d", leaves, parquet.MaxColumnIndex+1)
+	}
+	var sum int64
+	for g, rows := range groupRows {
+		if groupChunks[g] != leaves {
+			return fmt.Errorf("row group %d has %d column chunks for the schema's %d columns", g+1, groupChunks[g], leaves)
+		}
+		chunks += groupChunks[g]
+		if rows < 0 || sum+rows < sum {
+			return fmt.Errorf("row group %d has %d rows", g+1, rows)
+		}
+		sum += rows
+	}
+	if sum != fileRows {
+		return fmt.Errorf("its row groups hold %d rows, its footer says the file has %d", sum, fileRows)
+	}
+	return nil
+}
+
+// fields walks the fields of a struct up to its stop byte, calling f with
+// each field's id and compact type; f reads the value and returns true,
+// or returns false to have it skipped.
+func (w *thriftWalker) fields(f func(id int16, t byte) (bool, error)) error {
+	var id int16
+	for {
+		b, err := w.byte()
+		if err != nil || b == 0 {
+			return err
+		}
+		if d := b >> 4; d != 0 {
+			id += int16(d)
+		} else {
+			v, err := w.uvarint()
+			if err != nil {
+				return err
+			}
+			id = int16(int64(v>>1) ^ -int64(v&1))
+		}
+		t := b & 0x0f
+		read, err := f(id, t)
+		if err != nil {
+			return err
+		}
+		if !read {
+			if err := w.value(t, 1); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// list walks a list (or set) header, then calls f for each struct
+// element, which reads it to its stop byte; elements of another type are
+// skipped.
+func (w *thriftWalker) list(f func(w *thriftWalker) error) error {
+	h, err := w.byte()
+	if err != nil {
+		return err
+	}
+	n := uint64(h >> 4)
+	if n == 15 {
+		if n, err = w.uvarint(); err != nil {
+			return err
+		}
+	}
+	for range n {
+		if h&0x0f != 12 {
+			if err := w.value(h&0x0f, 1); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := f(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// integer reads an integer value of compact type t (0 for another type,
+// which is skipped).
+func (w *thriftWalker) integer(t byte) (int64, error) {
+	switch t {
+	case 3:
+		b, err := w.byte()
+		return int64(int8(b)), err
+	case 4, 5, 6:
+		v, err := w.uvarint()
+		return int64(v>>1) ^ -int64(v&1), err
+	}
+	return 0, w.value(t, 1)
 }
 
 // thriftWalker skips thrift compact values, checking their sizes.
@@ -204,8 +398,10 @@ func (pl *parquetLoad) checkChunk(cm *pformat.ColumnMetaData, l *pqLeaf, g int, 
 	corrupt := func(format string, args ...any) error {
 		return &RecordError{Column: l.label, Err: fmt.Errorf("corrupt Parquet file: row group %d: "+format, append([]any{g + 1}, args...)...)}
 	}
+	// Where parquet-go starts reading the chunk: at the dictionary page
+	// whenever the footer names one.
 	start := cm.DataPageOffset
-	if cm.DictionaryPageOffset > 0 && cm.DictionaryPageOffset < start {
+	if cm.DictionaryPageOffset != 0 {
 		start = cm.DictionaryPageOffset
 	}
 	end := start + cm.TotalCompressedSize
@@ -229,6 +425,12 @@ func (pl *parquetLoad) checkChunk(cm *pformat.ColumnMetaData, l *pqLeaf, g int, 
 		if h.CompressedPageSize < 0 || h.UncompressedPageSize < 0 || data+int64(h.CompressedPageSize) > end {
 			return corrupt("a page at byte %d claims %d bytes past the column chunk's end", off, h.CompressedPageSize)
 		}
+		// parquet-go reads a page's stored bytes whole: they may exceed
+		// what they decode to only by what a codec adds to data it cannot
+		// compress (snappy, the worst, adds a sixth).
+		if c, u := int64(h.CompressedPageSize), int64(h.UncompressedPageSize); c > u+u/4+4096 {
+			return corrupt("a page at byte %d stores %d bytes that it says decode to %d", off, c, u)
+		}
 		var nv int32
 		levels := int64(0)
 		switch h.Type {
@@ -246,11 +448,8 @@ func (pl *parquetLoad) checkChunk(cm *pformat.ColumnMetaData, l *pqLeaf, g int, 
 			nv = v2.NumValues
 			values += int64(nv)
 			levels = int64(v2.DefinitionLevelsByteLength) + int64(v2.RepetitionLevelsByteLength)
-			if levels < 0 || levels > int64(h.CompressedPageSize) || levels > int64(h.UncompressedPageSize) {
+			if v2.DefinitionLevelsByteLength < 0 || v2.RepetitionLevelsByteLength < 0 || levels > int64(h.CompressedPageSize) || levels > int64(h.UncompressedPageSize) {
 				return corrupt("a page at byte %d has %d bytes of levels in %d bytes", off, levels, h.CompressedPageSize)
-			}
-			if v2.IsCompressed.Valid && !v2.IsCompressed.V {
-				levels = -1 // not compressed: nothing to check
 			}
 		case pformat.DictionaryPage:
 			if !h.DictionaryPageHeader.Valid {
@@ -266,10 +465,22 @@ func (pl *parquetLoad) checkChunk(cm *pformat.ColumnMetaData, l *pqLeaf, g int, 
 		if pl.decoded > pl.lim.MaxObjectBytes {
 			return &RecordError{Column: l.label, Err: &LimitError{Key: KeyMaxObjectBytes, Limit: pl.lim.MaxObjectBytes}}
 		}
-		if levels >= 0 && cm.Codec != pformat.Uncompressed && (h.Type == pformat.DataPage || h.Type == pformat.DataPageV2 || h.Type == pformat.DictionaryPage) {
-			sec := io.NewSectionReader(pl.ra, data+levels, int64(h.CompressedPageSize)-levels)
-			if err := checkPageSize(cm.Codec, sec, int64(h.UncompressedPageSize)-levels); err != nil {
-				return corrupt("the page at byte %d: %v", off, err)
+		extra, err := pl.checkPage(cm.Codec, l, h, data, pageLimit)
+		if err != nil {
+			var re *readError
+			var pe *pageLimitError
+			switch {
+			case errors.As(err, &re):
+				return &RecordError{Column: l.label, Err: err}
+			case errors.As(err, &pe):
+				return &RecordError{Column: l.label, Err: fmt.Errorf("row group %d: a page at byte %d decodes to %s; for Parquet %s bounds one page: %w",
+					g+1, off, pe.what, KeyMaxRecordBytes, &LimitError{Key: KeyMaxRecordBytes, Limit: pageLimit})}
+			}
+			return corrupt("the page at byte %d: %v", off, err)
+		}
+		if extra > 0 {
+			if pl.decoded += extra; pl.decoded > pl.lim.MaxObjectBytes {
+				return &RecordError{Column: l.label, Err: &LimitError{Key: KeyMaxObjectBytes, Limit: pl.lim.MaxObjectBytes}}
 			}
 		}
 		off = data + int64(h.CompressedPageSize)
@@ -322,20 +533,15 @@ func checkPageSize(codec pformat.CompressionCodec, sec *io.SectionReader, want i
 			return errors.New("the snappy block has no valid length")
 		}
 		got = int64(min(v, 1<<62))
-	case pformat.Gzip:
-		var zr *gzip.Reader
-		if zr, err = gzip.NewReader(sec); err == nil {
-			got, err = io.Copy(io.Discard, io.LimitReader(zr, want+1))
+	case pformat.Gzip, pformat.Zstd, pformat.Brotli:
+		var r io.Reader
+		var done func()
+		if r, done, err = decompressor(codec, sec); err == nil {
+			got, err = io.Copy(io.Discard, io.LimitReader(r, want+1))
+			done()
 		}
-	case pformat.Zstd:
-		var zr *zstd.Decoder
-		zr, err = zstd.NewReader(sec, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(zstdMaxWindow))
-		if err == nil {
-			got, err = io.Copy(io.Discard, io.LimitReader(zr, want+1))
-			zr.Close()
-		}
-	case pformat.Brotli:
-		got, err = io.Copy(io.Discard, io.LimitReader(brotli.NewReader(sec), want+1))
+	case pformat.Uncompressed:
+		return nil
 	default:
 		return checkCodec(codec)
 	}
@@ -350,6 +556,28 @@ func checkPageSize(codec pformat.CompressionCodec, sec *io.SectionReader, want i
 		return fmt.Errorf("the %s data expands to more than the %d bytes the page header says", codec, want)
 	}
 	return nil
+}
+
+// decompressor returns a reader of what r decompresses to with codec
+// (GZIP, ZSTD or BROTLI) and a function that releases it.
+func decompressor(codec pformat.CompressionCodec, r io.Reader) (io.Reader, func(), error) {
+	switch codec {
+	case pformat.Gzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, func() {}, nil
+	case pformat.Zstd:
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(zstdMaxWindow))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, zr.Close, nil
+	case pformat.Brotli:
+		return brotli.NewReader(r), func() {}, nil
+	}
+	return nil, nil, checkCodec(codec)
 }
 
 // checkCodec refuses the compression codecs sluice does not read.

@@ -9,6 +9,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -437,7 +440,17 @@ func TestParquetPageCheckRefusesDataThatExpandsPastItsHeader(t *testing.T) {
 }
 
 // FuzzParquetLoad loads arbitrary bytes as Parquet: every input gives
-// consistent batches or an error, never a crash or a hang.
+// consistent batches or an error, never a crash or a hang — and never
+// much work: within fuzzLimits an input may allocate at most
+// maxWorkAlloc bytes (counted, not timed). testdata/fuzz/FuzzParquetLoad
+// keeps the inputs that once took seconds or gigabytes (parquetLies).
+//
+// The Go fuzzer minimizes every new interesting input for up to
+// -fuzzminimizetime (60s): a Parquet input of 2 KB always takes all of
+// it (the minimizer tries every pair of cut points), and the executions
+// of a minimization that times out are not counted, so `execs` stalls for
+// a minute at a time. -fuzzminimizetime=0 (or a count, e.g. 1000x) keeps
+// the fuzzer fuzzing.
 func FuzzParquetLoad(f *testing.F) {
 	valid := writeParquet(f, sampleRows(20))
 	f.Add(valid)
@@ -446,9 +459,39 @@ func FuzzParquetLoad(f *testing.F) {
 	f.Add([]byte("PAR1PAR1"))
 	cols := []Column{{Field: "id", Type: schema.BigInt}, {Field: "name", Type: schema.Text}, {Field: "day", Type: schema.Date}, {Path: []string{"addr", "city"}, Type: schema.Text}}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		rows, rejects, _, err := loadParquet(t, in, cols, nil, ReadOptions{Quarantine: true, Limits: Limits{MaxRecordBytes: 1 << 20, MaxObjectBytes: 64 << 20}})
+		before := allocated()
+		rows, rejects, _, err := loadParquet(t, in, cols, nil, ReadOptions{Quarantine: true, Limits: fuzzLimits})
+		if used := allocated() - before; used > maxWorkAlloc {
+			t.Fatalf("a %d-byte input allocated %d MiB (%v); want at most %d MiB", len(in), used>>20, err, maxWorkAlloc>>20)
+		}
 		if err == nil && len(rows)+len(rejects) == 0 && bytes.Equal(in, valid) {
 			t.Fatal("the valid seed loads nothing")
 		}
 	})
+}
+
+// TestParquetFuzzCorpusHoldsTheLies checks that every crafted lying file
+// is an input of FuzzParquetLoad in testdata/fuzz/FuzzParquetLoad (so the
+// fuzzer starts from each), byte for byte as parquetLies makes it now.
+// SLUICE_WRITE_FUZZ_CORPUS=1 writes them.
+func TestParquetFuzzCorpusHoldsTheLies(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzParquetLoad")
+	for _, c := range parquetLies(t) {
+		name := "lie-" + strings.NewReplacer(" ", "-", ",", "", "'", "", "^", "").Replace(c.name)
+		want := []byte("go test fuzz v1\n[]byte(" + strconv.Quote(string(c.data)) + ")\n")
+		path := filepath.Join(dir, name)
+		if os.Getenv("SLUICE_WRITE_FUZZ_CORPUS") != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %v; it is not the file parquetLies makes (SLUICE_WRITE_FUZZ_CORPUS=1 writes it)", path, err)
+		}
+	}
 }

@@ -85,11 +85,21 @@ func init() { decoders[InputParquet] = decodeParquetBatches }
 // of those pages), and the decoded bytes of the columns read, summed, may
 // not exceed MaxObjectBytes (a compression bomb). The footer may hold at
 // most MaxRecordBytes and decoding it may take at most 16 times that; the
-// file at most MaxRecords rows, a text value at most MaxFieldBytes. So
-// memory stays near one page per column read plus one batch, whatever the
-// file claims. LZ4_RAW columns are refused, because parquet-go misreads
-// them (see checkCodec). A corrupt file that makes parquet-go panic is
-// reported as a *RecordError, not a crash.
+// file at most MaxRecords rows, a text value at most MaxFieldBytes. The
+// counts parquet-go allocates by before it checks them are checked first:
+// the footer's leaves, row groups and nesting (checkShape; and the row
+// groups must hold the rows the footer says the file has), and inside
+// each page the RLE runs of levels and dictionary indexes, DELTA headers
+// and DELTA_BYTE_ARRAY lengths, which may state at most about twice the
+// page's values or decode to at most MaxRecordBytes (checkPage; pages
+// with such contents are decompressed a second time for it). A batch
+// holds about 16 MiB of text at most, however few bytes of the file it
+// took (fitBlock), and a DECIMAL at most 1 KiB. So memory stays near one
+// page per column read plus one batch, whatever the file claims; a
+// corrupt count is a *RecordError naming the column, the row group and
+// the page's byte offset. LZ4_RAW columns are refused, because
+// parquet-go misreads them (see checkCodec). A corrupt file that makes
+// parquet-go panic is reported as a *RecordError, not a crash.
 //
 // One goroutine decodes a file, row group after row group
 // (ReadOptions.Workers is not used yet); undeclared columns are read
@@ -247,6 +257,9 @@ func openParquet(ra io.ReaderAt, size int64, lim Limits) (*parquet.File, error) 
 		}
 		return nil, &RecordError{Err: fmt.Errorf("corrupt Parquet file: its footer: %w", err)}
 	}
+	if err := checkShape(buf); err != nil {
+		return nil, &RecordError{Err: fmt.Errorf("corrupt Parquet file: %w", err)}
+	}
 	f, err := parquet.OpenFile(ra, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, &RecordError{Err: fmt.Errorf("corrupt Parquet file: %w", err)}
@@ -310,17 +323,18 @@ type pqLeaf struct {
 	vpos  int    // next non-null value
 	dict  parquet.Dictionary
 
-	bools []bool
-	i32   []int32
-	i64   []int64
-	i96   []deprecated.Int96
-	f32s  []float32
-	f64s  []float64
-	data  []byte   // BYTE_ARRAY bytes, or FIXED_LEN_BYTE_ARRAY values
-	off   []uint32 // BYTE_ARRAY offsets
-	size  int      // FIXED_LEN_BYTE_ARRAY size
-	idx   []int32  // BYTE_ARRAY dictionary indexes (nil: plain)
-	nvals int      // non-null values the page holds
+	bools  []bool
+	i32    []int32
+	i64    []int64
+	i96    []deprecated.Int96
+	f32s   []float32
+	f64s   []float64
+	data   []byte   // BYTE_ARRAY bytes, or FIXED_LEN_BYTE_ARRAY values
+	off    []uint32 // BYTE_ARRAY offsets
+	size   int      // FIXED_LEN_BYTE_ARRAY size
+	idx    []int32  // BYTE_ARRAY dictionary indexes (nil: plain)
+	nvals  int      // non-null values the page holds
+	maxLen int      // BYTE_ARRAY: the longest value of the page (or its dictionary)
 
 	// Dictionary values, decoded once per column chunk.
 	dBools []bool
@@ -331,6 +345,7 @@ type pqLeaf struct {
 	dF64   []float64
 	dData  []byte
 	dOff   []uint32
+	dMax   int      // the longest BYTE_ARRAY dictionary value
 	dBad   []string // BYTE_ARRAY text: per dictionary value, why it is refused ("": valid); nil when all are
 	// Expanded dictionary values of the page.
 	xBools []bool
@@ -339,7 +354,6 @@ type pqLeaf struct {
 	xI96   []deprecated.Int96
 	xF32   []float32
 	xF64   []float64
-	xData  []byte
 }
 
 // parquetLoad reads one file's row groups into batches.
@@ -368,6 +382,11 @@ type parquetLoad struct {
 	first    []bool
 	buf      []byte
 	decoded  int64 // decoded bytes of the pages checked so far
+
+	// checkPage's buffers, reused page after page: a page as stored, as
+	// decompressed, and DELTA_BYTE_ARRAY lengths.
+	raw, plain []byte
+	lens       []int32
 }
 
 func newParquetLoad(f *parquet.File, ra io.ReaderAt, size int64, lim Limits, o *ReadOptions) (*parquetLoad, error) {
@@ -521,6 +540,16 @@ func hasRepeated(c *parquet.Column) bool {
 	return false
 }
 
+// DECIMAL values load up to maxDecimalBytes bytes (a FIXED_LEN_BYTE_ARRAY
+// column's length, a BYTE_ARRAY value) and maxDecimalDigits of precision:
+// far past any writer's (DECIMAL256 has 76 digits), and near where
+// formatting one costs more per byte than decoding it (a big.Int's
+// decimal text costs about 35 ns a byte at 1 KiB, 830 at 1 MiB).
+const (
+	maxDecimalBytes  = 1 << 10
+	maxDecimalDigits = 2466 // digits of 2^8192
+)
+
 // Timestamps and dates are refused outside the years 0001–9999.
 var (
 	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -546,9 +575,17 @@ func newLeaf(c *parquet.Column, label string, lim Limits) (*pqLeaf, error) {
 		if kind == parquet.Boolean || kind == parquet.Float || kind == parquet.Double || kind == parquet.Int96 {
 			return unsupported()
 		}
+		// The scale and the value's bytes bound the text a value becomes
+		// and the time it takes (a 1 MiB decimal takes a second).
+		if d.Scale < 0 || d.Scale > d.Precision || d.Precision > maxDecimalDigits {
+			return nil, fmt.Errorf("the Parquet column has type %s, which sluice does not load: it loads decimals of 0 <= scale <= precision <= %d", parquetTypeName(c), maxDecimalDigits)
+		}
 		l.src, l.nat, l.scale = srcDecimal, schema.Text, d.Scale
 		if kind == parquet.FixedLenByteArray {
 			l.size = t.Length()
+			if l.size < 1 || l.size > maxDecimalBytes {
+				return nil, fmt.Errorf("the Parquet column has type %s of %d bytes, which sluice does not load: it loads decimals of 1 to %d bytes", parquetTypeName(c), l.size, maxDecimalBytes)
+			}
 		}
 		return l, nil
 	}
@@ -722,12 +759,20 @@ func (pl *parquetLoad) run(ctx context.Context, s *sink) (Report, error) {
 			if k <= 0 {
 				k = 1 // the sink hands out batches with room; be safe
 			}
+			if k, err = pl.fitBlock(all, b, k, n+1); err != nil {
+				return pl.rep, err
+			}
 			if err := pl.block(b, int(k), n+1, opts); err != nil {
 				return pl.rep, err
 			}
 			b.Bytes += groupBytes * k / rows
 			done += k
 			n += k
+			if heldBytes(b) >= maxBatchBytes {
+				if err := s.flush(); err != nil {
+					return pl.rep, err
+				}
+			}
 		}
 		for _, l := range all {
 			l.closeChunk()
@@ -735,6 +780,76 @@ func (pl *parquetLoad) run(ctx context.Context, s *sink) (Report, error) {
 	}
 	pl.rep.Records = int(n)
 	return pl.rep, nil
+}
+
+// fitBlock returns how many of the next k rows (the first numbered first)
+// to decode into b so that the text they add keeps b within
+// maxBatchBytes. The sink bounds a batch by its input bytes, and a
+// Parquet page's bytes say little of its text: a dictionary value of 1 MiB
+// repeats for every row that an index of a few bits names. So the rows of
+// a block stay within the current page of every leaf that makes text,
+// where the longest value is known (its page's, or its dictionary's), and
+// that bounds what a row adds.
+func (pl *parquetLoad) fitBlock(all []*pqLeaf, b *schema.Batch, k, first int64) (int64, error) {
+	var per int64
+	for _, l := range all {
+		if !l.makesText() {
+			continue
+		}
+		for l.pos == l.n {
+			if err := l.nextPage(); err != nil {
+				return 0, &RecordError{Record: int(first), Column: l.label, Err: err}
+			}
+		}
+		k = min(k, int64(l.n-l.pos))
+		per += l.rowText()
+	}
+	if per == 0 {
+		return k, nil
+	}
+	return max(1, min(k, (maxBatchBytes-heldBytes(b))/per)), nil
+}
+
+// makesText reports whether l's values take text bytes (in the batch's
+// vector, or in l's own when it converts or is an extra).
+func (l *pqLeaf) makesText() bool {
+	return l.src == srcBytes || l.src == srcDecimal || l.src == srcUUID || l.target.IsText() || l.j < 0
+}
+
+// rowText bounds the text bytes one row of l adds, in its current page
+// (makesText leaves).
+func (l *pqLeaf) rowText() int64 {
+	w := int64(64) // a number, a boolean or a time as text
+	switch l.src {
+	case srcBytes:
+		w = int64(l.maxLen)
+	case srcDecimal:
+		w = 3*int64(max(min(l.maxLen, maxDecimalBytes), l.size)) + 64 // digits, sign, point
+	case srcUUID:
+		w = 36
+	}
+	if l.j < 0 { // an extra: a JSON member, escaped
+		w = 6*w + int64(len(l.label)) + 8
+	}
+	return w
+}
+
+// heldBytes is the text b holds.
+func heldBytes(b *schema.Batch) int64 {
+	var n int64
+	for j := range b.Vecs {
+		n += int64(len(b.Vecs[j].Bytes))
+	}
+	return n
+}
+
+// maxSpan is the longest value of BYTE_ARRAY offsets off.
+func maxSpan(off []uint32) int {
+	m := uint32(0)
+	for i := 1; i < len(off); i++ {
+		m = max(m, off[i]-off[i-1])
+	}
+	return int(m)
 }
 
 // block appends rows first .. first+k-1 (record numbers) to b.
@@ -1163,12 +1278,12 @@ func (l *pqLeaf) nextPage() error {
 			l.f64s = l.xF64
 		case parquet.ByteArray:
 			l.idx, l.data, l.off = idx, l.dData, l.dOff
+			l.maxLen = l.dMax
 		case parquet.FixedLenByteArray:
-			l.xData = l.xData[:0]
-			for _, i := range idx {
-				l.xData = append(l.xData, l.dData[int(i)*l.size:int(i+1)*l.size]...)
-			}
-			l.data = l.xData
+			// Indexes into the dictionary's values, not the values
+			// copied out: a page holds many more indexes than it would
+			// values of a long DECIMAL.
+			l.idx, l.data = idx, l.dData
 		}
 	} else {
 		switch kind {
@@ -1201,6 +1316,7 @@ func (l *pqLeaf) nextPage() error {
 			if have > 0 && int(l.off[have]) > len(l.data) {
 				return errors.New("corrupt Parquet file: a page's values overrun its data")
 			}
+			l.maxLen = maxSpan(l.off)
 		case parquet.FixedLenByteArray:
 			l.data, l.size = data.FixedLenByteArray()
 			if l.size > 0 {
@@ -1236,6 +1352,7 @@ func (l *pqLeaf) loadDict(d parquet.Dictionary) {
 		l.dF64 = data.Double()
 	case parquet.ByteArray:
 		l.dData, l.dOff = data.ByteArray()
+		l.dMax = maxSpan(l.dOff)
 		// Text is checked once per dictionary value, not per row.
 		l.dBad = l.dBad[:0]
 		if l.src == srcBytes {
@@ -1470,6 +1587,9 @@ func (l *pqLeaf) decodeRun(dst *schema.Vector, run, row int, lim Limits, bad fun
 			case parquet.Int64:
 				buf = formatDecimal(buf, l.i64[v], nil, l.scale)
 			case parquet.FixedLenByteArray:
+				if l.idx != nil {
+					v = int(l.idx[v])
+				}
 				buf = formatDecimal(buf, 0, l.data[v*l.size:(v+1)*l.size], l.scale)
 			default: // BYTE_ARRAY
 				if l.idx != nil {
@@ -1478,6 +1598,11 @@ func (l *pqLeaf) decodeRun(dst *schema.Vector, run, row int, lim Limits, bad fun
 				b := l.data[l.off[v]:l.off[v+1]]
 				if int64(len(b)) > lim.MaxFieldBytes {
 					return &LimitError{Key: KeyMaxFieldBytes, Limit: lim.MaxFieldBytes}
+				}
+				if len(b) > maxDecimalBytes {
+					dst.AppendNull()
+					bad(row+i, fmt.Errorf("want a DECIMAL of at most %d bytes, got %d bytes", maxDecimalBytes, len(b)))
+					continue
 				}
 				buf = formatDecimal(buf, 0, b, l.scale)
 			}
@@ -1489,8 +1614,12 @@ func (l *pqLeaf) decodeRun(dst *schema.Vector, run, row int, lim Limits, bad fun
 				dst.AppendNull()
 				continue
 			}
-			u := l.data[l.vpos*16 : l.vpos*16+16]
+			v := l.vpos
 			l.vpos++
+			if l.idx != nil {
+				v = int(l.idx[v])
+			}
+			u := l.data[v*16 : v*16+16]
 			var s [36]byte
 			const hex = "0123456789abcdef"
 			p := 0
