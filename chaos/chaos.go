@@ -35,7 +35,7 @@ import (
 
 // TB is what Run needs of a test: *testing.T, or the program's stand-in.
 type TB interface {
-	storetest.TB
+	testsvc.TB
 	Logf(format string, args ...any)
 }
 
@@ -452,18 +452,19 @@ func (h *harness) inject(ctx context.Context, group string) string {
 		h.pg.Stop()
 		time.Sleep(h.cfg.PGOutage)
 		h.pg.Start()
-	case NATSCrash:
-		down := time.Duration(500+h.rng.IntN(2500)) * time.Millisecond
-		h.logf("fault: %s (down %s)", kind, down)
-		h.nats.Kill()
-		time.Sleep(down)
-		h.nats.Start()
-	case RabbitKill:
+	case NATSCrash, RabbitKill:
+		var srv interface {
+			Kill()
+			Start()
+		} = h.nats
+		if kind == RabbitKill {
+			srv = h.rabbit
+		}
 		down := time.Duration(500+h.rng.IntN(2500)) * time.Millisecond
 		h.logf("fault: %s (down %s, then its start)", kind, down)
-		h.rabbit.Kill()
+		srv.Kill()
 		time.Sleep(down)
-		h.rabbit.Start()
+		srv.Start()
 	case DiskFull:
 		d := time.Duration(2000+h.rng.IntN(4000)) * time.Millisecond
 		before := h.proxy.refused.Load()
@@ -510,10 +511,7 @@ func (h *harness) jobPIDs() []int {
 // childJobs lists the `sluice job exec` processes whose parent is pid.
 func (h *harness) childJobs(pid int) []int {
 	var out []int
-	for _, c := range testsvc.Descendants(pid) {
-		if testsvc.Parent(c) != pid {
-			continue
-		}
+	for _, c := range testsvc.Children(pid) {
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
 		if bytes.Contains(cmdline, []byte("job\x00exec")) {
 			out = append(out, c)

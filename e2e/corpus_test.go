@@ -1081,7 +1081,7 @@ func copyToLake(t *testing.T, dataDir, key, file string) {
 }
 
 // writeObject writes key in dataDir's lake with what fill writes, and
-// backdates it (as writeInput does for in/).
+// backdates it so that the owning sluice takes it as settled at once.
 func writeObject(t *testing.T, dataDir, key string, fill func(w io.Writer) error) {
 	t.Helper()
 	p := filepath.Join(dataDir, "lake", filepath.FromSlash(key))

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -122,45 +121,21 @@ func checkRSS(t *testing.T, m measured) {
 // on disk.
 func writeInput(t *testing.T, dataDir, name string, level int, fill func(w io.Writer) error) int64 {
 	t.Helper()
-	dir := filepath.Join(dataDir, "lake", "in")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	var w io.Writer = bw
-	var zw *gzip.Writer
-	if level != 0 {
-		if zw, err = gzip.NewWriterLevel(bw, level); err != nil {
-			t.Fatal(err)
-		}
-		w = zw
-	}
 	start := time.Now()
-	if err := fill(w); err != nil {
-		t.Fatalf("writing %s: %v", p, err)
-	}
-	if zw != nil {
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
+	writeObject(t, dataDir, "in/"+name, func(w io.Writer) error {
+		if level == 0 {
+			return fill(w)
 		}
-	}
-	if err := bw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Minute)
-	if err := os.Chtimes(p, old, old); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(p)
+		zw, err := gzip.NewWriterLevel(w, level)
+		if err != nil {
+			return err
+		}
+		if err := fill(zw); err != nil {
+			return err
+		}
+		return zw.Close()
+	})
+	fi, err := os.Stat(filepath.Join(dataDir, "lake", "in", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -195,23 +195,32 @@ func (w *thriftWalker) fields(f func(id int16, t byte) (bool, error)) error {
 	}
 }
 
+// listHeader reads a list (or set) header: its size and element type.
+func (w *thriftWalker) listHeader() (n uint64, elem byte, err error) {
+	h, err := w.byte()
+	if err != nil {
+		return 0, 0, err
+	}
+	n = uint64(h >> 4)
+	if n == 15 {
+		if n, err = w.uvarint(); err != nil {
+			return 0, 0, err
+		}
+	}
+	return n, h & 0x0f, nil
+}
+
 // list walks a list (or set) header, then calls f for each struct
 // element, which reads it to its stop byte; elements of another type are
 // skipped.
 func (w *thriftWalker) list(f func(w *thriftWalker) error) error {
-	h, err := w.byte()
+	n, et, err := w.listHeader()
 	if err != nil {
 		return err
 	}
-	n := uint64(h >> 4)
-	if n == 15 {
-		if n, err = w.uvarint(); err != nil {
-			return err
-		}
-	}
 	for range n {
-		if h&0x0f != 12 {
-			if err := w.value(h&0x0f, 1); err != nil {
+		if et != 12 {
+			if err := w.value(et, 1); err != nil {
 				return err
 			}
 			continue
@@ -328,17 +337,10 @@ func (w *thriftWalker) value(t byte, depth int) error {
 		w.pos += int(n)
 		return w.spend(int64(n))
 	case 9, 10: // list, set
-		h, err := w.byte()
+		n, et, err := w.listHeader()
 		if err != nil {
 			return err
 		}
-		n := uint64(h >> 4)
-		if n == 15 {
-			if n, err = w.uvarint(); err != nil {
-				return err
-			}
-		}
-		et := h & 0x0f
 		if n > uint64(len(w.buf)-w.pos) { // every element takes a byte at least
 			return fmt.Errorf("a list claims %d elements, %d bytes are left: %w", n, len(w.buf)-w.pos, errThriftEOF)
 		}

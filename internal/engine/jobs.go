@@ -15,7 +15,6 @@ import (
 	"github.com/sluicehq/sluice/deadletter"
 	"github.com/sluicehq/sluice/event"
 	"github.com/sluicehq/sluice/fault"
-	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/job/local"
 	"github.com/sluicehq/sluice/pipeline"
@@ -87,11 +86,7 @@ func (e *Engine) stateURL() string {
 	if e.cfg.Spec.State != "" {
 		return e.cfg.Spec.State
 	}
-	p, err := filepath.Abs(e.cfg.DataDir.State())
-	if err != nil {
-		p = e.cfg.DataDir.State()
-	}
-	return datadir.FileURL("sqlite", p)
+	return e.cfg.DataDir.StateURL()
 }
 
 // jobInputs lists a group's inputs with their ETags: for curate jobs the

@@ -403,9 +403,9 @@ func Parent(pid int) int {
 	return ppid
 }
 
-// Descendants lists the processes below pid: children, theirs, and so on.
-func Descendants(pid int) []int {
-	children := map[int][]int{}
+// children maps each process id to its children's, from /proc.
+func children() map[int][]int {
+	out := map[int][]int{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		cpid, err := strconv.Atoi(e.Name())
@@ -413,13 +413,22 @@ func Descendants(pid int) []int {
 			continue
 		}
 		if ppid := Parent(cpid); ppid != 0 {
-			children[ppid] = append(children[ppid], cpid)
+			out[ppid] = append(out[ppid], cpid)
 		}
 	}
+	return out
+}
+
+// Children lists the processes whose parent is pid.
+func Children(pid int) []int { return children()[pid] }
+
+// Descendants lists the processes below pid: children, theirs, and so on.
+func Descendants(pid int) []int {
+	kids := children()
 	var out []int
-	for queue := children[pid]; len(queue) > 0; queue = queue[1:] {
+	for queue := kids[pid]; len(queue) > 0; queue = queue[1:] {
 		out = append(out, queue[0])
-		queue = append(queue, children[queue[0]]...)
+		queue = append(queue, kids[queue[0]]...)
 	}
 	return out
 }

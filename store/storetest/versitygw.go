@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/testsvc"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -31,13 +33,7 @@ type Versitygw struct {
 
 // TB is what StartVersitygw and Bucket need of a test: a *testing.T, or a
 // program's stand-in for one (the chaos suite, ./chaos).
-type TB interface {
-	Helper()
-	Fatal(args ...any)
-	Fatalf(format string, args ...any)
-	TempDir() string
-	Cleanup(func())
-}
+type TB = testsvc.TB
 
 // StartVersitygw starts versitygw with extra global flags (for example its
 // NATS event notification flags) and stops it at the end of the test. A

@@ -123,7 +123,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -694,7 +693,7 @@ func isNoTable(err error) bool {
 
 // Query implements driver.Warehouse in a READ ONLY transaction.
 func (w *Warehouse) Query(ctx context.Context, sql string) ([]string, [][]any, error) {
-	if strings.EqualFold(firstWord(sql), "COPY") {
+	if toks := driver.SQLTokens(sql); len(toks) > 0 && strings.EqualFold(toks[0], "COPY") {
 		return nil, nil, fmt.Errorf("postgres %s: queries here only read the warehouse: COPY is refused (COPY … TO writes a file or runs a program on the database server, even in a read-only transaction); SELECT the rows instead", w.where)
 	}
 	var cols []string
@@ -822,30 +821,4 @@ func (w *Warehouse) LedgerHas(ctx context.Context, table string, versions []driv
 func (w *Warehouse) Close() error {
 	w.pool.Close()
 	return nil
-}
-
-// firstWord is the first word of a statement, past blanks and comments.
-func firstWord(sql string) string {
-	for {
-		sql = strings.TrimLeft(sql, " \t\r\n\f\v(")
-		switch {
-		case strings.HasPrefix(sql, "--"):
-			if i := strings.IndexByte(sql, '\n'); i >= 0 {
-				sql = sql[i+1:]
-				continue
-			}
-			return ""
-		case strings.HasPrefix(sql, "/*"):
-			if i := strings.Index(sql, "*/"); i >= 0 {
-				sql = sql[i+2:]
-				continue
-			}
-			return ""
-		}
-		end := strings.IndexFunc(sql, func(r rune) bool { return !unicode.IsLetter(r) })
-		if end < 0 {
-			return sql
-		}
-		return sql[:end]
-	}
 }
