@@ -262,6 +262,18 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	// Recorded for `dlq ls`, without a password (which comes from
 	// SLUICE_QUEUE or -f when needed).
 	_ = e.State.SetSetting(ctx, "queue", redactURL(queueURL))
+	if cfg.Lock != nil {
+		// The owner records its warehouse and state (passwords stripped)
+		// and spec in the data dir: sql, jobs, dlq and replay read them
+		// without -f or SLUICE_WAREHOUSE / SLUICE_STATE.
+		rec := datadir.Recorded{Warehouse: cfg.Spec.Warehouse, State: cfg.Spec.State}
+		if abs, err := filepath.Abs(cfg.Spec.File); err == nil && fileExists(abs) {
+			rec.Spec = abs
+		}
+		if err := cfg.Lock.Record(rec); err != nil {
+			e.log.Warn("sql, jobs and dlq will not find this pipeline's warehouse and state without SLUICE_WAREHOUSE / SLUICE_STATE", "err", err)
+		}
+	}
 	ok = true
 	return e, nil
 }
