@@ -369,5 +369,37 @@ func (w *Warehouse) LedgerHas(ctx context.Context, table string, versions []Obje
 	return out, nil
 }
 
+// LedgerFilter selects ledger entries for LedgerRecent.
+type LedgerFilter = driver.LedgerFilter
+
+// TableSummary is what a table's ledger holds.
+type TableSummary = driver.TableSummary
+
+// LedgerRecent lists the newest committed object versions f selects,
+// newest first (f.Limit defaults to 100).
+func (w *Warehouse) LedgerRecent(ctx context.Context, f LedgerFilter) ([]LedgerEntry, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	l, err := w.d.LedgerRecent(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("warehouse %s: read ledger: %w", w.url, err)
+	}
+	out := make([]LedgerEntry, len(l))
+	for i, e := range l {
+		out[i] = LedgerEntry(e)
+	}
+	return out, nil
+}
+
+// LedgerSummary counts each table's committed object versions and rows.
+func (w *Warehouse) LedgerSummary(ctx context.Context) ([]TableSummary, error) {
+	s, err := w.d.LedgerSummary(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("warehouse %s: read ledger: %w", w.url, err)
+	}
+	return s, nil
+}
+
 // Close releases the backend.
 func (w *Warehouse) Close() error { return w.d.Close() }

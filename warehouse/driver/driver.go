@@ -233,7 +233,27 @@ type Warehouse interface {
 	// MaxLedgerLookup versions, so that a caller checking a large listing
 	// page by page holds one page, never the whole ledger.
 	LedgerHas(ctx context.Context, table string, versions []ObjectVersion) ([]bool, error)
+	// LedgerRecent lists the newest committed object versions f selects,
+	// newest first, at most f.Limit of them (one indexed query).
+	LedgerRecent(ctx context.Context, f LedgerFilter) ([]LedgerEntry, error)
+	// LedgerSummary counts each table's committed object versions, rows
+	// and rejected rows, with the time of the last commit.
+	LedgerSummary(ctx context.Context) ([]TableSummary, error)
 	Close() error
+}
+
+// LedgerFilter selects ledger entries for LedgerRecent: those of Table
+// and of Key when set; Limit (at least 1) bounds how many.
+type LedgerFilter struct {
+	Table, Key string
+	Limit      int
+}
+
+// TableSummary is what a table's ledger holds.
+type TableSummary struct {
+	Table                   string
+	Objects, Rows, Rejected int64
+	LastLoaded              time.Time
 }
 
 // ObjectVersion names one object version: its key and ETag.

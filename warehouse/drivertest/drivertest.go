@@ -84,6 +84,7 @@ func RunConformanceTests(t *testing.T, open func(t *testing.T) driver.Warehouse)
 		{"QueryReturnsColumnsAndRows", testQueryReturnsColumnsAndRows},
 		{"QueryRefusesWrites", testQueryRefusesWrites},
 		{"TablesAreIndependentInLedger", testTablesAreIndependentInLedger},
+		{"LedgerRecentAndSummary", testLedgerRecentAndSummary},
 		{"MergeNewerVersionWinsWhateverTheCommitOrder", testMergeNewerVersionWinsWhateverTheCommitOrder},
 		{"ReplaceSwapsExactlyThePreviousVersionsRows", testReplaceSwapsExactlyThePreviousVersionsRows},
 		{"ReplaceIgnoresAnOlderVersion", testReplaceIgnoresAnOlderVersion},
@@ -952,6 +953,44 @@ func testTablesAreIndependentInLedger(h *harness) {
 	}
 	if len(h.ledger("items")) != 1 || len(h.ledger("items_copy")) != 1 {
 		h.t.Fatal("each table should have its own ledger entry")
+	}
+}
+
+func testLedgerRecentAndSummary(h *harness) {
+	h.ensure(items)
+	other := items
+	other.Name = "items_copy"
+	h.ensure(other)
+	h.wantResult(h.load(items, warehouse.Append, "a", "e1", []any{int64(1), "a"}, []any{int64(2), "b"}), true, 2)
+	h.wantResult(h.load(items, warehouse.Append, "b", "e1", []any{int64(3), "c"}), true, 1)
+	h.wantResult(h.load(items, warehouse.Append, "a", "e2", []any{int64(4), "d"}), true, 1)
+	h.wantResult(h.load(other, warehouse.Append, "a", "e1", []any{int64(5), "e"}), true, 1)
+	recent, err := h.w.LedgerRecent(h.ctx, warehouse.LedgerFilter{Table: "items", Limit: 2})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(recent) != 2 || recent[0].LoadedAt.Before(recent[1].LoadedAt) {
+		h.t.Fatalf("LedgerRecent(items, 2) = %+v, want the 2 newest entries, newest first", recent)
+	}
+	for _, e := range recent {
+		if e.Table != "items" {
+			h.t.Fatalf("LedgerRecent(items) returned an entry of %s", e.Table)
+		}
+	}
+	byKey, err := h.w.LedgerRecent(h.ctx, warehouse.LedgerFilter{Key: "a"})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(byKey) != 3 {
+		h.t.Fatalf("LedgerRecent(key a) = %d entries, want 3 (two versions in items, one in items_copy): %+v", len(byKey), byKey)
+	}
+	sum, err := h.w.LedgerSummary(h.ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(sum) != 2 || sum[0].Table != "items" || sum[0].Objects != 3 || sum[0].Rows != 4 ||
+		sum[1].Table != "items_copy" || sum[1].Objects != 1 || sum[1].Rows != 1 || sum[0].LastLoaded.IsZero() {
+		h.t.Fatalf("LedgerSummary = %+v, want items 3 objects 4 rows, items_copy 1 object 1 row", sum)
 	}
 }
 

@@ -791,6 +791,55 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 	return out, nil
 }
 
+// LedgerRecent implements driver.Warehouse.
+func (w *Warehouse) LedgerRecent(ctx context.Context, f driver.LedgerFilter) ([]driver.LedgerEntry, error) {
+	q := `SELECT table_name, object_key, etag, version, rows, rejected, loaded_at FROM ` + w.ident(ledgerTable) + ` WHERE true`
+	var args []any
+	if f.Table != "" {
+		args = append(args, f.Table)
+		q += fmt.Sprintf(` AND table_name = $%d`, len(args))
+	}
+	if f.Key != "" {
+		args = append(args, f.Key)
+		q += fmt.Sprintf(` AND object_key = $%d`, len(args))
+	}
+	args = append(args, max(f.Limit, 1))
+	q += fmt.Sprintf(` ORDER BY loaded_at DESC, table_name, object_key, etag LIMIT $%d`, len(args))
+	rs, err := w.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, w.connErr("read ledger", err)
+	}
+	out, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (driver.LedgerEntry, error) {
+		var e driver.LedgerEntry
+		err := r.Scan(&e.Table, &e.Key, &e.ETag, &e.Version, &e.Rows, &e.Rejected, &e.LoadedAt)
+		e.LoadedAt = e.LoadedAt.UTC()
+		return e, err
+	})
+	if err != nil {
+		return nil, w.connErr("read ledger", err)
+	}
+	return out, nil
+}
+
+// LedgerSummary implements driver.Warehouse.
+func (w *Warehouse) LedgerSummary(ctx context.Context) ([]driver.TableSummary, error) {
+	rs, err := w.pool.Query(ctx, `SELECT table_name, count(*), coalesce(sum(rows), 0)::bigint, coalesce(sum(rejected), 0)::bigint, max(loaded_at) FROM `+
+		w.ident(ledgerTable)+` GROUP BY table_name ORDER BY table_name`)
+	if err != nil {
+		return nil, w.connErr("read ledger", err)
+	}
+	out, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (driver.TableSummary, error) {
+		var s driver.TableSummary
+		err := r.Scan(&s.Table, &s.Objects, &s.Rows, &s.Rejected, &s.LastLoaded)
+		s.LastLoaded = s.LastLoaded.UTC()
+		return s, err
+	})
+	if err != nil {
+		return nil, w.connErr("read ledger", err)
+	}
+	return out, nil
+}
+
 // LedgerHas implements driver.Warehouse: one query on the ledger's primary
 // key (table_name, object_key, etag).
 func (w *Warehouse) LedgerHas(ctx context.Context, table string, versions []driver.ObjectVersion) ([]bool, error) {

@@ -990,6 +990,69 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 	return out, nil
 }
 
+// LedgerRecent implements driver.Warehouse.
+func (w *Warehouse) LedgerRecent(ctx context.Context, f driver.LedgerFilter) ([]driver.LedgerEntry, error) {
+	q := `SELECT table_name, object_key, etag, version, rows, rejected, loaded_at FROM ` + quote(ledgerTable) + ` WHERE 1=1`
+	var args []any
+	if f.Table != "" {
+		q += ` AND table_name = ?`
+		args = append(args, f.Table)
+	}
+	if f.Key != "" {
+		q += ` AND object_key = ?`
+		args = append(args, f.Key)
+	}
+	q += ` ORDER BY loaded_at DESC, table_name, object_key, etag LIMIT ?`
+	args = append(args, max(f.Limit, 1))
+	rs, err := w.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", w.path, err)
+	}
+	defer rs.Close()
+	var out []driver.LedgerEntry
+	for rs.Next() {
+		var e driver.LedgerEntry
+		var at string
+		if err := rs.Scan(&e.Table, &e.Key, &e.ETag, &e.Version, &e.Rows, &e.Rejected, &at); err != nil {
+			return nil, fmt.Errorf("sqlite %s: read ledger row: %w", w.path, err)
+		}
+		if e.LoadedAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
+			return nil, fmt.Errorf("sqlite %s: ledger row for %s %s: bad loaded_at %q: %w", w.path, e.Table, e.Key, at, err)
+		}
+		out = append(out, e)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", w.path, err)
+	}
+	return out, nil
+}
+
+// LedgerSummary implements driver.Warehouse.
+func (w *Warehouse) LedgerSummary(ctx context.Context) ([]driver.TableSummary, error) {
+	rs, err := w.rdb.QueryContext(ctx, `SELECT table_name, count(*), coalesce(sum(rows), 0), coalesce(sum(rejected), 0), max(loaded_at) FROM `+
+		quote(ledgerTable)+` GROUP BY table_name ORDER BY table_name`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", w.path, err)
+	}
+	defer rs.Close()
+	var out []driver.TableSummary
+	for rs.Next() {
+		var s driver.TableSummary
+		var at string
+		if err := rs.Scan(&s.Table, &s.Objects, &s.Rows, &s.Rejected, &at); err != nil {
+			return nil, fmt.Errorf("sqlite %s: read ledger summary: %w", w.path, err)
+		}
+		if s.LastLoaded, err = time.Parse(time.RFC3339Nano, at); err != nil {
+			return nil, fmt.Errorf("sqlite %s: ledger of %s: bad loaded_at %q: %w", w.path, s.Table, at, err)
+		}
+		out = append(out, s)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", w.path, err)
+	}
+	return out, nil
+}
+
 // LedgerHas implements driver.Warehouse: one query on the ledger's primary
 // key (table_name, object_key, etag).
 func (w *Warehouse) LedgerHas(ctx context.Context, table string, versions []driver.ObjectVersion) ([]bool, error) {
