@@ -1,0 +1,213 @@
+// Package console is sluice's HTTP face: the web console, /metrics,
+// /healthz and /readyz, served by every long-running process (`sluice
+// run`, `sluice worker`, `sluice serve`, `sluice demo --serve`).
+//
+// The console is server-rendered HTML (html/template, one stylesheet, no
+// JavaScript, nothing fetched from elsewhere, so it works offline and
+// behind any proxy). It shows the pipeline and its parts; sources with
+// their last and next tick and last error; loads with their recent object
+// versions, rows and lag; job runs with their lifecycle, inputs (key +
+// ETag), outputs and log; dead letters with their reasons; lineage from a
+// raw object to the table rows and curated files it produced (the ledger
+// and the run records); and the cost of transient compute against an
+// always-on cluster.
+//
+// It is read-only unless started with an admin token (SLUICE_ADMIN_TOKEN):
+// actions (replay a dead letter, cancel a run) then need the token, either
+// as `Authorization: Bearer TOKEN` or through the login form, which sets
+// an HttpOnly, SameSite=Strict session cookie holding an HMAC of the token
+// (never the token). Without a token every action is refused with 403.
+// Listen refuses a non-loopback address without a token.
+//
+// /healthz is liveness only: it never checks a dependency, so an outage the
+// pipeline rides out (it retries in place) does not get its pod restarted.
+// /readyz checks the store, queue, warehouse and state and answers 503
+// naming what failed.
+package console
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/warehouse"
+)
+
+// TokenEnv is the environment variable holding the admin token.
+const TokenEnv = "SLUICE_ADMIN_TOKEN"
+
+// Config is what a console shows and may act on.
+type Config struct {
+	// Spec is the pipeline (nil: its parts are not shown).
+	Spec *pipeline.Spec
+	// State is the shared state: runs, dead letters, source ticks.
+	State state.Store
+	// Warehouse and Store may be nil (a worker of jobs only, say).
+	Warehouse *warehouse.Warehouse
+	Store     *store.Store
+	// Metrics is served at /metrics (nil: 404).
+	Metrics *metrics.Metrics
+	// AdminToken enables actions ("" = read-only console).
+	AdminToken string
+	// Replay re-drives dead letter id through the normal path (nil: this
+	// process cannot; the page says how to).
+	Replay func(ctx context.Context, id int64) error
+	// Ready are the readiness checks by name ("store", "queue", …).
+	Ready map[string]func(ctx context.Context) error
+	// Role names the process on the pages ("sluice run", …).
+	Role   string
+	Logger *slog.Logger
+	Clock  func() time.Time
+}
+
+// Console is an http.Handler.
+type Console struct {
+	cfg Config
+	mux *http.ServeMux
+	log *slog.Logger
+	now func() time.Time
+}
+
+// New returns the console of cfg.
+func New(cfg Config) *Console {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	c := &Console{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: cfg.Clock}
+	c.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	c.mux.HandleFunc("GET /readyz", c.readyz)
+	if cfg.Metrics != nil {
+		c.mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	}
+	c.mux.HandleFunc("GET /style.css", c.style)
+	c.mux.HandleFunc("GET /{$}", c.overview)
+	c.mux.HandleFunc("GET /loads/{name}", c.load)
+	c.mux.HandleFunc("GET /runs", c.runs)
+	c.mux.HandleFunc("GET /runs/{id}", c.run)
+	c.mux.HandleFunc("GET /dlq", c.deadLetters)
+	c.mux.HandleFunc("GET /lineage", c.lineage)
+	c.mux.HandleFunc("GET /cost", c.cost)
+	c.mux.HandleFunc("GET /login", c.loginForm)
+	c.mux.HandleFunc("POST /login", c.login)
+	c.mux.HandleFunc("POST /logout", c.logout)
+	c.mux.HandleFunc("POST /dlq/{id}/replay", c.admin(c.replay))
+	c.mux.HandleFunc("POST /runs/{id}/cancel", c.admin(c.cancel))
+	return c
+}
+
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	c.mux.ServeHTTP(w, r)
+}
+
+func (c *Console) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	var failed []string
+	var lines []string
+	for _, name := range sortedKeys(c.cfg.Ready) {
+		if err := c.cfg.Ready[name](ctx); err != nil {
+			failed = append(failed, name)
+			lines = append(lines, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		lines = append(lines, name+": ok")
+	}
+	if len(failed) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
+
+const sessionCookie = "sluice_session"
+
+// session is the cookie value of a logged-in admin: an HMAC of the token,
+// so the cookie never holds the token and changes when the token does.
+func (c *Console) session() string {
+	m := hmac.New(sha256.New, []byte(c.cfg.AdminToken))
+	m.Write([]byte("sluice console session v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// isAdmin reports whether r carries the admin token or its session.
+func (c *Console) isAdmin(r *http.Request) bool {
+	if c.cfg.AdminToken == "" {
+		return false
+	}
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		return subtle.ConstantTimeCompare([]byte(strings.TrimPrefix(h, "Bearer ")), []byte(c.cfg.AdminToken)) == 1
+	}
+	ck, err := r.Cookie(sessionCookie)
+	return err == nil && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(c.session())) == 1
+}
+
+// errForbidden explains a refused action.
+var errForbidden = errors.New("forbidden")
+
+// admin wraps an action: it needs the admin token, and a form post must
+// come from this console (Origin, where the browser sends it, names this
+// host; the session cookie is SameSite=Strict besides).
+func (c *Console) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c.cfg.AdminToken == "" {
+			c.fail(w, r, http.StatusForbidden, errForbidden, "This console is read-only: it was started without an admin token. Restart it with "+TokenEnv+" set to allow actions.")
+			return
+		}
+		if !c.isAdmin(r) {
+			c.fail(w, r, http.StatusForbidden, errForbidden, "Actions need the admin token: log in (top right) or send Authorization: Bearer TOKEN.")
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" && o != "null" {
+			if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+				c.fail(w, r, http.StatusForbidden, errForbidden, "Cross-site request refused: the form must be posted from this console.")
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+func (c *Console) loginForm(w http.ResponseWriter, r *http.Request) {
+	c.render(w, r, "login", map[string]any{"Enabled": c.cfg.AdminToken != "", "Failed": r.URL.Query().Get("failed") != ""})
+}
+
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	if c.cfg.AdminToken == "" {
+		c.fail(w, r, http.StatusForbidden, errForbidden, "This console is read-only: it was started without an admin token.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), []byte(c.cfg.AdminToken)) != 1 {
+		c.log.Warn("console login refused", "remote", r.RemoteAddr)
+		http.Redirect(w, r, "/login?failed=1", http.StatusSeeOther)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: c.session(), Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 12 * 3600})
+	c.log.Info("console login", "remote", r.RemoteAddr)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
