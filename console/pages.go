@@ -488,11 +488,11 @@ func (c *Console) cost(w http.ResponseWriter, r *http.Request) {
 
 // jobCost is one job's transient compute against an always-on cluster.
 type jobCost struct {
-	Job                 string
-	Runs                int
-	Compute, AlwaysOn   float64 // seconds
-	From, To            time.Time
-	Saving              float64 // 1 − Compute/AlwaysOn
+	Job               string
+	Runs              int
+	Compute, AlwaysOn float64 // seconds
+	From, To          time.Time
+	Saving            float64 // 1 − Compute/AlwaysOn
 }
 
 // costOf sums runs' compute seconds per job, against a cluster of the same
