@@ -155,8 +155,11 @@ type Outcome struct {
 	// Transient says the failure was caused by an unavailable service
 	// (the job exited with fault.ExitTempFail, 75): the run is retried with
 	// backoff instead of being dead-lettered.
-	Transient      bool
+	Transient bool
+	// ComputeSeconds is the instance-seconds the compute used (see
+	// Run.ComputeSeconds), Instances the machines it had (0 means 1).
 	ComputeSeconds float64
+	Instances      int
 	Log            []byte
 }
 

@@ -684,7 +684,7 @@ func (m *Manager) execute(ctx context.Context, d *Definition, run Run, task Task
 	}
 	now := m.now()
 	run.Ended, run.Terminated = now, now
-	run.ExitCode, run.Outputs, run.ComputeSeconds = out.ExitCode, out.Outputs, out.ComputeSeconds
+	run.ExitCode, run.Outputs, run.ComputeSeconds, run.Instances = out.ExitCode, out.Outputs, out.ComputeSeconds, max(out.Instances, 1)
 	switch {
 	case err != nil:
 		run.State, run.Error = Failed, err.Error()

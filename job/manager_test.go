@@ -263,7 +263,7 @@ func TestFiveUploadsWithinTheSettleWindowStartOneRunWithExactlyThoseInputs(t *te
 		t.Fatalf("%d runs recorded, want 1", len(rs))
 	}
 	got := rs[0]
-	if got.State != job.Succeeded || !slices.Equal(got.Inputs, inputs(want...)) || got.ComputeSeconds != 2.5 ||
+	if got.State != job.Succeeded || !slices.Equal(got.Inputs, inputs(want...)) || got.ComputeSeconds != 2.5 || got.Instances != 1 ||
 		got.Terminated.IsZero() || !got.Ended.Equal(got.Started.Add(3*time.Second)) || got.LogKey != "logs/"+got.ID+".txt" ||
 		!slices.Equal(got.Outputs, []string{"curated/2020-08-07_2PM/_SUCCESS"}) {
 		t.Fatalf("recorded run = %+v", got)

@@ -46,9 +46,21 @@ type Run struct {
 	Started         time.Time
 	Ended           time.Time
 	Terminated      time.Time
-	ComputeSeconds  float64
-	LogKey          string
-	PID             int
+	// ComputeSeconds is the instance-seconds the run's compute used, as
+	// its runner measured them once the compute was gone (Outcome): the
+	// job process's wall time (local), the pod's (Kubernetes), the
+	// cluster's lifetime to the second times Instances (EMR), the billed
+	// execution time (EMR Serverless). 0 for a run whose compute was lost
+	// (failed "worker lost"). `sluice jobs RUN` shows it and `sluice jobs
+	// --cost` sums it (Usages).
+	ComputeSeconds float64
+	// Instances is how many machines the run's compute had (EMR: the
+	// instance groups' counts or the fleets' target capacities); 1 for a
+	// process, a pod or a job run; 0 in runs recorded before sluice kept it
+	// (read as 1).
+	Instances int
+	LogKey    string
+	PID       int
 	// Claimer and Epoch are the claim the run was written under: the
 	// holder and epoch of lease LeaseName(Rule, Group). A run with a
 	// non-zero Epoch is only written while that claim is current.

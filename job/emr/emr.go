@@ -729,7 +729,7 @@ func join(sep string, parts ...string) string {
 
 // outcome is the run's result from its terminated cluster.
 func (f *follower) outcome(cl *types.Cluster, step *types.StepSummary, stop string) job.Outcome {
-	out := job.Outcome{ExitCode: 1}
+	out := job.Outcome{ExitCode: 1, Instances: f.cfg.instanceCount()}
 	if tl := cl.Status.Timeline; tl != nil && tl.CreationDateTime != nil {
 		end := f.now()
 		if tl.EndDateTime != nil {

@@ -357,8 +357,8 @@ func TestARunGoesStartingRunningSucceededOnATransientCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.State != job.Succeeded || got.ExitCode != 0 || got.Error != "" || got.Started.IsZero() || got.Terminated.IsZero() ||
-		got.ComputeSeconds != 600*3 || got.LogKey != "logs/"+run.ID || got.Remote != "emr:"+id {
-		t.Fatalf("run = %+v; want SUCCEEDED, terminated, 1800 compute seconds (10 min × 3 instances), its log stored", got)
+		got.ComputeSeconds != 600*3 || got.Instances != 3 || got.LogKey != "logs/"+run.ID || got.Remote != "emr:"+id {
+		t.Fatalf("run = %+v; want SUCCEEDED, terminated, 1800 compute seconds (10 min × 3 instances) and 3 instances recorded, its log stored", got)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -130,6 +130,9 @@ CREATE TABLE fenced (
 	// 5: a run's remote compute (EMR cluster, EMR Serverless job run,
 	// Kubernetes Job).
 	`ALTER TABLE job_runs ADD COLUMN remote TEXT NOT NULL DEFAULT '';`,
+	// 6: how many machines a run's compute had (sluice jobs --cost);
+	// 0 in older runs, read as 1.
+	`ALTER TABLE job_runs ADD COLUMN instances INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // SchemaVersion is the state schema this sluice writes.

@@ -73,7 +73,7 @@ func TestAVersion3DatabaseMigratesForward(t *testing.T) {
 	}
 	defer db.Close()
 	r, err := db.GetRun(t.Context(), "r1")
-	if err != nil || r.State != "SUCCEEDED" || r.Epoch != 0 || r.Claimer != "" {
+	if err != nil || r.State != "SUCCEEDED" || r.Epoch != 0 || r.Claimer != "" || r.Instances != 0 {
 		t.Fatalf("old run = %+v, %v", r, err)
 	}
 	if _, err := db.Acquire(t.Context(), "x", "h", 1e9); err != nil {

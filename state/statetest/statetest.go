@@ -145,7 +145,7 @@ func testRunLifecycle(t *testing.T, db state.Store) {
 	if err := db.UpdateRun(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	r.State, r.Ended, r.Terminated, r.ExitCode, r.Outputs, r.ComputeSeconds, r.LogKey, r.Remote = job.Succeeded, t0.Add(2*time.Second), t0.Add(3*time.Second), 0, []string{"curated/d/_SUCCESS"}, 1.25, "logs/r1", "emr:j-1ABC"
+	r.State, r.Ended, r.Terminated, r.ExitCode, r.Outputs, r.ComputeSeconds, r.LogKey, r.Remote, r.Instances = job.Succeeded, t0.Add(2*time.Second), t0.Add(3*time.Second), 0, []string{"curated/d/_SUCCESS"}, 1.25, "logs/r1", "emr:j-1ABC", 3
 	if err := db.UpdateRun(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func testRunLifecycle(t *testing.T, db state.Store) {
 		t.Fatal(err)
 	}
 	if got.State != job.Succeeded || !got.Created.Equal(t0) || !got.Started.Equal(r.Started) || !got.Terminated.Equal(r.Terminated) ||
-		!slices.Equal(got.Inputs, r.Inputs) || !slices.Equal(got.Outputs, r.Outputs) || got.PID != 77 || got.ComputeSeconds != 1.25 || got.LogKey != "logs/r1" || got.Remote != "emr:j-1ABC" {
+		!slices.Equal(got.Inputs, r.Inputs) || !slices.Equal(got.Outputs, r.Outputs) || got.PID != 77 || got.ComputeSeconds != 1.25 || got.LogKey != "logs/r1" || got.Remote != "emr:j-1ABC" || got.Instances != 3 {
 		t.Fatalf("GetRun = %+v, want %+v", got, r)
 	}
 	r.State = job.Running

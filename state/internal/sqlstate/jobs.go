@@ -30,9 +30,9 @@ func (s *DB) CreateRun(ctx context.Context, r job.Run) error {
 			return err
 		}
 		_, err := s.exec(ctx, tx, `INSERT INTO job_runs(id, rule, grp, state, inputs_json, outputs_json, exit_code, error,
-		created, started, ended, terminated, compute_seconds, log_key, pid, claimer, epoch, remote) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		created, started, ended, terminated, compute_seconds, log_key, pid, claimer, epoch, remote, instances) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			r.ID, r.Rule, r.Group, string(r.State), in, out, r.ExitCode, r.Error,
-			FmtTime(r.Created), FmtTime(r.Started), FmtTime(r.Ended), FmtTime(r.Terminated), r.ComputeSeconds, r.LogKey, r.PID, r.Claimer, r.Epoch, r.Remote)
+			FmtTime(r.Created), FmtTime(r.Started), FmtTime(r.Ended), FmtTime(r.Terminated), r.ComputeSeconds, r.LogKey, r.PID, r.Claimer, r.Epoch, r.Remote, r.Instances)
 		return err
 	})
 	if err != nil {
@@ -95,9 +95,9 @@ func (s *DB) UpdateRun(ctx context.Context, r job.Run) error {
 			return fmt.Errorf("from %s to %s: %w", cur, r.State, job.ErrBadTransition)
 		}
 		_, err = s.exec(ctx, tx, `UPDATE job_runs SET state=?, outputs_json=?, exit_code=?, error=?, started=?, ended=?,
-		terminated=?, compute_seconds=?, log_key=?, pid=?, claimer=?, epoch=?, remote=? WHERE id=?`,
+		terminated=?, compute_seconds=?, log_key=?, pid=?, claimer=?, epoch=?, remote=?, instances=? WHERE id=?`,
 			string(r.State), out, r.ExitCode, r.Error, FmtTime(r.Started), FmtTime(r.Ended), FmtTime(r.Terminated),
-			r.ComputeSeconds, r.LogKey, r.PID, r.Claimer, r.Epoch, r.Remote, r.ID)
+			r.ComputeSeconds, r.LogKey, r.PID, r.Claimer, r.Epoch, r.Remote, r.Instances, r.ID)
 		return err
 	})
 	if err != nil {
@@ -106,14 +106,14 @@ func (s *DB) UpdateRun(ctx context.Context, r job.Run) error {
 	return nil
 }
 
-const runColumns = `id, rule, grp, state, inputs_json, outputs_json, exit_code, error, created, started, ended, terminated, compute_seconds, log_key, pid, claimer, epoch, remote`
+const runColumns = `id, rule, grp, state, inputs_json, outputs_json, exit_code, error, created, started, ended, terminated, compute_seconds, log_key, pid, claimer, epoch, remote, instances`
 
 func scanRun(sc interface{ Scan(...any) error }) (job.Run, error) {
 	var r job.Run
 	var in, out, st string
 	var created, started, ended, terminated sql.NullString
 	if err := sc.Scan(&r.ID, &r.Rule, &r.Group, &st, &in, &out, &r.ExitCode, &r.Error,
-		&created, &started, &ended, &terminated, &r.ComputeSeconds, &r.LogKey, &r.PID, &r.Claimer, &r.Epoch, &r.Remote); err != nil {
+		&created, &started, &ended, &terminated, &r.ComputeSeconds, &r.LogKey, &r.PID, &r.Claimer, &r.Epoch, &r.Remote, &r.Instances); err != nil {
 		return r, err
 	}
 	r.State = job.State(st)
