@@ -126,7 +126,7 @@ type loadView struct {
 
 type jobView struct {
 	Name, Kind string
-	Counts     map[job.State]int
+	Counts     map[string]int // by run state
 	Last       *job.Run
 }
 
@@ -167,13 +167,13 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 			loads = append(loads, loadView{Name: l.Name, Table: l.Table, Prefix: l.On.Prefix, Summary: sums[l.Table]})
 		}
 		for _, j := range sp.Jobs {
-			v := jobView{Name: j.Name, Kind: jobKind(j), Counts: map[job.State]int{}}
+			v := jobView{Name: j.Name, Kind: jobKind(j), Counts: map[string]int{}}
 			runs, err := c.cfg.State.ListRuns(ctx, job.RunFilter{Rule: j.Name, Limit: 1000})
 			if err != nil {
 				errs = append(errs, err.Error())
 			}
 			for i := range runs {
-				v.Counts[runs[i].State]++
+				v.Counts[string(runs[i].State)]++
 			}
 			if len(runs) > 0 {
 				v.Last = &runs[0]

@@ -58,8 +58,7 @@ func New(pipeline string) *Metrics {
 	}
 	hist := func(name, help string, labels ...string) *prometheus.HistogramVec {
 		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "sluice", Name: name, Help: help,
-			// 10 ms to about 45 minutes.
-			Buckets: prometheus.ExponentialBuckets(0.01, 3, 12)}, labels)
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}}, labels)
 		r.MustRegister(h)
 		return h
 	}
@@ -189,7 +188,9 @@ func (m *Metrics) QueueDepth(subscription string, pending func(ctx context.Conte
 	if m == nil {
 		return
 	}
-	m.reg.MustRegister(&depth{
+	// Register, not MustRegister: a second Run of one engine (a replay
+	// after `demo --serve`) registers the same subscriptions again.
+	_ = m.reg.Register(&depth{
 		desc: prometheus.NewDesc("sluice_queue_pending", "Messages of a subscription not yet acknowledged.", nil,
 			prometheus.Labels{"subscription": subscription}),
 		pending: pending,

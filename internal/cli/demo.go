@@ -24,7 +24,7 @@ import (
 )
 
 func init() {
-	register(command{name: "demo", args: "",
+	register(command{name: "demo", args: "[--serve [--http ADDR]]",
 		summary: "run the reference pipelines end to end, offline, on embedded defaults or the SLUICE_* URLs", run: runDemo})
 }
 
@@ -97,8 +97,16 @@ func serveDemoAPI() (string, func(), error) {
 
 func runDemo(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("demo")
+	serve := fs.Bool("serve", false, "after the demo, keep the web console and /metrics up until Ctrl-C")
+	ho := a.httpFlags(fs, defaultRunHTTP)
 	if _, err := a.parse(fs, args); err != nil {
 		return err
+	}
+	if !*serve {
+		if explicit(fs, "http") {
+			return usagef("--http serves the console only with --serve")
+		}
+		ho = nil
 	}
 	start := time.Now()
 	dir, err := a.dir()
@@ -121,26 +129,39 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	overrides := a.demoHeader(spec, dir)
 	fmt.Fprintf(out, "  API         %s/posts (a local copy of JSONPlaceholder's 100 posts)\n", api)
 	csvKey := "data/" + demoJobDate + "/hydropower-consumption.csv"
-	var jobsFrom time.Time
 	upload := func(ctx context.Context, e *engine.Engine) error {
 		_, err := e.Put(ctx, csvKey, demoHydropower, "text/csv")
 		return err
 	}
-	res, e, err := a.runEngine(ctx, spec, "demo", engine.RunOptions{Once: true}, 1, a.logger(slog.LevelWarn), upload)
-	if e != nil {
-		jobsFrom = res.Started
+	report := func(ctx context.Context, e *engine.Engine, res engine.Result) error {
+		if err := res.Err(); err != nil {
+			return err
+		}
+		if err := a.demoReport(ctx, e, spec, dir, csvKey, res.Started, start, overrides); err != nil {
+			return err
+		}
+		if ho != nil {
+			if ho.url == "" {
+				return fmt.Errorf("--serve: the console could not listen on %s (see the warning above); pass --http ADDR", ho.addr)
+			}
+			fmt.Fprintf(out, "\nConsole     %s  (also /metrics, /healthz, /readyz); Ctrl-C stops it\n", ho.url)
+			<-ctx.Done()
+		}
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	if err := res.Err(); err != nil {
-		return err
-	}
+	_, _, err = a.runEngineWith(ctx, spec, "demo", engine.RunOptions{Once: true}, 1, a.logger(slog.LevelWarn),
+		engineHooks{before: upload, after: report, http: ho, drainReplays: true})
+	return err
+}
+
+// demoReport prints what the demo did, per pipeline, and how to look around.
+func (a *app) demoReport(ctx context.Context, e *engine.Engine, spec *pipeline.Spec, dir datadir.Dir, csvKey string, jobsFrom, start time.Time, overrides []string) error {
+	out := a.stdout
 	st := &e.Stats
 	_, _, whURL := engine.URLs(spec, dir)
 	fmt.Fprintf(out, "\nimport → raw zone → queue → load\n")
 	fmt.Fprintf(out, "  landed      %d raw object(s) under raw/posts/\n", st.Landed.Load())
-	fmt.Fprintf(out, "  events      %d published, %d found in the lake\n", st.Events.Load(), st.Found.Load())
+	fmt.Fprintf(out, "  events      %d published for the raw object(s)\n", st.Landed.Load())
 	fmt.Fprintf(out, "  loaded      %d object(s), %d row(s) into table posts (%s); %d duplicate delivery(ies) skipped\n",
 		st.ObjectsLoaded.Load(), st.Rows.Load(), e.WH.URL(), st.Duplicates.Load())
 	if n, err := a.count(ctx, whURL, "posts"); err == nil {
@@ -148,6 +169,10 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	}
 	if err := a.demoJobReport(ctx, dir, csvKey, jobsFrom); err != nil {
 		return err
+	}
+	fmt.Fprintf(out, "  events      1 published for the upload, %d for the run's outputs\n", st.OutputEvents.Load())
+	if n := st.Found.Load(); n > 0 {
+		fmt.Fprintf(out, "\n  found       %d object(s) already in the lake, announced again (the ledger and run deduplication make that a no-op)\n", n)
 	}
 	fmt.Fprintf(out, "\n  took        %s\n", time.Since(start).Round(time.Millisecond))
 	self := selfCommand()

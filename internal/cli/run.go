@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -26,6 +28,7 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	once := fs.Bool("once", false, "run each source once, process every pending event, then exit (0 only if all succeeded)")
 	workers := fs.Int("workers", 0, "objects each load loads at once (0: one per CPU, at least 2)")
 	maxWait := fs.Duration("max-wait", engine.DefaultMaxWait, "with --once: how long to wait for an unavailable service (warehouse, store, queue) before exiting 75 with the work still queued")
+	ho := a.httpFlags(fs, defaultRunHTTP)
 	if _, err := a.parse(fs, args); err != nil {
 		return err
 	}
@@ -39,7 +42,10 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, e, err := a.runEngine(ctx, spec, "run", engine.RunOptions{Once: *once, MaxWait: *maxWait}, *workers, a.logger(slog.LevelInfo), nil)
+	if *once && !explicit(fs, "http") {
+		ho.addr = "" // a once-run ends before anyone could look
+	}
+	res, e, err := a.runEngineWith(ctx, spec, "run", engine.RunOptions{Once: *once, MaxWait: *maxWait}, *workers, a.logger(slog.LevelInfo), engineHooks{http: ho})
 	if err != nil {
 		return err
 	}
@@ -67,6 +73,22 @@ func onceErr(res engine.Result) error {
 // share it, or each has its own; they need no embedded queue of their own).
 // before, if set, runs once everything is open and before the pipeline starts.
 func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, opts engine.RunOptions, workers int, log *slog.Logger, before func(context.Context, *engine.Engine) error) (engine.Result, *engine.Engine, error) {
+	return a.runEngineWith(ctx, spec, cmd, opts, workers, log, engineHooks{before: before})
+}
+
+// engineHooks extend runEngine: before runs once everything is open and
+// before the pipeline starts; after once it has stopped, before the engine
+// closes; http, when enabled, serves the console while the engine is open.
+type engineHooks struct {
+	before func(context.Context, *engine.Engine) error
+	after  func(context.Context, *engine.Engine, engine.Result) error
+	http   *httpOpts
+	// drainReplays: a replay from the console also processes what it
+	// queued (the pipeline's once-run has ended: `demo --serve`).
+	drainReplays bool
+}
+
+func (a *app) runEngineWith(ctx context.Context, spec *pipeline.Spec, cmd string, opts engine.RunOptions, workers int, log *slog.Logger, h engineHooks) (engine.Result, *engine.Engine, error) {
 	dir, err := a.dir()
 	if err != nil {
 		return engine.Result{}, nil, err
@@ -84,18 +106,51 @@ func (a *app) runEngine(ctx context.Context, spec *pipeline.Spec, cmd string, op
 			return engine.Result{}, nil, fmt.Errorf("SLUICE_LEASE_TTL=%q: want a duration of at least 1s, such as 15s", v)
 		}
 	}
-	e, err := openEngine(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers, LeaseTTL: ttl}, opts)
+	var m *metrics.Metrics
+	if h.http.enabled() {
+		m = metrics.New(spec.Name)
+	}
+	e, err := openEngine(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers, LeaseTTL: ttl, Metrics: m}, opts)
 	if err != nil {
 		return engine.Result{}, nil, err
 	}
 	defer e.Close()
-	if before != nil {
-		if err := before(ctx, e); err != nil {
+	if h.http.enabled() {
+		cfg := engineConsole(e, spec, "sluice "+cmd, m, log)
+		if h.drainReplays {
+			var mu sync.Mutex
+			cfg.Replay = func(ctx context.Context, id int64) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if _, err := e.ReplayDeadLetters(ctx, []int64{id}, nil); err != nil {
+					return err
+				}
+				res, err := e.Run(ctx, engine.RunOptions{Once: true, DrainOnly: true, MaxWait: time.Minute})
+				if err != nil {
+					return err
+				}
+				return res.Err()
+			}
+		}
+		stop, err := a.serveConsole(ctx, h.http, cfg)
+		if err != nil {
+			return engine.Result{}, e, err
+		}
+		defer stop()
+	}
+	if h.before != nil {
+		if err := h.before(ctx, e); err != nil {
 			return engine.Result{}, e, err
 		}
 	}
 	log.Info("sluice running", "role", cmd, "pipeline", spec.Name, "data_dir", dir.Path, "store", e.Store.URL(), "queue", e.Topic.Name(), "warehouse", e.WH.URL(), "once", opts.Once)
 	res, err := e.Run(ctx, opts)
+	if !opts.Once {
+		e.LogShutdown(res)
+	}
+	if err == nil && h.after != nil {
+		err = h.after(ctx, e, res)
+	}
 	return res, e, err
 }
 

@@ -22,6 +22,7 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("worker")
 	file := fs.String("f", "", "pipeline spec file (required)")
 	workers := fs.Int("workers", 0, "objects each load loads at once (0: one per CPU, at least 2)")
+	ho := a.httpFlags(fs, defaultWorkerHTTP)
 	if _, err := a.parse(fs, args); err != nil {
 		return err
 	}
@@ -32,6 +33,6 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = a.runEngine(ctx, spec, "worker", engine.RunOptions{Worker: true}, *workers, a.logger(slog.LevelInfo), nil)
+	_, _, err = a.runEngineWith(ctx, spec, "worker", engine.RunOptions{Worker: true}, *workers, a.logger(slog.LevelInfo), engineHooks{http: ho})
 	return err
 }

@@ -62,6 +62,7 @@ import (
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/queue/driver"
@@ -104,6 +105,8 @@ type Config struct {
 	// LeaseTTL is how long the leases of this process's duties and job runs
 	// outlive its last heartbeat (default DefaultLeaseTTL).
 	LeaseTTL time.Duration
+	// Metrics receives what the engine does (nil: nothing is recorded).
+	Metrics *metrics.Metrics
 	// WriteOnly opens only what writing objects and announcing them needs
 	// — the state, the store and the queue — for `sluice put`: no
 	// warehouse, no notifications inbox, and no settings are recorded. Such
@@ -137,6 +140,10 @@ type Stats struct {
 	Warnings      atomic.Int64 // objects loaded with a warning (fields missing or undeclared)
 	JobsSucceeded atomic.Int64 // job runs that succeeded
 	JobsFailed    atomic.Int64 // job runs that failed
+	OutputEvents  atomic.Int64 // events published for job runs' outputs
+	LimitsHit     atomic.Int64 // objects refused by a limit (limits:, http.max_bytes)
+	HTTPRetries   atomic.Int64 // HTTP requests of sources retried
+	Unchanged     atomic.Int64 // source fetches that landed nothing: the page had not changed
 }
 
 // Engine is an opened pipeline.
@@ -166,6 +173,8 @@ type Engine struct {
 	mu       sync.Mutex
 	failures []string             // reasons of work this process dead-lettered
 	stalled  map[string]time.Time // work being retried → its first failure
+	subs     []*queue.Subscription // what Run consumes (watchSubscriptions)
+	unacked  []string              // work a shutdown interrupted (leftUnacked)
 }
 
 // URLs resolves the store, queue and warehouse URLs of spec against the
@@ -428,6 +437,7 @@ func (e *Engine) emit(ctx context.Context, o store.Object, at time.Time) error {
 		return fmt.Errorf("emit event for %s: %w", o.Key, err)
 	}
 	e.Stats.Events.Add(1)
+	e.cfg.Metrics.Published()
 	e.log.Debug("event published", "key", o.Key, "etag", o.ETag)
 	return nil
 }
@@ -605,6 +615,7 @@ func (e *Engine) deadLetter(ctx context.Context, d deadletter.DeadLetter) bool {
 	}
 	e.log.Error("dead-lettered", "id", id, "target", d.Target, "key", d.Key, "etag", d.ETag, "attempts", d.Attempts, "reason", d.Reason)
 	e.Stats.DeadLettered.Add(1)
+	e.cfg.Metrics.DeadLettered(string(d.Kind), d.Name)
 	e.fail(fmt.Sprintf("dead letter %d (%s): %s", id, d.Target, d.Reason))
 	return true
 }

@@ -63,7 +63,11 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 	}
 	return job.NewManager(defs, job.Options{
 		Retry:        e.cfg.Retry,
-		OnDeadLetter: func(_ context.Context, _ job.Run, reason string) { e.Stats.DeadLettered.Add(1); e.fail(reason) },
+		OnDeadLetter: func(_ context.Context, r job.Run, reason string) {
+			e.Stats.DeadLettered.Add(1)
+			e.cfg.Metrics.DeadLettered(string(deadletter.Job), r.Rule)
+			e.fail(reason)
+		},
 		State:        e.State,
 		StateURL:     e.stateURL(),
 		Holder:       e.holder,
@@ -180,6 +184,7 @@ func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
 
 // jobDone emits events for a successful run's outputs (at commit, once).
 func (e *Engine) jobDone(ctx context.Context, r job.Run) {
+	e.cfg.Metrics.JobEnded(r.Rule, string(r.State), r.Terminated.Sub(r.Created), r.ComputeSeconds)
 	if r.State != job.Succeeded {
 		// Counted; a failure only fails a once-run when the group is
 		// dead-lettered (OnDeadLetter): a transient one is retried.
@@ -197,6 +202,7 @@ func (e *Engine) jobDone(ctx context.Context, r job.Run) {
 			e.log.Error("emit output event", "job", r.Rule, "run", r.ID, "key", key, "err", err)
 			continue
 		}
+		e.Stats.OutputEvents.Add(1)
 		if e.Store.LocalDir() != "" {
 			_ = e.State.MarkSeen(ctx, key, store.Fingerprint(o), o.ETag)
 		}
@@ -285,6 +291,9 @@ func (e *Engine) consume(ctx context.Context, sub *queue.Subscription, handle fu
 				e.ack(ctx, m, log)
 			}
 			continue
+		}
+		if m.Deliveries > 1 {
+			e.cfg.Metrics.Redelivered(sub.Name())
 		}
 		handle(ctx, m)
 	}

@@ -92,6 +92,9 @@ func (ld *loader) handle(ctx context.Context, m *queue.Message) {
 			continue
 		}
 		if !ld.loadWithRetry(ctx, r, m.Body, log) {
+			if ctx.Err() != nil {
+				ld.e.leftUnacked(ld.subscription() + " " + r.S3.Object.Key)
+			}
 			return // shutting down, or the dead letter could not be recorded: redelivered later
 		}
 	}
@@ -110,6 +113,11 @@ func (ld *loader) loadWithRetry(ctx context.Context, r event.Record, body []byte
 		return true
 	case ctx.Err() != nil:
 		return false
+	}
+	var le *format.LimitError
+	if errors.As(err, &le) {
+		ld.e.Stats.LimitsHit.Add(1)
+		ld.e.cfg.Metrics.LimitHit(le.Key)
 	}
 	return ld.e.deadLetter(ctx, deadletter.DeadLetter{Target: ld.subscription(), Kind: deadletter.Load, Name: ld.spec.Name,
 		Key: key, ETag: etag, Event: body, Reason: err.Error(), Attempts: attempts, FirstFailure: first})
@@ -143,6 +151,7 @@ func (e *Engine) keepAlive(ctx context.Context, m *queue.Message) func() {
 
 // loadObject loads one object version exactly once.
 func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
+	start := time.Now()
 	key, etag := r.S3.Object.Key, r.S3.Object.ETag
 	rc, obj, err := ld.e.Store.Open(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
@@ -228,11 +237,13 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 	}
 	if !res.Loaded {
 		ld.e.Stats.Duplicates.Add(1)
+		ld.e.cfg.Metrics.Duplicate(ld.spec.Name)
 		ld.e.log.Info("object version already loaded; nothing to do", "key", key, "etag", etag, "table", ld.table.Name)
 		return nil
 	}
 	ld.e.Stats.ObjectsLoaded.Add(1)
 	ld.e.Stats.Rows.Add(res.Rows)
+	ld.e.cfg.Metrics.Loaded(ld.spec.Name, res.Rows, res.Rejected, obj.Size, time.Since(start))
 	ld.e.log.Info("loaded object", "key", key, "etag", etag, "table", ld.table.Name, "rows", res.Rows)
 	return nil
 }

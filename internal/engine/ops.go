@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/queue"
+	"github.com/sluicehq/sluice/store"
+)
+
+// ReadyChecks are the engine's readiness checks for /readyz: the store,
+// the queue, the warehouse and the state, each one cheap request.
+func (e *Engine) ReadyChecks() map[string]func(ctx context.Context) error {
+	checks := map[string]func(ctx context.Context) error{
+		"state": func(ctx context.Context) error {
+			_, err := e.State.Setting(ctx, "pipeline")
+			return err
+		},
+		"store": func(ctx context.Context) error {
+			_, err := e.Store.Stat(ctx, LogPrefix+"readyz")
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		},
+		"queue": func(ctx context.Context) error {
+			sub := e.firstSubscription()
+			if sub == nil {
+				return nil // not consuming yet: nothing to check beyond Open
+			}
+			if _, err := sub.Pending(ctx); err != nil {
+				return fmt.Errorf("%s: %w", e.Topic.Name(), err)
+			}
+			return nil
+		},
+	}
+	if e.WH != nil {
+		checks["warehouse"] = func(ctx context.Context) error {
+			_, _, err := e.WH.Query(ctx, "select 1")
+			return err
+		}
+	}
+	return checks
+}
+
+// watchSubscriptions records the subscriptions Run consumes, for the
+// readiness check and the queue depth metrics.
+func (e *Engine) watchSubscriptions(subs []*queue.Subscription) {
+	e.mu.Lock()
+	e.subs = subs
+	e.mu.Unlock()
+	for _, s := range subs {
+		e.cfg.Metrics.QueueDepth(s.Name(), s.Pending)
+	}
+}
+
+func (e *Engine) firstSubscription() *queue.Subscription {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.subs) == 0 {
+		return nil
+	}
+	return e.subs[0]
+}
+
+// leftUnacked records work a shutdown interrupted: its message stays
+// unacknowledged and is delivered again (to this process after a restart,
+// or to another worker), where the ledger keeps it exactly once.
+func (e *Engine) leftUnacked(what string) {
+	e.mu.Lock()
+	e.unacked = append(e.unacked, what)
+	e.mu.Unlock()
+}
+
+// LogShutdown logs, once Run has returned, what the process did and what
+// it left: the work in flight whose messages go back to the queue, and the
+// job groups requested again.
+func (e *Engine) LogShutdown(res Result) {
+	e.mu.Lock()
+	left := append([]string(nil), e.unacked...)
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	requested := -1
+	if reqs, err := e.State.PendingRequests(ctx); err == nil {
+		requested = len(reqs)
+	}
+	s := &e.Stats
+	e.log.Info("sluice stopped",
+		"in_flight_left_for_redelivery", len(left), "left", abbreviate(left, 10),
+		"job_groups_requested", requested,
+		"objects_loaded", s.ObjectsLoaded.Load(), "rows", s.Rows.Load(), "dead_lettered", s.DeadLettered.Load(),
+		"job_runs_succeeded", s.JobsSucceeded.Load(), "job_runs_failed", s.JobsFailed.Load(),
+		"ran", res.Finished.Sub(res.Started).Round(time.Second))
+}
