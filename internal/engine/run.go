@@ -257,6 +257,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 				return nil
 			})
 		}()
+		e.startRetention(runCtx, &wg)
 	}
 	for i, im := range importers {
 		s := spec.Sources[i]
@@ -435,6 +436,11 @@ func (e *Engine) runSourceAt(ctx context.Context, name string, im *httpsource.Im
 	return nil
 }
 
+// newImporter builds a source's importer. The state is its memory: the
+// validators and body hashes of the pages it landed (conditional
+// requests, skip_unchanged) outlive the process and are shared by every
+// process that may hold the source's lease.
 func (e *Engine) newImporter(s pipeline.Source) (*httpsource.Importer, error) {
-	return httpsource.New(s.HTTP, &httpsource.Options{Clock: e.now, Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "source", s.Name) }})
+	return httpsource.New(s.HTTP, &httpsource.Options{Clock: e.now, Memory: e.State,
+		Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "source", s.Name) }})
 }
