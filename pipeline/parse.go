@@ -39,11 +39,12 @@ func Parse(file string, data []byte, getenv func(string) string) (*Spec, error) 
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	p := &parser{file: file, getenv: getenv}
+	p := &parser{file: file, getenv: getenv, retention: map[string]*yaml.Node{}}
 	s := p.spec(data)
 	if len(p.errs) > 0 {
 		return nil, p.errs.sorted()
 	}
+	s.Warnings = p.warns.sorted()
 	return s, nil
 }
 
@@ -62,7 +63,7 @@ var (
 	notifyKeys     = []string{"url", "key_encoding"}
 	watchKeys      = []string{"settle", "interval"}
 	retryKeys      = []string{"for", "backoff", "max_backoff"}
-	sourceKeys     = []string{"http", "every", "land"}
+	sourceKeys     = []string{"http", "every", "land", "skip_unchanged", "retention"}
 	httpKeys       = []string{"url", "timeout", "headers", "auth", "retries", "backoff", "max_backoff", "expect_content_type", "pagination", "max_bytes"}
 	authKeys       = []string{"header", "env", "scheme"}
 	paginationKeys = []string{"type", "param", "size_param", "size", "start", "cursor_path", "max_pages"}
@@ -187,6 +188,7 @@ func (p *parser) spec(data []byte) *Spec {
 		}
 	}
 	p.checkRetrigger(s.Jobs, jobInfos)
+	p.checkRetention(s.Sources, s.Jobs)
 	if len(p.errs) == 0 && len(s.Sources)+len(s.Loads)+len(s.Jobs) == 0 {
 		p.errorf(root, "", "the spec defines no sources, loads or jobs: add at least one (see the example in the pipeline package documentation)")
 	}
@@ -313,6 +315,20 @@ func (p *parser) source(e entry) Source {
 			s.HTTP.Land = v
 			if err := httpsource.CheckLand(s.Name, v, s.HTTP.Pagination != nil); err != nil {
 				p.errorf(l.val, path+".land", "%v", err)
+			}
+		}
+	}
+	if f := m.get("skip_unchanged"); f != nil {
+		s.HTTP.SkipUnchanged, _ = p.boolean(f.val, path+".skip_unchanged")
+	}
+	if f := m.get("retention"); f != nil {
+		if v, ok := p.scalar(f.val, path+".retention", true); ok {
+			d, msg := parseRetention(v)
+			if msg != "" {
+				p.errorf(f.val, path+".retention", "%s", msg)
+			} else {
+				s.Retention = d
+				p.retention[s.Name] = f.val
 			}
 		}
 	}
@@ -611,8 +627,34 @@ func (p *parser) pagination(n *yaml.Node, path string) *httpsource.Pagination {
 	}
 	if f := m.get("max_pages"); f != nil {
 		pg.MaxPages, _ = p.integer(f.val, path+".max_pages", 1, 1000000)
+		if pg.MaxPages == 1 {
+			p.warnf(f.val, path+".max_pages", "max_pages: 1 stops the pagination at its first page (and fails the run when the API has a second one): remove pagination for a single request, or raise max_pages")
+		}
 	}
+	p.paginationWarnings(m, path, pg)
 	return pg
+}
+
+// paginationWarnings warns about pagination that may never get past its
+// first page, or skip records, without anything in the spec being wrong
+// as such. Which pages a cursor or link pagination reaches depends on the
+// server only; httpsource warns at run time when a full page ends one
+// (no next cursor or Link although it held size items), and when page or
+// offset pagination gets the same bytes twice in a row (an API that
+// ignores the parameter).
+func (p *parser) paginationWarnings(m *mapping, path string, pg *httpsource.Pagination) {
+	f := m.get("size")
+	if f == nil || pg.SizeParam != "" || pg.Size <= 1 {
+		return
+	}
+	switch pg.Type {
+	case httpsource.PageNumber:
+		// The short-page rule compares each page with a size the server
+		// was never told.
+		p.warnf(f.val, path+".size", "size %d is not sent to the API (there is no size_param), but a page with fewer than %d items ends the pagination: if the API's own pages are smaller, only the first page is imported. Add size_param: with the API's page-size parameter (like per_page), or remove size", pg.Size, pg.Size)
+	case httpsource.PageOffset:
+		p.warnf(f.val, path+".size", "size %d moves the offset but is not sent to the API (there is no size_param): if the API's own pages are smaller, the records between them are skipped, and a page with fewer than %d items ends the pagination after the first. Add size_param: with the API's page-size parameter (like limit); for a zero-based page number, write size: 1", pg.Size, pg.Size)
+	}
 }
 
 func (p *parser) loads(n *yaml.Node) ([]Load, []*yaml.Node, []bool) {

@@ -90,6 +90,12 @@ type Spec struct {
 	Sources []Source
 	Loads   []Load
 	Jobs    []Job
+	// Warnings are problems that do not stop the spec from running but
+	// probably do not do what its author meant (pagination that may never
+	// get past its first page, say), sorted by position. Each formats like
+	// an error: "file:line:col: key.path: what: what to write instead".
+	// `sluice validate` and `sluice run` print them.
+	Warnings []*Error
 }
 
 // Source is an importer: an HTTP API whose responses land in the store.
@@ -103,8 +109,24 @@ type Source struct {
 	HTTP httpsource.Config
 	// Every is the schedule; 0 means run once per `sluice run`.
 	Every time.Duration
+	// Retention, when above zero, is how long the objects under the
+	// source's land folder (LandPrefix) are kept: `sluice run` deletes
+	// older ones, but only those every load and job that selects them has
+	// committed and no dead letter names. 0 keeps everything.
+	Retention time.Duration
 	// Pos is where the source's name is written.
 	Pos Pos
+}
+
+// LandPrefix returns the fixed folder every key the source lands starts
+// with (httpsource.LandPrefix), like "raw/posts/"; Parse refuses a
+// retention on a source for which it is "" or overlaps another source's.
+func (s Source) LandPrefix() string {
+	p, err := httpsource.LandPrefix(s.Name, s.HTTP.Land)
+	if err != nil {
+		return "" // Parse checked the template
+	}
+	return p
 }
 
 // Notifications is the inbox of a store's bucket notifications.

@@ -25,8 +25,20 @@ type parser struct {
 	file      string
 	getenv    func(string) string
 	errs      ErrorList
+	warns     ErrorList
 	aliasUses int
 	overused  bool
+	// retention is where each source's retention is written.
+	retention map[string]*yaml.Node
+}
+
+// warnf records a warning (Spec.Warnings) at n.
+func (p *parser) warnf(n *yaml.Node, path, format string, args ...any) {
+	e := &Error{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Col = n.Line, n.Column
+	}
+	p.warns = append(p.warns, e)
 }
 
 func (p *parser) errorf(n *yaml.Node, path, format string, args ...any) {

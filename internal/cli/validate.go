@@ -35,6 +35,13 @@ func runValidate(ctx context.Context, a *app, args []string) error {
 		}
 		return err
 	}
-	fmt.Fprintf(a.stdout, "%s: ok — pipeline %q: %d source(s), %d load(s), %d job(s)\n", *file, spec.Name, len(spec.Sources), len(spec.Loads), len(spec.Jobs))
+	for _, w := range spec.Warnings {
+		fmt.Fprintln(a.stdout, "warning:", w)
+	}
+	warned := ""
+	if n := len(spec.Warnings); n > 0 {
+		warned = fmt.Sprintf(", %d warning(s)", n)
+	}
+	fmt.Fprintf(a.stdout, "%s: ok — pipeline %q: %d source(s), %d load(s), %d job(s)%s\n", *file, spec.Name, len(spec.Sources), len(spec.Loads), len(spec.Jobs), warned)
 	return nil
 }

@@ -32,12 +32,15 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// response is one successful answer while its body is being read.
+// response is one successful answer while its body is being read, or a
+// 304 Not Modified to a conditional request (notModified; body is then
+// empty and need not be read).
 type response struct {
 	body        *bodyReader
 	status      int
 	header      http.Header
 	contentType string
+	notModified bool
 }
 
 // TooLargeError is the error of a response body longer than Config.MaxBytes.
@@ -113,23 +116,32 @@ type attemptError struct {
 // made of it.
 type consumer func(resp *response) error
 
-// fetch GETs rawURL and hands each successful response to consume, retrying
-// as configured; a retry GETs the URL again and calls consume again. It
-// returns the number of attempts made.
-func (r *run) fetch(ctx context.Context, rawURL string, consume consumer) (int, error) {
+// fetch GETs rawURL with the extra headers cond (validators; nil for
+// none) and hands each successful response, and a 304 when cond is set, to
+// consume, retrying as configured; a retry GETs the URL again and calls
+// consume again. It returns the number of attempts made.
+func (r *run) fetch(ctx context.Context, rawURL string, cond http.Header, consume consumer) (int, error) {
 	cfg := &r.im.cfg
 	shown := r.redactURL(rawURL)
 	for attempt := 0; ; attempt++ {
-		aerr := r.try(ctx, rawURL, shown, consume)
+		aerr := r.try(ctx, rawURL, shown, cond, consume)
 		if aerr == nil {
 			return attempt + 1, nil
+		}
+		if errors.Is(aerr.err, ErrTooLarge) {
+			r.limitHit(LimitMaxBytes)
 		}
 		if !aerr.retry || ctx.Err() != nil {
 			return attempt + 1, aerr.err
 		}
 		if retries := max(cfg.Retries, 0); attempt >= retries {
+			r.limitHit(LimitRetries)
 			return attempt + 1, fmt.Errorf("giving up after %d attempts (retries: %d); last error: %w",
 				attempt+1, retries, aerr.err)
+		}
+		r.retries++
+		if o := r.im.observer; o != nil {
+			o.Retry(cfg.Name)
 		}
 		wait := r.im.backoff(attempt)
 		if aerr.retryAfter > wait {
@@ -143,7 +155,7 @@ func (r *run) fetch(ctx context.Context, rawURL string, consume consumer) (int, 
 }
 
 // try makes one request and consumes its body.
-func (r *run) try(ctx context.Context, rawURL, shown string, consume consumer) *attemptError {
+func (r *run) try(ctx context.Context, rawURL, shown string, cond http.Header, consume consumer) *attemptError {
 	cfg := &r.im.cfg
 	permanent := func(format string, args ...any) *attemptError {
 		return &attemptError{err: fmt.Errorf("GET "+shown+": "+format, args...)}
@@ -165,6 +177,9 @@ func (r *run) try(ctx context.Context, rawURL, shown string, consume consumer) *
 	for k, v := range cfg.Headers {
 		req.Header.Set(k, v)
 	}
+	for k, v := range cond {
+		req.Header[k] = v
+	}
 	if a := cfg.Auth; a != nil {
 		secret := r.im.getenv(a.Env)
 		if secret == "" {
@@ -184,7 +199,23 @@ func (r *run) try(ctx context.Context, rawURL, shown string, consume consumer) *
 		return r.transportError(ctx, rctx, shown, "request failed", err)
 	}
 	defer resp.Body.Close()
+	if o := r.im.observer; o != nil {
+		o.Response(cfg.Name, resp.StatusCode)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		r.limitHit(LimitRateLimited)
+	}
 
+	if resp.StatusCode == http.StatusNotModified {
+		if len(cond) == 0 {
+			return permanent("%w", errNotModified)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // a 304 has no body; let the connection be reused
+		if err := consume(&response{body: &bodyReader{eof: true}, status: resp.StatusCode, header: resp.Header, notModified: true}); err != nil {
+			return &attemptError{err: err}
+		}
+		return nil
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		excerpt := r.excerpt(resp.Body)
 		serr := &StatusError{URL: shown, Status: resp.StatusCode, Body: excerpt}
@@ -267,6 +298,13 @@ func (r *run) excerpt(body io.Reader) string {
 	return s
 }
 
+// limitHit tells the observer, if any, that the import ran into limit.
+func (r *run) limitHit(limit string) {
+	if o := r.im.observer; o != nil {
+		o.LimitHit(r.im.cfg.Name, limit)
+	}
+}
+
 // backoff returns the wait before retry number attempt (0-based): a random
 // fraction of min(MaxBackoff, Backoff*2^attempt).
 func (im *Importer) backoff(attempt int) time.Duration {
@@ -321,39 +359,6 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		d = MaxRetryAfter
 	}
 	return d, true
-}
-
-// redactURL returns rawURL fit for messages: the user's password and every
-// query value except the pagination parameters are replaced by REDACTED, and
-// the fragment is dropped.
-func (r *run) redactURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	if u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "REDACTED")
-		}
-	}
-	u.Fragment, u.RawFragment = "", ""
-	if u.RawQuery != "" {
-		keep := map[string]bool{}
-		if p := r.im.cfg.Pagination; p != nil {
-			keep[p.Param], keep[p.SizeParam] = p.Param != "", p.SizeParam != ""
-		}
-		parts := strings.Split(u.RawQuery, "&")
-		for i, part := range parts {
-			k, v, found := strings.Cut(part, "=")
-			name, err := url.QueryUnescape(k)
-			if !found || v == "" || (err == nil && keep[name]) {
-				continue
-			}
-			parts[i] = k + "=REDACTED"
-		}
-		u.RawQuery = strings.Join(parts, "&")
-	}
-	return r.scrub(u.String())
 }
 
 // withParam returns rawURL with query parameter name set to value, keeping

@@ -48,13 +48,57 @@
 // body is read to the end, which for an unpaginated source includes
 // streaming it into the store.
 //
-// Secrets: the Auth header value is read from the environment when each
-// request is built, and is never written to log lines or error messages; it is
-// scrubbed even from response bodies that echo it. Query parameter values
-// other than the pagination parameters are replaced by REDACTED in every URL
-// the package reports, and so is a password in the URL's user information.
-// When Auth is set, pagination never follows a Link to another origin, and
-// redirects to another host drop the Auth header.
+// # Conditional requests and unchanged pages
+//
+// With Options.Memory set, an import remembers, for each request position
+// (the n-th request of an import: page n, or the only request of an
+// unpaginated source), what it last landed from there: a SHA-256 of the
+// request URL, the response's ETag and Last-Modified, a SHA-256 of the
+// body, and what the pagination read from the body (the item count, the
+// next cursor, the Link headers). The next import sends If-None-Match and
+// If-Modified-Since with the request at that position when its URL is the
+// same, and a 304 Not Modified lands nothing: the page counts as unchanged
+// (Result.Unchanged) and the pagination goes on from what was remembered.
+// Positions rather than URLs keep the memory bounded (one entry per
+// position ever reached, at most MaxPages per source) even when cursors
+// change every import. An entry is written only after its page has been
+// landed (or found unchanged), so a crash at worst lands a page again.
+// Failing to read or write the memory is logged and costs only that: the
+// page is fetched and landed in full.
+//
+// With Config.SkipUnchanged, a page whose bytes equal those last landed
+// from the same URL at the same position is not landed either: this works
+// against servers that ignore conditional requests (or send no
+// validators). Such a source spools even its unpaginated response, to hash
+// it before deciding. When a whole import lands nothing for these reasons
+// it logs "unchanged, nothing landed".
+//
+// # Secrets
+//
+// The Auth header value is read from the environment when each request is
+// built, and is never written to log lines or error messages; it is
+// scrubbed even from response bodies that echo it. In every URL the package
+// reports (log lines, errors, Page.URL), one rule (shownQueryValue) decides
+// which query values are shown, whatever the pagination type: a value is
+// shown only when its parameter is a pagination parameter — the
+// configured Param or SizeParam, or one of the common names that next
+// links carry (page, per_page, page_size, limit, offset, start, size,
+// count, skip, top, cursor, after, before, since; a leading _ or $
+// ignored) — and its name does not look like a secret (it contains token,
+// key, secret, pass, pwd, sig, auth, cred or session). Every other value
+// is replaced by REDACTED, and so is a password in the URL's user
+// information. A cursor is shown in messages by the same rule as its
+// parameter. When Auth is set, pagination never follows a Link to another
+// origin, and redirects to another host drop the Auth header. The memory
+// holds no URL in clear (only a hash), but it does hold the last cursor
+// and Link headers, as the server sent them.
+//
+// # Observing
+//
+// Options.Observer, when set, is told of every HTTP response (its status,
+// 304 included), every retry, and every limit an import ran into
+// (LimitMaxBytes, LimitMaxPages, LimitRetries, LimitRateLimited), for
+// metrics. Result.Retries and Result.Unchanged count the same per import.
 //
 // Concurrency: an Importer does not change after New and is safe for
 // concurrent use; each Run keeps its own state. Time, sleeping, randomness,
@@ -159,6 +203,11 @@ type Config struct {
 	// a *TooLargeError as soon as the limit is passed; it is not retried
 	// and nothing of it is landed.
 	MaxBytes int64
+	// SkipUnchanged (spec key skip_unchanged) lands nothing for a page
+	// whose bytes equal those last landed from the same request URL at the
+	// same position (see "Conditional requests and unchanged pages"). It
+	// needs Options.Memory; without one it changes nothing.
+	SkipUnchanged bool
 }
 
 // Auth describes a secret header. Its value is Scheme + " " + $Env, or just
@@ -239,7 +288,7 @@ func (f LanderFunc) Land(ctx context.Context, key string, body io.Reader, conten
 
 // Page reports one landed page.
 type Page struct {
-	N        int    // 1-based page number
+	N        int    // 1-based page number (pages found unchanged count too)
 	URL      string // request URL with secrets redacted
 	Key      string // object key it landed at
 	Bytes    int    // body size
@@ -252,6 +301,47 @@ type Result struct {
 	Pages    []Page        // landed pages, in order
 	Bytes    int64         // total landed bytes
 	Duration time.Duration // from start to end of Run, by Options.Clock
+	// Unchanged counts the pages not landed because they had not changed:
+	// answered 304 Not Modified, or (Config.SkipUnchanged) the same bytes
+	// as last landed from there.
+	Unchanged int
+	// Retries counts the requests that were retries (after a network
+	// error, a timeout, a 429 or a 5xx), over all pages.
+	Retries int
+}
+
+// Observer is told what an import's requests met, for metrics. Every
+// method must be safe for concurrent use and return quickly; a nil
+// Options.Observer means none.
+type Observer interface {
+	// Response is called for every HTTP response received, with its
+	// status code (304 and error statuses included; not for requests that
+	// got no response).
+	Response(source string, status int)
+	// Retry is called before every retry of a request.
+	Retry(source string)
+	// LimitHit is called when an import runs into a limit: one of
+	// LimitMaxBytes, LimitMaxPages, LimitRetries and LimitRateLimited.
+	LimitHit(source, limit string)
+}
+
+// Limits an Observer is told about (Observer.LimitHit).
+const (
+	LimitMaxBytes    = "max_bytes"    // a body passed Config.MaxBytes
+	LimitMaxPages    = "max_pages"    // pagination did not end within Pagination.MaxPages
+	LimitRetries     = "retries"      // a request failed after Config.Retries retries
+	LimitRateLimited = "rate_limited" // the server answered 429 Too Many Requests
+)
+
+// Memory keeps what a source remembers between imports (see "Conditional
+// requests and unchanged pages"): a few small values by key, shared by
+// every process that may import the source. state.Settings fits it. The
+// Importer's keys are "httpsource/SOURCE/N" for request position N.
+type Memory interface {
+	// Setting returns the value stored under key, "" when there is none.
+	Setting(ctx context.Context, key string) (string, error)
+	// SetSetting stores value under key.
+	SetSetting(ctx context.Context, key, value string) error
 }
 
 // Options injects the Importer's dependencies. A nil *Options, and every nil
@@ -285,6 +375,12 @@ type Options struct {
 	// unlinked as soon as they are created (where the system allows) and
 	// closed when the page is landed, so a crash leaves none behind.
 	SpoolDir string
+	// Memory, when set, keeps validators and body hashes between imports:
+	// it turns on conditional requests and makes Config.SkipUnchanged
+	// work. Default: none (every import fetches and lands everything).
+	Memory Memory
+	// Observer, when set, is told of responses, retries and limits.
+	Observer Observer
 }
 
 // Importer imports one HTTP source. Create it with New.
@@ -304,6 +400,8 @@ type Importer struct {
 	unique func() string
 
 	spoolDir string
+	memory   Memory
+	observer Observer
 }
 
 // New validates cfg, applies defaults and returns an Importer. Errors name
@@ -460,6 +558,7 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 		im.unique = opts.Unique
 	}
 	im.spoolDir = opts.SpoolDir
+	im.memory, im.observer = opts.Memory, opts.Observer
 	return im, nil
 }
 

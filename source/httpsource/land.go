@@ -17,7 +17,7 @@ type LandFields struct {
 	Date   string // the import's tick (its start when unscheduled), UTC, 2006-01-02
 	Time   string // the import's tick, UTC, 20060102T150405Z
 	Unique string // 8 hex characters, different for every page, derived from the source, tick and page
-	Page   int    // 1-based number of the landed page
+	Page   int    // 1-based number of the page (pages found unchanged, and not landed, count too)
 }
 
 // maxKeyLen is the longest key, in bytes, a Land template may give (the
@@ -50,6 +50,39 @@ func newLandFields(source string, start time.Time, unique string, page int) Land
 func CheckLand(source, land string, paginated bool) error {
 	_, err := compileLand(source, land, paginated)
 	return err
+}
+
+// LandPrefix returns the fixed folder every key of the source's land
+// template starts with: the text up to the last "/" before the first
+// character that varies with the tick, the page or .Unique (so
+// "raw/posts/" for the default template and source posts), or "" when the
+// keys differ from their first folder on. Retention walks it. An empty land
+// means DefaultLand.
+func LandPrefix(source, land string) (string, error) {
+	if land == "" {
+		land = DefaultLand
+	}
+	t, err := parseLand(land)
+	if err != nil {
+		return "", err
+	}
+	// Two imports that share nothing but the source: every field differs
+	// from its first character on.
+	early := newLandFields(source, time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), "00000000", 1)
+	late := newLandFields(source, time.Date(2088, 12, 31, 23, 59, 59, 0, time.UTC), "ffffffff", 9999)
+	k1, err := renderLand(t, early)
+	if err != nil {
+		return "", err
+	}
+	k2, err := renderLand(t, late)
+	if err != nil {
+		return "", err
+	}
+	n := 0
+	for n < len(k1) && n < len(k2) && k1[n] == k2[n] {
+		n++
+	}
+	return k1[:strings.LastIndex(k1[:n], "/")+1], nil
 }
 
 // compileLand parses land and checks it as CheckLand says by rendering the

@@ -21,14 +21,22 @@ type run struct {
 	fields  LandFields // Source, Date and Time fixed for the run
 	keys    map[string]int
 	secrets []string
+
+	numbered   int    // pages landed or found unchanged so far: the last page's number
+	retries    int    // retries made, over all requests
+	prevSum    string // hex SHA-256 of the previous page's body (page, offset)
+	warnedSame bool   // the same-bytes warning was logged
+	memoryErr  bool   // the memory failed once already (logged)
 }
 
 // Run performs one import: it fetches every page and lands each non-empty
 // page's body, unchanged, as one object through l before fetching the next.
 // Without pagination it makes exactly one request and lands its body even
-// when it is empty. The Result lists the pages landed, also when Run fails
-// part-way. Errors name the source and page and never contain the Auth
-// secret. Cancelling ctx stops the request or retry wait in progress.
+// when it is empty. A page that has not changed since the last import (see
+// "Conditional requests and unchanged pages") is not landed. The Result
+// lists the pages landed, also when Run fails part-way. Errors name the
+// source and page and never contain the Auth secret. Cancelling ctx stops
+// the request or retry wait in progress.
 func (im *Importer) Run(ctx context.Context, l Lander) (Result, error) {
 	return im.RunAt(ctx, l, im.now())
 }
@@ -44,8 +52,12 @@ func (im *Importer) RunAt(ctx context.Context, l Lander, at time.Time) (Result, 
 	var res Result
 	err := r.pages(ctx, l, &res)
 	res.Duration = im.now().Sub(began)
+	res.Retries = r.retries
 	if err != nil {
 		return res, &scrubbedError{msg: r.scrub(fmt.Sprintf("httpsource: source %q: %v", im.cfg.Name, err)), err: err}
+	}
+	if len(res.Pages) == 0 && res.Unchanged > 0 {
+		r.logf("source %q: unchanged, nothing landed (%d unchanged pages)", im.cfg.Name, res.Unchanged)
 	}
 	return res, nil
 }
@@ -57,19 +69,33 @@ func (r *run) pages(ctx context.Context, l Lander, res *Result) error {
 	next := base              // URL of the next request (cursor and link)
 	seen := map[string]bool{} // cursors sent or link URLs requested
 	for req := 1; ; req++ {
-		n := len(res.Pages) + 1 // number the page would get when landed
+		n := r.numbered + 1 // number the page would get
 		reqURL, err := r.requestURL(p, base, next, req)
 		if err != nil {
 			return fmt.Errorf("page %d: building the URL: %v", n, err)
 		}
-		if p == nil {
-			return r.landDirect(ctx, l, res, reqURL)
+		m, known := r.recall(ctx, req, reqURL)
+		var cond http.Header
+		if known {
+			cond = m.conditional()
 		}
-		pg, err := r.fetchPage(ctx, reqURL, p)
+		if p == nil && !r.im.cfg.SkipUnchanged {
+			return r.landDirect(ctx, l, res, reqURL, cond)
+		}
+		pg, err := r.fetchPage(ctx, reqURL, p, cond)
 		if err != nil {
 			return fmt.Errorf("page %d: %w", n, err)
 		}
-		more, err := r.step(ctx, l, res, p, pg, reqURL, req, base, &next, seen)
+		if pg.notModified {
+			pg.info, pg.header = m.info()
+			pg.sum = m.SHA256
+		}
+		if p == nil {
+			err = r.settle(ctx, l, res, req, reqURL, pg, m, known)
+			_ = pg.spool.Close()
+			return err
+		}
+		more, err := r.step(ctx, l, res, p, pg, reqURL, req, base, &next, seen, m, known)
 		_ = pg.spool.Close()
 		if err != nil || !more {
 			return err
@@ -78,11 +104,13 @@ func (r *run) pages(ctx context.Context, l Lander, res *Result) error {
 }
 
 // step handles one fetched page of a paginated source: it lands it unless
-// it is empty and decides whether to go on; next gets the URL of the next
-// request for cursor and link pagination.
+// it is empty or unchanged, and decides whether to go on; next gets the
+// URL of the next request for cursor and link pagination. m is what the
+// last import remembered of this request position (known: whether there
+// is one).
 func (r *run) step(ctx context.Context, l Lander, res *Result, p *Pagination, pg *page, reqURL string, req int,
-	base string, next *string, seen map[string]bool) (more bool, err error) {
-	n := len(res.Pages) + 1
+	base string, next *string, seen map[string]bool, m memo, known bool) (more bool, err error) {
+	n := r.numbered + 1
 	sh := pg.info.shape
 	if err := pg.info.shapeErr; err != nil {
 		return false, fmt.Errorf("page %d (%s): %v", n, r.redactURL(reqURL), err)
@@ -90,13 +118,22 @@ func (r *run) step(ctx context.Context, l Lander, res *Result, p *Pagination, pg
 	switch p.Type {
 	case PageNumber, PageOffset:
 		if sh.empty {
-			r.logf("source %q: %s is empty; pagination ended after %d pages", r.im.cfg.Name, r.redactURL(reqURL), len(res.Pages))
+			r.logf("source %q: %s is empty; pagination ended after %d pages", r.im.cfg.Name, r.redactURL(reqURL), r.numbered)
 			return false, nil
 		}
-		if len(res.Pages) == p.MaxPages {
+		if r.numbered == p.MaxPages {
 			return false, r.tooMany(p)
 		}
-		if err := r.landPage(ctx, l, res, reqURL, pg); err != nil {
+		if r.prevSum != "" && pg.sum == r.prevSum && !r.warnedSame {
+			// Most likely the API ignores the parameter (page 2 is page 1
+			// again) and the import lands the same bytes until max_pages.
+			// Identical pages can be legitimate, so this only warns.
+			r.warnedSame = true
+			r.logf("source %q: warning: %s has the same bytes as page %d: does the API page by %q? (check pagination.param)",
+				r.im.cfg.Name, r.redactURL(reqURL), r.numbered, p.Param)
+		}
+		r.prevSum = pg.sum
+		if err := r.settle(ctx, l, res, req, reqURL, pg, m, known); err != nil {
 			return false, err
 		}
 		if p.Size > 0 && sh.counted && sh.items < p.Size {
@@ -107,21 +144,25 @@ func (r *run) step(ctx context.Context, l Lander, res *Result, p *Pagination, pg
 
 	// cursor, link
 	if !sh.empty {
-		if err := r.landPage(ctx, l, res, reqURL, pg); err != nil {
+		if err := r.settle(ctx, l, res, req, reqURL, pg, m, known); err != nil {
 			return false, err
 		}
 	}
+	full := p.Size > 0 && sh.counted && sh.items >= p.Size
 	if p.Type == PageCursor {
 		if err := pg.info.cursorErr; err != nil {
 			return false, fmt.Errorf("page %d (%s): next cursor: %v", n, r.redactURL(reqURL), err)
 		}
 		if !pg.info.cursorOK {
+			if full {
+				r.fullLastPage(p, reqURL, "no next cursor at "+p.CursorPath)
+			}
 			return false, nil
 		}
 		cursor := pg.info.cursor
 		if seen[cursor] {
 			return false, fmt.Errorf("page %d (%s): the API returned cursor %q again; stopping to avoid a loop",
-				n, r.redactURL(reqURL), r.scrub(cursor))
+				n, r.redactURL(reqURL), r.showCursor(cursor))
 		}
 		seen[cursor] = true
 		if *next, err = withParam(base, p.Param, cursor); err != nil {
@@ -134,6 +175,9 @@ func (r *run) step(ctx context.Context, l Lander, res *Result, p *Pagination, pg
 			return false, fmt.Errorf("page %d (%s): %v", n, r.redactURL(reqURL), err)
 		}
 		if !ok {
+			if full {
+				r.fullLastPage(p, reqURL, `no Link rel="next" header`)
+			}
 			return false, nil
 		}
 		if seen[link] {
@@ -148,7 +192,16 @@ func (r *run) step(ctx context.Context, l Lander, res *Result, p *Pagination, pg
 	return true, nil
 }
 
+// fullLastPage warns that cursor or link pagination ended after a page
+// that held a full Size items: the API may have more that it did not say
+// how to fetch (it pages by a parameter, not by cursor or Link).
+func (r *run) fullLastPage(p *Pagination, reqURL, why string) {
+	r.logf("source %q: warning: %s held %d items, a full page of size %d, but has %s; pagination ended there (if the API pages by a page number or offset instead, use type page or offset)",
+		r.im.cfg.Name, r.redactURL(reqURL), p.Size, p.Size, why)
+}
+
 func (r *run) tooMany(p *Pagination) error {
+	r.limitHit(LimitMaxPages)
 	return fmt.Errorf("pagination did not end after %d pages; raise max_pages (%w)", p.MaxPages, ErrTooManyPages)
 }
 
@@ -216,34 +269,46 @@ func (r *run) nextLink(reqURL string, header http.Header) (string, bool, error) 
 	return abs.String(), true, nil
 }
 
-// page is one fetched page of a paginated source, spooled.
+// page is one fetched page, spooled; or, after a 304, what the memory
+// remembers of it.
 type page struct {
 	spool       *spool
 	info        pageInfo
+	sum         string // hex SHA-256 of the body
 	status      int
 	header      http.Header
 	contentType string
 	attempts    int
+	notModified bool // answered 304: spool is empty, info and sum are remembered
 }
 
-// fetchPage GETs one page of a paginated source into a spool, scanning the
-// body for the stop rules as it streams by. The caller closes the spool.
-func (r *run) fetchPage(ctx context.Context, reqURL string, p *Pagination) (*page, error) {
+// fetchPage GETs one page into a spool, sending the validators cond (nil
+// for none), and with p set scans the body for the stop rules as it
+// streams by. The caller closes the spool.
+func (r *run) fetchPage(ctx context.Context, reqURL string, p *Pagination, cond http.Header) (*page, error) {
 	var pg *page
-	attempts, err := r.fetch(ctx, reqURL, func(resp *response) error {
+	attempts, err := r.fetch(ctx, reqURL, cond, func(resp *response) error {
 		if pg != nil {
 			_ = pg.spool.Close() // an earlier attempt's
 		}
-		pg = &page{spool: &spool{dir: r.im.spoolDir}, status: resp.status, header: resp.header, contentType: resp.contentType}
-		tee := io.TeeReader(resp.body, pg.spool)
-		info, err := scanPage(tee, p.ItemsPath, p.CursorPath)
-		if err != nil {
-			return err
+		pg = &page{spool: &spool{dir: r.im.spoolDir}, status: resp.status, header: resp.header, contentType: resp.contentType,
+			notModified: resp.notModified}
+		if resp.notModified {
+			return nil
+		}
+		h := sha256.New()
+		tee := io.TeeReader(resp.body, io.MultiWriter(pg.spool, h))
+		if p != nil {
+			info, err := scanPage(tee, p.ItemsPath, p.CursorPath)
+			if err != nil {
+				return err
+			}
+			pg.info = info
 		}
 		if _, err := io.Copy(io.Discard, tee); err != nil {
 			return err
 		}
-		pg.info = info
+		pg.sum = hex.EncodeToString(h.Sum(nil))
 		return nil
 	})
 	if err != nil {
@@ -256,9 +321,37 @@ func (r *run) fetchPage(ctx context.Context, reqURL string, p *Pagination) (*pag
 	return pg, nil
 }
 
-// landPage lands a spooled page as the next page.
-func (r *run) landPage(ctx context.Context, l Lander, res *Result, reqURL string, pg *page) error {
-	n := len(res.Pages) + 1
+// settle takes a fetched, non-empty page as the next page: it lands it,
+// unless it has not changed since the last import (a 304, or with
+// SkipUnchanged the same bytes as last landed from this URL at request
+// position req), and remembers it.
+func (r *run) settle(ctx context.Context, l Lander, res *Result, req int, reqURL string, pg *page, m memo, known bool) error {
+	r.numbered++
+	n := r.numbered
+	why := ""
+	switch {
+	case pg.notModified:
+		why = "HTTP 304 Not Modified"
+	case r.im.cfg.SkipUnchanged && known && m.SHA256 == pg.sum:
+		why = "the same bytes as last landed"
+	}
+	if why == "" {
+		if err := r.landPage(ctx, l, res, n, reqURL, pg); err != nil {
+			return err
+		}
+	} else {
+		res.Unchanged++
+		r.logf("source %q: page %d from %s unchanged (%s), nothing landed", r.im.cfg.Name, n, r.redactURL(reqURL), why)
+		if pg.notModified {
+			return nil // the memo stays as it is
+		}
+	}
+	r.remember(ctx, req, newMemo(reqURL, pg.header, pg.sum, pg.info))
+	return nil
+}
+
+// landPage lands a spooled page as page n.
+func (r *run) landPage(ctx context.Context, l Lander, res *Result, n int, reqURL string, pg *page) error {
 	key, err := r.key(n)
 	if err != nil {
 		return fmt.Errorf("page %d: %v", n, err)
@@ -270,28 +363,45 @@ func (r *run) landPage(ctx context.Context, l Lander, res *Result, reqURL string
 	return nil
 }
 
-// landDirect fetches the only page of an unpaginated source and streams its
-// body straight into l, which discards it if the body fails part-way; a
-// retry lands the next attempt's body at the same key.
-func (r *run) landDirect(ctx context.Context, l Lander, res *Result, reqURL string) error {
-	const n = 1
+// landDirect fetches the only page of an unpaginated source (sending the
+// validators cond, nil for none) and streams its body straight into l,
+// which discards it if the body fails part-way; a retry lands the next
+// attempt's body at the same key. A 304 lands nothing.
+func (r *run) landDirect(ctx context.Context, l Lander, res *Result, reqURL string, cond http.Header) error {
+	const req = 1
+	n := r.numbered + 1
 	key, err := r.key(n)
 	if err != nil {
 		return fmt.Errorf("page %d: %v", n, err)
 	}
 	var pg Page
-	attempts, err := r.fetch(ctx, reqURL, func(resp *response) error {
-		if err := l.Land(ctx, key, resp.body, resp.contentType); err != nil {
+	var header http.Header
+	var sum string
+	notModified := false
+	attempts, err := r.fetch(ctx, reqURL, cond, func(resp *response) error {
+		if notModified = resp.notModified; notModified {
+			return nil
+		}
+		h := sha256.New()
+		if err := l.Land(ctx, key, io.TeeReader(resp.body, h), resp.contentType); err != nil {
 			return fmt.Errorf("landing at %q: %w", key, err)
 		}
 		pg = Page{N: n, URL: r.redactURL(reqURL), Key: key, Bytes: int(resp.body.n), Status: resp.status}
+		header, sum = resp.header, hex.EncodeToString(h.Sum(nil))
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("page %d: %w", n, err)
 	}
+	r.numbered++
+	if notModified {
+		res.Unchanged++
+		r.logf("source %q: page %d from %s unchanged (HTTP 304 Not Modified), nothing landed", r.im.cfg.Name, n, r.redactURL(reqURL))
+		return nil
+	}
 	pg.Attempts = attempts
 	r.landed(res, pg)
+	r.remember(ctx, req, newMemo(reqURL, header, sum, pageInfo{}))
 	return nil
 }
 
