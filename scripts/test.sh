@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test set-up: checks, installs (Debian and npm packages) and starts
-# what the tests need — PostgreSQL, NATS with JetStream, RabbitMQ, DuckDB's npm package, Python 3
+# what the tests need — PostgreSQL, NATS with JetStream, RabbitMQ, Chromium, DuckDB's npm package, Python 3
 # (an independent Parquet reader), versitygw (a real S3-compatible server), the sqlite3 shell (bench's
 # reference for SQLite loads) —
 # then runs every Go test with the race detector. A service that cannot be started fails the run; no test skips.
@@ -73,6 +73,11 @@ if ! command -v versitygw >/dev/null && [ ! -x "$gobin/versitygw" ]; then
   echo "installing versitygw $VGW_VERSION with go install"
   go install "github.com/versity/versitygw/cmd/versitygw@$VGW_VERSION" || die "could not install versitygw"
 fi
+echo ok
+
+say "Chromium (headless) for the web console's browser test"
+command -v chromium >/dev/null || { echo "installing chromium from Debian's packages"; apt_install chromium; }
+command -v chromium >/dev/null || die "chromium is not installed and apt could not install it"
 echo ok
 
 say "DuckDB (npm @duckdb/node-api) for reading curated Parquet independently"
