@@ -7,7 +7,10 @@
 // after expanding environment references and validating every key. They
 // report every problem they find, not only the first, as an ErrorList of
 // *Error values that read "file:line:col: key.path: what is wrong: what to
-// write instead", sorted by position.
+// write instead", sorted by position. A spec that parses may still carry
+// warnings (Spec.Warnings, in the same form): settings that are valid but
+// probably do not do what was meant, such as pagination that may never
+// get past its first page. `sluice validate` and `sluice run` print them.
 //
 // # Example
 //
@@ -167,7 +170,12 @@
 //     link (follows the Link header's rel="next"; no param, start or
 //     cursor_path). size_param (optional, needs size) sends size as the
 //     page size (with link, in the first request only). max_pages (default
-//     1000) bounds one run.
+//     1000) bounds one run. Warned about: page or offset with a size above
+//     1 but no size_param (the API is never told the size, yet a shorter
+//     page ends the pagination, and offset steps by it — records can be
+//     skipped), and max_pages: 1. At run time a full page that ends cursor
+//     or link pagination, and page or offset pagination getting the same
+//     bytes twice in a row, are logged as warnings.
 //   - every (optional, a Go duration ≥ 1s): the schedule. Ticks are
 //     anchored to fixed times — multiples of every since the Unix epoch,
 //     UTC (every: 1h fetches on the hour) — not to when a process started;
@@ -176,6 +184,21 @@
 //     Without every, the source is fetched once by the process that takes
 //     its lease, whenever the lease changes hands (once per `sluice run`
 //     on one machine).
+//   - skip_unchanged (default false): land nothing for a page whose bytes
+//     are those last landed from the same request URL at the same page
+//     position (a SHA-256 kept in the state), for servers that ignore
+//     conditional requests. Logged as "unchanged, nothing landed".
+//   - retention (optional, at least 1h): how long the objects under the
+//     source's land folder are kept, as days (30d), a Go duration (36h) or
+//     both (1d12h). `sluice run` deletes older ones, at start and hourly,
+//     under a lease so that one process does it — but only object
+//     versions that every load whose on: selects them has in its ledger
+//     and every job whose on: selects them has taken in a SUCCEEDED run,
+//     that no dead letter names, and whose job groups can go whole (see
+//     package engine, Retain). The land folder is the fixed part of the
+//     land template up to its last / (raw/posts/ for the default):
+//     retention is refused when there is none, or when it holds or lies
+//     in another source's land folder or a job's output.
 //   - land (default "raw/{{.Source}}/dt={{.Date}}/{{.Source}}_{{.Time}}_{{.Unique}}.json"):
 //     a Go text/template for the object key of each page, with the fields
 //     of httpsource.LandFields: .Source (the source name), .Date (the
@@ -192,6 +215,15 @@
 // The http defaults are httpsource's; Parse builds each source's importer
 // with httpsource.New, so a spec that parses has an importer that starts,
 // and Source.HTTP is its Config.
+//
+// Every source remembers, in the state and per page position, the ETag,
+// Last-Modified and a hash of the page it last landed, and sends
+// If-None-Match and If-Modified-Since with the next request for the same
+// URL: a 304 Not Modified lands nothing (see httpsource, "Conditional
+// requests and unchanged pages"). In log lines and errors a URL's query
+// values are shown only for pagination parameters, by one rule for every
+// pagination type; anything that looks like a key, token, signature or
+// password, and any parameter sluice does not know, reads REDACTED.
 //
 // # Loads
 //

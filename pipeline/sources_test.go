@@ -59,7 +59,9 @@ func TestRetentionThatCouldDeleteWhatIsNotTheSourcesIsRefused(t *testing.T) {
 }
 
 func TestPaginationThatMayNotAdvanceIsWarnedAbout(t *testing.T) {
-	pag := func(p string) string { return srcHead + "    http:\n      url: https://x\n      pagination: " + p + "\n" }
+	pag := func(p string) string {
+		return srcHead + "    http:\n      url: https://x\n      pagination: " + p + "\n"
+	}
 	for _, c := range []struct {
 		name, yaml string
 		line, col  int

@@ -17,7 +17,9 @@
 // come on top.
 //
 //   - Without pagination, the body streams from the connection straight
-//     into Lander.Land. Nothing needs to look at it first.
+//     into Lander.Land. Nothing needs to look at it first — unless
+//     Config.SkipUnchanged is set: then its hash decides whether to land
+//     it, and it is spooled as a page is.
 //   - With pagination, the stop rules need to look at the body (is it
 //     empty, how many items, where is the next cursor) before deciding
 //     whether to land it, and an empty page must never be landed. Each

@@ -57,7 +57,7 @@ func (im *Importer) RunAt(ctx context.Context, l Lander, at time.Time) (Result, 
 		return res, &scrubbedError{msg: r.scrub(fmt.Sprintf("httpsource: source %q: %v", im.cfg.Name, err)), err: err}
 	}
 	if len(res.Pages) == 0 && res.Unchanged > 0 {
-		r.logf("source %q: unchanged, nothing landed (%d unchanged pages)", im.cfg.Name, res.Unchanged)
+		r.logf("source %q: unchanged, nothing landed (pages unchanged: %d)", im.cfg.Name, res.Unchanged)
 	}
 	return res, nil
 }
