@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/lineage"
 	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/pipeline"
 )
@@ -110,8 +111,13 @@ func (a *app) runEngineWith(ctx context.Context, spec *pipeline.Spec, cmd string
 	if h.http.enabled() {
 		m = metrics.New(spec.Name)
 	}
-	e, err := openEngine(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers, LeaseTTL: ttl, Metrics: m}, opts)
+	em, err := lineage.Open(ctx, a.lineageURL(spec), log)
 	if err != nil {
+		return engine.Result{}, nil, err
+	}
+	e, err := openEngine(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers, LeaseTTL: ttl, Metrics: m, Lineage: em}, opts)
+	if err != nil {
+		em.Close()
 		return engine.Result{}, nil, err
 	}
 	defer e.Close()
@@ -161,6 +167,11 @@ func summary(e *engine.Engine, r engine.Result) string {
 		s.Landed.Load(), s.Found.Load(), s.Events.Load(), s.ObjectsLoaded.Load(), s.Rows.Load(), s.Rejected.Load(), s.Duplicates.Load(), s.Retried.Load(), s.DeadLettered.Load(),
 		s.Warnings.Load(), s.JobsSucceeded.Load(), s.JobsFailed.Load(), r.Finished.Sub(r.Started).Round(1e6))
 	return b.String()
+}
+
+// lineageURL is where OpenLineage events go: SLUICE_LINEAGE, else none.
+func (a *app) lineageURL(spec *pipeline.Spec) string {
+	return a.getenv("SLUICE_LINEAGE")
 }
 
 // openEngine opens the engine, waiting while a service it needs (the

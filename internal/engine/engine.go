@@ -62,6 +62,7 @@ import (
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/lineage"
 	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/queue"
@@ -107,6 +108,10 @@ type Config struct {
 	LeaseTTL time.Duration
 	// Metrics receives what the engine does (nil: nothing is recorded).
 	Metrics *metrics.Metrics
+	// Lineage receives OpenLineage run events for loads and job runs (nil:
+	// none are sent). The engine sends them in the background and closes
+	// it.
+	Lineage *lineage.Emitter
 	// WriteOnly opens only what writing objects and announcing them needs
 	// — the state, the store and the queue — for `sluice put`: no
 	// warehouse, no notifications inbox, and no settings are recorded. Such
@@ -174,6 +179,8 @@ type Engine struct {
 	failures []string             // reasons of work this process dead-lettered
 	stalled  map[string]time.Time // work being retried → its first failure
 	subs     []*queue.Subscription // what Run consumes (watchSubscriptions)
+	lineage  *lineageSender        // nil: no OpenLineage events
+	whURL    string                // the warehouse URL as configured, for lineage dataset names
 	unacked  []string              // work a shutdown interrupted (leftUnacked)
 }
 
@@ -264,6 +271,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.closer = append(e.closer, func() { e.WH.Close() })
+	e.whURL = whURL
+	e.startLineage(cfg.Lineage)
 	_ = e.State.SetSetting(ctx, "pipeline", cfg.Spec.Name)
 	if abs, err := filepath.Abs(cfg.Spec.File); err == nil && fileExists(abs) {
 		_ = e.State.SetSetting(ctx, "spec_file", abs) // for replay commands without -f

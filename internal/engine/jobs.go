@@ -185,6 +185,7 @@ func (e *Engine) jobTask(j pipeline.Job, group string) (job.Task, error) {
 // jobDone emits events for a successful run's outputs (at commit, once).
 func (e *Engine) jobDone(ctx context.Context, r job.Run) {
 	e.cfg.Metrics.JobEnded(r.Rule, string(r.State), r.Terminated.Sub(r.Created), r.ComputeSeconds)
+	e.jobLineage(r)
 	if r.State != job.Succeeded {
 		// Counted; a failure only fails a once-run when the group is
 		// dead-lettered (OnDeadLetter): a transient one is retried.

@@ -107,13 +107,21 @@ func (ld *loader) handle(ctx context.Context, m *queue.Message) {
 // letter could not be recorded.
 func (ld *loader) loadWithRetry(ctx context.Context, r event.Record, body []byte, log *slog.Logger) bool {
 	key, etag := r.S3.Object.Key, r.S3.Object.ETag
-	err, attempts, first := ld.e.retrying(ctx, ld.subscription()+" "+key, log, func() error { return ld.loadObject(ctx, r) })
+	lin := ld.startLineage(key)
+	var rows int64
+	err, attempts, first := ld.e.retrying(ctx, ld.subscription()+" "+key, log, func() error {
+		var err error
+		rows, err = ld.loadObject(ctx, r)
+		return err
+	})
 	switch {
 	case err == nil:
+		lin.end(rows, nil)
 		return true
 	case ctx.Err() != nil:
-		return false
+		return false // no end event: the load is redelivered and runs again
 	}
+	lin.end(0, err)
 	var le *format.LimitError
 	if errors.As(err, &le) {
 		ld.e.Stats.LimitsHit.Add(1)
@@ -149,19 +157,20 @@ func (e *Engine) keepAlive(ctx context.Context, m *queue.Message) func() {
 	return func() { close(done) }
 }
 
-// loadObject loads one object version exactly once.
-func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
+// loadObject loads one object version exactly once and returns the rows it
+// committed (0 when the version was loaded before or is superseded).
+func (ld *loader) loadObject(ctx context.Context, r event.Record) (int64, error) {
 	start := time.Now()
 	key, etag := r.S3.Object.Key, r.S3.Object.ETag
 	rc, obj, err := ld.e.Store.Open(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		return fault.Permanent(fmt.Errorf("object %s (ETag %s): not found in store %s; it was deleted after its event — upload it again to load it", key, etag, ld.e.Store.URL()))
+		return 0, fault.Permanent(fmt.Errorf("object %s (ETag %s): not found in store %s; it was deleted after its event — upload it again to load it", key, etag, ld.e.Store.URL()))
 	}
 	if errors.Is(err, store.ErrInvalidKey) {
-		return fault.Permanent(fmt.Errorf("object %s: %w; sluice cannot read objects with such keys", key, err))
+		return 0, fault.Permanent(fmt.Errorf("object %s: %w; sluice cannot read objects with such keys", key, err))
 	}
 	if err != nil {
-		return fmt.Errorf("object %s: %w", key, err)
+		return 0, fmt.Errorf("object %s: %w", key, err)
 	}
 	defer rc.Close()
 	if etag != "" && obj.ETag != "" && obj.ETag != etag {
@@ -173,14 +182,14 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		if _, err := ld.e.State.ResolveDeadLetter(ctx, ld.subscription(), key, etag); err != nil {
 			ld.e.log.Warn("could not clear the dead letter of a superseded object version", "key", key, "etag", etag, "err", err)
 		}
-		return nil
+		return 0, nil
 	}
 	if etag == "" {
 		etag = obj.ETag
 	}
 	src, err := ld.stream(ctx, rc, key)
 	if err != nil {
-		return fmt.Errorf("object %s: %w", key, err)
+		return 0, fmt.Errorf("object %s: %w", key, err)
 	}
 	// The reader before the store's body: the decoder may be reading it,
 	// and store readers are not safe to close under a concurrent Read.
@@ -195,31 +204,31 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		// The object itself failed while it streamed (decode, limits,
 		// on_missing: error, a bad record when dead-lettering).
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		if format.IsReadFailure(derr) {
-			return fmt.Errorf("object %s (ETag %s): reading it from the store failed mid-object: %w", key, etag, derr) // transient
+			return 0, fmt.Errorf("object %s (ETag %s): reading it from the store failed mid-object: %w", key, etag, derr) // transient
 		}
 		var re *format.RecordError
 		if errors.Is(derr, format.ErrRejected) {
-			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again, or set on_bad_record: quarantine in load %s to load the other records and keep such records in %s%s",
+			return 0, fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again, or set on_bad_record: quarantine in load %s to load the other records and keep such records in %s%s",
 				key, etag, derr, ld.spec.Name, ld.table.Name, warehouse.RejectedSuffix))
 		}
 		if errors.As(derr, &re) {
-			return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, derr))
+			return 0, fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, derr))
 		}
-		return fmt.Errorf("object %s: read: %w", key, derr)
+		return 0, fmt.Errorf("object %s: read: %w", key, derr)
 	}
 	switch {
 	case errors.Is(err, warehouse.ErrInvalidData):
-		return fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
+		return 0, fault.Permanent(fmt.Errorf("object %s (ETag %s): %w; fix the object and upload it again", key, etag, err))
 	case errors.Is(err, warehouse.ErrNoTable):
 		// The cause and the remedy come first: `sluice dlq ls` shows a
 		// reason's first 200 characters, and the warehouse's own error
 		// (its URL, the object again) is long.
-		return fault.Permanent(fmt.Errorf("object %s (ETag %s): table %s does not exist; create it (a restart of sluice run does) and replay the object with `sluice dlq replay`: %w", key, etag, ld.table.Name, err))
+		return 0, fault.Permanent(fmt.Errorf("object %s (ETag %s): table %s does not exist; create it (a restart of sluice run does) and replay the object with `sluice dlq replay`: %w", key, etag, ld.table.Name, err))
 	case err != nil:
-		return fmt.Errorf("object %s (ETag %s): %w", key, etag, err)
+		return 0, fmt.Errorf("object %s (ETag %s): %w", key, etag, err)
 	}
 	if w := src.rd.Report().Warning(); w != "" {
 		ld.e.Stats.Warnings.Add(1)
@@ -239,13 +248,13 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) error {
 		ld.e.Stats.Duplicates.Add(1)
 		ld.e.cfg.Metrics.Duplicate(ld.spec.Name)
 		ld.e.log.Info("object version already loaded; nothing to do", "key", key, "etag", etag, "table", ld.table.Name)
-		return nil
+		return 0, nil
 	}
 	ld.e.Stats.ObjectsLoaded.Add(1)
 	ld.e.Stats.Rows.Add(res.Rows)
 	ld.e.cfg.Metrics.Loaded(ld.spec.Name, res.Rows, res.Rejected, obj.Size, time.Since(start))
 	ld.e.log.Info("loaded object", "key", key, "etag", etag, "table", ld.table.Name, "rows", res.Rows)
-	return nil
+	return res.Rows, nil
 }
 
 // objectVersion orders object versions for merge and replace: the event
