@@ -13,13 +13,14 @@ import (
 )
 
 func init() {
-	register(command{name: "dlq", args: "ls | show ID | replay ID... | replay --all  [-f PIPELINE.yaml]",
+	register(command{name: "dlq", args: "ls | show ID | replay ID... | replay --all  [-f PIPELINE.yaml] [-v]",
 		summary: "list, show and replay dead letters (work sluice gave up on) with their reasons", run: runDLQ})
 }
 
 func runDLQ(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("dlq")
-	file := fs.String("f", "", "pipeline spec, for replay (default: the spec the data dir last ran)")
+	file := fs.String("f", "", "pipeline spec (default: the spec the data dir last ran; for ls and show, the state it ran on)")
+	verbose := fs.Bool("v", false, "ls and show: say on stderr which state is read and why")
 	all := fs.Bool("all", false, "replay: every dead letter")
 	maxWait := fs.Duration("max-wait", engine.DefaultMaxWait, "replay when no sluice is running: how long to wait for an unavailable service")
 	pos, err := a.parse(fs, args)
@@ -34,12 +35,12 @@ func runDLQ(ctx context.Context, a *app, args []string) error {
 		if len(pos) != 1 {
 			return usagef("ls takes no arguments")
 		}
-		return a.dlqList(ctx)
+		return a.dlqList(ctx, *file, *verbose)
 	case "show":
 		if len(pos) != 2 {
 			return usagef("want show ID")
 		}
-		return a.dlqShow(ctx, pos[1])
+		return a.dlqShow(ctx, pos[1], *file, *verbose)
 	case "replay":
 		ids, err := parseIDs(pos[1:])
 		if err != nil {
@@ -48,7 +49,7 @@ func runDLQ(ctx context.Context, a *app, args []string) error {
 		if (len(ids) == 0) == !*all {
 			return usagef("want replay ID... or replay --all")
 		}
-		return a.replay(ctx, *file, *maxWait, func(ctx context.Context, e *engine.Engine, progress func(int, int)) (string, error) {
+		return a.replay(ctx, "dlq replay", *file, *maxWait, func(ctx context.Context, e *engine.Engine, progress func(int, int)) (string, error) {
 			n, err := e.ReplayDeadLetters(ctx, ids, progress)
 			return fmt.Sprintf("replayed %d dead letter(s)", n), err
 		})
@@ -68,19 +69,31 @@ func parseIDs(args []string) ([]int64, error) {
 	return ids, nil
 }
 
-// readState opens the state (SLUICE_STATE, else the data dir's) read-only:
-// listing dead letters must work while another process owns the data dir,
-// and on a full disk.
-func (a *app) readState(ctx context.Context) (state.Store, error) {
+// readState opens the state read-only (see readTargets: -f's spec,
+// SLUICE_STATE, the state the data dir's last owner recorded, the data
+// dir's state.db): listing dead letters must work while another process
+// owns the data dir, and on a full disk.
+func (a *app) readState(ctx context.Context, file string, verbose bool) (state.Store, error) {
 	dir, err := a.existingDir()
 	if err != nil {
 		return nil, err
 	}
-	return state.OpenReadOnly(ctx, a.stateURL(), dir.Path)
+	_, st, err := a.readTargets(dir, file)
+	if err != nil {
+		return nil, err
+	}
+	if verbose {
+		a.note("dlq", dir, st)
+	}
+	s, err := state.OpenReadOnly(ctx, st.url, dir.Path)
+	if err != nil {
+		return nil, st.openErr(dir, err)
+	}
+	return s, nil
 }
 
-func (a *app) dlqList(ctx context.Context) error {
-	st, err := a.readState(ctx)
+func (a *app) dlqList(ctx context.Context, file string, verbose bool) error {
+	st, err := a.readState(ctx, file, verbose)
 	if err != nil {
 		return err
 	}
@@ -117,12 +130,12 @@ func oneLine(s string, n int) string {
 	return s
 }
 
-func (a *app) dlqShow(ctx context.Context, arg string) error {
+func (a *app) dlqShow(ctx context.Context, arg, file string, verbose bool) error {
 	ids, err := parseIDs([]string{arg})
 	if err != nil {
 		return err
 	}
-	st, err := a.readState(ctx)
+	st, err := a.readState(ctx, file, verbose)
 	if err != nil {
 		return err
 	}

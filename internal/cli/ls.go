@@ -18,7 +18,7 @@ func init() {
 func runLs(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("ls")
 	storeURL := fs.String("store", "", "store URL (default $SLUICE_STORE, else the data dir's lake)")
-	long := fs.Bool("l", false, "long listing: size, modification time and ETag")
+	long := fs.Bool("l", false, "long listing: a header line, then size, modification time (UTC) and ETag before each key")
 	showAll := fs.Bool("a", false, "also list sluice's own objects (job logs under "+engine.LogPrefix+")")
 	ignored := fs.Bool("ignored", false, "list the files of a local store that cannot become objects, with the reason")
 	pos, err := a.parse(fs, args)
@@ -64,6 +64,7 @@ func runLs(ctx context.Context, a *app, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SIZE\tMODIFIED\tETAG\tKEY")
 	for _, o := range objs {
 		etag := o.ETag
 		if etag == "" {
@@ -71,7 +72,7 @@ func runLs(ctx context.Context, a *app, args []string) error {
 				etag = s.ETag
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t\n", o.Size, o.ModTime.UTC().Format(time.RFC3339), etag, o.Key)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", o.Size, o.ModTime.UTC().Format(time.RFC3339), etag, o.Key)
 	}
 	return tw.Flush()
 }

@@ -30,7 +30,7 @@ func runReconcile(ctx context.Context, a *app, args []string) error {
 	}
 	// Publishing and requesting is a replay: the running sluice does the
 	// work, or this command does it itself when none runs.
-	return a.replay(ctx, *file, *maxWait, func(ctx context.Context, e *engine.Engine, _ func(int, int)) (string, error) {
+	return a.replay(ctx, "reconcile", *file, *maxWait, func(ctx context.Context, e *engine.Engine, _ func(int, int)) (string, error) {
 		res, err := e.Reconcile(ctx, opts)
 		return reconcileReport(res, false), err
 	})

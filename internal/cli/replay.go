@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/progress"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/state"
 )
@@ -47,7 +47,7 @@ func runReplay(ctx context.Context, a *app, args []string) error {
 	if f.Until, err = parseWhen(*until); err != nil {
 		return usagef("--until: %v", err)
 	}
-	return a.replay(ctx, *file, *maxWait, func(ctx context.Context, e *engine.Engine, progress func(int, int)) (string, error) {
+	return a.replay(ctx, "replay", *file, *maxWait, func(ctx context.Context, e *engine.Engine, progress func(int, int)) (string, error) {
 		events, groups, err := e.ReplayObjects(ctx, f, progress)
 		return fmt.Sprintf("replayed %d object event(s) into loads and requested %d job group(s)", events, groups), err
 	})
@@ -72,7 +72,7 @@ func parseWhen(s string) (time.Time, error) {
 // and that process does the work; otherwise this command takes the data
 // dir, does the work itself (no sources, no store scan) and exits as
 // `run --once` does.
-func (a *app) replay(ctx context.Context, file string, maxWait time.Duration, do func(context.Context, *engine.Engine, func(int, int)) (string, error)) error {
+func (a *app) replay(ctx context.Context, progressName, file string, maxWait time.Duration, do func(context.Context, *engine.Engine, func(int, int)) (string, error)) error {
 	dir, err := a.existingDir()
 	if err != nil {
 		return err
@@ -81,7 +81,9 @@ func (a *app) replay(ctx context.Context, file string, maxWait time.Duration, do
 	if err != nil {
 		return err
 	}
-	progress := a.progress("replay")
+	p := a.progress(progressName)
+	defer p.End()
+	progress := p.Update
 	if o, owned := dir.Owned(); owned {
 		e, err := engine.Open(ctx, engine.Config{Spec: spec, DataDir: dir, Logger: a.logger(slog.LevelWarn)})
 		if err != nil {
@@ -110,41 +112,44 @@ func (a *app) replay(ctx context.Context, file string, maxWait time.Duration, do
 	return onceErr(res)
 }
 
-// specFor loads the spec file, or the one the data dir last ran.
+// specFor loads the spec file given with -f; else the spec the data
+// dir's last owner ran, on the warehouse and state it ran on (its record
+// in the data dir, see readTargets and applyRecorded), or for a data dir
+// from before sluice kept that record, the spec file named in its state.
 func (a *app) specFor(ctx context.Context, dir datadir.Dir, file string) (*pipeline.Spec, error) {
-	if file == "" {
-		st, err := state.OpenReadOnly(ctx, a.stateURL(), dir.Path)
+	if file != "" {
+		return pipeline.LoadFile(file, a.getenv)
+	}
+	rec, ok, err := dir.Recorded()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if rec.Spec == "" {
+			return nil, usagef("the data dir's last owner (%s) ran no spec file (`sluice demo` has none): pass -f PIPELINE.yaml", dir.Path)
+		}
+		spec, err := pipeline.LoadFile(rec.Spec, a.getenv)
 		if err != nil {
 			return nil, err
 		}
-		file, _ = st.Setting(ctx, "spec_file")
-		st.Close()
-		if file == "" {
-			return nil, usagef("no pipeline spec is recorded for %s: pass -f PIPELINE.yaml", dir.Path)
-		}
+		a.applyRecorded(spec, rec)
+		return spec, nil
+	}
+	st, err := state.OpenReadOnly(ctx, a.stateURL(), dir.Path)
+	if err != nil {
+		return nil, err
+	}
+	file, _ = st.Setting(ctx, "spec_file")
+	st.Close()
+	if file == "" {
+		return nil, usagef("no pipeline spec is recorded for %s: pass -f PIPELINE.yaml", dir.Path)
 	}
 	return pipeline.LoadFile(file, a.getenv)
 }
 
-// progress returns a progress reporter for long work: a line rewritten in
-// place on a terminal (stderr), nothing otherwise.
-func (a *app) progress(what string) func(done, total int) {
-	f, ok := a.stderr.(*os.File)
-	if !ok {
-		return nil
-	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return nil
-	}
-	last := time.Time{}
-	return func(done, total int) {
-		if done < total && time.Since(last) < 100*time.Millisecond {
-			return
-		}
-		last = time.Now()
-		fmt.Fprintf(f, "\r%s: %d/%d", what, done, total)
-		if done == total {
-			fmt.Fprintln(f)
-		}
-	}
+// progress returns a progress reporter for long work on stderr (see
+// package progress: a line redrawn in place on a terminal, a line every
+// 10% or 5 s elsewhere). End it when the work stops.
+func (a *app) progress(what string) *progress.Reporter {
+	return progress.New(a.stderr, what, nil)
 }
