@@ -113,7 +113,11 @@ type SourceStatus struct {
 	Pages  int       `json:"pages"`
 	Bytes  int64     `json:"bytes"`
 	Landed int       `json:"landed"`
-	Err    string    `json:"error,omitempty"`
+	// Unchanged pages were not landed (304, or skip_unchanged); Retries
+	// counts retried requests.
+	Unchanged int    `json:"unchanged"`
+	Retries   int    `json:"retries"`
+	Err       string `json:"error,omitempty"`
 }
 
 // SourceStatusKey is the setting holding source name's SourceStatus.
@@ -483,55 +487,6 @@ func (c *Console) cost(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusServiceUnavailable, err, "")
 		return
 	}
-	c.render(w, r, "cost", map[string]any{"Jobs": costOf(runs)})
-}
-
-// jobCost is one job's transient compute against an always-on cluster.
-type jobCost struct {
-	Job               string
-	Runs              int
-	Compute, AlwaysOn float64 // seconds
-	From, To          time.Time
-	Saving            float64 // 1 − Compute/AlwaysOn
-}
-
-// costOf sums runs' compute seconds per job, against a cluster of the same
-// size running from the job's first run to its last.
-func costOf(runs []job.Run) []jobCost {
-	by := map[string]*jobCost{}
-	size := map[string]int{}
-	for _, r := range runs {
-		if r.Terminated.IsZero() {
-			continue
-		}
-		c := by[r.Rule]
-		if c == nil {
-			c = &jobCost{Job: r.Rule, From: r.Created, To: r.Terminated}
-			by[r.Rule] = c
-		}
-		c.Runs++
-		c.Compute += r.ComputeSeconds
-		c.From = minTime(c.From, r.Created)
-		if r.Terminated.After(c.To) {
-			c.To = r.Terminated
-		}
-		size[r.Rule] = max(size[r.Rule], r.Instances, 1)
-	}
-	var out []jobCost
-	for _, name := range sortedKeys(by) {
-		c := by[name]
-		c.AlwaysOn = float64(size[name]) * c.To.Sub(c.From).Seconds()
-		if c.AlwaysOn > 0 {
-			c.Saving = 1 - c.Compute/c.AlwaysOn
-		}
-		out = append(out, *c)
-	}
-	return out
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
+	jobs, total := job.Usages(runs, time.Time{}, time.Time{})
+	c.render(w, r, "cost", map[string]any{"Jobs": jobs, "Total": total})
 }

@@ -115,6 +115,9 @@ func (a *app) runEngineWith(ctx context.Context, spec *pipeline.Spec, cmd string
 	if err != nil {
 		return engine.Result{}, nil, err
 	}
+	for _, w := range spec.Warnings {
+		log.Warn("spec: " + w.Error())
+	}
 	e, err := openEngine(ctx, engine.Config{Spec: spec, DataDir: dir, Lock: lock, Logger: log, Workers: workers, LeaseTTL: ttl, Metrics: m, Lineage: em}, opts)
 	if err != nil {
 		em.Close()

@@ -2,9 +2,13 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sluicehq/sluice/console"
+	"github.com/sluicehq/sluice/source/httpsource"
 
 	"github.com/sluicehq/sluice/queue"
 	"github.com/sluicehq/sluice/store"
@@ -94,4 +98,44 @@ func (e *Engine) LogShutdown(res Result) {
 		"objects_loaded", s.ObjectsLoaded.Load(), "rows", s.Rows.Load(), "dead_lettered", s.DeadLettered.Load(),
 		"job_runs_succeeded", s.JobsSucceeded.Load(), "job_runs_failed", s.JobsFailed.Load(),
 		"ran", res.Finished.Sub(res.Started).Round(time.Second))
+}
+
+// sourceObserver feeds the sources' HTTP responses, retries and limits to
+// the metrics and the run's counts.
+type sourceObserver struct{ e *Engine }
+
+func (o sourceObserver) Response(source string, status int) { o.e.cfg.Metrics.Response(source, status) }
+
+func (o sourceObserver) Retry(source string) {
+	o.e.Stats.HTTPRetries.Add(1)
+	o.e.cfg.Metrics.Retry(source)
+}
+
+func (o sourceObserver) LimitHit(source, limit string) {
+	o.e.Stats.LimitsHit.Add(1)
+	o.e.cfg.Metrics.LimitHit("http." + limit)
+}
+
+// sourceRan records a source run: its outcome in the metrics and the
+// counts, and its status in the state for the console (last run, pages,
+// error).
+func (e *Engine) sourceRan(ctx context.Context, name string, r httpsource.Result, err error) {
+	e.Stats.Unchanged.Add(int64(r.Unchanged))
+	outcome := "landed"
+	switch {
+	case err != nil:
+		outcome = "failed"
+	case len(r.Pages) == 0 && r.Unchanged > 0:
+		outcome = "unchanged"
+	}
+	e.cfg.Metrics.Fetched(name, outcome)
+	st := console.SourceStatus{At: e.now(), Pages: len(r.Pages), Bytes: r.Bytes, Landed: len(r.Pages), Unchanged: r.Unchanged, Retries: r.Retries}
+	if err != nil {
+		st.Err = err.Error()
+	}
+	if b, jerr := json.Marshal(st); jerr == nil && ctx.Err() == nil {
+		if serr := e.State.SetSetting(ctx, console.SourceStatusKey(name), string(b)); serr != nil {
+			e.log.Debug("source status not recorded", "source", name, "err", serr)
+		}
+	}
 }

@@ -173,6 +173,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 			go func() { defer wg.Done(); e.consume(runCtx, sub, ld.handle) }()
 		}
 	}
+	e.watchSubscriptions(subs)
 	if e.inbox != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); e.bridge(runCtx) }()
@@ -429,10 +430,11 @@ func (e *Engine) runSource(ctx context.Context, name string, im *httpsource.Impo
 // runSourceAt imports the source's tick at (see httpsource.Importer.RunAt).
 func (e *Engine) runSourceAt(ctx context.Context, name string, im *httpsource.Importer, at time.Time) error {
 	r, err := im.RunAt(ctx, lander{e}, at)
+	e.sourceRan(ctx, name, r, err)
 	if err != nil {
 		return fmt.Errorf("source %s: %w", name, err)
 	}
-	e.log.Info("source run done", "source", name, "pages", len(r.Pages), "bytes", r.Bytes, "took", r.Duration.Round(time.Millisecond))
+	e.log.Info("source run done", "source", name, "pages", len(r.Pages), "unchanged", r.Unchanged, "retries", r.Retries, "bytes", r.Bytes, "took", r.Duration.Round(time.Millisecond))
 	return nil
 }
 
@@ -441,6 +443,6 @@ func (e *Engine) runSourceAt(ctx context.Context, name string, im *httpsource.Im
 // requests, skip_unchanged) outlive the process and are shared by every
 // process that may hold the source's lease.
 func (e *Engine) newImporter(s pipeline.Source) (*httpsource.Importer, error) {
-	return httpsource.New(s.HTTP, &httpsource.Options{Clock: e.now, Memory: e.State,
+	return httpsource.New(s.HTTP, &httpsource.Options{Clock: e.now, Memory: e.State, Observer: sourceObserver{e},
 		Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "source", s.Name) }})
 }
