@@ -72,7 +72,7 @@ loads:
 	if got := count(); got != "4" {
 		t.Fatalf("rows after the second run --once = %s, want 4\n%s\n%s", got, second.stdout, tail(second.stderr, 3000))
 	}
-	if !strings.Contains(second.stdout, "published 1 event(s); loaded 1 object(s), 1 row(s)") {
+	if !strings.Contains(second.stdout, "1 event(s) published in all") || !strings.Contains(second.stdout, "loaded 1 object(s), 1 row(s)") {
 		t.Fatalf("second run summary (want exactly the new object re-driven): %s", second.stdout)
 	}
 

@@ -163,12 +163,21 @@ func (a *app) runEngineWith(ctx context.Context, spec *pipeline.Spec, cmd string
 	return res, e, err
 }
 
+// summary is a once-run's report: one line per part of the pipeline
+// (sources, loads, jobs) and one for what it cost, each counting only its
+// own events.
 func summary(e *engine.Engine, r engine.Result) string {
 	s := &e.Stats
 	var b strings.Builder
-	fmt.Fprintf(&b, "landed %d object(s), found %d, published %d event(s); loaded %d object(s), %d row(s), %d row(s) quarantined; %d duplicate(s) skipped, %d retried, %d dead-lettered; %d object(s) with field warnings; job runs: %d succeeded, %d failed; took %s",
-		s.Landed.Load(), s.Found.Load(), s.Events.Load(), s.ObjectsLoaded.Load(), s.Rows.Load(), s.Rejected.Load(), s.Duplicates.Load(), s.Retried.Load(), s.DeadLettered.Load(),
-		s.Warnings.Load(), s.JobsSucceeded.Load(), s.JobsFailed.Load(), r.Finished.Sub(r.Started).Round(1e6))
+	fmt.Fprintf(&b, "sources: landed %d object(s), %d page(s) unchanged, %d HTTP retry(ies)\n",
+		s.Landed.Load(), s.Unchanged.Load(), s.HTTPRetries.Load())
+	fmt.Fprintf(&b, "store:   found %d object(s) written by others; %d event(s) published in all (%d for job outputs)\n",
+		s.Found.Load(), s.Events.Load(), s.OutputEvents.Load())
+	fmt.Fprintf(&b, "loads:   loaded %d object(s), %d row(s), %d row(s) quarantined; %d duplicate(s) skipped; %d object(s) with field warnings\n",
+		s.ObjectsLoaded.Load(), s.Rows.Load(), s.Rejected.Load(), s.Duplicates.Load(), s.Warnings.Load())
+	fmt.Fprintf(&b, "jobs:    job runs: %d succeeded, %d failed\n", s.JobsSucceeded.Load(), s.JobsFailed.Load())
+	fmt.Fprintf(&b, "overall: %d retried, %d dead-lettered, %d limit(s) hit; took %s",
+		s.Retried.Load(), s.DeadLettered.Load(), s.LimitsHit.Load(), r.Finished.Sub(r.Started).Round(1e6))
 	return b.String()
 }
 
