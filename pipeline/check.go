@@ -318,3 +318,25 @@ func checkNotifications(v string) string {
 	}
 	return ""
 }
+
+// checkLineage checks where OpenLineage events go.
+func checkLineage(v string) string {
+	const forms = "write file:///ABS/PATH/lineage.ndjson or http(s)://HOST/api/v1/lineage (Marquez and other OpenLineage servers), or leave it out"
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Sprintf("not a valid lineage URL (%v): %s", redactErr(err), forms)
+	}
+	switch u.Scheme {
+	case "file":
+		if !strings.HasPrefix(u.Path, "/") || (u.Host != "" && u.Host != "localhost") {
+			return "a lineage file is file:///ABS/PATH.ndjson (three slashes, an absolute path)"
+		}
+		return ""
+	case "http", "https":
+		if u.Host == "" {
+			return "the lineage URL has no host: " + forms
+		}
+		return ""
+	}
+	return fmt.Sprintf("scheme %q is not supported: %s", u.Scheme, forms)
+}

@@ -125,6 +125,17 @@
 //     since its last run without a request is requested. run reconciles
 //     once at start whatever this says; `sluice reconcile` does it on
 //     demand.
+//   - serve (optional): where `sluice run` and `sluice worker` serve the
+//     web console, /metrics, /healthz and /readyz: address (HOST:PORT or
+//     off; default 127.0.0.1:9464 for run, 127.0.0.1:9465 for worker; an
+//     address beyond loopback needs SLUICE_ADMIN_TOKEN), tls_cert and
+//     tls_key (PEM files, both or neither, for HTTPS). The --http,
+//     --tls-cert and --tls-key flags override it.
+//   - lineage (optional): where OpenLineage run events of loads and job
+//     runs go: file:///ABS/PATH.ndjson (one event per line, appended) or
+//     an http(s) endpoint such as http://marquez:5000/api/v1/lineage
+//     (OPENLINEAGE_API_KEY, when set, is sent as a bearer token).
+//     SLUICE_LINEAGE replaces it.
 //   - sources, loads, jobs: mappings from a name to a definition, kept in
 //     file order. A spec needs at least one source, load or job. Source,
 //     load and job names use letters, digits, - and _, starting with a

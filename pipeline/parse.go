@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -59,7 +60,8 @@ const (
 )
 
 var (
-	topKeys        = []string{"name", "store", "queue", "warehouse", "state", "notifications", "retry", "watch", "reconcile_every", "sources", "loads", "jobs"}
+	topKeys        = []string{"name", "store", "queue", "warehouse", "state", "notifications", "retry", "watch", "reconcile_every", "serve", "lineage", "sources", "loads", "jobs"}
+	serveKeys      = []string{"address", "tls_cert", "tls_key"}
 	notifyKeys     = []string{"url", "key_encoding"}
 	watchKeys      = []string{"settle", "interval"}
 	retryKeys      = []string{"for", "backoff", "max_backoff"}
@@ -123,6 +125,30 @@ func (p *parser) spec(data []byte) *Spec {
 	s.Warehouse = p.setting(m, "warehouse", "SLUICE_WAREHOUSE", checkWarehouse)
 	s.State = p.setting(m, "state", "SLUICE_STATE", checkState)
 	s.Notifications = p.notifications(m)
+	s.Lineage = p.setting(m, "lineage", "SLUICE_LINEAGE", checkLineage)
+	if e := m.get("serve"); e != nil {
+		if sm := p.mapping(e.val, "serve", "write serve: {address: 127.0.0.1:9464}", serveKeys, nil); sm != nil {
+			for _, k := range serveKeys {
+				if f := sm.get(k); f != nil {
+					v, _ := p.scalar(f.val, "serve."+k, true)
+					switch k {
+					case "address":
+						if _, _, err := net.SplitHostPort(v); err != nil && v != "off" {
+							p.errorf(f.val, "serve.address", "%q is not HOST:PORT: write 127.0.0.1:9464 (loopback), 0.0.0.0:9464 (every interface; needs SLUICE_ADMIN_TOKEN) or off", v)
+						}
+						s.Serve.Address = v
+					case "tls_cert":
+						s.Serve.TLSCert = v
+					case "tls_key":
+						s.Serve.TLSKey = v
+					}
+				}
+			}
+			if (s.Serve.TLSCert == "") != (s.Serve.TLSKey == "") {
+				p.errorf(e.val, "serve", "give both tls_cert and tls_key (PEM files) to serve the console over HTTPS, or neither")
+			}
+		}
+	}
 	if s.Notifications != nil && s.Notifications.URL != "" && !strings.HasPrefix(s.Store, "s3://") {
 		var at *yaml.Node
 		if e := m.get("notifications"); e != nil {

@@ -35,6 +35,12 @@ type badSpec struct {
 // badSpecs are specs Parse must reject, with where and what it must say.
 // They also seed FuzzParse.
 var badSpecs = []badSpec{
+	// serve: and lineage:.
+	{"a serve address without a port", "name: t\nserve: {address: localhost}\n", 2, 18, "serve.address", "is not HOST:PORT"},
+	{"a TLS certificate without its key", "name: t\nserve: {address: 127.0.0.1:9464, tls_cert: c.pem}\n", 2, 8, "serve", "give both tls_cert and tls_key"},
+	{"an unknown serve key", "name: t\nserve: {port: 1}\n", 2, 9, "serve.port", "allowed keys here are address, tls_cert, tls_key"},
+	{"a lineage URL of an unknown scheme", "name: t\nlineage: kafka://x\n", 2, 10, "lineage", "file:///ABS/PATH/lineage.ndjson or http(s)://"},
+	{"a relative lineage file", "name: t\nlineage: file://lineage.ndjson\n", 2, 10, "lineage", "an absolute path"},
 	// YAML itself.
 	{"an unclosed list reports the line it starts on", "name: t\nsources:\n  s: [a, b\nloads: {}\n", 3, 0, "", "invalid YAML: did not find expected ',' or ']'"},
 	{"bad indentation reports the offending line", "name: t\nloads:\n  a:\n    table: t\n   columns: {}\n", 5, 0, "", "invalid YAML: did not find expected key"},
@@ -58,7 +64,7 @@ var badSpecs = []badSpec{
 	{"name is at most 40 characters", "name: " + strings.Repeat("a", 41) + "\njobs: {}\n", 1, 7, "name", "at most 40 characters"},
 	{"name cannot be null", "name:\njobs: {}\n", 1, 6, "name", "has no value"},
 	{"an unknown top-level key gets a suggestion", "name: t\nsoruces: {}\njobs: {}\n", 2, 1, "soruces", `unknown key "soruces": did you mean "sources"?`},
-	{"an unknown top-level key lists the allowed keys", "name: t\nzebra: 1\njobs: {}\n", 2, 1, "zebra", "allowed keys here are name, store, queue, warehouse, state, notifications, retry, watch, reconcile_every, sources, loads, jobs"},
+	{"an unknown top-level key lists the allowed keys", "name: t\nzebra: 1\njobs: {}\n", 2, 1, "zebra", "allowed keys here are name, store, queue, warehouse, state, notifications, retry, watch, reconcile_every, serve, lineage, sources, loads, jobs"},
 	{"watch.settle below 100ms is refused", "name: t\nwatch: {settle: 10ms}\njobs: {}\n", 2, 17, "watch.settle", "write at least 100ms, or 0 for the default"},
 	{"watch.settle is not negative", "name: t\nwatch: {settle: -1s}\njobs: {}\n", 2, 17, "watch.settle", "-1s is too short"},
 	{"watch.settle needs a unit", "name: t\nwatch: {settle: 2}\njobs: {}\n", 2, 17, "watch.settle", `"2" has no unit`},

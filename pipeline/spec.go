@@ -86,6 +86,14 @@ type Spec struct {
 	// when the spec says nothing, and 0 turns the periodic reconcile off
 	// (run still reconciles once at start).
 	ReconcileEvery time.Duration
+	// Serve is where long-running processes serve the web console,
+	// /metrics and health (zero: the command's defaults; the --http flag
+	// overrides it).
+	Serve Serve
+	// Lineage is where OpenLineage run events go: file:///ABS/PATH.ndjson
+	// or an http(s) endpoint ("" = none). SLUICE_LINEAGE, when set and
+	// non-empty, has replaced the file's value.
+	Lineage string
 	// Sources, Loads and Jobs are in file order.
 	Sources []Source
 	Loads   []Load
@@ -96,6 +104,14 @@ type Spec struct {
 	// an error: "file:line:col: key.path: what: what to write instead".
 	// `sluice validate` and `sluice run` print them.
 	Warnings []*Error
+}
+
+// Serve is the console's address and TLS files.
+type Serve struct {
+	// Address is HOST:PORT, or "off".
+	Address string
+	// TLSCert and TLSKey are PEM files; both or neither.
+	TLSCert, TLSKey string
 }
 
 // Source is an importer: an HTTP API whose responses land in the store.

@@ -107,6 +107,7 @@ func (a *app) runEngineWith(ctx context.Context, spec *pipeline.Spec, cmd string
 			return engine.Result{}, nil, fmt.Errorf("SLUICE_LEASE_TTL=%q: want a duration of at least 1s, such as 15s", v)
 		}
 	}
+	h.http.withSpec(spec)
 	var m *metrics.Metrics
 	if h.http.enabled() {
 		m = metrics.New(spec.Name)
@@ -181,10 +182,9 @@ func summary(e *engine.Engine, r engine.Result) string {
 	return b.String()
 }
 
-// lineageURL is where OpenLineage events go: SLUICE_LINEAGE, else none.
-func (a *app) lineageURL(spec *pipeline.Spec) string {
-	return a.getenv("SLUICE_LINEAGE")
-}
+// lineageURL is where OpenLineage events go: the spec's lineage: (which
+// SLUICE_LINEAGE replaces), else none.
+func (a *app) lineageURL(spec *pipeline.Spec) string { return spec.Lineage }
 
 // openEngine opens the engine, waiting while a service it needs (the
 // warehouse, a queue server) is unavailable: up to opts.MaxWait for a

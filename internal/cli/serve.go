@@ -36,10 +36,24 @@ type httpOpts struct {
 	addr, cert, key string
 	def             string // the default address: failing to bind it only warns
 	url             string // where the console answers, once serving
+	fs              *flag.FlagSet
+}
+
+// withSpec applies the spec's serve: settings that no flag overrides.
+func (o *httpOpts) withSpec(spec *pipeline.Spec) {
+	if o == nil || spec == nil {
+		return
+	}
+	if spec.Serve.Address != "" && !explicit(o.fs, "http") {
+		o.addr, o.def = spec.Serve.Address, ""
+	}
+	if spec.Serve.TLSCert != "" && !explicit(o.fs, "tls-cert") && !explicit(o.fs, "tls-key") {
+		o.cert, o.key = spec.Serve.TLSCert, spec.Serve.TLSKey
+	}
 }
 
 func (a *app) httpFlags(fs *flag.FlagSet, def string) *httpOpts {
-	o := &httpOpts{def: def}
+	o := &httpOpts{def: def, fs: fs}
 	fs.StringVar(&o.addr, "http", def, "address of the web console, /metrics, /healthz and /readyz (off: none; beyond loopback it needs "+console.TokenEnv+")")
 	fs.StringVar(&o.cert, "tls-cert", "", "serve the console over HTTPS with this certificate (PEM), with --tls-key")
 	fs.StringVar(&o.key, "tls-key", "", "the certificate's private key (PEM)")
