@@ -129,11 +129,22 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	overrides := a.demoHeader(spec, dir)
 	fmt.Fprintf(out, "  API         %s/posts (a local copy of JSONPlaceholder's 100 posts)\n", api)
 	csvKey := "data/" + demoJobDate + "/hydropower-consumption.csv"
+	var stopProgress func()
 	upload := func(ctx context.Context, e *engine.Engine) error {
-		_, err := e.Put(ctx, csvKey, demoHydropower, "text/csv")
-		return err
+		if _, err := e.Put(ctx, csvKey, demoHydropower, "text/csv"); err != nil {
+			return err
+		}
+		stopProgress = a.demoProgress(e)
+		return nil
 	}
+	defer func() {
+		if stopProgress != nil {
+			stopProgress()
+		}
+	}()
 	report := func(ctx context.Context, e *engine.Engine, res engine.Result) error {
+		stopProgress()
+		stopProgress = nil
 		if err := res.Err(); err != nil {
 			return err
 		}
@@ -152,6 +163,38 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	_, _, err = a.runEngineWith(ctx, spec, "demo", engine.RunOptions{Once: true}, 1, a.logger(slog.LevelWarn),
 		engineHooks{before: upload, after: report, http: ho, drainReplays: true})
 	return err
+}
+
+// demoSteps are what the demo waits for: the posts page landed, its
+// object loaded, the hydropower run ended.
+const demoSteps = 3
+
+// demoProgress reports the demo's steps on stderr (a line redrawn in place
+// on a terminal) until the returned stop is called.
+func (a *app) demoProgress(e *engine.Engine) (stop func()) {
+	p := a.progress("demo")
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			s := &e.Stats
+			n := min(s.Landed.Load(), 1) + min(s.ObjectsLoaded.Load()+s.Duplicates.Load(), 1) + min(s.JobsSucceeded.Load()+s.JobsFailed.Load(), 1)
+			p.Update(int(n), demoSteps)
+			if n == demoSteps {
+				return
+			}
+			select {
+			case <-done:
+				p.End()
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // demoReport prints what the demo did, per pipeline, and how to look around.

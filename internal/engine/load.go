@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/deadletter"
@@ -194,6 +195,7 @@ func (ld *loader) loadObject(ctx context.Context, r event.Record) (int64, error)
 	// The reader before the store's body: the decoder may be reading it,
 	// and store readers are not safe to close under a concurrent Read.
 	defer src.Close()
+	defer ld.e.progress(ctx, "still loading", "records_read", src.rows.Load, "load", ld.spec.Name, "key", key, "size", obj.Size)()
 	mode := warehouse.DeadLetter
 	if ld.spec.OnBadRecord == pipeline.OnBadQuarantine {
 		mode = warehouse.Quarantine
@@ -284,8 +286,9 @@ func objectVersion(r event.Record, etag string) string {
 // stops the object; a record the mapper refused (format.ErrRejected) only
 // without quarantine.
 type objectReader struct {
-	rd  *format.Reader
-	err error // why the object failed while it streamed, once it did
+	rd   *format.Reader
+	err  error        // why the object failed while it streamed, once it did
+	rows atomic.Int64 // records decoded so far, for progress
 }
 
 func (ld *loader) stream(ctx context.Context, r io.Reader, key string) (*objectReader, error) {
@@ -307,6 +310,9 @@ func (o *objectReader) Next(ctx context.Context) (*schema.Batch, error) {
 	b, err := o.rd.Next(ctx)
 	if err != nil && err != io.EOF {
 		o.err = err
+	}
+	if b != nil {
+		o.rows.Add(int64(b.Len()))
 	}
 	return b, err
 }
