@@ -176,8 +176,8 @@ type Engine struct {
 	closer []func()
 
 	mu       sync.Mutex
-	failures []string             // reasons of work this process dead-lettered
-	stalled  map[string]time.Time // work being retried → its first failure
+	failures []string              // reasons of work this process dead-lettered
+	stalled  map[string]time.Time  // work being retried → its first failure
 	subs     []*queue.Subscription // what Run consumes (watchSubscriptions)
 	lineage  *lineageSender        // nil: no OpenLineage events
 	whURL    string                // the warehouse URL as configured, for lineage dataset names

@@ -62,20 +62,20 @@ func (e *Engine) newJobManager() (*job.Manager, error) {
 		defs[i].Runner = &remoteJob{Remote: r, e: e, j: j}
 	}
 	return job.NewManager(defs, job.Options{
-		Retry:        e.cfg.Retry,
+		Retry: e.cfg.Retry,
 		OnDeadLetter: func(_ context.Context, r job.Run, reason string) {
 			e.Stats.DeadLettered.Add(1)
 			e.cfg.Metrics.DeadLettered(string(deadletter.Job), r.Rule)
 			e.fail(reason)
 		},
-		State:        e.State,
-		StateURL:     e.stateURL(),
-		Holder:       e.holder,
-		LeaseTTL:     e.leaseTTL,
-		Runner:       runner,
-		Clock:        e.now,
-		Logger:       e.log,
-		OnDone:       e.jobDone,
+		State:    e.State,
+		StateURL: e.stateURL(),
+		Holder:   e.holder,
+		LeaseTTL: e.leaseTTL,
+		Runner:   runner,
+		Clock:    e.now,
+		Logger:   e.log,
+		OnDone:   e.jobDone,
 		LogStore: func(ctx context.Context, runID string, log []byte) (string, error) {
 			key := LogPrefix + runID + ".log"
 			_, err := e.Store.Put(ctx, key, log, "text/plain; charset=utf-8")
