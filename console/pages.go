@@ -185,6 +185,17 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 			jobs = append(jobs, v)
 		}
 	}
+	if c.cfg.Spec == nil && c.cfg.Warehouse != nil {
+		// No spec (serve over a demo's data dir): the tables the ledger
+		// knows stand for the loads.
+		all, err := c.cfg.Warehouse.LedgerSummary(ctx)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		for _, s := range all {
+			loads = append(loads, loadView{Name: s.Table, Table: s.Table, Summary: s})
+		}
+	}
 	dls, err := c.cfg.State.DeadLetters(ctx)
 	if err != nil {
 		errs = append(errs, err.Error())
@@ -248,11 +259,15 @@ func objectViews(l []warehouse.LedgerEntry) []objectView {
 
 func (c *Console) load(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if c.cfg.Spec == nil || c.cfg.Warehouse == nil {
-		c.fail(w, r, http.StatusNotFound, errors.New("no loads here"), "This process has no pipeline spec or warehouse.")
+	if c.cfg.Warehouse == nil {
+		c.fail(w, r, http.StatusNotFound, errors.New("no loads here"), "This process has no warehouse.")
 		return
 	}
-	for _, l := range c.cfg.Spec.Loads {
+	loads := []pipeline.Load{{Name: name, Table: name}} // no spec: a table of the ledger
+	if c.cfg.Spec != nil {
+		loads = c.cfg.Spec.Loads
+	}
+	for _, l := range loads {
 		if l.Name != name {
 			continue
 		}

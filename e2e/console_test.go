@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -274,4 +275,55 @@ func deadLetterID(t *testing.T, dataDir, key string) int64 {
 		}
 	}
 	return 0
+}
+
+// TestServeShowsADataDirWithoutRunningItAndKeepsToLoopbackWithoutAToken
+// serves the console over a demo's data dir: the tables and runs show,
+// actions are refused (no token), and an address beyond loopback without a
+// token is refused at start.
+func TestServeShowsADataDirWithoutRunningItAndKeepsToLoopbackWithoutAToken(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "d")
+	mustRun(t, nil, "demo", "--data-dir="+dataDir)
+	r := sluice(t, nil, "serve", "--data-dir="+dataDir, "--http", "0.0.0.0:0")
+	if r.code == 0 || !strings.Contains(r.stderr, "SLUICE_ADMIN_TOKEN") {
+		t.Errorf("serve on 0.0.0.0 without a token: exit %d, %q; want a refusal naming SLUICE_ADMIN_TOKEN", r.code, r.stderr)
+	}
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var out lockedBuffer
+	cmd := exec.Command(bin, "serve", "--data-dir="+dataDir, "--http", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd.Env = cleanEnv()
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, dataDir: dataDir, log: filepath.Join(t.TempDir(), "log")}
+	defer d.stop()
+	get := func(path string) (int, string) {
+		res, err := http.Get(base + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	waitDaemon(t, "serve to answer", nil, func() bool { code, _ := get("/healthz"); return code == 200 })
+	if code, body := get("/loads/posts"); code != 200 || !strings.Contains(body, `id="rows">100<`) {
+		t.Errorf("/loads/posts = %d, want 100 rows:\n%s", code, body)
+	}
+	if _, body := get("/runs"); !strings.Contains(body, "SUCCEEDED") || !strings.Contains(body, "hydropower") {
+		t.Errorf("/runs lacks the SUCCEEDED hydropower run")
+	}
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, "warehouse: ok") {
+		t.Errorf("/readyz = %d %q", code, body)
+	}
+	res, err := http.Post(base+"/dlq/1/replay", "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("an action on a console without a token = %d, want 403", res.StatusCode)
+	}
 }

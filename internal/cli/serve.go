@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -137,7 +138,10 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		log.Warn("no pipeline spec: the console shows runs and dead letters but not the pipeline's parts", "err", err)
 		spec = nil
 	}
-	stateURL, whURL, storeURL := a.servedURLs(spec, dir)
+	stateURL, whURL, storeURL, err := a.servedURLs(spec, *file, dir)
+	if err != nil {
+		return err
+	}
 	st, err := state.OpenReadOnly(ctx, stateURL, dir.Path)
 	if err != nil {
 		return err
@@ -195,29 +199,18 @@ func specName(spec *pipeline.Spec) string {
 	return spec.Name
 }
 
-// servedURLs are the state, warehouse and store `serve` reads: the spec's
-// (with the SLUICE_* variables applied), else what the data dir's owner
-// recorded, else the data dir's embedded ones.
-func (a *app) servedURLs(spec *pipeline.Spec, dir datadir.Dir) (stateURL, whURL, storeURL string) {
+// servedURLs are the state, warehouse and store `serve` reads: those
+// `sql` and `jobs` read (-f's spec, SLUICE_WAREHOUSE / SLUICE_STATE, what
+// the data dir's owner recorded, the data dir's own), and the spec's store
+// (SLUICE_STORE applied), else the data dir's.
+func (a *app) servedURLs(spec *pipeline.Spec, file string, dir datadir.Dir) (stateURL, whURL, storeURL string, err error) {
+	wh, st, err := a.readTargets(dir, file)
+	if err != nil {
+		return "", "", "", err
+	}
+	storeURL = cmp.Or(a.getenv("SLUICE_STORE"), dir.StoreURL())
 	if spec != nil {
-		storeURL, _, whURL = engine.URLs(spec, dir)
-		return spec.State, whURL, storeURL
+		storeURL, _, _ = engine.URLs(spec, dir)
 	}
-	rec, _, _ := dir.Recorded()
-	stateURL = a.envOr(a.getenv("SLUICE_STATE"), "")
-	if stateURL == "" {
-		stateURL = rec.State
-	}
-	whURL = a.getenv("SLUICE_WAREHOUSE")
-	if whURL == "" {
-		whURL = rec.Warehouse
-	}
-	if whURL == "" {
-		whURL = dir.WarehouseURL()
-	}
-	storeURL = a.getenv("SLUICE_STORE")
-	if storeURL == "" {
-		storeURL = dir.StoreURL()
-	}
-	return stateURL, whURL, storeURL
+	return st.url, wh.url, storeURL, nil
 }
