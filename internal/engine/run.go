@@ -444,5 +444,5 @@ func (e *Engine) runSourceAt(ctx context.Context, name string, im *httpsource.Im
 // process that may hold the source's lease.
 func (e *Engine) newImporter(s pipeline.Source) (*httpsource.Importer, error) {
 	return httpsource.New(s.HTTP, &httpsource.Options{Clock: e.now, Memory: e.State, Observer: sourceObserver{e},
-		Logf: func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "source", s.Name) }})
+		Logger: e.log.With("source", s.Name)})
 }

@@ -492,7 +492,7 @@ func TestAFullLastPageWithoutALinkIsWarnedAbout(t *testing.T) {
 	if err != nil || len(res.Pages) != 1 {
 		t.Fatalf("Run = %d pages, %v", len(res.Pages), err)
 	}
-	if logs := h.allLogs(); !strings.Contains(logs, `warning:`) || !strings.Contains(logs, `no Link rel="next" header`) {
-		t.Errorf("want a warning that the full page had no next link:\n%s", logs)
+	if logs := h.allLogs(); !strings.Contains(logs, `WARN source "`) || !strings.Contains(logs, `no Link rel="next" header`) {
+		t.Errorf("want a warning, logged at level WARN, that the full page had no next link:\n%s", logs)
 	}
 }

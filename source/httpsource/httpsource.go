@@ -119,6 +119,7 @@ import (
 	"fmt"
 	"github.com/sluicehq/sluice/fault"
 	"io"
+	"log/slog"
 	"maps"
 	"mime"
 	"net/http"
@@ -365,8 +366,9 @@ type Options struct {
 	Rand func() float64
 	// Getenv reads the Auth secret; default os.Getenv.
 	Getenv func(string) string
-	// Logf receives one line per landed page and per retry; default: discard.
-	Logf func(format string, args ...any)
+	// Logger receives one line per landed page and per retry (info) and
+	// the pagination warnings (warn); default: discard.
+	Logger *slog.Logger
 	// Unique returns the {{.Unique}} value of a key; default 8 hex
 	// characters derived from the source, the import's tick (RunAt; Run's
 	// is its start time), the page number and the attempt, so a tick lands
@@ -398,7 +400,7 @@ type Importer struct {
 	sleep  func(ctx context.Context, d time.Duration) error
 	rand   func() float64
 	getenv func(string) string
-	logf   func(format string, args ...any)
+	log    *slog.Logger
 	unique func() string
 
 	spoolDir string
@@ -540,7 +542,7 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 	client.CheckRedirect = im.checkRedirect(client.CheckRedirect)
 	im.client = client
 	im.now, im.sleep, im.rand = time.Now, fault.Sleep, mrand.Float64
-	im.getenv, im.logf = os.Getenv, func(string, ...any) {}
+	im.getenv, im.log = os.Getenv, slog.New(slog.DiscardHandler)
 	if opts.Clock != nil {
 		im.now = opts.Clock
 	}
@@ -553,8 +555,8 @@ func New(cfg Config, opts *Options) (*Importer, error) {
 	if opts.Getenv != nil {
 		im.getenv = opts.Getenv
 	}
-	if opts.Logf != nil {
-		im.logf = opts.Logf
+	if opts.Logger != nil {
+		im.log = opts.Logger
 	}
 	if opts.Unique != nil {
 		im.unique = opts.Unique

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -85,11 +86,7 @@ func (h *harness) options() *Options {
 		},
 		Rand:   func() float64 { return 0.5 },
 		Getenv: func(k string) string { h.mu.Lock(); defer h.mu.Unlock(); return h.env[k] },
-		Logf: func(format string, args ...any) {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.logs = append(h.logs, fmt.Sprintf(format, args...))
-		},
+		Logger: slog.New(logCapture{h}),
 		Unique: func() string { h.mu.Lock(); defer h.mu.Unlock(); n++; return fmt.Sprintf("%08x", n) },
 	}
 }
@@ -990,3 +987,23 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		})
 	}
 }
+
+// logCapture is a slog.Handler keeping each message (with its level when
+// above info) in the harness.
+type logCapture struct{ h *harness }
+
+func (c logCapture) Enabled(context.Context, slog.Level) bool { return true }
+
+func (c logCapture) Handle(_ context.Context, r slog.Record) error {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	msg := r.Message
+	if r.Level > slog.LevelInfo {
+		msg = r.Level.String() + " " + msg
+	}
+	c.h.logs = append(c.h.logs, msg)
+	return nil
+}
+
+func (c logCapture) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c logCapture) WithGroup(string) slog.Handler      { return c }

@@ -470,8 +470,15 @@ func (r *run) scrub(s string) string {
 	return s
 }
 
+// logf logs an info line, secrets scrubbed; one whose text starts with
+// "warning:" after the source's name is logged as a warning.
 func (r *run) logf(format string, args ...any) {
-	r.im.logf("%s", r.scrub(fmt.Sprintf(format, args...)))
+	msg := r.scrub(fmt.Sprintf(format, args...))
+	if strings.Contains(format, ": warning: ") {
+		r.im.log.Warn(msg)
+		return
+	}
+	r.im.log.Info(msg)
 }
 
 // scrubbedError carries a message with secrets removed while keeping the
