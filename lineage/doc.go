@@ -15,9 +15,10 @@
 //	output   outputStatistics (rows, bytes, files written)
 //
 // The events follow OpenLineage spec 2-0-2 and the facet schema versions
-// vendored in testdata/openlineage; the tests validate produced events
-// against those schemas. Every facet carries _producer and _schemaURL,
-// filled in when left empty.
+// vendored in lineagetest/schemas; the tests validate produced events
+// against those schemas with package lineagetest, which other packages'
+// tests use too (it is never linked into the sluice binary). Every facet
+// carries _producer and _schemaURL, filled in when left empty.
 //
 // The types are written here rather than taken from OpenLineage's Go
 // client (github.com/OpenLineage/openlineage/client/go) because that

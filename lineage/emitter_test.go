@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sluicehq/sluice/lineage/lineagetest"
 )
 
 func startEvent(id uuid.UUID) RunEvent {
@@ -112,6 +114,13 @@ func TestTheFileEmitterAppendsOneParsableLinePerEvent(t *testing.T) {
 			t.Errorf("run %s not in the file", id)
 		}
 	}
+	events, problems := lineagetest.CheckFile(path)
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if len(events) != n+1 {
+		t.Errorf("CheckFile read %d events, want %d", len(events), n+1)
+	}
 }
 
 func TestAnInvalidEventIsNotWritten(t *testing.T) {
@@ -166,6 +175,9 @@ func TestTheHTTPEmitterPostsEachEventAsJSON(t *testing.T) {
 			t.Errorf("Authorization %q", a)
 		}
 		body, _ := io.ReadAll(r.Body)
+		for _, p := range lineagetest.CheckEvent(body) {
+			t.Error(p)
+		}
 		var ev map[string]any
 		if err := json.Unmarshal(body, &ev); err != nil {
 			t.Errorf("body is not JSON: %v\n%s", err, body)

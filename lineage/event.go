@@ -14,7 +14,7 @@ import (
 const Producer = "https://github.com/sluicehq/sluice"
 
 // The schema URLs written: OpenLineage core spec 2-0-2 and the facet
-// versions vendored in testdata/openlineage.
+// versions vendored in lineagetest/schemas.
 const (
 	runEventSchemaURL        = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 	schemaFacetURL           = "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet"

@@ -1,13 +1,9 @@
 package lineage
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,124 +11,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/sluicehq/sluice/lineage/lineagetest"
 )
-
-const specURL = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
-
-// specs holds the vendored OpenLineage schemas: a compiler that knows each
-// by its $id (and nothing else: no network) and the raw documents.
-type specs struct {
-	c    *jsonschema.Compiler
-	docs map[string]map[string]any // by $id
-}
-
-type offlineLoader struct{}
-
-func (offlineLoader) Load(u string) (any, error) {
-	return nil, fmt.Errorf("schema %s is not vendored in testdata/openlineage", u)
-}
-
-func loadSpecs(t *testing.T) *specs {
-	t.Helper()
-	files, err := filepath.Glob("testdata/openlineage/*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	facets, _ := filepath.Glob("testdata/openlineage/facets/*.json")
-	files = append(files, facets...)
-	if len(files) < 2 {
-		t.Fatalf("vendored schemas missing: %v", files)
-	}
-	s := &specs{c: jsonschema.NewCompiler(), docs: map[string]map[string]any{}}
-	s.c.AssertFormat()
-	s.c.UseLoader(offlineLoader{})
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		m, _ := doc.(map[string]any)
-		id, _ := m["$id"].(string)
-		if id == "" {
-			t.Fatalf("%s has no $id", f)
-		}
-		if err := s.c.AddResource(id, doc); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		s.docs[id] = m
-	}
-	return s
-}
-
-func (s *specs) validate(t *testing.T, schemaURL string, v any) error {
-	t.Helper()
-	sch, err := s.c.Compile(schemaURL)
-	if err != nil {
-		t.Fatalf("compile %s: %v", schemaURL, err)
-	}
-	return sch.Validate(v)
-}
-
-// checkEvent validates an encoded event against the spec, against the
-// schema its schemaURL names, and every facet in it against the schema its
-// _schemaURL names, checking that the facet's key is the one that schema
-// gives it. It returns the facets it checked, as "where.key".
-func (s *specs) checkEvent(t *testing.T, b []byte) []string {
-	t.Helper()
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("event is not JSON: %v\n%s", err, b)
-	}
-	if err := s.validate(t, specURL, inst); err != nil {
-		t.Errorf("event does not validate against %s: %v\n%s", specURL, err, b)
-	}
-	ev := inst.(map[string]any)
-	if err := s.validate(t, ev["schemaURL"].(string), inst); err != nil {
-		t.Errorf("event does not validate against its schemaURL: %v", err)
-	}
-	var checked []string
-	check := func(where string, facets any) {
-		m, ok := facets.(map[string]any)
-		if !ok {
-			return
-		}
-		for key, f := range m {
-			facet, _ := f.(map[string]any)
-			su, _ := facet["_schemaURL"].(string)
-			if p, _ := facet["_producer"].(string); p == "" || su == "" {
-				t.Errorf("%s.%s: _producer %q, _schemaURL %q: both required", where, key, p, su)
-				continue
-			}
-			if err := s.validate(t, su, f); err != nil {
-				t.Errorf("%s.%s does not validate against %s: %v", where, key, su, err)
-			}
-			id, frag, _ := strings.Cut(su, "#")
-			props, _ := s.docs[id]["properties"].(map[string]any)
-			prop, _ := props[key].(map[string]any)
-			if ref, _ := prop["$ref"].(string); ref != "#"+frag {
-				t.Errorf("%s.%s: its schema %s names this facet %q (got $ref %q for the key)", where, key, id, frag, ref)
-			}
-			checked = append(checked, where+"."+key)
-		}
-	}
-	check("run", ev["run"].(map[string]any)["facets"])
-	check("job", ev["job"].(map[string]any)["facets"])
-	for _, side := range []string{"inputs", "outputs"} {
-		ds, _ := ev[side].([]any)
-		for _, d := range ds {
-			d := d.(map[string]any)
-			check(side, d["facets"])
-			check(side+".inputFacets", d["inputFacets"])
-			check(side+".outputFacets", d["outputFacets"])
-		}
-	}
-	return checked
-}
 
 var (
 	testTime  = time.Date(2026, 8, 7, 14, 0, 1, 123456789, time.UTC)
@@ -169,7 +50,6 @@ func testEvents(t *testing.T) map[EventType]RunEvent {
 }
 
 func TestProducedEventsValidateAgainstTheOpenLineageSchemas(t *testing.T) {
-	s := loadSpecs(t)
 	want := map[EventType][]string{
 		Start:    {"inputs.schema", "job.jobType", "run.nominalTime", "run.parent"},
 		Complete: {"inputs.schema", "job.jobType", "outputs.outputFacets.outputStatistics", "outputs.schema"},
@@ -184,10 +64,12 @@ func TestProducedEventsValidateAgainstTheOpenLineageSchemas(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := s.checkEvent(t, b)
-			slices.Sort(got)
-			if !slices.Equal(got, want[typ]) {
-				t.Errorf("facets checked: %v, want %v", got, want[typ])
+			r := lineagetest.Check(b)
+			for _, p := range r.Problems {
+				t.Errorf("%s\n%s", p, b)
+			}
+			if !slices.Equal(r.Facets, want[typ]) {
+				t.Errorf("facets checked: %v, want %v", r.Facets, want[typ])
 			}
 		})
 	}
@@ -195,27 +77,64 @@ func TestProducedEventsValidateAgainstTheOpenLineageSchemas(t *testing.T) {
 
 // The validator must be able to say no, or the test above proves nothing.
 func TestTheSchemaCheckRejectsBrokenEvents(t *testing.T) {
-	s := loadSpecs(t)
 	good, err := json.Marshal(testEvents(t)[Fail])
 	if err != nil {
 		t.Fatal(err)
 	}
+	if p := lineagetest.CheckEvent(good); p != nil {
+		t.Fatalf("the unbroken event has problems: %v", p)
+	}
+	decode := func() map[string]any {
+		var ev map[string]any
+		if err := json.Unmarshal(good, &ev); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	errorFacet := func(ev map[string]any) map[string]any {
+		return ev["run"].(map[string]any)["facets"].(map[string]any)["errorMessage"].(map[string]any)
+	}
+	// Each of these the spec schema itself refuses, and so the checker.
 	breakages := map[string]func(ev map[string]any){
-		"runId not a UUID":     func(ev map[string]any) { ev["run"].(map[string]any)["runId"] = "run-1" },
-		"eventTime not a time": func(ev map[string]any) { ev["eventTime"] = "yesterday" },
-		"producer relative":    func(ev map[string]any) { ev["producer"] = "sluice" },
-		"eventType unknown":    func(ev map[string]any) { ev["eventType"] = "DONE" },
-		"job without name":     func(ev map[string]any) { delete(ev["job"].(map[string]any), "name") },
-		"facet without _producer": func(ev map[string]any) {
-			delete(ev["run"].(map[string]any)["facets"].(map[string]any)["errorMessage"].(map[string]any), "_producer")
-		},
+		"runId not a UUID":        func(ev map[string]any) { ev["run"].(map[string]any)["runId"] = "run-1" },
+		"eventTime not a time":    func(ev map[string]any) { ev["eventTime"] = "yesterday" },
+		"producer relative":       func(ev map[string]any) { ev["producer"] = "sluice" },
+		"eventType unknown":       func(ev map[string]any) { ev["eventType"] = "DONE" },
+		"job without name":        func(ev map[string]any) { delete(ev["job"].(map[string]any), "name") },
+		"facet without _producer": func(ev map[string]any) { delete(errorFacet(ev), "_producer") },
 	}
 	for name, breakIt := range breakages {
 		t.Run(name, func(t *testing.T) {
-			inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(good))
-			breakIt(inst.(map[string]any))
-			if err := s.validate(t, specURL, inst); err == nil {
+			ev := decode()
+			breakIt(ev)
+			if err := lineagetest.Validate(lineagetest.SpecURL, ev); err == nil {
 				t.Errorf("the spec schema accepted an event with %s", name)
+			}
+			b, _ := json.Marshal(ev)
+			if p := lineagetest.CheckEvent(b); len(p) == 0 {
+				t.Errorf("the checker accepted an event with %s", name)
+			}
+		})
+	}
+	// Each of these the spec schema accepts; the checker's own checks refuse.
+	for name, breakIt := range map[string]func(ev map[string]any){
+		"facet under another key": func(ev map[string]any) {
+			facets := ev["run"].(map[string]any)["facets"].(map[string]any)
+			facets["error"] = facets["errorMessage"]
+			delete(facets, "errorMessage")
+		},
+		"facet schema not vendored": func(ev map[string]any) {
+			errorFacet(ev)["_schemaURL"] = "https://openlineage.io/spec/facets/9-9-9/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
+		},
+		"facet invalid for its own schema": func(ev map[string]any) { delete(errorFacet(ev), "programmingLanguage") },
+		"no eventType":                     func(ev map[string]any) { delete(ev, "eventType") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ev := decode()
+			breakIt(ev)
+			b, _ := json.Marshal(ev)
+			if p := lineagetest.CheckEvent(b); len(p) == 0 {
+				t.Errorf("the checker accepted an event with %s", name)
 			}
 		})
 	}
@@ -224,8 +143,19 @@ func TestTheSchemaCheckRejectsBrokenEvents(t *testing.T) {
 	b, _ := json.Marshal(ErrorMessageRunFacet{Message: "x"})
 	_ = json.Unmarshal(b, &f)
 	delete(f, "programmingLanguage")
-	if err := s.validate(t, errorMessageFacetURL, f); err == nil {
+	if err := lineagetest.Validate(errorMessageFacetURL, f); err == nil {
 		t.Error("the errorMessage schema accepted a facet without programmingLanguage")
+	}
+}
+
+// Every schema URL the package writes names a vendored schema.
+func TestEverySchemaURLWrittenIsVendored(t *testing.T) {
+	urls := lineagetest.SchemaURLs()
+	for _, u := range []string{runEventSchemaURL, schemaFacetURL, outputStatisticsFacetURL, errorMessageFacetURL,
+		nominalTimeFacetURL, parentRunFacetURL, jobTypeFacetURL} {
+		if _, ok := slices.BinarySearch(urls, u); !ok {
+			t.Errorf("%s is not vendored in lineagetest/schemas", u)
+		}
 	}
 }
 
@@ -270,6 +200,9 @@ func TestEventsCarryTheRequiredFieldsWithTheRightTypes(t *testing.T) {
 		}
 		if got.EventType != "START" || got.Job.Namespace != "sluice" || got.Job.Name != "hydropower.curate" {
 			t.Errorf("eventType %q, job %q/%q", got.EventType, got.Job.Namespace, got.Job.Name)
+		}
+		for _, p := range lineagetest.CheckEvent(b) {
+			t.Error(p)
 		}
 	}
 }
