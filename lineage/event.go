@@ -212,13 +212,17 @@ func (f SchemaDatasetFacet) MarshalJSON() ([]byte, error) {
 
 // OutputStatisticsOutputDatasetFacet ("outputStatistics") says how much a
 // run wrote to an output. Size (bytes) and FileCount are left out when
-// zero; RowCount is always written.
+// zero, RowCount when nil (a job run's record does not count the rows its
+// outputs hold: better none than a wrong 0); Rows makes one.
 type OutputStatisticsOutputDatasetFacet struct {
 	BaseFacet
-	RowCount  int64 `json:"rowCount"`
+	RowCount  *int64 `json:"rowCount,omitempty"`
 	Size      int64 `json:"size,omitempty"`
 	FileCount int64 `json:"fileCount,omitempty"`
 }
+
+// Rows returns a RowCount of n.
+func Rows(n int64) *int64 { return &n }
 
 // MarshalJSON writes the facet with its base fields filled in.
 func (f OutputStatisticsOutputDatasetFacet) MarshalJSON() ([]byte, error) {

@@ -36,7 +36,7 @@ func testEvents(t *testing.T) map[EventType]RunEvent {
 	in.Facets.Schema = &SchemaDatasetFacet{Fields: []SchemaField{{Name: "Entity", Type: "string"}, {Name: "Year", Type: "string"}}}
 	out := must(TableDataset("postgres://loader:pw@db.example:5433/lake?schema=curated", "hydropower"))
 	out.Facets.Schema = &SchemaDatasetFacet{Fields: []SchemaField{{Name: "year", Type: "INTEGER"}, {Name: "consumption", Type: "REAL"}}}
-	out.OutputFacets.OutputStatistics = &OutputStatisticsOutputDatasetFacet{RowCount: 4176, Size: 81234, FileCount: 1}
+	out.OutputFacets.OutputStatistics = &OutputStatisticsOutputDatasetFacet{RowCount: Rows(4176), Size: 81234, FileCount: 1}
 	parent := &ParentRunFacet{Run: ParentRun{RunID: uuid.MustParse("01923f3e-0000-7000-8000-000000000001")}, Job: ParentJob{Namespace: "sluice", Name: "hydropower.watch"}}
 	return map[EventType]RunEvent{
 		Start: {EventType: Start, EventTime: testTime, Job: testJob,
@@ -222,10 +222,15 @@ func TestFacetFieldsAreWrittenAsTheSpecNamesThem(t *testing.T) {
 		t.Errorf("empty inputs, outputs or facets were written: %s", b)
 	}
 	// A producer set by the caller is kept.
-	f := OutputStatisticsOutputDatasetFacet{BaseFacet: BaseFacet{Producer: "https://example.com/p"}, RowCount: 0}
+	f := OutputStatisticsOutputDatasetFacet{BaseFacet: BaseFacet{Producer: "https://example.com/p"}, RowCount: Rows(0)}
 	b, _ = json.Marshal(f)
 	if string(b) != `{"_producer":"https://example.com/p","_schemaURL":"https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet","rowCount":0}` {
 		t.Errorf("outputStatistics: %s", b)
+	}
+	// Rows nobody counted are left out, not written as 0.
+	b, _ = json.Marshal(OutputStatisticsOutputDatasetFacet{FileCount: 2})
+	if strings.Contains(string(b), "rowCount") || !strings.Contains(string(b), `"fileCount":2`) {
+		t.Errorf("outputStatistics without rows: %s", b)
 	}
 }
 

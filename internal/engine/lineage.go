@@ -113,7 +113,7 @@ func (l *loadLineage) table(rows *int64) []lineage.Dataset {
 	}
 	d.Facets.Schema = &lineage.SchemaDatasetFacet{Fields: fields}
 	if rows != nil {
-		d.OutputFacets.OutputStatistics = &lineage.OutputStatisticsOutputDatasetFacet{RowCount: *rows}
+		d.OutputFacets.OutputStatistics = &lineage.OutputStatisticsOutputDatasetFacet{RowCount: lineage.Rows(*rows)}
 	}
 	return []lineage.Dataset{d}
 }
