@@ -217,8 +217,8 @@ func (f SchemaDatasetFacet) MarshalJSON() ([]byte, error) {
 type OutputStatisticsOutputDatasetFacet struct {
 	BaseFacet
 	RowCount  *int64 `json:"rowCount,omitempty"`
-	Size      int64 `json:"size,omitempty"`
-	FileCount int64 `json:"fileCount,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	FileCount int64  `json:"fileCount,omitempty"`
 }
 
 // Rows returns a RowCount of n.
