@@ -201,9 +201,12 @@ func RunCommand(ctx context.Context, t job.Task, stdout, stderr io.Writer) (outp
 var baseEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"}
 
 // CommandEnv is the environment a command job starts with, out of environ
-// (sluice's, as "NAME=value"): the variables of baseEnv, LC_*, every
-// SLUICE_* one, and those named in pass (a job's pass_env). Nothing else
-// gets through: no token, password or key is passed unless a spec names it.
+// (sluice's, as "NAME=value"): the variables of baseEnv, LC_*, and those
+// named in pass (a job's pass_env). Nothing else gets through: no token,
+// password or key is passed unless a spec names it — not even sluice's own
+// SLUICE_* settings, which hold the warehouse's and state's URLs (with
+// their passwords) and the console's admin token. The run's SLUICE_*
+// variables (SLUICE_RUN_ID, SLUICE_GROUP, …) are added by the caller.
 func CommandEnv(environ, pass []string) []string {
 	var out []string
 	for _, kv := range environ {
@@ -211,7 +214,7 @@ func CommandEnv(environ, pass []string) []string {
 		if !ok {
 			continue
 		}
-		if slices.Contains(baseEnv, name) || strings.HasPrefix(name, "LC_") || strings.HasPrefix(name, "SLUICE_") || slices.Contains(pass, name) {
+		if slices.Contains(baseEnv, name) || strings.HasPrefix(name, "LC_") || slices.Contains(pass, name) {
 			out = append(out, kv)
 		}
 	}

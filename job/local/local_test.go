@@ -380,13 +380,16 @@ func TestAGroupCannotInjectOptionsIntoACommand(t *testing.T) {
 }
 
 // TestCommandJobsGetOnlyTheEnvironmentTheyAreGiven: a command job sees the
-// variables every program needs, the SLUICE_* ones and those its spec names
-// in pass_env — not the importer's token nor any other secret of sluice's.
+// variables every program needs, its run's SLUICE_* ones and those its spec
+// names in pass_env — not the importer's token, nor sluice's own SLUICE_*
+// settings (the console's admin token, a warehouse URL with its password),
+// nor any other secret of sluice's.
 func TestCommandJobsGetOnlyTheEnvironmentTheyAreGiven(t *testing.T) {
 	t.Setenv("API_TOKEN", "s3cr3t-token")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-key")
 	t.Setenv("PASSED_ON", "yes-passed")
-	t.Setenv("SLUICE_EXTRA", "sluice-extra")
+	t.Setenv("SLUICE_ADMIN_TOKEN", "s3cr3t-admin")
+	t.Setenv("SLUICE_WAREHOUSE", "postgres://u:s3cr3t-pw@db/w")
 	t.Setenv("LC_TIME", "C")
 	r := newRunner(t)
 	tk := task(t, childSpec{})
@@ -396,12 +399,12 @@ func TestCommandJobsGetOnlyTheEnvironmentTheyAreGiven(t *testing.T) {
 	if out.Err != "" {
 		t.Fatalf("outcome %+v", out)
 	}
-	for _, secret := range []string{"API_TOKEN", "s3cr3t", "AWS_SECRET_ACCESS_KEY", "NOT_SET_AT_ALL"} {
+	for _, secret := range []string{"API_TOKEN", "s3cr3t", "AWS_SECRET_ACCESS_KEY", "NOT_SET_AT_ALL", "SLUICE_ADMIN_TOKEN", "SLUICE_WAREHOUSE"} {
 		if strings.Contains(log, secret) {
 			t.Errorf("the command's environment holds %s:\n%s", secret, log)
 		}
 	}
-	for _, want := range []string{"PATH=", "HOME=", "LC_TIME=C", "PASSED_ON=yes-passed", "SLUICE_EXTRA=sluice-extra", "SLUICE_GROUP=2020-08-07_2PM", "SLUICE_RUN_ID=" + tk.RunID} {
+	for _, want := range []string{"PATH=", "HOME=", "LC_TIME=C", "PASSED_ON=yes-passed", "SLUICE_GROUP=2020-08-07_2PM", "SLUICE_RUN_ID=" + tk.RunID} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the command's environment lacks %s:\n%s", want, log)
 		}
