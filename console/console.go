@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -67,6 +68,11 @@ type Config struct {
 	Replay func(ctx context.Context, id int64) error
 	// Ready are the readiness checks by name ("store", "queue", …).
 	Ready map[string]func(ctx context.Context) error
+	// Exposed says the console listens beyond loopback: every page but
+	// /healthz, /readyz and /metrics then needs the admin token. A console
+	// on loopback instead refuses requests whose Host is not a loopback
+	// name, so that a web page cannot reach it by DNS rebinding.
+	Exposed bool
 	// Role names the process on the pages ("sluice run", …).
 	Role   string
 	Logger *slog.Logger
@@ -112,6 +118,19 @@ func New(cfg Config) *Console {
 }
 
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !c.cfg.Exposed && !loopbackHost(r.Host) {
+		http.Error(w, "misdirected request: this console answers only to loopback names (localhost, 127.0.0.1, [::1])", http.StatusMisdirectedRequest)
+		return
+	}
+	if c.cfg.Exposed && !open[r.URL.Path] && !c.isAdmin(r) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		http.Error(w, "this console needs the admin token: log in, or send Authorization: Bearer TOKEN", http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
@@ -136,6 +155,22 @@ func (c *Console) readyz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
+
+// open are the paths an exposed console serves without the token: health
+// for orchestrators, metrics for Prometheus (counts, no data), the login
+// form and its stylesheet.
+var open = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/login": true, "/style.css": true}
+
+// loopbackHost reports whether a request's Host names this machine's
+// loopback.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return IsLoopback(host)
 }
 
 const sessionCookie = "sluice_session"

@@ -194,3 +194,46 @@ func TestListenRefusesTheNetworkWithoutAToken(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestALoopbackConsoleRefusesOtherHostNamesAndAnExposedOneNeedsTheTokenToRead(t *testing.T) {
+	st := newState(t)
+	srv := httptest.NewServer(New(Config{State: st}))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/runs", nil)
+	req.Host = "attacker.example:8080" // a rebound DNS name
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("a request for Host attacker.example = %d, want 421", res.StatusCode)
+	}
+	req.Host = "localhost:9464"
+	if res, err = srv.Client().Do(req); err != nil || res.StatusCode != 200 {
+		t.Errorf("a request for Host localhost = %v, %v; want 200", res.StatusCode, err)
+	}
+	res.Body.Close()
+
+	const token = "exposed-token"
+	exp := httptest.NewServer(New(Config{State: st, AdminToken: token, Exposed: true}))
+	defer exp.Client().CloseIdleConnections()
+	defer exp.Close()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]int{"/runs": http.StatusSeeOther, "/dlq": http.StatusSeeOther, "/healthz": 200, "/readyz": 200, "/login": 200} {
+		res, err := noRedirect.Get(exp.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("exposed console, no token: %s = %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	req, _ = http.NewRequest("GET", exp.URL+"/runs", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if res, err = noRedirect.Do(req); err != nil || res.StatusCode != 200 {
+		t.Errorf("exposed console with the token: /runs = %v, %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+}

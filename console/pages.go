@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -30,12 +31,18 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"secs":  func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 	"pct":   func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
 	"lower": strings.ToLower,
-	"query": url.QueryEscape,
 	"add":   func(a, b int) int { return a + b },
 }).ParseFS(files, "templates/*.html"))
 
 // MaxLog bounds the job log a run page shows (its tail is shown).
 const MaxLog = 1 << 20
+
+// MaxListed bounds the dead letters and runs a page lists (the newest);
+// the CLI lists them all.
+const MaxListed = 500
+
+// maxCostRuns bounds the runs the cost page sums (the newest).
+const maxCostRuns = 20000
 
 func when(t time.Time) string {
 	if t.IsZero() {
@@ -89,6 +96,8 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, name string, da
 
 // fail shows an error page with status code.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, code int, err error, hint string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	c.render(w, r, "error", map[string]any{"Code": code, "Status": http.StatusText(code), "Err": err.Error(), "Hint": hint})
 }
@@ -196,11 +205,11 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 			loads = append(loads, loadView{Name: s.Table, Table: s.Table, Summary: s})
 		}
 	}
-	dls, err := c.cfg.State.DeadLetters(ctx)
+	_, dls, err := c.cfg.State.RecentDeadLetters(ctx, 1)
 	if err != nil {
 		errs = append(errs, err.Error())
 	}
-	c.render(w, r, "overview", map[string]any{"Sources": sources, "Loads": loads, "Jobs": jobs, "DeadLetters": len(dls), "Errors": errs})
+	c.render(w, r, "overview", map[string]any{"Sources": sources, "Loads": loads, "Jobs": jobs, "DeadLetters": dls, "Errors": errs})
 }
 
 // jobKind names what a job runs, and where.
@@ -292,7 +301,7 @@ func (c *Console) load(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) runs(w http.ResponseWriter, r *http.Request) {
-	f := job.RunFilter{Rule: r.URL.Query().Get("job"), Limit: 200}
+	f := job.RunFilter{Rule: r.URL.Query().Get("job"), Limit: MaxListed}
 	runs, err := c.cfg.State.ListRuns(r.Context(), f)
 	if err != nil {
 		c.fail(w, r, http.StatusServiceUnavailable, err, "The state did not answer; try again.")
@@ -374,19 +383,22 @@ func (c *Console) readLog(ctx context.Context, key string) (string, string) {
 }
 
 func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request) {
-	dls, err := c.cfg.State.DeadLetters(r.Context())
+	dls, total, err := c.cfg.State.RecentDeadLetters(r.Context(), MaxListed)
 	if err != nil {
 		c.fail(w, r, http.StatusServiceUnavailable, err, "The state did not answer; try again.")
 		return
 	}
-	c.render(w, r, "dlq", map[string]any{"DeadLetters": dls, "CanReplay": c.cfg.Replay != nil,
-		"Done": r.URL.Query().Get("replayed")})
+	done := ""
+	if id, err := strconv.ParseInt(r.URL.Query().Get("replayed"), 10, 64); err == nil {
+		done = strconv.FormatInt(id, 10)
+	}
+	c.render(w, r, "dlq", map[string]any{"DeadLetters": dls, "Total": total, "CanReplay": c.cfg.Replay != nil, "Done": done})
 }
 
 func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		c.fail(w, r, http.StatusBadRequest, err, "A dead letter id is a whole number.")
+		c.fail(w, r, http.StatusBadRequest, fmt.Errorf("%q is not a dead letter id", r.PathValue("id")), "A dead letter id is a whole number, as `sluice dlq ls` lists them.")
 		return
 	}
 	if c.cfg.Replay == nil {
@@ -497,11 +509,11 @@ func (c *Console) trace(ctx context.Context, key string, runs []job.Run, depth i
 }
 
 func (c *Console) cost(w http.ResponseWriter, r *http.Request) {
-	runs, err := c.cfg.State.ListRuns(r.Context(), job.RunFilter{})
+	runs, err := c.cfg.State.ListRuns(r.Context(), job.RunFilter{Limit: maxCostRuns})
 	if err != nil {
 		c.fail(w, r, http.StatusServiceUnavailable, err, "")
 		return
 	}
 	jobs, total := job.Usages(runs, time.Time{}, time.Time{})
-	c.render(w, r, "cost", map[string]any{"Jobs": jobs, "Total": total})
+	c.render(w, r, "cost", map[string]any{"Jobs": jobs, "Total": total, "Capped": len(runs) == maxCostRuns, "Max": maxCostRuns})
 }

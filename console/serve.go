@@ -17,6 +17,8 @@ type Listener struct {
 	certFile, keyF string
 	// URL is where the console answers (http or https, the bound port).
 	URL string
+	// Exposed says the address is beyond loopback (see Config.Exposed).
+	Exposed bool
 }
 
 // Listen opens addr (host:port; port 0 picks one) for a console. A
@@ -52,7 +54,12 @@ func Listen(addr, token, certFile, keyFile string) (*Listener, error) {
 	if shown == "" || a.IP.IsUnspecified() {
 		shown = "127.0.0.1"
 	}
-	return &Listener{ln: ln, certFile: certFile, keyF: keyFile, URL: fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(shown, fmt.Sprint(a.Port)))}, nil
+	exposed := !IsLoopback(host)
+	if exposed && (host == "" || a.IP.IsUnspecified()) {
+		shown = "0.0.0.0" // every interface: say so
+	}
+	return &Listener{ln: ln, certFile: certFile, keyF: keyFile, Exposed: exposed,
+		URL: fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(shown, fmt.Sprint(a.Port)))}, nil
 }
 
 // IsLoopback reports whether host names this machine only.

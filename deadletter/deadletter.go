@@ -54,6 +54,10 @@ type Store interface {
 	// DeadLetters lists dead letters, oldest first; with ids only those
 	// (an unknown id is an error wrapping ErrNotFound).
 	DeadLetters(ctx context.Context, ids ...int64) ([]DeadLetter, error)
+	// RecentDeadLetters returns the newest limit dead letters, newest
+	// first, without their events, and how many there are in all: one
+	// bounded read for pages that show a list.
+	RecentDeadLetters(ctx context.Context, limit int) (recent []DeadLetter, total int, err error)
 	// DeadLetterFor returns the dead letter of (target, key, etag), if any.
 	DeadLetterFor(ctx context.Context, target, key, etag string) (DeadLetter, bool, error)
 }

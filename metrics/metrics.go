@@ -74,7 +74,7 @@ func New(pipeline string) *Metrics {
 	m.jobRuns = counter("job_runs_total", "Job runs this process followed to their end, by final state.", "job", "state")
 	m.jobSeconds = hist("job_duration_seconds", "Job run durations, STARTING to TERMINATED.", "job", "state")
 	m.computeSeconds = counter("compute_seconds_total", "Compute seconds of ended job runs: (TERMINATED - STARTING) x instances, as `sluice jobs` shows.", "job")
-	m.fetches = counter("source_fetches_total", "Source requests by outcome: landed, unchanged (nothing landed) or failed.", "source", "outcome")
+	m.fetches = counter("source_fetches_total", "Source runs by outcome: landed, unchanged (nothing landed: 304 or skip_unchanged), empty (no page to land) or failed.", "source", "outcome")
 	m.responses = counter("http_responses_total", "HTTP responses sources received, by status code.", "source", "code")
 	m.retries = counter("http_retries_total", "HTTP requests of sources retried (429, 5xx, cut transfers).", "source")
 	m.limits = counter("limits_hit_total", "Inputs refused by a limit (max_object_bytes, max_record_bytes, max_field_bytes, max_records, http.max_bytes).", "limit")
@@ -189,7 +189,9 @@ func (m *Metrics) QueueDepth(subscription string, pending func(ctx context.Conte
 		return
 	}
 	// Register, not MustRegister: a second Run of one engine (a replay
-	// after `demo --serve`) registers the same subscriptions again.
+	// after `demo --serve`) registers the same subscriptions again, and
+	// the first registration's pending (which looks the subscription up
+	// when scraped) serves both.
 	_ = m.reg.Register(&depth{
 		desc: prometheus.NewDesc("sluice_queue_pending", "Messages of a subscription not yet acknowledged.", nil,
 			prometheus.Labels{"subscription": subscription}),

@@ -223,10 +223,17 @@ func (a *app) demoReport(ctx context.Context, e *engine.Engine, spec *pipeline.S
 		self += " --data-dir " + a.dataDir
 	}
 	fmt.Fprintf(out, "\nLook around")
-	if len(overrides) > 0 {
-		// ls, sql, jobs and dlq read the store, warehouse, state and queue
-		// the environment names, so they need the demo's.
-		fmt.Fprintf(out, " (with the same %s as this demo in the environment)", strings.Join(overrides, ", "))
+	// sql, jobs and dlq read the warehouse and state the demo recorded in
+	// the data dir; ls and put read the store and queue the environment
+	// names, so those need the demo's.
+	var need []string
+	for _, v := range overrides {
+		if v == "SLUICE_STORE" || v == "SLUICE_QUEUE" {
+			need = append(need, v)
+		}
+	}
+	if len(need) > 0 {
+		fmt.Fprintf(out, " (ls with the same %s as this demo in the environment)", strings.Join(need, ", "))
 	}
 	fmt.Fprintf(out, ":\n  %s ls raw/posts/\n  %s sql \"select id, userid, title from posts order by id limit 5\"\n", self, self)
 	fmt.Fprintf(out, "  %s jobs\n  %s ls curated/%s/\n  %s dlq ls\n", self, self, demoJobDate, self)

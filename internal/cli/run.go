@@ -19,8 +19,8 @@ import (
 )
 
 func init() {
-	register(command{name: "run", args: "-f PIPELINE.yaml [--once [--max-wait D]] [--workers N]",
-		summary: "run a pipeline: sources, watcher and loads (--once: run each source once, drain, exit)", run: runRun})
+	register(command{name: "run", args: "-f PIPELINE.yaml [--once [--max-wait D]] [--workers N] [--http ADDR] [--tls-cert FILE --tls-key FILE]",
+		summary: "run a pipeline: sources, watcher, loads and jobs, with the web console and /metrics (--once: run each source once, drain, exit)", run: runRun})
 }
 
 func runRun(ctx context.Context, a *app, args []string) error {
@@ -176,7 +176,7 @@ func summary(e *engine.Engine, r engine.Result) string {
 		s.Found.Load(), s.Events.Load(), s.OutputEvents.Load())
 	fmt.Fprintf(&b, "loads:   loaded %d object(s), %d row(s), %d row(s) quarantined; %d duplicate(s) skipped; %d object(s) with field warnings\n",
 		s.ObjectsLoaded.Load(), s.Rows.Load(), s.Rejected.Load(), s.Duplicates.Load(), s.Warnings.Load())
-	fmt.Fprintf(&b, "jobs:    job runs: %d succeeded, %d failed\n", s.JobsSucceeded.Load(), s.JobsFailed.Load())
+	fmt.Fprintf(&b, "jobs:    job runs: %d succeeded, %d failed (%d output event(s))\n", s.JobsSucceeded.Load(), s.JobsFailed.Load(), s.OutputEvents.Load())
 	fmt.Fprintf(&b, "overall: %d retried, %d dead-lettered, %d limit(s) hit; took %s",
 		s.Retried.Load(), s.DeadLettered.Load(), s.LimitsHit.Load(), r.Finished.Sub(r.Started).Round(1e6))
 	return b.String()

@@ -81,6 +81,7 @@ func (a *app) serveConsole(ctx context.Context, o *httpOpts, cfg console.Config)
 		return nil, err
 	}
 	o.url = l.URL
+	cfg.Exposed = l.Exposed
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -142,7 +143,12 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := state.OpenReadOnly(ctx, stateURL, dir.Path)
+	// Read-only unless actions are possible (cancel writes its request).
+	open := state.OpenReadOnly
+	if a.getenv(console.TokenEnv) != "" {
+		open = func(ctx context.Context, u, d string) (state.Store, error) { return state.Open(ctx, u, d) }
+	}
+	st, err := open(ctx, stateURL, dir.Path)
 	if err != nil {
 		return err
 	}
@@ -151,6 +157,9 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		Ready: map[string]func(context.Context) error{"state": func(ctx context.Context) error { _, err := st.Setting(ctx, "pipeline"); return err }}}
 	if wh, err := warehouse.Open(ctx, whURL); err != nil {
 		log.Warn("no warehouse: loads are not shown", "err", err)
+		cfg.Ready["warehouse"] = func(context.Context) error {
+			return fmt.Errorf("could not be opened when serve started (restart it once the warehouse is back): %w", err)
+		}
 	} else {
 		defer wh.Close()
 		cfg.Warehouse = wh

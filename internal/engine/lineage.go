@@ -20,12 +20,15 @@ import (
 // this many events (each dropped one is logged).
 const lineageQueue = 1024
 
-// lineageSender sends OpenLineage events in the background, in order.
+// lineageSender sends OpenLineage events in the background, in order. It
+// takes functions that build the events, so that what they read (a job
+// run's output sizes) is read there too, off the pipeline's path.
 type lineageSender struct {
-	em   *lineage.Emitter
-	ch   chan lineage.RunEvent
-	done chan struct{}
-	once sync.Once
+	em     *lineage.Emitter
+	ch     chan func() []lineage.RunEvent
+	done   chan struct{}
+	mu     sync.Mutex
+	closed bool
 }
 
 // startLineage starts sending to em (nil: lineage off).
@@ -33,20 +36,30 @@ func (e *Engine) startLineage(em *lineage.Emitter) {
 	if em == nil {
 		return
 	}
-	s := &lineageSender{em: em, ch: make(chan lineage.RunEvent, lineageQueue), done: make(chan struct{})}
+	s := &lineageSender{em: em, ch: make(chan func() []lineage.RunEvent, lineageQueue), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		for ev := range s.ch {
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			if err := em.Emit(ctx, ev); err != nil {
-				e.log.Warn("OpenLineage event not sent", "job", ev.Job.Name, "type", string(ev.EventType), "to", em.URL(), "err", err)
+		for build := range s.ch {
+			for _, ev := range build() {
+				if ev.Job.Namespace == "" {
+					ev.Job.Namespace = "sluice/" + e.cfg.Spec.Name
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				if err := em.Emit(ctx, ev); err != nil {
+					e.log.Warn("OpenLineage event not sent", "job", ev.Job.Name, "type", string(ev.EventType), "to", em.URL(), "err", err)
+				}
+				cancel()
 			}
-			cancel()
 		}
 	}()
 	e.lineage = s
 	e.closer = append(e.closer, func() {
-		s.once.Do(func() { close(s.ch) })
+		s.mu.Lock()
+		if !s.closed {
+			s.closed = true
+			close(s.ch)
+		}
+		s.mu.Unlock()
 		select {
 		case <-s.done:
 		case <-time.After(10 * time.Second):
@@ -58,16 +71,25 @@ func (e *Engine) startLineage(em *lineage.Emitter) {
 
 // sendLineage queues ev (never blocks).
 func (e *Engine) sendLineage(ev lineage.RunEvent) {
-	if e.lineage == nil {
+	e.sendLineageOf(ev.Job.Name, func() []lineage.RunEvent { return []lineage.RunEvent{ev} })
+}
+
+// sendLineageOf queues the events build makes, for job (never blocks; after
+// Close it drops them).
+func (e *Engine) sendLineageOf(job string, build func() []lineage.RunEvent) {
+	s := e.lineage
+	if s == nil {
 		return
 	}
-	if ev.Job.Namespace == "" {
-		ev.Job.Namespace = "sluice/" + e.cfg.Spec.Name
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
 	}
 	select {
-	case e.lineage.ch <- ev:
+	case s.ch <- build:
 	default:
-		e.log.Warn("OpenLineage event dropped: too many waiting to be sent", "job", ev.Job.Name, "type", string(ev.EventType))
+		e.log.Warn("OpenLineage event dropped: too many waiting to be sent", "job", job)
 	}
 }
 
@@ -139,6 +161,11 @@ func (e *Engine) jobLineage(r job.Run) {
 	if e.lineage == nil {
 		return
 	}
+	e.sendLineageOf("job."+r.Rule, func() []lineage.RunEvent { return e.jobEvents(r) })
+}
+
+// jobEvents are a job run's START and end events.
+func (e *Engine) jobEvents(r job.Run) []lineage.RunEvent {
 	id, err := uuid.Parse(r.ID)
 	if err != nil {
 		id = uuid.NewSHA1(uuid.NameSpaceURL, []byte("sluice-run:"+r.ID))
@@ -152,7 +179,7 @@ func (e *Engine) jobLineage(r job.Run) {
 		started, ended = e.jobOutput(j, r, false), e.jobOutput(j, r, true)
 	}
 	name := "job." + r.Rule
-	e.sendLineage(lineage.RunEvent{EventType: lineage.Start, EventTime: r.Created, Run: lineage.Run{RunID: id}, Job: lineage.Job{Name: name}, Inputs: inputs, Outputs: started})
+	start := lineage.RunEvent{EventType: lineage.Start, EventTime: r.Created, Run: lineage.Run{RunID: id}, Job: lineage.Job{Name: name}, Inputs: inputs, Outputs: started}
 	end := lineage.RunEvent{EventType: lineage.Complete, EventTime: r.Terminated, Run: lineage.Run{RunID: id}, Job: lineage.Job{Name: name}, Inputs: inputs, Outputs: ended}
 	if end.EventTime.IsZero() {
 		end.EventTime = e.now()
@@ -161,7 +188,7 @@ func (e *Engine) jobLineage(r job.Run) {
 		end.EventType = lineage.Fail
 		end.Run.Facets.ErrorMessage = lineage.ErrorMessage(errors.New(r.Error))
 	}
-	e.sendLineage(end)
+	return []lineage.RunEvent{start, end}
 }
 
 func (e *Engine) jobSpec(name string) (pipeline.Job, bool) {
@@ -189,9 +216,11 @@ func (e *Engine) jobOutput(j pipeline.Job, r job.Run, stats bool) []lineage.Data
 			dir = path.Dir(o)
 		}
 		if stats {
-			if st, err := e.Store.Stat(context.Background(), o); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if st, err := e.Store.Stat(ctx, o); err == nil {
 				size += st.Size
 			}
+			cancel()
 		}
 	}
 	if dir == "" {

@@ -50,14 +50,40 @@ func (e *Engine) ReadyChecks() map[string]func(ctx context.Context) error {
 }
 
 // watchSubscriptions records the subscriptions Run consumes, for the
-// readiness check and the queue depth metrics.
-func (e *Engine) watchSubscriptions(subs []*queue.Subscription) {
+// readiness check and the queue depth metrics, until the returned function
+// forgets them (when Run returns and closes them).
+func (e *Engine) watchSubscriptions(subs []*queue.Subscription) (forget func()) {
 	e.mu.Lock()
 	e.subs = subs
 	e.mu.Unlock()
 	for _, s := range subs {
-		e.cfg.Metrics.QueueDepth(s.Name(), s.Pending)
+		name := s.Name()
+		e.cfg.Metrics.QueueDepth(name, func(ctx context.Context) (int, error) { return e.pending(ctx, name) })
 	}
+	return func() {
+		e.mu.Lock()
+		e.subs = nil
+		e.mu.Unlock()
+	}
+}
+
+// errNotConsuming is pending's answer while Run consumes nothing.
+var errNotConsuming = errors.New("not consuming")
+
+// pending is the depth of the subscription called name that Run consumes.
+func (e *Engine) pending(ctx context.Context, name string) (int, error) {
+	e.mu.Lock()
+	var sub *queue.Subscription
+	for _, s := range e.subs {
+		if s.Name() == name {
+			sub = s
+		}
+	}
+	e.mu.Unlock()
+	if sub == nil {
+		return 0, errNotConsuming
+	}
+	return sub.Pending(ctx)
 }
 
 func (e *Engine) firstSubscription() *queue.Subscription {
@@ -127,6 +153,8 @@ func (e *Engine) sourceRan(ctx context.Context, name string, r httpsource.Result
 		outcome = "failed"
 	case len(r.Pages) == 0 && r.Unchanged > 0:
 		outcome = "unchanged"
+	case len(r.Pages) == 0:
+		outcome = "empty"
 	}
 	e.cfg.Metrics.Fetched(name, outcome)
 	st := console.SourceStatus{At: e.now(), Pages: len(r.Pages), Bytes: r.Bytes, Landed: len(r.Pages), Unchanged: r.Unchanged, Retries: r.Retries}

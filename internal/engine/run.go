@@ -173,7 +173,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (Result, error) {
 			go func() { defer wg.Done(); e.consume(runCtx, sub, ld.handle) }()
 		}
 	}
-	e.watchSubscriptions(subs)
+	defer e.watchSubscriptions(subs)()
 	if e.inbox != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); e.bridge(runCtx) }()

@@ -284,6 +284,9 @@ func testDeadLetters(t *testing.T, db state.Store) {
 	if err != nil || len(all) != 2 || all[0].ID != id || all[1].ID != id3 || !all[0].Replayed.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("DeadLetters = %+v, %v", all, err)
 	}
+	if recent, total, err := db.RecentDeadLetters(ctx, 1); err != nil || total != 2 || len(recent) != 1 || recent[0].ID != id3 || recent[0].Event != nil {
+		t.Fatalf("RecentDeadLetters(1) = %+v, %d, %v; want the newest (%d) without its event, of 2", recent, total, err, id3)
+	}
 	if _, err := db.DeadLetters(ctx, id, id3+100); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("DeadLetters(unknown) err = %v", err)
 	}

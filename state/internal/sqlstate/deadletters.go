@@ -117,6 +117,33 @@ func (s *DB) DeadLetters(ctx context.Context, ids ...int64) ([]deadletter.DeadLe
 	return out, nil
 }
 
+// RecentDeadLetters returns the newest limit dead letters, newest first,
+// without their events, and the number of dead letters.
+func (s *DB) RecentDeadLetters(ctx context.Context, limit int) ([]deadletter.DeadLetter, int, error) {
+	var total int
+	if err := s.queryRow(ctx, s.reads(), `SELECT count(*) FROM dead_letters`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("state: count dead letters: %w", err)
+	}
+	cols := strings.Replace(deadLetterColumns, "event,", "NULL,", 1)
+	rows, err := s.reads().QueryContext(ctx, s.q(`SELECT `+cols+` FROM dead_letters ORDER BY id DESC LIMIT ?`), max(limit, 1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("state: list dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []deadletter.DeadLetter
+	for rows.Next() {
+		d, err := scanDeadLetter(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("state: list dead letters: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("state: list dead letters: %w", err)
+	}
+	return out, total, nil
+}
+
 // DeadLetterFor returns the dead letter of (target, key, etag), if any.
 func (s *DB) DeadLetterFor(ctx context.Context, target, key, etag string) (deadletter.DeadLetter, bool, error) {
 	d, err := scanDeadLetter(s.queryRow(ctx, s.reads(), `SELECT `+deadLetterColumns+` FROM dead_letters WHERE target = ? AND object_key = ? AND etag = ?`, target, key, etag))
