@@ -779,16 +779,18 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 	if err != nil {
 		return nil, w.connErr("read ledger", err)
 	}
-	out, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (driver.LedgerEntry, error) {
-		var e driver.LedgerEntry
-		err := r.Scan(&e.Table, &e.Key, &e.ETag, &e.Version, &e.Rows, &e.Rejected, &e.LoadedAt)
-		e.LoadedAt = e.LoadedAt.UTC()
-		return e, err
-	})
+	out, err := pgx.CollectRows(rs, scanLedgerEntry)
 	if err != nil {
 		return nil, w.connErr("read ledger", err)
 	}
 	return out, nil
+}
+
+func scanLedgerEntry(r pgx.CollectableRow) (driver.LedgerEntry, error) {
+	var e driver.LedgerEntry
+	err := r.Scan(&e.Table, &e.Key, &e.ETag, &e.Version, &e.Rows, &e.Rejected, &e.LoadedAt)
+	e.LoadedAt = e.LoadedAt.UTC()
+	return e, err
 }
 
 // LedgerRecent implements driver.Warehouse.
@@ -809,12 +811,7 @@ func (w *Warehouse) LedgerRecent(ctx context.Context, f driver.LedgerFilter) ([]
 	if err != nil {
 		return nil, w.connErr("read ledger", err)
 	}
-	out, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (driver.LedgerEntry, error) {
-		var e driver.LedgerEntry
-		err := r.Scan(&e.Table, &e.Key, &e.ETag, &e.Version, &e.Rows, &e.Rejected, &e.LoadedAt)
-		e.LoadedAt = e.LoadedAt.UTC()
-		return e, err
-	})
+	out, err := pgx.CollectRows(rs, scanLedgerEntry)
 	if err != nil {
 		return nil, w.connErr("read ledger", err)
 	}

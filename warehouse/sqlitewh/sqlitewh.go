@@ -971,6 +971,11 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", w.path, err)
 	}
+	return w.ledgerRows(rs)
+}
+
+// ledgerRows reads ledger entries from rs and closes it.
+func (w *Warehouse) ledgerRows(rs *sql.Rows) ([]driver.LedgerEntry, error) {
 	defer rs.Close()
 	var out []driver.LedgerEntry
 	for rs.Next() {
@@ -979,6 +984,7 @@ func (w *Warehouse) Ledger(ctx context.Context, table string) ([]driver.LedgerEn
 		if err := rs.Scan(&e.Table, &e.Key, &e.ETag, &e.Version, &e.Rows, &e.Rejected, &at); err != nil {
 			return nil, fmt.Errorf("sqlite %s: read ledger row: %w", w.path, err)
 		}
+		var err error
 		if e.LoadedAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
 			return nil, fmt.Errorf("sqlite %s: ledger row for %s %s: bad loaded_at %q: %w", w.path, e.Table, e.Key, at, err)
 		}
@@ -1008,23 +1014,7 @@ func (w *Warehouse) LedgerRecent(ctx context.Context, f driver.LedgerFilter) ([]
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", w.path, err)
 	}
-	defer rs.Close()
-	var out []driver.LedgerEntry
-	for rs.Next() {
-		var e driver.LedgerEntry
-		var at string
-		if err := rs.Scan(&e.Table, &e.Key, &e.ETag, &e.Version, &e.Rows, &e.Rejected, &at); err != nil {
-			return nil, fmt.Errorf("sqlite %s: read ledger row: %w", w.path, err)
-		}
-		if e.LoadedAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
-			return nil, fmt.Errorf("sqlite %s: ledger row for %s %s: bad loaded_at %q: %w", w.path, e.Table, e.Key, at, err)
-		}
-		out = append(out, e)
-	}
-	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite %s: %w", w.path, err)
-	}
-	return out, nil
+	return w.ledgerRows(rs)
 }
 
 // LedgerSummary implements driver.Warehouse.
