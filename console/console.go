@@ -15,8 +15,9 @@
 // It is read-only unless started with an admin token (SLUICE_ADMIN_TOKEN):
 // actions (replay a dead letter, cancel a run) then need the token, either
 // as `Authorization: Bearer TOKEN` or through the login form, which sets
-// an HttpOnly, SameSite=Strict session cookie holding an HMAC of the token
-// (never the token). Without a token every action is refused with 403.
+// an HttpOnly, SameSite=Strict session cookie holding its expiry (12 hours)
+// and an HMAC of it keyed by the token (never the token: it changes when the
+// token does). Without a token every action is refused with 403.
 // Listen refuses a non-loopback address without a token.
 //
 // /healthz is liveness only: it never checks a dependency, so an outage the
@@ -37,7 +38,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/metrics"
@@ -138,20 +141,35 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mux.ServeHTTP(w, r)
 }
 
+// readyCheckTimeout bounds each readiness check; they run at once, so a
+// slow one delays the answer by at most this and fails only itself.
+const readyCheckTimeout = 5 * time.Second
+
 func (c *Console) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	var failed []string
-	var lines []string
-	for _, name := range sortedKeys(c.cfg.Ready) {
-		if err := c.cfg.Ready[name](ctx); err != nil {
-			failed = append(failed, name)
-			lines = append(lines, fmt.Sprintf("%s: %v", name, err))
-			continue
-		}
-		lines = append(lines, name+": ok")
+	names := sortedKeys(c.cfg.Ready)
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(r.Context(), readyCheckTimeout)
+			defer cancel()
+			errs[i] = c.cfg.Ready[name](ctx)
+		}()
 	}
-	if len(failed) > 0 {
+	wg.Wait()
+	lines := make([]string, len(names))
+	ready := true
+	for i, name := range names {
+		lines[i] = name + ": ok"
+		if errs[i] != nil {
+			ready = false
+			lines[i] = fmt.Sprintf("%s: %v", name, errs[i])
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !ready {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
@@ -175,13 +193,29 @@ func loopbackHost(hostport string) bool {
 
 const sessionCookie = "sluice_session"
 
-// session is the cookie value of a logged-in admin: an HMAC of the token,
-// so the cookie never holds the token and changes when the token does.
-func (c *Console) session() string {
+// session is the cookie value of a logged-in admin until expires: the
+// expiry and an HMAC of it keyed by the token, so the cookie never holds
+// the token, ends, and is worthless once the token changes.
+func (c *Console) session(expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 10)
 	m := hmac.New(sha256.New, []byte(c.cfg.AdminToken))
-	m.Write([]byte("sluice console session v1"))
-	return hex.EncodeToString(m.Sum(nil))
+	m.Write([]byte("sluice console session v2 " + exp))
+	return exp + "." + hex.EncodeToString(m.Sum(nil))
 }
+
+// sessionValid reports whether v is a session this console made and that
+// has not expired.
+func (c *Console) sessionValid(v string) bool {
+	exp, _, ok := strings.Cut(v, ".")
+	sec, err := strconv.ParseInt(exp, 10, 64)
+	if !ok || err != nil || c.now().After(time.Unix(sec, 0)) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(v), []byte(c.session(time.Unix(sec, 0)))) == 1
+}
+
+// sessionTTL is how long a console login lasts.
+const sessionTTL = 12 * time.Hour
 
 // isAdmin reports whether r carries the admin token or its session.
 func (c *Console) isAdmin(r *http.Request) bool {
@@ -192,7 +226,7 @@ func (c *Console) isAdmin(r *http.Request) bool {
 		return subtle.ConstantTimeCompare([]byte(strings.TrimPrefix(h, "Bearer ")), []byte(c.cfg.AdminToken)) == 1
 	}
 	ck, err := r.Cookie(sessionCookie)
-	return err == nil && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(c.session())) == 1
+	return err == nil && c.sessionValid(ck.Value)
 }
 
 // errForbidden explains a refused action.
@@ -236,8 +270,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?failed=1", http.StatusSeeOther)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: c.session(), Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 12 * 3600})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: c.session(c.now().Add(sessionTTL)), Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL / time.Second)})
 	c.log.Info("console login", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

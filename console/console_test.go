@@ -237,3 +237,27 @@ func TestALoopbackConsoleRefusesOtherHostNamesAndAnExposedOneNeedsTheTokenToRead
 	}
 	res.Body.Close()
 }
+
+func TestASessionEndsAtItsExpiryAndCannotBeForged(t *testing.T) {
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	c := New(Config{State: newState(t), AdminToken: "tok", Clock: func() time.Time { return now }})
+	v := c.session(now.Add(sessionTTL))
+	if !c.sessionValid(v) {
+		t.Fatal("a fresh session is not valid")
+	}
+	if strings.Contains(v, "tok") {
+		t.Errorf("the session %q holds the token", v)
+	}
+	exp, mac, _ := strings.Cut(v, ".")
+	if c.sessionValid(exp + "9." + mac) {
+		t.Error("a session whose expiry was moved is valid")
+	}
+	other := New(Config{State: newState(t), AdminToken: "another", Clock: func() time.Time { return now }})
+	if other.sessionValid(v) {
+		t.Error("a session made under another token is valid")
+	}
+	now = now.Add(sessionTTL + time.Second)
+	if c.sessionValid(v) {
+		t.Error("an expired session is valid")
+	}
+}

@@ -69,7 +69,7 @@ func New(pipeline string) *Metrics {
 	m.quarantined = counter("rows_quarantined_total", "Bad rows kept in <table>__rejected instead of the table.", "load")
 	m.duplicates = counter("duplicate_deliveries_total", "Deliveries whose object version the ledger already held (nothing written).", "load")
 	m.loadSeconds = hist("load_duration_seconds", "Time to load one object version, from opening it to the commit.", "load")
-	m.deadLetters = counter("dead_letters_total", "Work given up on and recorded as a dead letter.", "kind", "name")
+	m.deadLetters = counter("dead_letters_total", "Times work was given up on and recorded as a dead letter (again, when a replay fails again).", "kind", "name")
 	m.redeliveries = counter("redeliveries_total", "Messages delivered again (a crash, an expired ack deadline).", "subscription")
 	m.jobRuns = counter("job_runs_total", "Job runs this process followed to their end, by final state.", "job", "state")
 	m.jobSeconds = hist("job_duration_seconds", "Job run durations, STARTING to TERMINATED.", "job", "state")
@@ -81,6 +81,46 @@ func New(pipeline string) *Metrics {
 	m.events = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Name: "events_published_total", Help: "Object events published on the queue."})
 	r.MustRegister(m.events)
 	return m
+}
+
+// Known creates the series of the pipeline's loads, jobs and sources at
+// zero, so that alerts on their increase see the first event.
+func (m *Metrics) Known(loads, jobs, sources []string) {
+	if m == nil {
+		return
+	}
+	for _, l := range loads {
+		m.objects.WithLabelValues(l)
+		m.rows.WithLabelValues(l)
+		m.quarantined.WithLabelValues(l)
+		m.deadLetters.WithLabelValues("load", l)
+	}
+	for _, j := range jobs {
+		m.computeSeconds.WithLabelValues(j)
+		m.deadLetters.WithLabelValues("job", j)
+		for _, st := range []string{"SUCCEEDED", "FAILED"} {
+			m.jobRuns.WithLabelValues(j, st)
+		}
+	}
+	for _, s := range sources {
+		m.retries.WithLabelValues(s)
+		for _, o := range []string{"landed", "unchanged", "empty", "failed"} {
+			m.fetches.WithLabelValues(s, o)
+		}
+	}
+}
+
+// OpenDeadLetters registers a gauge of the dead letters waiting in the
+// state, read by count at each scrape (2 s bound; a failed read leaves it
+// out).
+func (m *Metrics) OpenDeadLetters(count func(ctx context.Context) (int, error)) {
+	if m == nil {
+		return
+	}
+	_ = m.reg.Register(&depth{
+		desc:    prometheus.NewDesc("sluice_dead_letters_open", "Dead letters in the state, waiting for a replay (all processes).", nil, nil),
+		pending: count,
+	})
 }
 
 // Handler serves the metrics in Prometheus' exposition format.

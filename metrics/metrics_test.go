@@ -42,6 +42,8 @@ func TestCountersCarryThePipelineAndPassTheLinter(t *testing.T) {
 	m.DeadLettered("load", "posts")
 	m.QueueDepth("load-posts", func(context.Context) (int, error) { return 7, nil })
 	m.QueueDepth("job-hydro", func(context.Context) (int, error) { return 0, errors.New("broker away") })
+	m.OpenDeadLetters(func(context.Context) (int, error) { return 3, nil })
+	m.Known([]string{"posts", "comments"}, []string{"hydro"}, []string{"api"})
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -67,6 +69,9 @@ func TestCountersCarryThePipelineAndPassTheLinter(t *testing.T) {
 		`sluice_queue_pending{pipeline="blog",subscription="load-posts"} 7`,
 		`sluice_load_duration_seconds_count{load="posts",pipeline="blog"} 2`,
 		`go_goroutines `,
+		`sluice_dead_letters_open{pipeline="blog"} 3`,
+		`sluice_rows_loaded_total{load="comments",pipeline="blog"} 0`,
+		`sluice_source_fetches_total{outcome="failed",pipeline="blog",source="api"} 0`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -82,7 +87,7 @@ func TestCountersCarryThePipelineAndPassTheLinter(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
-	if n, err := testutil.GatherAndCount(m.Gatherer(), "sluice_rows_loaded_total"); err != nil || n != 1 {
-		t.Errorf("rows series = %d, %v; want 1", n, err)
+	if n, err := testutil.GatherAndCount(m.Gatherer(), "sluice_rows_loaded_total"); err != nil || n != 2 {
+		t.Errorf("rows series = %d, %v; want 2 (posts, and comments at 0)", n, err)
 	}
 }

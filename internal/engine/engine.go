@@ -273,6 +273,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	e.closer = append(e.closer, func() { e.WH.Close() })
 	e.whURL = whURL
 	e.startLineage(cfg.Lineage)
+	e.knownToMetrics()
 	_ = e.State.SetSetting(ctx, "pipeline", cfg.Spec.Name)
 	if abs, err := filepath.Abs(cfg.Spec.File); err == nil && fileExists(abs) {
 		_ = e.State.SetSetting(ctx, "spec_file", abs) // for replay commands without -f

@@ -49,6 +49,30 @@ func (e *Engine) ReadyChecks() map[string]func(ctx context.Context) error {
 	return checks
 }
 
+// knownToMetrics creates the metrics' series of the spec's loads, jobs and
+// sources, and the gauge of open dead letters.
+func (e *Engine) knownToMetrics() {
+	m := e.cfg.Metrics
+	if m == nil {
+		return
+	}
+	var loads, jobs, sources []string
+	for _, l := range e.cfg.Spec.Loads {
+		loads = append(loads, l.Name)
+	}
+	for _, j := range e.cfg.Spec.Jobs {
+		jobs = append(jobs, j.Name)
+	}
+	for _, s := range e.cfg.Spec.Sources {
+		sources = append(sources, s.Name)
+	}
+	m.Known(loads, jobs, sources)
+	m.OpenDeadLetters(func(ctx context.Context) (int, error) {
+		_, n, err := e.State.RecentDeadLetters(ctx, 1)
+		return n, err
+	})
+}
+
 // watchSubscriptions records the subscriptions Run consumes, for the
 // readiness check and the queue depth metrics, until the returned function
 // forgets them (when Run returns and closes them).
