@@ -181,12 +181,16 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, j := range sp.Jobs {
 			v := jobView{Name: j.Name, Kind: jobKind(j), Counts: map[string]int{}}
-			runs, err := c.cfg.State.ListRuns(ctx, job.RunFilter{Rule: j.Name, Limit: 1000})
+			counts, err := c.cfg.State.CountRuns(ctx, j.Name)
 			if err != nil {
 				errs = append(errs, err.Error())
 			}
-			for i := range runs {
-				v.Counts[string(runs[i].State)]++
+			for st, n := range counts {
+				v.Counts[string(st)] = n
+			}
+			runs, err := c.cfg.State.ListRuns(ctx, job.RunFilter{Rule: j.Name, Limit: 1})
+			if err != nil {
+				errs = append(errs, err.Error())
 			}
 			if len(runs) > 0 {
 				v.Last = &runs[0]

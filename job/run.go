@@ -141,6 +141,9 @@ type Store interface {
 	GetRun(ctx context.Context, id string) (Run, error)
 	// ListRuns returns the runs f selects, newest first.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
+	// CountRuns counts rule's runs by state ("" = every job's), in one
+	// query.
+	CountRuns(ctx context.Context, rule string) (map[State]int, error)
 	// RequestRun records durably that an event asks for a run of (rule,
 	// grp) at time at: it inserts the request or moves its LastAt forward
 	// (never back).

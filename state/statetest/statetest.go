@@ -210,6 +210,13 @@ func testListRuns(t *testing.T, db state.Store) {
 			t.Errorf("ListRuns(%+v) = %v, want %v", tc.f, got, tc.want)
 		}
 	}
+	counts, err := db.CountRuns(ctx, "x")
+	if err != nil || len(counts) != 2 || counts[job.Succeeded] != 1 || counts[job.Failed] != 2 {
+		t.Errorf("CountRuns(x) = %v, %v; want SUCCEEDED 1, FAILED 2", counts, err)
+	}
+	if all, err := db.CountRuns(ctx, ""); err != nil || all[job.Running] != 1 || all[job.Failed] != 2 {
+		t.Errorf("CountRuns(\"\") = %v, %v; want RUNNING 1, FAILED 2, SUCCEEDED 1", all, err)
+	}
 }
 
 func testClearRequest(t *testing.T, db state.Store) {

@@ -148,6 +148,32 @@ func (s *DB) GetRun(ctx context.Context, id string) (job.Run, error) {
 }
 
 // ListRuns returns the runs f selects, newest first.
+// CountRuns counts rule's runs by state ("" = all).
+func (s *DB) CountRuns(ctx context.Context, rule string) (map[job.State]int, error) {
+	q, args := `SELECT state, count(*) FROM job_runs`, []any{}
+	if rule != "" {
+		q, args = q+` WHERE rule = ?`, append(args, rule)
+	}
+	rows, err := s.reads().QueryContext(ctx, s.q(q+` GROUP BY state`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("state: count job runs: %w", err)
+	}
+	defer rows.Close()
+	out := map[job.State]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("state: count job runs: %w", err)
+		}
+		out[job.State(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: count job runs: %w", err)
+	}
+	return out, nil
+}
+
 func (s *DB) ListRuns(ctx context.Context, f job.RunFilter) ([]job.Run, error) {
 	var where []string
 	var args []any
