@@ -18,7 +18,7 @@ import (
 
 func init() {
 	register(command{name: "jobs", args: "[--job NAME] [-n N] [-f PIPELINE.yaml] [-v] [RUN_ID | cancel RUN_ID | --cost [--since T] [--until T]]",
-		summary: "list job runs, show one run's detail and log, cancel a run, or set compute against an always-on cluster (--cost)", run: runJobs})
+		summary: "list job runs, show one run's detail and log, cancel a run, or compare their compute with an always-on cluster (--cost)", run: runJobs})
 }
 
 func runJobs(ctx context.Context, a *app, args []string) error {

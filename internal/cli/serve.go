@@ -55,7 +55,7 @@ func (o *httpOpts) withSpec(spec *pipeline.Spec) {
 
 func (a *app) httpFlags(fs *flag.FlagSet, def string) *httpOpts {
 	o := &httpOpts{def: def, fs: fs}
-	fs.StringVar(&o.addr, "http", def, "address of the web console, /metrics, /healthz and /readyz (off: none; beyond loopback it needs "+console.TokenEnv+")")
+	fs.StringVar(&o.addr, "http", def, "address of the web console, /metrics, /healthz and /readyz (off: none; "+console.TokenEnv+" in the environment enables actions, and is required beyond loopback)")
 	fs.StringVar(&o.cert, "tls-cert", "", "serve the console over HTTPS with this certificate (PEM), with --tls-key")
 	fs.StringVar(&o.key, "tls-key", "", "the certificate's private key (PEM)")
 	return o
