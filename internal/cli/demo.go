@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -224,16 +225,10 @@ func (a *app) demoReport(ctx context.Context, e *engine.Engine, spec *pipeline.S
 	}
 	fmt.Fprintf(out, "\nLook around")
 	// sql, jobs and dlq read the warehouse and state the demo recorded in
-	// the data dir; ls and put read the store and queue the environment
-	// names, so those need the demo's.
-	var need []string
-	for _, v := range overrides {
-		if v == "SLUICE_STORE" || v == "SLUICE_QUEUE" {
-			need = append(need, v)
-		}
-	}
-	if len(need) > 0 {
-		fmt.Fprintf(out, " (ls with the same %s as this demo in the environment)", strings.Join(need, ", "))
+	// the data dir; ls reads the store the environment names, so it needs
+	// the demo's.
+	if slices.Contains(overrides, "SLUICE_STORE") {
+		fmt.Fprintf(out, " (ls with the same SLUICE_STORE as this demo in the environment)")
 	}
 	fmt.Fprintf(out, ":\n  %s ls raw/posts/\n  %s sql \"select id, userid, title from posts order by id limit 5\"\n", self, self)
 	fmt.Fprintf(out, "  %s jobs\n  %s ls curated/%s/\n  %s dlq ls\n", self, self, demoJobDate, self)
