@@ -139,10 +139,14 @@ func (e *Engine) keepAlive(ctx context.Context, m *queue.Message) func() {
 	if every <= 0 {
 		every = queue.DefaultAckWait
 	}
-	every /= 3
+	return repeat(ctx, every/3, func() { _ = m.InProgress(ctx) })
+}
+
+// repeat calls f every d until the returned stop is called or ctx ends.
+func repeat(ctx context.Context, d time.Duration, f func()) (stop func()) {
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(every)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
@@ -151,7 +155,7 @@ func (e *Engine) keepAlive(ctx context.Context, m *queue.Message) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = m.InProgress(ctx)
+				f()
 			}
 		}
 	}()

@@ -200,22 +200,9 @@ const ProgressEvery = 30 * time.Second
 // ProgressEvery until the returned stop is called: a load of a large object
 // shows that it moves, and how fast.
 func (e *Engine) progress(ctx context.Context, msg, name string, count func() int64, args ...any) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(ProgressEvery)
-		defer t.Stop()
-		start := time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				n := count()
-				e.log.Info(msg, append(args, name, n, "per_second", int64(float64(n)/time.Since(start).Seconds()), "for", time.Since(start).Round(time.Second))...)
-			}
-		}
-	}()
-	return func() { close(done) }
+	start := time.Now()
+	return repeat(ctx, ProgressEvery, func() {
+		n := count()
+		e.log.Info(msg, append(args, name, n, "per_second", int64(float64(n)/time.Since(start).Seconds()), "for", time.Since(start).Round(time.Second))...)
+	})
 }

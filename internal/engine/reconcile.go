@@ -158,23 +158,15 @@ func (e *Engine) reconcileLoad(ctx context.Context, st state.Store, l pipeline.L
 	if opts.MinAge > 0 {
 		cutoff = e.now().Add(-opts.MinAge)
 	}
-	page := make([]store.Object, 0, reconcilePage)
-	flush := func() error {
-		defer func() { page = page[:0] }()
-		versions := make([]warehouse.ObjectVersion, 0, len(page))
-		objs := make([]store.Object, 0, len(page))
-		for _, o := range page {
-			if o.ETag == "" {
-				full, err := e.Store.Stat(ctx, o.Key)
-				if errors.Is(err, store.ErrNotFound) {
-					continue // deleted since the listing
-				}
-				if err != nil {
-					return err
-				}
-				o = full
-			}
-			objs = append(objs, o)
+	keep := func(o store.Object) bool {
+		if !RaisesEvents(o.Key) || !l.Takes(o.Key) || (!cutoff.IsZero() && !o.ModTime.Before(cutoff)) {
+			return false
+		}
+		return filter.Match(event.New(e.Store.Bucket(), o.Key, o.Size, o.ETag, o.ModTime))
+	}
+	err := e.walkPages(ctx, l.On.Prefix, keep, func(objs []store.Object) error {
+		versions := make([]warehouse.ObjectVersion, 0, len(objs))
+		for _, o := range objs {
 			versions = append(versions, warehouse.ObjectVersion{Key: o.Key, ETag: o.ETag})
 		}
 		has, err := e.WH.LedgerHas(ctx, table, versions)
@@ -222,12 +214,36 @@ func (e *Engine) reconcileLoad(ctx context.Context, st state.Store, l pipeline.L
 			}
 		}
 		return nil
-	}
-	err := e.Store.Walk(ctx, l.On.Prefix, func(o store.Object) error {
-		if !RaisesEvents(o.Key) || !l.Takes(o.Key) || (!cutoff.IsZero() && !o.ModTime.Before(cutoff)) {
-			return nil
+	})
+	return res, err
+}
+
+// walkPages walks the store under prefix and hands handle the objects keep
+// selects, reconcilePage at a time (one ledger lookup's worth), each with
+// its ETag: a listing that gave none is completed by a Stat, and an object
+// deleted since the listing is left out.
+func (e *Engine) walkPages(ctx context.Context, prefix string, keep func(store.Object) bool, handle func([]store.Object) error) error {
+	page := make([]store.Object, 0, reconcilePage)
+	flush := func() error {
+		objs := make([]store.Object, 0, len(page))
+		for _, o := range page {
+			if o.ETag == "" {
+				full, err := e.Store.Stat(ctx, o.Key)
+				if errors.Is(err, store.ErrNotFound) {
+					continue // deleted since the listing
+				}
+				if err != nil {
+					return err
+				}
+				o = full
+			}
+			objs = append(objs, o)
 		}
-		if !filter.Match(event.New(e.Store.Bucket(), o.Key, o.Size, o.ETag, o.ModTime)) {
+		page = page[:0]
+		return handle(objs)
+	}
+	err := e.Store.Walk(ctx, prefix, func(o store.Object) error {
+		if !keep(o) {
 			return nil
 		}
 		page = append(page, o)
@@ -239,7 +255,7 @@ func (e *Engine) reconcileLoad(ctx context.Context, st state.Store, l pipeline.L
 	if err == nil && len(page) > 0 {
 		err = flush()
 	}
-	return res, err
+	return err
 }
 
 func (e *Engine) reconcileJob(ctx context.Context, st state.Store, j pipeline.Job, opts ReconcileOptions) (ReconcileJob, error) {

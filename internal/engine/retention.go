@@ -241,13 +241,10 @@ func (rc *retentionCheck) source(ctx context.Context, s pipeline.Source, opts Re
 	res := RetentionSource{Name: s.Name, Prefix: s.LandPrefix()}
 	cutoff := e.now().Add(-s.Retention)
 	waiting := map[groupKey]bool{} // groups whose expired objects wait for the group's decision
-	page := make([]store.Object, 0, reconcilePage)
-	flush := func() error {
-		defer func() { page = page[:0] }()
-		objs, err := rc.withETags(ctx, page)
-		if err != nil {
-			return err
-		}
+	keep := func(o store.Object) bool {
+		return RaisesEvents(o.Key) && !strings.HasSuffix(o.Key, "/") && o.ModTime.Before(cutoff)
+	}
+	err := e.walkPages(ctx, res.Prefix, keep, func(objs []store.Object) error {
 		why, groups, err := rc.check(ctx, objs)
 		if err != nil {
 			return err
@@ -274,20 +271,7 @@ func (rc *retentionCheck) source(ctx context.Context, s pipeline.Source, opts Re
 			}
 		}
 		return nil
-	}
-	err := e.Store.Walk(ctx, res.Prefix, func(o store.Object) error {
-		if !RaisesEvents(o.Key) || strings.HasSuffix(o.Key, "/") || !o.ModTime.Before(cutoff) {
-			return nil
-		}
-		page = append(page, o)
-		if len(page) < reconcilePage {
-			return nil
-		}
-		return flush()
 	})
-	if err == nil && len(page) > 0 {
-		err = flush()
-	}
 	if err != nil {
 		return res, err
 	}
@@ -322,26 +306,6 @@ func (r *RetentionSource) count(why string, n int) {
 	case keepBusy:
 		r.Busy += n
 	}
-}
-
-// withETags fills in the ETags a listing left out (file://), dropping
-// objects deleted since.
-func (rc *retentionCheck) withETags(ctx context.Context, objs []store.Object) ([]store.Object, error) {
-	out := make([]store.Object, 0, len(objs))
-	for _, o := range objs {
-		if o.ETag == "" {
-			full, err := rc.e.Store.Stat(ctx, o.Key)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			o = full
-		}
-		out = append(out, o)
-	}
-	return out, nil
 }
 
 // check decides, for each of objs (with ETags), whether its work has
